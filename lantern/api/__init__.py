@@ -1,0 +1,1 @@
+"""The HTTP service: Segment ingest, the dashboard API and the web pages."""

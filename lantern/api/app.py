@@ -1,0 +1,67 @@
+"""create_app(): the one FastAPI application serving ingest, the dashboard API and pages."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
+
+from lantern import __version__
+from lantern.api import dashboard
+from lantern.config import Settings, get_settings
+from lantern.db.session import get_engine
+from lantern.errors import LanternError
+from lantern.ingest.views import router as ingest_router
+
+
+def _error(
+    status: int, error: str, detail: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    # `code`/`message` are what Segment's clients and debugger read; `error`/`detail` are ours.
+    body = {"error": error, "detail": detail, "code": error, "message": detail}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+    """The application, on `engine` (default: the configured database)."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Lantern",
+        version=__version__,
+        description="Segment-compatible ingest, insights and the dashboard API.",
+    )
+    app.state.settings = settings
+    app.state.engine = engine or get_engine(settings.resolved_database_url)
+
+    @app.exception_handler(LanternError)
+    async def lantern_error(_request: Request, exc: LanternError) -> JSONResponse:
+        return _error(exc.status_code, exc.error, exc.detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
+        return _error(422, "invalid_request", "; ".join(parts) or "the request is invalid")
+
+    @app.exception_handler(OperationalError)
+    async def database_down(_request: Request, _exc: OperationalError) -> JSONResponse:
+        return _error(
+            503,
+            "database_unavailable",
+            "the database cannot be reached just now; retry shortly (nothing was counted)",
+            headers={"Retry-After": "5"},
+        )
+
+    @app.get("/healthz", tags=["service"], summary="Up, with a reachable database")
+    def healthz() -> JSONResponse:
+        try:
+            with app.state.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except OperationalError:
+            return _error(503, "database_unavailable", "the database cannot be reached")
+        return JSONResponse({"status": "ok", "version": __version__})
+
+    app.include_router(ingest_router)
+    app.include_router(dashboard.router)
+    return app

@@ -1,0 +1,238 @@
+"""The ``lantern`` command: serve | db | source | token | metrics | replay."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from lantern import __version__
+from lantern.config import get_settings
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="lantern")
+def main() -> None:
+    """Lantern watches your Segment metrics and tells Slack when one changes.
+
+    Settings come from LANTERN_* environment variables (see README); with none set,
+    Lantern keeps its data in a SQLite file under ./lantern-data.
+    """
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on [default: 127.0.0.1].")
+@click.option("--port", type=int, default=None, help="Port to listen on [default: 8000].")
+@click.option(
+    "--workers",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Worker processes (PostgreSQL only; SQLite serves from one process).",
+)
+def serve(host: str | None, port: int | None, workers: int) -> None:
+    """Run the service: Segment ingest, dashboard and API (migrates the database first)."""
+    import uvicorn
+
+    from lantern.db.migrate import upgrade
+
+    settings = get_settings()
+    host = host or settings.host
+    port = port or settings.port
+    url = settings.resolved_database_url
+    if workers > 1 and url.startswith("sqlite"):
+        raise click.UsageError("several workers need PostgreSQL: set LANTERN_DATABASE_URL")
+    upgrade()
+    click.echo(f"Lantern {__version__} on http://{host}:{port}  (database: {_safe_url(url)})")
+    uvicorn.run(
+        "lantern.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@main.group()
+def db() -> None:
+    """Database schema: upgrade, or show the revision."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply the schema migrations (`lantern serve` does this by itself)."""
+    from lantern.db.migrate import current_revision, upgrade
+
+    upgrade(revision=revision)
+    click.echo(f"database at revision {current_revision()}")
+
+
+@db.command("current")
+def db_current() -> None:
+    """Print the database's schema revision and whether it is the newest."""
+    from lantern.db.migrate import current_revision, head_revision
+
+    current, head = current_revision(), head_revision()
+    click.echo(f"{current or 'empty'} (newest: {head})")
+    sys.exit(0 if current == head else 1)
+
+
+@main.group()
+def source() -> None:
+    """Sources: each has an API key that Segment or an analytics library sends."""
+
+
+@source.command("create")
+@click.argument("name")
+@click.option("--workspace", "-w", default="default", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help='Print {"id", "name", "api_key"}.')
+def source_create(name: str, workspace: str, as_json: bool) -> None:
+    """Create a source and print its API key (shown this once only)."""
+    from lantern.db import session_scope
+    from lantern.db.migrate import upgrade
+    from lantern.workspaces.service import create_source, get_or_create_workspace
+
+    upgrade()
+    with session_scope() as session:
+        space = get_or_create_workspace(session, name=workspace)
+        row, key = create_source(session, workspace=space, name=name)
+        data = {"id": row.id, "name": row.name, "api_key": key}
+    if as_json:
+        _echo_json(data)
+    else:
+        click.echo(f"source {name!r} created in workspace {workspace!r} (id {data['id']})")
+        click.echo(f"API key: {key}")
+        click.echo(
+            "Keep it now: Lantern stores only its hash. Paste it into Segment's Lantern "
+            "destination, or pass it as the write key of an analytics library."
+        )
+
+
+@source.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def source_list(as_json: bool) -> None:
+    """List sources with their workspace."""
+    from sqlalchemy import select
+
+    from lantern.db import session_scope
+    from lantern.workspaces.models import Source, Workspace
+
+    with session_scope() as session:
+        rows = session.execute(
+            select(Source.id, Source.name, Workspace.name, Source.key_hint)
+            .join(Workspace)
+            .order_by(Source.id)
+        ).all()
+    data = [{"id": i, "name": n, "workspace": w, "key_starts": h} for i, n, w, h in rows]
+    if as_json:
+        _echo_json(data)
+        return
+    for item in data:
+        click.echo(
+            f"{item['id']:>5}  {item['workspace']}/{item['name']}  key {item['key_starts']}…"
+        )
+
+
+@source.command("rotate")
+@click.argument("name")
+@click.option("--workspace", "-w", default=None)
+@click.option("--json", "as_json", is_flag=True)
+def source_rotate(name: str, workspace: str | None, as_json: bool) -> None:
+    """Give a source a new API key; the old key stops working."""
+    from lantern.db import session_scope
+    from lantern.workspaces.service import find_source, rotate_source_key
+
+    with session_scope() as session:
+        row = find_source(session, name=name, workspace=workspace)
+        key = rotate_source_key(session, source=row)
+        data = {"id": row.id, "name": row.name, "api_key": key}
+    if as_json:
+        _echo_json(data)
+    else:
+        click.echo(f"new API key for {name!r}: {key}")
+
+
+@main.group()
+def token() -> None:
+    """Workspace API tokens, for scripts using the dashboard API."""
+
+
+@token.command("create")
+@click.option("--workspace", "-w", default="default", show_default=True)
+@click.option("--name", default="cli", show_default=True, help="What the token is for.")
+@click.option("--json", "as_json", is_flag=True)
+def token_create(workspace: str, name: str, as_json: bool) -> None:
+    """Create an API token (shown this once only)."""
+    from lantern.db import session_scope
+    from lantern.db.migrate import upgrade
+    from lantern.workspaces.service import create_api_token, get_or_create_workspace
+
+    upgrade()
+    with session_scope() as session:
+        space = get_or_create_workspace(session, name=workspace)
+        row, secret = create_api_token(session, workspace=space, name=name)
+        data = {"id": row.id, "workspace": workspace, "token": secret}
+    if as_json:
+        _echo_json(data)
+    else:
+        click.echo(f"API token for workspace {workspace!r}: {secret}")
+        click.echo("Send it as `Authorization: Bearer <token>`.")
+
+
+@main.command()
+@click.option("--source", "source_name", required=True, help="The source's name.")
+@click.option("--workspace", "-w", default=None)
+@click.option("--json", "as_json", is_flag=True)
+def metrics(source_name: str, workspace: str | None, as_json: bool) -> None:
+    """List a source's discovered metrics with their totals."""
+    from lantern.db import get_engine, session_scope
+    from lantern.metrics.service import list_metrics
+    from lantern.workspaces.service import find_source
+
+    with session_scope() as session:
+        source_id = find_source(session, name=source_name, workspace=workspace).id
+    with get_engine().connect() as connection:
+        rows = list_metrics(connection, source_id=source_id)
+    data = [
+        {
+            "id": m.id,
+            "kind": m.kind,
+            "name": m.name,
+            "events": m.events,
+            "value_sum": m.value_sum,
+            "first_hour": m.first_hour.isoformat() if m.first_hour is not None else None,
+            "last_hour": m.last_hour.isoformat() if m.last_hour is not None else None,
+        }
+        for m in rows
+    ]
+    if as_json:
+        _echo_json(data)
+        return
+    for item in data:
+        click.echo(f"{item['kind']:>10}  {item['name']:<40} {item['events']:>10} events")
+
+
+def _register() -> None:
+    try:  # TEMPORARY until lantern/replay.py lands
+        from lantern.replay import replay
+    except ImportError:
+        return
+    main.add_command(replay)
+
+
+_register()

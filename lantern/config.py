@@ -1,0 +1,83 @@
+"""Settings: the one place the environment is read (variables prefixed ``LANTERN_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Sensitivity = Literal["low", "medium", "high"]
+
+
+class Settings(BaseSettings):
+    """Everything Lantern can be told; the defaults need no environment at all."""
+
+    model_config = SettingsConfigDict(env_prefix="LANTERN_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default=Path("lantern-data"), description="Folder for the SQLite file.")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; defaults to a SQLite file in data_dir. "
+        "Use postgresql+psycopg://user@host/db for PostgreSQL.",
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str | None = Field(default=None, description="Dashboard URL used in Slack links.")
+    secret_key: str | None = Field(
+        default=None, description="Signs session cookies and OAuth state."
+    )
+
+    # ingest
+    max_request_bytes: int = 500 * 1024
+    max_event_bytes: int = 32 * 1024
+    max_batch_events: int = 2500
+    late_horizon_days: float = 7.0
+    future_skew_minutes: float = 10.0
+    import_horizon_days: float = 400.0
+    dedupe_hours: float = 24.0
+    metric_cap: int = 10_000
+    debug_recent_events: int = 50
+
+    # detection and alerts
+    sensitivity: Sensitivity = "medium"
+    detection_grace_minutes: float = 5.0
+    scheduler_enabled: bool = True
+    detect_executor: Literal["inline", "process", "dask"] = "inline"
+    dask_scheduler_address: str | None = None
+
+    # Slack
+    slack_client_id: str | None = None
+    slack_client_secret: str | None = None
+    slack_base_url: str = "https://slack.com/api/"
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_driver(cls, value: str | None) -> str | None:
+        """Accept the common postgres:// spellings and use psycopg 3 for them."""
+        if value is None:
+            return None
+        for prefix in ("postgres://", "postgresql://"):
+            if value.startswith(prefix):
+                return "postgresql+psycopg://" + value[len(prefix) :]
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The URL in force: the configured one, else the SQLite file under data_dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'lantern.db').resolve()}"
+
+    @property
+    def resolved_public_url(self) -> str:
+        """Where the dashboard is reached, for links in messages."""
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings, read once."""
+    return Settings()

@@ -1,0 +1,49 @@
+"""Bring a database's schema up to date with Alembic, the only way the schema changes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine
+
+from lantern.db.session import get_engine
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def alembic_config(engine: Engine | None = None) -> Config:
+    """An Alembic config that runs on `engine` (default: the configured database)."""
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    if engine is not None:
+        config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    return config
+
+
+def upgrade(engine: Engine | None = None, revision: str = "head") -> None:
+    """Apply every migration up to `revision`."""
+    engine = engine or get_engine()
+    config = alembic_config(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+def current_revision(engine: Engine | None = None) -> str | None:
+    """The revision the database is at, or None for an empty database."""
+    with (engine or get_engine()).connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision() -> str | None:
+    """The newest revision in the migrations folder."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def is_up_to_date(engine: Engine | None = None) -> bool:
+    """Whether the database is at the newest revision."""
+    return current_revision(engine) == head_revision()

@@ -1,0 +1,250 @@
+"""One Segment event in, one verdict out: checked, routed, clock-corrected, stripped.
+
+Pure functions with no I/O. Whatever leaves this module has already lost everything
+personal: user and anonymous ids, traits, ip, user agent, device ids and every property
+but a numeric ``value``/``revenue``. The only thing kept of the ``messageId`` is a digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from lantern.metrics.keys import MetricKey, MetricKind
+
+KNOWN_TYPES = frozenset({"track", "page", "screen", "identify", "group", "alias"})
+IGNORED_TYPES = frozenset({"group", "alias"})
+OUR_NAMES = ("Lantern", "Lazy Lantern")
+LAUNCHDARKLY_KINDS = {
+    "feature": "feature",
+    "click": "click",
+    "custom": "custom",
+    "page": "page view",
+    "page view": "page view",
+    "pageview": "page view",
+}
+MAX_NAME = 200
+MAX_MESSAGE_ID = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The time window an event must fall in, relative to when it was received."""
+
+    late: timedelta
+    future: timedelta
+
+
+@dataclass(slots=True)
+class Verdict:
+    """What became of one event. `increments` is empty for a rejected or ignored event."""
+
+    accepted: bool
+    summary: dict[str, Any]
+    reason: str | None = None
+    digest: bytes | None = None
+    hour: int = 0
+    increments: list[tuple[MetricKey, float | None]] = field(default_factory=list)
+    flag: tuple[str, int, datetime] | None = None
+
+
+def integrations_allow(integrations: Any) -> bool:
+    """Whether the `integrations` object lets the event reach Lantern (Segment's rules)."""
+    if not isinstance(integrations, dict) or not integrations:
+        return True
+    for name in OUR_NAMES:
+        if name in integrations:
+            value = integrations[name]
+            return bool(value) or isinstance(value, dict)
+    value = integrations.get("All", True)
+    return bool(value) or isinstance(value, dict)
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An ISO-8601 time as aware UTC (naive means UTC); None if it is not one."""
+    if not isinstance(value, str) or len(value) > 64:
+        return None
+    try:
+        stamp = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if stamp.tzinfo is None:
+        return stamp.replace(tzinfo=UTC)
+    return stamp.astimezone(UTC)
+
+
+def corrected_time(
+    event: dict[str, Any], batch_sent_at: Any, received_at: datetime
+) -> datetime | str:
+    """The event's time as Segment computes it, `receivedAt - (sentAt - timestamp)`.
+
+    Returns a reason string when a time field is present but unreadable.
+    """
+    raw = event.get("timestamp") or event.get("originalTimestamp")
+    if raw is None:
+        return received_at
+    stamp = parse_time(raw)
+    if stamp is None:
+        return f"timestamp {str(raw)[:40]!r} is not an ISO-8601 time"
+    sent_raw = event.get("sentAt") or batch_sent_at
+    if sent_raw is None:
+        return stamp
+    sent = parse_time(sent_raw)
+    if sent is None:
+        return f"sentAt {str(sent_raw)[:40]!r} is not an ISO-8601 time"
+    return received_at - (sent - stamp)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _name(value: Any) -> str | None:
+    if isinstance(value, str) and value.strip():
+        return value.strip()[:MAX_NAME]
+    return None
+
+
+def message_digest(message_id: Any) -> bytes | None:
+    """A 16-byte digest of a message id, or None when there is no usable id."""
+    if message_id is None or isinstance(message_id, dict | list):
+        return None
+    text = str(message_id)
+    if not text:
+        return None
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
+def _launchdarkly(event_name: str, props: dict[str, Any]) -> tuple[str, str] | None:
+    """(LaunchDarkly kind, key) when the track call is one of LaunchDarkly's exported events."""
+    kind = LAUNCHDARKLY_KINDS.get(event_name.lower())
+    key = props.get("key")
+    if kind is None or not isinstance(key, str) or not key:
+        return None
+    if "environment" not in props and "project" not in props:
+        return None
+    return kind, key[:MAX_NAME]
+
+
+def _track(event: dict[str, Any], verdict: Verdict, stamp: datetime) -> str | None:
+    name = _name(event.get("event"))
+    if name is None:
+        return "track call without an `event` name"
+    props = event.get("properties")
+    props = props if isinstance(props, dict) else {}
+    verdict.summary["event"] = name
+    increments = verdict.increments
+    increments.append(((MetricKind.TOTAL, "track"), None))
+    launchdarkly = _launchdarkly(name, props)
+    if launchdarkly is not None:
+        ld_kind, key = launchdarkly
+        verdict.summary["launchdarkly"] = {"kind": ld_kind, "key": key}
+        if ld_kind == "feature":
+            increments.append(((MetricKind.FLAG, key), None))
+            version = props.get("flagVersion")
+            if isinstance(version, int) and not isinstance(version, bool):
+                verdict.flag = (key, version, stamp)
+                verdict.summary["launchdarkly"]["flagVersion"] = version
+        else:
+            increments.append(((MetricKind.EXPERIMENT, key), None))
+            metric_value = _number(props.get("metricValue"))
+            if metric_value is not None:
+                increments.append(((MetricKind.VALUE, key), metric_value))
+                verdict.summary["value"] = metric_value
+        return None
+    increments.append(((MetricKind.TRACK, name), None))
+    value = _number(props.get("value"))
+    if value is None:
+        value = _number(props.get("revenue"))
+    if value is not None:
+        increments.append(((MetricKind.VALUE, name), value))
+        verdict.summary["value"] = value
+    return None
+
+
+def _page_or_screen(event: dict[str, Any], verdict: Verdict, kind: str) -> None:
+    props = event.get("properties")
+    name = _name(event.get("name"))
+    if name is None and isinstance(props, dict):
+        name = _name(props.get("name"))
+    verdict.increments.append(((MetricKind.TOTAL, kind), None))
+    if name is not None:
+        verdict.summary["name"] = name
+        verdict.increments.append(((MetricKind(kind), name), None))
+
+
+def judge(
+    event: Any,
+    *,
+    received_at: datetime,
+    batch_sent_at: Any,
+    limits: Limits,
+) -> Verdict:
+    """Check one event and say which metric buckets it increments, keeping nothing personal."""
+    if not isinstance(event, dict):
+        return Verdict(False, {"type": None}, reason="an event must be a JSON object")
+    kind = event.get("type")
+    summary: dict[str, Any] = {"type": kind if isinstance(kind, str) else None}
+    if kind not in KNOWN_TYPES:
+        shown = str(kind)[:40] if kind is not None else "missing"
+        reason = f"unknown type {shown!r}: use track, page, screen, identify, group or alias"
+        summary["type"] = None
+        return Verdict(False, summary, reason=reason)
+    if not integrations_allow(event.get("integrations")):
+        return Verdict(False, summary, reason="the integrations object disables Lantern")
+    message_id = event.get("messageId")
+    if message_id is not None and len(str(message_id)) > MAX_MESSAGE_ID:
+        return Verdict(False, summary, reason="messageId is longer than 100 characters")
+    user_id, anonymous_id = event.get("userId"), event.get("anonymousId")
+    if kind == "alias":
+        if not user_id or not event.get("previousId"):
+            return Verdict(False, summary, reason="alias call needs userId and previousId")
+    elif not user_id and not anonymous_id:
+        return Verdict(False, summary, reason="no userId or anonymousId: one of them is required")
+    stamp = corrected_time(event, batch_sent_at, received_at)
+    if isinstance(stamp, str):
+        return Verdict(False, summary, reason=stamp)
+    summary["timestamp"] = stamp.isoformat().replace("+00:00", "Z")
+    if stamp < received_at - limits.late:
+        days = limits.late.total_seconds() / 86400
+        return Verdict(
+            False,
+            summary,
+            reason=f"event time is more than {days:g} days old: send history to /v1/import",
+        )
+    if stamp > received_at + limits.future:
+        minutes = limits.future.total_seconds() / 60
+        return Verdict(
+            False, summary, reason=f"event time is more than {minutes:g} minutes in the future"
+        )
+    verdict = Verdict(True, summary, digest=message_digest(message_id))
+    verdict.hour = int(stamp.timestamp() // 3600)
+    if kind == "track":
+        problem = _track(event, verdict, stamp)
+        if problem is not None:
+            return Verdict(False, summary, reason=problem)
+    elif kind in ("page", "screen"):
+        _page_or_screen(event, verdict, kind)
+    elif kind == "identify":
+        verdict.increments.append(((MetricKind.TOTAL, "identify"), None))
+    return verdict
+
+
+def merge_batch_fields(event: Any, context: Any, integrations: Any) -> Any:
+    """Merge a batch's top-level `context` and `integrations` into an item (the item wins)."""
+    if not isinstance(event, dict) or (context is None and integrations is None):
+        return event
+    merged = dict(event)
+    if isinstance(integrations, dict):
+        own = event.get("integrations")
+        merged["integrations"] = {**integrations, **(own if isinstance(own, dict) else {})}
+    if isinstance(context, dict):
+        own = event.get("context")
+        merged["context"] = {**context, **(own if isinstance(own, dict) else {})}
+    return merged

@@ -1,0 +1,54 @@
+"""Tables ingest writes besides buckets: seen message ids and the debug view's data."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from lantern.db.base import Base, UTCDateTime
+
+
+class SeenMessage(Base):
+    """A message id already counted for a source, kept for the dedupe window.
+
+    Only a 16-byte digest of the id is stored: ids are opaque and could carry anything.
+    """
+
+    __tablename__ = "seen_messages"
+
+    source_id: Mapped[int] = mapped_column(
+        ForeignKey("sources.id", ondelete="CASCADE"), primary_key=True
+    )
+    digest: Mapped[bytes] = mapped_column(LargeBinary(16), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class DebugEvent(Base):
+    """A recent event as the debug view shows it: stripped of everything personal."""
+
+    __tablename__ = "debug_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    accepted: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str | None] = mapped_column(String(300))
+    event: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class DebugMinute(Base):
+    """Accepted and rejected event counts for one source and one minute."""
+
+    __tablename__ = "debug_minutes"
+
+    source_id: Mapped[int] = mapped_column(
+        ForeignKey("sources.id", ondelete="CASCADE"), primary_key=True
+    )
+    minute: Mapped[int] = mapped_column(Integer, primary_key=True)
+    accepted: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    duplicates: Mapped[int] = mapped_column(Integer, default=0)
+    over_cap: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,132 @@
+"""Segment's HTTP tracking API and the partner-destination webhook, as routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from lantern.api.deps import EngineDep, SettingsDep
+from lantern.config import Settings
+from lantern.db.base import utcnow
+from lantern.errors import BadRequest
+from lantern.ingest.protocol import Payload, decompress, parse_body, source_key
+from lantern.ingest.service import IngestResult, judge_payload, limits_for, store
+from lantern.workspaces.service import source_keys
+
+router = APIRouter(tags=["ingest"])
+
+SINGLE_TYPES = ("track", "page", "screen", "identify", "group", "alias")
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refusing to read past `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BadRequest(
+            f"the request is {int(declared) // 1024} KB; the limit is {limit // 1024} KB: "
+            "send fewer events per batch",
+            error="payload_too_large",
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BadRequest(
+                f"the request is larger than {limit // 1024} KB", error="payload_too_large"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _check_sizes(payload: Payload, settings: Settings) -> None:
+    if len(payload.events) > settings.max_batch_events:
+        raise BadRequest(
+            f"the batch holds {len(payload.events)} events; at most "
+            f"{settings.max_batch_events} are allowed: split it",
+            error="too_many_events",
+        )
+    limit = settings.max_event_bytes
+    for index, event in enumerate(payload.events):
+        if len(orjson.dumps(event)) > limit:
+            raise BadRequest(
+                f"event {index} is larger than {limit // 1024} KB: trim its properties",
+                error="event_too_large",
+            )
+
+
+def _answer(result: IngestResult) -> Response:
+    body: dict[str, Any] = {
+        "success": True,
+        "accepted": result.accepted,
+        "duplicates": result.duplicates,
+        "rejected": result.rejected,
+    }
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+async def _ingest(
+    request: Request,
+    engine: Any,
+    settings: Settings,
+    *,
+    kind: str | None = None,
+    history: bool = False,
+) -> Response:
+    received_at = utcnow()
+    limit = settings.max_event_bytes if kind else settings.max_request_bytes
+    raw = await _read_body(request, limit)
+    raw = decompress(raw, request.headers.get("content-encoding"), limit=limit)
+    payload = parse_body(raw, batch=kind is None and request.url.path.endswith(("batch", "import")))
+    if kind is not None and payload.events and isinstance(payload.events[0], dict):
+        payload.events[0]["type"] = kind
+    key = source_key(request.headers.get("authorization"), payload)
+    _check_sizes(payload, settings)
+
+    def work() -> IngestResult:
+        identity = source_keys.authenticate(engine, key)
+        verdicts = judge_payload(
+            payload, received_at=received_at, limits=limits_for(settings, history=history)
+        )
+        return store(
+            engine,
+            source_id=identity.source_id,
+            verdicts=verdicts,
+            received_at=received_at,
+            metric_cap=settings.metric_cap,
+        )
+
+    return _answer(await run_in_threadpool(work))
+
+
+@router.post("/v1/batch", summary='Segment batch: {"batch": [events...]}')
+async def batch(request: Request, engine: EngineDep, settings: SettingsDep) -> Response:
+    return await _ingest(request, engine, settings)
+
+
+@router.post("/v1/import", summary="Historical batch, with the wider time window")
+async def import_(request: Request, engine: EngineDep, settings: SettingsDep) -> Response:
+    return await _ingest(request, engine, settings, history=True)
+
+
+@router.post("/v1/webhook", summary="Partner destination webhook: one event or an array")
+async def webhook(request: Request, engine: EngineDep, settings: SettingsDep) -> Response:
+    return await _ingest(request, engine, settings)
+
+
+def _single(kind: str) -> Any:
+    async def route(request: Request, engine: EngineDep, settings: SettingsDep) -> Response:
+        return await _ingest(request, engine, settings, kind=kind)
+
+    route.__name__ = f"ingest_{kind}"
+    return route
+
+
+for _kind in SINGLE_TYPES:
+    router.add_api_route(
+        f"/v1/{_kind}", _single(_kind), methods=["POST"], summary=f"Segment {_kind} call"
+    )

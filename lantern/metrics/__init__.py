@@ -1,0 +1,1 @@
+"""Metrics (discovered from events), their hourly buckets, and flag changes."""

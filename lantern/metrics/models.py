@@ -1,0 +1,66 @@
+"""Tables for metrics, hourly buckets and LaunchDarkly flag versions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Float, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from lantern.db.base import Base, UTCDateTime, utcnow
+
+
+class Metric(Base):
+    """A series Lantern watches, discovered the first time an event names it.
+
+    `kind` is one of the names in `lantern.metrics.keys.MetricKind`; `name` is the event,
+    page or screen name (or the call type for totals, the flag key for flags).
+    """
+
+    __tablename__ = "metrics"
+    __table_args__ = (UniqueConstraint("source_id", "kind", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Bucket(Base):
+    """One metric's increments for one UTC hour (`hour` counts hours since the Unix epoch)."""
+
+    __tablename__ = "buckets"
+
+    metric_id: Mapped[int] = mapped_column(
+        ForeignKey("metrics.id", ondelete="CASCADE"), primary_key=True
+    )
+    hour: Mapped[int] = mapped_column(Integer, primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+    value_sum: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class FlagVersion(Base):
+    """The latest `flagVersion` seen for a LaunchDarkly flag in a source."""
+
+    __tablename__ = "flag_versions"
+
+    source_id: Mapped[int] = mapped_column(
+        ForeignKey("sources.id", ondelete="CASCADE"), primary_key=True
+    )
+    flag_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class FlagChange(Base):
+    """A change of a flag's version, kept as a possible cause of later insights."""
+
+    __tablename__ = "flag_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
+    flag_key: Mapped[str] = mapped_column(String(200))
+    old_version: Mapped[int | None] = mapped_column(Integer)
+    new_version: Mapped[int] = mapped_column(Integer)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

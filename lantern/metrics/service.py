@@ -1,0 +1,231 @@
+"""Metric discovery, bucket increments, and reading buckets back as series."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import func, select, tuple_
+from sqlalchemy.engine import Connection
+
+from lantern.db.dialect import insert_for
+from lantern.metrics.keys import OVERFLOW_NAME, UNCAPPED, MetricKey, MetricKind, is_value_kind
+from lantern.metrics.models import Bucket, Metric
+
+HOUR = pd.Timedelta(hours=1)
+
+
+class MetricIdCache:
+    """Metric ids already known to exist, so ingest rarely queries the metrics table.
+
+    Only committed ids enter the cache (`remember` is called after commit).
+    """
+
+    def __init__(self) -> None:
+        self._ids: dict[tuple[str, int, MetricKey], int] = {}
+        self._lock = threading.Lock()
+
+    def get(self, url: str, source_id: int, key: MetricKey) -> int | None:
+        return self._ids.get((url, source_id, key))
+
+    def remember(self, url: str, source_id: int, ids: dict[MetricKey, int]) -> None:
+        with self._lock:
+            for key, metric_id in ids.items():
+                self._ids[(url, source_id, key)] = metric_id
+
+    def clear(self) -> None:
+        with self._lock:
+            self._ids.clear()
+
+
+metric_ids = MetricIdCache()
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """Metric ids for a request's keys; `over_cap` names that fell into the overflow metric."""
+
+    ids: dict[MetricKey, int]
+    over_cap: set[MetricKey]
+
+
+def resolve_metrics(
+    connection: Connection, *, source_id: int, keys: Iterable[MetricKey], cap: int
+) -> Resolved:
+    """Ids for `keys`, creating the metrics that are new, within the source's cap."""
+    url = str(connection.engine.url)
+    ids: dict[MetricKey, int] = {}
+    missing: list[MetricKey] = []
+    for key in keys:
+        known = metric_ids.get(url, source_id, key)
+        if known is None:
+            missing.append(key)
+        else:
+            ids[key] = known
+    if not missing:
+        return Resolved(ids, set())
+    found = _select_ids(connection, source_id, missing)
+    ids.update(found)
+    new = [key for key in missing if key not in found]
+    over_cap: set[MetricKey] = set()
+    if new:
+        capped = sorted(key for key in new if key[0] not in UNCAPPED)
+        if capped:
+            existing = (
+                connection.scalar(
+                    select(func.count())
+                    .select_from(Metric)
+                    .where(
+                        Metric.source_id == source_id,
+                        Metric.kind.not_in([k.value for k in UNCAPPED]),
+                    )
+                )
+                or 0
+            )
+            room = max(0, cap - existing)
+            over_cap = set(capped[room:])
+        new = [key for key in new if key not in over_cap]
+        if over_cap:
+            new.append((MetricKind.OVERFLOW, OVERFLOW_NAME))
+        insert = insert_for(connection, Metric).on_conflict_do_nothing()
+        connection.execute(
+            insert, [{"source_id": source_id, "kind": k, "name": n} for k, n in sorted(new)]
+        )
+        ids.update(_select_ids(connection, source_id, new))
+        if over_cap:
+            overflow = ids[(MetricKind.OVERFLOW, OVERFLOW_NAME)]
+            for key in over_cap:
+                ids[key] = overflow
+    return Resolved(ids, over_cap)
+
+
+def _select_ids(
+    connection: Connection, source_id: int, keys: Sequence[MetricKey]
+) -> dict[MetricKey, int]:
+    rows = connection.execute(
+        select(Metric.kind, Metric.name, Metric.id).where(
+            Metric.source_id == source_id,
+            tuple_(Metric.kind, Metric.name).in_([tuple(k) for k in keys]),
+        )
+    )
+    return {(kind, name): metric_id for kind, name, metric_id in rows}
+
+
+def add_to_buckets(
+    connection: Connection, increments: dict[tuple[int, int], tuple[int, float]]
+) -> None:
+    """Add counts and value sums to buckets `(metric_id, hour)`, creating them as needed.
+
+    Rows are written in key order so concurrent writers lock them in the same order.
+    """
+    if not increments:
+        return
+    insert = insert_for(connection, Bucket)
+    statement = insert.on_conflict_do_update(
+        index_elements=["metric_id", "hour"],
+        set_={
+            "count": Bucket.__table__.c.count + insert.excluded.count,
+            "value_sum": Bucket.__table__.c.value_sum + insert.excluded.value_sum,
+        },
+    )
+    rows = [
+        {"metric_id": metric_id, "hour": hour, "count": count, "value_sum": value}
+        for (metric_id, hour), (count, value) in sorted(increments.items())
+    ]
+    connection.execute(statement.values(rows))
+
+
+def hour_index(hour: int) -> pd.Timestamp:
+    """The UTC start of an epoch-hour number."""
+    return pd.Timestamp(hour * 3600, unit="s", tz="UTC")
+
+
+def epoch_hour(moment: datetime | pd.Timestamp) -> int:
+    """The epoch-hour number of the hour containing `moment`."""
+    return int(pd.Timestamp(moment).timestamp() // 3600)
+
+
+def load_series(
+    connection: Connection,
+    *,
+    metric_ids: Sequence[int],
+    start: datetime | pd.Timestamp,
+    end: datetime | pd.Timestamp,
+    kinds: dict[int, str] | None = None,
+) -> dict[int, pd.Series]:
+    """Regular hourly series for many metrics in one query, over [start, end) hours.
+
+    Count metrics are zero-filled; value metrics hold the hour's sum, NaN where no event
+    carried a value.
+    """
+    first, last = epoch_hour(start), epoch_hour(end)
+    index = pd.date_range(hour_index(first), periods=max(0, last - first), freq="h")
+    result: dict[int, pd.Series] = {}
+    if not metric_ids:
+        return result
+    rows = connection.execute(
+        select(Bucket.metric_id, Bucket.hour, Bucket.count, Bucket.value_sum).where(
+            Bucket.metric_id.in_(list(metric_ids)), Bucket.hour >= first, Bucket.hour < last
+        )
+    ).all()
+    frame = pd.DataFrame(rows, columns=["metric_id", "hour", "count", "value_sum"])
+    kinds = kinds or {}
+    groups = dict(tuple(frame.groupby("metric_id"))) if len(frame) else {}
+    for metric_id in metric_ids:
+        is_value = is_value_kind(kinds.get(metric_id, ""))
+        values = np.full(len(index), np.nan if is_value else 0.0)
+        part = groups.get(metric_id)
+        if part is not None:
+            positions = part["hour"].to_numpy() - first
+            column = "value_sum" if is_value else "count"
+            values[positions] = part[column].to_numpy(dtype=float)
+        result[metric_id] = pd.Series(values, index=index, name=metric_id)
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSummary:
+    """A metric with its totals, for listings."""
+
+    id: int
+    kind: str
+    name: str
+    events: int
+    value_sum: float
+    first_hour: pd.Timestamp | None
+    last_hour: pd.Timestamp | None
+
+
+def list_metrics(connection: Connection, *, source_id: int) -> list[MetricSummary]:
+    """Every metric of a source with its event count, value sum and first and last hour."""
+    rows = connection.execute(
+        select(
+            Metric.id,
+            Metric.kind,
+            Metric.name,
+            func.coalesce(func.sum(Bucket.count), 0),
+            func.coalesce(func.sum(Bucket.value_sum), 0.0),
+            func.min(Bucket.hour),
+            func.max(Bucket.hour),
+        )
+        .outerjoin(Bucket, Bucket.metric_id == Metric.id)
+        .where(Metric.source_id == source_id)
+        .group_by(Metric.id, Metric.kind, Metric.name)
+        .order_by(Metric.kind, Metric.name)
+    ).all()
+    return [
+        MetricSummary(
+            id=row[0],
+            kind=row[1],
+            name=row[2],
+            events=int(row[3]),
+            value_sum=float(row[4]),
+            first_hour=hour_index(row[5]) if row[5] is not None else None,
+            last_hour=hour_index(row[6]) if row[6] is not None else None,
+        )
+        for row in rows
+    ]

@@ -1,0 +1,1 @@
+"""Workspaces, their sources (with API keys) and API tokens."""

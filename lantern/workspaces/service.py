@@ -1,0 +1,172 @@
+"""Workspaces, sources and tokens: creation, key rotation and authentication."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import string
+import threading
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from lantern.db.base import utcnow
+from lantern.errors import Conflict, NotFound, Unauthorized
+from lantern.workspaces.models import ApiToken, Source, Workspace
+
+KEY_ALPHABET = string.ascii_letters + string.digits
+TOKEN_PREFIX = "lt_"
+AUTH_CACHE_SECONDS = 10.0
+
+
+def hash_secret(secret: str) -> str:
+    """SHA-256 of a generated secret.
+
+    Keys and tokens are 190 random bits, so a fast hash is enough: there is nothing to
+    brute-force, and ingest checks a key on every request.
+    """
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_source_key() -> str:
+    """A fresh source API key: 32 letters and digits, like a Segment write key."""
+    return "".join(secrets.choice(KEY_ALPHABET) for _ in range(32))
+
+
+def new_api_token() -> str:
+    """A fresh workspace API token."""
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceIdentity:
+    """Who a valid source key belongs to."""
+
+    source_id: int
+    workspace_id: int
+    name: str
+
+
+def get_or_create_workspace(session: Session, *, name: str) -> Workspace:
+    """The workspace called `name`, created if it does not exist."""
+    workspace = session.scalar(select(Workspace).where(Workspace.name == name))
+    if workspace is None:
+        workspace = Workspace(name=name)
+        session.add(workspace)
+        session.flush()
+    return workspace
+
+
+def create_source(session: Session, *, workspace: Workspace, name: str) -> tuple[Source, str]:
+    """A new source and its API key (the only time the key is visible)."""
+    name = name.strip()
+    if not name:
+        raise ValueError("a source needs a name")
+    exists = session.scalar(
+        select(Source.id).where(Source.workspace_id == workspace.id, Source.name == name)
+    )
+    if exists is not None:
+        raise Conflict(f"workspace {workspace.name!r} already has a source called {name!r}")
+    key = new_source_key()
+    source = Source(
+        workspace_id=workspace.id, name=name, key_hash=hash_secret(key), key_hint=key[:4]
+    )
+    session.add(source)
+    session.flush()
+    return source, key
+
+
+def get_source(session: Session, *, workspace_id: int, source_id: int) -> Source:
+    """A workspace's source by id."""
+    source = session.get(Source, source_id)
+    if source is None or source.workspace_id != workspace_id:
+        raise NotFound(f"no source {source_id} in this workspace")
+    return source
+
+
+def find_source(session: Session, *, name: str, workspace: str | None = None) -> Source:
+    """A source by name (and workspace name, needed when two workspaces share the name)."""
+    query = select(Source).where(Source.name == name)
+    if workspace is not None:
+        query = query.join(Workspace).where(Workspace.name == workspace)
+    found = session.scalars(query).all()
+    if not found:
+        raise NotFound(f"no source called {name!r}" + (f" in {workspace!r}" if workspace else ""))
+    if len(found) > 1:
+        raise Conflict(f"several workspaces have a source called {name!r}: name the workspace")
+    return found[0]
+
+
+def rotate_source_key(session: Session, *, source: Source) -> str:
+    """Give a source a new key; the old one stops working at once in this process."""
+    key = new_source_key()
+    source.key_hash = hash_secret(key)
+    source.key_hint = key[:4]
+    source.rotated_at = utcnow()
+    session.flush()
+    source_keys.clear()
+    return key
+
+
+def create_api_token(session: Session, *, workspace: Workspace, name: str) -> tuple[ApiToken, str]:
+    """A new workspace API token (the only time it is visible)."""
+    token = new_api_token()
+    row = ApiToken(workspace_id=workspace.id, name=name, token_hash=hash_secret(token))
+    session.add(row)
+    session.flush()
+    return row, token
+
+
+def workspace_for_token(session: Session, *, token: str) -> Workspace:
+    """The workspace an API token belongs to."""
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_secret(token)))
+    if row is None:
+        raise Unauthorized("unknown API token: create one with `lantern token create`")
+    workspace = session.get(Workspace, row.workspace_id)
+    assert workspace is not None
+    return workspace
+
+
+class SourceKeyCache:
+    """Source keys already checked, remembered briefly so ingest does not query each time.
+
+    A rotated or deleted key stops working within AUTH_CACHE_SECONDS in other processes.
+    """
+
+    def __init__(self, ttl: float = AUTH_CACHE_SECONDS) -> None:
+        self.ttl = ttl
+        self._entries: dict[tuple[str, str], tuple[float, SourceIdentity]] = {}
+        self._lock = threading.Lock()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def authenticate(self, engine: Engine, key: str) -> SourceIdentity:
+        """The source a key belongs to, or Unauthorized."""
+        digest = hash_secret(key)
+        cache_key = (str(engine.url), digest)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._entries.get(cache_key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        with engine.connect() as connection:
+            row = connection.execute(
+                select(Source.id, Source.workspace_id, Source.name).where(Source.key_hash == digest)
+            ).first()
+        if row is None:
+            raise Unauthorized(
+                "unknown source API key: copy it from Lantern's settings, or create a source "
+                "with `lantern source create`",
+                error="invalid_key",
+            )
+        identity = SourceIdentity(source_id=row[0], workspace_id=row[1], name=row[2])
+        with self._lock:
+            self._entries[cache_key] = (now + self.ttl, identity)
+        return identity
+
+
+source_keys = SourceKeyCache()
