@@ -46,8 +46,6 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     host = host or settings.host
     port = port or settings.port
     url = settings.resolved_database_url
-    if workers > 1 and url.startswith("sqlite"):
-        raise click.UsageError("several workers need PostgreSQL: set LANTERN_DATABASE_URL")
     upgrade()
     click.echo(f"Lantern {__version__} on http://{host}:{port}  (database: {_safe_url(url)})")
     uvicorn.run(
@@ -56,8 +54,8 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
         host=host,
         port=port,
         workers=workers,
-        log_level="warning",
-        access_log=False,
+        log_level=settings.log_level,
+        access_log=settings.log_level in ("debug", "info"),
     )
 
 

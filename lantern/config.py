@@ -23,6 +23,7 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL; defaults to a SQLite file in data_dir. "
         "Use postgresql+psycopg://user@host/db for PostgreSQL.",
     )
+    log_level: Literal["debug", "info", "warning", "error"] = "warning"
     host: str = "127.0.0.1"
     port: int = 8000
     public_url: str | None = Field(default=None, description="Dashboard URL used in Slack links.")

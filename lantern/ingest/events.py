@@ -11,6 +11,7 @@ import hashlib
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from lantern.metrics.keys import MetricKey, MetricKind
@@ -67,6 +68,12 @@ def parse_time(value: Any) -> datetime | None:
     """An ISO-8601 time as aware UTC (naive means UTC); None if it is not one."""
     if not isinstance(value, str) or len(value) > 64:
         return None
+    return _parse_iso(value)
+
+
+@lru_cache(maxsize=8192)
+def _parse_iso(value: str) -> datetime | None:
+    # Events of one batch often share their times; caching makes those free.
     try:
         stamp = datetime.fromisoformat(value)
     except ValueError:

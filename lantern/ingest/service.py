@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, delete, insert, select, update
@@ -55,13 +55,33 @@ def judge_payload(payload: Payload, *, received_at: datetime, limits: Limits) ->
 def _new_digests(
     connection: Connection, source_id: int, digests: list[bytes], now: datetime
 ) -> set[bytes]:
-    """Record message digests; return those not seen before (the others are repeats)."""
+    """Record message digests; return those not seen before (the others are repeats).
+
+    This runs for every event, so it is one statement written for each engine rather
+    than a compiled multi-row INSERT, which costs more to build than to run.
+    """
     if not digests:
         return set()
-    statement = insert_for(connection, SeenMessage).on_conflict_do_nothing()
-    rows = [{"source_id": source_id, "digest": d, "seen_at": now} for d in sorted(digests)]
-    returned = connection.execute(statement.values(rows).returning(SeenMessage.digest))
-    return {bytes(row[0]) for row in returned}
+    seen_at = now.astimezone(UTC).replace(tzinfo=None)
+    if connection.dialect.name == "postgresql":
+        rows = connection.exec_driver_sql(
+            "INSERT INTO seen_messages (source_id, digest, seen_at) "
+            "SELECT %s, d, %s FROM unnest(%s::bytea[]) AS d "
+            "ON CONFLICT DO NOTHING RETURNING digest",
+            (source_id, seen_at, digests),
+        )
+    else:
+        stamp = seen_at.strftime("%Y-%m-%d %H:%M:%S.%f")
+        values = ",".join(["(?, ?, ?)"] * len(digests))
+        params: list[object] = []
+        for digest in digests:
+            params += (source_id, digest, stamp)
+        rows = connection.exec_driver_sql(
+            f"INSERT INTO seen_messages (source_id, digest, seen_at) VALUES {values} "
+            "ON CONFLICT DO NOTHING RETURNING digest",
+            tuple(params),
+        )
+    return {bytes(row[0]) for row in rows}
 
 
 def _record_flags(
@@ -175,19 +195,22 @@ def _record_debug(
 ) -> None:
     """Per-minute counts, and the last few stripped events of each verdict."""
     minute = int(received_at.timestamp() // 60)
-    upsert = insert_for(connection, DebugMinute)
-    table = DebugMinute.__table__.c
-    counts = {
-        "accepted": result.accepted,
-        "rejected": len(result.rejected),
-        "duplicates": result.duplicates,
-        "over_cap": result.over_cap,
-    }
-    connection.execute(
-        upsert.values(source_id=source_id, minute=minute, **counts).on_conflict_do_update(
-            index_elements=["source_id", "minute"],
-            set_={name: getattr(table, name) + getattr(upsert.excluded, name) for name in counts},
-        )
+    mark = "%s" if connection.dialect.name == "postgresql" else "?"
+    connection.exec_driver_sql(
+        "INSERT INTO debug_minutes (source_id, minute, accepted, rejected, duplicates, over_cap) "
+        f"VALUES ({', '.join([mark] * 6)}) ON CONFLICT (source_id, minute) DO UPDATE SET "
+        "accepted = debug_minutes.accepted + excluded.accepted, "
+        "rejected = debug_minutes.rejected + excluded.rejected, "
+        "duplicates = debug_minutes.duplicates + excluded.duplicates, "
+        "over_cap = debug_minutes.over_cap + excluded.over_cap",
+        (
+            source_id,
+            minute,
+            result.accepted,
+            len(result.rejected),
+            result.duplicates,
+            result.over_cap,
+        ),
     )
     rejected = [v for v in verdicts if not v.accepted][-DEBUG_PER_REQUEST:]
     shown = counted[-DEBUG_PER_REQUEST:] + rejected

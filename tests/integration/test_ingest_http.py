@@ -381,3 +381,19 @@ def test_healthz_answers_when_the_database_is_reachable(client: TestClient) -> N
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.json()["status"] == "ok"
+
+
+def test_a_rotated_key_replaces_the_old_one_at_once(
+    client: TestClient, engine: Engine, src: MadeSource
+) -> None:
+    from lantern.db import session_scope
+    from lantern.workspaces.models import Source
+    from lantern.workspaces.service import rotate_source_key
+
+    assert client.post("/v1/track", json=track(), headers=basic(src.key)).status_code == 200
+    with session_scope(engine) as session:
+        source = session.get(Source, src.id)
+        assert source is not None
+        new_key = rotate_source_key(session, source=source)
+    assert client.post("/v1/track", json=track(), headers=basic(src.key)).status_code == 401
+    assert client.post("/v1/track", json=track(), headers=basic(new_key)).status_code == 200

@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""Install what the test suite needs into .venv, then run it.
+
+    python3 scripts/test.py [pytest args]
+
+Needs only Python 3.11+. Creates ./.venv if missing, installs Lantern with its `dev`
+extra, installs Debian's Chromium for the browser tests when it is missing and we are
+root, and runs pytest over tests/ (database tests run on SQLite and on PostgreSQL at
+127.0.0.1:5432; with CI=true an unreachable PostgreSQL fails the run).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV = ROOT / ".venv"
+PYTHON = VENV / "bin" / "python"
+
+
+def run(*args: str | Path) -> None:
+    print("+", " ".join(str(a) for a in args), flush=True)
+    subprocess.run([str(a) for a in args], check=True, cwd=ROOT)
+
+
+def ensure_venv() -> None:
+    if not PYTHON.exists():
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    run(PYTHON, "-m", "pip", "install", "-q", "--upgrade", "pip")
+    run(PYTHON, "-m", "pip", "install", "-q", "-e", ".[dev]")
+
+
+def ensure_chromium() -> None:
+    """Debian's Chromium for the browser tests (no browser download from elsewhere)."""
+    if shutil.which("chromium") or Path("/usr/bin/chromium").exists():
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        print("chromium is missing and cannot be installed here: browser tests will fail")
+        return
+    run("apt-get", "update", "-q")
+    run("apt-get", "install", "-y", "-q", "chromium", "chromium-driver")
+
+
+def main() -> int:
+    ensure_venv()
+    ensure_chromium()
+    args = sys.argv[1:] or ["tests"]
+    result = subprocess.run([str(PYTHON), "-m", "pytest", *args], cwd=ROOT)
+    return result.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""A real `lantern serve` process on a loopback port, on each engine."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_server(
+    database_url: str, data_dir: Path, *, workers: int = 1, **env: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `lantern serve` and wait until /healthz answers."""
+    port = free_port()
+    environment = {
+        **os.environ,
+        "LANTERN_DATABASE_URL": database_url,
+        "LANTERN_DATA_DIR": str(data_dir),
+        "LANTERN_SCHEDULER_ENABLED": "false",
+        **env,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lantern", "serve", "--port", str(port), "--workers", str(workers)],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = process.stdout.read().decode() if process.stdout else ""
+            raise RuntimeError(f"lantern serve exited: {output}")
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("lantern serve did not answer /healthz within 30 s")
+
+
+@pytest.fixture
+def served(database_url: str, tmp_path: Path) -> Iterator[str]:
+    """The base URL of a `lantern serve` process on the test database."""
+    process, url = start_server(database_url, tmp_path)
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
