@@ -1,8 +1,11 @@
 """Every table, imported in one place so Alembic and create_all see the whole schema."""
 
+from lantern.accounts.models import User, WebSession
 from lantern.db.base import Base
 from lantern.ingest.models import DebugEvent, DebugMinute, SeenMessage
+from lantern.insights.models import DetectionRun, Insight, InsightCause, MetricWatch
 from lantern.metrics.models import Bucket, FlagChange, FlagVersion, Metric
+from lantern.notify.models import Notification, SlackConnection, SlackOAuthState
 from lantern.workspaces.models import ApiToken, Source, Workspace
 
 __all__ = [
@@ -11,10 +14,19 @@ __all__ = [
     "Bucket",
     "DebugEvent",
     "DebugMinute",
+    "DetectionRun",
     "FlagChange",
     "FlagVersion",
+    "Insight",
+    "InsightCause",
     "Metric",
+    "MetricWatch",
+    "Notification",
     "SeenMessage",
+    "SlackConnection",
+    "SlackOAuthState",
     "Source",
+    "User",
+    "WebSession",
     "Workspace",
 ]

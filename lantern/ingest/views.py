@@ -43,7 +43,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _check_sizes(payload: Payload, settings: Settings) -> None:
+def _check_sizes(payload: Payload, settings: Settings, body_size: int) -> None:
     if len(payload.events) > settings.max_batch_events:
         raise BadRequest(
             f"the batch holds {len(payload.events)} events; at most "
@@ -51,6 +51,8 @@ def _check_sizes(payload: Payload, settings: Settings) -> None:
             error="too_many_events",
         )
     limit = settings.max_event_bytes
+    if body_size <= limit:
+        return  # no event can be larger than the whole body
     for index, event in enumerate(payload.events):
         if len(orjson.dumps(event)) > limit:
             raise BadRequest(
@@ -85,7 +87,7 @@ async def _ingest(
     if kind is not None and payload.events and isinstance(payload.events[0], dict):
         payload.events[0]["type"] = kind
     key = source_key(request.headers.get("authorization"), payload)
-    _check_sizes(payload, settings)
+    _check_sizes(payload, settings, len(raw))
 
     def work() -> IngestResult:
         identity = source_keys.authenticate(engine, key)

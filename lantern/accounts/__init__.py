@@ -1,0 +1,1 @@
+"""People who use the dashboard: users, passwords and browser sessions."""

@@ -1,0 +1,1 @@
+"""Insights: anomaly episodes a person hears about, with their life cycle."""

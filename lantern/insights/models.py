@@ -1,0 +1,92 @@
+"""Tables for insights, their possible causes, detector state and hourly detection runs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from lantern.db.base import Base, UTCDateTime, utcnow
+
+
+class Insight(Base):
+    """One anomaly episode of one metric: open → updated → resolved, or accepted."""
+
+    __tablename__ = "insights"
+    __table_args__ = (
+        Index("ix_insights_workspace_detected", "workspace_id", "detected_at"),
+        UniqueConstraint("metric_id", "kind", "direction", "start"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    metric_id: Mapped[int] = mapped_column(ForeignKey("metrics.id", ondelete="CASCADE"), index=True)
+    fingerprint: Mapped[str] = mapped_column(String(100), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    direction: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    severity: Mapped[str] = mapped_column(String(8))
+    start: Mapped[datetime] = mapped_column(UTCDateTime)
+    detected_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    observed: Mapped[float] = mapped_column(Float)
+    expected: Mapped[float] = mapped_column(Float)
+    lower: Mapped[float] = mapped_column(Float)
+    upper: Mapped[float] = mapped_column(Float)
+    relative_change: Mapped[float] = mapped_column(Float)
+    score: Mapped[float] = mapped_column(Float)
+    muted: Mapped[bool] = mapped_column(Boolean, default=False)
+    useful: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    feedback_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class InsightCause(Base):
+    """A flag change shortly before an insight's start: a possible cause."""
+
+    __tablename__ = "insight_causes"
+
+    insight_id: Mapped[int] = mapped_column(
+        ForeignKey("insights.id", ondelete="CASCADE"), primary_key=True
+    )
+    flag_change_id: Mapped[int] = mapped_column(
+        ForeignKey("flag_changes.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class MetricWatch(Base):
+    """How a metric is watched: muted, snoozed, and the detector's saved state."""
+
+    __tablename__ = "metric_watch"
+
+    metric_id: Mapped[int] = mapped_column(
+        ForeignKey("metrics.id", ondelete="CASCADE"), primary_key=True
+    )
+    muted: Mapped[bool] = mapped_column(Boolean, default=False)
+    snoozed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    state: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    scored_hour: Mapped[int | None] = mapped_column(Integer, default=None)
+
+
+class DetectionRun(Base):
+    """One hourly detection pass; the row is the claim that makes it run exactly once."""
+
+    __tablename__ = "detection_runs"
+
+    hour: Mapped[int] = mapped_column(Integer, primary_key=True)
+    claimed_by: Mapped[str] = mapped_column(String(100))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    metrics: Mapped[int] = mapped_column(Integer, default=0)
+    insights: Mapped[int] = mapped_column(Integer, default=0)
+    failures: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,69 @@
+"""Tables for the notification outbox and each workspace's Slack connection."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from lantern.db.base import Base, UTCDateTime, utcnow
+
+
+class Notification(Base):
+    """A message owed to Slack about an insight: the outbox row.
+
+    `status` is pending → sending → sent, or failed (with `error`). `sending` rows are
+    reconciled against the channel after a crash before they are ever sent again.
+    """
+
+    __tablename__ = "notifications"
+    __table_args__ = (UniqueConstraint("insight_id", "purpose", "sequence"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+    )
+    insight_id: Mapped[int] = mapped_column(ForeignKey("insights.id", ondelete="CASCADE"))
+    purpose: Mapped[str] = mapped_column(String(16))  # alert | update | resolution
+    sequence: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sending_since: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    channel: Mapped[str | None] = mapped_column(String(100), default=None)
+    ts: Mapped[str | None] = mapped_column(String(50), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class SlackConnection(Base):
+    """A workspace's Slack bot: from "Add to Slack" or a pasted bot token and channel."""
+
+    __tablename__ = "slack_connections"
+
+    workspace_id: Mapped[int] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    method: Mapped[str] = mapped_column(String(10))  # oauth | token
+    bot_token: Mapped[str] = mapped_column(String(300))
+    channel: Mapped[str] = mapped_column(String(100))
+    team_id: Mapped[str | None] = mapped_column(String(50), default=None)
+    team_name: Mapped[str | None] = mapped_column(String(200), default=None)
+    app_id: Mapped[str | None] = mapped_column(String(50), default=None)
+    bot_user_id: Mapped[str | None] = mapped_column(String(50), default=None)
+    bot_id: Mapped[str | None] = mapped_column(String(50), default=None)
+    scopes: Mapped[str | None] = mapped_column(String(500), default=None)
+    installed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class SlackOAuthState(Base):
+    """A one-time state value of an "Add to Slack" flow in progress."""
+
+    __tablename__ = "slack_oauth_states"
+
+    state: Mapped[str] = mapped_column(String(100), primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
