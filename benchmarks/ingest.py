@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -118,6 +119,41 @@ def throughput(url: str, key: str, *, seconds: float, connections: int, size: in
     return sum(sent) / (time.monotonic() - started)
 
 
+def throughput_wrk(url: str, key: str, *, seconds: float, connections: int) -> float:
+    """Events/s with wrk driving the load: a C client leaves the cores to the server."""
+    import base64
+
+    auth = base64.b64encode(f"{key}:".encode()).decode()
+    run = subprocess.run(
+        [
+            "wrk",
+            "-t",
+            "1",
+            "-c",
+            str(connections),
+            "-d",
+            f"{int(seconds)}s",
+            "--latency",
+            "-s",
+            str(Path(__file__).with_name("batch.lua")),
+            "-H",
+            f"Authorization: Basic {auth}",
+            "-H",
+            "Content-Type: application/json",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    if "status " in run.stderr:
+        raise SystemExit(f"the server refused requests: {run.stderr[:500]}")
+    for line in run.stdout.splitlines():
+        if line.startswith("Requests/sec:"):
+            return float(line.split()[1]) * 100
+    raise SystemExit(f"could not read wrk's output: {run.stdout}")
+
+
 def latency(
     url: str, key: str, *, rate: float, seconds: float, size: int, connections: int
 ) -> list[float]:
@@ -165,6 +201,12 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument(
+        "--load",
+        choices=["wrk", "python"],
+        default="wrk" if shutil.which("wrk") else "python",
+        help="load generator for the throughput phase (wrk: apt-get install wrk)",
+    )
     args = parser.parse_args()
 
     process = None
@@ -195,7 +237,7 @@ def main() -> None:
     p50 = statistics.median(timings) * 1000
     p99 = timings[int(len(timings) * 0.99) - 1] * 1000
     engine = (args.database_url or "sqlite").split(":")[0]
-    print(f"engine {engine}  workers {args.workers}  batch {args.batch}")
+    print(f"engine {engine}  workers {args.workers}  batch {args.batch}  load {args.load}")
     print(f"throughput: {rate:,.0f} events/s   (budget >= 20,000)")
     print(
         f"at {rate / 2:,.0f} events/s: p50 {p50:.1f} ms  p99 {p99:.1f} ms   (budget p99 <= 100 ms)"

@@ -53,6 +53,26 @@ def get_engine(url: str | None = None) -> Engine:
         return engine
 
 
+_write_locks: dict[str, threading.Lock] = {}
+
+
+@contextmanager
+def write_serialized(engine: Engine) -> Iterator[None]:
+    """Serialise write transactions on a SQLite engine within this process.
+
+    SQLite admits one writer at a time and makes the others poll with growing sleeps;
+    queueing writers on a lock instead keeps ingest latency flat. PostgreSQL needs none.
+    """
+    if engine.dialect.name != "sqlite":
+        yield
+        return
+    key = str(engine.url)
+    with _lock:
+        lock = _write_locks.setdefault(key, threading.Lock())
+    with lock:
+        yield
+
+
 def reset_engines() -> None:
     """Dispose every cached engine (tests, and after a fork)."""
     with _lock:

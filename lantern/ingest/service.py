@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 
 from lantern.config import Settings
 from lantern.db.dialect import insert_for
+from lantern.db.session import write_serialized
 from lantern.ingest.events import Limits, Verdict, judge, merge_batch_fields
 from lantern.ingest.models import DebugEvent, DebugMinute, SeenMessage
 from lantern.ingest.protocol import Payload
@@ -146,7 +147,7 @@ def store(
             result.rejected.append({"index": index, "reason": verdict.reason})
     accepted = [v for v in verdicts if v.accepted]
     resolved_ids: dict[MetricKey, int] = {}
-    with engine.begin() as connection:
+    with write_serialized(engine), engine.begin() as connection:
         # Repeats inside one request count once, like repeats across requests.
         unique: list[Verdict] = []
         local: set[bytes] = set()
