@@ -1,0 +1,190 @@
+"""Detections become insights: one per episode, with causes, a life cycle and notifications."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from lantern.insights.models import Insight, InsightCause, MetricWatch
+from lantern.metrics.models import FlagChange
+from lantern.notify.models import Notification
+
+# A flag change this long before an episode's start may have caused it.
+CAUSE_WINDOW = timedelta(hours=6)
+SEVERITIES = ("low", "medium", "high")
+
+
+class DetectionLike(Protocol):
+    kind: str
+    direction: str
+    start: Any
+    detected_at: Any
+    observed: float
+    expected: float
+    lower: float
+    upper: float
+    relative_change: float
+    score: float
+
+
+class EpisodeEventLike(Protocol):
+    status: str
+    detection: DetectionLike
+
+
+@dataclass(frozen=True, slots=True)
+class MetricRef:
+    """The metric an episode belongs to."""
+
+    id: int
+    source_id: int
+    workspace_id: int
+
+
+def fingerprint(metric_id: int, kind: str, direction: str) -> str:
+    """What makes two detections the same episode's: metric, kind and direction."""
+    return f"{metric_id}:{kind}:{direction}"
+
+
+def severity(kind: str, relative_change: float) -> str:
+    """How loud an episode is: outages are high; otherwise by the size of the change."""
+    size = abs(relative_change)
+    if kind == "outage" or size >= 0.5:
+        return "high"
+    if size >= 0.2:
+        return "medium"
+    return "low"
+
+
+def is_silenced(watch: MetricWatch | None, now: datetime) -> bool:
+    """Muted, or snoozed until after `now`: scored, but nobody is told."""
+    if watch is None:
+        return False
+    return watch.muted or (watch.snoozed_until is not None and watch.snoozed_until > now)
+
+
+def _queue(session: Session, insight: Insight, purpose: str, now: datetime) -> None:
+    sequence = (
+        session.scalar(
+            select(Notification.sequence)
+            .where(Notification.insight_id == insight.id, Notification.purpose == purpose)
+            .order_by(Notification.sequence.desc())
+            .limit(1)
+        )
+        or 0
+    )
+    session.add(
+        Notification(
+            workspace_id=insight.workspace_id,
+            insight_id=insight.id,
+            purpose=purpose,
+            sequence=sequence + 1,
+            next_attempt_at=now,
+            created_at=now,
+        )
+    )
+
+
+def _open_insight(session: Session, metric_id: int, key: str) -> Insight | None:
+    return session.scalar(
+        select(Insight)
+        .where(
+            Insight.metric_id == metric_id,
+            Insight.fingerprint == key,
+            Insight.status.in_(("open", "updated")),
+        )
+        .order_by(Insight.id.desc())
+        .limit(1)
+    )
+
+
+def _attach_causes(session: Session, insight: Insight, source_id: int) -> None:
+    changes = session.scalars(
+        select(FlagChange.id).where(
+            FlagChange.source_id == source_id,
+            FlagChange.changed_at >= insight.start - CAUSE_WINDOW,
+            FlagChange.changed_at <= insight.detected_at + timedelta(hours=1),
+        )
+    ).all()
+    for change_id in changes:
+        session.add(InsightCause(insight_id=insight.id, flag_change_id=change_id))
+
+
+def record_events(
+    session: Session,
+    *,
+    metric: MetricRef,
+    events: list[EpisodeEventLike],
+    watch: MetricWatch | None,
+    now: datetime,
+) -> int:
+    """Apply a metric's episode events to its insights; returns how many insights opened."""
+    opened = 0
+    silenced = is_silenced(watch, now)
+    for event in events:
+        found = event.detection
+        key = fingerprint(metric.id, found.kind, found.direction)
+        if event.status == "opened":
+            insight = Insight(
+                workspace_id=metric.workspace_id,
+                metric_id=metric.id,
+                fingerprint=key,
+                kind=found.kind,
+                direction=found.direction,
+                status="open",
+                severity=severity(found.kind, found.relative_change),
+                start=_utc(found.start),
+                detected_at=_utc(found.detected_at),
+                updated_at=now,
+                observed=float(found.observed),
+                expected=float(found.expected),
+                lower=float(found.lower),
+                upper=float(found.upper),
+                relative_change=float(found.relative_change),
+                score=float(found.score),
+                muted=silenced,
+            )
+            session.add(insight)
+            session.flush()
+            _attach_causes(session, insight, metric.source_id)
+            if not silenced:
+                _queue(session, insight, "alert", now)
+            opened += 1
+            continue
+        insight = _open_insight(session, metric.id, key)
+        if insight is None:
+            continue
+        if event.status == "updated":
+            louder = SEVERITIES.index(severity(found.kind, found.relative_change)) > (
+                SEVERITIES.index(insight.severity)
+            )
+            insight.status = "updated"
+            insight.observed = float(found.observed)
+            insight.expected = float(found.expected)
+            insight.lower = float(found.lower)
+            insight.upper = float(found.upper)
+            insight.relative_change = float(found.relative_change)
+            insight.score = max(insight.score, float(found.score))
+            insight.updated_at = now
+            if louder:
+                insight.severity = severity(found.kind, found.relative_change)
+                if not insight.muted:
+                    _queue(session, insight, "update", now)
+        elif event.status in ("resolved", "accepted"):
+            insight.status = event.status
+            insight.ended_at = _utc(found.detected_at)
+            insight.updated_at = now
+            if not insight.muted:
+                _queue(session, insight, "resolution", now)
+    return opened
+
+
+def _utc(moment: Any) -> datetime:
+    """A pandas or datetime moment as an aware datetime."""
+    to_py = getattr(moment, "to_pydatetime", None)
+    value: datetime = to_py() if to_py is not None else moment
+    return value
