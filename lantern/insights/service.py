@@ -129,7 +129,7 @@ def record_events(
         found = event.detection
         key = fingerprint(metric.id, found.kind, found.direction)
         if event.status == "opened":
-            insight = Insight(
+            created = Insight(
                 workspace_id=metric.workspace_id,
                 metric_id=metric.id,
                 fingerprint=key,
@@ -148,11 +148,11 @@ def record_events(
                 score=float(found.score),
                 muted=silenced,
             )
-            session.add(insight)
+            session.add(created)
             session.flush()
-            _attach_causes(session, insight, metric.source_id)
+            _attach_causes(session, created, metric.source_id)
             if not silenced:
-                _queue(session, insight, "alert", now)
+                _queue(session, created, "alert", now)
             opened += 1
             continue
         insight = _open_insight(session, metric.id, key)
