@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 
 from lantern.api.deps import EngineDep, SettingsDep
 from lantern.config import Settings
@@ -18,6 +19,21 @@ from lantern.ingest.service import IngestResult, judge_payload, limits_for, stor
 from lantern.workspaces.service import source_keys
 
 router = APIRouter(tags=["ingest"])
+
+_executors: dict[str, ThreadPoolExecutor] = {}
+
+
+def _writers(engine: Any) -> ThreadPoolExecutor:
+    """Threads that commit ingest writes: one for SQLite (one writer anyway), a few otherwise.
+
+    Fewer threads than requests keeps them from queueing on the database and the GIL.
+    """
+    key = str(engine.url)
+    if key not in _executors:
+        size = 1 if engine.dialect.name == "sqlite" else 4
+        _executors[key] = ThreadPoolExecutor(size, thread_name_prefix="ingest-writer")
+    return _executors[key]
+
 
 SINGLE_TYPES = ("track", "page", "screen", "identify", "group", "alias")
 
@@ -89,11 +105,12 @@ async def _ingest(
     key = source_key(request.headers.get("authorization"), payload)
     _check_sizes(payload, settings, len(raw))
 
+    identity = source_keys.authenticate(engine, key)
+    verdicts = judge_payload(
+        payload, received_at=received_at, limits=limits_for(settings, history=history)
+    )
+
     def work() -> IngestResult:
-        identity = source_keys.authenticate(engine, key)
-        verdicts = judge_payload(
-            payload, received_at=received_at, limits=limits_for(settings, history=history)
-        )
         return store(
             engine,
             source_id=identity.source_id,
@@ -102,7 +119,8 @@ async def _ingest(
             metric_cap=settings.metric_cap,
         )
 
-    return _answer(await run_in_threadpool(work))
+    loop = asyncio.get_running_loop()
+    return _answer(await loop.run_in_executor(_writers(engine), work))
 
 
 @router.post("/v1/batch", summary='Segment batch: {"batch": [events...]}')

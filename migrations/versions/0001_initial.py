@@ -107,6 +107,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("source_id", "minute", name=op.f("pk_debug_minutes")),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "flag_changes",
@@ -175,6 +176,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("source_id", "digest", name=op.f("pk_seen_messages")),
+        sqlite_with_rowid=False,
     )
     with op.batch_alter_table("seen_messages", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_seen_messages_seen_at"), ["seen_at"], unique=False)
@@ -192,6 +194,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("metric_id", "hour", name=op.f("pk_buckets")),
+        sqlite_with_rowid=False,
     )
     # ### end Alembic commands ###
 
