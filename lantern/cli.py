@@ -59,6 +59,34 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     )
 
 
+@main.command()
+def worker() -> None:
+    """Run the scheduled jobs alone (detection, notifications, clean-up), without the web app.
+
+    Start as many as you like against one PostgreSQL: a database lock lets one of them run
+    each job at a time.
+    """
+    import signal
+    import threading
+
+    from lantern.db.migrate import upgrade
+    from lantern.db.session import get_engine
+    from lantern.scheduler import start_scheduler
+
+    settings = get_settings()
+    upgrade()
+    scheduler = start_scheduler(settings, get_engine())
+    click.echo(f"Lantern worker running (database: {_safe_url(settings.resolved_database_url)})")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        scheduler.shutdown(wait=True)
+
+
 def _safe_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -226,10 +254,8 @@ def metrics(source_name: str, workspace: str | None, as_json: bool) -> None:
 
 
 def _register() -> None:
-    try:  # TEMPORARY until lantern/replay.py lands
-        from lantern.replay import replay
-    except ImportError:
-        return
+    from lantern.replay import replay
+
     main.add_command(replay)
 
 

@@ -25,6 +25,7 @@ from lantern.api.app import create_app
 from lantern.config import Settings
 from lantern.db.migrate import upgrade
 from lantern.db.session import make_engine
+from tests.fakeslack import fake_slack  # noqa: F401  (a fixture)
 
 PG_ADMIN_URL = os.environ.get(
     "LANTERN_TEST_POSTGRES_URL", "postgresql+psycopg://127.0.0.1:5432/test"
@@ -87,6 +88,27 @@ def empty_database_url(database_url: str, tmp_path: Path) -> Iterator[str]:
     with admin.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+@pytest.fixture
+def fresh_engine(empty_database_url: str) -> Iterator[Engine]:
+    """A migrated database of its own, for tests of jobs that see every workspace's rows."""
+    engine = make_engine(empty_database_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def fresh_client(fresh_engine: Engine, tmp_path: Path) -> Iterator[TestClient]:
+    """A client of an app on `fresh_engine`."""
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=fresh_engine.url.render_as_string(hide_password=False),
+        scheduler_enabled=False,
+    )
+    with TestClient(create_app(settings, fresh_engine)) as test_client:
+        yield test_client
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ from sqlalchemy.exc import OperationalError
 
 from lantern import __version__
 from lantern.api import dashboard
+from lantern.api.lifespan import lifespan
 from lantern.config import Settings, get_settings
 from lantern.db.session import get_engine
 from lantern.errors import LanternError
@@ -31,6 +32,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         title="Lantern",
         version=__version__,
         description="Segment-compatible ingest, insights and the dashboard API.",
+        lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.engine = engine or get_engine(settings.resolved_database_url)

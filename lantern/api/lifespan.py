@@ -1,0 +1,23 @@
+"""What runs beside the web app for its lifetime: the scheduler, when enabled."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Start the job scheduler with the app (if `scheduler_enabled`), stop it after."""
+    scheduler = None
+    if app.state.settings.scheduler_enabled:
+        from lantern.scheduler import start_scheduler
+
+        scheduler = start_scheduler(app.state.settings, app.state.engine)
+    try:
+        yield
+    finally:
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)

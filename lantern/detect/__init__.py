@@ -1,0 +1,88 @@
+"""Detection: from a metric's hourly series to episodes worth telling someone about.
+
+The method
+----------
+1. **Gate.** Every series passes `validate_series`: a UTC hourly index, sorted, without
+   duplicates; gaps are zeros for counts and missing for values.
+2. **Training.** A metric is judged once it has `TRAINING_DAYS` (7) full days of data;
+   `training_remaining` gives the dashboard's countdown.
+3. **Model** (`model.fit_baseline`, refitted daily and after every lasting change). Counts
+   are taken to ``log1p`` scale, where a product metric's rhythms are additive. STL with a
+   daily period extracts the daily cycle; once two weeks are available, MSTL with daily
+   and weekly periods replaces it (before that, a day-of-week effect is estimated from what
+   STL leaves, smoothed and shrunk). The level and trend are a robust line through daily
+   means of the deseasonalised series (Theil-Sen slope, median intercept) over the last 14
+   days or since the current normal began, so that a change in progress does not drag the
+   baseline along. Expected counts are put back on the count scale with a mass correction.
+   Counts are modelled as negative binomial, ``Var = mu + phi*mu²``, ``phi`` estimated by
+   moments from the fit's residuals plus a floor for forecast error; the tails used for
+   single hours are Poisson tails of a mean pushed two standard deviations along the gamma
+   mixing distribution. A metric at 5 events an hour is thus judged by Poisson noise, one at
+   50,000 by its own over-dispersion, and scaling a busy series by ten changes nothing.
+4. **Detectors** (`detectors`): spike, drop, outage, level shift, trend change and
+   seasonality change, each needing significance *and* a relative change large enough to
+   matter (see `detectors.SENSITIVITY`).
+5. **Episodes** (`stream`): one alert (``opened``) per episode. Short episodes (spike,
+   drop, outage) are kept out of the model and end ``resolved``; one that lasts becomes a
+   level shift. A lasting change re-anchors the model at its start, so the new normal is
+   learned from the hours after it, and is ``accepted`` a day later.
+6. **Honest in time.** The verdict for an hour uses data up to that hour only; the model
+   that judges it was fitted on earlier hours. `advance` is the only judge, for the
+   scheduler, `lantern replay` and notebooks alike.
+
+References
+----------
+Cleveland, R. B., Cleveland, W. S., McRae, J. E. and Terpenning, I. (1990). STL: a
+    seasonal-trend decomposition procedure based on loess. Journal of Official
+    Statistics 6, 3-73.
+Bandara, K., Hyndman, R. J. and Bergmeir, C. (2021). MSTL: a seasonal-trend decomposition
+    algorithm for time series with multiple seasonal patterns. arXiv:2107.13462.
+Anscombe, F. J. (1948). The transformation of Poisson, binomial and negative-binomial
+    data. Biometrika 35, 246-254.
+Hochenbaum, J., Vallis, O. S. and Kejariwal, A. (2017). Automatic anomaly detection in
+    the cloud via statistical learning. arXiv:1704.07706.
+"""
+
+from lantern.detect.decompose import Decomposition, decompose
+from lantern.detect.detectors import KINDS, SENSITIVITY, Detection
+from lantern.detect.model import Baseline, fit_baseline
+from lantern.detect.series import (
+    TRAINING_DAYS,
+    SeriesError,
+    SeriesKind,
+    training_remaining,
+    validate_series,
+)
+from lantern.detect.stream import (
+    EpisodeEvent,
+    MetricState,
+    Sensitivity,
+    advance,
+    advance_array,
+    new_state,
+    replay_series,
+    score_batch,
+)
+
+__all__ = [
+    "KINDS",
+    "SENSITIVITY",
+    "TRAINING_DAYS",
+    "Baseline",
+    "Decomposition",
+    "Detection",
+    "EpisodeEvent",
+    "MetricState",
+    "Sensitivity",
+    "SeriesError",
+    "SeriesKind",
+    "advance",
+    "advance_array",
+    "decompose",
+    "fit_baseline",
+    "new_state",
+    "replay_series",
+    "score_batch",
+    "training_remaining",
+    "validate_series",
+]

@@ -1,0 +1,415 @@
+"""The detectors: evidence, hour by hour, that a metric left its baseline, and of what kind.
+
+Every detector reads the same two aligned arrays, the observed value and the baseline's
+expectation of each hour, and only hours up to the one being judged. They are computed for
+a run of hours at once with prefix sums, so judging a day costs about what judging an hour
+does. A verdict needs both *significance* under the noise model (a Poisson-gamma tail for
+counts, a Gaussian one for values) and a *relative change* large enough to matter; the
+second is what keeps a metric at 50,000 events an hour, where every wobble is
+"significant", from paging anyone.
+
+`spike`
+    One hour far above expectation: upper tail of Poisson(mu * exp(2 sqrt(phi))), the
+    mean pushed two standard deviations up the gamma mixing distribution, so that
+    over-dispersion is never mistaken for an event.
+`outage` / `drop`
+    A run of consecutive low hours, judged on its total: near zero (at most 15% of the
+    expected count) is an outage, otherwise a drop.
+`level_shift`
+    The ratio of observed to expected over the last 6, 12 or 24 hours, on the log scale
+    with the variance of a sum of negative-binomial counts plus a model-error term; each
+    third of the window must agree, so that one spike cannot pass for a shift.
+`trend_change`
+    A weighted regression of the log ratio of eight 12-hour blocks (four days) on time;
+    the slope must be steep, significant, and explain the blocks better than a step.
+`seasonality_change`
+    Over the last 24 hours, the dispersion of hourly log ratios around their mean (a
+    chi-square statistic) with hours above *and* below expectation: the shape, amplitude
+    or phase of the cycle moved while the level did not.
+
+References
+----------
+Page, E. S. (1954). Continuous inspection schemes. Biometrika 41, 100-115.
+Sen, P. K. (1968). Estimates of the regression coefficient based on Kendall's tau.
+    JASA 63, 1379-1389.
+Lawless, J. F. (1987). Negative binomial and mixed Poisson regression. Canadian Journal
+    of Statistics 15, 209-225.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special
+
+from lantern.detect.series import SeriesKind
+
+KINDS = ("level_shift", "trend_change", "seasonality_change", "spike", "drop", "outage")
+PERSISTENT = ("level_shift", "trend_change", "seasonality_change")
+LEVEL_WINDOWS = (6, 12, 24)
+RAMP_BLOCKS, RAMP_BLOCK = 8, 12
+SEASON_WINDOW = 24
+LOOKBACK = RAMP_BLOCKS * RAMP_BLOCK
+WINDOW_ERROR = 0.04  # relative error of a window's forecast: seasonal and trend misfit
+MAX_SCORE = 50.0
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """What a sensitivity setting asks of the evidence (scores are -log10 p)."""
+
+    spike_score: float
+    spike_ratio: float
+    drop_score: float
+    drop_ratio: float
+    outage_score: float
+    level_score: float
+    level_change: float  # minimum |log ratio|
+    ramp_score: float
+    ramp_slope: float  # minimum |log change| per day
+    season_score: float
+    season_amplitude: float
+    min_events: float  # a spike must add at least this many events
+
+
+SENSITIVITY: dict[str, Thresholds] = {
+    "low": Thresholds(9, 3.0, 10, 0.35, 7, 9, 0.40, 9, 0.05, 12, 0.35, 10),
+    "medium": Thresholds(7, 2.5, 8, 0.45, 5.5, 7, 0.30, 7, 0.035, 9, 0.25, 6),
+    "high": Thresholds(5.5, 2.0, 6, 0.55, 4.5, 5.5, 0.22, 5.5, 0.025, 7, 0.18, 4),
+}
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A detector's verdict on one hour: what moved, which way, since when and how much."""
+
+    kind: str
+    direction: str  # "up" or "down"
+    start: object  # pd.Timestamp; object keeps this module free of a pandas import
+    detected_at: object
+    observed: float  # per hour, over the detector's window
+    expected: float
+    lower: float
+    upper: float
+    relative_change: float
+    score: float
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A detection before it is given timestamps: offsets are hours before the judged one."""
+
+    kind: str
+    direction: str
+    start_offset: int
+    observed: float
+    expected: float
+    score: float
+    slope: float = 0.0
+
+
+def _score_from_z(z: np.ndarray) -> np.ndarray:
+    """-log10 of the one-sided normal tail of |z|."""
+    p = special.ndtr(-np.abs(z))
+    return np.minimum(-np.log10(np.maximum(p, 1e-300)), MAX_SCORE)
+
+
+def up_score(x: np.ndarray, mu: np.ndarray, spread: float, kind: SeriesKind) -> np.ndarray:
+    """-log10 P(X >= x): Poisson with an inflated mean for counts, Gaussian for values."""
+    if kind == "value":
+        return np.where(x > mu, _score_from_z((x - mu) / spread), 0.0)
+    high = mu * np.exp(2 * np.sqrt(spread)) + 1e-9
+    p = np.where(x >= 1, special.gammainc(np.maximum(x, 1e-9), high), 1.0)
+    return np.minimum(-np.log10(np.maximum(p, 1e-300)), MAX_SCORE)
+
+
+def down_score(x: np.ndarray, mu: np.ndarray, spread: float, kind: SeriesKind) -> np.ndarray:
+    """-log10 P(X <= x) for a sum of counts with mean ``mu`` (or a value)."""
+    if kind == "value":
+        return np.where(x < mu, _score_from_z((x - mu) / spread), 0.0)
+    low = mu * np.exp(-2 * np.sqrt(spread))
+    p = special.gammaincc(x + 1, low)
+    return np.minimum(-np.log10(np.maximum(p, 1e-300)), MAX_SCORE)
+
+
+class Evidence:
+    """Every detector's statistics for the judged hours ``lo..`` of aligned arrays.
+
+    ``x`` and ``mu`` cover ``LOOKBACK`` hours before the first judged one; ``usable`` is
+    False for hours that must not count (before the current normal began, inside an
+    earlier episode, or missing).
+    """
+
+    def __init__(
+        self,
+        x: np.ndarray,
+        mu: np.ndarray,
+        usable: np.ndarray,
+        *,
+        first: int,
+        kind: SeriesKind,
+        dispersion: float,
+        thresholds: Thresholds,
+        window_error: float = WINDOW_ERROR,
+    ) -> None:
+        self.kind, self.t = kind, thresholds
+        self.first = first
+        self.error = window_error
+        self.raw_x, self.raw_mu = x, mu
+        self.x = np.where(usable, np.nan_to_num(x), 0.0)
+        self.mu = np.where(usable, mu, 0.0)
+        self.usable = usable
+        self.spread = dispersion
+        if kind == "count":
+            self.noise = max(dispersion - 0.04**2, 0.0)  # the part that averages out
+            hour_var = 1.0 / (mu + 0.5) + dispersion
+            self.logr = np.log((self.x + 0.5) / (self.mu + 0.5))
+        else:
+            scale = np.abs(mu) + dispersion
+            hour_var = (dispersion / scale) ** 2 + window_error**2
+            self.logr = (self.x - self.mu) / scale
+        self.w = np.where(usable, 1.0 / hour_var, 0.0)
+        self._c = {
+            name: np.concatenate([[0.0], np.cumsum(arr)])
+            for name, arr in {
+                "x": self.x,
+                "mu": self.mu,
+                "mu2": self.mu**2,
+                "n": usable.astype(float),
+                "w": self.w,
+                "wl": self.w * self.logr,
+                "wl2": self.w * self.logr**2,
+                "hi": (self.w > 0) & (self.logr * np.sqrt(self.w) > 2),
+                "lo": (self.w > 0) & (self.logr * np.sqrt(self.w) < -2),
+            }.items()
+        }
+
+    def window(self, name: str, end: int, length: int, back: int = 0) -> np.ndarray:
+        """Sums over ``length`` hours ending ``back`` hours before each judged hour."""
+        stop = np.maximum(np.arange(self.first, end) + 1 - back, 0)
+        return self._c[name][stop] - self._c[name][np.maximum(stop - length, 0)]
+
+    def hourly(self, i: int) -> tuple[float, float, float, float]:
+        """(observed, expected, up score, down score) of hour ``i``."""
+        x, mu = self.x[i : i + 1], self.mu[i : i + 1]
+        return (
+            float(x[0]),
+            float(mu[0]),
+            float(up_score(x, mu, self.spread, self.kind)[0]),
+            float(down_score(x, mu, self.spread, self.kind)[0]),
+        )
+
+    def hourly_scores(self, i: int) -> tuple[float, float]:
+        """(up score, down score) of hour ``i``, masked or not."""
+        x, mu = np.nan_to_num(self.raw_x[i : i + 1]), self.raw_mu[i : i + 1]
+        return (
+            float(up_score(x, mu, self.spread, self.kind)[0]),
+            float(down_score(x, mu, self.spread, self.kind)[0]),
+        )
+
+    def classify(self, lo: int, hi: int) -> str:
+        """Whether hours lo..hi (raw) moved as a level (a mean shift) or as a cycle."""
+        x, mu = np.nan_to_num(self.raw_x[lo : hi + 1]), self.raw_mu[lo : hi + 1]
+        if self.kind == "count":
+            lr = np.log((x + 0.5) / (mu + 0.5))
+            w = 1.0 / (1.0 / (mu + 0.5) + self.spread)
+        else:
+            lr = (x - mu) / (np.abs(mu) + self.spread)
+            w = np.ones_like(lr)
+        mean = float((w * lr).sum() / w.sum())
+        spread = float(np.sqrt((w * (lr - mean) ** 2).sum() / w.sum()))
+        both = (lr > 0.1).sum() >= 3 and (lr < -0.1).sum() >= 3
+        return "seasonality_change" if both and spread > abs(mean) else "level_shift"
+
+    def candidates(self) -> list[Candidate | None]:
+        """The strongest detection of each judged hour, or None."""
+        end = len(self.x)
+        hours = np.arange(self.first, end)
+        level = self._level(end)
+        ramp = self._ramp(end)
+        season = self._season(end)
+        out: list[Candidate | None] = []
+        slope, line = self._ramp_shape
+        for j, i in enumerate(hours):
+            found = self._short(int(i)) or level[j] or ramp[j] or season[j]
+            if found is not None and found.kind == "level_shift" and line[j]:
+                # a level that has been drifting away for days is a change of trend
+                same_way = np.sign(slope[j]) == (1 if found.direction == "up" else -1)
+                if same_way and abs(slope[j]) >= self.t.ramp_slope:
+                    found = Candidate(
+                        "trend_change",
+                        found.direction,
+                        found.start_offset,
+                        found.observed,
+                        found.expected,
+                        found.score,
+                        float(slope[j]),
+                    )
+            out.append(found)
+        return out
+
+    def _short(self, i: int) -> Candidate | None:
+        """Spike at hour i, or an outage/drop run ending at hour i."""
+        if not self.usable[i]:
+            return None
+        t = self.t
+        x, mu, up, _ = self.hourly(i)
+        if up >= t.spike_score and x >= t.spike_ratio * mu and x - mu >= self._min_delta(mu):
+            return Candidate("spike", "up", 0, x, mu, up)
+        start = i
+        while start > 0 and self.usable[start] and self.x[start] < t.drop_ratio * self.mu[start]:
+            start -= 1
+        if start == i:
+            return None
+        s = slice(start + 1, i + 1)
+        total, expected = self.x[s].sum(), self.mu[s].sum()
+        if self.kind == "value":
+            score = float(
+                _score_from_z(np.array([(total - expected) / (self.spread * np.sqrt(i - start))]))[
+                    0
+                ]
+            )
+        else:
+            score = float(
+                down_score(np.array([total]), np.array([expected]), self.spread, "count")[0]
+            )
+        hours = i - start
+        if total <= 0.15 * expected and score >= t.outage_score:
+            return Candidate("outage", "down", hours - 1, total / hours, expected / hours, score)
+        if score >= t.drop_score and 2 <= hours <= 6 and total <= t.drop_ratio * 0.75 * expected:
+            return Candidate("drop", "down", hours - 1, total / hours, expected / hours, score)
+        return None
+
+    def _min_delta(self, mu: float) -> float:
+        """Events a spike must add: a handful for counts, three sigma for values."""
+        return self.t.min_events if self.kind == "count" else 3 * self.spread
+
+    def _window_z(
+        self, end: int, k: int, back: int = 0
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(log ratio, z, observed/h, expected/h) of k hours ending ``back`` before each hour."""
+        s, m = self.window("x", end, k, back), self.window("mu", end, k, back)
+        n = self.window("n", end, k, back)
+        nn = np.maximum(n, 1)
+        if self.kind == "count":
+            lr = np.log((s + 0.5) / (m + 0.5))
+            var = 1.0 / (m + 0.5) + self.noise * self.window("mu2", end, k, back) / (m + 0.5) ** 2
+        else:
+            scale = np.abs(m / nn) + self.spread
+            lr = (s - m) / nn / scale
+            var = (self.spread / scale) ** 2 / nn
+        z = lr / np.sqrt(var + self.error**2)
+        full = n >= 0.75 * k
+        return np.where(full, lr, 0.0), np.where(full, z, 0.0), s / nn, m / nn
+
+    def _level(self, end: int) -> list[Candidate | None]:
+        """Level shifts over the last 6, 12 and 24 hours, each third of the window agreeing."""
+        t = self.t
+        out: list[Candidate | None] = [None] * (end - self.first)
+        for k in LEVEL_WINDOWS:
+            lr, z, obs, exp = self._window_z(end, k)
+            third = k // 3
+            parts = np.stack(
+                [self._window_z(end, third, back)[0] for back in (0, third, 2 * third)]
+            )
+            sign = np.sign(lr)
+            agree = (sign * parts >= t.level_change / 2).all(axis=0)
+            score = _score_from_z(z)
+            hit = agree & (np.abs(lr) >= t.level_change) & (score >= t.level_score)
+            for j in np.flatnonzero(hit):
+                if out[j] is None:
+                    direction = "up" if lr[j] > 0 else "down"
+                    out[j] = Candidate(
+                        "level_shift", direction, k - 1, obs[j], exp[j], float(score[j])
+                    )
+        return out
+
+    def _ramp(self, end: int) -> list[Candidate | None]:
+        """Trend changes: a steep, significant, ramp-shaped slope of four days of 12-h blocks."""
+        t = self.t
+        n_out = end - self.first
+        blocks = []
+        for b in range(RAMP_BLOCKS):
+            lr, z, _, _ = self._window_z(end, RAMP_BLOCK, b * RAMP_BLOCK)
+            var = np.where(z != 0, (lr / np.where(z != 0, z, 1)) ** 2, np.inf)
+            blocks.append((lr, var))
+        days = -np.arange(RAMP_BLOCKS) * RAMP_BLOCK / 24.0
+        lr = np.stack([b[0] for b in blocks])
+        w = np.stack([1.0 / np.maximum(b[1], 1e-6) for b in blocks])
+        w = np.where(np.isfinite(w) & (np.stack([b[1] for b in blocks]) < 1e6), w, 0.0)
+        sw = w.sum(0)
+        xm = (w * days[:, None]).sum(0) / np.maximum(sw, 1e-12)
+        ym = (w * lr).sum(0) / np.maximum(sw, 1e-12)
+        sxx = (w * (days[:, None] - xm) ** 2).sum(0)
+        slope = (w * (days[:, None] - xm) * (lr - ym)).sum(0) / np.maximum(sxx, 1e-12)
+        z = slope * np.sqrt(sxx)
+        resid_line = (w * (lr - ym - slope * (days[:, None] - xm)) ** 2).sum(0)
+        resid_step = np.full(n_out, np.inf)
+        for cut in range(1, RAMP_BLOCKS):
+            new, old = slice(0, cut), slice(cut, None)
+            rss = np.zeros(n_out)
+            for part in (new, old):
+                wp = w[part]
+                mp = (wp * lr[part]).sum(0) / np.maximum(wp.sum(0), 1e-12)
+                rss += (wp * (lr[part] - mp) ** 2).sum(0)
+            resid_step = np.minimum(resid_step, rss)
+        score = _score_from_z(z)
+        out: list[Candidate | None] = []
+        full = (w > 0).sum(0) >= RAMP_BLOCKS - 1
+        # a ramp also shows in the oldest block already leaving expectation
+        drifting = full & (resid_line < 0.5 * resid_step) & (np.sign(lr[-2]) == np.sign(slope))
+        self._ramp_shape = (slope, drifting & (np.abs(lr[-2]) > 0.5 * t.ramp_slope))
+        for j in range(n_out):
+            sign = np.sign(slope[j])
+            ok = (
+                full[j]
+                and abs(slope[j]) >= t.ramp_slope
+                and score[j] >= t.ramp_score
+                and sign * lr[0, j] >= 2.5 * t.ramp_slope
+                and resid_line[j] <= resid_step[j]
+            )
+            if not ok:
+                out.append(None)
+                continue
+            onset = int(min(RAMP_BLOCKS * RAMP_BLOCK - 1, max(0, (lr[0, j] / slope[j]) * 24)))
+            i = self.first + j
+            obs, exp = float(self.x[i - 11 : i + 1].mean()), float(self.mu[i - 11 : i + 1].mean())
+            direction = "up" if sign > 0 else "down"
+            out.append(
+                Candidate("trend_change", direction, onset, obs, exp, float(score[j]), slope[j])
+            )
+        return out
+
+    def _season(self, end: int) -> list[Candidate | None]:
+        """Seasonality changes: hours off in both directions, the level unmoved."""
+        t, k = self.t, SEASON_WINDOW
+        sw, swl, swl2 = (self.window(n, end, k) for n in ("w", "wl", "wl2"))
+        hi, lo, n = (self.window(n, end, k) for n in ("hi", "lo", "n"))
+        q = swl2 - swl**2 / np.maximum(sw, 1e-12)
+        dof = np.maximum(n - 2, 1)
+        score = np.minimum(-np.log10(np.maximum(special.chdtrc(dof, q), 1e-300)), MAX_SCORE)
+        amplitude = np.sqrt(np.maximum(q, 0) / np.maximum(sw, 1e-12))
+        mean = swl / np.maximum(sw, 1e-12)
+        out: list[Candidate | None] = []
+        for j in range(len(q)):
+            ok = (
+                n[j] >= 0.75 * k
+                and score[j] >= t.season_score
+                and amplitude[j] >= t.season_amplitude
+                and hi[j] >= 3
+                and lo[j] >= 3
+                and hi[j] + lo[j] >= k / 3
+                and abs(mean[j]) < t.level_change
+            )
+            if not ok:
+                out.append(None)
+                continue
+            i = self.first + j
+            obs, exp = (
+                float(self.x[i - k + 1 : i + 1].mean()),
+                float(self.mu[i - k + 1 : i + 1].mean()),
+            )
+            direction = "up" if obs >= exp else "down"
+            out.append(Candidate("seasonality_change", direction, k - 1, obs, exp, float(score[j])))
+        return out

@@ -1,0 +1,253 @@
+"""The baseline: STL seasonality, a robust log-linear trend and a count noise model.
+
+A `Baseline` is fitted on the hours before its ``fit_hour`` and forecasts the expected
+value of any hour near it. It is frozen, small and JSON-serialisable, so a metric's state
+can carry it between hourly passes.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from statsmodels.tsa.seasonal import MSTL, STL
+
+from lantern.detect.series import SeriesKind
+
+DAY = 24
+WEEK = 168
+FIT_DAYS = 28
+LEVEL_DAYS = 14
+# loess jumps: STL evaluates its smoothers every few points and interpolates between them,
+# which changes the fit by far less than the noise and makes it ten times faster
+_STL_SPEED = {"seasonal_jump": 3, "trend_jump": 5, "low_pass_jump": 5}
+MAX_SLOPE = 0.15 / DAY  # log change per hour; growth beyond 15%/day is not extrapolated
+MODEL_ERROR = 0.04  # relative error of an hour's forecast that no amount of data removes
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A fitted model of one metric: expected(h) = level + slope*(h - fit_hour) + profile."""
+
+    kind: SeriesKind
+    fit_hour: int  # hours since the epoch; the model saw only hours before it
+    level: float
+    slope: float
+    profile: tuple[float, ...]  # 168 seasonal offsets, indexed by hour-of-week
+    scale: float  # counts: mass correction; values: 1
+    dispersion: float  # counts: negative-binomial phi; values: residual standard deviation
+    weekly: bool
+
+    def log_expected(self, hours: np.ndarray) -> np.ndarray:
+        """Expected value of each hour on the model's transformed scale."""
+        profile = np.asarray(self.profile)
+        return self.level + self.slope * (hours - self.fit_hour) + profile[hours % WEEK]
+
+    def expected(self, hours: np.ndarray) -> np.ndarray:
+        """Expected value of each hour (a count or a value)."""
+        raw = self.log_expected(hours)
+        if self.kind == "count":
+            return np.maximum(self.scale * np.expm1(raw), 0.0)
+        return raw
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form."""
+        return {
+            "kind": self.kind,
+            "fit_hour": self.fit_hour,
+            "level": self.level,
+            "slope": self.slope,
+            "profile": list(self.profile),
+            "scale": self.scale,
+            "dispersion": self.dispersion,
+            "weekly": self.weekly,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Baseline:
+        """Inverse of `to_dict`."""
+        return cls(**{**data, "profile": tuple(data["profile"])})
+
+
+def transform(values: np.ndarray, kind: SeriesKind) -> np.ndarray:
+    """The scale the model works on: log1p for counts, the values themselves otherwise."""
+    return np.log1p(values) if kind == "count" else values.astype(float)
+
+
+def fit_baseline(
+    hours: np.ndarray,
+    values: np.ndarray,
+    usable: np.ndarray,
+    *,
+    kind: SeriesKind,
+    fit_hour: int,
+    anchor: int | None = None,
+    reshaped: bool = False,
+    prior: Baseline | None = None,
+    prior_slope: float | None = None,
+) -> Baseline:
+    """Fit a baseline on ``values`` at ``hours`` (all before ``fit_hour``).
+
+    ``usable`` marks the hours to learn from; the others (anomalous episodes, gaps) are
+    filled from ``prior`` or by interpolation before the decomposition. ``anchor`` is the
+    start of the current normal: the level and slope are learned from hours after it only,
+    and when ``reshaped`` (the cycle itself changed there) the daily profile is corrected by
+    the hours after it too.
+    """
+    y = transform(values, kind)
+    good = usable & np.isfinite(y)
+    if good.sum() < DAY:
+        raise ValueError("fewer than 24 usable hours to fit on")
+    filled = _fill(hours, y, good)
+    weekly = len(y) >= 2 * WEEK + DAY
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if weekly:
+            res = MSTL(
+                filled,
+                periods=(DAY, WEEK),
+                iterate=1,
+                stl_kwargs={**_STL_SPEED, "inner_iter": 1, "outer_iter": 0},
+            ).fit()
+            seasonal = np.asarray(res.seasonal).reshape(len(y), -1).sum(axis=1)
+        else:
+            seasonal = np.asarray(STL(filled, period=DAY, **_STL_SPEED).fit(inner_iter=2).seasonal)
+
+    start = max(fit_hour - LEVEL_DAYS * DAY, anchor if anchor is not None else -(2**62))
+    window = good & (hours >= start)
+    if window.sum() < 6:
+        window = good & (hours >= fit_hour - 6 * DAY)
+    # after a change of cycle less than a week old, STL's last cycle mixes old and new
+    # hours; take the cycle as it was before the change and correct it below
+    fresh = reshaped and anchor is not None and hours[-1] - anchor < WEEK
+    upto = int(np.searchsorted(hours, anchor)) if fresh and anchor is not None else len(hours)
+    if upto < WEEK:
+        upto = len(hours)
+    profile = _profile(hours[:upto], seasonal[:upto], (y - seasonal)[:upto], good[:upto], weekly)
+    deseason = y - profile[hours % WEEK]
+    slope = _slope(hours[window], deseason[window], fit_hour)
+    if slope is None:
+        slope = prior_slope if prior_slope is not None else (prior.slope if prior else 0.0)
+    slope = float(np.clip(slope, -MAX_SLOPE, MAX_SLOPE))
+    level = _level(hours[window], deseason[window], slope, fit_hour)
+    if reshaped and anchor is not None and anchor > hours[0] and (window & (hours >= anchor)).any():
+        # the cycle learned before the current normal may no longer hold: correct it by
+        # what the hours since then say, hour of day by hour of day, shrunk towards none
+        after = window & (hours >= anchor)
+        resid = (deseason - level - slope * (hours - fit_hour))[after]
+        hod = hours[after] % DAY
+        sums = np.bincount(hod, weights=resid, minlength=DAY)
+        counts = np.bincount(hod, minlength=DAY)
+        # shrink as a normal prior of sd 0.3 would: little at high volume, much at low
+        noise = float(np.mean(1.0 / (values[after] + 1.0))) if kind == "count" else 0.0
+        correction = sums / (counts + (noise + 0.005) / 0.09)
+        profile = profile + correction[np.arange(WEEK) % DAY]
+        profile -= profile.mean()
+        deseason = y - profile[hours % WEEK]
+        level = _level(hours[window], deseason[window], slope, fit_hour)
+    fitted = level + slope * (hours - fit_hour) + profile[hours % WEEK]
+    if kind == "count":
+        mean = np.expm1(fitted[window])
+        scale = float(np.clip((values[window].sum() + 1) / (mean.sum() + 1), 0.5, 2.0))
+        dispersion = _dispersion(values[window], scale * mean)
+    else:
+        scale = 1.0
+        resid = y[window] - fitted[window]
+        dispersion = float(1.4826 * np.median(np.abs(resid - np.median(resid))) + 1e-9)
+    return Baseline(
+        kind=kind,
+        fit_hour=int(fit_hour),
+        level=float(level),
+        slope=slope,
+        profile=tuple(float(v) for v in profile),
+        scale=scale,
+        dispersion=dispersion,
+        weekly=weekly,
+    )
+
+
+def _fill(hours: np.ndarray, y: np.ndarray, good: np.ndarray) -> np.ndarray:
+    """Unusable hours take the same hour a week (else a day) away, else interpolation.
+
+    Filling from the data rather than from the previous model keeps a model's mistake at
+    one hour from being taught back to it.
+    """
+    filled = y.copy()
+    if good.all():
+        return filled
+    missing = ~good
+    for lag in (WEEK, -WEEK, DAY, -DAY, 2 * WEEK, -2 * WEEK):
+        src = np.arange(len(y)) - lag
+        ok = missing & (src >= 0) & (src < len(y))
+        ok[ok] &= good[src[ok]]
+        filled[ok] = y[src[ok]]
+        missing &= ~ok
+        if not missing.any():
+            return filled
+    done = ~missing
+    filled[missing] = np.interp(hours[missing], hours[done], filled[done])
+    return filled
+
+
+def _profile(
+    hours: np.ndarray, seasonal: np.ndarray, rest: np.ndarray, good: np.ndarray, weekly: bool
+) -> np.ndarray:
+    """The last cycle of the seasonal component by hour-of-week (168 values, mean zero)."""
+    profile = np.zeros(WEEK)
+    phase = hours % WEEK
+    last = slice(-WEEK, None) if weekly else slice(-DAY, None)
+    if weekly:
+        profile[phase[last]] = seasonal[last]
+    else:
+        daily = np.zeros(DAY)
+        daily[hours[last] % DAY] = seasonal[last]
+        profile = daily[np.arange(WEEK) % DAY]
+        # one week of history: a day-of-week effect from what STL left, smoothed over
+        # neighbouring hours and shrunk towards none, since it rests on one sample a slot
+        sums = np.bincount(
+            phase[good], weights=(rest - np.median(rest[good]))[good], minlength=WEEK
+        )
+        counts = np.bincount(phase[good], minlength=WEEK)
+        kernel = np.ones(5) / 5
+        wrap = np.concatenate([sums[-2:], sums, sums[:2]])
+        wrapn = np.concatenate([counts[-2:], counts, counts[:2]]).astype(float)
+        smooth = np.convolve(wrap, kernel, "valid") / np.maximum(
+            np.convolve(wrapn, kernel, "valid"), 1e-9
+        )
+        profile = profile + smooth * (counts / (counts + 0.25))
+    return profile - profile.mean()
+
+
+def _slope(hours: np.ndarray, deseason: np.ndarray, fit_hour: int) -> float | None:
+    """Theil-Sen slope per hour through daily means; None with fewer than 4 days."""
+    day = (fit_hour - 1 - hours) // DAY
+    days = np.unique(day)
+    if len(days) < 4:
+        return None
+    means = np.array([deseason[day == d].mean() for d in days])
+    centre = -days.astype(float) * DAY
+    i, j = np.triu_indices(len(days), 1)
+    return float(np.median((means[j] - means[i]) / (centre[j] - centre[i])))
+
+
+def _level(hours: np.ndarray, deseason: np.ndarray, slope: float, fit_hour: int) -> float:
+    """Level at ``fit_hour``: median over days of each day's mean detrended value."""
+    detrended = deseason - slope * (hours - fit_hour)
+    day = (fit_hour - 1 - hours) // DAY
+    days = np.unique(day)
+    if len(days) < 3:
+        return float(detrended.mean())
+    return float(np.median([detrended[day == d].mean() for d in days]))
+
+
+def _dispersion(counts: np.ndarray, mean: np.ndarray) -> float:
+    """Negative-binomial phi by moments on hours with enough volume, trimmed."""
+    busy = mean >= 3
+    if busy.sum() < DAY:
+        return MODEL_ERROR**2
+    excess = ((counts[busy] - mean[busy]) ** 2 - mean[busy]) / mean[busy] ** 2
+    excess = np.sort(excess)[: int(0.95 * len(excess))]
+    # in-sample residuals understate the error of a forecast
+    return float(max(1.3 * excess.mean(), 0.0) + MODEL_ERROR**2)

@@ -1,0 +1,366 @@
+"""Streaming detection: a metric's state, advanced hour by hour, and its episode events.
+
+`advance` is the only code that judges hours. The hourly pass feeds it the hours since the
+last one it scored, `replay_series` feeds it a whole history at once, and both get the same
+events because every decision depends on the data up to the judged hour and on the state,
+never on how many hours one call covers. The model is refitted on a fixed daily schedule
+(the metric's ``stagger`` hour, so that a fleet of metrics spreads its refits over the day)
+and whenever an episode changes what "normal" means.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal, TypeVar
+
+import numpy as np
+import pandas as pd
+
+from lantern.detect.detectors import (
+    LOOKBACK,
+    PERSISTENT,
+    SENSITIVITY,
+    WINDOW_ERROR,
+    Candidate,
+    Detection,
+    Evidence,
+)
+from lantern.detect.model import DAY, FIT_DAYS, Baseline, fit_baseline
+from lantern.detect.series import TRAINING_DAYS, SeriesError, SeriesKind, validate_series
+
+Status = Literal["opened", "updated", "resolved", "accepted"]
+Sensitivity = Literal["low", "medium", "high"]
+K = TypeVar("K")
+
+TRAINING_HOURS = TRAINING_DAYS * DAY
+FIT_HOURS = FIT_DAYS * DAY
+SHORT_LIMIT = {"spike": 8, "drop": 8, "outage": 30}  # hours before a short episode is a shift
+CONFIRM_HOURS = 24  # a lasting change is adopted as the new normal after this long
+# after a lasting change the metric trains again on its new normal, as a new metric does;
+# only an outage, which no model mistake can fake, is reported meanwhile
+RETRAIN_HOURS = TRAINING_HOURS
+_NS_PER_HOUR = 3_600_000_000_000
+YOUNG_ERROR = 0.1
+
+
+@dataclass(frozen=True)
+class EpisodeEvent:
+    """A step in an episode's life: ``opened`` is the alert; the others follow it."""
+
+    status: Status
+    at: pd.Timestamp  # start of the hour whose data caused the event
+    detection: Detection
+
+
+@dataclass(frozen=True)
+class MetricState:
+    """Everything detection remembers about one metric between hourly passes."""
+
+    first_hour: int  # hours since the epoch of the metric's first data
+    kind: SeriesKind = "count"
+    sensitivity: Sensitivity = "medium"
+    stagger: int = 0  # hour of day (UTC) of the daily refit
+    last_hour: int | None = None  # the last hour judged
+    model: Baseline | None = None
+    anchor: int | None = None  # first hour of the current normal
+    reshaped: bool = False  # whether the cycle is relearned from the anchor on
+    prior_slope: float | None = None
+    refit_due: bool = False
+    quiet_until: int = 0
+    masks: tuple[tuple[int, int], ...] = ()  # episodes' hours, kept out of fits and windows
+    episode: dict[str, Any] | None = field(default=None)
+
+    def to_bytes(self) -> bytes:
+        """JSON bytes, for the service to keep between passes."""
+        data = asdict(self)
+        data["model"] = self.model.to_dict() if self.model else None
+        return json.dumps(data, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> MetricState:
+        """Inverse of `to_bytes`."""
+        data = json.loads(raw)
+        data["model"] = Baseline.from_dict(data["model"]) if data["model"] else None
+        data["masks"] = tuple(tuple(m) for m in data["masks"])
+        return cls(**data)
+
+
+def hour_number(stamp: pd.Timestamp) -> int:
+    """Hours since the epoch of a UTC timestamp."""
+    return int(pd.Timestamp(stamp).value // _NS_PER_HOUR)
+
+
+def hour_stamp(number: int) -> pd.Timestamp:
+    """The UTC timestamp of an hour number."""
+    return pd.Timestamp(number * _NS_PER_HOUR, tz="UTC")
+
+
+def new_state(
+    first_hour: pd.Timestamp,
+    *,
+    kind: SeriesKind = "count",
+    sensitivity: Sensitivity = "medium",
+    stagger: int = 0,
+) -> MetricState:
+    """A fresh state for a metric first seen at ``first_hour``."""
+    if sensitivity not in SENSITIVITY:
+        raise ValueError(f"sensitivity must be one of {sorted(SENSITIVITY)}, not {sensitivity!r}")
+    return MetricState(
+        first_hour=hour_number(first_hour), kind=kind, sensitivity=sensitivity, stagger=stagger % 24
+    )
+
+
+def advance(
+    state: MetricState, series: pd.Series, now: pd.Timestamp
+) -> tuple[MetricState, list[EpisodeEvent]]:
+    """Judge every hour after ``state.last_hour`` up to ``now`` using data up to each hour."""
+    clean = validate_series(series, kind=state.kind)
+    return advance_array(state, hour_number(clean.index[0]), clean.to_numpy(), hour_number(now))
+
+
+def advance_array(
+    state: MetricState, origin: int, values: np.ndarray, now: int
+) -> tuple[MetricState, list[EpisodeEvent]]:
+    """`advance` on a validated array whose first element is hour ``origin``."""
+    run = _Run(state, origin, values)
+    run.until(min(now, origin + len(values) - 1))
+    return run.state, run.events
+
+
+def replay_series(
+    series: pd.Series,
+    *,
+    kind: SeriesKind = "count",
+    sensitivity: Sensitivity = "medium",
+    stagger: int = 0,
+) -> list[EpisodeEvent]:
+    """Every episode event a live service would have raised on ``series``, hour by hour."""
+    clean = validate_series(series, kind=kind)
+    state = new_state(clean.index[0], kind=kind, sensitivity=sensitivity, stagger=stagger)
+    _, events = advance(state, clean, clean.index[-1])
+    return events
+
+
+def score_batch(
+    states: Mapping[K, MetricState], frame: pd.DataFrame, now: pd.Timestamp
+) -> dict[K, tuple[MetricState, list[EpisodeEvent]]]:
+    """Advance many metrics to ``now``; ``frame`` holds one column per key of ``states``.
+
+    The frame needs the last 28 days before the oldest unjudged hour (fewer for metrics
+    still young). Inputs and outputs pickle, so partitions of a fleet can run in a process
+    pool or on Dask workers.
+    """
+    index = frame.index
+    if not isinstance(index, pd.DatetimeIndex) or len(index) == 0:
+        raise SeriesError("the frame needs a non-empty hourly DatetimeIndex")
+    validate_series(pd.Series(0.0, index=index))
+    if len(index) != (index[-1] - index[0]) / pd.Timedelta(hours=1) + 1:
+        raise SeriesError("the frame's index must list every hour: reindex it first")
+    origin, target = hour_number(index[0]), hour_number(now)
+    out: dict[K, tuple[MetricState, list[EpisodeEvent]]] = {}
+    for key, state in states.items():
+        values = frame[key].to_numpy(dtype=float)
+        if state.kind == "count":
+            values = np.nan_to_num(values)
+        out[key] = advance_array(state, origin, values, target)
+    return out
+
+
+class _Run:
+    """One call's worth of judging: a mutable copy of the state and the events so far."""
+
+    def __init__(self, state: MetricState, origin: int, values: np.ndarray) -> None:
+        self.state = state
+        self.origin = origin
+        self.values = values
+        self.hours = origin + np.arange(len(values))
+        self.events: list[EpisodeEvent] = []
+        self.thresholds = SENSITIVITY[state.sensitivity]
+
+    def until(self, now: int) -> None:
+        """Judge hours up to ``now`` inclusive."""
+        s = self.state
+        t = s.last_hour + 1 if s.last_hour is not None else s.first_hour + TRAINING_HOURS
+        while t <= now:
+            if t - FIT_HOURS < self.origin and self.origin > self.state.first_hour:
+                raise SeriesError("the series must hold the 28 days before the first hour to judge")
+            if self.state.model is None or self.state.refit_due or (t - s.stagger) % DAY == 0:
+                self._refit(t)
+            stop = min(now + 1, t + ((self.state.stagger - t) % DAY or DAY))
+            t = self._judge(t, stop)
+
+    def _usable(self, lo: int, hi: int) -> np.ndarray:
+        """Which hours in [lo, hi) may be learned from and counted in windows."""
+        s = self.state
+        hours = np.arange(lo, hi)
+        ok = hours >= max(s.first_hour, s.anchor if s.anchor is not None else s.first_hour)
+        for start, end in s.masks:
+            ok &= ~((hours >= start) & (hours <= (end if end >= 0 else hi)))
+        return ok
+
+    def _slice(self, lo: int, hi: int) -> np.ndarray:
+        """Values of hours [lo, hi), NaN before the series starts."""
+        a, b = lo - self.origin, hi - self.origin
+        part = self.values[max(a, 0) : b]
+        return np.concatenate([np.full(max(-a, 0), np.nan), part]) if a < 0 else part
+
+    def _refit(self, t: int) -> None:
+        s = self.state
+        lo = max(t - FIT_HOURS, s.first_hour)
+        usable = self._usable_masks_only(lo, t) & np.isfinite(self._slice(lo, t))
+        model = fit_baseline(
+            np.arange(lo, t),
+            self._slice(lo, t),
+            usable,
+            kind=s.kind,
+            fit_hour=t,
+            anchor=s.anchor,
+            reshaped=s.reshaped,
+            prior_slope=s.prior_slope,
+        )
+        self.state = replace(s, model=model, refit_due=False)
+
+    def _usable_masks_only(self, lo: int, hi: int) -> np.ndarray:
+        hours = np.arange(lo, hi)
+        ok = np.ones(hi - lo, dtype=bool)
+        for start, end in self.state.masks:
+            ok &= ~((hours >= start) & (hours <= (end if end >= 0 else hi)))
+        return ok
+
+    def _judge(self, t: int, stop: int) -> int:
+        """Judge hours [t, stop) with the current model; return the next hour to judge."""
+        s = self.state
+        assert s.model is not None
+        lo = t - LOOKBACK
+        x = self._slice(lo, stop)
+        mu = s.model.expected(np.arange(lo, stop))
+        usable = self._usable(lo, stop) & np.isfinite(x)
+        # a model that has seen one week knows the weekly cycle from one sample an hour
+        young = not s.model.weekly
+        evidence = Evidence(
+            x,
+            mu,
+            usable,
+            first=LOOKBACK,
+            kind=s.kind,
+            dispersion=s.model.dispersion + (YOUNG_ERROR**2 if young else 0.0),
+            thresholds=self.thresholds,
+            window_error=YOUNG_ERROR if young else WINDOW_ERROR,
+        )
+        found = evidence.candidates()
+        for offset, candidate in enumerate(found):
+            u = int(t + offset)
+            self.state = replace(self.state, last_hour=u)
+            if self._step(u, LOOKBACK + offset, candidate, x, mu, evidence):
+                return u + 1
+        return stop
+
+    def _step(
+        self,
+        u: int,
+        i: int,
+        candidate: Candidate | None,
+        x: np.ndarray,
+        mu: np.ndarray,
+        evidence: Evidence,
+    ) -> bool:
+        """Apply hour u's evidence to the episode; True when the state changed its model."""
+        s = self.state
+        episode = s.episode
+        if episode is None:
+            if candidate is None or not np.isfinite(x[i]):
+                return False
+            if candidate.kind != "outage" and u < s.quiet_until:
+                return False
+            return self._open(u, candidate)
+        if episode["kind"] in PERSISTENT:
+            if u >= episode["opened_at"] + CONFIRM_HOURS and u - episode["start"] >= DAY:
+                self._emit("accepted", u, episode)
+                self.state = replace(
+                    s,
+                    episode=None,
+                    anchor=episode["start"],
+                    reshaped=True,
+                    masks=tuple(m for m in s.masks if m[1] >= 0),
+                    prior_slope=episode.get("slope"),
+                    refit_due=True,
+                    quiet_until=u + RETRAIN_HOURS,
+                )
+                return True
+            return False
+        up, down = evidence.hourly_scores(i)
+        if episode["direction"] == "up":
+            abnormal = x[i] >= 1.3 * mu[i] and up >= 1.3
+        else:
+            abnormal = x[i] <= 0.75 * mu[i] and down >= 1.3
+        if abnormal:
+            episode = {**episode, "last_abnormal": u}
+            self.state = replace(s, episode=episode)
+        if u - episode["last_abnormal"] >= 2:
+            masks = (
+                *tuple(m for m in s.masks if m[1] >= 0),
+                (episode["start"], episode["last_abnormal"]),
+            )
+            self._emit("resolved", u, episode)
+            self.state = replace(s, episode=None, masks=self._prune(masks, u))
+            return True
+        if u - episode["start"] >= SHORT_LIMIT[episode["kind"]]:
+            kind = evidence.classify(i - (u - episode["start"]), i)
+            episode = {**episode, "kind": kind, "opened_at": u}
+            self._emit("updated", u, episode)
+            self.state = replace(s, episode=episode, quiet_until=u + CONFIRM_HOURS + RETRAIN_HOURS)
+            return False
+        return False
+
+    def _open(self, u: int, c: Candidate) -> bool:
+        s = self.state
+        assert s.model is not None
+        start = int(u - c.start_offset)
+        episode = {
+            "kind": c.kind,
+            "direction": c.direction,
+            "start": start,
+            "opened_at": u,
+            "last_abnormal": u,
+            "observed": float(c.observed),
+            "expected": float(c.expected),
+            "score": float(c.score),
+        }
+        self._emit("opened", u, episode)
+        quiet = s.quiet_until
+        if c.kind in PERSISTENT:
+            quiet = u + CONFIRM_HOURS + RETRAIN_HOURS
+            extra = c.slope / DAY if c.kind == "trend_change" else 0.0
+            episode["slope"] = float(s.model.slope + extra)
+        # the episode's hours teach the model nothing until it is over or accepted
+        self.state = replace(s, episode=episode, masks=(*s.masks, (start, -1)), quiet_until=quiet)
+        return True
+
+    def _prune(self, masks: tuple[tuple[int, int], ...], u: int) -> tuple[tuple[int, int], ...]:
+        return tuple(m for m in masks if m[1] < 0 or m[1] >= u - FIT_HOURS)
+
+    def _emit(self, status: Status, u: int, episode: dict[str, Any]) -> None:
+        s = self.state
+        assert s.model is not None
+        expected, observed = float(episode["expected"]), float(episode["observed"])
+        if s.kind == "count":
+            spread = 3 * np.sqrt(expected + s.model.dispersion * expected**2)
+        else:
+            spread = 3 * s.model.dispersion
+        lower = max(expected - spread, 0.0) if s.kind == "count" else expected - spread
+        relative = (observed - expected) / max(abs(expected), 1e-9)
+        detection = Detection(
+            kind=episode["kind"],
+            direction=episode["direction"],
+            start=hour_stamp(episode["start"]),
+            detected_at=hour_stamp(episode["opened_at"] if status == "opened" else u),
+            observed=round(observed, 6),
+            expected=round(expected, 6),
+            lower=round(float(lower), 6),
+            upper=round(float(expected + spread), 6),
+            relative_change=round(float(relative), 6),
+            score=round(float(episode["score"]), 3),
+        )
+        self.events.append(EpisodeEvent(status=status, at=hour_stamp(u), detection=detection))

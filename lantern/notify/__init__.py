@@ -1,0 +1,1 @@
+"""Insights → Slack: message builders, the chart, the sender, the outbox, the connection."""

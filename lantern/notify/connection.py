@@ -1,0 +1,175 @@
+"""A workspace's Slack connection: "Add to Slack" (OAuth v2), a pasted token, a test message."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from lantern.config import Settings
+from lantern.db.base import utcnow
+from lantern.errors import BadRequest
+from lantern.notify.models import Notification, SlackConnection, SlackOAuthState
+
+STATE_LIFETIME = timedelta(minutes=10)
+
+
+def connection_status(session: Session, *, workspace_id: int, settings: Settings) -> dict[str, Any]:
+    """Whether Slack is connected, to which channel, and the last delivery failure."""
+    row = session.get(SlackConnection, workspace_id)
+    failed = session.scalars(
+        select(Notification)
+        .where(Notification.workspace_id == workspace_id, Notification.status == "failed")
+        .order_by(Notification.id.desc())
+        .limit(1)
+    ).first()
+    failures = session.scalar(
+        select(func.count())
+        .select_from(Notification)
+        .where(Notification.workspace_id == workspace_id, Notification.status == "failed")
+    )
+    return {
+        "connected": row is not None,
+        "method": row.method if row else None,
+        "channel": row.channel if row else None,
+        "team_name": row.team_name if row else None,
+        "installed_at": row.installed_at if row else None,
+        "error": row.error if row else None,
+        "add_to_slack_available": bool(settings.slack_client_id and settings.slack_client_secret),
+        "failed_notifications": int(failures or 0),
+        "last_failure": failed.error if failed else None,
+    }
+
+
+def _client(settings: Settings, token: str | None = None) -> WebClient:
+    return WebClient(token=token, base_url=settings.slack_base_url, timeout=10)
+
+
+def connect_with_token(
+    session: Session, *, workspace_id: int, bot_token: str, channel: str, settings: Settings
+) -> SlackConnection:
+    """Store a pasted bot token and channel, after Slack confirms the token works."""
+    bot_token, channel = bot_token.strip(), channel.strip().lstrip("#")
+    if not bot_token.startswith("xoxb-"):
+        raise BadRequest("a bot token starts with xoxb-: copy it from your Slack app's OAuth page")
+    if not channel:
+        raise BadRequest("name the channel Lantern should post to, e.g. alerts")
+    try:
+        identity = _client(settings, bot_token).auth_test()
+    except SlackApiError as exc:
+        raise BadRequest(f"Slack refused the token: {exc.response.get('error')}") from None
+    return _store(
+        session,
+        workspace_id=workspace_id,
+        method="token",
+        bot_token=bot_token,
+        channel=channel,
+        team_id=identity.get("team_id"),
+        team_name=identity.get("team"),
+        bot_user_id=identity.get("user_id"),
+        bot_id=identity.get("bot_id"),
+    )
+
+
+def _store(session: Session, *, workspace_id: int, **fields: Any) -> SlackConnection:
+    row = session.get(SlackConnection, workspace_id)
+    if row is None:
+        row = SlackConnection(workspace_id=workspace_id, **fields)
+        session.add(row)
+    else:
+        for name, value in fields.items():
+            setattr(row, name, value)
+        row.installed_at = utcnow()
+        row.error = None
+    session.flush()
+    return row
+
+
+def start_oauth(
+    session: Session, *, workspace_id: int, settings: Settings, redirect_uri: str
+) -> str:
+    """The Slack authorize URL for "Add to Slack", with a one-time state."""
+    from lantern.notify.oauth import authorize_url
+
+    if not (settings.slack_client_id and settings.slack_client_secret):
+        raise BadRequest(
+            "Add to Slack needs LANTERN_SLACK_CLIENT_ID and LANTERN_SLACK_CLIENT_SECRET "
+            "from your Slack app; or paste a bot token and a channel instead"
+        )
+    now = utcnow()
+    session.execute(delete(SlackOAuthState).where(SlackOAuthState.expires_at < now))
+    state = secrets.token_urlsafe(24)
+    session.add(
+        SlackOAuthState(state=state, workspace_id=workspace_id, expires_at=now + STATE_LIFETIME)
+    )
+    session.flush()
+    return authorize_url(settings.slack_client_id, redirect_uri, state)
+
+
+def finish_oauth(
+    session: Session, *, state: str, code: str, settings: Settings, redirect_uri: str
+) -> int:
+    """Complete "Add to Slack": check the state once, exchange the code, keep the bot."""
+    from lantern.notify.oauth import exchange_code
+
+    row = session.get(SlackOAuthState, state)
+    if row is None or row.expires_at < utcnow():
+        raise BadRequest("this Add to Slack link has expired or was used: start again")
+    workspace_id = row.workspace_id
+    session.delete(row)
+    session.flush()
+    assert settings.slack_client_id and settings.slack_client_secret
+    installation = exchange_code(
+        settings.slack_client_id,
+        settings.slack_client_secret,
+        code,
+        redirect_uri,
+        settings.slack_base_url,
+    )
+    existing = session.get(SlackConnection, workspace_id)
+    channel = installation.incoming_webhook_channel_id or (existing.channel if existing else "")
+    _store(
+        session,
+        workspace_id=workspace_id,
+        method="oauth",
+        bot_token=installation.bot_token,
+        channel=channel,
+        team_id=installation.team_id,
+        team_name=installation.team_name,
+        app_id=installation.app_id,
+        bot_user_id=installation.bot_user_id,
+        bot_id=installation.bot_id,
+        scopes=",".join(installation.scopes),
+    )
+    return workspace_id
+
+
+def set_channel(session: Session, *, workspace_id: int, channel: str) -> SlackConnection:
+    """Point a connected workspace's insights at another channel."""
+    row = session.get(SlackConnection, workspace_id)
+    if row is None:
+        raise BadRequest("connect Slack first")
+    row.channel = channel.strip().lstrip("#")
+    row.error = None
+    session.flush()
+    return row
+
+
+def send_test_message(session: Session, *, workspace_id: int, settings: Settings) -> None:
+    """Post a test message to the workspace's channel; a readable error if Slack refuses."""
+    from lantern.notify.base import NotifyError
+    from lantern.notify.slack import SlackNotifier
+
+    row = session.get(SlackConnection, workspace_id)
+    if row is None or not row.channel:
+        raise BadRequest("connect Slack and choose a channel first")
+    notifier = SlackNotifier(row.bot_token, base_url=settings.slack_base_url)
+    try:
+        notifier.send_test(row.channel)
+    except NotifyError as exc:
+        raise BadRequest(str(exc)) from None

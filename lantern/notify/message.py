@@ -1,0 +1,95 @@
+"""From an outbox row to what Slack is sent: the message facts and, for alerts, the chart."""
+
+from __future__ import annotations
+
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from lantern.config import Settings
+from lantern.insights.models import Insight, InsightCause
+from lantern.metrics.keys import is_value_kind, label
+from lantern.metrics.models import FlagChange, Metric
+from lantern.metrics.service import load_series
+from lantern.notify.models import Notification
+from lantern.notify.types import ChartData, FlagChangeCause, InsightMessage
+from lantern.workspaces.models import Source
+
+CHART_DAYS = 7
+
+
+def build_message(
+    session: Session, row: Notification, settings: Settings, *, with_chart: bool
+) -> tuple[InsightMessage, bytes | None]:
+    """The facts of the notification's insight, and a PNG chart when asked for."""
+    insight = session.get(Insight, row.insight_id)
+    assert insight is not None
+    metric = session.get(Metric, insight.metric_id)
+    assert metric is not None
+    source = session.get(Source, metric.source_id)
+    assert source is not None
+    causes = session.execute(
+        select(
+            FlagChange.flag_key,
+            FlagChange.old_version,
+            FlagChange.new_version,
+            FlagChange.changed_at,
+        )
+        .join(InsightCause, InsightCause.flag_change_id == FlagChange.id)
+        .where(InsightCause.insight_id == insight.id)
+        .order_by(FlagChange.changed_at)
+    ).all()
+    message = InsightMessage(
+        insight_id=insight.id,
+        metric_name=metric.name,
+        metric_kind=label(metric.kind, metric.name),
+        source_name=source.name,
+        kind=insight.kind,
+        direction=insight.direction,
+        relative_change=insight.relative_change,
+        observed=insight.observed,
+        expected=insight.expected,
+        lower=insight.lower,
+        upper=insight.upper,
+        start=insight.start,
+        detected_at=insight.detected_at,
+        status=insight.status,
+        severity=insight.severity,
+        causes=tuple(
+            FlagChangeCause(flag_key=k, old_version=o, new_version=n, changed_at=at)
+            for k, o, n, at in causes
+        ),
+        dashboard_url=f"{settings.resolved_public_url.rstrip('/')}/insights/{insight.id}",
+        ended_at=insight.ended_at,
+    )
+    if not with_chart:
+        return message, None
+    return message, _chart(session, insight, metric, message)
+
+
+def _chart(session: Session, insight: Insight, metric: Metric, message: InsightMessage) -> bytes:
+    from lantern.detect import SeriesKind, decompose
+    from lantern.notify.chart import render_chart
+
+    end = pd.Timestamp(insight.detected_at) + pd.Timedelta(hours=1)
+    kind: SeriesKind = "value" if is_value_kind(metric.kind) else "count"
+    series = load_series(
+        session.connection(),
+        metric_ids=[metric.id],
+        start=end - pd.Timedelta(days=35),
+        end=end,
+        kinds={metric.id: metric.kind},
+    )[metric.id]
+    fitted = decompose(series, kind=kind)
+    window = series.index >= end - pd.Timedelta(days=CHART_DAYS)
+    chart = ChartData(
+        index=pd.DatetimeIndex(series.index[window]),
+        observed=fitted.observed[window].to_numpy(),
+        expected=fitted.expected[window].to_numpy(),
+        lower=fitted.lower[window].to_numpy(),
+        upper=fitted.upper[window].to_numpy(),
+        anomaly_start=pd.Timestamp(insight.start),
+        anomaly_end=pd.Timestamp(insight.ended_at or insight.detected_at),
+    )
+    title = f"{message.metric_name} ({message.metric_kind}, {message.source_name})"
+    return render_chart(chart, title)

@@ -1,0 +1,299 @@
+"""One hourly cycle for all trained metrics: load, detect, record insights, queue notifications.
+
+`run_hour` is what the scheduler, the end-to-end tests and `lantern demo` call, with the
+hour they mean. The detection itself is `score_partition`, a pure function over picklable
+inputs, run inline, in a process pool or on a Dask cluster (`LANTERN_DETECT_EXECUTOR`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy.orm import Session
+
+from lantern.config import Settings
+from lantern.db.dialect import insert_for
+from lantern.db.session import session_scope
+from lantern.insights.models import DetectionRun, MetricWatch
+from lantern.insights.service import MetricRef, record_events
+from lantern.metrics.keys import is_value_kind
+from lantern.metrics.models import Bucket, Metric
+from lantern.metrics.service import epoch_hour, hour_index, load_series
+from lantern.workspaces.models import Source, Workspace
+
+log = logging.getLogger(__name__)
+
+PARTITION = 500
+TRAINING_HOURS = 7 * 24
+MAX_CATCH_UP_HOURS = 7 * 24
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """One metric's work for one pass: its saved state and its series up to the hour."""
+
+    metric_id: int
+    kind: str
+    sensitivity: str
+    state: bytes | None
+    first_hour: int
+    hour: int
+    series: pd.Series
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A metric's new state and the episode events of the pass (or the error it hit)."""
+
+    metric_id: int
+    state: bytes | None
+    events: list[Any]
+    error: str | None = None
+
+
+@dataclass
+class RunResult:
+    """What one hourly pass did."""
+
+    hour: int
+    metrics: int = 0
+    insights: int = 0
+    failures: int = 0
+    failed_metrics: list[int] = field(default_factory=list)
+
+
+def score_partition(tasks: list[Task]) -> list[Outcome]:
+    """Advance each metric's detector through its new hours; a failing metric is skipped."""
+    from dataclasses import replace
+
+    from lantern.detect import MetricState, advance, new_state
+    from lantern.detect.stream import hour_stamp
+
+    outcomes = []
+    for task in tasks:
+        try:
+            if task.state is None:
+                state = new_state(
+                    hour_stamp(task.first_hour),
+                    kind="value" if is_value_kind(task.kind) else "count",
+                    sensitivity=task.sensitivity,  # type: ignore[arg-type]
+                    stagger=task.metric_id % 24,  # spreads the daily refits over the day
+                )
+            else:
+                state = MetricState.from_bytes(task.state)
+                if state.sensitivity != task.sensitivity:
+                    state = replace(state, sensitivity=task.sensitivity)  # type: ignore[arg-type]
+            state, events = advance(state, task.series, hour_stamp(task.hour))
+            outcomes.append(Outcome(task.metric_id, state.to_bytes(), list(events)))
+        except Exception as exc:  # one bad metric never stops the pass
+            outcomes.append(Outcome(task.metric_id, task.state, [], error=repr(exc)))
+    return outcomes
+
+
+def _claim(engine: Engine, hour: int, worker: str) -> bool:
+    """Take the run for `hour`; False when another worker already has it."""
+    with engine.begin() as connection:
+        claimed = connection.execute(
+            insert_for(connection, DetectionRun)
+            .values(hour=hour, claimed_by=worker, started_at=pd.Timestamp.now(tz="UTC"))
+            .on_conflict_do_nothing()
+            .returning(DetectionRun.hour)
+        ).first()
+    return claimed is not None
+
+
+def _trained_metrics(session: Session, hour: int) -> list[tuple[Any, ...]]:
+    """Metrics with at least the training window of data before `hour`, with their watch."""
+    first = (
+        select(Bucket.metric_id, func.min(Bucket.hour).label("first_hour"))
+        .group_by(Bucket.metric_id)
+        .subquery()
+    )
+    return [
+        tuple(row)
+        for row in session.execute(
+            select(
+                Metric.id,
+                Metric.kind,
+                Metric.source_id,
+                Source.workspace_id,
+                Workspace.sensitivity,
+                first.c.first_hour,
+            )
+            .join(first, first.c.metric_id == Metric.id)
+            .join(Source, Source.id == Metric.source_id)
+            .join(Workspace, Workspace.id == Source.workspace_id)
+            .where(first.c.first_hour <= hour + 1 - TRAINING_HOURS)
+            .order_by(Metric.id)
+        ).all()
+    ]
+
+
+def _executor_map(settings: Settings) -> Callable[..., Iterable[list[Outcome]]]:
+    if settings.detect_executor == "inline":
+        return map
+    if settings.detect_executor == "dask":
+        from dask.distributed import Client
+
+        client = Client(settings.dask_scheduler_address)
+
+        def dask_map(function: Callable[..., Any], items: Iterable[Any]) -> Iterator[Any]:
+            return iter(client.gather(client.map(function, list(items))))
+
+        return dask_map
+    return _process_pool().map
+
+
+_pool: Executor | None = None
+
+
+def _process_pool() -> Executor:
+    global _pool
+    if _pool is None:
+        from concurrent.futures import ProcessPoolExecutor
+
+        _pool = ProcessPoolExecutor()
+    return _pool
+
+
+def run_hour(
+    engine: Engine, settings: Settings, *, hour: int, worker: str, now: datetime | None = None
+) -> RunResult | None:
+    """Score closed hour `hour` (epoch hours) for every trained metric, once per database."""
+    if not _claim(engine, hour, worker):
+        return None
+    result = RunResult(hour=hour)
+    moment = now or hour_index(hour + 1).to_pydatetime()
+    with session_scope(engine) as session:
+        metrics = _trained_metrics(session, hour)
+        watches = {w.metric_id: w for w in session.scalars(select(MetricWatch)).all()}
+        states = {m: (w.state, w.scored_hour) for m, w in watches.items()}
+    mapper = _executor_map(settings)
+    partitions = [metrics[i : i + PARTITION] for i in range(0, len(metrics), PARTITION)]
+
+    def tasks_for(part: list[tuple[Any, ...]]) -> list[Task]:
+        # A metric scored before needs the fit window before its next hour; a new one
+        # replays its whole history once, as `lantern replay` would.
+        def needed(row: tuple[Any, ...]) -> int:
+            state, scored = states.get(row[0], (None, None))
+            if state is None or scored is None:
+                return int(row[5])
+            return max(int(row[5]), scored + 1 - HISTORY_HOURS)
+
+        start = min(needed(row) for row in part)
+        with engine.connect() as connection:
+            series = load_series(
+                connection,
+                metric_ids=[row[0] for row in part],
+                start=hour_index(start),
+                end=hour_index(hour + 1),
+                kinds={row[0]: row[1] for row in part},
+            )
+        return [
+            Task(
+                metric_id=row[0],
+                kind=row[1],
+                sensitivity=row[4],
+                state=states.get(row[0], (None, None))[0],
+                first_hour=int(row[5]),
+                hour=hour,
+                series=series[row[0]],
+            )
+            for row in part
+        ]
+
+    by_id = {row[0]: row for row in metrics}
+    for outcomes in mapper(score_partition, (tasks_for(part) for part in partitions)):
+        with session_scope(engine) as session:
+            for outcome in outcomes:
+                row = by_id[outcome.metric_id]
+                result.metrics += 1
+                if outcome.error is not None:
+                    result.failures += 1
+                    result.failed_metrics.append(outcome.metric_id)
+                    log.warning("metric %s skipped at hour %s: %s", row[0], hour, outcome.error)
+                    continue
+                watch = session.get(MetricWatch, outcome.metric_id)
+                if watch is None:
+                    watch = MetricWatch(metric_id=outcome.metric_id)
+                    session.add(watch)
+                # A metric scored for the first time replays its history to build its
+                # state; only what this hour raised is news.
+                since = watch.scored_hour if watch.state is not None else hour - 1
+                assert since is not None
+                fresh = [e for e in outcome.events if _hour_of(e) > since]
+                watch.state, watch.scored_hour = outcome.state, hour
+                result.insights += record_events(
+                    session,
+                    metric=MetricRef(id=row[0], source_id=row[2], workspace_id=row[3]),
+                    events=fresh,
+                    watch=watch,
+                    now=moment,
+                )
+    with session_scope(engine) as session:
+        session.execute(
+            update(DetectionRun)
+            .where(DetectionRun.hour == hour)
+            .values(
+                finished_at=pd.Timestamp.now(tz="UTC").to_pydatetime(),
+                metrics=result.metrics,
+                insights=result.insights,
+                failures=result.failures,
+            )
+        )
+    return result
+
+
+# What a metric's detector needs before the next hour it judges (its fit window, 28 days).
+HISTORY_HOURS = 29 * 24
+
+
+def _hour_of(event: Any) -> int:
+    return epoch_hour(event.detection.detected_at)
+
+
+def due_hours(engine: Engine, *, now: datetime, grace: timedelta) -> list[int]:
+    """Closed hours (after the grace for late events) with no detection run yet, in order."""
+    last_closed = epoch_hour(now - grace) - 1
+    with engine.connect() as connection:
+        newest = connection.scalar(select(func.max(DetectionRun.hour)))
+    first = last_closed if newest is None else newest + 1
+    first = max(first, last_closed - MAX_CATCH_UP_HOURS + 1)
+    return list(range(first, last_closed + 1))
+
+
+def run_due_hours(
+    engine: Engine, settings: Settings, *, now: datetime, worker: str
+) -> list[RunResult]:
+    """Run every due hour, oldest first (the scheduler's detection job)."""
+    grace = timedelta(minutes=settings.detection_grace_minutes)
+    done = []
+    for hour in due_hours(engine, now=now, grace=grace):
+        result = run_hour(engine, settings, hour=hour, worker=worker, now=now)
+        if result is not None:
+            done.append(result)
+    return done
+
+
+def clean_up(engine: Engine, settings: Settings, *, now: datetime) -> None:
+    """Drop message ids past the dedupe window, old debug rows, expired states and sessions."""
+    from lantern.accounts.models import WebSession
+    from lantern.ingest.service import purge_debug, purge_seen_messages
+    from lantern.notify.models import SlackOAuthState
+
+    purge_seen_messages(engine, before=now - timedelta(hours=settings.dedupe_hours))
+    purge_debug(
+        engine,
+        keep=settings.debug_recent_events,
+        minutes_before=int(now.timestamp() // 60) - 24 * 60,
+    )
+    with session_scope(engine) as session:
+        session.execute(delete(SlackOAuthState).where(SlackOAuthState.expires_at < now))
+        session.execute(delete(WebSession).where(WebSession.expires_at < now))

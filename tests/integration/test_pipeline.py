@@ -1,0 +1,144 @@
+"""The hourly pass: trained metrics are scored once per hour, and a change opens one insight."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, select
+
+from lantern.config import Settings
+from lantern.db import session_scope
+from lantern.insights.models import DetectionRun, Insight, MetricWatch
+from lantern.metrics.models import Metric
+from lantern.metrics.service import epoch_hour
+from lantern.notify.models import Notification
+from lantern.pipeline import due_hours, run_due_hours, run_hour
+from tests.factories import history_events, import_events, make_source
+
+DAYS = 10
+
+
+def rhythm_counts(end: pd.Timestamp, *, peak: float, seed: int) -> pd.Series:
+    """Hourly counts with a daily rhythm over DAYS days ending before `end`."""
+    index = pd.date_range(end - pd.Timedelta(days=DAYS), periods=DAYS * 24, freq="h")
+    daily = 0.55 + 0.45 * np.sin((index.hour.to_numpy() - 6) / 24 * 2 * np.pi)
+    rng = np.random.default_rng(seed)
+    return pd.Series(rng.poisson(peak * daily), index=index)
+
+
+def recent_end() -> pd.Timestamp:
+    return pd.Timestamp.now(tz="UTC").floor("h") - pd.Timedelta(hours=1)
+
+
+def insights_of(engine: Engine, source_id: int) -> list[tuple[str, str, str]]:
+    with session_scope(engine) as session:
+        rows = session.execute(
+            select(Metric.name, Insight.kind, Insight.direction)
+            .join(Metric, Metric.id == Insight.metric_id)
+            .where(Metric.source_id == source_id)
+        ).all()
+    return [tuple(r) for r in rows]
+
+
+def test_an_outage_in_the_last_hours_opens_one_insight_and_queues_its_alert(
+    fresh_client: TestClient, fresh_engine: Engine, settings: Settings
+) -> None:
+    client, engine = fresh_client, fresh_engine
+    src = make_source(engine)
+    end = recent_end()
+    broken = rhythm_counts(end, peak=120, seed=1)
+    broken.iloc[-4:] = 0  # the last four hours go silent
+    steady = rhythm_counts(end, peak=120, seed=2)
+    import_events(
+        client,
+        src.key,
+        history_events(broken, event="Checkout") + history_events(steady, event="Search"),
+    )
+    last = epoch_hour(broken.index[-1])
+    for hour in range(last - 5, last + 1):
+        run_hour(engine, settings, hour=hour, worker="test")
+    found = insights_of(engine, src.id)
+    assert ("Checkout", "outage", "down") in found
+    assert all(name != "Search" for name, _, _ in found)
+    with session_scope(engine) as session:
+        alerts = session.scalar(
+            select(func.count())
+            .select_from(Notification)
+            .where(Notification.workspace_id == src.workspace_id, Notification.purpose == "alert")
+        )
+    assert alerts == len(found)
+
+
+def test_two_workers_never_score_the_same_hour_twice(
+    fresh_client: TestClient, fresh_engine: Engine, settings: Settings
+) -> None:
+    client, engine = fresh_client, fresh_engine
+    src = make_source(engine)
+    end = recent_end()
+    import_events(client, src.key, history_events(rhythm_counts(end, peak=30, seed=3)))
+    now = (end + pd.Timedelta(hours=1, minutes=10)).to_pydatetime()
+    due = due_hours(engine, now=now, grace=timedelta(minutes=5))
+    results: dict[str, list[int]] = {}
+
+    def worker(name: str) -> None:
+        done = run_due_hours(engine, settings, now=now, worker=name)
+        results[name] = [r.hour for r in done]
+
+    threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    scored = results["w0"] + results["w1"]
+    assert sorted(scored) == sorted(set(scored))
+    assert set(due) <= set(scored)
+    with session_scope(engine) as session:
+        claims = session.execute(
+            select(DetectionRun.hour, DetectionRun.claimed_by).where(DetectionRun.hour.in_(due))
+        ).all()
+        watch_hours = session.scalars(
+            select(MetricWatch.scored_hour)
+            .join(Metric, Metric.id == MetricWatch.metric_id)
+            .where(Metric.source_id == src.id)
+        ).all()
+    assert len(claims) == len(due)
+    assert set(watch_hours) == {max(due)}
+
+
+def test_hours_missed_while_down_are_caught_up_once_each_in_order(
+    fresh_client: TestClient, fresh_engine: Engine, settings: Settings
+) -> None:
+    client, engine = fresh_client, fresh_engine
+    src = make_source(engine)
+    end = recent_end()
+    import_events(client, src.key, history_events(rhythm_counts(end, peak=20, seed=4)))
+    last = epoch_hour(end)
+    # The last pass before the downtime scored the hour six hours before `end`.
+    first_missed = last - 5
+    run_hour(engine, settings, hour=first_missed - 1, worker="before-downtime")
+    now = (end + pd.Timedelta(hours=1, minutes=6)).to_pydatetime()
+    done = run_due_hours(engine, settings, now=now, worker="after-downtime")
+    again = run_due_hours(engine, settings, now=now, worker="after-downtime")
+    assert [r.hour for r in done] == list(range(first_missed, last + 1))
+    assert again == []
+
+
+def test_a_process_pool_finds_what_the_inline_pass_finds(
+    fresh_client: TestClient, fresh_engine: Engine, settings: Settings
+) -> None:
+    client, engine = fresh_client, fresh_engine
+    src = make_source(engine)
+    end = recent_end()
+    broken = rhythm_counts(end, peak=80, seed=5)
+    broken.iloc[-3:] *= 4  # a spike in the last three hours
+    import_events(client, src.key, history_events(broken, event="Checkout"))
+    last = epoch_hour(end)
+    pooled = settings.model_copy(update={"detect_executor": "process"})
+    for hour in range(last - 3, last + 1):
+        run_hour(engine, pooled, hour=hour, worker="pool")
+    found = insights_of(engine, src.id)
+    assert ("Checkout", "spike", "up") in found

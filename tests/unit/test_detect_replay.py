@@ -1,0 +1,73 @@
+"""The `lantern replay` command on small folders."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from click.testing import CliRunner
+
+from lantern.replay import replay
+
+START = pd.Timestamp("2026-01-05", tz="UTC")
+
+
+def write_csv(path: Path, values: np.ndarray) -> None:
+    index = pd.date_range(START, periods=len(values), freq="h")
+    frame = pd.DataFrame({"timestamp": index.strftime("%Y-%m-%dT%H:%M:%SZ"), "value": values})
+    frame.to_csv(path, index=False)
+
+
+def series_with_outage(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    hours = np.arange(3 * 168)
+    lam = 800 * (1.2 + np.sin(2 * np.pi * hours / 24)) / 2.2
+    lam[400:406] = 0.5
+    return rng.poisson(lam)
+
+
+def test_replay_writes_one_json_line_per_alert_of_each_series(tmp_path: Path) -> None:
+    write_csv(tmp_path / "checkout.csv", series_with_outage(1))
+    write_csv(tmp_path / "signup.csv", series_with_outage(2))
+    out = tmp_path / "alerts.jsonl"
+    result = CliRunner().invoke(replay, [str(tmp_path), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert {r["series"] for r in records} == {"checkout", "signup"}
+    assert {r["kind"] for r in records} == {"outage"}
+    assert all(r["detected_at"] == (START + pd.Timedelta(hours=400)).isoformat() for r in records)
+    assert set(records[0]) == {
+        "series",
+        "detected_at",
+        "kind",
+        "start",
+        "direction",
+        "observed",
+        "expected",
+        "score",
+    }
+
+
+def test_replay_names_the_file_and_the_fault_of_an_irregular_csv(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.csv"
+    bad.write_text("timestamp,value\n2026-01-05T00:00:00Z,1\n2026-01-05T00:30:00Z,2\n")
+    result = CliRunner().invoke(replay, [str(bad)])
+    assert result.exit_code == 2
+    assert "broken.csv" in result.output
+    assert "not on the hour" in result.output
+
+
+def test_replay_names_missing_columns(tmp_path: Path) -> None:
+    bad = tmp_path / "wrong.csv"
+    bad.write_text("time,count\n2026-01-05T00:00:00Z,1\n")
+    result = CliRunner().invoke(replay, [str(bad)])
+    assert result.exit_code == 2
+    assert "missing timestamp, value" in result.output
+
+
+def test_replay_reports_a_missing_path(tmp_path: Path) -> None:
+    result = CliRunner().invoke(replay, [str(tmp_path / "nowhere.csv")])
+    assert result.exit_code == 2
+    assert "no such file" in result.output

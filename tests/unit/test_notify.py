@@ -1,0 +1,177 @@
+"""Slack delivery through slack-sdk against a local Slack-compatible server."""
+
+from __future__ import annotations
+
+import base64
+import struct
+import time
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lantern.notify.base import PermanentNotifyError, TransientNotifyError
+from lantern.notify.blocks import alert_blocks, resolution_blocks
+from lantern.notify.chart import render_chart
+from lantern.notify.oauth import authorize_url, exchange_code
+from lantern.notify.slack import SlackNotifier
+from lantern.notify.types import ChartData, FlagChangeCause, InsightMessage
+from tests.fakeslack import CLIENT_ID, CLIENT_SECRET, GOOD_CODE, GOOD_TOKEN, Answer, FakeSlack
+
+START = datetime(2026, 3, 2, 14, tzinfo=UTC)
+MESSAGE = InsightMessage(
+    insight_id=7,
+    metric_name="Signed Up",
+    metric_kind="track event",
+    source_name="web",
+    kind="level_shift",
+    direction="down",
+    relative_change=-0.42,
+    observed=58.0,
+    expected=100.0,
+    lower=80.0,
+    upper=120.0,
+    start=START,
+    detected_at=START + timedelta(hours=2),
+    status="open",
+    severity="medium",
+    causes=(FlagChangeCause("new-checkout", 3, 4, START - timedelta(minutes=30)),),
+    dashboard_url="http://127.0.0.1:8000/insights/7",
+)
+
+
+def chart_png() -> bytes:
+    index = pd.date_range(START - timedelta(days=7), periods=7 * 24, freq="h", tz="UTC")
+    expected = 100 + 20 * np.sin(np.arange(len(index)) / 24 * 2 * np.pi)
+    data = ChartData(
+        index=index,
+        observed=expected * 0.9,
+        expected=expected,
+        lower=expected * 0.8,
+        upper=expected * 1.2,
+        anomaly_start=pd.Timestamp(START),
+        anomaly_end=pd.Timestamp(START + timedelta(hours=2)),
+    )
+    return render_chart(data, "Signed Up (track event, web)")
+
+
+def notifier(fake: FakeSlack, token: str = GOOD_TOKEN) -> SlackNotifier:
+    return SlackNotifier(token, base_url=fake.api_url, backoff=0.05)
+
+
+def test_the_alert_says_what_moved_how_much_against_what_and_since_when() -> None:
+    text, blocks = alert_blocks(MESSAGE)
+    body = str(blocks)
+    assert "Signed Up" in text and "42%" in text
+    assert "source *web*" in body
+    assert "58.0" in body and "100" in body and "80.0 to 120" in body
+    assert "Mon 02 Mar 14:00 UTC" in body
+    assert "new-checkout" in body and "version 3 to 4" in body
+    assert MESSAGE.dashboard_url in body
+
+
+def test_the_resolution_says_how_long_the_episode_lasted() -> None:
+    over = InsightMessage(
+        **{**MESSAGE.__dict__, "status": "resolved", "ended_at": START + timedelta(hours=5)}
+    )
+    text, _ = resolution_blocks(over)
+    assert text == "Signed Up is back to normal after 5 h."
+
+
+def test_the_chart_is_a_png_of_readable_size() -> None:
+    png = chart_png()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", png[16:24])
+    assert (width, height) == (800, 320)
+
+
+def test_an_alert_is_one_message_with_its_chart_uploaded_into_its_thread(
+    fake_slack: FakeSlack,
+) -> None:
+    sent = notifier(fake_slack).send_alert(
+        MESSAGE, chart_png(), channel="#alerts", notification_id=11
+    )
+    assert [m["ts"] for m in fake_slack.top_level()] == [sent.ts]
+    assert sent.channel == "C0ALERTS"
+    assert fake_slack.top_level()[0]["metadata"]["event_payload"] == {"notification_id": 11}
+    assert len(fake_slack.calls("files.getUploadURLExternal")) == 1
+    assert len(fake_slack.uploads) == 1
+    assert next(iter(fake_slack.uploads.values()))[:4] == b"\x89PNG"
+    completed = fake_slack.completed[0]
+    assert (completed["channel_id"], completed["thread_ts"]) == ("C0ALERTS", sent.ts)
+
+
+def test_a_reply_goes_into_the_alerts_thread(fake_slack: FakeSlack) -> None:
+    slack = notifier(fake_slack)
+    sent = slack.send_alert(MESSAGE, None, channel="alerts", notification_id=1)
+    reply = slack.send_reply(MESSAGE, channel=sent.channel, thread_ts=sent.ts, notification_id=2)
+    assert [m["ts"] for m in fake_slack.replies(sent.ts)] == [reply.ts]
+
+
+def test_a_rate_limit_is_waited_out_as_retry_after_says(fake_slack: FakeSlack) -> None:
+    fake_slack.script(
+        "chat.postMessage", Answer(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "1"})
+    )
+    began = time.monotonic()
+    notifier(fake_slack).send_test("alerts")
+    assert time.monotonic() - began >= 1.0
+    assert len(fake_slack.calls("chat.postMessage")) == 2
+    assert len(fake_slack.top_level()) == 1
+
+
+def test_server_errors_are_retried_then_reported_as_transient(fake_slack: FakeSlack) -> None:
+    fake_slack.script("chat.postMessage", Answer(500, {"ok": False}), Answer(503, {"ok": False}))
+    notifier(fake_slack).send_test("alerts")
+    assert len(fake_slack.top_level()) == 1
+    fake_slack.script("chat.postMessage", *[Answer(500, {"ok": False})] * 3)
+    with pytest.raises(TransientNotifyError, match="500"):
+        notifier(fake_slack).send_test("alerts")
+
+
+@pytest.mark.parametrize(
+    ("setup", "words"),
+    [("channel", "channel was not found"), ("revoked", "token was revoked")],
+)
+def test_permanent_refusals_are_not_retried_and_say_what_to_do(
+    fake_slack: FakeSlack, setup: str, words: str
+) -> None:
+    if setup == "revoked":
+        fake_slack.revoked.add(GOOD_TOKEN)
+    channel = "nowhere" if setup == "channel" else "alerts"
+    with pytest.raises(PermanentNotifyError, match=words):
+        notifier(fake_slack).send_test(channel)
+    assert len(fake_slack.calls("chat.postMessage")) == 1
+
+
+def test_a_message_sent_before_a_crash_is_found_again_by_its_id(fake_slack: FakeSlack) -> None:
+    slack = notifier(fake_slack)
+    sent = slack.send_alert(MESSAGE, None, channel="alerts", notification_id=41)
+    since = datetime.now(UTC) - timedelta(minutes=5)
+    assert slack.find_sent(channel="C0ALERTS", notification_id=41, since=since) == sent.ts
+    assert slack.find_sent(channel="C0ALERTS", notification_id=42, since=since) is None
+
+
+def test_add_to_slack_exchanges_the_code_with_basic_auth_and_learns_the_bot(
+    fake_slack: FakeSlack,
+) -> None:
+    url = authorize_url(CLIENT_ID, "http://127.0.0.1:8000/slack/oauth/callback", "state-123")
+    assert "state=state-123" in url and f"client_id={CLIENT_ID}" in url
+    assert "chat:write" in url and "files:write" in url
+    installation = exchange_code(
+        CLIENT_ID,
+        CLIENT_SECRET,
+        GOOD_CODE,
+        "http://127.0.0.1:8000/slack/oauth/callback",
+        fake_slack.api_url,
+    )
+    sent_auth = fake_slack.calls("oauth.v2.access")[0].headers["authorization"]
+    assert (
+        sent_auth == "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+    )
+    assert (installation.bot_token, installation.bot_id, installation.team_name) == (
+        GOOD_TOKEN,
+        "B0BOT",
+        "Acme",
+    )
+    assert installation.incoming_webhook_channel_id == "C0ALERTS"
