@@ -65,3 +65,78 @@ def import_events(client: TestClient, key: str, events: list[dict[str, object]])
         response = client.post("/v1/import", json={"batch": events[i : i + 2000]}, auth=(key, ""))
         assert response.status_code == 200, response.text
         assert response.json()["rejected"] == [], response.json()["rejected"][:3]
+
+
+def make_insight(engine: Engine, src: MadeSource, *, name: str = "Signed Up") -> int:
+    """A metric with 14 days of hourly buckets and an open insight whose alert is queued."""
+    from dataclasses import dataclass as _dataclass
+    from datetime import UTC, datetime, timedelta
+
+    import numpy as np
+
+    from lantern.insights.models import Insight
+    from lantern.insights.service import MetricRef, record_events
+    from lantern.metrics.models import Metric
+    from lantern.metrics.service import add_to_buckets, epoch_hour
+
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    hours = np.arange(epoch_hour(end) - 14 * 24 + 1, epoch_hour(end) + 1)
+    counts = (60 + 40 * np.sin(hours / 24 * 2 * np.pi)).astype(int)
+    counts[-3:] //= 3
+
+    @_dataclass(frozen=True)
+    class Found:
+        kind: str = "level_shift"
+        direction: str = "down"
+        start: datetime = end - timedelta(hours=2)
+        detected_at: datetime = end
+        observed: float = 20.0
+        expected: float = 60.0
+        lower: float = 45.0
+        upper: float = 75.0
+        relative_change: float = -0.66
+        score: float = 8.0
+
+    @_dataclass(frozen=True)
+    class Event:
+        status: str
+        detection: Found
+
+    with session_scope(engine) as session:
+        metric = Metric(source_id=src.id, kind="track", name=name)
+        session.add(metric)
+        session.flush()
+        add_to_buckets(
+            session.connection(),
+            {(metric.id, int(h)): (int(c), 0.0) for h, c in zip(hours, counts, strict=True)},
+        )
+        record_events(
+            session,
+            metric=MetricRef(id=metric.id, source_id=src.id, workspace_id=src.workspace_id),
+            events=[Event("opened", Found())],
+            watch=None,
+            now=end + timedelta(minutes=5),
+        )
+        insight = session.query(Insight).filter(Insight.metric_id == metric.id).one()
+        return insight.id
+
+
+def resolve_insight(engine: Engine, insight_id: int) -> None:
+    """End an insight's episode the way the pipeline does, queueing the resolution."""
+    from datetime import UTC, datetime
+
+    from lantern.insights.models import Insight
+    from lantern.notify.models import Notification
+
+    with session_scope(engine) as session:
+        insight = session.get(Insight, insight_id)
+        assert insight is not None
+        insight.status, insight.ended_at = "resolved", datetime.now(UTC)
+        session.add(
+            Notification(
+                workspace_id=insight.workspace_id,
+                insight_id=insight.id,
+                purpose="resolution",
+                sequence=1,
+            )
+        )
