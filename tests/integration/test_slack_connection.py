@@ -1,0 +1,109 @@
+"""Connecting a workspace to Slack: Add to Slack (OAuth v2), or a pasted bot token."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from lantern.config import Settings
+from lantern.db import session_scope
+from lantern.errors import BadRequest
+from lantern.notify.connection import (
+    connect_with_token,
+    connection_status,
+    send_test_message,
+    start_oauth,
+)
+from lantern.notify.models import SlackConnection
+from tests.factories import make_source
+from tests.fakeslack import CLIENT_ID, CLIENT_SECRET, GOOD_CODE, GOOD_TOKEN, FakeSlack
+
+
+@pytest.fixture
+def oauth_settings(settings: Settings, fake_slack: FakeSlack) -> Settings:
+    return settings.model_copy(
+        update={
+            "slack_base_url": fake_slack.api_url,
+            "slack_client_id": CLIENT_ID,
+            "slack_client_secret": CLIENT_SECRET,
+            "public_url": "http://127.0.0.1:8000",
+        }
+    )
+
+
+def test_add_to_slack_stores_the_bot_once_and_refuses_a_reused_state(
+    engine: Engine, oauth_settings: Settings, fake_slack: FakeSlack
+) -> None:
+    from lantern.api.app import create_app
+
+    src = make_source(engine)
+    with session_scope(engine) as session:
+        url = start_oauth(
+            session,
+            workspace_id=src.workspace_id,
+            settings=oauth_settings,
+            redirect_uri="http://127.0.0.1:8000/slack/oauth/callback",
+        )
+    state = parse_qs(urlparse(url).query)["state"][0]
+    with TestClient(create_app(oauth_settings, engine)) as client:
+        done = client.get(
+            "/slack/oauth/callback",
+            params={"code": GOOD_CODE, "state": state},
+            follow_redirects=False,
+        )
+        again = client.get(
+            "/slack/oauth/callback",
+            params={"code": GOOD_CODE, "state": state},
+            follow_redirects=False,
+        )
+    assert done.status_code == 303
+    assert again.status_code == 400 and "expired or was used" in again.text
+    with session_scope(engine) as session:
+        row = session.get(SlackConnection, src.workspace_id)
+        assert row is not None
+        assert (row.method, row.bot_token, row.bot_id, row.channel) == (
+            "oauth",
+            GOOD_TOKEN,
+            "B0BOT",
+            "C0ALERTS",
+        )
+
+
+def test_add_to_slack_without_app_credentials_says_what_to_set(
+    engine: Engine, settings: Settings
+) -> None:
+    src = make_source(engine)
+    with session_scope(engine) as session, pytest.raises(BadRequest, match="SLACK_CLIENT_ID"):
+        start_oauth(
+            session, workspace_id=src.workspace_id, settings=settings, redirect_uri="http://x/cb"
+        )
+
+
+def test_a_pasted_token_is_checked_and_a_test_message_reaches_the_channel(
+    engine: Engine, oauth_settings: Settings, fake_slack: FakeSlack
+) -> None:
+    src = make_source(engine)
+    with session_scope(engine) as session:
+        with pytest.raises(BadRequest, match="refused the token"):
+            connect_with_token(
+                session,
+                workspace_id=src.workspace_id,
+                bot_token="xoxb-wrong",
+                channel="alerts",
+                settings=oauth_settings,
+            )
+        connect_with_token(
+            session,
+            workspace_id=src.workspace_id,
+            bot_token=GOOD_TOKEN,
+            channel="#alerts",
+            settings=oauth_settings,
+        )
+        send_test_message(session, workspace_id=src.workspace_id, settings=oauth_settings)
+        status = connection_status(session, workspace_id=src.workspace_id, settings=oauth_settings)
+    assert status["connected"] and status["channel"] == "alerts"
+    assert status["team_name"] == "Acme"
+    assert "connected" in fake_slack.top_level()[0]["text"]
