@@ -22,7 +22,7 @@ from lantern.config import Settings
 from lantern.db.dialect import insert_for
 from lantern.db.session import session_scope
 from lantern.insights.models import DetectionRun, MetricWatch
-from lantern.insights.service import MetricRef, record_events
+from lantern.insights.service import MetricRef, group_and_alert, record_events
 from lantern.metrics.keys import is_value_kind
 from lantern.metrics.models import Bucket, Metric
 from lantern.metrics.service import epoch_hour, hour_index, load_series
@@ -157,9 +157,11 @@ _pool: Executor | None = None
 def _process_pool() -> Executor:
     global _pool
     if _pool is None:
+        import atexit
         from concurrent.futures import ProcessPoolExecutor
 
         _pool = ProcessPoolExecutor()
+        atexit.register(_pool.shutdown)
     return _pool
 
 
@@ -236,8 +238,10 @@ def run_hour(
                     events=fresh,
                     watch=watch,
                     now=moment,
+                    queue_alerts=False,
                 )
     with session_scope(engine) as session:
+        group_and_alert(session, detected_at=hour_index(hour).to_pydatetime(), now=moment)
         session.execute(
             update(DetectionRun)
             .where(DetectionRun.hour == hour)

@@ -47,6 +47,11 @@ class Insight(Base):
     relative_change: Mapped[float] = mapped_column(Float)
     score: Mapped[float] = mapped_column(Float)
     muted: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Insights of one source that open in the same hour in the same direction are one
+    # story: the first is told, the others point at it and are listed in its message.
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("insights.id", ondelete="SET NULL"), default=None
+    )
     useful: Mapped[bool | None] = mapped_column(Boolean, default=None)
     feedback_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 

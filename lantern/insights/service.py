@@ -121,8 +121,13 @@ def record_events(
     events: list[EpisodeEventLike],
     watch: MetricWatch | None,
     now: datetime,
+    queue_alerts: bool = True,
 ) -> int:
-    """Apply a metric's episode events to its insights; returns how many insights opened."""
+    """Apply a metric's episode events to its insights; returns how many insights opened.
+
+    With `queue_alerts=False` the caller queues alerts itself, after grouping (see
+    `group_and_alert`).
+    """
     opened = 0
     silenced = is_silenced(watch, now)
     for event in events:
@@ -151,7 +156,7 @@ def record_events(
             session.add(created)
             session.flush()
             _attach_causes(session, created, metric.source_id)
-            if not silenced:
+            if not silenced and queue_alerts:
                 _queue(session, created, "alert", now)
             opened += 1
             continue
@@ -172,13 +177,13 @@ def record_events(
             insight.updated_at = now
             if louder:
                 insight.severity = severity(found.kind, found.relative_change)
-                if not insight.muted:
+                if not insight.muted and insight.parent_id is None:
                     _queue(session, insight, "update", now)
         elif event.status in ("resolved", "accepted"):
             insight.status = event.status
             insight.ended_at = _utc(found.detected_at)
             insight.updated_at = now
-            if not insight.muted:
+            if not insight.muted and insight.parent_id is None:
                 _queue(session, insight, "resolution", now)
     return opened
 
@@ -188,3 +193,52 @@ def _utc(moment: Any) -> datetime:
     to_py = getattr(moment, "to_pydatetime", None)
     value: datetime = to_py() if to_py is not None else moment
     return value
+
+
+def _lead_rank(insight: Insight, metric_kind: str) -> tuple[int, float]:
+    # A named metric explains more than a call-type total; then the larger change leads.
+    return (0 if metric_kind == "total" else 1, abs(insight.relative_change) * insight.score)
+
+
+def group_and_alert(session: Session, *, detected_at: datetime, now: datetime) -> int:
+    """Queue alerts for the insights opened at `detected_at`, one per source and direction.
+
+    Returns how many alerts were queued.
+    """
+    from lantern.metrics.models import Metric
+
+    rows = session.execute(
+        select(Insight, Metric.source_id, Metric.kind)
+        .join(Metric, Metric.id == Insight.metric_id)
+        .where(Insight.detected_at == detected_at, Insight.parent_id.is_(None))
+        .order_by(Insight.id)
+    ).all()
+    groups: dict[tuple[int, str], list[tuple[Insight, str]]] = {}
+    for insight, source_id, metric_kind in rows:
+        groups.setdefault((source_id, insight.direction), []).append((insight, metric_kind))
+    queued = 0
+    for members in groups.values():
+        already = [i for i, _ in members if _has_alert(session, i.id)]
+        if already:
+            continue  # this hour was grouped before (a re-run): nothing new to say
+        audible = [(i, k) for i, k in members if not i.muted]
+        if not audible:
+            continue
+        leader = max(audible, key=lambda pair: _lead_rank(*pair))[0]
+        for insight, _ in members:
+            if insight is not leader:
+                insight.parent_id = leader.id
+        _queue(session, leader, "alert", now)
+        queued += 1
+    return queued
+
+
+def _has_alert(session: Session, insight_id: int) -> bool:
+    return (
+        session.scalar(
+            select(Notification.id)
+            .where(Notification.insight_id == insight_id, Notification.purpose == "alert")
+            .limit(1)
+        )
+        is not None
+    )

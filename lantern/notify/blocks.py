@@ -73,6 +73,13 @@ def _causes(message: InsightMessage) -> Blocks:
     return [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
 
 
+def _related(message: InsightMessage) -> Blocks:
+    if not message.related:
+        return []
+    text = "*Moved with it*\n" + "\n".join(f"• {line}" for line in message.related)
+    return [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+
+
 def _link(message: InsightMessage) -> dict[str, Any]:
     return {
         "type": "actions",
@@ -108,6 +115,7 @@ def alert_blocks(message: InsightMessage) -> tuple[str, Blocks]:
             },
         },
         *_causes(message),
+        *_related(message),
         _link(message),
         {
             "type": "context",

@@ -61,10 +61,26 @@ def build_message(
         ),
         dashboard_url=f"{settings.resolved_public_url.rstrip('/')}/insights/{insight.id}",
         ended_at=insight.ended_at,
+        related=_related(session, insight),
     )
     if not with_chart:
         return message, None
     return message, _chart(session, insight, metric, message)
+
+
+def _related(session: Session, insight: Insight) -> tuple[str, ...]:
+    rows = session.execute(
+        select(Metric.kind, Metric.name, Insight.relative_change, Insight.kind)
+        .join(Metric, Metric.id == Insight.metric_id)
+        .where(Insight.parent_id == insight.id)
+        .order_by(Insight.id)
+    ).all()
+    return tuple(
+        f"{name} ({label(kind, name)}) {'up' if change > 0 else 'down'} {abs(change):.0%}"
+        if found != "outage"
+        else f"{name} ({label(kind, name)}) went silent"
+        for kind, name, change, found in rows
+    )
 
 
 def _chart(session: Session, insight: Insight, metric: Metric, message: InsightMessage) -> bytes:

@@ -41,6 +41,7 @@ class InsightMessage:
     causes: tuple[FlagChangeCause, ...]
     dashboard_url: str
     ended_at: datetime | None = None
+    related: tuple[str, ...] = ()  # other metrics of the source that moved with it
 
 
 @dataclass(frozen=True)

@@ -199,3 +199,34 @@ def test_an_update_notifies_only_when_the_episode_gets_louder(engine: Engine) ->
             now=START,
         )
     assert notifications(engine, metric) == ["alert", "update"]
+
+
+def test_insights_of_one_source_opening_together_make_one_alert(engine: Engine) -> None:
+    from lantern.insights.service import group_and_alert
+
+    src = make_source(engine)
+    named = metric_of(engine, src)
+    with session_scope(engine) as session:
+        total_row = Metric(source_id=src.id, kind="total", name="track")
+        session.add(total_row)
+        session.flush()
+        total = MetricRef(id=total_row.id, source_id=src.id, workspace_id=src.workspace_id)
+        at = START + timedelta(hours=2)
+        for metric, change in ((total, -0.7), (named, -0.6)):
+            record_events(
+                session,
+                metric=metric,
+                events=[Event("opened", Found(relative_change=change))],
+                watch=None,
+                now=at,
+                queue_alerts=False,
+            )
+        queued = group_and_alert(session, detected_at=at, now=at)
+        again = group_and_alert(session, detected_at=at, now=at)
+    assert (queued, again) == (1, 0)
+    assert notifications(engine, named) == ["alert"]
+    assert notifications(engine, total) == []
+    with session_scope(engine) as session:
+        follower = session.scalars(select(Insight).where(Insight.metric_id == total.id)).one()
+        leader = session.scalars(select(Insight).where(Insight.metric_id == named.id)).one()
+        assert follower.parent_id == leader.id
