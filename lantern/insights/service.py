@@ -217,10 +217,16 @@ def group_and_alert(session: Session, *, detected_at: datetime, now: datetime) -
     for insight, source_id, metric_kind in rows:
         groups.setdefault((source_id, insight.direction), []).append((insight, metric_kind))
     queued = 0
-    for members in groups.values():
+    for (source_id, direction), members in groups.items():
         already = [i for i, _ in members if _has_alert(session, i.id)]
         if already:
             continue  # this hour was grouped before (a re-run): nothing new to say
+        earlier = _earlier_story(session, source_id, direction, members[0][0], detected_at)
+        if earlier is not None:
+            # A total or a neighbour that moved a few hours after a story already told.
+            for insight, _ in members:
+                insight.parent_id = earlier.id
+            continue
         audible = [(i, k) for i, k in members if not i.muted]
         if not audible:
             continue
@@ -231,6 +237,31 @@ def group_and_alert(session: Session, *, detected_at: datetime, now: datetime) -
         _queue(session, leader, "alert", now)
         queued += 1
     return queued
+
+
+# Episodes of one source starting this close together are taken for one story.
+STORY_WINDOW = timedelta(hours=3)
+
+
+def _earlier_story(
+    session: Session, source_id: int, direction: str, insight: Insight, detected_at: datetime
+) -> Insight | None:
+    from lantern.metrics.models import Metric
+
+    return session.scalars(
+        select(Insight)
+        .join(Metric, Metric.id == Insight.metric_id)
+        .where(
+            Metric.source_id == source_id,
+            Insight.direction == direction,
+            Insight.parent_id.is_(None),
+            Insight.detected_at < detected_at,
+            Insight.start >= insight.start - STORY_WINDOW,
+            Insight.start <= insight.start + STORY_WINDOW,
+        )
+        .order_by(Insight.detected_at)
+        .limit(1)
+    ).first()
 
 
 def _has_alert(session: Session, insight_id: int) -> bool:
