@@ -3,7 +3,8 @@
 - detection: every hour at minute `detection_grace_minutes` (5), scoring each closed hour
   not yet scored, in order, so hours missed while Lantern was down are caught up once each;
 - notifications: every minute, the outbox is flushed;
-- clean-up: every hour, expired message ids, debug rows, OAuth states and sessions go.
+- clean-up: daily at 03:15 UTC (and at start-up), expired message ids, debug rows, OAuth
+  states and sessions go.
 
 Each job takes a database lock first, so with several processes on one PostgreSQL
 exactly one of them runs a job at a time; the others skip that tick.
@@ -80,7 +81,7 @@ def build_scheduler(settings: Settings, engine: Engine) -> BackgroundScheduler:
     jobs = (
         ("detection", detection_tick, CronTrigger(minute=grace % 60, timezone="UTC")),
         ("notifications", notification_tick, IntervalTrigger(minutes=1)),
-        ("cleanup", cleanup_tick, IntervalTrigger(hours=1)),
+        ("cleanup", cleanup_tick, CronTrigger(hour=3, minute=15, timezone="UTC")),
     )
     for name, function, trigger in jobs:
         scheduler.add_job(

@@ -33,6 +33,7 @@ class Answer:
     status: int = 200
     body: dict[str, Any] = field(default_factory=lambda: {"ok": True})
     headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0  # seconds before answering, to make a client time out
 
 
 @dataclass
@@ -211,6 +212,8 @@ def _handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
             self._send(fake.handle(method, headers, params))
 
         def _send(self, answer: Answer, text: bytes | None = None) -> None:
+            if answer.delay:
+                time.sleep(answer.delay)
             payload = text if text is not None else json.dumps(answer.body).encode()
             self.send_response(answer.status)
             self.send_header("Content-Type", "application/json")

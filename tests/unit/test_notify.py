@@ -175,3 +175,14 @@ def test_add_to_slack_exchanges_the_code_with_basic_auth_and_learns_the_bot(
         "Acme",
     )
     assert installation.incoming_webhook_channel_id == "C0ALERTS"
+
+
+def test_a_slack_that_does_not_answer_in_time_is_a_transient_failure(
+    fake_slack: FakeSlack,
+) -> None:
+    fake_slack.script("chat.postMessage", *[Answer(delay=2.5)] * 3)
+    slow = SlackNotifier(
+        GOOD_TOKEN, base_url=fake_slack.api_url, timeout=1, retries=1, backoff=0.05
+    )
+    with pytest.raises(TransientNotifyError, match="could not be reached"):
+        slow.send_test("alerts")
