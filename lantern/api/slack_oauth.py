@@ -1,16 +1,86 @@
-"""The end of "Add to Slack": Slack sends the browser back here with a code and our state."""
+"""Slack for a workspace: status, "Add to Slack", a pasted token, a test message, the callback."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
 
-from lantern.api.deps import SessionDep, SettingsDep
+from lantern.api.deps import SessionDep, SettingsDep, WorkspaceDep
 from lantern.config import Settings
 from lantern.errors import BadRequest
-from lantern.notify.connection import finish_oauth
+from lantern.notify.connection import (
+    connect_with_token,
+    connection_status,
+    finish_oauth,
+    send_test_message,
+    start_oauth,
+)
 
 router = APIRouter(tags=["slack"])
+
+
+class SlackStatus(BaseModel):
+    connected: bool
+    method: str | None
+    channel: str | None
+    team_name: str | None
+    installed_at: datetime | None
+    error: str | None
+    add_to_slack_available: bool
+    failed_notifications: int
+    last_failure: str | None
+
+
+class InstallUrl(BaseModel):
+    url: str
+
+
+class TokenIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    bot_token: str = Field(min_length=6, max_length=300, description="xoxb-... bot token")
+    channel: str = Field(min_length=1, max_length=100, description="channel name or id")
+
+
+@router.get("/api/v1/slack", response_model=SlackStatus)
+def slack_status(workspace: WorkspaceDep, session: SessionDep, settings: SettingsDep) -> dict:
+    """Whether Slack is connected, where insights go, and the last delivery failure."""
+    return connection_status(session, workspace_id=workspace.id, settings=settings)
+
+
+@router.post("/api/v1/slack/install", response_model=InstallUrl)
+def slack_install(workspace: WorkspaceDep, session: SessionDep, settings: SettingsDep) -> dict:
+    """The "Add to Slack" URL to send the browser to (one-time state included)."""
+    url = start_oauth(
+        session, workspace_id=workspace.id, settings=settings, redirect_uri=redirect_uri(settings)
+    )
+    return {"url": url}
+
+
+@router.put("/api/v1/slack/token", response_model=SlackStatus)
+def slack_token(
+    body: TokenIn, workspace: WorkspaceDep, session: SessionDep, settings: SettingsDep
+) -> dict:
+    """Connect with a pasted bot token and channel (checked with Slack first)."""
+    connect_with_token(
+        session,
+        workspace_id=workspace.id,
+        bot_token=body.bot_token,
+        channel=body.channel,
+        settings=settings,
+    )
+    return connection_status(session, workspace_id=workspace.id, settings=settings)
+
+
+@router.post("/api/v1/slack/test", status_code=204)
+def slack_test(workspace: WorkspaceDep, session: SessionDep, settings: SettingsDep) -> Response:
+    """Post a test message to the workspace's channel."""
+    send_test_message(session, workspace_id=workspace.id, settings=settings)
+    return Response(status_code=204)
+
 
 CALLBACK_PATH = "/slack/oauth/callback"
 

@@ -107,3 +107,39 @@ def test_a_pasted_token_is_checked_and_a_test_message_reaches_the_channel(
     assert status["connected"] and status["channel"] == "alerts"
     assert status["team_name"] == "Acme"
     assert "connected" in fake_slack.top_level()[0]["text"]
+
+
+def test_the_api_connects_slack_for_a_token_holder_and_only_their_workspace(
+    engine: Engine, oauth_settings: Settings, fake_slack: FakeSlack
+) -> None:
+    from lantern.api.app import create_app
+
+    mine, theirs = make_source(engine), make_source(engine)
+    auth = {"Authorization": f"Bearer {mine.token}"}
+    with TestClient(create_app(oauth_settings, engine)) as client:
+        install = client.post("/api/v1/slack/install", headers=auth).json()["url"]
+        bad = client.put(
+            "/api/v1/slack/token", headers=auth, json={"bot_token": "nope-123", "channel": "alerts"}
+        )
+        extra = client.put(
+            "/api/v1/slack/token",
+            headers=auth,
+            json={"bot_token": GOOD_TOKEN, "channel": "alerts", "x": 1},
+        )
+        put = client.put(
+            "/api/v1/slack/token", headers=auth, json={"bot_token": GOOD_TOKEN, "channel": "alerts"}
+        )
+        tested = client.post("/api/v1/slack/test", headers=auth)
+        other = client.get(
+            "/api/v1/slack", headers={"Authorization": f"Bearer {theirs.token}"}
+        ).json()
+        anonymous = client.get("/api/v1/slack")
+    assert install.startswith("https://slack.com/oauth/v2/authorize?")
+    assert install.endswith("redirect_uri=http://127.0.0.1:8000/slack/oauth/callback")
+    assert bad.status_code == 400 and "xoxb-" in bad.json()["detail"]
+    assert extra.status_code == 422
+    assert put.status_code == 200 and put.json()["channel"] == "alerts"
+    assert tested.status_code == 204
+    assert len(fake_slack.top_level()) == 1
+    assert other["connected"] is False
+    assert anonymous.status_code == 401
