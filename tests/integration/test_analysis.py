@@ -1,0 +1,58 @@
+"""The analyst's library reads what the service wrote and replays the same detector."""
+
+from __future__ import annotations
+
+import pandas as pd
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from lantern.analysis import Lantern
+from lantern.config import Settings
+from lantern.metrics.service import epoch_hour
+from lantern.pipeline import run_hour
+from tests.factories import history_events, import_events, make_source
+from tests.integration.test_pipeline import recent_end, rhythm_counts
+
+
+def test_a_notebook_sees_the_metrics_series_replay_and_insights_of_the_service(
+    fresh_client: TestClient, fresh_engine: Engine, settings: Settings
+) -> None:
+    src = make_source(fresh_engine)
+    end = recent_end()
+    checkout = rhythm_counts(end, peak=120, seed=11)
+    checkout.iloc[-3:] = 0
+    import_events(
+        fresh_client,
+        src.key,
+        history_events(checkout, event="Checkout")
+        + history_events(rhythm_counts(end, peak=60, seed=12), event="Pricing", kind="page"),
+    )
+    for hour in range(epoch_hour(end) - 3, epoch_hour(end) + 1):
+        run_hour(fresh_engine, settings, hour=hour, worker="test")
+    lantern = Lantern(fresh_engine)
+
+    metrics = lantern.metrics()
+    assert set(zip(metrics["kind"], metrics["name"], strict=True)) == {
+        ("track", "Checkout"),
+        ("total", "track"),
+        ("page", "Pricing"),
+        ("total", "page"),
+    }
+    assert int(metrics.loc[metrics["name"] == "Checkout", "events"].iloc[0]) == checkout.sum()
+
+    series = lantern.series("Checkout")
+    assert series.index.freq == "h" and str(series.index.tz) == "UTC"
+    assert series.sum() == checkout.sum()
+    assert (series[checkout.index[-3] :] == 0).all()
+
+    replayed = lantern.replay("Checkout")
+    opened = replayed[replayed["status"] == "opened"]
+    assert ("outage", "down") in set(zip(opened["kind"], opened["direction"], strict=True))
+    assert pd.Timestamp(opened["at"].iloc[-1]) >= checkout.index[-3]
+
+    fitted = lantern.decompose("Pricing")
+    assert fitted.expected.index.equals(lantern.series("Pricing").index)
+    assert len(lantern.plot("Checkout").axes) == 3
+
+    insights = lantern.insights()
+    assert ("Checkout", "outage") in set(zip(insights["metric"], insights["kind"], strict=True))
