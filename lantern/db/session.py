@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -60,10 +61,12 @@ _write_locks: dict[str, threading.Lock] = {}
 
 @contextmanager
 def write_serialized(engine: Engine) -> Iterator[None]:
-    """Serialise write transactions on a SQLite engine within this process.
+    """Serialise write transactions on a SQLite engine, across threads and processes.
 
     SQLite admits one writer at a time and makes the others poll with growing sleeps;
-    queueing writers on a lock instead keeps ingest latency flat. PostgreSQL needs none.
+    queueing writers on a lock instead keeps ingest latency flat: a thread lock within the
+    process, and an exclusive `flock` on a file beside the database between processes
+    (`lantern serve --workers N`). PostgreSQL needs none.
     """
     if engine.dialect.name != "sqlite":
         yield
@@ -71,8 +74,17 @@ def write_serialized(engine: Engine) -> Iterator[None]:
     key = str(engine.url)
     with _lock:
         lock = _write_locks.setdefault(key, threading.Lock())
+    database = engine.url.database
     with lock:
-        yield
+        if not database or database == ":memory:":
+            yield
+            return
+        with open(f"{database}.write.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def reset_engines() -> None:

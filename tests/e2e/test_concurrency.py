@@ -46,7 +46,7 @@ def hammer(url: str, key: str, hour: datetime) -> None:
 def test_many_threads_and_processes_on_one_hour_count_exactly(
     database_url: str, engine: Engine, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
-    workers = 1 if database_url.startswith("sqlite") else 3
+    workers = 2 if database_url.startswith("sqlite") else 3
     process, url = start_server(database_url, tmp_path, workers=workers)
     try:
         src = make_source(engine)
