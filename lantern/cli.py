@@ -253,6 +253,56 @@ def metrics(source_name: str, workspace: str | None, as_json: bool) -> None:
         click.echo(f"{item['kind']:>10}  {item['name']:<40} {item['events']:>10} events")
 
 
+@main.command()
+@click.option(
+    "--weeks",
+    type=click.IntRange(2, 12),
+    default=5,
+    show_default=True,
+    help="Weeks of history to generate.",
+)
+def demo(weeks: int) -> None:
+    """Fill a demo workspace with weeks of events and the insights Lantern would have raised.
+
+    The events go through the real ingest path (/v1/import); detection then runs hour by
+    hour over the history as the scheduler would have. Run `lantern serve` afterwards and
+    open the dashboard.
+    """
+    from tqdm import tqdm
+
+    from lantern.db.migrate import upgrade
+    from lantern.db.session import get_engine, session_scope
+    from lantern.demo import DEMO_WORKSPACE, existing, make_demo
+    from lantern.workspaces.service import create_api_token, get_or_create_workspace
+
+    settings = get_settings()
+    upgrade()
+    engine = get_engine()
+    if existing(engine) is not None:
+        raise click.ClickException(
+            f"this database already has a {DEMO_WORKSPACE!r} workspace; point "
+            "LANTERN_DATA_DIR (or LANTERN_DATABASE_URL) at a fresh one for a new demo"
+        )
+    bars: dict[str, tqdm] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage not in bars:
+            label = "importing events" if stage == "events" else "scoring history"
+            bars[stage] = tqdm(total=total or None, desc=label, unit=" " + stage)
+        bars[stage].update(done - bars[stage].n)
+
+    made = make_demo(engine, settings, weeks=weeks, progress=progress)
+    for bar in bars.values():
+        bar.close()
+    with session_scope(engine) as session:
+        workspace = get_or_create_workspace(session, name=DEMO_WORKSPACE)
+        _, token = create_api_token(session, workspace=workspace, name="demo")
+    click.echo(f"{made['events']:,} events imported; {made['insights']} insights found.")
+    click.echo(f"Dashboard: {settings.resolved_public_url}  (run `lantern serve`)")
+    click.echo(f"Source API key: {made['api_key']}")
+    click.echo(f"API token: {token}")
+
+
 def _register() -> None:
     from lantern.replay import replay
 

@@ -109,31 +109,33 @@ def _claim(engine: Engine, hour: int, worker: str) -> bool:
     return claimed is not None
 
 
-def _trained_metrics(session: Session, hour: int) -> list[tuple[Any, ...]]:
+def _trained_metrics(
+    session: Session, hour: int, source_id: int | None = None
+) -> list[tuple[Any, ...]]:
     """Metrics with at least the training window of data before `hour`, with their watch."""
     first = (
         select(Bucket.metric_id, func.min(Bucket.hour).label("first_hour"))
         .group_by(Bucket.metric_id)
         .subquery()
     )
-    return [
-        tuple(row)
-        for row in session.execute(
-            select(
-                Metric.id,
-                Metric.kind,
-                Metric.source_id,
-                Source.workspace_id,
-                Workspace.sensitivity,
-                first.c.first_hour,
-            )
-            .join(first, first.c.metric_id == Metric.id)
-            .join(Source, Source.id == Metric.source_id)
-            .join(Workspace, Workspace.id == Source.workspace_id)
-            .where(first.c.first_hour <= hour + 1 - TRAINING_HOURS)
-            .order_by(Metric.id)
-        ).all()
-    ]
+    query = (
+        select(
+            Metric.id,
+            Metric.kind,
+            Metric.source_id,
+            Source.workspace_id,
+            Workspace.sensitivity,
+            first.c.first_hour,
+        )
+        .join(first, first.c.metric_id == Metric.id)
+        .join(Source, Source.id == Metric.source_id)
+        .join(Workspace, Workspace.id == Source.workspace_id)
+        .where(first.c.first_hour <= hour + 1 - TRAINING_HOURS)
+        .order_by(Metric.id)
+    )
+    if source_id is not None:
+        query = query.where(Metric.source_id == source_id)
+    return [tuple(row) for row in session.execute(query).all()]
 
 
 def _executor_map(settings: Settings) -> Callable[..., Iterable[list[Outcome]]]:
@@ -166,15 +168,25 @@ def _process_pool() -> Executor:
 
 
 def run_hour(
-    engine: Engine, settings: Settings, *, hour: int, worker: str, now: datetime | None = None
+    engine: Engine,
+    settings: Settings,
+    *,
+    hour: int,
+    worker: str,
+    now: datetime | None = None,
+    source_id: int | None = None,
 ) -> RunResult | None:
-    """Score closed hour `hour` (epoch hours) for every trained metric, once per database."""
-    if not _claim(engine, hour, worker):
+    """Score closed hour `hour` (epoch hours) for every trained metric, once per database.
+
+    With `source_id`, only that source's metrics are scored and the hour is not claimed:
+    that is how a backfilled source (`lantern demo`) catches up on its history.
+    """
+    if source_id is None and not _claim(engine, hour, worker):
         return None
     result = RunResult(hour=hour)
     moment = now or hour_index(hour + 1).to_pydatetime()
     with session_scope(engine) as session:
-        metrics = _trained_metrics(session, hour)
+        metrics = _trained_metrics(session, hour, source_id)
         watches = {w.metric_id: w for w in session.scalars(select(MetricWatch)).all()}
         states = {m: (w.state, w.scored_hour) for m, w in watches.items()}
     mapper = _executor_map(settings)
@@ -212,6 +224,7 @@ def run_hour(
         ]
 
     by_id = {row[0]: row for row in metrics}
+    opened_at: list[datetime] = []
     for outcomes in mapper(score_partition, (tasks_for(part) for part in partitions)):
         with session_scope(engine) as session:
             for outcome in outcomes:
@@ -227,11 +240,17 @@ def run_hour(
                     watch = MetricWatch(metric_id=outcome.metric_id)
                     session.add(watch)
                 # A metric scored for the first time replays its history to build its
-                # state; only what this hour raised is news.
-                since = watch.scored_hour if watch.state is not None else hour - 1
-                assert since is not None
+                # state; only what this hour raised is news, unless a backfilled source is
+                # catching up, when its whole history is.
+                if watch.state is not None and watch.scored_hour is not None:
+                    since = watch.scored_hour
+                else:
+                    since = -1 if source_id is not None else hour - 1
                 fresh = [e for e in outcome.events if _hour_of(e) > since]
                 watch.state, watch.scored_hour = outcome.state, hour
+                opened_at.extend(
+                    hour_index(_hour_of(e)).to_pydatetime() for e in fresh if e.status == "opened"
+                )
                 result.insights += record_events(
                     session,
                     metric=MetricRef(id=row[0], source_id=row[2], workspace_id=row[3]),
@@ -241,6 +260,11 @@ def run_hour(
                     queue_alerts=False,
                 )
     with session_scope(engine) as session:
+        if source_id is not None:
+            # History is grouped into stories but not sent: nobody wants last month's alerts.
+            for at in sorted(set(opened_at)):
+                group_and_alert(session, detected_at=at, now=moment, queue=False)
+            return result
         group_and_alert(session, detected_at=hour_index(hour).to_pydatetime(), now=moment)
         session.execute(
             update(DetectionRun)

@@ -200,10 +200,12 @@ def _lead_rank(insight: Insight, metric_kind: str) -> tuple[int, float]:
     return (0 if metric_kind == "total" else 1, abs(insight.relative_change) * insight.score)
 
 
-def group_and_alert(session: Session, *, detected_at: datetime, now: datetime) -> int:
+def group_and_alert(
+    session: Session, *, detected_at: datetime, now: datetime, queue: bool = True
+) -> int:
     """Queue alerts for the insights opened at `detected_at`, one per source and direction.
 
-    Returns how many alerts were queued.
+    Returns how many alerts were queued (with `queue=False`, only groups them).
     """
     from lantern.metrics.models import Metric
 
@@ -234,8 +236,9 @@ def group_and_alert(session: Session, *, detected_at: datetime, now: datetime) -
         for insight, _ in members:
             if insight is not leader:
                 insight.parent_id = leader.id
-        _queue(session, leader, "alert", now)
-        queued += 1
+        if queue:
+            _queue(session, leader, "alert", now)
+            queued += 1
     return queued
 
 

@@ -1,0 +1,218 @@
+"""`lantern demo`: a workspace with five weeks of realistic events, scored as if live.
+
+The events go through the real ingest path (`/v1/import`, in process), and detection runs
+hour by hour over the history exactly as the scheduler would have, so the newsfeed holds
+what Lantern would have said. Anomalies are injected: a spike, a level shift, an outage,
+and a drop right after a LaunchDarkly flag change.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, select
+
+from lantern.config import Settings
+from lantern.db.session import session_scope
+from lantern.metrics.service import epoch_hour
+from lantern.workspaces.models import Source, Workspace
+
+DEMO_WORKSPACE = "demo"
+DEMO_SOURCE = "demo-web"
+
+
+@dataclass(frozen=True)
+class Stream:
+    """One demo metric: a call type, a name, a volume and a rhythm."""
+
+    kind: str  # track | page | screen | identify
+    name: str
+    peak: float
+    shape: str = "consumer"  # consumer | business
+    value: float | None = None  # mean of properties.revenue, for a value metric
+
+
+STREAMS = (
+    Stream("page", "Home", 240),
+    Stream("page", "Pricing", 60, "business"),
+    Stream("page", "Docs", 45, "business"),
+    Stream("screen", "Feed", 150),
+    Stream("screen", "Settings", 12),
+    Stream("track", "Signed Up", 20),
+    Stream("track", "Search", 90),
+    Stream("track", "Add to Cart", 35),
+    Stream("track", "Checkout Completed", 18, value=42.0),
+    Stream("track", "Invite Sent", 3, "business"),
+    Stream("identify", "identify", 25),
+)
+FLAG = "new-checkout"
+
+
+def rhythm(index: pd.DatetimeIndex, shape: str) -> np.ndarray:
+    """Relative volume by hour of day and day of week."""
+    hour = index.hour.to_numpy()
+    weekend = index.day_of_week.to_numpy() >= 5
+    if shape == "business":
+        daily = 0.08 + 0.92 * np.exp(-0.5 * ((hour - 14) / 3.5) ** 2)
+        return daily * np.where(weekend, 0.3, 1.0)
+    daily = 0.25 + 0.75 * np.exp(-0.5 * ((hour - 19) / 5.0) ** 2)
+    return daily * np.where(weekend, 1.15, 1.0)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The demo's timeline: the hours, and when each anomaly happens."""
+
+    index: pd.DatetimeIndex
+    flag_change: pd.Timestamp
+    checkout_drop: tuple[pd.Timestamp, pd.Timestamp]
+    search_spike: tuple[pd.Timestamp, pd.Timestamp]
+    signup_shift: pd.Timestamp
+    docs_outage: tuple[pd.Timestamp, pd.Timestamp]
+
+
+def plan(end: pd.Timestamp, weeks: int) -> Plan:
+    """Anomalies placed in the last two weeks, at business hours."""
+    index = pd.date_range(end - pd.Timedelta(weeks=weeks) + pd.Timedelta(hours=1), end, freq="h")
+    day = end.floor("D")
+    flag = day - pd.Timedelta(days=3) + pd.Timedelta(hours=15)
+    return Plan(
+        index=index,
+        flag_change=flag,
+        checkout_drop=(flag + pd.Timedelta(hours=1), flag + pd.Timedelta(hours=7)),
+        search_spike=(
+            day - pd.Timedelta(days=9) + pd.Timedelta(hours=20),
+            day - pd.Timedelta(days=9) + pd.Timedelta(hours=23),
+        ),
+        signup_shift=day - pd.Timedelta(days=6) + pd.Timedelta(hours=12),
+        docs_outage=(
+            day - pd.Timedelta(days=1) + pd.Timedelta(hours=10),
+            day - pd.Timedelta(days=1) + pd.Timedelta(hours=16),
+        ),
+    )
+
+
+def counts(stream: Stream, timeline: Plan, rng: np.random.Generator) -> np.ndarray:
+    """Hourly counts of a stream, anomalies included."""
+    index = timeline.index
+    growth = np.exp(0.003 * np.arange(len(index)) / 24)
+    lam = stream.peak * rhythm(index, stream.shape) * growth
+    if stream.name == "Checkout Completed":
+        lam[(index >= timeline.checkout_drop[0]) & (index < timeline.checkout_drop[1])] *= 0.15
+    if stream.name == "Search":
+        lam[(index >= timeline.search_spike[0]) & (index < timeline.search_spike[1])] *= 5
+    if stream.name == "Signed Up":
+        lam[index >= timeline.signup_shift] *= 2.2
+    if stream.name == "Docs":
+        lam[(index >= timeline.docs_outage[0]) & (index < timeline.docs_outage[1])] = 0
+    return rng.poisson(rng.gamma(40.0, lam / 40.0))
+
+
+def events(timeline: Plan, seed: int = 7) -> Iterator[dict[str, object]]:
+    """Every demo event, as a Segment call."""
+    rng = np.random.default_rng(seed)
+    for stream in STREAMS:
+        for stamp, count in zip(timeline.index, counts(stream, timeline, rng), strict=True):
+            for i in range(int(count)):
+                moment = (stamp + pd.Timedelta(seconds=int(3599 * (i + 0.5) / count))).isoformat()
+                event: dict[str, object] = {
+                    "type": stream.kind,
+                    "timestamp": moment,
+                    "anonymousId": f"visitor-{i}",
+                    "messageId": str(uuid.uuid4()),
+                }
+                if stream.kind == "track":
+                    event["event"] = stream.name
+                    if stream.value is not None:
+                        event["properties"] = {
+                            "revenue": round(float(rng.gamma(4, stream.value / 4)), 2)
+                        }
+                elif stream.kind in ("page", "screen"):
+                    event["name"] = stream.name
+                yield event
+    # LaunchDarkly's export: evaluations of the checkout flag, whose version changes.
+    for stamp in timeline.index:
+        version = 4 if stamp >= timeline.flag_change else 3
+        for i in range(int(rng.poisson(30 * rhythm(pd.DatetimeIndex([stamp]), "consumer")[0]))):
+            yield {
+                "type": "track",
+                "event": "feature",
+                "userId": f"ld-{i}",
+                "timestamp": (stamp + pd.Timedelta(seconds=60 * i % 3600)).isoformat(),
+                "messageId": str(uuid.uuid4()),
+                "properties": {
+                    "key": FLAG,
+                    "environment": "production",
+                    "project": "web",
+                    "value": version == 4,
+                    "variation": 1,
+                    "flagVersion": version,
+                },
+            }
+
+
+def existing(engine: Engine) -> int | None:
+    """The demo workspace's id, if a demo was already made in this database."""
+    with session_scope(engine) as session:
+        return session.scalar(select(Workspace.id).where(Workspace.name == DEMO_WORKSPACE))
+
+
+def make_demo(
+    engine: Engine,
+    settings: Settings,
+    *,
+    weeks: int = 5,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> dict[str, object]:
+    """Create the demo source, import its history and score it hour by hour."""
+    from fastapi.testclient import TestClient
+
+    from lantern.api.app import create_app
+    from lantern.pipeline import run_hour
+    from lantern.workspaces.service import create_source, get_or_create_workspace
+
+    report = progress or (lambda _stage, _done, _total: None)
+    with session_scope(engine) as session:
+        workspace = get_or_create_workspace(session, name=DEMO_WORKSPACE)
+        source, key = create_source(session, workspace=workspace, name=DEMO_SOURCE)
+        source_id, workspace_id = source.id, workspace.id
+    end = pd.Timestamp.now(tz="UTC").floor("h") - pd.Timedelta(hours=1)
+    timeline = plan(end, weeks)
+    batch: list[dict[str, object]] = []
+    sent = 0
+    quiet = settings.model_copy(update={"scheduler_enabled": False})
+    # The real ingest path, in process: the same routes a Segment source posts to.
+    with TestClient(create_app(quiet, engine)) as client:
+
+        def flush() -> None:
+            nonlocal sent
+            response = client.post("/v1/import", json={"batch": batch}, auth=(key, ""))
+            response.raise_for_status()
+            sent += len(batch)
+            batch.clear()
+            report("events", sent, 0)
+
+        for event in events(timeline):
+            batch.append(event)
+            if len(batch) == 1000:
+                flush()
+        if batch:
+            flush()
+    # One pass replays each metric's history hour by hour, as the scheduler would have.
+    scored = run_hour(engine, settings, hour=epoch_hour(end), worker="demo", source_id=source_id)
+    found = scored.insights if scored is not None else 0
+    report("metrics", 1, 1)
+    return {
+        "workspace_id": workspace_id,
+        "source_id": source_id,
+        "api_key": key,
+        "events": sent,
+        "insights": found,
+    }
+
+
+__all__ = ["DEMO_SOURCE", "DEMO_WORKSPACE", "Source", "existing", "make_demo"]
