@@ -258,6 +258,7 @@ def run_hour(
                     watch=watch,
                     now=moment,
                     queue_alerts=False,
+                    notify=source_id is None,
                 )
     with session_scope(engine) as session:
         if source_id is not None:

@@ -122,11 +122,12 @@ def record_events(
     watch: MetricWatch | None,
     now: datetime,
     queue_alerts: bool = True,
+    notify: bool = True,
 ) -> int:
     """Apply a metric's episode events to its insights; returns how many insights opened.
 
     With `queue_alerts=False` the caller queues alerts itself, after grouping (see
-    `group_and_alert`).
+    `group_and_alert`); with `notify=False` nothing is queued at all (history).
     """
     opened = 0
     silenced = is_silenced(watch, now)
@@ -156,7 +157,7 @@ def record_events(
             session.add(created)
             session.flush()
             _attach_causes(session, created, metric.source_id)
-            if not silenced and queue_alerts:
+            if not silenced and queue_alerts and notify:
                 _queue(session, created, "alert", now)
             opened += 1
             continue
@@ -177,13 +178,13 @@ def record_events(
             insight.updated_at = now
             if louder:
                 insight.severity = severity(found.kind, found.relative_change)
-                if not insight.muted and insight.parent_id is None:
+                if notify and not insight.muted and insight.parent_id is None:
                     _queue(session, insight, "update", now)
         elif event.status in ("resolved", "accepted"):
             insight.status = event.status
             insight.ended_at = _utc(found.detected_at)
             insight.updated_at = now
-            if not insight.muted and insight.parent_id is None:
+            if notify and not insight.muted and insight.parent_id is None:
                 _queue(session, insight, "resolution", now)
     return opened
 

@@ -1,0 +1,44 @@
+"""`lantern demo` fills a workspace through /v1/import and finds the anomalies it planted."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, select
+
+from lantern.config import Settings
+from lantern.db import session_scope
+from lantern.demo import existing, make_demo
+from lantern.insights.models import Insight, InsightCause
+from lantern.metrics.models import FlagChange, Metric
+from lantern.notify.models import Notification
+
+
+def test_the_demo_history_holds_the_planted_outage_and_the_flag_change_as_its_cause(
+    fresh_engine: Engine, settings: Settings
+) -> None:
+    made = make_demo(fresh_engine, settings, weeks=2)
+    assert existing(fresh_engine) == made["workspace_id"]
+    with session_scope(fresh_engine) as session:
+        found = session.execute(
+            select(Metric.name, Insight.kind, Insight.direction, Insight.id)
+            .join(Metric, Metric.id == Insight.metric_id)
+            .where(Insight.parent_id.is_(None))
+        ).all()
+        changes = session.execute(
+            select(FlagChange.flag_key, FlagChange.old_version, FlagChange.new_version)
+        ).all()
+        checkout = [
+            i
+            for name, _, direction, i in found
+            if name == "Checkout Completed" and direction == "down"
+        ]
+        causes = session.scalars(
+            select(FlagChange.flag_key)
+            .join(InsightCause, InsightCause.flag_change_id == FlagChange.id)
+            .where(InsightCause.insight_id.in_(checkout))
+        ).all()
+        queued = session.scalars(select(Notification.id)).all()
+    assert made["events"] > 100_000
+    assert ("Docs", "outage", "down") in {(n, k, d) for n, k, d, _ in found}
+    assert [tuple(c) for c in changes] == [("new-checkout", 3, 4)]
+    assert "new-checkout" in causes
+    assert queued == []  # history is shown, not sent to Slack
