@@ -19,13 +19,21 @@ The method
    single hours are Poisson tails of a mean pushed two standard deviations along the gamma
    mixing distribution. A metric at 5 events an hour is thus judged by Poisson noise, one at
    50,000 by its own over-dispersion, and scaling a busy series by ten changes nothing.
-4. **Detectors** (`detectors`): spike, drop, outage, level shift, trend change and
-   seasonality change, each needing significance *and* a relative change large enough to
-   matter (see `detectors.SENSITIVITY`).
+4. **Detectors** (`detectors`; verdict types and tail scores in `verdicts`): spike, drop,
+   outage, level shift, trend change and seasonality change, each needing significance
+   *and* a relative change large enough to matter (see `verdicts.SENSITIVITY`). Spikes,
+   drops, outages and level shifts are also judged against the model's own recent error
+   at the same hours (the three days before, and the same day a week before, whichever
+   excuses more): a model that misjudges an hour of the day misjudges it every day, and
+   that is not news. Quiet metrics get a wider band: an expected count is never taken
+   below three events for a spike, and a window's log ratio carries twice its Poisson
+   variance, since the forecast of a few events an hour errs about as much as they do.
 5. **Episodes** (`stream`): one alert (``opened``) per episode. Short episodes (spike,
    drop, outage) are kept out of the model and end ``resolved``; one that lasts becomes a
    level shift. A lasting change re-anchors the model at its start, so the new normal is
-   learned from the hours after it, and is ``accepted`` a day later.
+   learned from the hours after it (and, once a week of it exists, the hours before the
+   anchor are replaced by it in the fit), and is ``accepted`` a day later. The metric then
+   trains again for 7 days (outages only), and reports no new lasting change for 21 days.
 6. **Honest in time.** The verdict for an hour uses data up to that hour only; the model
    that judges it was fitted on earlier hours. `advance` is the only judge, for the
    scheduler, `lantern replay` and notebooks alike.
@@ -44,7 +52,6 @@ Hochenbaum, J., Vallis, O. S. and Kejariwal, A. (2017). Automatic anomaly detect
 """
 
 from lantern.detect.decompose import Decomposition, decompose
-from lantern.detect.detectors import KINDS, SENSITIVITY, Detection
 from lantern.detect.model import Baseline, fit_baseline
 from lantern.detect.series import (
     TRAINING_DAYS,
@@ -63,6 +70,7 @@ from lantern.detect.stream import (
     replay_series,
     score_batch,
 )
+from lantern.detect.verdicts import KINDS, SENSITIVITY, Detection
 
 __all__ = [
     "KINDS",

@@ -27,110 +27,42 @@ second is what keeps a metric at 50,000 events an hour, where every wobble is
     chi-square statistic) with hours above *and* below expectation: the shape, amplitude
     or phase of the cycle moved while the level did not.
 
+Spikes, outages, drops and level shifts are also judged against the model's own recent
+error at the same hours (`Evidence._reference`): a model wrong about an hour of the day is
+wrong every day, and that is not news. Verdict types and tail scores are in `verdicts`.
+
 References
 ----------
 Page, E. S. (1954). Continuous inspection schemes. Biometrika 41, 100-115.
 Sen, P. K. (1968). Estimates of the regression coefficient based on Kendall's tau.
     JASA 63, 1379-1389.
-Lawless, J. F. (1987). Negative binomial and mixed Poisson regression. Canadian Journal
-    of Statistics 15, 209-225.
+(Lawless 1987, for the count tails, is cited in `verdicts`.)
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 from scipy import special
 
 from lantern.detect.series import SeriesKind
+from lantern.detect.verdicts import (
+    MAX_SCORE,
+    Candidate,
+    Thresholds,
+    classify_run,
+    down_score,
+    score_from_z,
+    up_score,
+)
 
-KINDS = ("level_shift", "trend_change", "seasonality_change", "spike", "drop", "outage")
-PERSISTENT = ("level_shift", "trend_change", "seasonality_change")
 LEVEL_WINDOWS = (6, 12, 24)
 RAMP_BLOCKS, RAMP_BLOCK = 8, 12
 SEASON_WINDOW = 24
-LOOKBACK = RAMP_BLOCKS * RAMP_BLOCK
+DAY, WEEK = 24, 168
+LOOKBACK = WEEK + DAY  # hours before the first judged one: a week back, plus a day-long window
 WINDOW_ERROR = 0.04  # relative error of a window's forecast: seasonal and trend misfit
-MAX_SCORE = 50.0
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """What a sensitivity setting asks of the evidence (scores are -log10 p)."""
-
-    spike_score: float
-    spike_ratio: float
-    drop_score: float
-    drop_ratio: float
-    outage_score: float
-    level_score: float
-    level_change: float  # minimum |log ratio|
-    ramp_score: float
-    ramp_slope: float  # minimum |log change| per day
-    season_score: float
-    season_amplitude: float
-    min_events: float  # a spike must add at least this many events
-
-
-SENSITIVITY: dict[str, Thresholds] = {
-    "low": Thresholds(9, 3.0, 10, 0.35, 7, 9, 0.40, 9, 0.05, 12, 0.35, 10),
-    "medium": Thresholds(7, 2.5, 8, 0.45, 5.5, 7, 0.30, 7, 0.035, 9, 0.25, 6),
-    "high": Thresholds(5.5, 2.0, 6, 0.55, 4.5, 5.5, 0.22, 5.5, 0.025, 7, 0.18, 4),
-}
-
-
-@dataclass(frozen=True)
-class Detection:
-    """A detector's verdict on one hour: what moved, which way, since when and how much."""
-
-    kind: str
-    direction: str  # "up" or "down"
-    start: object  # pd.Timestamp; object keeps this module free of a pandas import
-    detected_at: object
-    observed: float  # per hour, over the detector's window
-    expected: float
-    lower: float
-    upper: float
-    relative_change: float
-    score: float
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A detection before it is given timestamps: offsets are hours before the judged one."""
-
-    kind: str
-    direction: str
-    start_offset: int
-    observed: float
-    expected: float
-    score: float
-    slope: float = 0.0
-
-
-def _score_from_z(z: np.ndarray) -> np.ndarray:
-    """-log10 of the one-sided normal tail of |z|."""
-    p = special.ndtr(-np.abs(z))
-    return np.minimum(-np.log10(np.maximum(p, 1e-300)), MAX_SCORE)
-
-
-def up_score(x: np.ndarray, mu: np.ndarray, spread: float, kind: SeriesKind) -> np.ndarray:
-    """-log10 P(X >= x): Poisson with an inflated mean for counts, Gaussian for values."""
-    if kind == "value":
-        return np.where(x > mu, _score_from_z((x - mu) / spread), 0.0)
-    high = mu * np.exp(2 * np.sqrt(spread)) + 1e-9
-    p = np.where(x >= 1, special.gammainc(np.maximum(x, 1e-9), high), 1.0)
-    return np.minimum(-np.log10(np.maximum(p, 1e-300)), MAX_SCORE)
-
-
-def down_score(x: np.ndarray, mu: np.ndarray, spread: float, kind: SeriesKind) -> np.ndarray:
-    """-log10 P(X <= x) for a sum of counts with mean ``mu`` (or a value)."""
-    if kind == "value":
-        return np.where(x < mu, _score_from_z((x - mu) / spread), 0.0)
-    low = mu * np.exp(-2 * np.sqrt(spread))
-    p = special.gammaincc(x + 1, low)
-    return np.minimum(-np.log10(np.maximum(p, 1e-300)), MAX_SCORE)
+SPIKE_FLOOR = 3.0  # events an hour below which a spike's expectation is not taken at its word
+LOW_VOLUME_ERROR = 2.0  # variance of a window's log ratio in units of its Poisson variance
 
 
 class Evidence:
@@ -160,6 +92,10 @@ class Evidence:
         self.x = np.where(usable, np.nan_to_num(x), 0.0)
         self.mu = np.where(usable, mu, 0.0)
         self.usable = usable
+        # episodes' hours included: what the metric did, however it was judged then
+        seen = np.isfinite(x)
+        self.seen_x = np.where(seen, np.nan_to_num(x), 0.0)
+        self.seen_mu = np.where(seen, mu, 0.0)
         self.spread = dispersion
         if kind == "count":
             self.noise = max(dispersion - 0.04**2, 0.0)  # the part that averages out
@@ -174,6 +110,8 @@ class Evidence:
             name: np.concatenate([[0.0], np.cumsum(arr)])
             for name, arr in {
                 "x": self.x,
+                "rx": self.seen_x,
+                "rmu": self.seen_mu,
                 "mu": self.mu,
                 "mu2": self.mu**2,
                 "n": usable.astype(float),
@@ -211,16 +149,7 @@ class Evidence:
     def classify(self, lo: int, hi: int) -> str:
         """Whether hours lo..hi (raw) moved as a level (a mean shift) or as a cycle."""
         x, mu = np.nan_to_num(self.raw_x[lo : hi + 1]), self.raw_mu[lo : hi + 1]
-        if self.kind == "count":
-            lr = np.log((x + 0.5) / (mu + 0.5))
-            w = 1.0 / (1.0 / (mu + 0.5) + self.spread)
-        else:
-            lr = (x - mu) / (np.abs(mu) + self.spread)
-            w = np.ones_like(lr)
-        mean = float((w * lr).sum() / w.sum())
-        spread = float(np.sqrt((w * (lr - mean) ** 2).sum() / w.sum()))
-        both = (lr > 0.1).sum() >= 3 and (lr < -0.1).sum() >= 3
-        return "seasonality_change" if both and spread > abs(mean) else "level_shift"
+        return classify_run(x, mu, self.spread, self.kind)
 
     def candidates(self) -> list[Candidate | None]:
         """The strongest detection of each judged hour, or None."""
@@ -255,7 +184,14 @@ class Evidence:
             return None
         t = self.t
         x, mu, up, _ = self.hourly(i)
-        if up >= t.spike_score and x >= t.spike_ratio * mu and x - mu >= self._min_delta(mu):
+        # the corrections below only ever raise the bar, so they are computed for hours
+        # that clear it without them
+        if self._is_spike(x, mu, up) and self.kind == "count":
+            # a quiet hour's expectation rests on a handful of events: never trust it below
+            # a few, or a stray burst at night pages someone
+            mu = max(mu * self._reference(i, i + 1, up=True), SPIKE_FLOOR)
+            up = float(up_score(np.array([x]), np.array([mu]), self.spread, self.kind)[0])
+        if self._is_spike(x, mu, up):
             return Candidate("spike", "up", 0, x, mu, up)
         start = i
         while start > 0 and self.usable[start] and self.x[start] < t.drop_ratio * self.mu[start]:
@@ -266,27 +202,60 @@ class Evidence:
         total, expected = self.x[s].sum(), self.mu[s].sum()
         if self.kind == "value":
             score = float(
-                _score_from_z(np.array([(total - expected) / (self.spread * np.sqrt(i - start))]))[
-                    0
-                ]
+                score_from_z(np.array([(total - expected) / (self.spread * np.sqrt(i - start))]))[0]
             )
         else:
             score = float(
                 down_score(np.array([total]), np.array([expected]), self.spread, "count")[0]
             )
         hours = i - start
+        found = self._low_run(total, expected, score, hours)
+        if found is None or self.kind != "count":
+            return found
+        ref = self._reference(start + 1, i + 1, up=False)
+        if ref < 1.0:
+            expected *= ref
+            score = float(
+                down_score(np.array([total]), np.array([expected]), self.spread, "count")[0]
+            )
+        return self._low_run(total, expected, score, hours)
+
+    def _is_spike(self, x: float, mu: float, up: float) -> bool:
+        """Far enough above ``mu``; a spike adds a handful of events, or three sigma of a value."""
+        t = self.t
+        least = t.min_events if self.kind == "count" else 3 * self.spread
+        return up >= t.spike_score and x >= t.spike_ratio * mu and x - mu >= least
+
+    def _low_run(self, total: float, expected: float, score: float, hours: int) -> Candidate | None:
+        """An outage or a drop of ``hours`` low hours, or None."""
+        t = self.t
         if total <= 0.15 * expected and score >= t.outage_score:
             return Candidate("outage", "down", hours - 1, total / hours, expected / hours, score)
         if score >= t.drop_score and 2 <= hours <= 6 and total <= t.drop_ratio * 0.75 * expected:
             return Candidate("drop", "down", hours - 1, total / hours, expected / hours, score)
         return None
 
-    def _min_delta(self, mu: float) -> float:
-        """Events a spike must add: a handful for counts, three sigma for values."""
-        return self.t.min_events if self.kind == "count" else 3 * self.spread
+    def _reference(self, lo: int, hi: int, up: bool) -> float:
+        """Observed/expected of hours lo..hi-1 lately: the model's own error at those hours.
+
+        A model that misjudges an hour of the day (or of the week) misjudges it again, so an
+        hour is only anomalous as far as it departs from how the model fared at that hour on
+        the three days before and on the same day a week before, whichever excuses more.
+        """
+        if self.kind != "count":
+            return 1.0
+        ratios = []
+        for lags in ((DAY, 2 * DAY, 3 * DAY), (WEEK,)):
+            sx = sm = 0.0
+            for d in lags:
+                a, b = max(lo - d, 0), max(hi - d, 0)
+                sx += float(self.seen_x[a:b].sum())
+                sm += float(self.seen_mu[a:b].sum())
+            ratios.append((sx + 1.0) / (sm + 1.0))
+        return max(1.0, *ratios) if up else min(1.0, *ratios)
 
     def _window_z(
-        self, end: int, k: int, back: int = 0
+        self, end: int, k: int, back: int = 0, inflate: float = LOW_VOLUME_ERROR
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(log ratio, z, observed/h, expected/h) of k hours ending ``back`` before each hour."""
         s, m = self.window("x", end, k, back), self.window("mu", end, k, back)
@@ -294,7 +263,9 @@ class Evidence:
         nn = np.maximum(n, 1)
         if self.kind == "count":
             lr = np.log((s + 0.5) / (m + 0.5))
-            var = 1.0 / (m + 0.5) + self.noise * self.window("mu2", end, k, back) / (m + 0.5) ** 2
+            # the forecast of a quiet metric errs about as much as its counts scatter
+            mu2 = self.window("mu2", end, k, back)
+            var = inflate / (m + 0.5) + self.noise * mu2 / (m + 0.5) ** 2
         else:
             scale = np.abs(m / nn) + self.spread
             lr = (s - m) / nn / scale
@@ -315,8 +286,23 @@ class Evidence:
             )
             sign = np.sign(lr)
             agree = (sign * parts >= t.level_change / 2).all(axis=0)
-            score = _score_from_z(z)
+            score = score_from_z(z)
             hit = agree & (np.abs(lr) >= t.level_change) & (score >= t.level_score)
+            if self.kind == "count" and hit.any():
+                # the same window on the three days before and a week before: how the model
+                # fared there; it only ever shrinks the change, so hits alone are re-judged
+                refs = []
+                for lags in ((DAY, 2 * DAY, 3 * DAY), (WEEK,)):
+                    rx = sum(self.window("rx", end, k, back) for back in lags)
+                    rm = sum(self.window("rmu", end, k, back) for back in lags)
+                    refs.append(np.log((rx + 1.0) / (rm + 1.0)))
+                high, low = np.maximum(*refs), np.minimum(*refs)
+                lr = np.where(
+                    lr > 0,
+                    np.maximum(lr - np.maximum(high, 0), 0),
+                    np.minimum(lr - np.minimum(low, 0), 0),
+                )
+                hit &= np.abs(lr) >= t.level_change
             for j in np.flatnonzero(hit):
                 if out[j] is None:
                     direction = "up" if lr[j] > 0 else "down"
@@ -331,7 +317,7 @@ class Evidence:
         n_out = end - self.first
         blocks = []
         for b in range(RAMP_BLOCKS):
-            lr, z, _, _ = self._window_z(end, RAMP_BLOCK, b * RAMP_BLOCK)
+            lr, z, _, _ = self._window_z(end, RAMP_BLOCK, b * RAMP_BLOCK, 1.0)
             var = np.where(z != 0, (lr / np.where(z != 0, z, 1)) ** 2, np.inf)
             blocks.append((lr, var))
         days = -np.arange(RAMP_BLOCKS) * RAMP_BLOCK / 24.0
@@ -354,7 +340,7 @@ class Evidence:
                 mp = (wp * lr[part]).sum(0) / np.maximum(wp.sum(0), 1e-12)
                 rss += (wp * (lr[part] - mp) ** 2).sum(0)
             resid_step = np.minimum(resid_step, rss)
-        score = _score_from_z(z)
+        score = score_from_z(z)
         out: list[Candidate | None] = []
         full = (w > 0).sum(0) >= RAMP_BLOCKS - 1
         # a ramp also shows in the oldest block already leaving expectation

@@ -178,7 +178,7 @@ def _fill(hours: np.ndarray, y: np.ndarray, good: np.ndarray) -> np.ndarray:
     if good.all():
         return filled
     missing = ~good
-    for lag in (WEEK, -WEEK, DAY, -DAY, 2 * WEEK, -2 * WEEK):
+    for lag in (WEEK, -WEEK, DAY, -DAY, 2 * WEEK, -2 * WEEK, -3 * WEEK, -4 * WEEK):
         src = np.arange(len(y)) - lag
         ok = missing & (src >= 0) & (src < len(y))
         ok[ok] &= good[src[ok]]

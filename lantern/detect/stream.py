@@ -18,17 +18,10 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 import pandas as pd
 
-from lantern.detect.detectors import (
-    LOOKBACK,
-    PERSISTENT,
-    SENSITIVITY,
-    WINDOW_ERROR,
-    Candidate,
-    Detection,
-    Evidence,
-)
-from lantern.detect.model import DAY, FIT_DAYS, Baseline, fit_baseline
+from lantern.detect.detectors import LOOKBACK, WINDOW_ERROR, Evidence
+from lantern.detect.model import DAY, FIT_DAYS, WEEK, Baseline, fit_baseline
 from lantern.detect.series import TRAINING_DAYS, SeriesError, SeriesKind, validate_series
+from lantern.detect.verdicts import PERSISTENT, SENSITIVITY, Candidate, Detection
 
 Status = Literal["opened", "updated", "resolved", "accepted"]
 Sensitivity = Literal["low", "medium", "high"]
@@ -41,6 +34,9 @@ CONFIRM_HOURS = 24  # a lasting change is adopted as the new normal after this l
 # after a lasting change the metric trains again on its new normal, as a new metric does;
 # only an outage, which no model mistake can fake, is reported meanwhile
 RETRAIN_HOURS = TRAINING_HOURS
+# a model re-learning a new normal errs for longer than it trains; a second lasting change
+# so soon is far likelier to be that error than news
+SETTLE_HOURS = 21 * DAY
 _NS_PER_HOUR = 3_600_000_000_000
 YOUNG_ERROR = 0.1
 
@@ -68,7 +64,8 @@ class MetricState:
     reshaped: bool = False  # whether the cycle is relearned from the anchor on
     prior_slope: float | None = None
     refit_due: bool = False
-    quiet_until: int = 0
+    quiet_until: int = 0  # before this hour only outages are reported
+    settled_until: int = 0  # before this hour no lasting change is reported
     masks: tuple[tuple[int, int], ...] = ()  # episodes' hours, kept out of fits and windows
     episode: dict[str, Any] | None = field(default=None)
 
@@ -210,6 +207,10 @@ class _Run:
         s = self.state
         lo = max(t - FIT_HOURS, s.first_hour)
         usable = self._usable_masks_only(lo, t) & np.isfinite(self._slice(lo, t))
+        if s.anchor is not None and t - s.anchor >= WEEK:
+            # a week of the new normal is enough to stand in for the old one, which would
+            # otherwise leave a step in the window for the decomposition to misread
+            usable &= np.arange(lo, t) >= s.anchor
         model = fit_baseline(
             np.arange(lo, t),
             self._slice(lo, t),
@@ -274,6 +275,8 @@ class _Run:
                 return False
             if candidate.kind != "outage" and u < s.quiet_until:
                 return False
+            if candidate.kind in PERSISTENT and u < s.settled_until:
+                return False
             return self._open(u, candidate)
         if episode["kind"] in PERSISTENT:
             if u >= episode["opened_at"] + CONFIRM_HOURS and u - episode["start"] >= DAY:
@@ -287,6 +290,7 @@ class _Run:
                     prior_slope=episode.get("slope"),
                     refit_due=True,
                     quiet_until=u + RETRAIN_HOURS,
+                    settled_until=u + SETTLE_HOURS,
                 )
                 return True
             return False
