@@ -7,6 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lantern import __version__
 from lantern.api import insights, metrics, slack_oauth, sources
@@ -16,6 +17,16 @@ from lantern.config import Settings, get_settings
 from lantern.db.session import get_engine
 from lantern.errors import LanternError
 from lantern.ingest.views import router as ingest_router
+
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_media_type",
+}
 
 
 def _error(
@@ -46,6 +57,14 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         parts = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
         return _error(422, "invalid_request", "; ".join(parts) or "the request is invalid")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # FastAPI's own refusals (a body that is not JSON, an unknown path or method) in
+        # the same shape as every other error
+        code = HTTP_CODES.get(exc.status_code, "http_error")
+        headers = dict(exc.headers) if exc.headers else None
+        return _error(exc.status_code, code, str(exc.detail), headers=headers)
 
     @app.exception_handler(OperationalError)
     async def database_down(_request: Request, _exc: OperationalError) -> JSONResponse:

@@ -2,19 +2,37 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Path
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
 from lantern.metrics.status import Status
 
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 Sensitivity = Literal["low", "medium", "high"]
 DetectorKind = Literal[
     "level_shift", "trend_change", "seasonality_change", "spike", "drop", "outage"
 ]
+
+
+def _iso(value: object) -> object:
+    """Only ISO 8601 text (or a datetime): a bare number is not taken for a Unix time."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not ISO_DATE.match(value):
+        raise ValueError("must be an ISO 8601 time, e.g. 2026-01-31T12:00:00Z")
+    return value
 
 
 def _moment(value: datetime) -> datetime:
@@ -33,7 +51,7 @@ def _printable(value: str) -> str:
     return value
 
 
-Moment = Annotated[datetime, AfterValidator(_moment)]
+Moment = Annotated[datetime, BeforeValidator(_iso), AfterValidator(_moment)]
 Id = Annotated[int, Path(ge=1, le=2_147_483_647, description="the object's id")]
 Name = Annotated[
     str,
@@ -52,6 +70,7 @@ class ErrorOut(BaseModel):
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "The body is not JSON"},
     401: {"model": ErrorOut, "description": "No API token, or an unknown one"},
     404: {"model": ErrorOut, "description": "No such object in this workspace"},
     422: {"model": ErrorOut, "description": "A parameter or body field is invalid"},

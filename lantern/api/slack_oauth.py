@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from lantern.api.deps import SessionDep, SettingsDep, WorkspaceDep
+from lantern.api.schemas import ERRORS, ErrorOut
 from lantern.config import Settings
 from lantern.errors import BadRequest
 from lantern.notify.connection import (
@@ -19,7 +20,13 @@ from lantern.notify.connection import (
     start_oauth,
 )
 
-router = APIRouter(tags=["slack"])
+router = APIRouter(
+    tags=["slack"],
+    responses={
+        **ERRORS,
+        400: {"model": ErrorOut, "description": "Slack refused, or is not set up for this"},
+    },
+)
 
 
 class SlackStatus(BaseModel):
@@ -45,13 +52,13 @@ class TokenIn(BaseModel):
     channel: str = Field(min_length=1, max_length=100, description="channel name or id")
 
 
-@router.get("/api/v1/slack", response_model=SlackStatus)
+@router.get("/api/v1/slack", response_model=SlackStatus, summary="Slack connection status")
 def slack_status(workspace: WorkspaceDep, session: SessionDep, settings: SettingsDep) -> dict:
     """Whether Slack is connected, where insights go, and the last delivery failure."""
     return connection_status(session, workspace_id=workspace.id, settings=settings)
 
 
-@router.post("/api/v1/slack/install", response_model=InstallUrl)
+@router.post("/api/v1/slack/install", response_model=InstallUrl, summary="Start Add to Slack")
 def slack_install(workspace: WorkspaceDep, session: SessionDep, settings: SettingsDep) -> dict:
     """The "Add to Slack" URL to send the browser to (one-time state included)."""
     url = start_oauth(
@@ -60,7 +67,7 @@ def slack_install(workspace: WorkspaceDep, session: SessionDep, settings: Settin
     return {"url": url}
 
 
-@router.put("/api/v1/slack/token", response_model=SlackStatus)
+@router.put("/api/v1/slack/token", response_model=SlackStatus, summary="Connect with a bot token")
 def slack_token(
     body: TokenIn, workspace: WorkspaceDep, session: SessionDep, settings: SettingsDep
 ) -> dict:
@@ -75,7 +82,7 @@ def slack_token(
     return connection_status(session, workspace_id=workspace.id, settings=settings)
 
 
-@router.post("/api/v1/slack/test", status_code=204)
+@router.post("/api/v1/slack/test", status_code=204, summary="Send a test message")
 def slack_test(workspace: WorkspaceDep, session: SessionDep, settings: SettingsDep) -> Response:
     """Post a test message to the workspace's channel."""
     send_test_message(session, workspace_id=workspace.id, settings=settings)
