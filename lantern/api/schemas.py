@@ -14,7 +14,6 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    StringConstraints,
 )
 
 from lantern.metrics.status import Status
@@ -44,8 +43,11 @@ def _moment(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def _printable(value: str) -> str:
-    """Reject control characters and lone surrogates, which no database stores as text."""
+def _name(value: str) -> str:
+    """Trimmed, not blank, and free of control characters (and lone surrogates)."""
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be blank")
     if any(unicodedata.category(c) in ("Cc", "Cs") for c in value):
         raise ValueError("must not contain control characters")
     return value
@@ -53,11 +55,7 @@ def _printable(value: str) -> str:
 
 Moment = Annotated[datetime, BeforeValidator(_iso), AfterValidator(_moment)]
 Id = Annotated[int, Path(ge=1, le=2_147_483_647, description="the object's id")]
-Name = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
-    AfterValidator(_printable),
-]
+Name = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_name)]
 
 
 class ErrorOut(BaseModel):
