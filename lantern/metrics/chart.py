@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -143,14 +146,9 @@ def _points(
             kinds={metric.id: metric.kind},
         )[metric.id]
         try:
-            # the same stagger as the hourly pass (see pipeline.score_partition)
-            traced = replay_expected(
-                series,
-                kind=kind,
-                sensitivity=sensitivity,  # type: ignore[arg-type]
-                stagger=metric.id % 24,
+            band = expectations.get(
+                str(session.connection().engine.url), metric.id, series, kind, sensitivity
             )
-            band = (traced.expected, traced.lower, traced.upper)
         except ValueError:
             # a series the detector cannot fit (too few values) is skipped by the hourly
             # pass as well: the chart shows it without an expectation
@@ -163,6 +161,52 @@ def _points(
         Point(t=t.to_pydatetime(), observed=o, expected=e, lower=lo, upper=hi)
         for t, o, e, lo, hi in zip(index, *columns, strict=True)
     ]
+
+
+class ExpectationCache:
+    """The detector's replays of the charts viewed lately, keyed by the data they read.
+
+    A chart viewed again within the hour (or by a second person) costs one read of its
+    buckets; a late event or a backfill changes the data, and so the key.
+    """
+
+    def __init__(self, size: int = 32) -> None:
+        self.size = size
+        self._entries: OrderedDict[tuple[Any, ...], Band] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(
+        self, url: str, metric_id: int, series: pd.Series, kind: SeriesKind, sensitivity: str
+    ) -> Band:
+        """Expected, lower and upper for each hour of `series`, as the hourly pass had them."""
+        digest = hashlib.blake2b(series.to_numpy().tobytes(), digest_size=16).digest()
+        key = (url, metric_id, kind, sensitivity, series.index[0], len(series), digest)
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is not None:
+                self._entries.move_to_end(key)
+                return hit
+        # the same stagger as the hourly pass (see pipeline.score_partition)
+        traced = replay_expected(
+            series,
+            kind=kind,
+            sensitivity=sensitivity,  # type: ignore[arg-type]
+            stagger=metric_id % 24,
+        )
+        band = (traced.expected, traced.lower, traced.upper)
+        with self._lock:
+            self._entries[key] = band
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        return band
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+Band = tuple[pd.Series, pd.Series, pd.Series]
+expectations = ExpectationCache()
 
 
 def _floats(series: pd.Series) -> list[Any]:

@@ -10,8 +10,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
 from lantern.config import Settings
+from lantern.db import session_scope
 from lantern.insights.models import Insight
-from lantern.metrics.service import epoch_hour
+from lantern.metrics.service import add_to_buckets, epoch_hour
 from lantern.notify.models import Notification
 from lantern.pipeline import run_hour
 from tests.factories import (
@@ -219,3 +220,19 @@ def test_the_chart_rejects_bad_dates_reversed_ranges_and_ranges_over_400_days(
         assert response.status_code == 422, params
         assert words in response.json()["detail"]
     assert client.get("/api/v1/metrics/999999999/series", headers=bearer(src)).status_code == 404
+
+
+def test_a_chart_viewed_again_shows_events_that_arrived_in_between(
+    client: TestClient, engine: Engine
+) -> None:
+    src = make_source(engine)
+    metric_id = make_metric(engine, src, days=10)
+    url = f"/api/v1/metrics/{metric_id}/series"
+    before = client.get(url, headers=bearer(src)).json()
+    assert client.get(url, headers=bearer(src)).json() == before
+    with session_scope(engine) as session:
+        late = {(metric_id, epoch_hour(last_closed_hour())): (500, 0.0)}
+        add_to_buckets(session.connection(), late)
+    after = client.get(url, headers=bearer(src)).json()
+    assert after["points"][-1]["observed"] == before["points"][-1]["observed"] + 500
+    assert after["points"][:-1] == before["points"][:-1]
