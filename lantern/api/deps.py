@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPBearer
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -58,3 +59,13 @@ def current_workspace(request: Request, session: SessionDep) -> Workspace:
 
 
 WorkspaceDep = Annotated[Workspace, Depends(current_workspace)]
+
+
+# Declares the token in the OpenAPI spec (for /docs and API clients); it checks nothing:
+# `current_workspace` does.
+token_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="WorkspaceToken",
+    description="a workspace API token: `lantern token create`",
+)
+DOCUMENTED_AUTH = [Depends(token_scheme)]

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from lantern.api.deps import SessionDep, WorkspaceDep
+from lantern.api.deps import DOCUMENTED_AUTH, SessionDep, WorkspaceDep
 from lantern.api.schemas import (
     ERRORS,
     DetectorKind,
@@ -24,14 +24,16 @@ from lantern.insights.feed import (
     InsightStatus,
     Page,
     feedback_by_kind,
-    get_insight,
     give_feedback,
     insight_detail,
     list_insights,
+    silence_metric_of,
 )
-from lantern.metrics.status import MetricItem, watch_metric
+from lantern.metrics.status import MetricItem
 
-router = APIRouter(prefix="/api/v1/insights", tags=["insights"], responses=ERRORS)
+router = APIRouter(
+    prefix="/api/v1/insights", tags=["insights"], responses=ERRORS, dependencies=DOCUMENTED_AUTH
+)
 
 OptionalId = Annotated[int | None, Query(ge=1, le=2_147_483_647)]
 
@@ -97,13 +99,6 @@ def feedback(
 @router.post("/{insight_id}/mute", response_model=MetricOut, summary="Mute or snooze its metric")
 def mute(insight_id: Id, body: MuteIn, workspace: WorkspaceDep, session: SessionDep) -> MetricItem:
     """Mute the insight's metric (`until` null) or snooze it until a future time."""
-    insight = get_insight(session, workspace_id=workspace.id, insight_id=insight_id)
-    return watch_metric(
-        session,
-        workspace_id=workspace.id,
-        metric_id=insight.metric_id,
-        muted=True if body.until is None else None,
-        snoozed_until=body.until,
-        keep_snooze=body.until is None,
-        now=utcnow(),
+    return silence_metric_of(
+        session, workspace_id=workspace.id, insight_id=insight_id, until=body.until, now=utcnow()
     )

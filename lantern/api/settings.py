@@ -6,12 +6,14 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from lantern.api.deps import SessionDep, WorkspaceDep
+from lantern.api.deps import DOCUMENTED_AUTH, SessionDep, WorkspaceDep
 from lantern.api.schemas import ERRORS, SettingsIn, SettingsOut
 from lantern.workspaces.models import Workspace
 from lantern.workspaces.service import set_sensitivity
 
-router = APIRouter(prefix="/api/v1/settings", tags=["settings"], responses=ERRORS)
+router = APIRouter(
+    prefix="/api/v1/settings", tags=["settings"], responses=ERRORS, dependencies=DOCUMENTED_AUTH
+)
 
 
 def _out(workspace: Workspace) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from lantern.api.deps import EngineDep, SessionDep, WorkspaceDep
+from lantern.api.deps import DOCUMENTED_AUTH, EngineDep, SessionDep, WorkspaceDep
 from lantern.api.schemas import (
     ERRORS,
     DebugOut,
@@ -17,13 +17,14 @@ from lantern.api.schemas import (
     SourceOut,
 )
 from lantern.db.base import utcnow
-from lantern.errors import NotFound
 from lantern.ingest.debug import debug_view
 from lantern.workspaces.models import Source
-from lantern.workspaces.overview import SourceOverview, source_overviews
+from lantern.workspaces.overview import SourceOverview, source_overview, source_overviews
 from lantern.workspaces.service import create_source, delete_source, get_source, rotate_source_key
 
-router = APIRouter(prefix="/api/v1/sources", tags=["sources"], responses=ERRORS)
+router = APIRouter(
+    prefix="/api/v1/sources", tags=["sources"], responses=ERRORS, dependencies=DOCUMENTED_AUTH
+)
 
 
 def _with_key(source: Source, key: str) -> dict[str, Any]:
@@ -59,10 +60,7 @@ def add_source(body: SourceIn, workspace: WorkspaceDep, session: SessionDep) -> 
 @router.get("/{source_id}", response_model=SourceOut, summary="One source")
 def one_source(source_id: Id, workspace: WorkspaceDep, session: SessionDep) -> SourceOverview:
     """A source with its metrics, training countdown and recent events."""
-    found = source_overviews(session, workspace_id=workspace.id, now=utcnow(), source_id=source_id)
-    if not found:
-        raise NotFound(f"no source {source_id} in this workspace")
-    return found[0]
+    return source_overview(session, workspace_id=workspace.id, source_id=source_id, now=utcnow())
 
 
 @router.post("/{source_id}/rotate", response_model=SourceKeyOut, summary="Rotate a source's key")

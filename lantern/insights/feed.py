@@ -16,7 +16,7 @@ from lantern.errors import Invalid, NotFound
 from lantern.insights.models import Insight, InsightCause
 from lantern.metrics.keys import display_name
 from lantern.metrics.models import FlagChange, Metric
-from lantern.metrics.status import MetricItem, get_metric_item
+from lantern.metrics.status import MetricItem, get_metric_item, watch_metric
 from lantern.notify.models import Notification
 from lantern.workspaces.models import Source
 from lantern.workspaces.service import get_source
@@ -218,6 +218,22 @@ def give_feedback(
     insight.useful, insight.feedback_at = useful, now
     session.flush()
     return insight_detail(session, workspace_id=workspace_id, insight_id=insight_id, now=now)
+
+
+def silence_metric_of(
+    session: Session, *, workspace_id: int, insight_id: int, until: datetime | None, now: datetime
+) -> MetricItem:
+    """Mute the insight's metric (`until` None) or snooze it until `until`."""
+    insight = get_insight(session, workspace_id=workspace_id, insight_id=insight_id)
+    return watch_metric(
+        session,
+        workspace_id=workspace_id,
+        metric_id=insight.metric_id,
+        muted=True if until is None else None,
+        snoozed_until=until,
+        keep_snooze=until is None,
+        now=now,
+    )
 
 
 def feedback_by_kind(session: Session, *, workspace_id: int) -> list[dict[str, Any]]:

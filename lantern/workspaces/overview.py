@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from lantern.errors import NotFound
 from lantern.ingest.models import DebugEvent, DebugMinute
 from lantern.metrics.models import Bucket, Metric
 from lantern.metrics.service import hour_index
@@ -97,3 +98,13 @@ def source_overviews(
             )
         )
     return out
+
+
+def source_overview(
+    session: Session, *, workspace_id: int, source_id: int, now: datetime
+) -> SourceOverview:
+    """One of the workspace's sources with its overview, or NotFound."""
+    found = source_overviews(session, workspace_id=workspace_id, now=now, source_id=source_id)
+    if not found:
+        raise NotFound(f"no source {source_id} in this workspace")
+    return found[0]
