@@ -5,7 +5,7 @@
 Stores one metric with `--history-days` of hourly counts in a fresh SQLite database, then
 times the chart of the last N days for each N in `--days` through the app in process
 (median of `--repeat` requests, after one untimed request). The detector is replayed from
-35 days before the chart's start, so the cost grows with N, not with the history.
+56 days before the chart's start, so the cost grows with N, not with the history.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from lantern.detect import replay_expected
 from lantern.detect.model import FIT_DAYS
 from lantern.detect.series import TRAINING_DAYS, SeriesKind
+from lantern.detect.stream import SETTLE_HOURS
 from lantern.errors import Invalid
 from lantern.insights.models import Insight
 from lantern.metrics.service import epoch_hour, hour_index, load_series
@@ -24,9 +25,11 @@ from lantern.metrics.status import MetricItem, get_metric_item
 
 MAX_RANGE = timedelta(days=400)
 DEFAULT_RANGE = timedelta(days=7)
-# The detector is replayed from this long before the chart: the 28 days its first model
-# is fitted on, each of them already judged (so their episodes are kept out of the fit).
-WARM_UP = timedelta(days=FIT_DAYS + TRAINING_DAYS)
+# The detector is replayed from this long before the chart, so that its state at the
+# chart's start is the hourly pass's: the 28 days its model is fitted on must themselves be
+# judged (after a training week), and whether a change in them was reported depends on
+# changes up to 21 days earlier (see `stream.SETTLE_HOURS`).
+WARM_UP = timedelta(days=TRAINING_DAYS + FIT_DAYS, hours=SETTLE_HOURS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from sqlalchemy import Engine, select
 
 from lantern.config import Settings
 from lantern.db import session_scope
+from lantern.detect import replay_expected
 from lantern.insights.models import Insight
 from lantern.metrics.service import add_to_buckets, epoch_hour
 from lantern.notify.models import Notification
@@ -236,3 +237,25 @@ def test_a_chart_viewed_again_shows_events_that_arrived_in_between(
     after = client.get(url, headers=bearer(src)).json()
     assert after["points"][-1]["observed"] == before["points"][-1]["observed"] + 500
     assert after["points"][:-1] == before["points"][:-1]
+
+
+def test_a_long_metrics_chart_expects_what_a_replay_of_its_whole_history_expects(
+    client: TestClient, engine: Engine
+) -> None:
+    src = make_source(engine)
+    index = pd.date_range(end=last_closed_hour(), periods=120 * 24, freq="h")
+    hours = np.arange(len(index))
+    lam = 300 * (0.55 + 0.45 * np.sin(2 * np.pi * hours / 24))
+    lam[40 * 24 : 40 * 24 + 5] *= 0.05  # an outage, and later a lasting change, long before
+    lam[60 * 24 :] *= 1.6
+    counts = pd.Series(np.random.default_rng(3).poisson(lam).astype(float), index=index)
+    metric_id = make_metric(engine, src, counts=counts)
+    start = index[-30 * 24]
+    chart = client.get(
+        f"/api/v1/metrics/{metric_id}/series",
+        params={"start": start.isoformat()},
+        headers=bearer(src),
+    ).json()
+    whole = replay_expected(counts, stagger=metric_id % 24)
+    shown = [p["expected"] for p in chart["points"]]
+    np.testing.assert_allclose(shown, whole.expected[start:].to_numpy(), rtol=1e-6)
