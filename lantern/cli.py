@@ -135,7 +135,9 @@ def source_create(name: str, workspace: str, as_json: bool) -> None:
 
     upgrade()
     with session_scope() as session:
-        space = get_or_create_workspace(session, name=workspace)
+        space = get_or_create_workspace(
+            session, name=workspace, sensitivity=get_settings().sensitivity
+        )
         row, key = create_source(session, workspace=space, name=name)
         data = {"id": row.id, "name": row.name, "api_key": key}
     if as_json:
@@ -210,7 +212,9 @@ def token_create(workspace: str, name: str, as_json: bool) -> None:
 
     upgrade()
     with session_scope() as session:
-        space = get_or_create_workspace(session, name=workspace)
+        space = get_or_create_workspace(
+            session, name=workspace, sensitivity=get_settings().sensitivity
+        )
         row, secret = create_api_token(session, workspace=space, name=name)
         data = {"id": row.id, "workspace": workspace, "token": secret}
     if as_json:

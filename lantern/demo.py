@@ -177,7 +177,9 @@ def make_demo(
 
     report = progress or (lambda _stage, _done, _total: None)
     with session_scope(engine) as session:
-        workspace = get_or_create_workspace(session, name=DEMO_WORKSPACE)
+        workspace = get_or_create_workspace(
+            session, name=DEMO_WORKSPACE, sensitivity=settings.sensitivity
+        )
         source, key = create_source(session, workspace=workspace, name=DEMO_SOURCE)
         source_id, workspace_id = source.id, workspace.id
     end = pd.Timestamp.now(tz="UTC").floor("h") - pd.Timedelta(hours=1)

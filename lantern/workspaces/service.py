@@ -49,11 +49,13 @@ class SourceIdentity:
     name: str
 
 
-def get_or_create_workspace(session: Session, *, name: str) -> Workspace:
-    """The workspace called `name`, created if it does not exist."""
+def get_or_create_workspace(
+    session: Session, *, name: str, sensitivity: str = "medium"
+) -> Workspace:
+    """The workspace called `name`, created (with `sensitivity`) if it does not exist."""
     workspace = session.scalar(select(Workspace).where(Workspace.name == name))
     if workspace is None:
-        workspace = Workspace(name=name)
+        workspace = Workspace(name=name, sensitivity=sensitivity)
         session.add(workspace)
         session.flush()
     return workspace

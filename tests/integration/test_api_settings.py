@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
@@ -55,3 +60,28 @@ def test_the_hourly_pass_scores_with_the_workspaces_sensitivity(
     fresh_client.put("/api/v1/settings", json={"sensitivity": "high"}, headers=bearer(src))
     run_hour(fresh_engine, settings, hour=hour, worker="test")
     assert scored_with() == "high"
+
+
+def test_a_workspace_made_from_the_command_line_starts_at_the_configured_sensitivity(
+    fresh_client: TestClient, fresh_engine: Engine
+) -> None:
+    env = {
+        **os.environ,
+        "LANTERN_DATABASE_URL": fresh_engine.url.render_as_string(hide_password=False),
+        "LANTERN_SENSITIVITY": "low",
+    }
+
+    def lantern(*args: str) -> dict:
+        done = subprocess.run(
+            [sys.executable, "-m", "lantern", *args, "--workspace", "team", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return json.loads(done.stdout)
+
+    lantern("source", "create", "web")
+    token = lantern("token", "create")["token"]
+    shown = fresh_client.get("/api/v1/settings", headers={"Authorization": f"Bearer {token}"})
+    assert shown.json()["sensitivity"] == "low"
