@@ -9,7 +9,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
 from lantern import __version__
-from lantern.api import dashboard, slack_oauth
+from lantern.api import auth, dashboard, slack_oauth
 from lantern.api.lifespan import lifespan
 from lantern.config import Settings, get_settings
 from lantern.db.session import get_engine
@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         return JSONResponse({"status": "ok", "version": __version__})
 
     app.include_router(ingest_router)
+    app.include_router(auth.router)
     app.include_router(dashboard.router)
     app.include_router(slack_oauth.router)
     return app
