@@ -15,6 +15,7 @@ from lantern.config import Settings, get_settings
 from lantern.db.session import get_engine
 from lantern.errors import LanternError
 from lantern.ingest.views import router as ingest_router
+from lantern.web import views as web
 
 
 def _error(
@@ -68,4 +69,6 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(auth.router)
     app.include_router(dashboard.router)
     app.include_router(slack_oauth.router)
+    app.include_router(web.router)
+    app.mount("/static", web.static_files, name="static")
     return app
