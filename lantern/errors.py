@@ -5,7 +5,8 @@ LanternError
  ├── Unauthorized    401  no key or token, or an unknown one
  ├── Forbidden       403  authenticated, but not allowed (CSRF, other workspace)
  ├── NotFound        404  no such object in this workspace
- └── Conflict        409  the object exists already
+ ├── Conflict        409  the object exists already
+ └── Invalid         422  well-formed, but a value cannot be used (a snooze in the past)
 """
 
 from __future__ import annotations
@@ -47,3 +48,8 @@ class NotFound(LanternError):
 class Conflict(LanternError):
     status_code = 409
     error = "conflict"
+
+
+class Invalid(LanternError):
+    status_code = 422
+    error = "invalid_request"

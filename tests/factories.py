@@ -140,3 +140,88 @@ def resolve_insight(engine: Engine, insight_id: int) -> None:
                 sequence=1,
             )
         )
+
+
+def last_closed_hour() -> pd.Timestamp:
+    """The start of the last hour that has closed."""
+    return pd.Timestamp.now(tz="UTC").floor("h") - pd.Timedelta(hours=1)
+
+
+def make_metric(
+    engine: Engine,
+    src: MadeSource,
+    *,
+    name: str = "Signed Up",
+    kind: str = "track",
+    counts: pd.Series | None = None,
+    days: float = 14,
+) -> int:
+    """A metric with hourly buckets: `counts` (an hourly Series), else a daily cycle that
+    ends in the last closed hour and began `days` ago. Value metrics store them as sums."""
+    import numpy as np
+
+    from lantern.metrics.models import Metric
+    from lantern.metrics.service import add_to_buckets, epoch_hour
+
+    if counts is None:
+        hours = int(days * 24)
+        index = pd.date_range(end=last_closed_hour(), periods=hours, freq="h")
+        steps = np.arange(hours)
+        counts = pd.Series((60 + 40 * np.sin(steps / 24 * 2 * np.pi)).round(), index=index)
+    value = kind == "value"
+    with session_scope(engine) as session:
+        metric = Metric(source_id=src.id, kind=kind, name=name)
+        session.add(metric)
+        session.flush()
+        add_to_buckets(
+            session.connection(),
+            {
+                (metric.id, epoch_hour(t)): (1 if value else int(c), float(c) if value else 0.0)
+                for t, c in counts.items()
+                if c > 0
+            },
+        )
+        return metric.id
+
+
+def add_insight(
+    engine: Engine,
+    src: MadeSource,
+    metric_id: int,
+    *,
+    detected_at: pd.Timestamp,
+    kind: str = "spike",
+    direction: str = "up",
+    status: str = "open",
+    parent_id: int | None = None,
+    start: pd.Timestamp | None = None,
+) -> int:
+    """An insight row as the pipeline writes it, for listings."""
+    from lantern.insights.models import Insight
+
+    at = detected_at.to_pydatetime()
+    begun = start.to_pydatetime() if start is not None else at
+    with session_scope(engine) as session:
+        insight = Insight(
+            workspace_id=src.workspace_id,
+            metric_id=metric_id,
+            fingerprint=f"{metric_id}:{kind}:{direction}",
+            kind=kind,
+            direction=direction,
+            status=status,
+            severity="high",
+            start=begun,
+            detected_at=at,
+            updated_at=at,
+            ended_at=at if status in ("resolved", "accepted") else None,
+            observed=300.0,
+            expected=100.0,
+            lower=70.0,
+            upper=130.0,
+            relative_change=2.0,
+            score=9.0,
+            parent_id=parent_id,
+        )
+        session.add(insight)
+        session.flush()
+        return insight.id

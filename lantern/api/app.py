@@ -9,7 +9,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
 from lantern import __version__
-from lantern.api import auth, dashboard, slack_oauth
+from lantern.api import auth, insights, metrics, slack_oauth, sources
+from lantern.api import settings as settings_api
 from lantern.api.lifespan import lifespan
 from lantern.config import Settings, get_settings
 from lantern.db.session import get_engine
@@ -67,7 +68,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     app.include_router(ingest_router)
     app.include_router(auth.router)
-    app.include_router(dashboard.router)
+    app.include_router(sources.router)
+    app.include_router(metrics.router)
+    app.include_router(insights.router)
+    app.include_router(settings_api.router)
     app.include_router(slack_oauth.router)
     app.include_router(web.router)
     app.mount("/static", web.static_files, name="static")

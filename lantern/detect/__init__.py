@@ -52,6 +52,7 @@ Hochenbaum, J., Vallis, O. S. and Kejariwal, A. (2017). Automatic anomaly detect
 """
 
 from lantern.detect.decompose import Decomposition, decompose
+from lantern.detect.expected import Expectation, replay_expected
 from lantern.detect.model import Baseline, fit_baseline
 from lantern.detect.series import (
     TRAINING_DAYS,
@@ -80,6 +81,7 @@ __all__ = [
     "Decomposition",
     "Detection",
     "EpisodeEvent",
+    "Expectation",
     "MetricState",
     "Sensitivity",
     "SeriesError",
@@ -89,6 +91,7 @@ __all__ = [
     "decompose",
     "fit_baseline",
     "new_state",
+    "replay_expected",
     "replay_series",
     "score_batch",
     "training_remaining",

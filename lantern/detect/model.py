@@ -52,6 +52,14 @@ class Baseline:
             return np.maximum(self.scale * np.expm1(raw), 0.0)
         return raw
 
+    def band(self, expected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The (lower, upper) range around ``expected`` that insights report: three sigmas."""
+        if self.kind == "count":
+            spread = 3 * np.sqrt(expected + self.dispersion * expected**2)
+            return np.maximum(expected - spread, 0.0), expected + spread
+        spread = np.full(np.shape(expected), 3 * self.dispersion)
+        return expected - spread, expected + spread
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form."""
         return {

@@ -11,7 +11,7 @@ and whenever an episode changes what "normal" means.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal, TypeVar
 
@@ -165,16 +165,23 @@ def score_batch(
     return out
 
 
+Trace = Callable[[int, int, np.ndarray, Baseline], None]
+
+
 class _Run:
     """One call's worth of judging: a mutable copy of the state and the events so far."""
 
-    def __init__(self, state: MetricState, origin: int, values: np.ndarray) -> None:
+    def __init__(
+        self, state: MetricState, origin: int, values: np.ndarray, trace: Trace | None = None
+    ) -> None:
         self.state = state
         self.origin = origin
         self.values = values
         self.hours = origin + np.arange(len(values))
         self.events: list[EpisodeEvent] = []
         self.thresholds = SENSITIVITY[state.sensitivity]
+        # told (first, stop, expected, model) for each stretch of hours one model judged
+        self.trace = trace
 
     def until(self, now: int) -> None:
         """Judge hours up to ``now`` inclusive."""
@@ -251,12 +258,16 @@ class _Run:
             window_error=YOUNG_ERROR if young else WINDOW_ERROR,
         )
         found = evidence.candidates()
+        judged = stop
         for offset, candidate in enumerate(found):
             u = int(t + offset)
             self.state = replace(self.state, last_hour=u)
             if self._step(u, LOOKBACK + offset, candidate, x, mu, evidence):
-                return u + 1
-        return stop
+                judged = u + 1
+                break
+        if self.trace is not None:
+            self.trace(t, judged, mu[LOOKBACK : LOOKBACK + judged - t], s.model)
+        return judged
 
     def _step(
         self,
@@ -349,11 +360,7 @@ class _Run:
         s = self.state
         assert s.model is not None
         expected, observed = float(episode["expected"]), float(episode["observed"])
-        if s.kind == "count":
-            spread = 3 * np.sqrt(expected + s.model.dispersion * expected**2)
-        else:
-            spread = 3 * s.model.dispersion
-        lower = max(expected - spread, 0.0) if s.kind == "count" else expected - spread
+        low, high = s.model.band(np.array([expected]))
         relative = (observed - expected) / max(abs(expected), 1e-9)
         detection = Detection(
             kind=episode["kind"],
@@ -362,8 +369,8 @@ class _Run:
             detected_at=hour_stamp(episode["opened_at"] if status == "opened" else u),
             observed=round(observed, 6),
             expected=round(expected, 6),
-            lower=round(float(lower), 6),
-            upper=round(float(expected + spread), 6),
+            lower=round(float(low[0]), 6),
+            upper=round(float(high[0]), 6),
             relative_change=round(float(relative), 6),
             score=round(float(episode["score"]), 3),
         )

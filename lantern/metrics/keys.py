@@ -47,3 +47,21 @@ def label(kind: str, name: str) -> str:
 def is_value_kind(kind: str) -> bool:
     """Whether the metric's series is a real-valued sum rather than a count."""
     return kind == MetricKind.VALUE
+
+
+def display_name(kind: str, name: str) -> str:
+    """A metric's name as a list shows it: "Signed Up", "Checkout Completed (value)"."""
+    if kind == MetricKind.TRACK:
+        return name
+    if kind == MetricKind.TOTAL:
+        return "Identify volume" if name == "identify" else f"All {name} calls"
+    if kind == MetricKind.OVERFLOW:
+        return "Metrics over the cap"
+    suffix = {
+        MetricKind.PAGE: "page",
+        MetricKind.SCREEN: "screen",
+        MetricKind.VALUE: "value",
+        MetricKind.FLAG: "flag evaluations",
+        MetricKind.EXPERIMENT: "experiment",
+    }.get(MetricKind(kind), kind)
+    return f"{name} ({suffix})"

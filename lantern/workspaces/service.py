@@ -9,7 +9,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, event, select
 from sqlalchemy.orm import Session
 
 from lantern.db.base import utcnow
@@ -108,6 +108,30 @@ def rotate_source_key(session: Session, *, source: Source) -> str:
     session.flush()
     source_keys.clear()
     return key
+
+
+def delete_source(session: Session, *, source: Source) -> None:
+    """Delete a source with its metrics, buckets and insights; its key stops working.
+
+    The caches of keys and metric ids are emptied once the deletion is committed (SQLite
+    may hand a deleted row's id to the next one).
+    """
+    from lantern.metrics.service import metric_ids
+
+    def forget(_session: Session) -> None:
+        source_keys.clear()
+        metric_ids.clear()
+
+    session.execute(delete(Source).where(Source.id == source.id))
+    session.flush()
+    event.listen(session, "after_commit", forget, once=True)
+
+
+def set_sensitivity(session: Session, *, workspace: Workspace, sensitivity: str) -> Workspace:
+    """How readily the workspace's metrics raise insights: low, medium or high."""
+    workspace.sensitivity = sensitivity
+    session.flush()
+    return workspace
 
 
 def create_api_token(session: Session, *, workspace: Workspace, name: str) -> tuple[ApiToken, str]:

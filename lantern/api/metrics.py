@@ -1,0 +1,68 @@
+"""Metrics: list and filter, one metric, its chart, and muting or snoozing it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from lantern.api.deps import SessionDep, WorkspaceDep
+from lantern.api.schemas import ERRORS, Id, MetricOut, Moment, SeriesOut, WatchIn
+from lantern.db.base import utcnow
+from lantern.metrics.chart import Chart, metric_chart
+from lantern.metrics.status import MetricItem, Status, get_metric_item, metric_items, watch_metric
+
+router = APIRouter(prefix="/api/v1/metrics", tags=["metrics"], responses=ERRORS)
+
+
+@router.get("", response_model=list[MetricOut], summary="List metrics")
+def list_metrics(
+    workspace: WorkspaceDep,
+    session: SessionDep,
+    source_id: Annotated[int | None, Query(ge=1, le=2_147_483_647)] = None,
+    status: Status | None = None,
+    q: Annotated[str | None, Query(max_length=200, description="text in the label")] = None,
+) -> list[MetricItem]:
+    """The workspace's metrics with status, training countdown, latest value and volume."""
+    return metric_items(
+        session, workspace_id=workspace.id, now=utcnow(), source_id=source_id, status=status, q=q
+    )
+
+
+@router.get("/{metric_id}", response_model=MetricOut, summary="One metric")
+def one_metric(metric_id: Id, workspace: WorkspaceDep, session: SessionDep) -> MetricItem:
+    """A metric with its status, training countdown, latest value and volume."""
+    return get_metric_item(session, workspace_id=workspace.id, metric_id=metric_id, now=utcnow())
+
+
+@router.get("/{metric_id}/series", response_model=SeriesOut, summary="A metric's chart")
+def metric_series(
+    metric_id: Id,
+    workspace: WorkspaceDep,
+    session: SessionDep,
+    start: Annotated[Moment | None, Query(description="default: end - 7 days")] = None,
+    end: Annotated[Moment | None, Query(description="default: now, to the hour")] = None,
+) -> Chart:
+    """Hourly observed against expected with its band (none in training), and anomalies."""
+    return metric_chart(
+        session,
+        workspace_id=workspace.id,
+        metric_id=metric_id,
+        start=start,
+        end=end,
+        sensitivity=workspace.sensitivity,
+        now=utcnow(),
+    )
+
+
+@router.put("/{metric_id}/watch", response_model=MetricOut, summary="Mute or snooze a metric")
+def watch(metric_id: Id, body: WatchIn, workspace: WorkspaceDep, session: SessionDep) -> MetricItem:
+    """Set whether the metric is muted and until when it is snoozed (still scored)."""
+    return watch_metric(
+        session,
+        workspace_id=workspace.id,
+        metric_id=metric_id,
+        muted=body.muted,
+        snoozed_until=body.snoozed_until,
+        now=utcnow(),
+    )

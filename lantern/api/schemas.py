@@ -1,0 +1,249 @@
+"""The dashboard API's request and response bodies, shared by its routers."""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import Path
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from lantern.metrics.status import Status
+
+Sensitivity = Literal["low", "medium", "high"]
+DetectorKind = Literal[
+    "level_shift", "trend_change", "seasonality_change", "spike", "drop", "outage"
+]
+
+
+def _moment(value: datetime) -> datetime:
+    """A time as UTC (no offset means UTC), within the years Lantern can store."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    if not 1970 <= value.year <= 2999:
+        raise ValueError("must be a time between the years 1970 and 2999")
+    return value.astimezone(UTC)
+
+
+def _printable(value: str) -> str:
+    """Reject control characters and lone surrogates, which no database stores as text."""
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+Moment = Annotated[datetime, AfterValidator(_moment)]
+Id = Annotated[int, Path(ge=1, le=2_147_483_647, description="the object's id")]
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+    AfterValidator(_printable),
+]
+
+
+class ErrorOut(BaseModel):
+    """Every error: `error` is a stable code, `detail` says what to do (Segment's names too)."""
+
+    error: str
+    detail: str
+    code: str
+    message: str
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "No API token, or an unknown one"},
+    404: {"model": ErrorOut, "description": "No such object in this workspace"},
+    422: {"model": ErrorOut, "description": "A parameter or body field is invalid"},
+}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# Sources
+
+
+class SourceIn(Strict):
+    name: Name
+
+
+class SourceOut(BaseModel):
+    id: int
+    name: str
+    key_hint: str = Field(description="the first characters of the API key")
+    created_at: datetime
+    rotated_at: datetime | None
+    metrics: int
+    trained_metrics: int
+    training_ends_at: datetime | None = Field(
+        description="when the source's earliest metric finishes its 7 training days"
+    )
+    training_left_seconds: int | None
+    events_last_hour: int
+    last_event_at: datetime | None
+
+
+class SourceKeyOut(BaseModel):
+    id: int
+    name: str
+    key_hint: str
+    created_at: datetime
+    rotated_at: datetime | None
+    api_key: str = Field(description="shown only now: paste it into Segment")
+
+
+class DebugMinuteOut(BaseModel):
+    minute: datetime
+    accepted: int
+    rejected: int
+    duplicates: int
+    over_cap: int
+
+
+class DebugOut(BaseModel):
+    source_id: int
+    accepted: list[dict[str, Any]]
+    rejected: list[dict[str, Any]]
+    rejection_reasons: dict[str, int]
+    per_minute: list[DebugMinuteOut]
+    over_cap_latest_hour: int = Field(description="events in the overflow metric's latest hour")
+    over_cap_last_hour: int = Field(description="events received in the last hour over the cap")
+    over_cap: list[str] = Field(description="recently sent names that fell into the overflow")
+
+
+# Metrics
+
+
+class MetricOut(BaseModel):
+    id: int
+    source_id: int
+    source_name: str
+    kind: str
+    name: str
+    label: str = Field(description='how the metric is named to a person: "Signed Up"')
+    value_metric: bool
+    status: Status
+    training_left_seconds: int | None
+    snoozed_until: datetime | None
+    muted: bool
+    latest_hour: datetime | None
+    latest_value: float | None
+    volume_7d: float = Field(description="sum of counts (or values) over the last 7 days")
+    open_insights: int
+
+
+class PointOut(BaseModel):
+    t: datetime
+    observed: float | None
+    expected: float | None
+    lower: float | None
+    upper: float | None
+
+
+class AnomalyOut(BaseModel):
+    insight_id: int
+    kind: str
+    direction: str
+    start: datetime
+    end: datetime | None
+    severity: str
+    status: str
+
+
+class SeriesOut(BaseModel):
+    metric: MetricOut
+    points: list[PointOut]
+    anomalies: list[AnomalyOut]
+
+
+class WatchIn(Strict):
+    muted: bool
+    snoozed_until: Moment | None = None
+
+
+class MuteIn(Strict):
+    until: Moment | None = Field(
+        default=None, description="null mutes the metric; a future time snoozes it until then"
+    )
+
+
+# Insights
+
+
+class InsightSummary(BaseModel):
+    id: int
+    metric_id: int
+    metric_label: str
+    source_id: int
+    source_name: str
+    kind: str
+    direction: str
+    status: str
+    severity: str
+    start: datetime
+    detected_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None
+    observed: float
+    expected: float
+    lower: float
+    upper: float
+    relative_change: float
+    score: float
+    useful: bool | None
+    related: int = Field(description="how many insights are grouped under this one")
+
+
+class InsightPage(BaseModel):
+    items: list[InsightSummary]
+    next_cursor: str | None
+
+
+class CauseOut(BaseModel):
+    flag_key: str
+    old_version: int | None
+    new_version: int
+    changed_at: datetime
+
+
+class NotificationOut(BaseModel):
+    purpose: str
+    status: str
+    error: str | None
+    sent_at: datetime | None
+
+
+class InsightOut(InsightSummary):
+    related: list[InsightSummary]  # type: ignore[assignment]
+    causes: list[CauseOut]
+    notifications: list[NotificationOut]
+    metric: MetricOut
+
+
+class FeedbackIn(Strict):
+    useful: bool
+
+
+class FeedbackCount(BaseModel):
+    kind: str
+    useful: int
+    not_useful: int
+
+
+# Settings
+
+
+class WorkspaceOut(BaseModel):
+    id: int
+    name: str
+
+
+class SettingsOut(BaseModel):
+    workspace: WorkspaceOut
+    sensitivity: Sensitivity
+
+
+class SettingsIn(Strict):
+    sensitivity: Sensitivity

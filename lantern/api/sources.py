@@ -1,0 +1,92 @@
+"""Sources: list with training countdown, create, rotate the key, delete, debug view."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from lantern.api.deps import EngineDep, SessionDep, WorkspaceDep
+from lantern.api.schemas import (
+    ERRORS,
+    DebugOut,
+    ErrorOut,
+    Id,
+    SourceIn,
+    SourceKeyOut,
+    SourceOut,
+)
+from lantern.db.base import utcnow
+from lantern.errors import NotFound
+from lantern.ingest.debug import debug_view
+from lantern.workspaces.models import Source
+from lantern.workspaces.overview import SourceOverview, source_overviews
+from lantern.workspaces.service import create_source, delete_source, get_source, rotate_source_key
+
+router = APIRouter(prefix="/api/v1/sources", tags=["sources"], responses=ERRORS)
+
+
+def _with_key(source: Source, key: str) -> dict[str, Any]:
+    return {
+        "id": source.id,
+        "name": source.name,
+        "key_hint": source.key_hint,
+        "created_at": source.created_at,
+        "rotated_at": source.rotated_at,
+        "api_key": key,
+    }
+
+
+@router.get("", response_model=list[SourceOut], summary="List sources")
+def list_sources(workspace: WorkspaceDep, session: SessionDep) -> list[SourceOverview]:
+    """The workspace's sources with their metrics, training countdown and recent events."""
+    return source_overviews(session, workspace_id=workspace.id, now=utcnow())
+
+
+@router.post(
+    "",
+    response_model=SourceKeyOut,
+    status_code=201,
+    summary="Create a source",
+    responses={409: {"model": ErrorOut, "description": "The name is taken"}},
+)
+def add_source(body: SourceIn, workspace: WorkspaceDep, session: SessionDep) -> dict[str, Any]:
+    """A new source and its API key, shown only in this response."""
+    source, key = create_source(session, workspace=workspace, name=body.name)
+    return _with_key(source, key)
+
+
+@router.get("/{source_id}", response_model=SourceOut, summary="One source")
+def one_source(source_id: Id, workspace: WorkspaceDep, session: SessionDep) -> SourceOverview:
+    """A source with its metrics, training countdown and recent events."""
+    found = source_overviews(session, workspace_id=workspace.id, now=utcnow(), source_id=source_id)
+    if not found:
+        raise NotFound(f"no source {source_id} in this workspace")
+    return found[0]
+
+
+@router.post("/{source_id}/rotate", response_model=SourceKeyOut, summary="Rotate a source's key")
+def rotate_key(source_id: Id, workspace: WorkspaceDep, session: SessionDep) -> dict[str, Any]:
+    """Give the source a new API key; the old one stops working."""
+    source = get_source(session, workspace_id=workspace.id, source_id=source_id)
+    key = rotate_source_key(session, source=source)
+    return _with_key(source, key)
+
+
+@router.delete("/{source_id}", status_code=204, summary="Delete a source")
+def remove_source(source_id: Id, workspace: WorkspaceDep, session: SessionDep) -> Response:
+    """Delete the source with its metrics, buckets and insights; its key stops working."""
+    source = get_source(session, workspace_id=workspace.id, source_id=source_id)
+    delete_source(session, source=source)
+    return Response(status_code=204)
+
+
+@router.get("/{source_id}/debug", response_model=DebugOut, summary="A source's recent events")
+def source_debug(
+    source_id: Id, workspace: WorkspaceDep, session: SessionDep, engine: EngineDep
+) -> dict[str, Any]:
+    """The last events a source sent, accepted and rejected, per-minute counts, overflow."""
+    get_source(session, workspace_id=workspace.id, source_id=source_id)
+    with engine.connect() as connection:
+        view = debug_view(connection, source_id=source_id, now=utcnow())
+    return {"source_id": source_id, **view}

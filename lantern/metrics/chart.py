@@ -1,0 +1,180 @@
+"""A metric's chart: observed hours against what the detector expected, and its anomalies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from lantern.detect import replay_expected
+from lantern.detect.model import FIT_DAYS
+from lantern.detect.series import TRAINING_DAYS, SeriesKind
+from lantern.errors import Invalid
+from lantern.insights.models import Insight
+from lantern.metrics.service import epoch_hour, hour_index, load_series
+from lantern.metrics.status import MetricItem, get_metric_item
+
+MAX_RANGE = timedelta(days=400)
+DEFAULT_RANGE = timedelta(days=7)
+# The detector is replayed from this long before the chart: the 28 days its first model
+# is fitted on, each of them already judged (so their episodes are kept out of the fit).
+WARM_UP = timedelta(days=FIT_DAYS + TRAINING_DAYS)
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One hour of the chart; `expected`, `lower` and `upper` are None while training."""
+
+    t: datetime
+    observed: float | None
+    expected: float | None
+    lower: float | None
+    upper: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Anomaly:
+    """An insight of the metric overlapping the chart."""
+
+    insight_id: int
+    kind: str
+    direction: str
+    start: datetime
+    end: datetime | None
+    severity: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class Chart:
+    metric: MetricItem
+    points: list[Point]
+    anomalies: list[Anomaly]
+
+
+def chart_window(
+    start: datetime | None, end: datetime | None, *, now: datetime
+) -> tuple[datetime, datetime]:
+    """[start, end) in whole hours: by default the last 7 closed days, at most 400 days."""
+    stop = _hour_ceil(end) if end is not None else _hour_floor(now)
+    begin = _hour_floor(start) if start is not None else stop - DEFAULT_RANGE
+    if begin >= stop:
+        raise Invalid("start must be before end (both ISO 8601 times, UTC if no offset)")
+    if stop - begin > MAX_RANGE:
+        raise Invalid("the range from start to end is longer than 400 days: narrow it")
+    return begin, stop
+
+
+def metric_chart(
+    session: Session,
+    *,
+    workspace_id: int,
+    metric_id: int,
+    start: datetime | None,
+    end: datetime | None,
+    sensitivity: str,
+    now: datetime,
+) -> Chart:
+    """Observed, expected and band for each hour of [start, end), and the insights in it.
+
+    The expectation is the one the hourly pass had: the same detector, replayed with the
+    workspace's sensitivity and the metric's refit hour, each hour judged on earlier data.
+    Hours after the last closed hour have no point.
+    """
+    metric = get_metric_item(session, workspace_id=workspace_id, metric_id=metric_id, now=now)
+    begin, stop = chart_window(start, end, now=now)
+    shown_stop = min(stop, _hour_floor(now))
+    points: list[Point] = []
+    if metric.first_hour is not None and begin < shown_stop:
+        points = _points(session, metric, begin, shown_stop, sensitivity)
+    elif begin < shown_stop:
+        points = [
+            Point(t=t.to_pydatetime(), observed=None, expected=None, lower=None, upper=None)
+            for t in pd.date_range(begin, shown_stop, freq="h", inclusive="left")
+        ]
+    anomalies = session.scalars(
+        select(Insight)
+        .where(
+            Insight.metric_id == metric_id,
+            Insight.start < stop,
+            or_(Insight.ended_at.is_(None), Insight.ended_at >= begin),
+        )
+        .order_by(Insight.start, Insight.id)
+    ).all()
+    return Chart(
+        metric=metric,
+        points=points,
+        anomalies=[
+            Anomaly(
+                insight_id=i.id,
+                kind=i.kind,
+                direction=i.direction,
+                start=i.start,
+                end=i.ended_at,
+                severity=i.severity,
+                status=i.status,
+            )
+            for i in anomalies
+        ],
+    )
+
+
+def _points(
+    session: Session, metric: MetricItem, begin: datetime, stop: datetime, sensitivity: str
+) -> list[Point]:
+    assert metric.first_hour is not None
+    origin = max(metric.first_hour, begin - WARM_UP)
+    index = pd.date_range(begin, stop, freq="h", inclusive="left")
+    if origin >= stop:
+        series = pd.Series(np.nan, index=index)
+        expected = lower = upper = series
+    else:
+        kind: SeriesKind = "value" if metric.value_metric else "count"
+        series = load_series(
+            session.connection(),
+            metric_ids=[metric.id],
+            start=origin,
+            end=stop,
+            kinds={metric.id: metric.kind},
+        )[metric.id]
+        try:
+            # the same stagger as the hourly pass (see pipeline.score_partition)
+            traced = replay_expected(
+                series,
+                kind=kind,
+                sensitivity=sensitivity,  # type: ignore[arg-type]
+                stagger=metric.id % 24,
+            )
+            band = (traced.expected, traced.lower, traced.upper)
+        except ValueError:
+            # a series the detector cannot fit (too few values) is skipped by the hourly
+            # pass as well: the chart shows it without an expectation
+            band = (pd.Series(np.nan, index=series.index),) * 3
+        series, expected, lower, upper = (s.reindex(index) for s in (series, *band))
+        # before the metric's first event there is nothing to show, not zeros
+        series[index < pd.Timestamp(metric.first_hour)] = np.nan
+    columns = [_floats(s) for s in (series, expected, lower, upper)]
+    return [
+        Point(t=t.to_pydatetime(), observed=o, expected=e, lower=lo, upper=hi)
+        for t, o, e, lo, hi in zip(index, *columns, strict=True)
+    ]
+
+
+def _floats(series: pd.Series) -> list[Any]:
+    """Values as floats, with None for NaN (JSON has no NaN)."""
+    values = series.to_numpy(dtype=float)
+    return [None if np.isnan(v) else round(float(v), 6) for v in values]
+
+
+def _hour_floor(moment: datetime) -> datetime:
+    return hour_index(epoch_hour(moment)).to_pydatetime()
+
+
+def _hour_ceil(moment: datetime) -> datetime:
+    floor = _hour_floor(moment)
+    return floor if floor == moment else floor + timedelta(hours=1)

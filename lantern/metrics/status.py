@@ -1,0 +1,205 @@
+"""Metrics as the dashboard lists them: status, training countdown, latest values, watch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Session
+
+from lantern.db.dialect import insert_for
+from lantern.detect.series import TRAINING_DAYS, training_remaining
+from lantern.errors import Invalid, NotFound
+from lantern.insights.models import Insight, MetricWatch
+from lantern.metrics.keys import display_name, is_value_kind
+from lantern.metrics.models import Bucket, Metric
+from lantern.metrics.service import epoch_hour, hour_index
+from lantern.workspaces.models import Source
+from lantern.workspaces.service import get_source
+
+Status = Literal["training", "active", "muted", "snoozed"]
+STATUSES: tuple[Status, ...] = ("training", "active", "muted", "snoozed")
+OPEN_STATUSES = ("open", "updated")
+VOLUME_HOURS = 7 * 24
+
+
+@dataclass(frozen=True, slots=True)
+class MetricItem:
+    """One metric with what a list of metrics shows about it."""
+
+    id: int
+    source_id: int
+    source_name: str
+    kind: str
+    name: str
+    label: str
+    value_metric: bool
+    status: Status
+    training_left_seconds: int | None
+    snoozed_until: datetime | None
+    muted: bool
+    latest_hour: datetime | None
+    latest_value: float | None
+    volume_7d: float
+    open_insights: int
+    first_hour: datetime | None
+
+
+def metric_status(
+    *, first_hour: datetime | None, muted: bool, snoozed_until: datetime | None, now: datetime
+) -> tuple[Status, int | None]:
+    """The status and the training seconds left of a metric first seen at `first_hour`."""
+    if first_hour is None:
+        return "training", None
+    left = int(training_remaining(first_hour, now).total_seconds())  # type: ignore[arg-type]
+    if left > 0:
+        return "training", left
+    if muted:
+        return "muted", 0
+    if snoozed_until is not None and snoozed_until > now:
+        return "snoozed", 0
+    return "active", 0
+
+
+def metric_items(
+    session: Session,
+    *,
+    workspace_id: int,
+    now: datetime,
+    source_id: int | None = None,
+    metric_ids: Sequence[int] | None = None,
+    status: Status | None = None,
+    q: str | None = None,
+) -> list[MetricItem]:
+    """A workspace's metrics, by source and label, filtered by source, status and text."""
+    since = epoch_hour(now) - VOLUME_HOURS + 1
+
+    def per_metric(column: ColumnElement[float] | ColumnElement[int]) -> ColumnElement[float]:
+        return select(column).where(Bucket.metric_id == Metric.id).scalar_subquery()
+
+    latest = (
+        select(Bucket.count, Bucket.value_sum)
+        .where(Bucket.metric_id == Metric.id)
+        .order_by(Bucket.hour.desc())
+        .limit(1)
+    )
+    recent = select(Bucket.count, Bucket.value_sum).where(
+        Bucket.metric_id == Metric.id, Bucket.hour >= since
+    )
+    query = (
+        select(
+            Metric.id,
+            Metric.source_id,
+            Source.name,
+            Metric.kind,
+            Metric.name,
+            MetricWatch.muted,
+            MetricWatch.snoozed_until,
+            per_metric(func.min(Bucket.hour)),
+            per_metric(func.max(Bucket.hour)),
+            latest.with_only_columns(Bucket.count).scalar_subquery(),
+            latest.with_only_columns(Bucket.value_sum).scalar_subquery(),
+            recent.with_only_columns(func.sum(Bucket.count)).scalar_subquery(),
+            recent.with_only_columns(func.sum(Bucket.value_sum)).scalar_subquery(),
+            select(func.count())
+            .select_from(Insight)
+            .where(Insight.metric_id == Metric.id, Insight.status.in_(OPEN_STATUSES))
+            .scalar_subquery(),
+        )
+        .join(Source, Source.id == Metric.source_id)
+        .outerjoin(MetricWatch, MetricWatch.metric_id == Metric.id)
+        .where(Source.workspace_id == workspace_id)
+        .order_by(Source.name, Metric.kind, Metric.name)
+    )
+    if source_id is not None:
+        get_source(session, workspace_id=workspace_id, source_id=source_id)
+        query = query.where(Metric.source_id == source_id)
+    if metric_ids is not None:
+        query = query.where(Metric.id.in_(list(metric_ids)))
+    items = []
+    needle = q.strip().lower() if q else ""
+    for row in session.execute(query).all():
+        (mid, sid, source_name, kind, name, muted, snoozed, first, last) = row[:9]
+        latest_count, latest_sum, week_count, week_sum, open_count = row[9:]
+        value = is_value_kind(kind)
+        first_hour = hour_index(first).to_pydatetime() if first is not None else None
+        state, left = metric_status(
+            first_hour=first_hour, muted=bool(muted), snoozed_until=snoozed, now=now
+        )
+        item = MetricItem(
+            id=mid,
+            source_id=sid,
+            source_name=source_name,
+            kind=kind,
+            name=name,
+            label=display_name(kind, name),
+            value_metric=value,
+            status=state,
+            training_left_seconds=left,
+            snoozed_until=snoozed,
+            muted=bool(muted),
+            latest_hour=hour_index(last).to_pydatetime() if last is not None else None,
+            latest_value=(
+                None if last is None else float(latest_sum if value else latest_count or 0)
+            ),
+            volume_7d=float((week_sum if value else week_count) or 0),
+            open_insights=int(open_count or 0),
+            first_hour=first_hour,
+        )
+        if status is not None and item.status != status:
+            continue
+        if needle and needle not in item.label.lower() and needle not in item.source_name.lower():
+            continue
+        items.append(item)
+    return items
+
+
+def get_metric_item(
+    session: Session, *, workspace_id: int, metric_id: int, now: datetime
+) -> MetricItem:
+    """One of a workspace's metrics, or NotFound."""
+    found = metric_items(session, workspace_id=workspace_id, now=now, metric_ids=[metric_id])
+    if not found:
+        raise NotFound(f"no metric {metric_id} in this workspace")
+    return found[0]
+
+
+def watch_metric(
+    session: Session,
+    *,
+    workspace_id: int,
+    metric_id: int,
+    muted: bool | None,
+    snoozed_until: datetime | None,
+    now: datetime,
+    keep_snooze: bool = False,
+) -> MetricItem:
+    """Mute or unmute a metric and set or clear its snooze; its insights still open.
+
+    `muted=None` leaves the mute as it is; `keep_snooze` leaves the snooze as it is.
+    """
+    get_metric_item(session, workspace_id=workspace_id, metric_id=metric_id, now=now)
+    if snoozed_until is not None and snoozed_until <= now:
+        raise Invalid("snoozed_until is in the past: send a future time, or null to stop snoozing")
+    # The hourly pass creates watch rows too: never race it into a duplicate key.
+    session.execute(
+        insert_for(session.connection(), MetricWatch)
+        .values(metric_id=metric_id, muted=False)
+        .on_conflict_do_nothing()
+    )
+    watch = session.get(MetricWatch, metric_id, populate_existing=True)
+    assert watch is not None
+    if muted is not None:
+        watch.muted = muted
+    if not keep_snooze:
+        watch.snoozed_until = snoozed_until
+    session.flush()
+    return get_metric_item(session, workspace_id=workspace_id, metric_id=metric_id, now=now)
+
+
+def training_ends(first_hour: datetime | None) -> datetime | None:
+    """When a metric first seen at `first_hour` has finished training."""
+    return None if first_hour is None else first_hour + timedelta(days=TRAINING_DAYS)

@@ -1,0 +1,221 @@
+"""The dashboard API's metrics: status, filters, the chart, and muting or snoozing."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
+
+from lantern.config import Settings
+from lantern.insights.models import Insight
+from lantern.metrics.service import epoch_hour
+from lantern.notify.models import Notification
+from lantern.pipeline import run_hour
+from tests.factories import (
+    MadeSource,
+    last_closed_hour,
+    make_insight,
+    make_metric,
+    make_source,
+)
+
+
+def bearer(src: MadeSource) -> dict[str, str]:
+    return {"Authorization": f"Bearer {src.token}"}
+
+
+def by_label(client: TestClient, src: MadeSource, query: str = "") -> dict[str, dict]:
+    response = client.get(f"/api/v1/metrics{query}", headers=bearer(src))
+    assert response.status_code == 200, response.text
+    return {item["label"]: item for item in response.json()}
+
+
+def test_metrics_are_listed_with_labels_status_countdown_latest_value_and_weekly_volume(
+    client: TestClient, engine: Engine
+) -> None:
+    src = make_source(engine)
+    make_metric(engine, src, name="Signed Up", days=10)
+    make_metric(engine, src, name="Checkout Completed", kind="value", days=2)
+    make_metric(engine, src, name="Pricing", kind="page", days=1)
+    items = by_label(client, src)
+    assert set(items) == {"Signed Up", "Checkout Completed (value)", "Pricing (page)"}
+
+    trained = items["Signed Up"]
+    assert trained["status"] == "active"
+    assert trained["training_left_seconds"] == 0
+    assert trained["kind"] == "track"
+    assert trained["source_name"] == "web"
+    assert trained["value_metric"] is False
+    last = last_closed_hour()
+    assert pd.Timestamp(trained["latest_hour"]) == last
+    week = np.arange(len(pd.date_range(end=last, periods=240, freq="h")))[-7 * 24 :]
+    cycle = (60 + 40 * np.sin(week / 24 * 2 * np.pi)).round()
+    assert trained["latest_value"] == cycle[-1]
+    # the last 7 days include the current hour, which has no data yet
+    assert trained["volume_7d"] == cycle[1:].sum()
+    assert trained["open_insights"] == 0
+
+    young = items["Checkout Completed (value)"]
+    assert young["status"] == "training"
+    assert young["value_metric"] is True
+    assert 5 * 86400 - 3600 < young["training_left_seconds"] <= 5 * 86400 + 3600
+
+
+def test_metrics_filter_by_status_text_and_source_and_reject_unknown_values(
+    client: TestClient, engine: Engine
+) -> None:
+    src = make_source(engine)
+    make_metric(engine, src, name="Signed Up", days=10)
+    make_metric(engine, src, name="Signed In", days=2)
+    make_metric(engine, src, name="Logged Out", days=10)
+    assert set(by_label(client, src, "?status=training")) == {"Signed In"}
+    assert set(by_label(client, src, "?status=active")) == {"Signed Up", "Logged Out"}
+    assert set(by_label(client, src, "?q=signed")) == {"Signed Up", "Signed In"}
+    assert set(by_label(client, src, "?q=signed&status=active")) == {"Signed Up"}
+    assert by_label(client, src, "?status=muted") == {}
+    second = client.post("/api/v1/sources", json={"name": "app"}, headers=bearer(src)).json()
+    assert by_label(client, src, f"?source_id={second['id']}") == {}
+    assert len(by_label(client, src, f"?source_id={src.id}")) == 3
+
+    bad = client.get("/api/v1/metrics?status=sleeping", headers=bearer(src))
+    assert bad.status_code == 422
+    assert "status" in bad.json()["detail"]
+    other = make_source(engine)
+    foreign = client.get(f"/api/v1/metrics?source_id={other.id}", headers=bearer(src))
+    assert foreign.status_code == 404
+
+
+def test_a_metric_is_muted_snoozed_and_woken_through_its_watch(
+    client: TestClient, engine: Engine
+) -> None:
+    src = make_source(engine)
+    metric_id = make_metric(engine, src, days=10)
+    url = f"/api/v1/metrics/{metric_id}/watch"
+    muted = client.put(url, json={"muted": True}, headers=bearer(src)).json()
+    assert (muted["status"], muted["muted"]) == ("muted", True)
+    assert set(by_label(client, src, "?status=muted")) == {"Signed Up"}
+
+    until = (pd.Timestamp.now(tz="UTC") + pd.Timedelta(hours=5)).floor("s")
+    snoozed = client.put(
+        url, json={"muted": False, "snoozed_until": until.isoformat()}, headers=bearer(src)
+    ).json()
+    assert snoozed["status"] == "snoozed"
+    assert pd.Timestamp(snoozed["snoozed_until"]) == until
+    assert client.get(f"/api/v1/metrics/{metric_id}", headers=bearer(src)).json() == snoozed
+
+    past = (pd.Timestamp.now(tz="UTC") - pd.Timedelta(hours=1)).isoformat()
+    rejected = client.put(url, json={"muted": False, "snoozed_until": past}, headers=bearer(src))
+    assert rejected.status_code == 422
+    assert "snoozed_until" in rejected.json()["detail"]
+    woken = client.put(url, json={"muted": False, "snoozed_until": None}, headers=bearer(src))
+    assert woken.json()["status"] == "active"
+
+
+def test_a_muted_metric_is_still_scored_but_nobody_is_told(
+    fresh_client: TestClient, fresh_engine: Engine
+) -> None:
+    last = last_closed_hour()
+    index = pd.date_range(end=last, periods=21 * 24, freq="h")
+    steps = np.arange(len(index))
+    counts = pd.Series((200 + 80 * np.sin(steps / 24 * 2 * np.pi)).round(), index=index)
+    counts.iloc[-4:] = 0  # an outage in the last four hours
+    loud, quiet = make_source(fresh_engine, name="web"), make_source(fresh_engine, name="app")
+    heard = make_metric(fresh_engine, loud, counts=counts)
+    silenced = make_metric(fresh_engine, quiet, counts=counts)
+    url = f"/api/v1/metrics/{silenced}/watch"
+    assert fresh_client.put(url, json={"muted": True}, headers=bearer(quiet)).status_code == 200
+
+    settings = Settings(scheduler_enabled=False, detect_executor="inline")
+    for hour in range(epoch_hour(last) - 5, epoch_hour(last) + 1):
+        run_hour(fresh_engine, settings, hour=hour, worker="test")
+
+    with fresh_engine.connect() as connection:
+        insights = dict(connection.execute(select(Insight.metric_id, Insight.muted)).all())
+        told = connection.scalars(
+            select(Insight.metric_id).join(Notification, Notification.insight_id == Insight.id)
+        ).all()
+    assert insights == {heard: False, silenced: True}
+    assert told == [heard]
+
+
+def test_the_chart_has_no_band_during_training_and_the_detectors_band_after(
+    client: TestClient, engine: Engine
+) -> None:
+    src = make_source(engine)
+    metric_id = make_metric(engine, src, days=10)
+    response = client.get(
+        f"/api/v1/metrics/{metric_id}/series",
+        params={
+            "start": (pd.Timestamp.now(tz="UTC").floor("h") - pd.Timedelta(days=12)).isoformat()
+        },
+        headers=bearer(src),
+    )
+    assert response.status_code == 200
+    chart = response.json()
+    assert chart["metric"]["id"] == metric_id
+    points = pd.DataFrame(chart["points"])
+    points["t"] = pd.to_datetime(points["t"])
+    assert len(points) == 12 * 24
+    assert points["t"].iloc[-1] == last_closed_hour()
+    first = last_closed_hour() - pd.Timedelta(hours=10 * 24 - 1)
+    before = points[points["t"] < first]
+    training = points[(points["t"] >= first) & (points["t"] < first + pd.Timedelta(days=7))]
+    trained = points[points["t"] >= first + pd.Timedelta(days=7)]
+    assert before["observed"].isna().all()
+    assert (training["observed"] > 0).all()
+    assert training[["expected", "lower", "upper"]].isna().all().all()
+    assert len(trained) == 3 * 24
+    assert trained[["expected", "lower", "upper"]].notna().all().all()
+    assert (trained["lower"] <= trained["expected"]).all()
+    assert (trained["expected"] <= trained["upper"]).all()
+    inside = (trained["observed"] >= trained["lower"]) & (trained["observed"] <= trained["upper"])
+    assert inside.mean() > 0.9
+    assert chart["anomalies"] == []
+
+
+def test_the_chart_marks_the_metrics_insights_and_defaults_to_the_last_seven_days(
+    client: TestClient, engine: Engine
+) -> None:
+    src = make_source(engine)
+    insight_id = make_insight(engine, src)
+    with engine.connect() as connection:
+        metric_id = connection.scalar(select(Insight.metric_id).where(Insight.id == insight_id))
+    chart = client.get(f"/api/v1/metrics/{metric_id}/series", headers=bearer(src)).json()
+    assert len(chart["points"]) == 7 * 24
+    assert pd.Timestamp(chart["points"][-1]["t"]) == last_closed_hour()
+    (anomaly,) = chart["anomalies"]
+    assert anomaly["insight_id"] == insight_id
+    assert (anomaly["kind"], anomaly["direction"], anomaly["end"]) == ("level_shift", "down", None)
+    assert chart["metric"]["open_insights"] == 1
+    earlier = client.get(
+        f"/api/v1/metrics/{metric_id}/series",
+        params={
+            "start": (last_closed_hour() - timedelta(days=10)).isoformat(),
+            "end": (last_closed_hour() - timedelta(days=9)).isoformat(),
+        },
+        headers=bearer(src),
+    ).json()
+    assert len(earlier["points"]) == 24
+    assert earlier["anomalies"] == []
+
+
+def test_the_chart_rejects_bad_dates_reversed_ranges_and_ranges_over_400_days(
+    client: TestClient, engine: Engine
+) -> None:
+    src = make_source(engine)
+    metric_id = make_metric(engine, src, days=1)
+    url = f"/api/v1/metrics/{metric_id}/series"
+    cases = {
+        "start": {"start": "yesterday"},
+        "end": {"end": "2026-13-01T00:00:00Z"},
+        "start must be before end": {"start": "2026-02-01T00:00:00Z", "end": "2026-01-01T00:00Z"},
+        "400 days": {"start": "2025-01-01T00:00:00Z", "end": "2026-03-01T00:00:00Z"},
+    }
+    for words, params in cases.items():
+        response = client.get(url, params=params, headers=bearer(src))
+        assert response.status_code == 422, params
+        assert words in response.json()["detail"]
+    assert client.get("/api/v1/metrics/999999999/series", headers=bearer(src)).status_code == 404
