@@ -43,7 +43,9 @@ def get_session(engine: EngineDep) -> Iterator[Session]:
             raise
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the commit happens before the response is sent, so a 2xx means the
+# change is in the database (the default scope would commit after the client has its answer).
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 SESSION_COOKIE = "lantern_session"

@@ -24,8 +24,13 @@ function h(tag, attrs, ...children) {
   return node;
 }
 
+// Replace a node's children; null, undefined and false stand for "nothing here".
+function fill(node, ...children) {
+  node.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+}
+
 function show(...nodes) {
-  app.replaceChildren(...nodes);
+  fill(app, ...nodes);
 }
 
 class ApiError extends Error {
@@ -120,13 +125,13 @@ function loginPage() {
   const form = h("form", {
     onsubmit: async (ev) => {
       ev.preventDefault();
-      message.replaceChildren();
+      fill(message);
       try {
         await api("POST", "/auth/login", { email: email.value, password: password.value });
         const next = new URLSearchParams(location.search).get("next");
         location.href = next && next.startsWith("/") && !next.startsWith("//") ? next : "/";
       } catch (err) {
-        message.replaceChildren(errorBox(err));
+        fill(message, errorBox(err));
       }
     },
   },
@@ -166,8 +171,8 @@ function insightCard(i) {
       h("span", {}, `observed ${LanternChart.fmt(i.observed)} vs expected ${LanternChart.fmt(i.expected)}`),
       h("span", { class: "muted" }, `· ${i.source_name} · since ${fmtTime(i.start)}`),
       i.related ? h("span", { class: "muted" }, `· +${i.related} related`) : null,
-      i.useful === true ? h("span", { class: "pill" }, "👍 useful") : null,
-      i.useful === false ? h("span", { class: "pill" }, "👎 not useful") : null));
+      i.useful === true ? h("span", { class: "pill" }, "marked useful") : null,
+      i.useful === false ? h("span", { class: "pill" }, "marked not useful") : null));
 }
 
 async function feedPage() {
@@ -191,7 +196,7 @@ async function feedPage() {
     if (!reset && cursor) params.set("cursor", cursor);
     try {
       const page_ = await api("GET", "/insights?" + params);
-      if (reset) list.replaceChildren();
+      if (reset) fill(list);
       page_.items.forEach((i) => list.appendChild(insightCard(i)));
       if (reset && !page_.items.length) {
         list.appendChild(h("p", { class: "muted" }, sources.length
@@ -201,7 +206,7 @@ async function feedPage() {
       cursor = page_.next_cursor;
       more.hidden = !cursor;
     } catch (err) {
-      list.replaceChildren(errorBox(err));
+      fill(list, errorBox(err));
     }
   }
   for (const select of [status, kind, source]) select.addEventListener("change", () => load(true));
@@ -240,7 +245,7 @@ function rangeChart(metricId, { days = 7, around = null } = {}) {
       box.dataset.points = String(series.points.length);
       box.dataset.anomalies = String(series.anomalies.length);
     } catch (err) {
-      box.replaceChildren(errorBox(err));
+      fill(box, errorBox(err));
     }
   }
   buttons.forEach((b) => b.addEventListener("click", () => load(Number(b.dataset.days))));
@@ -279,18 +284,18 @@ async function insightPage() {
   const chart = rangeChart(i.metric_id, { days: 7, around: i });
   const feedback = h("div", { class: "row", id: "feedback" });
   function drawFeedback(useful) {
-    feedback.replaceChildren(h("span", {}, "Was this useful?"),
-      [true, false].map((value) => h("button", {
+    fill(feedback, h("span", {}, "Was this useful?"),
+      ...[true, false].map((value) => h("button", {
         type: "button", "aria-pressed": String(useful === value),
         onclick: async () => {
           const updated = await api("POST", `/insights/${i.id}/feedback`, { useful: value });
           drawFeedback(updated.useful);
         },
-      }, value ? "👍 Useful" : "👎 Not useful")));
+      }, value ? "Useful" : "Not useful")));
   }
   drawFeedback(i.useful);
   const watch = h("div");
-  const drawWatch = (metric) => watch.replaceChildren(
+  const drawWatch = (metric) => fill(watch, 
     h("div", { class: "row" }, h("span", {}, "Metric: "), statusPill(metric)),
     watchControls(metric, drawWatch));
   drawWatch(i.metric);
@@ -341,7 +346,7 @@ async function metricsPage() {
     if (search.value.trim()) params.set("q", search.value.trim());
     try {
       const metrics = await api("GET", "/metrics?" + params);
-      body.replaceChildren(...metrics.map((m) => h("tr", { "data-metric": m.id },
+      fill(body, ...metrics.map((m) => h("tr", { "data-metric": m.id },
         h("td", {}, h("a", { href: `/metrics/${m.id}` }, m.label)),
         h("td", { class: "hide-narrow" }, m.source_name),
         h("td", {}, statusPill(m)),
@@ -349,11 +354,11 @@ async function metricsPage() {
         h("td", { class: "num hide-narrow" }, LanternChart.fmt(m.volume_7d)),
         h("td", { class: "num" }, m.open_insights ? String(m.open_insights) : ""))));
       if (!metrics.length) {
-        body.replaceChildren(h("tr", {}, h("td", { colspan: 6, class: "muted" },
+        fill(body, h("tr", {}, h("td", { colspan: 6, class: "muted" },
           "No metrics yet. Every event name, page and screen a source sends becomes one.")));
       }
     } catch (err) {
-      body.replaceChildren(h("tr", {}, h("td", { colspan: 6 }, errorBox(err))));
+      fill(body, h("tr", {}, h("td", { colspan: 6 }, errorBox(err))));
     }
   }
   [source, status].forEach((s) => s.addEventListener("change", load));
@@ -377,7 +382,7 @@ async function metricPage() {
   document.title = `${metric.label} · Lantern`;
   const chart = rangeChart(metric.id, { days: 7 });
   const head = h("div");
-  const drawHead = (m) => head.replaceChildren(
+  const drawHead = (m) => fill(head, 
     h("p", {}, h("a", { href: "/metrics" }, "← Metrics")),
     h("h1", {}, m.label),
     h("div", { class: "row" }, h("span", { class: "muted" }, m.source_name), statusPill(m),
@@ -425,6 +430,7 @@ async function sourcePage() {
   const accepted = h("tbody");
   const rejected = h("tbody");
   const reasons = h("div");
+  const overCap = h("div", { id: "over-cap" });
   const paused = { value: false };
   const pause = h("button", { type: "button", onclick: () => {
     paused.value = !paused.value;
@@ -439,35 +445,49 @@ async function sourcePage() {
       const [all, debug] = await Promise.all([api("GET", "/sources"), api("GET", `/sources/${source.id}/debug`)]);
       const s = all.find((x) => x.id === source.id) || source;
       const totals = debug.per_minute.reduce((t, m) => ({ a: t.a + m.accepted, r: t.r + m.rejected }), { a: 0, r: 0 });
-      summary.replaceChildren(h("div", { class: "row spread" }, h("h2", {}, s.name), countdown(s)),
+      fill(summary, h("div", { class: "row spread" }, h("h2", {}, s.name), countdown(s)),
         h("div", { class: "grid" }, fact("Accepted, last hour", String(totals.a)), fact("Rejected, last hour", String(totals.r)),
           fact("Metrics", `${s.metrics} (${s.trained_metrics} trained)`),
           fact("Over the metric cap", String(debug.over_cap_latest_hour ?? 0))));
-      const peak = Math.max(1, ...debug.per_minute.map((m) => m.accepted + m.rejected));
-      minutes.replaceChildren(h("div", { class: "row spread" }, h("strong", {}, "Events per minute, last hour"), h("span", {}, live, " ", pause)),
-        h("div", { class: "bars", id: "bars" }, debug.per_minute.map((m) => h("span", {
+      // sixty slots, oldest first, whether or not a minute saw events
+      const byMinute = new Map(debug.per_minute.map((m) => [Math.floor(Date.parse(m.minute) / 60e3), m]));
+      const nowMinute = Math.floor(Date.now() / 60e3);
+      const slots = [];
+      for (let k = nowMinute - 59; k <= nowMinute; k++) {
+        slots.push(byMinute.get(k) || { minute: new Date(k * 60e3).toISOString(), accepted: 0, rejected: 0 });
+      }
+      const peak = Math.max(1, ...slots.map((m) => m.accepted + m.rejected));
+      fill(minutes, h("div", { class: "row spread" }, h("strong", {}, "Events per minute, last hour"), h("span", {}, live, " ", pause)),
+        h("div", { class: "bars", id: "bars" }, slots.map((m) => h("span", {
           class: m.rejected > m.accepted ? "rejected" : "",
-          style: `height:${Math.max(1, ((m.accepted + m.rejected) / peak) * 100)}%`,
+          style: `height:${m.accepted + m.rejected ? Math.max(3, ((m.accepted + m.rejected) / peak) * 100) : 0}%`,
           title: `${fmtTime(m.minute)}: ${m.accepted} accepted, ${m.rejected} rejected`,
-        }))));
-      accepted.replaceChildren(...debug.accepted.map((e) => h("tr", {},
+        }))),
+        h("div", { class: "row spread muted" }, h("span", {}, "60 min ago"), h("span", {}, "now")));
+      fill(accepted, ...debug.accepted.map((e) => h("tr", {},
         h("td", { class: "hide-narrow" }, fmtTime(e.received_at)),
         h("td", {}, h("pre", { class: "event" }, JSON.stringify(e.event, null, 1))))));
       if (!debug.accepted.length) {
-        accepted.replaceChildren(h("tr", {}, h("td", { colspan: 2, class: "muted" },
+        fill(accepted, h("tr", {}, h("td", { colspan: 2, class: "muted" },
           "No events yet. Paste the source's API key into Segment, or point an analytics library at this server.")));
       }
-      rejected.replaceChildren(...debug.rejected.map((e) => h("tr", {},
+      fill(rejected, ...debug.rejected.map((e) => h("tr", {},
         h("td", { class: "hide-narrow" }, fmtTime(e.received_at)), h("td", {}, e.reason),
         h("td", {}, h("pre", { class: "event" }, JSON.stringify(e.event, null, 1))))));
-      reasons.replaceChildren(...Object.entries(debug.rejection_reasons).map(([r, n]) =>
+      fill(reasons, ...Object.entries(debug.rejection_reasons).map(([r, n]) =>
         h("span", { class: "pill" }, `${r}: ${n}`)));
+      if (!debug.rejected.length) {
+        fill(rejected, h("tr", {}, h("td", { colspan: 3, class: "muted" }, "Nothing rejected lately.")));
+      }
+      fill(overCap, debug.over_cap.length ? h("div", { class: "notice" },
+        `This source sends more distinct names than its metric cap; these count together in one overflow metric: `,
+        debug.over_cap.join(", ")) : null);
     } catch (err) {
-      summary.replaceChildren(errorBox(err));
+      fill(summary, errorBox(err));
     }
   }
   show(h("p", {}, h("a", { href: "/sources" }, "← Sources")), h("h1", {}, "Debug view"),
-    summary, minutes,
+    summary, overCap, minutes,
     h("div", { class: "card table-wrap" }, h("h2", {}, "Accepted (as stored: nothing personal)"),
       h("table", { id: "accepted" }, h("thead", {}, h("tr", {}, h("th", { class: "hide-narrow" }, "Received"), h("th", {}, "Event"))), accepted)),
     h("div", { class: "card table-wrap" }, h("h2", {}, "Rejected"), reasons,
@@ -494,7 +514,11 @@ async function settingsPage() {
   }
 
   function drawSources(list) {
-    sourceList.replaceChildren(h("div", { class: "table-wrap" }, h("table", {},
+    if (!list.length) {
+      fill(sourceList, h("p", { class: "muted" }, "No sources yet: name one below and Lantern gives it an API key."));
+      return;
+    }
+    fill(sourceList, h("div", { class: "table-wrap" }, h("table", {},
       h("thead", {}, h("tr", {}, h("th", {}, "Source"), h("th", {}, "Key"), h("th", { class: "hide-narrow" }, "Created"), h("th", {}, ""))),
       h("tbody", {}, list.map((s) => h("tr", { "data-source": s.id },
         h("td", {}, h("a", { href: `/sources/${s.id}` }, s.name)),
@@ -504,7 +528,7 @@ async function settingsPage() {
           h("button", { type: "button", onclick: async () => {
             if (!confirm(`Give ${s.name} a new key? The old key stops working at once.`)) return;
             const rotated = await api("POST", `/sources/${s.id}/rotate`);
-            newKey.replaceChildren(keyBox(`New key for ${s.name}`, rotated));
+            fill(newKey, keyBox(`New key for ${s.name}`, rotated));
             drawSources(await api("GET", "/sources"));
           } }, "Rotate key"),
           h("button", { type: "button", class: "danger", onclick: async () => {
@@ -520,10 +544,10 @@ async function settingsPage() {
     try {
       const made = await api("POST", "/sources", { name: name.value });
       name.value = "";
-      newKey.replaceChildren(keyBox(`Source ${made.name} created`, made));
+      fill(newKey, keyBox(`Source ${made.name} created`, made));
       drawSources(await api("GET", "/sources"));
     } catch (err) {
-      newKey.replaceChildren(errorBox(err));
+      fill(newKey, errorBox(err));
     }
   } }, name, h("button", { class: "primary", type: "submit" }, "Create source"));
 
@@ -555,7 +579,7 @@ async function settingsPage() {
         slackBox.appendChild(errorBox(err));
       }
     } }, "Send a test message");
-    slackBox.replaceChildren(
+    fill(slackBox, 
       state.connected
         ? h("p", {}, "Connected", state.team_name ? ` to ${state.team_name}` : "", state.channel ? `, posting to ${state.channel}` : "", ". ")
         : h("p", { class: "muted" }, "Not connected yet."),
@@ -579,7 +603,7 @@ async function settingsPage() {
       const next = await api("PUT", "/settings", { sensitivity: sensitivity.value });
       saved.textContent = `Saved: ${next.sensitivity}.`;
     } catch (err) {
-      saved.replaceChildren(errorBox(err));
+      fill(saved, errorBox(err));
     }
   });
   show(h("h1", {}, "Settings"), h("p", { class: "muted" }, `Workspace ${settings.workspace.name}`),
