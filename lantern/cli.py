@@ -36,7 +36,12 @@ def main() -> None:
     show_default=True,
     help="Worker processes (PostgreSQL only; SQLite serves from one process).",
 )
-def serve(host: str | None, port: int | None, workers: int) -> None:
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="First fill a demo workspace (as `lantern demo` does) unless the database has one.",
+)
+def serve(host: str | None, port: int | None, workers: int, demo: bool) -> None:
     """Run the service: Segment ingest, dashboard and API (migrates the database first)."""
     import uvicorn
 
@@ -47,6 +52,14 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     port = port or settings.port
     url = settings.resolved_database_url
     upgrade()
+    if demo:
+        from lantern.db.session import get_engine
+        from lantern.demo import DEMO_EMAIL, existing
+
+        if existing(get_engine()) is None:
+            _run_demo(weeks=5)
+        else:
+            click.echo(f"The demo workspace is already here: log in as {DEMO_EMAIL}.")
     click.echo(f"Lantern {__version__} on http://{host}:{port}  (database: {_safe_url(url)})")
     uvicorn.run(
         "lantern.api.app:create_app",
@@ -224,6 +237,69 @@ def token_create(workspace: str, name: str, as_json: bool) -> None:
         click.echo("Send it as `Authorization: Bearer <token>`.")
 
 
+@main.group()
+def user() -> None:
+    """People who log in to the dashboard."""
+
+
+@user.command("create")
+@click.argument("email")
+@click.option("--workspace", "-w", default="default", show_default=True)
+@click.option(
+    "--password",
+    envvar="LANTERN_NEW_PASSWORD",
+    default=None,
+    help="The password (else asked for; or set LANTERN_NEW_PASSWORD). At least 8 characters.",
+)
+@click.option("--json", "as_json", is_flag=True, help='Print {"id", "email", "workspace"}.')
+def user_create(email: str, workspace: str, password: str | None, as_json: bool) -> None:
+    """Create a dashboard user in a workspace (created if new)."""
+    from lantern.accounts.service import create_user
+    from lantern.db import session_scope
+    from lantern.db.migrate import upgrade
+    from lantern.errors import LanternError
+    from lantern.workspaces.service import get_or_create_workspace
+
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    upgrade()
+    try:
+        with session_scope() as session:
+            space = get_or_create_workspace(session, name=workspace)
+            row = create_user(session, workspace=space, email=email, password=password)
+            data = {"id": row.id, "email": row.email, "workspace": workspace}
+    except LanternError as exc:
+        raise click.ClickException(exc.detail) from exc
+    if as_json:
+        _echo_json(data)
+    else:
+        click.echo(f"User {data['email']} can now log in to workspace {workspace!r}.")
+
+
+@user.command("password")
+@click.argument("email")
+@click.option("--password", envvar="LANTERN_NEW_PASSWORD", default=None)
+def user_password(email: str, password: str | None) -> None:
+    """Set a user's password (their browser sessions end)."""
+    from lantern.accounts.service import find_user, set_password
+    from lantern.db import session_scope
+    from lantern.db.migrate import upgrade
+    from lantern.errors import LanternError
+
+    if password is None:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    upgrade()
+    try:
+        with session_scope() as session:
+            found = find_user(session, email=email)
+            if found is None:
+                raise click.ClickException(f"no user {email!r}")
+            set_password(session, user=found, password=password)
+    except LanternError as exc:
+        raise click.ClickException(exc.detail) from exc
+    click.echo(f"Password of {email} changed.")
+
+
 @main.command()
 @click.option("--source", "source_name", required=True, help="The source's name.")
 @click.option("--workspace", "-w", default=None)
@@ -270,8 +346,12 @@ def demo(weeks: int) -> None:
 
     The events go through the real ingest path (/v1/import); detection then runs hour by
     hour over the history as the scheduler would have. Run `lantern serve` afterwards and
-    open the dashboard.
+    open the dashboard (or do both with `lantern serve --demo`).
     """
+    _run_demo(weeks=weeks)
+
+
+def _run_demo(*, weeks: int) -> None:
     from tqdm import tqdm
 
     from lantern.db.migrate import upgrade
@@ -302,7 +382,8 @@ def demo(weeks: int) -> None:
         workspace = get_or_create_workspace(session, name=DEMO_WORKSPACE)
         _, token = create_api_token(session, workspace=workspace, name="demo")
     click.echo(f"{made['events']:,} events imported; {made['insights']} insights found.")
-    click.echo(f"Dashboard: {settings.resolved_public_url}  (run `lantern serve`)")
+    click.echo(f"Dashboard: {settings.resolved_public_url}")
+    click.echo(f"Log in as {made['email']} with password {made['password']}")
     click.echo(f"Source API key: {made['api_key']}")
     click.echo(f"API token: {token}")
 

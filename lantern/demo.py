@@ -8,6 +8,7 @@ and a drop right after a LaunchDarkly flag change.
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from lantern.workspaces.models import Source, Workspace
 
 DEMO_WORKSPACE = "demo"
 DEMO_SOURCE = "demo-web"
+DEMO_EMAIL = "demo@lantern.local"
 
 
 @dataclass(frozen=True)
@@ -171,16 +173,19 @@ def make_demo(
     """Create the demo source, import its history and score it hour by hour."""
     from fastapi.testclient import TestClient
 
+    from lantern.accounts.service import create_user
     from lantern.api.app import create_app
     from lantern.pipeline import run_hour
     from lantern.workspaces.service import create_source, get_or_create_workspace
 
     report = progress or (lambda _stage, _done, _total: None)
+    password = secrets.token_urlsafe(9)
     with session_scope(engine) as session:
         workspace = get_or_create_workspace(
             session, name=DEMO_WORKSPACE, sensitivity=settings.sensitivity
         )
         source, key = create_source(session, workspace=workspace, name=DEMO_SOURCE)
+        create_user(session, workspace=workspace, email=DEMO_EMAIL, password=password)
         source_id, workspace_id = source.id, workspace.id
     end = pd.Timestamp.now(tz="UTC").floor("h") - pd.Timedelta(hours=1)
     timeline = plan(end, weeks)
@@ -212,9 +217,11 @@ def make_demo(
         "workspace_id": workspace_id,
         "source_id": source_id,
         "api_key": key,
+        "email": DEMO_EMAIL,
+        "password": password,
         "events": sent,
         "insights": found,
     }
 
 
-__all__ = ["DEMO_SOURCE", "DEMO_WORKSPACE", "Source", "existing", "make_demo"]
+__all__ = ["DEMO_EMAIL", "DEMO_SOURCE", "DEMO_WORKSPACE", "Source", "existing", "make_demo"]

@@ -69,6 +69,11 @@ class RunResult:
     failed_metrics: list[int] = field(default_factory=list)
 
 
+def refit_hour(metric_id: int) -> int:
+    """The UTC hour of a metric's daily refit: spreads a fleet's refits over the day."""
+    return metric_id % 24
+
+
 def score_partition(tasks: list[Task]) -> list[Outcome]:
     """Advance each metric's detector through its new hours; a failing metric is skipped."""
     from dataclasses import replace
@@ -84,7 +89,7 @@ def score_partition(tasks: list[Task]) -> list[Outcome]:
                     hour_stamp(task.first_hour),
                     kind="value" if is_value_kind(task.kind) else "count",
                     sensitivity=task.sensitivity,  # type: ignore[arg-type]
-                    stagger=task.metric_id % 24,  # spreads the daily refits over the day
+                    stagger=refit_hour(task.metric_id),
                 )
             else:
                 state = MetricState.from_bytes(task.state)

@@ -10,13 +10,14 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lantern import __version__
-from lantern.api import insights, metrics, slack_oauth, sources
+from lantern.api import auth, insights, metrics, slack_oauth, sources
 from lantern.api import settings as settings_api
 from lantern.api.lifespan import lifespan
 from lantern.config import Settings, get_settings
 from lantern.db.session import get_engine
 from lantern.errors import LanternError
 from lantern.ingest.views import router as ingest_router
+from lantern.web import views as web
 
 HTTP_CODES = {
     400: "bad_request",
@@ -85,9 +86,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         return JSONResponse({"status": "ok", "version": __version__})
 
     app.include_router(ingest_router)
+    app.include_router(auth.router)
     app.include_router(sources.router)
     app.include_router(metrics.router)
     app.include_router(insights.router)
     app.include_router(settings_api.router)
     app.include_router(slack_oauth.router)
+    app.include_router(web.router)
+    app.mount("/static", web.static_files, name="static")
     return app

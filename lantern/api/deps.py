@@ -10,6 +10,7 @@ from fastapi.security import HTTPBearer
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from lantern.accounts.service import LoggedIn, check_csrf, session_for_cookie
 from lantern.config import Settings
 from lantern.errors import Unauthorized
 from lantern.workspaces.models import Workspace
@@ -43,19 +44,49 @@ def get_session(engine: EngineDep) -> Iterator[Session]:
             raise
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the commit happens before the response is sent, so a 2xx means the
+# change is in the database (the default scope would commit after the client has its answer).
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+SESSION_COOKIE = "lantern_session"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def current_login(request: Request, session: SessionDep) -> LoggedIn:
+    """The logged-in browser of the request's session cookie."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        raise Unauthorized("log in first", error="not_logged_in")
+    return session_for_cookie(session, token=token)
+
+
+LoginDep = Annotated[LoggedIn, Depends(current_login)]
 
 
 def current_workspace(request: Request, session: SessionDep) -> Workspace:
-    """The workspace of the request's API token (`Authorization: Bearer lt_...`)."""
+    """The request's workspace: from an API token (`Authorization: Bearer lt_...`), or from
+    a browser session cookie, which must send its CSRF token on requests that change things.
+    """
     header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized(
+                "send a workspace API token as `Authorization: Bearer <token>` "
+                "(create one with `lantern token create`)"
+            )
+        return workspace_for_token(session, token=token.strip())
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
         raise Unauthorized(
-            "send a workspace API token as `Authorization: Bearer <token>` "
+            "log in, or send a workspace API token as `Authorization: Bearer <token>` "
             "(create one with `lantern token create`)"
         )
-    return workspace_for_token(session, token=token.strip())
+    logged_in = session_for_cookie(session, token=cookie)
+    if request.method not in SAFE_METHODS:
+        check_csrf(logged_in, request.headers.get("x-csrf-token"))
+    return logged_in.workspace
 
 
 WorkspaceDep = Annotated[Workspace, Depends(current_workspace)]

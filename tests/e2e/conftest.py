@@ -26,11 +26,13 @@ def start_server(
 ) -> tuple[subprocess.Popen[bytes], str]:
     """Start `lantern serve` and wait until /healthz answers."""
     port = free_port()
+    url = f"http://127.0.0.1:{port}"
     environment = {
         **os.environ,
         "LANTERN_DATABASE_URL": database_url,
         "LANTERN_DATA_DIR": str(data_dir),
         "LANTERN_SCHEDULER_ENABLED": "false",
+        "LANTERN_PUBLIC_URL": url,
         **env,
     }
     process = subprocess.Popen(
@@ -39,7 +41,6 @@ def start_server(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:

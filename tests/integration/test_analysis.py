@@ -56,3 +56,39 @@ def test_a_notebook_sees_the_metrics_series_replay_and_insights_of_the_service(
 
     insights = lantern.insights()
     assert ("Checkout", "outage") in set(zip(insights["metric"], insights["kind"], strict=True))
+
+
+def test_a_replay_at_the_workspace_sensitivity_opens_the_insights_the_service_recorded(
+    fresh_client: TestClient, fresh_engine: Engine, settings: Settings
+) -> None:
+    src = make_source(fresh_engine)
+    end = recent_end()
+    checkout = rhythm_counts(end, peak=120, seed=11)
+    checkout.iloc[-3:] = 0
+    pricing = rhythm_counts(end, peak=60, seed=12)
+    pricing.iloc[-30:-26] *= 6
+    import_events(
+        fresh_client,
+        src.key,
+        history_events(checkout, event="Checkout")
+        + history_events(pricing, event="Pricing", kind="page"),
+    )
+    # A backfilled source catches up on its history: every hour's insights are recorded.
+    run_hour(fresh_engine, settings, hour=epoch_hour(end), worker="test", source_id=src.id)
+    lantern = Lantern(fresh_engine)
+
+    alerts = lantern.replay_alerts(source="web")
+    recorded = lantern.insights(source="web")
+    medium = alerts[alerts["sensitivity"] == "medium"]
+    assert len(recorded) >= 4
+    assert sorted(zip(medium["metric_id"], medium["kind"], medium["at"], strict=True)) == sorted(
+        zip(recorded["metric_id"], recorded["kind"], recorded["detected_at"], strict=True)
+    )
+    assert int(medium["sent"].sum()) == int(recorded["grouped_under"].isna().sum())
+    assert set(alerts["sensitivity"]) <= {"low", "medium", "high"}
+
+    checkout_only = lantern.insights(metric="Checkout", feedback=False)
+    assert set(checkout_only["metric"]) == {"Checkout"}
+    assert "useful" not in checkout_only.columns
+    assert {"useful", "feedback_at", "causes"} <= set(recorded.columns)
+    assert lantern.insights(source="elsewhere").empty

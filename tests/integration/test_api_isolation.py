@@ -19,6 +19,7 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from lantern.accounts.service import create_user
 from lantern.api.app import create_app
 from lantern.config import Settings
 from lantern.db import session_scope
@@ -27,6 +28,9 @@ from lantern.notify.models import SlackConnection
 from lantern.workspaces.models import Workspace
 from tests.factories import MadeSource, add_insight, last_closed_hour, make_insight, make_source
 from tests.fakeslack import FakeSlack
+
+AUTH_PREFIX = "/api/v1/auth/"
+PASSWORD = "attacker's password"
 
 
 def api_routes(app: FastAPI) -> Iterator[tuple[str, str, APIRoute]]:
@@ -37,6 +41,9 @@ def api_routes(app: FastAPI) -> Iterator[tuple[str, str, APIRoute]]:
     else:
         entries = [(getattr(r, "path", ""), r) for r in app.routes]
     for path, route in entries:
+        # /auth/* acts only on the caller's own session (tests/integration/test_accounts.py)
+        if path.startswith(AUTH_PREFIX):
+            continue
         if isinstance(route, APIRoute) and path and path.startswith("/api/v1"):
             for method in sorted(route.methods):
                 yield method, path, route
@@ -102,8 +109,9 @@ def isolated_app(settings: Settings, engine: Engine, fake_slack: FakeSlack) -> F
     return create_app(settings.model_copy(update={"slack_base_url": fake_slack.api_url}), engine)
 
 
+@pytest.mark.parametrize("credential", ["api token", "browser session"])
 def test_every_api_route_refuses_another_workspaces_objects_and_leaks_nothing(
-    isolated_app: FastAPI, engine: Engine
+    isolated_app: FastAPI, engine: Engine, credential: str
 ) -> None:
     victim = seed_victim(engine)
     attacker = make_source(engine, name="a-source")
@@ -113,9 +121,18 @@ def test_every_api_route_refuses_another_workspaces_objects_and_leaks_nothing(
         "metric_id": victim.metric_id,
         "insight_id": victim.insight_id,
     }
-    headers = {"Authorization": f"Bearer {attacker.token}"}
     tried = []
     with TestClient(isolated_app) as client:
+        if credential == "api token":
+            headers = {"Authorization": f"Bearer {attacker.token}"}
+        else:
+            email = f"a-{uuid.uuid4().hex[:8]}@example.com"
+            with session_scope(engine) as session:
+                workspace = session.get(Workspace, attacker.workspace_id)
+                assert workspace is not None
+                create_user(session, workspace=workspace, email=email, password=PASSWORD)
+            login = client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+            headers = {"X-CSRF-Token": login.json()["csrf_token"]}
         for method, path, route in api_routes(isolated_app):
             names = re.findall(r"{(\w+)}", path)
             unknown = [n for n in names if n not in ids]
@@ -139,11 +156,16 @@ def test_every_api_route_refuses_another_workspaces_objects_and_leaks_nothing(
         assert refused_child.status_code == 404
 
         # the enumeration missed nothing the API documents
-        spec_paths = {p for p in isolated_app.openapi()["paths"] if p.startswith("/api/v1")}
+        spec_paths = {
+            p
+            for p in isolated_app.openapi()["paths"]
+            if p.startswith("/api/v1") and not p.startswith(AUTH_PREFIX)
+        }
         assert spec_paths <= {path for _, path, _ in api_routes(isolated_app)}
         assert len(tried) > len(spec_paths)
 
         # B's objects are as they were
+        client.cookies.clear()
         mine = {"Authorization": f"Bearer {victim.src.token}"}
         (source,) = client.get("/api/v1/sources", headers=mine).json()
         assert source["name"] == victim.src.name

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, select
 
+from lantern.accounts.service import authenticate
 from lantern.config import Settings
 from lantern.db import session_scope
 from lantern.demo import existing, make_demo
@@ -42,3 +43,6 @@ def test_the_demo_history_holds_the_planted_outage_and_the_flag_change_as_its_ca
     assert [tuple(c) for c in changes] == [("new-checkout", 3, 4)]
     assert "new-checkout" in causes
     assert queued == []  # history is shown, not sent to Slack
+    with session_scope(fresh_engine) as session:
+        user = authenticate(session, email=str(made["email"]), password=str(made["password"]))
+        assert user.workspace_id == made["workspace_id"]

@@ -1,0 +1,650 @@
+/* Lantern's pages: each draws itself from the dashboard API (/api/v1). No build step. */
+"use strict";
+
+const page = document.body.dataset.page;
+const objectId = document.body.dataset.id;
+const app = document.getElementById("app");
+let csrf = "";
+
+/* ---------- small helpers ---------- */
+
+// Build DOM nodes; strings become text nodes, so names from events can never become markup.
+function h(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else if (k === "class") node.className = v;
+    else node.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    node.appendChild(typeof c === "string" || typeof c === "number" ? document.createTextNode(String(c)) : c);
+  }
+  return node;
+}
+
+// Replace a node's children; null, undefined and false stand for "nothing here".
+function fill(node, ...children) {
+  node.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+}
+
+function show(...nodes) {
+  fill(app, ...nodes);
+}
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super((body && (body.detail || body.message)) || `request failed (${status})`);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+async function api(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET" && csrf) headers["X-CSRF-Token"] = csrf;
+  const response = await fetch("/api/v1" + path, {
+    method, headers, credentials: "same-origin",
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (response.status === 401 && page !== "login") {
+    location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search);
+    throw new ApiError(401, null);
+  }
+  const text = await response.text();
+  const data = text ? JSON.parse(text) : null;
+  if (!response.ok) throw new ApiError(response.status, data);
+  return data;
+}
+
+function errorBox(err) {
+  return h("div", { class: "error", role: "alert" }, err instanceof Error ? err.message : String(err));
+}
+
+function fmtTime(iso) {
+  if (!iso) return "–";
+  const d = new Date(iso);
+  return d.toLocaleString(undefined, { month: "short", day: "numeric", hour: "2-digit",
+    minute: "2-digit", timeZone: "UTC", hour12: false }) + " UTC";
+}
+
+function fmtLeft(seconds) {
+  if (seconds === null || seconds === undefined) return "";
+  const s = Math.max(0, Math.round(seconds));
+  const d = Math.floor(s / 86400);
+  const hrs = Math.floor((s % 86400) / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  if (d) return `${d} d ${hrs} h`;
+  if (hrs) return `${hrs} h ${m} min`;
+  return `${m} min`;
+}
+
+function pct(change) {
+  if (change === null || change === undefined) return "";
+  const v = Math.round(change * 100);
+  return (v > 0 ? "+" : "") + v + "%";
+}
+
+const KIND_NAMES = {
+  level_shift: "Level shift", trend_change: "Trend change", seasonality_change: "Rhythm change",
+  spike: "Spike", drop: "Drop", outage: "Outage",
+};
+const kindName = (k) => KIND_NAMES[k] || k;
+
+function statusPill(metric) {
+  let text = metric.status;
+  if (metric.status === "training") text = `training · ${fmtLeft(metric.training_left_seconds)} left`;
+  if (metric.status === "snoozed") text = `snoozed until ${fmtTime(metric.snoozed_until)}`;
+  return h("span", { class: `pill ${metric.status}`, "data-status": metric.status }, text);
+}
+
+async function copy(text, button) {
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch {
+    const area = h("textarea", {}, text);
+    document.body.appendChild(area);
+    area.select();
+    document.execCommand("copy");
+    area.remove();
+  }
+  const was = button.textContent;
+  button.textContent = "Copied";
+  setTimeout(() => (button.textContent = was), 1500);
+}
+
+/* ---------- log in ---------- */
+
+function loginPage() {
+  const message = h("div");
+  const email = h("input", { type: "email", name: "email", required: true, autocomplete: "username" });
+  const password = h("input", { type: "password", name: "password", required: true,
+    autocomplete: "current-password" });
+  const form = h("form", {
+    onsubmit: async (ev) => {
+      ev.preventDefault();
+      fill(message);
+      try {
+        await api("POST", "/auth/login", { email: email.value, password: password.value });
+        const next = new URLSearchParams(location.search).get("next");
+        location.href = next && next.startsWith("/") && !next.startsWith("//") ? next : "/";
+      } catch (err) {
+        fill(message, errorBox(err));
+      }
+    },
+  },
+  h("label", { class: "inline" }, "Email", email),
+  h("label", { class: "inline" }, "Password", password),
+  h("button", { class: "primary", type: "submit" }, "Log in"));
+  show(h("div", { class: "card login" }, h("h1", {}, "Log in to Lantern"), message, form,
+    h("p", { class: "muted" }, "No account? Ask whoever runs Lantern to run ",
+      h("code", {}, "lantern user create EMAIL"), ".")));
+}
+
+/* ---------- newsfeed ---------- */
+
+function trainingNotice(sources) {
+  const training = sources.filter((s) => s.training_left_seconds > 0 || s.training_ends_at === null);
+  if (!training.length) return null;
+  return h("div", { class: "notice", id: "training" },
+    h("strong", {}, "Lantern is learning your metrics. "),
+    training.map((s) => h("span", { "data-source": s.id },
+      s.training_ends_at === null
+        ? `${s.name}: waiting for the first events. `
+        : `${s.name}: first insights in ${fmtLeft(s.training_left_seconds)}. `)),
+    h("a", { href: "/sources" }, "See the countdown"));
+}
+
+function insightCard(i) {
+  const change = h("span", { class: `change ${i.direction}` }, pct(i.relative_change));
+  return h("a", { class: "card insight", href: `/insights/${i.id}`, "data-insight": i.id },
+    h("div", { class: "row spread" },
+      h("span", { class: "title" }, i.metric_label),
+      h("span", { class: "row" },
+        h("span", { class: `pill ${i.severity}` }, i.severity),
+        h("span", { class: `pill ${i.status}` }, i.status))),
+    h("div", { class: "row" },
+      h("span", { class: `pill ${i.direction}` }, `${kindName(i.kind)} ${i.direction === "up" ? "↑" : "↓"}`),
+      change,
+      h("span", {}, `observed ${LanternChart.fmt(i.observed)} vs expected ${LanternChart.fmt(i.expected)}`),
+      h("span", { class: "muted" }, `· ${i.source_name} · since ${fmtTime(i.start)}`),
+      i.related ? h("span", { class: "muted" }, `· +${i.related} related`) : null,
+      i.useful === true ? h("span", { class: "pill" }, "marked useful") : null,
+      i.useful === false ? h("span", { class: "pill" }, "marked not useful") : null));
+}
+
+async function feedPage() {
+  const [sources] = await Promise.all([api("GET", "/sources")]);
+  const list = h("div", { id: "feed" });
+  const more = h("button", { type: "button", id: "more", hidden: true }, "Load more");
+  const status = h("select", { name: "status" },
+    ["", "open", "updated", "resolved", "accepted"].map((s) => h("option", { value: s }, s || "any")));
+  const kind = h("select", { name: "kind" },
+    h("option", { value: "" }, "any"),
+    Object.keys(KIND_NAMES).map((k) => h("option", { value: k }, kindName(k))));
+  const source = h("select", { name: "source_id" }, h("option", { value: "" }, "any"),
+    sources.map((s) => h("option", { value: s.id }, s.name)));
+  let cursor = null;
+
+  async function load(reset) {
+    const params = new URLSearchParams({ limit: "20" });
+    if (status.value) params.set("status", status.value);
+    if (kind.value) params.set("kind", kind.value);
+    if (source.value) params.set("source_id", source.value);
+    if (!reset && cursor) params.set("cursor", cursor);
+    try {
+      const page_ = await api("GET", "/insights?" + params);
+      if (reset) fill(list);
+      page_.items.forEach((i) => list.appendChild(insightCard(i)));
+      if (reset && !page_.items.length) {
+        list.appendChild(h("p", { class: "muted" }, sources.length
+          ? "No insights match. Lantern tells you here when a metric changes in a way that matters."
+          : "No sources yet: create one in Settings and send events to it."));
+      }
+      cursor = page_.next_cursor;
+      more.hidden = !cursor;
+    } catch (err) {
+      fill(list, errorBox(err));
+    }
+  }
+  for (const select of [status, kind, source]) select.addEventListener("change", () => load(true));
+  more.addEventListener("click", () => load(false));
+  show(h("h1", {}, "Newsfeed"), trainingNotice(sources),
+    h("form", { class: "filters", onsubmit: (e) => e.preventDefault() },
+      h("label", { class: "inline" }, "Status", status),
+      h("label", { class: "inline" }, "Kind", kind),
+      h("label", { class: "inline" }, "Source", source)),
+    list, more);
+  await load(true);
+}
+
+/* ---------- charts with a range picker ---------- */
+
+function rangeChart(metricId, { days = 7, around = null } = {}) {
+  const box = h("div", { class: "chart", id: "chart" });
+  const buttons = [7, 30, 90].map((d) => h("button", { type: "button", "data-days": d,
+    "aria-pressed": String(d === days) }, `${d} days`));
+  const legend = h("div", { class: "legend" },
+    h("span", {}, h("i", { style: "background:#24292f;height:2px" }), "observed"),
+    h("span", {}, h("i", { style: "background:var(--band)" }), "expected band"),
+    h("span", {}, h("i", { style: "background:rgba(207,34,46,.25)" }), "anomaly"));
+  async function load(d) {
+    buttons.forEach((b) => b.setAttribute("aria-pressed", String(Number(b.dataset.days) === d)));
+    let end = new Date();
+    if (around) {
+      const stop = around.ended_at ? Date.parse(around.ended_at) : Date.parse(around.detected_at);
+      end = new Date(Math.min(Date.now(), stop + (d * 86400e3) / 4));
+    }
+    const start = new Date(end.getTime() - d * 86400e3);
+    const params = new URLSearchParams({ start: start.toISOString(), end: end.toISOString() });
+    try {
+      const series = await api("GET", `/metrics/${metricId}/series?${params}`);
+      LanternChart.draw(box, series);
+      box.dataset.points = String(series.points.length);
+      box.dataset.anomalies = String(series.anomalies.length);
+    } catch (err) {
+      fill(box, errorBox(err));
+    }
+  }
+  buttons.forEach((b) => b.addEventListener("click", () => load(Number(b.dataset.days))));
+  return { node: h("div", { class: "card" }, h("div", { class: "row spread" }, legend,
+    h("div", { class: "row", role: "group", "aria-label": "range" }, buttons)), box), load: () => load(days) };
+}
+
+function watchControls(metric, onChange) {
+  const out = h("div", { class: "row", id: "watch" });
+  async function set(body) {
+    try {
+      onChange(await api("PUT", `/metrics/${metric.id}/watch`, body));
+    } catch (err) {
+      out.appendChild(errorBox(err));
+    }
+  }
+  const inHours = (n) => new Date(Date.now() + n * 3600e3).toISOString();
+  if (metric.muted || metric.status === "snoozed") {
+    out.append(h("button", { type: "button", onclick: () => set({ muted: false, snoozed_until: null }) },
+      metric.muted ? "Unmute" : "End snooze"));
+  } else {
+    out.append(
+      h("button", { type: "button", onclick: () => set({ muted: true, snoozed_until: null }) }, "Mute metric"),
+      h("button", { type: "button", onclick: () => set({ muted: false, snoozed_until: inHours(24) }) }, "Snooze 1 day"),
+      h("button", { type: "button", onclick: () => set({ muted: false, snoozed_until: inHours(24 * 7) }) }, "Snooze 1 week"));
+  }
+  out.append(h("span", { class: "muted" }, "Muted and snoozed metrics are still watched, but not sent to Slack."));
+  return out;
+}
+
+/* ---------- one insight ---------- */
+
+async function insightPage() {
+  const i = await api("GET", `/insights/${objectId}`);
+  document.title = `${i.metric_label} · Lantern`;
+  const chart = rangeChart(i.metric_id, { days: 7, around: i });
+  const feedback = h("div", { class: "row", id: "feedback" });
+  function drawFeedback(useful) {
+    fill(feedback, h("span", {}, "Was this useful?"),
+      ...[true, false].map((value) => h("button", {
+        type: "button", "aria-pressed": String(useful === value),
+        onclick: async () => {
+          const updated = await api("POST", `/insights/${i.id}/feedback`, { useful: value });
+          drawFeedback(updated.useful);
+        },
+      }, value ? "Useful" : "Not useful")));
+  }
+  drawFeedback(i.useful);
+  const watch = h("div");
+  const drawWatch = (metric) => fill(watch, 
+    h("div", { class: "row" }, h("span", {}, "Metric: "), statusPill(metric)),
+    watchControls(metric, drawWatch));
+  drawWatch(i.metric);
+  show(
+    h("p", {}, h("a", { href: "/" }, "← Newsfeed")),
+    h("h1", {}, `${kindName(i.kind)} ${i.direction === "up" ? "↑" : "↓"} in `,
+      h("a", { href: `/metrics/${i.metric_id}` }, i.metric_label)),
+    h("p", { class: "muted" }, `${i.source_name} · since ${fmtTime(i.start)} · detected ${fmtTime(i.detected_at)}`
+      + (i.ended_at ? ` · over ${fmtTime(i.ended_at)}` : "")),
+    h("div", { class: "card grid" },
+      fact("Observed", LanternChart.fmt(i.observed)),
+      fact("Expected", `${LanternChart.fmt(i.expected)} (${LanternChart.fmt(Math.max(i.lower, 0))}–${LanternChart.fmt(i.upper)})`),
+      fact("Change", pct(i.relative_change)),
+      fact("Severity", i.severity),
+      fact("Status", i.status)),
+    chart.node,
+    i.causes.length ? h("div", { class: "card", id: "causes" }, h("h2", {}, "Possible causes"),
+      h("ul", {}, i.causes.map((c) => h("li", {}, `Flag `, h("code", {}, c.flag_key),
+        ` changed from version ${c.old_version ?? "?"} to ${c.new_version} at ${fmtTime(c.changed_at)}`)))) : null,
+    i.related.length ? h("div", { class: "card" }, h("h2", {}, "Moved at the same time"),
+      i.related.map(insightCard)) : null,
+    h("div", { class: "card" }, feedback, h("hr"), watch),
+    i.notifications.length ? h("div", { class: "card" }, h("h2", {}, "Slack"),
+      h("ul", {}, i.notifications.map((n) => h("li", {}, `${n.purpose}: ${n.status}`,
+        n.sent_at ? ` at ${fmtTime(n.sent_at)}` : "", n.error ? ` — ${n.error}` : "")))) : null,
+  );
+  await chart.load();
+}
+
+function fact(label, value) {
+  return h("div", { class: "fact" }, h("div", { class: "label" }, label), h("div", { class: "value" }, value));
+}
+
+/* ---------- metrics ---------- */
+
+async function metricsPage() {
+  const sources = await api("GET", "/sources");
+  const source = h("select", { name: "source_id" }, h("option", { value: "" }, "all sources"),
+    sources.map((s) => h("option", { value: s.id }, s.name)));
+  const status = h("select", { name: "status" },
+    ["", "training", "active", "muted", "snoozed"].map((s) => h("option", { value: s }, s || "any")));
+  const search = h("input", { type: "search", name: "q", placeholder: "name contains…" });
+  const body = h("tbody");
+  async function load() {
+    const params = new URLSearchParams();
+    if (source.value) params.set("source_id", source.value);
+    if (status.value) params.set("status", status.value);
+    if (search.value.trim()) params.set("q", search.value.trim());
+    try {
+      const metrics = await api("GET", "/metrics?" + params);
+      fill(body, ...metrics.map((m) => h("tr", { "data-metric": m.id },
+        h("td", {}, h("a", { href: `/metrics/${m.id}` }, m.label)),
+        h("td", { class: "hide-narrow" }, m.source_name),
+        h("td", {}, statusPill(m)),
+        h("td", { class: "num" }, LanternChart.fmt(m.latest_value)),
+        h("td", { class: "num hide-narrow" }, LanternChart.fmt(m.volume_7d)),
+        h("td", { class: "num" }, m.open_insights ? String(m.open_insights) : ""))));
+      if (!metrics.length) {
+        fill(body, h("tr", {}, h("td", { colspan: 6, class: "muted" },
+          "No metrics yet. Every event name, page and screen a source sends becomes one.")));
+      }
+    } catch (err) {
+      fill(body, h("tr", {}, h("td", { colspan: 6 }, errorBox(err))));
+    }
+  }
+  [source, status].forEach((s) => s.addEventListener("change", load));
+  let timer = null;
+  search.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(load, 250); });
+  show(h("h1", {}, "Metrics"),
+    h("form", { class: "filters", onsubmit: (e) => { e.preventDefault(); load(); } },
+      h("label", { class: "inline" }, "Source", source),
+      h("label", { class: "inline" }, "Status", status),
+      h("label", { class: "inline" }, "Search", search)),
+    h("div", { class: "card table-wrap" }, h("table", {},
+      h("thead", {}, h("tr", {}, h("th", {}, "Metric"), h("th", { class: "hide-narrow" }, "Source"),
+        h("th", {}, "Status"), h("th", { class: "num" }, "Last hour"),
+        h("th", { class: "num hide-narrow" }, "7 days"), h("th", { class: "num" }, "Open"))),
+      body)));
+  await load();
+}
+
+async function metricPage() {
+  const metric = await api("GET", `/metrics/${objectId}`);
+  document.title = `${metric.label} · Lantern`;
+  const chart = rangeChart(metric.id, { days: 7 });
+  const head = h("div");
+  const drawHead = (m) => fill(head, 
+    h("p", {}, h("a", { href: "/metrics" }, "← Metrics")),
+    h("h1", {}, m.label),
+    h("div", { class: "row" }, h("span", { class: "muted" }, m.source_name), statusPill(m),
+      m.status === "training" ? h("span", { class: "muted" },
+        "Lantern learns a week of this metric's rhythm before it judges it.") : null),
+    watchControls(m, drawHead));
+  drawHead(metric);
+  const insights = await api("GET", `/insights?metric_id=${metric.id}&limit=20`);
+  show(head, chart.node,
+    h("h2", {}, "Insights"),
+    insights.items.length ? h("div", {}, insights.items.map(insightCard))
+      : h("p", { class: "muted" }, "Nothing unusual so far."));
+  await chart.load();
+}
+
+/* ---------- sources: countdown and debug view ---------- */
+
+async function sourcesPage() {
+  const sources = await api("GET", "/sources");
+  show(h("h1", {}, "Sources"),
+    h("p", { class: "muted" }, "Each source trains for a week before Lantern judges its metrics. ",
+      "Open a source to watch its events arrive. Keys are managed in ", h("a", { href: "/settings" }, "Settings"), "."),
+    sources.length ? sources.map((s) => h("a", { class: "card insight", href: `/sources/${s.id}`, "data-source": s.id },
+      h("div", { class: "row spread" }, h("span", { class: "title" }, s.name), countdown(s)),
+      h("div", { class: "muted" }, `${s.metrics} metrics · ${s.trained_metrics} trained · `
+        + `${s.events_last_hour} events in the last hour · last event ${fmtTime(s.last_event_at)}`)))
+      : h("p", {}, "No sources yet. ", h("a", { href: "/settings" }, "Create one"), "."));
+}
+
+function countdown(source) {
+  if (source.training_ends_at === null) return h("span", { class: "pill training countdown" }, "waiting for events");
+  if (source.training_left_seconds > 0) {
+    return h("span", { class: "pill training countdown" }, `training · ${fmtLeft(source.training_left_seconds)} left`);
+  }
+  return h("span", { class: "pill active countdown" }, "watching");
+}
+
+async function sourcePage() {
+  const sources = await api("GET", "/sources");
+  const source = sources.find((s) => String(s.id) === objectId);
+  if (!source) throw new ApiError(404, { detail: "No such source in this workspace." });
+  document.title = `${source.name} · debug · Lantern`;
+  const summary = h("div", { class: "card", id: "summary" });
+  const minutes = h("div", { class: "card" });
+  const accepted = h("tbody");
+  const rejected = h("tbody");
+  const reasons = h("div");
+  const overCap = h("div", { id: "over-cap" });
+  const paused = { value: false };
+  const pause = h("button", { type: "button", onclick: () => {
+    paused.value = !paused.value;
+    pause.textContent = paused.value ? "Resume" : "Pause";
+    live.className = paused.value ? "muted" : "live";
+  } }, "Pause");
+  const live = h("span", { class: "live" }, "live");
+
+  async function refresh() {
+    if (paused.value) return;
+    try {
+      const [all, debug] = await Promise.all([api("GET", "/sources"), api("GET", `/sources/${source.id}/debug`)]);
+      const s = all.find((x) => x.id === source.id) || source;
+      const totals = debug.per_minute.reduce((t, m) => ({ a: t.a + m.accepted, r: t.r + m.rejected }), { a: 0, r: 0 });
+      fill(summary, h("div", { class: "row spread" }, h("h2", {}, s.name), countdown(s)),
+        h("div", { class: "grid" }, fact("Accepted, last hour", String(totals.a)), fact("Rejected, last hour", String(totals.r)),
+          fact("Metrics", `${s.metrics} (${s.trained_metrics} trained)`),
+          fact("Over the metric cap", String(debug.over_cap_latest_hour ?? 0))));
+      // sixty slots, oldest first, whether or not a minute saw events
+      const byMinute = new Map(debug.per_minute.map((m) => [Math.floor(Date.parse(m.minute) / 60e3), m]));
+      const nowMinute = Math.floor(Date.now() / 60e3);
+      const slots = [];
+      for (let k = nowMinute - 59; k <= nowMinute; k++) {
+        slots.push(byMinute.get(k) || { minute: new Date(k * 60e3).toISOString(), accepted: 0, rejected: 0 });
+      }
+      const peak = Math.max(1, ...slots.map((m) => m.accepted + m.rejected));
+      fill(minutes, h("div", { class: "row spread" }, h("strong", {}, "Events per minute, last hour"), h("span", {}, live, " ", pause)),
+        h("div", { class: "bars", id: "bars" }, slots.map((m) => h("span", {
+          class: m.rejected > m.accepted ? "rejected" : "",
+          style: `height:${m.accepted + m.rejected ? Math.max(3, ((m.accepted + m.rejected) / peak) * 100) : 0}%`,
+          title: `${fmtTime(m.minute)}: ${m.accepted} accepted, ${m.rejected} rejected`,
+        }))),
+        h("div", { class: "row spread muted" }, h("span", {}, "60 min ago"), h("span", {}, "now")));
+      fill(accepted, ...debug.accepted.map((e) => h("tr", {},
+        h("td", { class: "hide-narrow" }, fmtTime(e.received_at)),
+        h("td", {}, h("pre", { class: "event" }, JSON.stringify(e.event, null, 1))))));
+      if (!debug.accepted.length) {
+        fill(accepted, h("tr", {}, h("td", { colspan: 2, class: "muted" },
+          "No events yet. Paste the source's API key into Segment, or point an analytics library at this server.")));
+      }
+      fill(rejected, ...debug.rejected.map((e) => h("tr", {},
+        h("td", { class: "hide-narrow" }, fmtTime(e.received_at)), h("td", {}, e.reason),
+        h("td", {}, h("pre", { class: "event" }, JSON.stringify(e.event, null, 1))))));
+      fill(reasons, ...Object.entries(debug.rejection_reasons).map(([r, n]) =>
+        h("span", { class: "pill" }, `${r}: ${n}`)));
+      if (!debug.rejected.length) {
+        fill(rejected, h("tr", {}, h("td", { colspan: 3, class: "muted" }, "Nothing rejected lately.")));
+      }
+      fill(overCap, debug.over_cap.length ? h("div", { class: "notice" },
+        `This source sends more distinct names than its metric cap; these count together in one overflow metric: `,
+        debug.over_cap.join(", ")) : null);
+    } catch (err) {
+      fill(summary, errorBox(err));
+    }
+  }
+  show(h("p", {}, h("a", { href: "/sources" }, "← Sources")), h("h1", {}, "Debug view"),
+    summary, overCap, minutes,
+    h("div", { class: "card table-wrap" }, h("h2", {}, "Accepted (as stored: nothing personal)"),
+      h("table", { id: "accepted" }, h("thead", {}, h("tr", {}, h("th", { class: "hide-narrow" }, "Received"), h("th", {}, "Event"))), accepted)),
+    h("div", { class: "card table-wrap" }, h("h2", {}, "Rejected"), reasons,
+      h("table", { id: "rejected" }, h("thead", {}, h("tr", {}, h("th", { class: "hide-narrow" }, "Received"), h("th", {}, "Reason"), h("th", {}, "Event"))), rejected)));
+  await refresh();
+  setInterval(refresh, 3000);
+}
+
+/* ---------- settings ---------- */
+
+async function settingsPage() {
+  const [sources, settings, slack] = await Promise.all([
+    api("GET", "/sources"), api("GET", "/settings"), api("GET", "/slack"),
+  ]);
+  const sourceList = h("div", { id: "sources" });
+  const newKey = h("div", { id: "new-key" });
+
+  function keyBox(title, source) {
+    const input = h("input", { readonly: true, value: source.api_key, "aria-label": "API key", id: "api-key" });
+    const button = h("button", { type: "button", onclick: () => copy(source.api_key, button) }, "Copy");
+    return h("div", { class: "ok" }, h("strong", {}, title), h("p", {},
+      "Paste this key into Segment's Lantern destination, or pass it to an analytics library ",
+      "with this server as its host. It is shown only once."), h("div", { class: "key" }, input, button));
+  }
+
+  function drawSources(list) {
+    if (!list.length) {
+      fill(sourceList, h("p", { class: "muted" }, "No sources yet: name one below and Lantern gives it an API key."));
+      return;
+    }
+    fill(sourceList, h("div", { class: "table-wrap" }, h("table", {},
+      h("thead", {}, h("tr", {}, h("th", {}, "Source"), h("th", {}, "Key"), h("th", { class: "hide-narrow" }, "Created"), h("th", {}, ""))),
+      h("tbody", {}, list.map((s) => h("tr", { "data-source": s.id },
+        h("td", {}, h("a", { href: `/sources/${s.id}` }, s.name)),
+        h("td", { class: "mono" }, `${s.key_hint}…`),
+        h("td", { class: "hide-narrow" }, fmtTime(s.created_at)),
+        h("td", { class: "row" },
+          h("button", { type: "button", onclick: async () => {
+            if (!confirm(`Give ${s.name} a new key? The old key stops working at once.`)) return;
+            const rotated = await api("POST", `/sources/${s.id}/rotate`);
+            fill(newKey, keyBox(`New key for ${s.name}`, rotated));
+            drawSources(await api("GET", "/sources"));
+          } }, "Rotate key"),
+          h("button", { type: "button", class: "danger", onclick: async () => {
+            if (!confirm(`Delete ${s.name} with its metrics and insights?`)) return;
+            await api("DELETE", `/sources/${s.id}`);
+            drawSources(await api("GET", "/sources"));
+          } }, "Delete"))))))));
+  }
+  drawSources(sources);
+  const name = h("input", { name: "name", placeholder: "e.g. web-app", required: true, maxlength: 100 });
+  const createForm = h("form", { class: "row", id: "create-source", onsubmit: async (ev) => {
+    ev.preventDefault();
+    try {
+      const made = await api("POST", "/sources", { name: name.value });
+      name.value = "";
+      fill(newKey, keyBox(`Source ${made.name} created`, made));
+      drawSources(await api("GET", "/sources"));
+    } catch (err) {
+      fill(newKey, errorBox(err));
+    }
+  } }, name, h("button", { class: "primary", type: "submit" }, "Create source"));
+
+  const slackBox = h("div", { id: "slack" });
+  function drawSlack(state, message) {
+    const add = h("button", { type: "button", class: "slack", id: "add-to-slack", onclick: async () => {
+      try {
+        const { url } = await api("POST", "/slack/install");
+        location.href = url;
+      } catch (err) {
+        slackBox.appendChild(errorBox(err));
+      }
+    } }, "Receive insights in Slack");
+    const token = h("input", { name: "bot_token", placeholder: "xoxb-…", required: true });
+    const channel = h("input", { name: "channel", placeholder: "#product-alerts", required: true });
+    const tokenForm = h("form", { class: "row", onsubmit: async (ev) => {
+      ev.preventDefault();
+      try {
+        drawSlack(await api("PUT", "/slack/token", { bot_token: token.value, channel: channel.value }), "Slack connected.");
+      } catch (err) {
+        slackBox.appendChild(errorBox(err));
+      }
+    } }, token, channel, h("button", { type: "submit" }, "Connect"));
+    const test = h("button", { type: "button", onclick: async () => {
+      try {
+        await api("POST", "/slack/test");
+        drawSlack(state, "Test message sent.");
+      } catch (err) {
+        slackBox.appendChild(errorBox(err));
+      }
+    } }, "Send a test message");
+    fill(slackBox, 
+      state.connected
+        ? h("p", {}, "Connected", state.team_name ? ` to ${state.team_name}` : "", state.channel ? `, posting to ${state.channel}` : "", ". ")
+        : h("p", { class: "muted" }, "Not connected yet."),
+      message ? h("div", { class: "ok" }, message) : null,
+      state.error ? h("div", { class: "error" }, state.error) : null,
+      state.failed_notifications ? h("div", { class: "error" },
+        `${state.failed_notifications} notification(s) could not be delivered: ${state.last_failure || ""}`) : null,
+      state.add_to_slack_available ? add
+        : h("p", { class: "muted" }, "“Add to Slack” needs LANTERN_SLACK_CLIENT_ID and LANTERN_SLACK_CLIENT_SECRET; or paste a bot token:"),
+      h("details", { open: !state.add_to_slack_available && !state.connected },
+        h("summary", {}, "Paste a bot token and channel instead"), tokenForm),
+      state.connected ? test : null);
+  }
+  drawSlack(slack);
+
+  const sensitivity = h("select", { name: "sensitivity", id: "sensitivity" },
+    ["low", "medium", "high"].map((s) => h("option", { value: s, selected: s === settings.sensitivity }, s)));
+  const saved = h("span", { class: "muted" });
+  sensitivity.addEventListener("change", async () => {
+    try {
+      const next = await api("PUT", "/settings", { sensitivity: sensitivity.value });
+      saved.textContent = `Saved: ${next.sensitivity}.`;
+    } catch (err) {
+      fill(saved, errorBox(err));
+    }
+  });
+  show(h("h1", {}, "Settings"), h("p", { class: "muted" }, `Workspace ${settings.workspace.name}`),
+    h("div", { class: "card" }, h("h2", {}, "Sources and API keys"), newKey, sourceList, createForm),
+    h("div", { class: "card" }, h("h2", {}, "Slack"), slackBox),
+    h("div", { class: "card" }, h("h2", {}, "Sensitivity"),
+      h("p", { class: "muted" }, "Low tells you only about large changes; high also about smaller ones."),
+      h("div", { class: "row" }, sensitivity, saved)));
+}
+
+/* ---------- start ---------- */
+
+const PAGES = {
+  login: loginPage, feed: feedPage, insight: insightPage, metrics: metricsPage,
+  metric: metricPage, sources: sourcesPage, source: sourcePage, settings: settingsPage,
+};
+
+async function start() {
+  for (const link of document.querySelectorAll("[data-nav]")) {
+    const active = link.dataset.nav === page || (page === "insight" && link.dataset.nav === "feed")
+      || (page === "metric" && link.dataset.nav === "metrics") || (page === "source" && link.dataset.nav === "sources");
+    if (active) link.classList.add("active");
+  }
+  const logout = document.getElementById("logout");
+  if (logout) {
+    logout.addEventListener("click", async () => {
+      await api("POST", "/auth/logout");
+      location.href = "/login";
+    });
+  }
+  try {
+    if (page !== "login") {
+      const me = await api("GET", "/auth/me");
+      csrf = me.csrf_token;
+      if (logout) logout.title = me.user.email;
+    }
+    await PAGES[page]();
+  } catch (err) {
+    if (!(err instanceof ApiError && err.status === 401)) show(errorBox(err));
+  }
+  document.body.dataset.ready = "1";
+}
+
+start();

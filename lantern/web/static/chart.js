@@ -1,0 +1,152 @@
+/* Lantern's chart: observed line, expected value with its band, anomalies shaded. SVG, no library. */
+"use strict";
+
+const LanternChart = (() => {
+  const NS = "http://www.w3.org/2000/svg";
+  const PAD = { left: 52, right: 12, top: 10, bottom: 26 };
+
+  function el(name, attrs, parent) {
+    const node = document.createElementNS(NS, name);
+    for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
+    if (parent) parent.appendChild(node);
+    return node;
+  }
+
+  function niceTicks(lo, hi, count) {
+    const span = hi - lo || 1;
+    const raw = span / count;
+    const mag = Math.pow(10, Math.floor(Math.log10(raw)));
+    const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => span / s <= count) || raw;
+    const ticks = [];
+    for (let t = Math.ceil(lo / step) * step; t <= hi + 1e-9; t += step) ticks.push(t);
+    return ticks;
+  }
+
+  function fmt(v) {
+    if (v === null || v === undefined || Number.isNaN(v)) return "–";
+    const a = Math.abs(v);
+    if (a >= 1e6) return (v / 1e6).toFixed(1) + "M";
+    if (a >= 1e4) return (v / 1e3).toFixed(0) + "k";
+    if (a >= 1e3) return (v / 1e3).toFixed(1) + "k";
+    if (a >= 10 || Number.isInteger(v)) return Math.round(v).toString();
+    return v.toFixed(2);
+  }
+
+  // Runs of consecutive points where every given field is a number.
+  function segments(points, fields) {
+    const runs = [];
+    let run = [];
+    for (const p of points) {
+      if (fields.every((f) => typeof p[f] === "number")) run.push(p);
+      else if (run.length) { runs.push(run); run = []; }
+    }
+    if (run.length) runs.push(run);
+    return runs;
+  }
+
+  /** Draw `series` ({points, anomalies}) into `container`; redraws on resize. */
+  function draw(container, series) {
+    container.classList.add("chart");
+    container.innerHTML = "";
+    const points = series.points.map((p) => ({ ...p, time: Date.parse(p.t) }));
+    if (!points.length) {
+      container.innerHTML = '<p class="muted">No data in this range yet.</p>';
+      return;
+    }
+    const width = Math.max(container.clientWidth, 280);
+    const height = container.clientWidth < 640 ? 220 : 300;
+    const svg = el("svg", { viewBox: `0 0 ${width} ${height}`, role: "img",
+      "aria-label": "observed and expected values" }, container);
+    const tooltip = document.createElement("div");
+    tooltip.className = "tooltip";
+    container.appendChild(tooltip);
+
+    const t0 = points[0].time;
+    const t1 = points[points.length - 1].time || t0 + 3600e3;
+    let hi = 0;
+    for (const p of points) hi = Math.max(hi, p.observed ?? 0, p.upper ?? 0, p.expected ?? 0);
+    hi = hi * 1.08 || 1;
+    const x = (t) => PAD.left + ((t - t0) / Math.max(t1 - t0, 1)) * (width - PAD.left - PAD.right);
+    const y = (v) => height - PAD.bottom - (v / hi) * (height - PAD.top - PAD.bottom);
+
+    const axis = el("g", { class: "axis" }, svg);
+    for (const v of niceTicks(0, hi, 4)) {
+      el("line", { x1: PAD.left, x2: width - PAD.right, y1: y(v), y2: y(v) }, axis);
+      el("text", { x: PAD.left - 6, y: y(v) + 4, "text-anchor": "end" }, axis).textContent = fmt(v);
+    }
+    const days = (t1 - t0) / 86400e3;
+    const every = days > 45 ? 14 : days > 14 ? 7 : days > 4 ? 1 : 0.25;
+    const first = new Date(t0);
+    first.setUTCHours(0, 0, 0, 0);
+    for (let t = first.getTime(); t <= t1; t += every * 86400e3) {
+      if (t < t0) continue;
+      const d = new Date(t);
+      const label = every < 1
+        ? d.toISOString().slice(11, 16)
+        : d.toLocaleDateString(undefined, { month: "short", day: "numeric", timeZone: "UTC" });
+      el("text", { x: x(t), y: height - 8, "text-anchor": "middle" }, axis).textContent = label;
+    }
+
+    for (const a of series.anomalies || []) {
+      const start = Math.max(Date.parse(a.start), t0);
+      const end = Math.min(a.end ? Date.parse(a.end) : t1, t1);
+      if (end < t0 || start > t1) continue;
+      const rect = el("rect", {
+        class: "anomaly", x: x(start), y: PAD.top, height: height - PAD.top - PAD.bottom,
+        width: Math.max(x(end) - x(start), 3), "data-insight": a.insight_id,
+      }, svg);
+      el("title", {}, rect).textContent = `${a.kind} ${a.direction}`;
+    }
+    for (const run of segments(points, ["lower", "upper"])) {
+      const top = run.map((p) => `${x(p.time)},${y(p.upper)}`);
+      const bottom = run.slice().reverse().map((p) => `${x(p.time)},${y(Math.max(p.lower, 0))}`);
+      el("polygon", { class: "band", points: top.concat(bottom).join(" ") }, svg);
+    }
+    for (const run of segments(points, ["expected"])) {
+      el("polyline", { class: "expected",
+        points: run.map((p) => `${x(p.time)},${y(p.expected)}`).join(" ") }, svg);
+    }
+    for (const run of segments(points, ["observed"])) {
+      el("polyline", { class: "observed",
+        points: run.map((p) => `${x(p.time)},${y(p.observed)}`).join(" ") }, svg);
+    }
+
+    const cursor = el("line", { class: "cursor", y1: PAD.top, y2: height - PAD.bottom,
+      visibility: "hidden" }, svg);
+    svg.addEventListener("mousemove", (ev) => {
+      const box = svg.getBoundingClientRect();
+      const px = ((ev.clientX - box.left) / box.width) * width;
+      const t = t0 + ((px - PAD.left) / (width - PAD.left - PAD.right)) * (t1 - t0);
+      let best = points[0];
+      for (const p of points) if (Math.abs(p.time - t) < Math.abs(best.time - t)) best = p;
+      cursor.setAttribute("x1", x(best.time));
+      cursor.setAttribute("x2", x(best.time));
+      cursor.setAttribute("visibility", "visible");
+      const when = new Date(best.time).toISOString().slice(0, 16).replace("T", " ");
+      const band = typeof best.lower === "number"
+        ? ` (band ${fmt(Math.max(best.lower, 0))}–${fmt(best.upper)})` : "";
+      tooltip.textContent =
+        `${when} UTC · observed ${fmt(best.observed)} · expected ${fmt(best.expected)}${band}`;
+      tooltip.style.display = "block";
+      const left = (x(best.time) / width) * box.width;
+      tooltip.style.left = Math.min(left + 8, box.width - tooltip.offsetWidth) + "px";
+      tooltip.style.top = "4px";
+    });
+    svg.addEventListener("mouseleave", () => {
+      cursor.setAttribute("visibility", "hidden");
+      tooltip.style.display = "none";
+    });
+    if (!container.dataset.resizing) {
+      container.dataset.resizing = "1";
+      let last = container.clientWidth;
+      window.addEventListener("resize", () => {
+        if (Math.abs(container.clientWidth - last) > 20) {
+          last = container.clientWidth;
+          draw(container, series);
+        }
+      });
+    }
+  }
+
+  return { draw, fmt };
+})();

@@ -1,0 +1,258 @@
+"""The web pages in a real browser (Debian's Chromium, headless) against `lantern serve`.
+
+A screenshot of each page is saved under test-artifacts/ (laptop and phone widths).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+import segment.analytics as segment
+from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
+from sqlalchemy import Engine
+
+from lantern.accounts.service import create_user
+from lantern.config import Settings
+from lantern.db import session_scope
+from lantern.metrics.service import epoch_hour
+from lantern.pipeline import run_hour
+from lantern.workspaces.models import Workspace
+from lantern.workspaces.service import create_api_token, get_or_create_workspace
+from tests.e2e.conftest import start_server
+from tests.factories import history_events
+from tests.fakeslack import CLIENT_ID, CLIENT_SECRET, GOOD_CODE, FakeSlack
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+PASSWORD = "lantern-browser-test"
+LAPTOP = {"width": 1280, "height": 860}
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield launched
+        launched.close()
+
+
+def _workspace_with_user(engine: Engine) -> tuple[str, str]:
+    name = f"web-{uuid.uuid4().hex[:10]}"
+    email = f"{name}@example.com"
+    with session_scope(engine) as session:
+        workspace = get_or_create_workspace(session, name=name)
+        create_user(session, workspace=workspace, email=email, password=PASSWORD)
+    return name, email
+
+
+def _log_in(page: Page, served: str, email: str, next_path: str = "/") -> None:
+    page.goto(served + next_path)
+    expect(page).to_have_url(re.compile(r"/login\?next="))
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(served + next_path)
+    page.wait_for_selector("body[data-ready='1']")
+
+
+def _shot(page: Page, name: str, database_url: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    engine = "postgresql" if database_url.startswith("postgresql") else "sqlite"
+    page.screenshot(path=str(ARTIFACTS / f"{name}-{engine}.png"), full_page=True)
+
+
+def _fits_width(page: Page) -> bool:
+    fits: bool = page.evaluate(
+        "document.documentElement.scrollWidth <= document.documentElement.clientWidth + 1"
+    )
+    return fits
+
+
+def test_a_new_user_logs_in_creates_a_source_and_watches_its_events_arrive(
+    browser: Browser, served: str, engine: Engine, database_url: str
+) -> None:
+    _, email = _workspace_with_user(engine)
+    context = browser.new_context(viewport=LAPTOP)
+    page = context.new_page()
+    page.goto(served + "/login")
+    _shot(page, "login", database_url)
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", "not the password")
+    page.click("button[type=submit]")
+    expect(page.get_by_role("alert")).to_contain_text("wrong email or password")
+
+    _log_in(page, served, email, "/settings")
+    page.fill("#create-source input[name=name]", "web-app")
+    page.click("#create-source button[type=submit]")
+    key_box = page.locator("#api-key")
+    expect(key_box).to_have_value(re.compile(r"^[A-Za-z0-9]{32}$"))
+    key = key_box.input_value()
+    expect(page.locator("#sources")).to_contain_text("web-app")
+    expect(page.locator("#add-to-slack, #slack details")).not_to_have_count(0)
+    page.select_option("#sensitivity", "high")
+    expect(page.locator("#sensitivity + span")).to_have_text("Saved: high.")
+    _shot(page, "settings", database_url)
+
+    page.click("#sources a:has-text('web-app')")
+    page.wait_for_selector("body[data-ready='1']")
+    expect(page.locator(".countdown")).to_have_text("waiting for events")
+    expect(page.locator("#accepted")).to_contain_text("No events yet")
+
+    client = segment.Client(key, host=served, sync_mode=True)
+    client.track("user-secret-id", "Signed Up", {"plan": "pro", "value": 12})
+    client.page("user-secret-id", "Docs", "Pricing")
+    client.identify("user-secret-id", {"email": "secret@example.com"})
+    client.flush()
+
+    # The debug view refreshes itself: the events appear without a reload.
+    expect(page.locator("#accepted")).to_contain_text("Signed Up", timeout=10_000)
+    expect(page.locator("#accepted")).to_contain_text("Pricing")
+    expect(page.locator("#accepted")).not_to_contain_text("user-secret-id")
+    expect(page.locator("#accepted")).not_to_contain_text("secret@example.com")
+    expect(page.locator(".countdown")).to_have_text(re.compile(r"training · 6 d 2\d h left"))
+    _shot(page, "debug-view", database_url)
+
+    page.goto(served + "/metrics")
+    page.wait_for_selector("body[data-ready='1']")
+    row = page.locator("tr", has_text="Signed Up").first
+    expect(row).to_contain_text(re.compile(r"training · 6 d 2\d h left"))
+    _shot(page, "metrics", database_url)
+    context.close()
+
+
+def _history(end: pd.Timestamp) -> pd.Series:
+    """Ten days of a daily rhythm whose last six hours fall to almost nothing."""
+    index = pd.date_range(end=end, periods=10 * 24, freq="h", tz="UTC")
+    hours = np.arange(len(index))
+    counts = 40 + 25 * np.sin(2 * np.pi * (hours % 24) / 24)
+    counts[-6:] = 1
+    return pd.Series(np.round(counts).astype(int), index=index)
+
+
+def test_with_history_an_insight_opens_from_the_newsfeed_with_its_chart_and_its_metric_mutes(
+    browser: Browser, served: str, engine: Engine, database_url: str, tmp_path: Path
+) -> None:
+    name, email = _workspace_with_user(engine)
+    with session_scope(engine) as session:
+        workspace = session.get(Workspace, get_or_create_workspace(session, name=name).id)
+        assert workspace is not None
+        _, token = create_api_token(session, workspace=workspace, name="test")
+    api = httpx.Client(base_url=served + "/api/v1", headers={"Authorization": f"Bearer {token}"})
+    made = api.post("/sources", json={"name": "shop"}).json()
+    end = pd.Timestamp(datetime.now(UTC) - timedelta(hours=1)).floor("h")
+    events = history_events(_history(end), event="Checkout Completed")
+    for i in range(0, len(events), 2000):
+        response = httpx.post(
+            served + "/v1/import", json={"batch": events[i : i + 2000]}, auth=(made["api_key"], "")
+        )
+        assert response.status_code == 200, response.text
+    settings = Settings(data_dir=tmp_path, database_url=database_url, scheduler_enabled=False)
+    run_hour(engine, settings, hour=epoch_hour(end), worker="test", source_id=made["id"])
+    feed = api.get("/insights").json()["items"]
+    assert [(i["metric_label"], i["direction"]) for i in feed][:1] == [
+        ("Checkout Completed", "down")
+    ]
+
+    context = browser.new_context(viewport=LAPTOP)
+    page = context.new_page()
+    _log_in(page, served, email)
+    card = page.locator(".insight", has_text="Checkout Completed").first
+    expect(card).to_contain_text("↓")
+    _shot(page, "newsfeed", database_url)
+
+    card.click()
+    page.wait_for_selector("body[data-ready='1']")
+    expect(page).to_have_url(re.compile(r"/insights/\d+$"))
+    chart = page.locator("#chart")
+    expect(chart.locator("polyline.observed")).not_to_have_count(0)
+    expect(chart.locator("polygon.band")).not_to_have_count(0)
+    expect(chart.locator("rect.anomaly")).not_to_have_count(0)
+    _shot(page, "insight", database_url)
+
+    page.click("#feedback button:text-is('Useful')")
+    expect(page.locator("#feedback button[aria-pressed='true']")).to_have_text("Useful")
+    page.click("#watch button:has-text('Mute metric')")
+    expect(page.locator("#watch button", has_text="Unmute")).to_be_visible()
+    expect(page.locator("#watch button", has_text="Mute metric")).to_have_count(0)
+    insight_id = int(page.url.rsplit("/", 1)[1])
+    assert api.get(f"/insights/{insight_id}").json()["useful"] is True
+    metric = api.get(f"/insights/{insight_id}").json()["metric"]
+    assert metric["muted"] is True
+
+    page.click("h1 a")
+    page.wait_for_selector("body[data-ready='1']")
+    expect(page.locator("[data-status]").first).to_have_text("muted")
+    page.click("button[data-days='30']")
+    expect(page.locator("button[data-days='30']")).to_have_attribute("aria-pressed", "true")
+    expect(chart.locator("polyline.observed")).not_to_have_count(0)
+    _shot(page, "metric", database_url)
+    context.close()
+
+    phone = browser.new_context(viewport=PHONE, is_mobile=True)
+    page = phone.new_page()
+    _log_in(page, served, email)
+    expect(page.locator(".insight").first).to_be_visible()
+    assert _fits_width(page)
+    _shot(page, "newsfeed-phone", database_url)
+    page.goto(served + f"/insights/{insight_id}")
+    page.wait_for_selector("body[data-ready='1']")
+    expect(page.locator("#chart polyline.observed")).not_to_have_count(0)
+    assert _fits_width(page)
+    _shot(page, "insight-phone", database_url)
+    phone.close()
+
+
+def test_the_receive_insights_in_slack_button_connects_the_workspace_by_oauth(
+    browser: Browser, engine: Engine, database_url: str, tmp_path: Path, fake_slack: FakeSlack
+) -> None:
+    process, served = start_server(
+        database_url,
+        tmp_path,
+        LANTERN_SLACK_CLIENT_ID=CLIENT_ID,
+        LANTERN_SLACK_CLIENT_SECRET=CLIENT_SECRET,
+        LANTERN_SLACK_BASE_URL=fake_slack.api_url,
+    )
+    try:
+        _, email = _workspace_with_user(engine)
+        context = browser.new_context(viewport=LAPTOP)
+        page = context.new_page()
+        asked: list[dict[str, list[str]]] = []
+
+        # Slack's authorize page, answered inside the browser: it approves and sends the
+        # browser back to Lantern's callback with a code, as Slack does.
+        def authorize(route: Route) -> None:
+            query = parse_qs(urlparse(route.request.url).query)
+            asked.append(query)
+            back = f"{query['redirect_uri'][0]}?code={GOOD_CODE}&state={query['state'][0]}"
+            route.fulfill(status=302, headers={"Location": back})
+
+        page.route("https://slack.com/**", authorize)
+        _log_in(page, served, email, "/settings")
+        expect(page.locator("#slack")).to_contain_text("Not connected yet")
+        page.click("#add-to-slack")
+        expect(page).to_have_url(served + "/settings?slack=connected")
+        page.wait_for_selector("body[data-ready='1']")
+        expect(page.locator("#slack")).to_contain_text("Connected to Acme")
+        assert asked[0]["client_id"] == [CLIENT_ID]
+        assert "chat:write" in asked[0]["scope"][0].split(",")
+        _shot(page, "settings-slack", database_url)
+        context.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_pages_send_a_visitor_without_a_session_to_the_login_page(served: str) -> None:
+    response = httpx.get(served + "/metrics?source_id=3", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login?next=/metrics%3Fsource_id%3D3"
