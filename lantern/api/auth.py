@@ -14,8 +14,13 @@ from lantern.accounts.service import (
     start_session,
 )
 from lantern.api.deps import SESSION_COOKIE, LoginDep, SessionDep
+from lantern.api.schemas import ERRORS
 
-router = APIRouter(prefix="/api/v1/auth", tags=["accounts"])
+router = APIRouter(
+    prefix="/api/v1/auth",
+    tags=["accounts"],
+    responses=ERRORS,
+)
 
 
 class LoginIn(BaseModel):

@@ -69,7 +69,8 @@ class ErrorOut(BaseModel):
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "The body is not JSON"},
-    401: {"model": ErrorOut, "description": "No API token, or an unknown one"},
+    401: {"model": ErrorOut, "description": "No API token or session, or an unknown one"},
+    403: {"model": ErrorOut, "description": "A browser session's change without its CSRF token"},
     404: {"model": ErrorOut, "description": "No such object in this workspace"},
     422: {"model": ErrorOut, "description": "A parameter or body field is invalid"},
 }
