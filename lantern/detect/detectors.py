@@ -20,8 +20,10 @@ second is what keeps a metric at 50,000 events an hour, where every wobble is
     with the variance of a sum of negative-binomial counts plus a model-error term; each
     third of the window must agree, so that one spike cannot pass for a shift.
 `trend_change`
-    A weighted regression of the log ratio of eight 12-hour blocks (four days) on time;
-    the slope must be steep, significant, and explain the blocks better than a step.
+    The log ratios of the last fourteen 24-hour blocks regressed on a line plus a hinge
+    2 to 7 days back: the hinge's slope is the change of trend, judged against the data's
+    own line rather than the daily refit (which follows a drift in progress); it must be
+    steep, significant, have moved the metric by 10%, and bend better than it steps.
 `seasonality_change`
     Over the last 24 hours, the dispersion of hourly log ratios around their mean (a
     chi-square statistic) with hours above *and* below expectation: the shape, amplitude
@@ -56,10 +58,12 @@ from lantern.detect.verdicts import (
 )
 
 LEVEL_WINDOWS = (6, 12, 24)
-RAMP_BLOCKS, RAMP_BLOCK = 8, 12
 SEASON_WINDOW = 24
 DAY, WEEK = 24, 168
-LOOKBACK = WEEK + DAY  # hours before the first judged one: a week back, plus a day-long window
+TREND_DAYS = 14  # daily blocks a trend change is judged on
+TREND_ERROR = 0.015  # relative error of a day's forecast that no amount of data removes
+TREND_REACH = 0.1  # a change of trend must have moved the metric by this much (log) so far
+LOOKBACK = TREND_DAYS * DAY  # hours before the first judged one
 WINDOW_ERROR = 0.04  # relative error of a window's forecast: seasonal and trend misfit
 SPIKE_FLOOR = 3.0  # events an hour below which a spike's expectation is not taken at its word
 LOW_VOLUME_ERROR = 2.0  # variance of a window's log ratio in units of its Poisson variance
@@ -312,60 +316,75 @@ class Evidence:
         return out
 
     def _ramp(self, end: int) -> list[Candidate | None]:
-        """Trend changes: a steep, significant, ramp-shaped slope of four days of 12-h blocks."""
+        """Trend changes: daily log ratios that bend away from their own line and keep going.
+
+        The last `TREND_DAYS` 24-hour blocks (ending at the judged hour) are regressed on a
+        line plus a hinge that starts 2 to 7 days ago; the hinge's slope is the change of
+        trend. The line is the data's own, so how much of a drift the daily refit has
+        already absorbed does not matter. The variance of a block is its count noise plus
+        `TREND_ERROR`, scaled up by the fit's own residual scatter when the days scatter
+        more than that (quasi-likelihood), and the bend must fit better than a step.
+        """
         t = self.t
         n_out = end - self.first
-        blocks = []
-        for b in range(RAMP_BLOCKS):
-            lr, z, _, _ = self._window_z(end, RAMP_BLOCK, b * RAMP_BLOCK, 1.0)
-            var = np.where(z != 0, (lr / np.where(z != 0, z, 1)) ** 2, np.inf)
-            blocks.append((lr, var))
-        days = -np.arange(RAMP_BLOCKS) * RAMP_BLOCK / 24.0
-        lr = np.stack([b[0] for b in blocks])
-        w = np.stack([1.0 / np.maximum(b[1], 1e-6) for b in blocks])
-        w = np.where(np.isfinite(w) & (np.stack([b[1] for b in blocks]) < 1e6), w, 0.0)
-        sw = w.sum(0)
-        xm = (w * days[:, None]).sum(0) / np.maximum(sw, 1e-12)
-        ym = (w * lr).sum(0) / np.maximum(sw, 1e-12)
-        sxx = (w * (days[:, None] - xm) ** 2).sum(0)
-        slope = (w * (days[:, None] - xm) * (lr - ym)).sum(0) / np.maximum(sxx, 1e-12)
-        z = slope * np.sqrt(sxx)
-        resid_line = (w * (lr - ym - slope * (days[:, None] - xm)) ** 2).sum(0)
-        resid_step = np.full(n_out, np.inf)
-        for cut in range(1, RAMP_BLOCKS):
-            new, old = slice(0, cut), slice(cut, None)
-            rss = np.zeros(n_out)
-            for part in (new, old):
-                wp = w[part]
-                mp = (wp * lr[part]).sum(0) / np.maximum(wp.sum(0), 1e-12)
-                rss += (wp * (lr[part] - mp) ** 2).sum(0)
-            resid_step = np.minimum(resid_step, rss)
-        score = score_from_z(z)
+        days = TREND_DAYS
+        lr = np.zeros((days, n_out))
+        w = np.zeros((days, n_out))
+        for j in range(days):
+            lr[days - 1 - j], var, full = self._block(end, DAY, j * DAY)
+            w[days - 1 - j] = np.where(full, 1.0 / (var + TREND_ERROR**2), 0.0)
+        time = np.arange(days, dtype=float)
+        enough = (w > 0).sum(0) >= days - 2
+        best_z = np.zeros(n_out)
+        best_c = np.zeros(n_out)
+        best_k = np.zeros(n_out, dtype=int)
+        best_rss = np.full(n_out, np.inf)
+        for k in range(days - 8, days - 2):
+            hinge = np.maximum(time - k, 0.0)
+            c, se, rss = _wls_last(np.stack([np.ones(days), time, hinge]), lr, w)
+            z = c / se
+            better = enough & (np.abs(z) > np.abs(best_z))
+            best_z = np.where(better, z, best_z)
+            best_c = np.where(better, c, best_c)
+            best_k = np.where(better, k, best_k)
+            best_rss = np.where(better, rss, best_rss)
+        step_rss = np.full(n_out, np.inf)
+        for k in range(days - 8, days - 1):
+            step = (time > k).astype(float)
+            _, _, rss = _wls_last(np.stack([np.ones(days), time, step]), lr, w)
+            step_rss = np.minimum(step_rss, rss)
+        score = score_from_z(best_z)
+        reach = np.abs(best_c) * (days - 1 - best_k)
+        ramp = enough & (best_rss <= step_rss) & (np.abs(best_c) >= t.ramp_slope)
+        self._ramp_shape = (best_c, ramp)
         out: list[Candidate | None] = []
-        full = (w > 0).sum(0) >= RAMP_BLOCKS - 1
-        # a ramp also shows in the oldest block already leaving expectation
-        drifting = full & (resid_line < 0.5 * resid_step) & (np.sign(lr[-2]) == np.sign(slope))
-        self._ramp_shape = (slope, drifting & (np.abs(lr[-2]) > 0.5 * t.ramp_slope))
         for j in range(n_out):
-            sign = np.sign(slope[j])
-            ok = (
-                full[j]
-                and abs(slope[j]) >= t.ramp_slope
-                and score[j] >= t.ramp_score
-                and sign * lr[0, j] >= 2.5 * t.ramp_slope
-                and resid_line[j] <= resid_step[j]
-            )
-            if not ok:
+            if not (ramp[j] and score[j] >= t.ramp_score and reach[j] >= TREND_REACH):
                 out.append(None)
                 continue
-            onset = int(min(RAMP_BLOCKS * RAMP_BLOCK - 1, max(0, (lr[0, j] / slope[j]) * 24)))
+            onset = int((days - 1 - best_k[j]) * DAY + DAY // 2)
             i = self.first + j
-            obs, exp = float(self.x[i - 11 : i + 1].mean()), float(self.mu[i - 11 : i + 1].mean())
-            direction = "up" if sign > 0 else "down"
+            obs, exp = float(self.x[i - 23 : i + 1].mean()), float(self.mu[i - 23 : i + 1].mean())
+            direction = "up" if best_c[j] > 0 else "down"
             out.append(
-                Candidate("trend_change", direction, onset, obs, exp, float(score[j]), slope[j])
+                Candidate("trend_change", direction, onset, obs, exp, float(score[j]), best_c[j])
             )
         return out
+
+    def _block(self, end: int, k: int, back: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(log ratio, its variance, mostly usable) of k hours ending ``back`` before each."""
+        s, m = self.window("x", end, k, back), self.window("mu", end, k, back)
+        n = self.window("n", end, k, back)
+        if self.kind == "count":
+            mu2 = self.window("mu2", end, k, back)
+            lr = np.log((s + 0.5) / (m + 0.5))
+            var = 1.0 / (m + 0.5) + self.noise * mu2 / (m + 0.5) ** 2
+        else:
+            nn = np.maximum(n, 1)
+            scale = np.abs(m / nn) + self.spread
+            lr = (s - m) / nn / scale
+            var = (self.spread / scale) ** 2 / nn
+        return lr, var, n >= 0.75 * k
 
     def _season(self, end: int) -> list[Candidate | None]:
         """Seasonality changes: hours off in both directions, the level unmoved."""
@@ -399,3 +418,30 @@ class Evidence:
             direction = "up" if obs >= exp else "down"
             out.append(Candidate("seasonality_change", direction, k - 1, obs, exp, float(score[j])))
         return out
+
+
+def _wls_last(
+    design: np.ndarray, y: np.ndarray, w: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted least squares of each column of ``y`` on ``design`` (p x n rows).
+
+    Returns the last coefficient, its standard error (scaled up by the residual scatter
+    when that exceeds the weights' promise) and the weighted residual sum of squares.
+    """
+    p = design.shape[0]
+    xtwx = np.einsum("in,jn,nk->kij", design, design, w)
+    xtwy = np.einsum("in,nk->ki", design, w * y)
+    good = np.linalg.det(xtwx) > 1e-9
+    xtwx[~good] = np.eye(p)
+    inv = np.linalg.inv(xtwx)
+    beta = np.einsum("kij,kj->ki", inv, xtwy)
+    resid = y - np.einsum("ki,in->nk", beta, design)
+    rss = (w * resid**2).sum(0)
+    dof = np.maximum((w > 0).sum(0) - p, 1)
+    scale = np.maximum(rss / dof, 1.0)
+    se = np.sqrt(inv[:, -1, -1] * scale)
+    return (
+        np.where(good, beta[:, -1], 0.0),
+        np.where(good, se, np.inf),
+        np.where(good, rss, np.inf),
+    )
