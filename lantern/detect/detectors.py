@@ -27,7 +27,9 @@ second is what keeps a metric at 50,000 events an hour, where every wobble is
 `seasonality_change`
     Over the last 24 hours, the dispersion of hourly log ratios around their mean (a
     chi-square statistic) with hours above *and* below expectation: the shape, amplitude
-    or phase of the cycle moved while the level did not.
+    or phase of the cycle moved while the level did not. And, without the model: the
+    last 48 hours against the same hours a week before, less a line, averaged by hour of
+    day; the two days must agree, and the noise is measured on the days before.
 
 Spikes, outages, drops and level shifts are also judged against the model's own recent
 error at the same hours (`Evidence._reference`): a model wrong about an hour of the day is
@@ -63,6 +65,10 @@ DAY, WEEK = 24, 168
 TREND_DAYS = 14  # daily blocks a trend change is judged on
 TREND_ERROR = 0.015  # relative error of a day's forecast that no amount of data removes
 TREND_REACH = 0.1  # a change of trend must have moved the metric by this much (log) so far
+CYCLE_WINDOW = 48  # hours a change of cycle is judged on, against the same hours a week before
+CYCLE_ERROR = 0.02  # relative error of an hour against the same hour a week before
+CYCLE_HISTORY = 96  # hours before the window whose jitter measures the noise
+CYCLE_CAP = 16.0  # most one hour of the day can add to the chi-square
 LOOKBACK = TREND_DAYS * DAY  # hours before the first judged one
 WINDOW_ERROR = 0.04  # relative error of a window's forecast: seasonal and trend misfit
 SPIKE_FLOOR = 3.0  # events an hour below which a spike's expectation is not taken at its word
@@ -162,10 +168,11 @@ class Evidence:
         level = self._level(end)
         ramp = self._ramp(end)
         season = self._season(end)
+        cycle = self._cycle(end)
         out: list[Candidate | None] = []
         slope, line = self._ramp_shape
         for j, i in enumerate(hours):
-            found = self._short(int(i)) or level[j] or ramp[j] or season[j]
+            found = self._short(int(i)) or level[j] or ramp[j] or season[j] or cycle[j]
             if found is not None and found.kind == "level_shift" and line[j]:
                 # a level that has been drifting away for days is a change of trend
                 same_way = np.sign(slope[j]) == (1 if found.direction == "up" else -1)
@@ -385,6 +392,86 @@ class Evidence:
             lr = (s - m) / nn / scale
             var = (self.spread / scale) ** 2 / nn
         return lr, var, n >= 0.75 * k
+
+    def _cycle(self, end: int) -> list[Candidate | None]:
+        """Changes of the daily cycle seen against the same hours a week before.
+
+        Over the last `CYCLE_WINDOW` hours, each hour's log ratio minus that of the same
+        hour a week earlier, less a line through them (level and drift are other
+        detectors' business), averaged over the two days by hour of day: a chi-square on
+        what is left. Comparing data with data, the model's own misfit of the cycle cancels.
+        The two days must agree (a one-day oddity is no change of cycle) and the pattern
+        must be large enough to matter (`Thresholds.cycle_amplitude`, RMS on the log scale).
+        """
+        t, k = self.t, CYCLE_WINDOW
+        n_out = end - self.first
+        out: list[Candidate | None] = [None] * n_out
+        if self.kind != "count":
+            return out
+        now = np.arange(self.first, end)[:, None] - np.arange(k)[::-1][None, :]
+        then = now - WEEK
+        ok = self.usable[now] & self.usable[then]
+        d = self.logr[now] - self.logr[then]
+        var = 1.0 / (self.mu[now] + 0.5) + 1.0 / (self.mu[then] + 0.5)
+        w = np.where(ok, 1.0 / (var + 2 * self.noise + CYCLE_ERROR**2), 0.0)
+        # less the weighted line through the window
+        time = np.arange(k, dtype=float)[None, :]
+        sw = w.sum(1, keepdims=True)
+        safe = np.maximum(sw, 1e-12)
+        tm = (w * time).sum(1, keepdims=True) / safe
+        dm = (w * d).sum(1, keepdims=True) / safe
+        sxx = np.maximum((w * (time - tm) ** 2).sum(1, keepdims=True), 1e-12)
+        slope = (w * (time - tm) * (d - dm)).sum(1, keepdims=True) / sxx
+        e = d - dm - slope * (time - tm)
+        half = k // 2
+        w1, w2, e1, e2 = w[:, :half], w[:, half:], e[:, :half], e[:, half:]
+        ww = w1 + w2
+        pattern = (w1 * e1 + w2 * e2) / np.maximum(ww, 1e-12)
+        within = (w1 * (e1 - pattern) ** 2 + w2 * (e2 - pattern) ** 2).sum(1)
+        # the noise is measured, whatever the model thinks it is: by the two days'
+        # disagreement, and by how much the week-on-week ratio jitters from hour to hour
+        # over the days before the window
+        pairs = np.maximum(((w1 > 0) & (w2 > 0)).sum(1), 1)
+        scale = np.maximum(np.maximum(within / pairs, self._jitter(end, k)), 1.0)
+        q = np.minimum(ww * pattern**2 / scale[:, None], CYCLE_CAP).sum(1)
+        n = ok.sum(1)
+        dof = np.maximum(half - 2, 1)
+        score = np.minimum(-np.log10(np.maximum(special.chdtrc(dof, q), 1e-300)), MAX_SCORE)
+        amplitude = np.sqrt((ww * pattern**2).sum(1) / np.maximum(ww.sum(1), 1e-12))
+        zed = pattern * np.sqrt(ww)
+        hi, lo = (zed > 2).sum(1), (zed < -2).sum(1)
+        hit = (
+            (n >= 0.75 * k)
+            & (score >= t.cycle_score)
+            & (amplitude >= t.cycle_amplitude)
+            & (q >= 2 * within / scale)
+            & (hi >= 3)
+            & (lo >= 3)
+        )
+        for j in np.flatnonzero(hit):
+            i = self.first + j
+            obs = float(self.x[i - DAY + 1 : i + 1].mean())
+            exp = float(self.mu[i - DAY + 1 : i + 1].mean())
+            direction = "up" if obs >= exp else "down"
+            out[j] = Candidate("seasonality_change", direction, DAY - 1, obs, exp, float(score[j]))
+        return out
+
+    def _jitter(self, end: int, k: int) -> np.ndarray:
+        """Mean squared hour-to-hour change of the week-on-week log ratio, in units of its
+        variance, over the `CYCLE_HISTORY` hours before the last k of each judged hour."""
+        p = np.arange(WEEK + 1, len(self.x))
+        ok = self.usable[p] & self.usable[p - 1] & self.usable[p - WEEK] & self.usable[p - WEEK - 1]
+        step = (self.logr[p] - self.logr[p - WEEK]) - (self.logr[p - 1] - self.logr[p - WEEK - 1])
+        poisson = [1.0 / (self.mu[q] + 0.5) for q in (p, p - 1, p - WEEK, p - WEEK - 1)]
+        var = np.sum(poisson, axis=0) + 4 * self.noise + 2 * CYCLE_ERROR**2
+        pad = np.zeros(WEEK + 2)
+        ratio = np.concatenate([pad, np.where(ok, step**2 / var, 0.0)])
+        count = np.concatenate([pad, ok.astype(float)])
+        stop = np.arange(self.first, end) + 1 - k
+        lo = np.maximum(stop - CYCLE_HISTORY, 0)
+        cr, cn = np.cumsum(ratio), np.cumsum(count)
+        n = cn[stop] - cn[lo]
+        return np.where(n >= CYCLE_HISTORY / 2, (cr[stop] - cr[lo]) / np.maximum(n, 1), 1.0)
 
     def _season(self, end: int) -> list[Candidate | None]:
         """Seasonality changes: hours off in both directions, the level unmoved."""
