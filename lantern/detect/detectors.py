@@ -282,6 +282,12 @@ class Evidence:
             lr = (s - m) / nn / scale
             var = (self.spread / scale) ** 2 / nn
         z = lr / np.sqrt(var + self.error**2)
+        if self.kind == "count":
+            # near zero the log ratio overstates the evidence: never more than the Poisson
+            # likelihood ratio itself gives (six empty hours where nine events were
+            # expected is e^-9, not the 6 sigma the log scale would claim)
+            deviance = m - s + s * np.log(np.maximum(s, 1e-12) / np.maximum(m, 1e-12))
+            z = np.sign(z) * np.minimum(np.abs(z), np.sqrt(2 * np.maximum(deviance, 0.0)))
         full = n >= 0.75 * k
         return np.where(full, lr, 0.0), np.where(full, z, 0.0), s / nn, m / nn
 
