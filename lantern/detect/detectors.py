@@ -133,7 +133,7 @@ class Evidence:
             }.items()
         }
 
-    def window(self, name: str, end: int, length: int, back: int = 0) -> np.ndarray:
+    def window(self, name: str, end: int, length: int, back: int | np.ndarray = 0) -> np.ndarray:
         """Sums over ``length`` hours ending ``back`` hours before each judged hour."""
         stop = np.maximum(np.arange(self.first, end) + 1 - back, 0)
         return self._c[name][stop] - self._c[name][np.maximum(stop - length, 0)]
@@ -341,31 +341,28 @@ class Evidence:
         t = self.t
         n_out = end - self.first
         days = TREND_DAYS
-        lr = np.zeros((days, n_out))
-        w = np.zeros((days, n_out))
-        for j in range(days):
-            lr[days - 1 - j], var, full = self._block(end, DAY, j * DAY)
-            w[days - 1 - j] = np.where(full, 1.0 / (var + TREND_ERROR**2), 0.0)
+        # block 0 is the oldest; all blocks at once
+        back = ((days - 1 - np.arange(days)) * DAY)[:, None]
+        lr, var, full = self._block(end, DAY, back)
+        w = np.where(full, 1.0 / (var + TREND_ERROR**2), 0.0)
         time = np.arange(days, dtype=float)
         enough = (w > 0).sum(0) >= days - 2
-        best_z = np.zeros(n_out)
-        best_c = np.zeros(n_out)
-        best_k = np.zeros(n_out, dtype=int)
-        best_rss = np.full(n_out, np.inf)
-        for k in range(days - 8, days - 2):
-            hinge = np.maximum(time - k, 0.0)
-            c, se, rss = _wls_last(np.stack([np.ones(days), time, hinge]), lr, w)
-            z = c / se
-            better = enough & (np.abs(z) > np.abs(best_z))
-            best_z = np.where(better, z, best_z)
-            best_c = np.where(better, c, best_c)
-            best_k = np.where(better, k, best_k)
-            best_rss = np.where(better, rss, best_rss)
-        step_rss = np.full(n_out, np.inf)
-        for k in range(days - 8, days - 1):
-            step = (time > k).astype(float)
-            _, _, rss = _wls_last(np.stack([np.ones(days), time, step]), lr, w)
-            step_rss = np.minimum(step_rss, rss)
+        bends = range(days - 8, days - 2)
+        steps = range(days - 8, days - 1)
+        regressors = [np.maximum(time - k, 0.0) for k in bends]
+        regressors += [(time > k).astype(float) for k in steps]
+        design = np.stack([np.stack([np.ones(days), time, r]) for r in regressors])
+        c, se, rss = _wls_last(design, lr, w)
+        nb = len(bends)
+        z = np.where(enough, c[:nb] / se[:nb], 0.0)
+        pick = np.argmax(np.abs(z), axis=0)
+        cols = np.arange(n_out)
+        best_z = z[pick, cols]
+        found = np.abs(best_z) > 0
+        best_c = np.where(found, c[pick, cols], 0.0)
+        best_k = np.where(found, np.asarray(bends)[pick], 0)
+        best_rss = np.where(found, rss[pick, cols], np.inf)
+        step_rss = rss[nb:].min(0)
         score = score_from_z(best_z)
         reach = np.abs(best_c) * (days - 1 - best_k)
         ramp = enough & (best_rss <= step_rss) & (np.abs(best_c) >= t.ramp_slope)
@@ -384,7 +381,9 @@ class Evidence:
             )
         return out
 
-    def _block(self, end: int, k: int, back: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _block(
+        self, end: int, k: int, back: int | np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(log ratio, its variance, mostly usable) of k hours ending ``back`` before each."""
         s, m = self.window("x", end, k, back), self.window("mu", end, k, back)
         n = self.window("n", end, k, back)
@@ -516,25 +515,26 @@ class Evidence:
 def _wls_last(
     design: np.ndarray, y: np.ndarray, w: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Weighted least squares of each column of ``y`` on ``design`` (p x n rows).
+    """Weighted least squares of each column of ``y`` (n x k) on each design (m x p x n).
 
-    Returns the last coefficient, its standard error (scaled up by the residual scatter
-    when that exceeds the weights' promise) and the weighted residual sum of squares.
+    Returns, per design and column (m x k), the last coefficient, its standard error
+    (scaled up by the residual scatter when that exceeds the weights' promise) and the
+    weighted residual sum of squares.
     """
-    p = design.shape[0]
-    xtwx = np.einsum("in,jn,nk->kij", design, design, w)
-    xtwy = np.einsum("in,nk->ki", design, w * y)
+    p = design.shape[1]
+    xtwx = np.einsum("min,mjn,nk->mkij", design, design, w)
+    xtwy = np.einsum("min,nk->mki", design, w * y)
     good = np.linalg.det(xtwx) > 1e-9
     xtwx[~good] = np.eye(p)
     inv = np.linalg.inv(xtwx)
-    beta = np.einsum("kij,kj->ki", inv, xtwy)
-    resid = y - np.einsum("ki,in->nk", beta, design)
-    rss = (w * resid**2).sum(0)
+    beta = np.einsum("mkij,mkj->mki", inv, xtwy)
+    resid = y[None] - np.einsum("mki,min->mnk", beta, design)
+    rss = (w[None] * resid**2).sum(1)
     dof = np.maximum((w > 0).sum(0) - p, 1)
     scale = np.maximum(rss / dof, 1.0)
-    se = np.sqrt(inv[:, -1, -1] * scale)
+    se = np.sqrt(inv[..., -1, -1] * scale)
     return (
-        np.where(good, beta[:, -1], 0.0),
+        np.where(good, beta[..., -1], 0.0),
         np.where(good, se, np.inf),
         np.where(good, rss, np.inf),
     )
