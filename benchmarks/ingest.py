@@ -5,9 +5,14 @@
     python benchmarks/ingest.py --database-url postgresql+psycopg://127.0.0.1/test --workers 2
     python benchmarks/ingest.py --url http://127.0.0.1:8000 --key KEY   # an existing server
 
-Phase 1 sends batches of 100 events as fast as N concurrent connections allow and
-reports events/s. Phase 2 sends at half that rate (open loop, fixed schedule) and reports
-p50/p99 request latency. Each event has a fresh messageId and one of 50 event names.
+Phase 1 sends batches of 100 events as fast as N concurrent connections allow (with wrk
+when it is installed, else Python threads) and reports events/s, and the server's CPU time
+per accepted event: the figure to drive down, since wall-clock rates move with whatever
+else the machine runs. Phase 2 sends at half that rate (open loop, fixed schedule) and
+reports p50/p99 request latency. The server's peak RSS (all its processes) closes the
+report. Each event has a fresh messageId and one of 50 event names.
+
+CPU and memory are read from /proc (Linux): the server this script starts, or `--pid`.
 """
 
 from __future__ import annotations
@@ -31,6 +36,53 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = [f"Event {i}" for i in range(50)]
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and all its descendants (uvicorn's worker processes)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds used so far by `pid` and its descendants."""
+    total = 0.0
+    for member in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
+    return total
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The sum of each server process's peak resident set (VmHWM), in MB."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            status = Path(f"/proc/{member}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                total += int(line.split()[1])
+    return total / 1024
 
 
 def batch_body(size: int) -> bytes:
@@ -91,7 +143,10 @@ def start_server(
     raise SystemExit("the server did not start")
 
 
-def throughput(url: str, key: str, *, seconds: float, connections: int, size: int) -> float:
+def throughput(
+    url: str, key: str, *, seconds: float, connections: int, size: int
+) -> tuple[int, float]:
+    """(events sent, seconds) with Python threads driving the load."""
     # Bodies are made before the clock starts: the client shares the machine's two cores.
     bodies = [batch_body(size) for _ in range(int(seconds * 400))]
     sent = [0] * connections
@@ -116,11 +171,14 @@ def throughput(url: str, key: str, *, seconds: float, connections: int, size: in
         thread.start()
     for thread in threads:
         thread.join()
-    return sum(sent) / (time.monotonic() - started)
+    return sum(sent), time.monotonic() - started
 
 
-def throughput_wrk(url: str, key: str, *, seconds: float, connections: int) -> float:
-    """Events/s with wrk driving the load: a C client leaves the cores to the server."""
+def throughput_wrk(
+    url: str, key: str, *, seconds: float, connections: int, size: int
+) -> tuple[int, float]:
+    """(events sent, seconds) with wrk driving the load: a C client leaves the cores to
+    the server. batch.lua writes 100 events a request and reports any answer but 200."""
     import base64
 
     auth = base64.b64encode(f"{key}:".encode()).decode()
@@ -141,6 +199,9 @@ def throughput_wrk(url: str, key: str, *, seconds: float, connections: int) -> f
             "-H",
             "Content-Type: application/json",
             url,
+            "--",
+            str(size),
+            uuid.uuid4().hex[:12],
         ],
         capture_output=True,
         text=True,
@@ -149,8 +210,13 @@ def throughput_wrk(url: str, key: str, *, seconds: float, connections: int) -> f
     if "status " in run.stderr:
         raise SystemExit(f"the server refused requests: {run.stderr[:500]}")
     for line in run.stdout.splitlines():
-        if line.startswith("Requests/sec:"):
-            return float(line.split()[1]) * 100
+        # "  123456 requests in 10.00s, 1.23MB read"
+        if " requests in " in line:
+            requests, _, rest = line.strip().partition(" requests in ")
+            duration = rest.split(",")[0]
+            factor = {"ms": 1e-3, "m": 60.0, "s": 1.0}
+            unit = next(u for u in ("ms", "m", "s") if duration.endswith(u))
+            return int(requests) * size, float(duration[: -len(unit)]) * factor[unit]
     raise SystemExit(f"could not read wrk's output: {run.stdout}")
 
 
@@ -196,6 +262,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="an already running server (needs --key)")
     parser.add_argument("--key", help="a source API key on that server")
+    parser.add_argument("--pid", type=int, help="that server's process id, for CPU and memory")
     parser.add_argument("--database-url", help="database for the server this script starts")
     parser.add_argument("--workers", type=int, default=1, help="server worker processes")
     parser.add_argument("--connections", type=int, default=8)
@@ -210,17 +277,28 @@ def main() -> None:
     args = parser.parse_args()
 
     process = None
+    pid: int | None = args.pid
     if args.url:
         if not args.key:
             parser.error("--url needs --key")
         url, key = args.url, args.key
     else:
         process, url, key = start_server(args.database_url, args.workers)
+        pid = process.pid
+
+    def load(seconds: float) -> tuple[int, float]:
+        if args.load == "wrk":
+            return throughput_wrk(
+                url, key, seconds=seconds, connections=args.connections, size=args.batch
+            )
+        return throughput(url, key, seconds=seconds, connections=args.connections, size=args.batch)
+
     try:
-        throughput(url, key, seconds=2, connections=args.connections, size=args.batch)  # warm-up
-        rate = throughput(
-            url, key, seconds=args.seconds, connections=args.connections, size=args.batch
-        )
+        load(2)  # warm-up: imports, caches, the first metrics
+        cpu_before = cpu_seconds(pid) if pid else None
+        events, elapsed = load(args.seconds)
+        cpu_used = cpu_seconds(pid) - cpu_before if pid and cpu_before is not None else None
+        rate = events / elapsed
         timings = latency(
             url,
             key,
@@ -229,6 +307,7 @@ def main() -> None:
             size=args.batch,
             connections=args.connections * 2,
         )
+        rss = peak_rss_mb(pid) if pid else None
     finally:
         if process is not None:
             process.terminate()
@@ -237,18 +316,28 @@ def main() -> None:
     p50 = statistics.median(timings) * 1000
     p99 = timings[int(len(timings) * 0.99) - 1] * 1000
     engine = (args.database_url or "sqlite").split(":")[0]
+    cpu_us = cpu_used / events * 1e6 if cpu_used is not None else None
     print(f"engine {engine}  workers {args.workers}  batch {args.batch}  load {args.load}")
     print(f"throughput: {rate:,.0f} events/s   (budget >= 20,000)")
+    if cpu_us is not None and cpu_used is not None:
+        print(
+            f"server CPU: {cpu_us:.1f} us/event ({cpu_used:.1f} CPU s for {events:,} events)"
+            "   (budget <= 80)"
+        )
     print(
         f"at {rate / 2:,.0f} events/s: p50 {p50:.1f} ms  p99 {p99:.1f} ms   (budget p99 <= 100 ms)"
     )
+    if rss is not None:
+        print(f"server peak RSS: {rss:,.0f} MB   (budget <= 500)")
     print(
         json.dumps(
             {
                 "engine": engine,
                 "events_per_s": round(rate),
+                "cpu_us_per_event": round(cpu_us, 1) if cpu_us is not None else None,
                 "p50_ms": round(p50, 1),
                 "p99_ms": round(p99, 1),
+                "peak_rss_mb": round(rss) if rss is not None else None,
                 "workers": args.workers,
             }
         )
