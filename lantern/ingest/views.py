@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
@@ -15,25 +14,11 @@ from lantern.config import Settings
 from lantern.db.base import utcnow
 from lantern.errors import BadRequest
 from lantern.ingest.protocol import Payload, decompress, parse_body, source_key
-from lantern.ingest.service import IngestResult, judge_payload, limits_for, store
+from lantern.ingest.service import IngestResult, Judged, judge_payload, limits_for
+from lantern.ingest.writer import writer_for
 from lantern.workspaces.service import source_keys
 
 router = APIRouter(tags=["ingest"])
-
-_executors: dict[str, ThreadPoolExecutor] = {}
-
-
-def _writers(engine: Any) -> ThreadPoolExecutor:
-    """Threads that commit ingest writes: one for SQLite (one writer anyway), a few otherwise.
-
-    Fewer threads than requests keeps them from queueing on the database and the GIL.
-    """
-    key = str(engine.url)
-    if key not in _executors:
-        size = 1 if engine.dialect.name == "sqlite" else 4
-        _executors[key] = ThreadPoolExecutor(size, thread_name_prefix="ingest-writer")
-    return _executors[key]
-
 
 SINGLE_TYPES = ("track", "page", "screen", "identify", "group", "alias")
 
@@ -110,17 +95,8 @@ async def _ingest(
         payload, received_at=received_at, limits=limits_for(settings, history=history)
     )
 
-    def work() -> IngestResult:
-        return store(
-            engine,
-            source_id=identity.source_id,
-            verdicts=verdicts,
-            received_at=received_at,
-            metric_cap=settings.metric_cap,
-        )
-
-    loop = asyncio.get_running_loop()
-    return _answer(await loop.run_in_executor(_writers(engine), work))
+    judged = Judged(identity.source_id, verdicts, received_at, settings.metric_cap)
+    return _answer(await asyncio.wrap_future(writer_for(engine).submit(judged)))
 
 
 @router.post("/v1/batch", summary='Segment batch: {"batch": [events...]}')

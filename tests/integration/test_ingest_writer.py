@@ -1,0 +1,85 @@
+"""Requests committed together are counted exactly as if each had come alone."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+
+from lantern.ingest.events import Limits, Verdict, judge
+from lantern.ingest.service import Judged, store
+from lantern.ingest.writer import GroupWriter, store_together
+from tests.factories import make_source
+from tests.helpers import totals
+
+LIVE = Limits(late=timedelta(days=7), future=timedelta(minutes=10))
+
+
+def judged(source_id: int, events: list[dict[str, Any]]) -> Judged:
+    now = datetime.now(UTC)
+    verdicts: list[Verdict] = [
+        judge(event, received_at=now, batch_sent_at=None, limits=LIVE) for event in events
+    ]
+    return Judged(source_id, verdicts, now, 10_000)
+
+
+def track(name: str, message_id: str | None = None) -> dict[str, Any]:
+    return {
+        "type": "track",
+        "event": name,
+        "userId": "u",
+        "messageId": message_id or str(uuid.uuid4()),
+        "properties": {"value": 2},
+    }
+
+
+def test_a_message_id_repeated_across_requests_of_one_group_counts_once(engine: Engine) -> None:
+    first, second = make_source(engine), make_source(engine, name="app")
+    shared = str(uuid.uuid4())
+    results = store(
+        engine,
+        requests=[
+            judged(first.id, [track("Paid", shared), track("Paid")]),
+            judged(first.id, [track("Paid", shared), {"type": "track", "userId": "u"}]),
+            # The same id in another source is another message.
+            judged(second.id, [track("Paid", shared)]),
+        ],
+    )
+    assert [(r.accepted, r.duplicates, len(r.rejected)) for r in results] == [
+        (2, 0, 0),
+        (0, 1, 1),
+        (1, 0, 0),
+    ]
+    assert totals(engine, first.id)[("track", "Paid")] == 2
+    assert totals(engine, first.id)[("value", "Paid")] == 2
+    assert totals(engine, second.id)[("track", "Paid")] == 1
+    again = store(engine, requests=[judged(first.id, [track("Paid", shared)])])
+    assert again[0].duplicates == 1
+
+
+def test_a_request_that_fails_inside_a_group_leaves_the_others_committed(engine: Engine) -> None:
+    good = make_source(engine)
+    outcomes = store_together(
+        engine,
+        [
+            judged(good.id, [track("Opened")]),
+            judged(10**9, [track("Opened")]),  # no such source
+            judged(good.id, [track("Opened")]),
+        ],
+    )
+    assert [getattr(outcome, "accepted", None) for outcome in outcomes] == [1, None, 1]
+    assert isinstance(outcomes[1], IntegrityError)
+    assert totals(engine, good.id)[("track", "Opened")] == 2
+
+
+def test_the_writer_answers_each_request_once_its_group_is_committed(engine: Engine) -> None:
+    src = make_source(engine)
+    writer = GroupWriter(engine)
+    answers = [writer.submit(judged(src.id, [track("Opened")] * 2)) for _ in range(20)]
+    results = [answer.result(timeout=30) for answer in answers]
+    # The same message twice in one request: the second is a duplicate.
+    assert [(r.accepted, r.duplicates) for r in results] == [(1, 1)] * 20
+    assert totals(engine, src.id)[("track", "Opened")] == 20
