@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 from lantern.config import Settings
 from lantern.db.dialect import insert_for
 from lantern.db.session import write_serialized
-from lantern.ingest.events import Limits, Verdict, judge, merge_batch_fields
+from lantern.ingest.events import Limits, Verdict, Window, judge_in, merge_batch_fields
 from lantern.ingest.models import DebugEvent, DebugMinute, SeenMessage
 from lantern.ingest.protocol import Payload
 from lantern.metrics.keys import MetricKey
@@ -45,13 +45,12 @@ def limits_for(settings: Settings, *, history: bool) -> Limits:
 
 def judge_payload(payload: Payload, *, received_at: datetime, limits: Limits) -> list[Verdict]:
     """A verdict for every event of a request, batch-level fields merged in."""
+    window = Window.of(received_at=received_at, batch_sent_at=payload.sent_at, limits=limits)
+    context, integrations = payload.context, payload.integrations
+    if context is None and integrations is None:
+        return [judge_in(event, window) for event in payload.events]
     return [
-        judge(
-            merge_batch_fields(event, payload.context, payload.integrations),
-            received_at=received_at,
-            batch_sent_at=payload.sent_at,
-            limits=limits,
-        )
+        judge_in(merge_batch_fields(event, context, integrations), window)
         for event in payload.events
     ]
 
