@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from starlette.requests import ClientDisconnect
 
 from lantern.api.deps import EngineDep, SettingsDep
 from lantern.config import Settings
@@ -34,13 +35,17 @@ async def _read_body(request: Request, limit: int) -> bytes:
         )
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BadRequest(
-                f"the request is larger than {limit // 1024} KB", error="payload_too_large"
-            )
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BadRequest(
+                    f"the request is larger than {limit // 1024} KB", error="payload_too_large"
+                )
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # Nobody is left to answer, but a 400 keeps it out of the error log.
+        raise BadRequest("the client closed the connection before sending its body") from None
     return b"".join(chunks)
 
 
