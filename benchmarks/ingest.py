@@ -223,38 +223,65 @@ def throughput_wrk(
 def latency(
     url: str, key: str, *, rate: float, seconds: float, size: int, connections: int
 ) -> list[float]:
-    """Open-loop: requests go out on a fixed schedule whatever the answers do."""
+    """Open loop: requests go out on a fixed schedule whatever the answers do.
+
+    Each latency is counted from when the request was due, so time spent waiting for a
+    free connection shows. Raw asyncio sockets rather than an HTTP library: the client
+    shares the machine's cores with the server and must cost little.
+    """
+    import asyncio
+    import base64
+
     interval = size / rate
     total = int(seconds / interval)
-    bodies = [batch_body(size) for _ in range(total)]
+    host, port = url.removeprefix("http://").split(":")
+    auth = base64.b64encode(f"{key}:".encode()).decode()
+    requests = []
+    for _ in range(total):
+        body = batch_body(size)
+        head = (
+            f"POST /v1/batch HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"Authorization: Basic {auth}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        requests.append(head.encode() + body)
     timings: list[float] = []
-    lock = threading.Lock()
-    start = time.monotonic() + 0.5
 
-    def worker(slot: int) -> None:
-        with httpx.Client(base_url=url, auth=(key, ""), timeout=30) as http:
-            for n in range(slot, total, connections):
-                due = start + n * interval
-                delay = due - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-                began = time.monotonic()
-                http.post(
-                    "/v1/batch", content=bodies[n], headers={"Content-Type": "application/json"}
-                ).raise_for_status()
-                # Latency counted from when the request was due, so queueing shows.
-                with lock:
-                    timings.append(
-                        time.monotonic() - min(began, due)
-                        if began >= due
-                        else time.monotonic() - began
-                    )
+    async def send(
+        idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]], n: int, due: float
+    ) -> None:
+        reader, writer = await idle.get()
+        writer.write(requests[n])
+        status = await reader.readuntil(b"\r\n")
+        headers = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":")[1])
+            for line in headers.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        await reader.readexactly(length)
+        timings.append(time.monotonic() - due)
+        idle.put_nowait((reader, writer))
+        if b" 200 " not in status:
+            raise SystemExit(f"the server answered {status.decode().strip()}")
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(connections)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    async def run() -> None:
+        idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+        for _ in range(connections):
+            idle.put_nowait(await asyncio.open_connection(host, int(port)))
+        start = time.monotonic() + 0.2
+        tasks = []
+        for n in range(total):
+            due = start + n * interval
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(send(idle, n, due)))
+        await asyncio.gather(*tasks)
+        while not idle.empty():
+            idle.get_nowait()[1].close()
+
+    asyncio.run(run())
     return timings
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from lantern.db.checkpoint import checkpointer_for
 from lantern.ingest.service import IngestResult, Judged, store
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class GroupWriter:
         self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._checkpointer = checkpointer_for(engine)
 
     def submit(self, judged: Judged) -> Future[IngestResult]:
         """Queue a request; the future resolves once its increments are committed."""
@@ -82,6 +84,8 @@ class GroupWriter:
 
     def _commit(self, group: list[_Item]) -> None:
         outcomes = store_together(self.engine, [item.judged for item in group])
+        if self._checkpointer is not None:
+            self._checkpointer.nudge()
         for item, outcome in zip(group, outcomes, strict=True):
             if isinstance(outcome, Exception):
                 item.answer.set_exception(outcome)

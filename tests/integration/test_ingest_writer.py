@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
+from lantern.db.migrate import upgrade
+from lantern.db.session import make_engine
 from lantern.ingest.events import Limits, Verdict, judge
 from lantern.ingest.service import Judged, store
 from lantern.ingest.writer import GroupWriter, store_together
@@ -83,3 +88,27 @@ def test_the_writer_answers_each_request_once_its_group_is_committed(engine: Eng
     # The same message twice in one request: the second is a duplicate.
     assert [(r.accepted, r.duplicates) for r in results] == [(1, 1)] * 20
     assert totals(engine, src.id)[("track", "Opened")] == 20
+
+
+def test_ingested_counts_reach_the_sqlite_file_itself_soon_after_the_answer(tmp_path: Path) -> None:
+    path = tmp_path / "lantern.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    src = make_source(engine)
+    writer = GroupWriter(engine)
+    for _ in range(3):
+        assert writer.submit(judged(src.id, [track("Opened")])).result(timeout=30).accepted == 1
+    # `immutable` reads the database file alone, ignoring the write-ahead log.
+    deadline = time.monotonic() + 10
+    found = 0
+    while found < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        with sqlite3.connect(f"file:{path}?immutable=1", uri=True) as raw:
+            row = raw.execute(
+                "SELECT coalesce(sum(b.count), 0) FROM buckets b JOIN metrics m "
+                "ON m.id = b.metric_id WHERE m.source_id = ? AND m.kind = 'track'",
+                (src.id,),
+            ).fetchone()
+            found = row[0]
+    engine.dispose()
+    assert found == 3
