@@ -61,8 +61,13 @@ def process_tree(pid: int) -> list[int]:
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds used so far by `pid` and its descendants."""
+    return cpu_of(process_tree(pid))
+
+
+def cpu_of(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by the processes `pids` (gone ones: 0)."""
     total = 0.0
-    for member in process_tree(pid):
+    for member in pids:
         try:
             fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
@@ -102,13 +107,30 @@ def batch_body(size: int) -> bytes:
     return json.dumps({"batch": events, "sentAt": now}).encode()
 
 
+def database_backends(database_url: str, application: str) -> list[int]:
+    """Process ids of the PostgreSQL backends serving connections named `application`."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"),
+                {"name": application},
+            )
+            return [row[0] for row in rows]
+    finally:
+        engine.dispose()
+
+
 def start_server(
-    database_url: str | None, workers: int
+    database_url: str | None, workers: int, application: str
 ) -> tuple[subprocess.Popen[bytes], str, str]:
     data = tempfile.mkdtemp(prefix="lantern-bench-")
     env = {**os.environ, "LANTERN_DATA_DIR": data, "LANTERN_SCHEDULER_ENABLED": "false"}
     if database_url:
         env["LANTERN_DATABASE_URL"] = database_url
+        env["PGAPPNAME"] = application  # libpq names the server's connections
     made = subprocess.run(
         [
             sys.executable,
@@ -305,13 +327,21 @@ def main() -> None:
 
     process = None
     pid: int | None = args.pid
+    application = f"lantern-bench-{uuid.uuid4().hex[:8]}"
+    postgres = bool(args.database_url and args.database_url.startswith("postgres"))
     if args.url:
         if not args.key:
             parser.error("--url needs --key")
         url, key = args.url, args.key
     else:
-        process, url, key = start_server(args.database_url, args.workers)
+        process, url, key = start_server(args.database_url, args.workers, application)
         pid = process.pid
+
+    def backends() -> dict[int, float]:
+        """CPU seconds so far of each PostgreSQL backend serving the server."""
+        if not postgres or process is None:
+            return {}
+        return {b: cpu_of([b]) for b in database_backends(args.database_url, application)}
 
     def load(seconds: float) -> tuple[int, float]:
         if args.load == "wrk":
@@ -323,8 +353,11 @@ def main() -> None:
     try:
         load(2)  # warm-up: imports, caches, the first metrics
         cpu_before = cpu_seconds(pid) if pid else None
+        db_before = backends()
         events, elapsed = load(args.seconds)
         cpu_used = cpu_seconds(pid) - cpu_before if pid and cpu_before is not None else None
+        db_after = backends()
+        db_used = sum(spent - db_before.get(b, 0.0) for b, spent in db_after.items())
         rate = events / elapsed
         timings = latency(
             url,
@@ -346,11 +379,14 @@ def main() -> None:
     cpu_us = cpu_used / events * 1e6 if cpu_used is not None else None
     print(f"engine {engine}  workers {args.workers}  batch {args.batch}  load {args.load}")
     print(f"throughput: {rate:,.0f} events/s   (budget >= 20,000)")
+    db_us = db_used / events * 1e6 if postgres and process is not None else None
     if cpu_us is not None and cpu_used is not None:
         print(
             f"server CPU: {cpu_us:.1f} us/event ({cpu_used:.1f} CPU s for {events:,} events)"
             "   (budget <= 80)"
         )
+    if db_us is not None:
+        print(f"PostgreSQL backends' CPU: {db_us:.1f} us/event (same cores, not in the above)")
     print(
         f"at {rate / 2:,.0f} events/s: p50 {p50:.1f} ms  p99 {p99:.1f} ms   (budget p99 <= 100 ms)"
     )
@@ -362,6 +398,7 @@ def main() -> None:
                 "engine": engine,
                 "events_per_s": round(rate),
                 "cpu_us_per_event": round(cpu_us, 1) if cpu_us is not None else None,
+                "db_cpu_us_per_event": round(db_us, 1) if db_us is not None else None,
                 "p50_ms": round(p50, 1),
                 "p99_ms": round(p99, 1),
                 "peak_rss_mb": round(rss) if rss is not None else None,

@@ -16,7 +16,29 @@ def _echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    """A group whose heavier commands are imported only when run (or listed by --help).
+
+    `replay` pulls in the detector (pandas, statsmodels, scipy): two seconds and 100 MB
+    that every other command, and `serve`'s supervising process, can do without.
+    """
+
+    lazy = {"replay": "lantern.replay:replay"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy:
+            import importlib
+
+            module, _, name = self.lazy[cmd_name].partition(":")
+            command: click.Command = getattr(importlib.import_module(module), name)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lantern")
 def main() -> None:
     """Lantern watches your Segment metrics and tells Slack when one changes.
@@ -301,12 +323,3 @@ def demo(weeks: int) -> None:
     click.echo(f"Dashboard: {settings.resolved_public_url}  (run `lantern serve`)")
     click.echo(f"Source API key: {made['api_key']}")
     click.echo(f"API token: {token}")
-
-
-def _register() -> None:
-    from lantern.replay import replay
-
-    main.add_command(replay)
-
-
-_register()
