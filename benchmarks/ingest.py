@@ -2,7 +2,8 @@
 """Ingest throughput and latency through /v1/batch against a running `lantern serve`.
 
     python benchmarks/ingest.py                      # starts its own server on SQLite
-    python benchmarks/ingest.py --database-url postgresql+psycopg://127.0.0.1/test --workers 2
+    python benchmarks/ingest.py --workers 1          # ... with one worker process
+    python benchmarks/ingest.py --database-url postgresql+psycopg://127.0.0.1/test
     python benchmarks/ingest.py --url http://127.0.0.1:8000 --key KEY   # an existing server
 
 Phase 1 sends batches of 100 events as fast as N concurrent connections allow (with wrk
@@ -13,6 +14,7 @@ reports p50/p99 request latency. The server's peak RSS (all its processes) close
 report. Each event has a fresh messageId and one of 50 event names.
 
 CPU and memory are read from /proc (Linux): the server this script starts, or `--pid`.
+On PostgreSQL the backends serving the server are measured too (they share the cores).
 """
 
 from __future__ import annotations
@@ -313,7 +315,9 @@ def main() -> None:
     parser.add_argument("--key", help="a source API key on that server")
     parser.add_argument("--pid", type=int, help="that server's process id, for CPU and memory")
     parser.add_argument("--database-url", help="database for the server this script starts")
-    parser.add_argument("--workers", type=int, default=1, help="server worker processes")
+    parser.add_argument(
+        "--workers", type=int, help="server worker processes [default: lantern serve's]"
+    )
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--batch", type=int, default=100)
@@ -324,6 +328,12 @@ def main() -> None:
         help="load generator for the throughput phase (wrk: apt-get install wrk)",
     )
     args = parser.parse_args()
+    if args.workers is None and not args.url:
+        from lantern.cli import default_workers
+        from lantern.config import Settings
+
+        url = args.database_url or Settings().resolved_database_url
+        args.workers = default_workers(url)
 
     process = None
     pid: int | None = args.pid

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -53,12 +54,11 @@ def main() -> None:
 @click.option("--port", type=int, default=None, help="Port to listen on [default: 8000].")
 @click.option(
     "--workers",
-    type=int,
-    default=1,
-    show_default=True,
-    help="Worker processes (PostgreSQL only; SQLite serves from one process).",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes [default: 2 with two cores or more, else 1].",
 )
-def serve(host: str | None, port: int | None, workers: int) -> None:
+def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Run the service: Segment ingest, dashboard and API (migrates the database first)."""
     import uvicorn
 
@@ -68,6 +68,7 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     host = host or settings.host
     port = port or settings.port
     url = settings.resolved_database_url
+    workers = workers or default_workers(url)
     upgrade()
     click.echo(f"Lantern {__version__} on http://{host}:{port}  (database: {_safe_url(url)})")
     uvicorn.run(
@@ -79,6 +80,22 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
         log_level=settings.log_level,
         access_log=settings.log_level in ("debug", "info"),
     )
+
+
+def default_workers(url: str) -> int:
+    """Worker processes for `lantern serve`: two when two cores can run them, else one.
+
+    Two processes judge requests on both cores; their writes queue on the database (a
+    file lock beside a SQLite file), so SQLite is as safe with two as with one. Each
+    process costs about 150 MB: ask for more with `--workers`. An in-memory SQLite
+    database lives in one process, so it gets one.
+    """
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+        return 1
+    return min(2, os.cpu_count() or 1)
 
 
 @main.command()
