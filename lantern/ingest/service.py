@@ -15,6 +15,7 @@ from lantern.db.dialect import insert_for
 from lantern.db.session import write_serialized
 from lantern.ingest.events import Limits, Verdict, Window, judge_in, merge_batch_fields
 from lantern.ingest.models import DebugEvent, DebugMinute, SeenMessage
+from lantern.ingest.postgres import write_at_once
 from lantern.ingest.protocol import Payload
 from lantern.metrics.keys import MetricKey
 from lantern.metrics.models import FlagChange, FlagVersion
@@ -173,6 +174,21 @@ def store(engine: Engine, *, requests: list[Judged]) -> list[IngestResult]:
                 claimed.add(verdict.digest)
                 kept.append(verdict)
         unique.append(kept)
+    url = str(engine.url)
+    if engine.dialect.name == "postgresql":
+        known = _known_ids(url, requests, unique)
+        if known is not None:
+            with engine.connect() as connection:
+                fresh = write_at_once(
+                    connection.execution_options(isolation_level="AUTOCOMMIT"),
+                    requests=requests,
+                    results=results,
+                    unique=unique,
+                    ids=known,
+                    per_request=DEBUG_PER_REQUEST,
+                )
+            _count(requests, results, unique, fresh)
+            return results
     resolved_ids: dict[int, dict[MetricKey, int]] = {}
     with write_serialized(engine), engine.begin() as connection:
         seen_at = max(request.received_at for request in requests)
@@ -180,15 +196,10 @@ def store(engine: Engine, *, requests: list[Judged]) -> list[IngestResult]:
             source_id: _new_digests(connection, source_id, sorted(found), seen_at)
             for source_id, found in digests.items()
         }
-        counted_per_request: list[list[Verdict]] = []
+        counted_per_request = _count(requests, results, unique, fresh)
         keys: dict[int, set[MetricKey]] = defaultdict(set)
         caps: dict[int, int] = {}
-        for request, result, kept in zip(requests, results, unique, strict=True):
-            new = fresh[request.source_id]
-            counted = [v for v in kept if v.digest is None or v.digest in new]
-            result.duplicates += len(kept) - len(counted)
-            result.accepted = len(counted)
-            counted_per_request.append(counted)
+        for request, counted in zip(requests, counted_per_request, strict=True):
             wanted = keys[request.source_id]
             for verdict in counted:
                 wanted.update(key for key, _ in verdict.increments)
@@ -221,10 +232,45 @@ def store(engine: Engine, *, requests: list[Judged]) -> list[IngestResult]:
             source_id: {k: v for k, v in found.ids.items() if k not in found.over_cap}
             for source_id, found in resolved.items()
         }
-    url = str(engine.url)
-    for source_id, ids in resolved_ids.items():
-        metric_ids.remember(url, source_id, ids)
+    for source_id, committed in resolved_ids.items():
+        metric_ids.remember(url, source_id, committed)
     return results
+
+
+def _count(
+    requests: list[Judged],
+    results: list[IngestResult],
+    unique: list[list[Verdict]],
+    fresh: dict[int, set[bytes]],
+) -> list[list[Verdict]]:
+    """Each request's counted events: no message id, or one not seen before; the rest repeat."""
+    counted_per_request = []
+    for request, result, kept in zip(requests, results, unique, strict=True):
+        new = fresh[request.source_id]
+        counted = [v for v in kept if v.digest is None or v.digest in new]
+        result.duplicates += len(kept) - len(counted)
+        result.accepted = len(counted)
+        counted_per_request.append(counted)
+    return counted_per_request
+
+
+def _known_ids(
+    url: str, requests: list[Judged], unique: list[list[Verdict]]
+) -> dict[tuple[int, MetricKey], int] | None:
+    """The id of every metric the group increments, if all are known and none is a flag."""
+    ids: dict[tuple[int, MetricKey], int] = {}
+    for request, kept in zip(requests, unique, strict=True):
+        source = request.source_id
+        for verdict in kept:
+            if verdict.flag is not None:
+                return None
+            for key, _ in verdict.increments:
+                if (source, key) not in ids:
+                    metric_id = metric_ids.get(url, source, key)
+                    if metric_id is None:
+                        return None
+                    ids[(source, key)] = metric_id
+    return ids
 
 
 def _record_debug(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import sqlite3
 import time
 import uuid
@@ -9,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -112,3 +114,37 @@ def test_ingested_counts_reach_the_sqlite_file_itself_soon_after_the_answer(tmp_
             found = row[0]
     engine.dispose()
     assert found == 3
+
+
+def test_requests_for_known_metrics_count_sum_and_show_as_the_first_did(
+    client: TestClient, engine: Engine
+) -> None:
+    src = make_source(engine)
+    auth = {"Authorization": "Basic " + base64.b64encode(f"{src.key}:".encode()).decode()}
+    first = [track("Paid"), track("Viewed")]
+    assert client.post("/v1/batch", json={"batch": first}, headers=auth).json()["accepted"] == 2
+    # The metrics now exist: on PostgreSQL this request is written in one statement.
+    again = track("Paid")
+    second = [
+        again,
+        track("Viewed"),
+        first[0],  # a retry of the first request
+        again,  # a repeat inside this request
+        {"type": "track", "event": "Paid"},  # no user: rejected
+    ]
+    answer = client.post("/v1/batch", json={"batch": second}, headers=auth).json()
+    assert (answer["accepted"], answer["duplicates"], len(answer["rejected"])) == (2, 2, 1)
+    found = totals(engine, src.id)
+    assert found[("track", "Paid")] == 2
+    assert found[("value", "Paid")] == 2
+    assert found[("total", "track")] == 4
+    view = client.get(
+        f"/api/v1/sources/{src.id}/debug", headers={"Authorization": f"Bearer {src.token}"}
+    ).json()
+    minutes = view["per_minute"]
+    assert sum(m["accepted"] for m in minutes) == 4
+    assert sum(m["duplicates"] for m in minutes) == 2
+    assert sum(m["rejected"] for m in minutes) == 1
+    assert [e["event"]["event"] for e in view["accepted"]] == ["Viewed", "Paid", "Viewed", "Paid"]
+    assert view["accepted"][0]["event"]["value"] == 2
+    assert "userId" in view["rejected"][0]["reason"]
