@@ -182,7 +182,14 @@ def _launchdarkly(event_name: str, props: dict[str, Any]) -> tuple[str, str] | N
     return kind, key[:MAX_NAME]
 
 
-# Increments every event of a type makes, built once.
+# Metric kinds as plain strings (an enum member's `.value` is a slow property on 3.11),
+# and the increments every event of a type makes, built once.
+_TRACK, _VALUE, _FLAG, _EXPERIMENT = (
+    MetricKind.TRACK.value,
+    MetricKind.VALUE.value,
+    MetricKind.FLAG.value,
+    MetricKind.EXPERIMENT.value,
+)
 _TOTALS = {kind: ((MetricKind.TOTAL.value, kind), None) for kind in ("track", "page", "screen")}
 _IDENTIFY = ((MetricKind.TOTAL.value, "identify"), None)
 
@@ -202,24 +209,24 @@ def _track(event: dict[str, Any], verdict: Verdict, stamp: datetime) -> str | No
         ld_kind, key = launchdarkly
         details["launchdarkly"] = {"kind": ld_kind, "key": key}
         if ld_kind == "feature":
-            increments.append(((MetricKind.FLAG.value, key), None))
+            increments.append(((_FLAG, key), None))
             version = props.get("flagVersion")
             if isinstance(version, int) and not isinstance(version, bool):
                 verdict.flag = (key, version, stamp)
                 details["launchdarkly"]["flagVersion"] = version
         else:
-            increments.append(((MetricKind.EXPERIMENT.value, key), None))
+            increments.append(((_EXPERIMENT, key), None))
             metric_value = _number(props.get("metricValue"))
             if metric_value is not None:
-                increments.append(((MetricKind.VALUE.value, key), metric_value))
+                increments.append(((_VALUE, key), metric_value))
                 details["value"] = metric_value
         return None
-    increments.append(((MetricKind.TRACK.value, name), None))
+    increments.append(((_TRACK, name), None))
     value = _number(props.get("value"))
     if value is None:
         value = _number(props.get("revenue"))
     if value is not None:
-        increments.append(((MetricKind.VALUE.value, name), value))
+        increments.append(((_VALUE, name), value))
         details["value"] = value
     return None
 
@@ -232,7 +239,7 @@ def _page_or_screen(event: dict[str, Any], verdict: Verdict, kind: str) -> None:
     verdict.increments.append(_TOTALS[kind])
     if name is not None:
         verdict.details = {"name": name}
-        verdict.increments.append(((MetricKind(kind).value, name), None))
+        verdict.increments.append(((kind, name), None))
 
 
 def judge(
