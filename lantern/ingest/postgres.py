@@ -26,6 +26,7 @@ from lantern.metrics.keys import MetricKey
 if TYPE_CHECKING:
     from lantern.ingest.service import IngestResult, Judged
 
+# The arrays describing the events offered to the debug view, one value per event.
 SHOWN_COLUMNS = ("request", "pos", "source", "digest", "received", "accepted", "reason", "event")
 # How many of a request's last events are offered to the debug view, of which the last
 # five it counts are kept (the others were repeats).

@@ -154,7 +154,9 @@ def store(engine: Engine, *, requests: list[Judged]) -> list[IngestResult]:
 
     Requests are taken in order: a message id that an earlier request of the group (or
     any earlier transaction) carried is a duplicate. One transaction for many requests
-    is what lets ingest keep up: its cost is mostly per transaction, not per event.
+    is what lets ingest keep up: its cost is mostly per transaction, not per event. On
+    PostgreSQL, when all the group's metrics are known, the transaction is one statement
+    (`lantern.ingest.postgres`).
     """
     results = [IngestResult() for _ in requests]
     # Repeats inside the group count once, like repeats across requests.
