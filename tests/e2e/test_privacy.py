@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import httpx
 import segment.analytics as segment
 from sqlalchemy import Engine, inspect, text
@@ -41,6 +44,16 @@ def context() -> dict[str, object]:
     }
 
 
+READ_FILE = """
+import sys
+try:
+    with open(sys.argv[1], "rb") as handle:
+        sys.stdout.buffer.write(handle.read())
+except FileNotFoundError:
+    pass
+"""
+
+
 def database_text(engine: Engine) -> str:
     """Every row of every table, as text, plus the raw SQLite files."""
     parts: list[str] = []
@@ -49,12 +62,16 @@ def database_text(engine: Engine) -> str:
             for row in connection.execute(text(f'SELECT * FROM "{table}"')):
                 parts.append(repr(tuple(row)))
     if engine.dialect.name == "sqlite" and engine.url.database:
+        # Read by another process: closing a descriptor of the database file here would
+        # drop this process's POSIX locks on it, and SQLite in another process could then
+        # take itself for the last connection and delete the write-ahead log under ours.
         for suffix in ("", "-wal"):
-            try:
-                with open(engine.url.database + suffix, "rb") as handle:
-                    parts.append(handle.read().decode("latin-1"))
-            except FileNotFoundError:
-                pass
+            raw = subprocess.run(
+                [sys.executable, "-c", READ_FILE, engine.url.database + suffix],
+                capture_output=True,
+                check=True,
+            )
+            parts.append(raw.stdout.decode("latin-1"))
     return "\n".join(parts)
 
 
