@@ -14,7 +14,7 @@ from lantern.accounts.service import (
     start_session,
 )
 from lantern.api.deps import SESSION_COOKIE, LoginDep, SessionDep
-from lantern.api.schemas import ERRORS
+from lantern.api.schemas import ERRORS, Strict
 
 router = APIRouter(
     prefix="/api/v1/auth",
@@ -23,7 +23,7 @@ router = APIRouter(
 )
 
 
-class LoginIn(BaseModel):
+class LoginIn(Strict):
     email: str = Field(min_length=3, max_length=320)
     password: str = Field(min_length=1, max_length=1000)
 

@@ -51,7 +51,9 @@ def newsfeed(
     since: Annotated[Moment | None, Query(description="detected at or after")] = None,
     until: Annotated[Moment | None, Query(description="detected before")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200, description="a next_cursor")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=200, pattern=r"^[^\x00]*$", description="a next_cursor")
+    ] = None,
 ) -> Page:
     """Insights newest first, a page at a time; grouped ones only under `metric_id`."""
     return list_insights(

@@ -24,7 +24,12 @@ def list_metrics(
     source_id: Annotated[int | None, Query(ge=1, le=2_147_483_647)] = None,
     status: Status | None = None,
     q: Annotated[
-        str | None, Query(max_length=200, description="text in the label or the source name")
+        str | None,
+        Query(
+            max_length=200,
+            pattern=r"^[^\x00]*$",
+            description="text in the label or the source name",
+        ),
     ] = None,
 ) -> list[MetricItem]:
     """The workspace's metrics with status, training countdown, latest value and volume."""

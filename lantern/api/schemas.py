@@ -14,6 +14,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    field_validator,
 )
 
 from lantern.metrics.status import Status
@@ -78,6 +79,14 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        """Refuse NUL characters: no database keeps them in text (PostgreSQL refuses them)."""
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("text must not contain NUL (\\x00) characters")
+        return value
 
 
 # Sources

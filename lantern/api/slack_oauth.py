@@ -6,10 +6,10 @@ from datetime import datetime
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from lantern.api.deps import DOCUMENTED_AUTH, SessionDep, SettingsDep, WorkspaceDep
-from lantern.api.schemas import ERRORS, ErrorOut
+from lantern.api.schemas import ERRORS, ErrorOut, Strict
 from lantern.config import Settings
 from lantern.errors import BadRequest
 from lantern.notify.connection import (
@@ -46,9 +46,7 @@ class InstallUrl(BaseModel):
     url: str
 
 
-class TokenIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TokenIn(Strict):
     bot_token: str = Field(min_length=6, max_length=300, description="xoxb-... bot token")
     channel: str = Field(min_length=1, max_length=100, description="channel name or id")
 

@@ -151,3 +151,21 @@ def test_the_debug_view_names_the_events_that_fell_over_the_metric_cap(
     other = make_source(engine)
     calm = TestClient(app).get(f"/api/v1/sources/{other.id}/debug", headers=bearer(other))
     assert calm.json()["over_cap"] == []
+
+
+def test_text_with_a_nul_character_is_refused_as_invalid_wherever_it_is_sent(
+    client: TestClient, engine: Engine
+) -> None:
+    src = make_source(engine)
+    sent = [
+        client.get("/api/v1/metrics", params={"q": "a\x00b"}, headers=bearer(src)),
+        client.get("/api/v1/insights", params={"cursor": "a\x00b"}, headers=bearer(src)),
+        client.post("/api/v1/auth/login", json={"email": "a\x00@b.c", "password": "p\x00"}),
+        client.put(
+            "/api/v1/slack/token",
+            json={"bot_token": "xoxb-\x00abc", "channel": "#a\x00"},
+            headers=bearer(src),
+        ),
+    ]
+    assert [r.status_code for r in sent] == [422, 422, 422, 422]
+    assert all(r.json()["error"] == "invalid_request" for r in sent)
