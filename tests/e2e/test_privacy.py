@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import httpx
 import segment.analytics as segment
 from sqlalchemy import Engine, inspect, text
@@ -49,13 +53,20 @@ def database_text(engine: Engine) -> str:
             for row in connection.execute(text(f'SELECT * FROM "{table}"')):
                 parts.append(repr(tuple(row)))
     if engine.dialect.name == "sqlite" and engine.url.database:
+        # Read the raw files in another process: closing a descriptor of the database file
+        # in this one would drop the POSIX locks of this process's live SQLite connections,
+        # and the next query on them fails with "disk I/O error".
         for suffix in ("", "-wal"):
-            try:
-                with open(engine.url.database + suffix, "rb") as handle:
-                    parts.append(handle.read().decode("latin-1"))
-            except FileNotFoundError:
-                pass
+            path = engine.url.database + suffix
+            if os.path.exists(path):
+                raw = subprocess.run(
+                    [sys.executable, "-c", READ_BYTES, path], capture_output=True, check=True
+                ).stdout
+                parts.append(raw.decode("latin-1"))
     return "\n".join(parts)
+
+
+READ_BYTES = "import sys; sys.stdout.buffer.write(open(sys.argv[1], 'rb').read())"
 
 
 def test_pii_in_every_field_reaches_no_table_log_or_debug_view(
