@@ -2,12 +2,19 @@
 """Ingest throughput and latency through /v1/batch against a running `lantern serve`.
 
     python benchmarks/ingest.py                      # starts its own server on SQLite
-    python benchmarks/ingest.py --database-url postgresql+psycopg://127.0.0.1/test --workers 2
+    python benchmarks/ingest.py --workers 1          # ... with one worker process
+    python benchmarks/ingest.py --database-url postgresql+psycopg://127.0.0.1/test
     python benchmarks/ingest.py --url http://127.0.0.1:8000 --key KEY   # an existing server
 
-Phase 1 sends batches of 100 events as fast as N concurrent connections allow and
-reports events/s. Phase 2 sends at half that rate (open loop, fixed schedule) and reports
-p50/p99 request latency. Each event has a fresh messageId and one of 50 event names.
+Phase 1 sends batches of 100 events as fast as N concurrent connections allow (with wrk
+when it is installed, else Python threads) and reports events/s, and the server's CPU time
+per accepted event: the figure to drive down, since wall-clock rates move with whatever
+else the machine runs. Phase 2 sends at half that rate (open loop, fixed schedule) and
+reports p50/p99 request latency. The server's peak RSS (all its processes) closes the
+report. Each event has a fresh messageId and one of 50 event names.
+
+CPU and memory are read from /proc (Linux): the server this script starts, or `--pid`.
+On PostgreSQL the backends serving the server are measured too (they share the cores).
 """
 
 from __future__ import annotations
@@ -31,6 +38,72 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = [f"Event {i}" for i in range(50)]
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and all its descendants (uvicorn's worker processes)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds used so far by `pid` and its descendants."""
+    return cpu_of(process_tree(pid))
+
+
+def cpu_of(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by the processes `pids` (gone ones: 0)."""
+    total = 0.0
+    for member in pids:
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
+    return total
+
+
+def pss_mb(pid: int) -> float:
+    """The server's proportional set size now, in MB: shared pages split between sharers."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            rollup = Path(f"/proc/{member}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        for line in rollup.splitlines():
+            if line.startswith("Pss:"):
+                total += int(line.split()[1])
+    return total / 1024
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The sum of each server process's peak resident set (VmHWM), in MB."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            status = Path(f"/proc/{member}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                total += int(line.split()[1])
+    return total / 1024
 
 
 def batch_body(size: int) -> bytes:
@@ -50,13 +123,30 @@ def batch_body(size: int) -> bytes:
     return json.dumps({"batch": events, "sentAt": now}).encode()
 
 
+def database_backends(database_url: str, application: str) -> list[int]:
+    """Process ids of the PostgreSQL backends serving connections named `application`."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"),
+                {"name": application},
+            )
+            return [row[0] for row in rows]
+    finally:
+        engine.dispose()
+
+
 def start_server(
-    database_url: str | None, workers: int
+    database_url: str | None, workers: int, application: str
 ) -> tuple[subprocess.Popen[bytes], str, str]:
     data = tempfile.mkdtemp(prefix="lantern-bench-")
     env = {**os.environ, "LANTERN_DATA_DIR": data, "LANTERN_SCHEDULER_ENABLED": "false"}
     if database_url:
         env["LANTERN_DATABASE_URL"] = database_url
+        env["PGAPPNAME"] = application  # libpq names the server's connections
     made = subprocess.run(
         [
             sys.executable,
@@ -91,7 +181,10 @@ def start_server(
     raise SystemExit("the server did not start")
 
 
-def throughput(url: str, key: str, *, seconds: float, connections: int, size: int) -> float:
+def throughput(
+    url: str, key: str, *, seconds: float, connections: int, size: int
+) -> tuple[int, float]:
+    """(events sent, seconds) with Python threads driving the load."""
     # Bodies are made before the clock starts: the client shares the machine's two cores.
     bodies = [batch_body(size) for _ in range(int(seconds * 400))]
     sent = [0] * connections
@@ -116,11 +209,14 @@ def throughput(url: str, key: str, *, seconds: float, connections: int, size: in
         thread.start()
     for thread in threads:
         thread.join()
-    return sum(sent) / (time.monotonic() - started)
+    return sum(sent), time.monotonic() - started
 
 
-def throughput_wrk(url: str, key: str, *, seconds: float, connections: int) -> float:
-    """Events/s with wrk driving the load: a C client leaves the cores to the server."""
+def throughput_wrk(
+    url: str, key: str, *, seconds: float, connections: int, size: int
+) -> tuple[int, float]:
+    """(events sent, seconds) with wrk driving the load: a C client leaves the cores to
+    the server. batch.lua writes 100 events a request and reports any answer but 200."""
     import base64
 
     auth = base64.b64encode(f"{key}:".encode()).decode()
@@ -141,6 +237,9 @@ def throughput_wrk(url: str, key: str, *, seconds: float, connections: int) -> f
             "-H",
             "Content-Type: application/json",
             url,
+            "--",
+            str(size),
+            uuid.uuid4().hex[:12],
         ],
         capture_output=True,
         text=True,
@@ -149,46 +248,78 @@ def throughput_wrk(url: str, key: str, *, seconds: float, connections: int) -> f
     if "status " in run.stderr:
         raise SystemExit(f"the server refused requests: {run.stderr[:500]}")
     for line in run.stdout.splitlines():
-        if line.startswith("Requests/sec:"):
-            return float(line.split()[1]) * 100
+        # "  123456 requests in 10.00s, 1.23MB read"
+        if " requests in " in line:
+            requests, _, rest = line.strip().partition(" requests in ")
+            duration = rest.split(",")[0]
+            factor = {"ms": 1e-3, "m": 60.0, "s": 1.0}
+            unit = next(u for u in ("ms", "m", "s") if duration.endswith(u))
+            return int(requests) * size, float(duration[: -len(unit)]) * factor[unit]
     raise SystemExit(f"could not read wrk's output: {run.stdout}")
 
 
 def latency(
     url: str, key: str, *, rate: float, seconds: float, size: int, connections: int
 ) -> list[float]:
-    """Open-loop: requests go out on a fixed schedule whatever the answers do."""
+    """Open loop: requests go out on a fixed schedule whatever the answers do.
+
+    Each latency is counted from when the request was due, so time spent waiting for a
+    free connection shows. Raw asyncio sockets rather than an HTTP library: the client
+    shares the machine's cores with the server and must cost little.
+    """
+    import asyncio
+    import base64
+
     interval = size / rate
     total = int(seconds / interval)
-    bodies = [batch_body(size) for _ in range(total)]
+    host, port = url.removeprefix("http://").split(":")
+    auth = base64.b64encode(f"{key}:".encode()).decode()
+    requests = []
+    for _ in range(total):
+        body = batch_body(size)
+        head = (
+            f"POST /v1/batch HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"Authorization: Basic {auth}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        requests.append(head.encode() + body)
     timings: list[float] = []
-    lock = threading.Lock()
-    start = time.monotonic() + 0.5
 
-    def worker(slot: int) -> None:
-        with httpx.Client(base_url=url, auth=(key, ""), timeout=30) as http:
-            for n in range(slot, total, connections):
-                due = start + n * interval
-                delay = due - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-                began = time.monotonic()
-                http.post(
-                    "/v1/batch", content=bodies[n], headers={"Content-Type": "application/json"}
-                ).raise_for_status()
-                # Latency counted from when the request was due, so queueing shows.
-                with lock:
-                    timings.append(
-                        time.monotonic() - min(began, due)
-                        if began >= due
-                        else time.monotonic() - began
-                    )
+    async def send(
+        idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]], n: int, due: float
+    ) -> None:
+        reader, writer = await idle.get()
+        writer.write(requests[n])
+        status = await reader.readuntil(b"\r\n")
+        headers = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":")[1])
+            for line in headers.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        await reader.readexactly(length)
+        timings.append(time.monotonic() - due)
+        idle.put_nowait((reader, writer))
+        if b" 200 " not in status:
+            raise SystemExit(f"the server answered {status.decode().strip()}")
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(connections)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    async def run() -> None:
+        idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+        for _ in range(connections):
+            idle.put_nowait(await asyncio.open_connection(host, int(port)))
+        start = time.monotonic() + 0.2
+        tasks = []
+        for n in range(total):
+            due = start + n * interval
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(send(idle, n, due)))
+        await asyncio.gather(*tasks)
+        while not idle.empty():
+            idle.get_nowait()[1].close()
+
+    asyncio.run(run())
     return timings
 
 
@@ -196,11 +327,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="an already running server (needs --key)")
     parser.add_argument("--key", help="a source API key on that server")
+    parser.add_argument("--pid", type=int, help="that server's process id, for CPU and memory")
     parser.add_argument("--database-url", help="database for the server this script starts")
-    parser.add_argument("--workers", type=int, default=1, help="server worker processes")
+    parser.add_argument(
+        "--workers", type=int, help="server worker processes [default: lantern serve's]"
+    )
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument(
+        "--latency-rate",
+        type=float,
+        help="events/s of the latency phase [default: half the measured throughput]",
+    )
     parser.add_argument(
         "--load",
         choices=["wrk", "python"],
@@ -208,27 +347,58 @@ def main() -> None:
         help="load generator for the throughput phase (wrk: apt-get install wrk)",
     )
     args = parser.parse_args()
+    if args.workers is None and not args.url:
+        from lantern.cli import default_workers
+        from lantern.config import Settings
+
+        url = args.database_url or Settings().resolved_database_url
+        args.workers = default_workers(url)
 
     process = None
+    pid: int | None = args.pid
+    application = f"lantern-bench-{uuid.uuid4().hex[:8]}"
+    postgres = bool(args.database_url and args.database_url.startswith("postgres"))
     if args.url:
         if not args.key:
             parser.error("--url needs --key")
         url, key = args.url, args.key
     else:
-        process, url, key = start_server(args.database_url, args.workers)
+        process, url, key = start_server(args.database_url, args.workers, application)
+        pid = process.pid
+
+    def backends() -> dict[int, float]:
+        """CPU seconds so far of each PostgreSQL backend serving the server."""
+        if not postgres or process is None:
+            return {}
+        return {b: cpu_of([b]) for b in database_backends(args.database_url, application)}
+
+    def load(seconds: float) -> tuple[int, float]:
+        if args.load == "wrk":
+            return throughput_wrk(
+                url, key, seconds=seconds, connections=args.connections, size=args.batch
+            )
+        return throughput(url, key, seconds=seconds, connections=args.connections, size=args.batch)
+
     try:
-        throughput(url, key, seconds=2, connections=args.connections, size=args.batch)  # warm-up
-        rate = throughput(
-            url, key, seconds=args.seconds, connections=args.connections, size=args.batch
-        )
+        load(2)  # warm-up: imports, caches, the first metrics
+        cpu_before = cpu_seconds(pid) if pid else None
+        db_before = backends()
+        events, elapsed = load(args.seconds)
+        cpu_used = cpu_seconds(pid) - cpu_before if pid and cpu_before is not None else None
+        db_after = backends()
+        db_used = sum(spent - db_before.get(b, 0.0) for b, spent in db_after.items())
+        rate = events / elapsed
+        paced = args.latency_rate or rate / 2
         timings = latency(
             url,
             key,
-            rate=rate / 2,
+            rate=paced,
             seconds=args.seconds,
             size=args.batch,
             connections=args.connections * 2,
         )
+        rss = peak_rss_mb(pid) if pid else None
+        pss = pss_mb(pid) if pid else None
     finally:
         if process is not None:
             process.terminate()
@@ -237,18 +407,35 @@ def main() -> None:
     p50 = statistics.median(timings) * 1000
     p99 = timings[int(len(timings) * 0.99) - 1] * 1000
     engine = (args.database_url or "sqlite").split(":")[0]
+    cpu_us = cpu_used / events * 1e6 if cpu_used is not None else None
     print(f"engine {engine}  workers {args.workers}  batch {args.batch}  load {args.load}")
     print(f"throughput: {rate:,.0f} events/s   (budget >= 20,000)")
-    print(
-        f"at {rate / 2:,.0f} events/s: p50 {p50:.1f} ms  p99 {p99:.1f} ms   (budget p99 <= 100 ms)"
-    )
+    db_us = db_used / events * 1e6 if postgres and process is not None else None
+    if cpu_us is not None and cpu_used is not None:
+        print(
+            f"server CPU: {cpu_us:.1f} us/event ({cpu_used:.1f} CPU s for {events:,} events)"
+            "   (budget <= 80)"
+        )
+    if db_us is not None:
+        print(f"PostgreSQL backends' CPU: {db_us:.1f} us/event (same cores, not in the above)")
+    print(f"at {paced:,.0f} events/s: p50 {p50:.1f} ms  p99 {p99:.1f} ms   (budget p99 <= 100 ms)")
+    if rss is not None and pss is not None:
+        print(
+            f"server peak RSS: {rss:,.0f} MB, each process's peak summed   (budget <= 500);"
+            f" PSS at the end: {pss:,.0f} MB"
+        )
     print(
         json.dumps(
             {
                 "engine": engine,
                 "events_per_s": round(rate),
+                "cpu_us_per_event": round(cpu_us, 1) if cpu_us is not None else None,
+                "db_cpu_us_per_event": round(db_us, 1) if db_us is not None else None,
+                "latency_at": round(paced),
                 "p50_ms": round(p50, 1),
                 "p99_ms": round(p99, 1),
+                "peak_rss_mb": round(rss) if rss is not None else None,
+                "pss_mb": round(pss) if pss is not None else None,
                 "workers": args.workers,
             }
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -16,7 +17,29 @@ def _echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    """A group whose heavier commands are imported only when run (or listed by --help).
+
+    `replay` pulls in the detector (pandas, statsmodels, scipy): two seconds and 100 MB
+    that every other command, and `serve`'s supervising process, can do without.
+    """
+
+    lazy = {"replay": "lantern.replay:replay"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy:
+            import importlib
+
+            module, _, name = self.lazy[cmd_name].partition(":")
+            command: click.Command = getattr(importlib.import_module(module), name)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lantern")
 def main() -> None:
     """Lantern watches your Segment metrics and tells Slack when one changes.
@@ -31,17 +54,16 @@ def main() -> None:
 @click.option("--port", type=int, default=None, help="Port to listen on [default: 8000].")
 @click.option(
     "--workers",
-    type=int,
-    default=1,
-    show_default=True,
-    help="Worker processes (PostgreSQL only; SQLite serves from one process).",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes [default: 2 with two cores or more, else 1].",
 )
 @click.option(
     "--demo",
     is_flag=True,
     help="First fill a demo workspace (as `lantern demo` does) unless the database has one.",
 )
-def serve(host: str | None, port: int | None, workers: int, demo: bool) -> None:
+def serve(host: str | None, port: int | None, workers: int | None, demo: bool) -> None:
     """Run the service: Segment ingest, dashboard and API (migrates the database first)."""
     import uvicorn
 
@@ -51,6 +73,7 @@ def serve(host: str | None, port: int | None, workers: int, demo: bool) -> None:
     host = host or settings.host
     port = port or settings.port
     url = settings.resolved_database_url
+    workers = workers or default_workers(url)
     upgrade()
     if demo:
         from lantern.db.session import get_engine
@@ -70,6 +93,22 @@ def serve(host: str | None, port: int | None, workers: int, demo: bool) -> None:
         log_level=settings.log_level,
         access_log=settings.log_level in ("debug", "info"),
     )
+
+
+def default_workers(url: str) -> int:
+    """Worker processes for `lantern serve`: two when two cores can run them, else one.
+
+    Two processes judge requests on both cores; their writes queue on the database (a
+    file lock beside a SQLite file), so SQLite is as safe with two as with one. Each
+    process costs about 150 MB: ask for more with `--workers`. An in-memory SQLite
+    database lives in one process, so it gets one.
+    """
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+        return 1
+    return min(2, os.cpu_count() or 1)
 
 
 @main.command()
@@ -386,12 +425,3 @@ def _run_demo(*, weeks: int) -> None:
     click.echo(f"Log in as {made['email']} with password {made['password']}")
     click.echo(f"Source API key: {made['api_key']}")
     click.echo(f"API token: {token}")
-
-
-def _register() -> None:
-    from lantern.replay import replay
-
-    main.add_command(replay)
-
-
-_register()

@@ -17,14 +17,18 @@ from lantern.workspaces.models import Workspace
 from lantern.workspaces.service import workspace_for_token
 
 
-def get_app_settings(request: Request) -> Settings:
-    """The settings the app was created with."""
+async def get_app_settings(request: Request) -> Settings:
+    """The settings the app was created with.
+
+    `async` only so FastAPI calls it on the event loop: a plain `def` dependency costs a
+    round trip through the thread pool on every request.
+    """
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_app_engine(request: Request) -> Engine:
-    """The app's database engine."""
+async def get_app_engine(request: Request) -> Engine:
+    """The app's database engine (on the event loop, like `get_app_settings`)."""
     engine: Engine = request.app.state.engine
     return engine
 

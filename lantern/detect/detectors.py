@@ -20,12 +20,16 @@ second is what keeps a metric at 50,000 events an hour, where every wobble is
     with the variance of a sum of negative-binomial counts plus a model-error term; each
     third of the window must agree, so that one spike cannot pass for a shift.
 `trend_change`
-    A weighted regression of the log ratio of eight 12-hour blocks (four days) on time;
-    the slope must be steep, significant, and explain the blocks better than a step.
+    The log ratios of the last fourteen 24-hour blocks regressed on a line plus a hinge
+    2 to 7 days back: the hinge's slope is the change of trend, judged against the data's
+    own line rather than the daily refit (which follows a drift in progress); it must be
+    steep, significant, have moved the metric by 10%, and bend better than it steps.
 `seasonality_change`
     Over the last 24 hours, the dispersion of hourly log ratios around their mean (a
     chi-square statistic) with hours above *and* below expectation: the shape, amplitude
-    or phase of the cycle moved while the level did not.
+    or phase of the cycle moved while the level did not. And, without the model: the
+    last 48 hours against the same hours a week before, less a line, averaged by hour of
+    day; the two days must agree, and the noise is measured on the days before.
 
 Spikes, outages, drops and level shifts are also judged against the model's own recent
 error at the same hours (`Evidence._reference`): a model wrong about an hour of the day is
@@ -56,10 +60,16 @@ from lantern.detect.verdicts import (
 )
 
 LEVEL_WINDOWS = (6, 12, 24)
-RAMP_BLOCKS, RAMP_BLOCK = 8, 12
 SEASON_WINDOW = 24
 DAY, WEEK = 24, 168
-LOOKBACK = WEEK + DAY  # hours before the first judged one: a week back, plus a day-long window
+TREND_DAYS = 14  # daily blocks a trend change is judged on
+TREND_ERROR = 0.015  # relative error of a day's forecast that no amount of data removes
+TREND_REACH = 0.1  # a change of trend must have moved the metric by this much (log) so far
+CYCLE_WINDOW = 48  # hours a change of cycle is judged on, against the same hours a week before
+CYCLE_ERROR = 0.02  # relative error of an hour against the same hour a week before
+CYCLE_HISTORY = 96  # hours before the window whose jitter measures the noise
+CYCLE_CAP = 16.0  # most one hour of the day can add to the chi-square
+LOOKBACK = TREND_DAYS * DAY  # hours before the first judged one
 WINDOW_ERROR = 0.04  # relative error of a window's forecast: seasonal and trend misfit
 SPIKE_FLOOR = 3.0  # events an hour below which a spike's expectation is not taken at its word
 LOW_VOLUME_ERROR = 2.0  # variance of a window's log ratio in units of its Poisson variance
@@ -123,7 +133,7 @@ class Evidence:
             }.items()
         }
 
-    def window(self, name: str, end: int, length: int, back: int = 0) -> np.ndarray:
+    def window(self, name: str, end: int, length: int, back: int | np.ndarray = 0) -> np.ndarray:
         """Sums over ``length`` hours ending ``back`` hours before each judged hour."""
         stop = np.maximum(np.arange(self.first, end) + 1 - back, 0)
         return self._c[name][stop] - self._c[name][np.maximum(stop - length, 0)]
@@ -158,10 +168,11 @@ class Evidence:
         level = self._level(end)
         ramp = self._ramp(end)
         season = self._season(end)
+        cycle = self._cycle(end)
         out: list[Candidate | None] = []
         slope, line = self._ramp_shape
         for j, i in enumerate(hours):
-            found = self._short(int(i)) or level[j] or ramp[j] or season[j]
+            found = self._short(int(i)) or level[j] or ramp[j] or season[j] or cycle[j]
             if found is not None and found.kind == "level_shift" and line[j]:
                 # a level that has been drifting away for days is a change of trend
                 same_way = np.sign(slope[j]) == (1 if found.direction == "up" else -1)
@@ -271,6 +282,12 @@ class Evidence:
             lr = (s - m) / nn / scale
             var = (self.spread / scale) ** 2 / nn
         z = lr / np.sqrt(var + self.error**2)
+        if self.kind == "count":
+            # near zero the log ratio overstates the evidence: never more than the Poisson
+            # likelihood ratio itself gives (six empty hours where nine events were
+            # expected is e^-9, not the 6 sigma the log scale would claim)
+            deviance = m - s + s * np.log(np.maximum(s, 1e-12) / np.maximum(m, 1e-12))
+            z = np.sign(z) * np.minimum(np.abs(z), np.sqrt(2 * np.maximum(deviance, 0.0)))
         full = n >= 0.75 * k
         return np.where(full, lr, 0.0), np.where(full, z, 0.0), s / nn, m / nn
 
@@ -312,60 +329,154 @@ class Evidence:
         return out
 
     def _ramp(self, end: int) -> list[Candidate | None]:
-        """Trend changes: a steep, significant, ramp-shaped slope of four days of 12-h blocks."""
+        """Trend changes: daily log ratios that bend away from their own line and keep going.
+
+        The last `TREND_DAYS` 24-hour blocks (ending at the judged hour) are regressed on a
+        line plus a hinge that starts 2 to 7 days ago; the hinge's slope is the change of
+        trend. The line is the data's own, so how much of a drift the daily refit has
+        already absorbed does not matter. The variance of a block is its count noise plus
+        `TREND_ERROR`, scaled up by the fit's own residual scatter when the days scatter
+        more than that (quasi-likelihood), and the bend must fit better than a step.
+        """
         t = self.t
         n_out = end - self.first
-        blocks = []
-        for b in range(RAMP_BLOCKS):
-            lr, z, _, _ = self._window_z(end, RAMP_BLOCK, b * RAMP_BLOCK, 1.0)
-            var = np.where(z != 0, (lr / np.where(z != 0, z, 1)) ** 2, np.inf)
-            blocks.append((lr, var))
-        days = -np.arange(RAMP_BLOCKS) * RAMP_BLOCK / 24.0
-        lr = np.stack([b[0] for b in blocks])
-        w = np.stack([1.0 / np.maximum(b[1], 1e-6) for b in blocks])
-        w = np.where(np.isfinite(w) & (np.stack([b[1] for b in blocks]) < 1e6), w, 0.0)
-        sw = w.sum(0)
-        xm = (w * days[:, None]).sum(0) / np.maximum(sw, 1e-12)
-        ym = (w * lr).sum(0) / np.maximum(sw, 1e-12)
-        sxx = (w * (days[:, None] - xm) ** 2).sum(0)
-        slope = (w * (days[:, None] - xm) * (lr - ym)).sum(0) / np.maximum(sxx, 1e-12)
-        z = slope * np.sqrt(sxx)
-        resid_line = (w * (lr - ym - slope * (days[:, None] - xm)) ** 2).sum(0)
-        resid_step = np.full(n_out, np.inf)
-        for cut in range(1, RAMP_BLOCKS):
-            new, old = slice(0, cut), slice(cut, None)
-            rss = np.zeros(n_out)
-            for part in (new, old):
-                wp = w[part]
-                mp = (wp * lr[part]).sum(0) / np.maximum(wp.sum(0), 1e-12)
-                rss += (wp * (lr[part] - mp) ** 2).sum(0)
-            resid_step = np.minimum(resid_step, rss)
-        score = score_from_z(z)
+        days = TREND_DAYS
+        # block 0 is the oldest; all blocks at once
+        back = ((days - 1 - np.arange(days)) * DAY)[:, None]
+        lr, var, full = self._block(end, DAY, back)
+        w = np.where(full, 1.0 / (var + TREND_ERROR**2), 0.0)
+        time = np.arange(days, dtype=float)
+        enough = (w > 0).sum(0) >= days - 2
+        bends = range(days - 8, days - 2)
+        steps = range(days - 8, days - 1)
+        regressors = [np.maximum(time - k, 0.0) for k in bends]
+        regressors += [(time > k).astype(float) for k in steps]
+        design = np.stack([np.stack([np.ones(days), time, r]) for r in regressors])
+        c, se, rss = _wls_last(design, lr, w)
+        nb = len(bends)
+        z = np.where(enough, c[:nb] / se[:nb], 0.0)
+        pick = np.argmax(np.abs(z), axis=0)
+        cols = np.arange(n_out)
+        best_z = z[pick, cols]
+        found = np.abs(best_z) > 0
+        best_c = np.where(found, c[pick, cols], 0.0)
+        best_k = np.where(found, np.asarray(bends)[pick], 0)
+        best_rss = np.where(found, rss[pick, cols], np.inf)
+        step_rss = rss[nb:].min(0)
+        score = score_from_z(best_z)
+        reach = np.abs(best_c) * (days - 1 - best_k)
+        ramp = enough & (best_rss <= step_rss) & (np.abs(best_c) >= t.ramp_slope)
+        self._ramp_shape = (best_c, ramp)
         out: list[Candidate | None] = []
-        full = (w > 0).sum(0) >= RAMP_BLOCKS - 1
-        # a ramp also shows in the oldest block already leaving expectation
-        drifting = full & (resid_line < 0.5 * resid_step) & (np.sign(lr[-2]) == np.sign(slope))
-        self._ramp_shape = (slope, drifting & (np.abs(lr[-2]) > 0.5 * t.ramp_slope))
         for j in range(n_out):
-            sign = np.sign(slope[j])
-            ok = (
-                full[j]
-                and abs(slope[j]) >= t.ramp_slope
-                and score[j] >= t.ramp_score
-                and sign * lr[0, j] >= 2.5 * t.ramp_slope
-                and resid_line[j] <= resid_step[j]
-            )
-            if not ok:
+            if not (ramp[j] and score[j] >= t.ramp_score and reach[j] >= TREND_REACH):
                 out.append(None)
                 continue
-            onset = int(min(RAMP_BLOCKS * RAMP_BLOCK - 1, max(0, (lr[0, j] / slope[j]) * 24)))
+            onset = int((days - 1 - best_k[j]) * DAY + DAY // 2)
             i = self.first + j
-            obs, exp = float(self.x[i - 11 : i + 1].mean()), float(self.mu[i - 11 : i + 1].mean())
-            direction = "up" if sign > 0 else "down"
+            obs, exp = float(self.x[i - 23 : i + 1].mean()), float(self.mu[i - 23 : i + 1].mean())
+            direction = "up" if best_c[j] > 0 else "down"
             out.append(
-                Candidate("trend_change", direction, onset, obs, exp, float(score[j]), slope[j])
+                Candidate("trend_change", direction, onset, obs, exp, float(score[j]), best_c[j])
             )
         return out
+
+    def _block(
+        self, end: int, k: int, back: int | np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(log ratio, its variance, mostly usable) of k hours ending ``back`` before each."""
+        s, m = self.window("x", end, k, back), self.window("mu", end, k, back)
+        n = self.window("n", end, k, back)
+        if self.kind == "count":
+            mu2 = self.window("mu2", end, k, back)
+            lr = np.log((s + 0.5) / (m + 0.5))
+            var = 1.0 / (m + 0.5) + self.noise * mu2 / (m + 0.5) ** 2
+        else:
+            nn = np.maximum(n, 1)
+            scale = np.abs(m / nn) + self.spread
+            lr = (s - m) / nn / scale
+            var = (self.spread / scale) ** 2 / nn
+        return lr, var, n >= 0.75 * k
+
+    def _cycle(self, end: int) -> list[Candidate | None]:
+        """Changes of the daily cycle seen against the same hours a week before.
+
+        Over the last `CYCLE_WINDOW` hours, each hour's log ratio minus that of the same
+        hour a week earlier, less a line through them (level and drift are other
+        detectors' business), averaged over the two days by hour of day: a chi-square on
+        what is left. Comparing data with data, the model's own misfit of the cycle cancels.
+        The two days must agree (a one-day oddity is no change of cycle) and the pattern
+        must be large enough to matter (`Thresholds.cycle_amplitude`, RMS on the log scale).
+        """
+        t, k = self.t, CYCLE_WINDOW
+        n_out = end - self.first
+        out: list[Candidate | None] = [None] * n_out
+        if self.kind != "count":
+            return out
+        now = np.arange(self.first, end)[:, None] - np.arange(k)[::-1][None, :]
+        then = now - WEEK
+        ok = self.usable[now] & self.usable[then]
+        d = self.logr[now] - self.logr[then]
+        var = 1.0 / (self.mu[now] + 0.5) + 1.0 / (self.mu[then] + 0.5)
+        w = np.where(ok, 1.0 / (var + 2 * self.noise + CYCLE_ERROR**2), 0.0)
+        # less the weighted line through the window
+        time = np.arange(k, dtype=float)[None, :]
+        sw = w.sum(1, keepdims=True)
+        safe = np.maximum(sw, 1e-12)
+        tm = (w * time).sum(1, keepdims=True) / safe
+        dm = (w * d).sum(1, keepdims=True) / safe
+        sxx = np.maximum((w * (time - tm) ** 2).sum(1, keepdims=True), 1e-12)
+        slope = (w * (time - tm) * (d - dm)).sum(1, keepdims=True) / sxx
+        e = d - dm - slope * (time - tm)
+        half = k // 2
+        w1, w2, e1, e2 = w[:, :half], w[:, half:], e[:, :half], e[:, half:]
+        ww = w1 + w2
+        pattern = (w1 * e1 + w2 * e2) / np.maximum(ww, 1e-12)
+        within = (w1 * (e1 - pattern) ** 2 + w2 * (e2 - pattern) ** 2).sum(1)
+        # the noise is measured, whatever the model thinks it is: by the two days'
+        # disagreement, and by how much the week-on-week ratio jitters from hour to hour
+        # over the days before the window
+        pairs = np.maximum(((w1 > 0) & (w2 > 0)).sum(1), 1)
+        scale = np.maximum(np.maximum(within / pairs, self._jitter(end, k)), 1.0)
+        q = np.minimum(ww * pattern**2 / scale[:, None], CYCLE_CAP).sum(1)
+        n = ok.sum(1)
+        dof = np.maximum(half - 2, 1)
+        score = np.minimum(-np.log10(np.maximum(special.chdtrc(dof, q), 1e-300)), MAX_SCORE)
+        amplitude = np.sqrt((ww * pattern**2).sum(1) / np.maximum(ww.sum(1), 1e-12))
+        zed = pattern * np.sqrt(ww)
+        hi, lo = (zed > 2).sum(1), (zed < -2).sum(1)
+        hit = (
+            (n >= 0.75 * k)
+            & (score >= t.cycle_score)
+            & (amplitude >= t.cycle_amplitude)
+            & (q >= 2 * within / scale)
+            & (hi >= 3)
+            & (lo >= 3)
+        )
+        for j in np.flatnonzero(hit):
+            i = self.first + j
+            obs = float(self.x[i - DAY + 1 : i + 1].mean())
+            exp = float(self.mu[i - DAY + 1 : i + 1].mean())
+            direction = "up" if obs >= exp else "down"
+            out[j] = Candidate("seasonality_change", direction, DAY - 1, obs, exp, float(score[j]))
+        return out
+
+    def _jitter(self, end: int, k: int) -> np.ndarray:
+        """Mean squared hour-to-hour change of the week-on-week log ratio, in units of its
+        variance, over the `CYCLE_HISTORY` hours before the last k of each judged hour."""
+        p = np.arange(WEEK + 1, len(self.x))
+        ok = self.usable[p] & self.usable[p - 1] & self.usable[p - WEEK] & self.usable[p - WEEK - 1]
+        step = (self.logr[p] - self.logr[p - WEEK]) - (self.logr[p - 1] - self.logr[p - WEEK - 1])
+        poisson = [1.0 / (self.mu[q] + 0.5) for q in (p, p - 1, p - WEEK, p - WEEK - 1)]
+        var = np.sum(poisson, axis=0) + 4 * self.noise + 2 * CYCLE_ERROR**2
+        pad = np.zeros(WEEK + 2)
+        ratio = np.concatenate([pad, np.where(ok, step**2 / var, 0.0)])
+        count = np.concatenate([pad, ok.astype(float)])
+        stop = np.arange(self.first, end) + 1 - k
+        lo = np.maximum(stop - CYCLE_HISTORY, 0)
+        cr, cn = np.cumsum(ratio), np.cumsum(count)
+        n = cn[stop] - cn[lo]
+        return np.where(n >= CYCLE_HISTORY / 2, (cr[stop] - cr[lo]) / np.maximum(n, 1), 1.0)
 
     def _season(self, end: int) -> list[Candidate | None]:
         """Seasonality changes: hours off in both directions, the level unmoved."""
@@ -399,3 +510,31 @@ class Evidence:
             direction = "up" if obs >= exp else "down"
             out.append(Candidate("seasonality_change", direction, k - 1, obs, exp, float(score[j])))
         return out
+
+
+def _wls_last(
+    design: np.ndarray, y: np.ndarray, w: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted least squares of each column of ``y`` (n x k) on each design (m x p x n).
+
+    Returns, per design and column (m x k), the last coefficient, its standard error
+    (scaled up by the residual scatter when that exceeds the weights' promise) and the
+    weighted residual sum of squares.
+    """
+    p = design.shape[1]
+    xtwx = np.einsum("min,mjn,nk->mkij", design, design, w)
+    xtwy = np.einsum("min,nk->mki", design, w * y)
+    good = np.linalg.det(xtwx) > 1e-9
+    xtwx[~good] = np.eye(p)
+    inv = np.linalg.inv(xtwx)
+    beta = np.einsum("mkij,mkj->mki", inv, xtwy)
+    resid = y[None] - np.einsum("mki,min->mnk", beta, design)
+    rss = (w[None] * resid**2).sum(1)
+    dof = np.maximum((w > 0).sum(0) - p, 1)
+    scale = np.maximum(rss / dof, 1.0)
+    se = np.sqrt(inv[..., -1, -1] * scale)
+    return (
+        np.where(good, beta[..., -1], 0.0),
+        np.where(good, se, np.inf),
+        np.where(good, rss, np.inf),
+    )

@@ -41,12 +41,14 @@ class Thresholds:
     season_score: float
     season_amplitude: float
     min_events: float  # a spike must add at least this many events
+    cycle_score: float
+    cycle_amplitude: float  # minimum RMS change of the daily cycle (log scale)
 
 
 SENSITIVITY: dict[str, Thresholds] = {
-    "low": Thresholds(9, 3.0, 10, 0.35, 7, 9, 0.40, 9, 0.05, 12, 0.35, 10),
-    "medium": Thresholds(7, 2.5, 8, 0.45, 5.5, 7, 0.30, 7, 0.035, 11, 0.25, 10),
-    "high": Thresholds(5.5, 2.0, 6, 0.55, 4.5, 5.5, 0.22, 5.5, 0.025, 7, 0.18, 4),
+    "low": Thresholds(9, 3.0, 10, 0.35, 7, 9, 0.40, 9, 0.05, 12, 0.35, 10, 12, 0.1),
+    "medium": Thresholds(7, 2.5, 8, 0.45, 5.5, 7, 0.30, 7, 0.035, 11, 0.25, 10, 8, 0.06),
+    "high": Thresholds(5.5, 2.0, 6, 0.55, 4.5, 5.5, 0.22, 5.5, 0.025, 7, 0.18, 4, 6, 0.05),
 }
 
 

@@ -11,7 +11,6 @@ import hashlib
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
 from lantern.metrics.keys import MetricKey, MetricKind
@@ -44,12 +43,55 @@ class Verdict:
     """What became of one event. `increments` is empty for a rejected or ignored event."""
 
     accepted: bool
-    summary: dict[str, Any]
+    kind: str | None
     reason: str | None = None
     digest: bytes | None = None
     hour: int = 0
     increments: list[tuple[MetricKey, float | None]] = field(default_factory=list)
     flag: tuple[str, int, datetime] | None = None
+    stamp: datetime | None = None
+    details: dict[str, Any] | None = None  # name, value, LaunchDarkly fields
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """The event as the debug view shows it: type, corrected time, name and value only.
+
+        Built on demand: a request shows only a few of its events.
+        """
+        summary: dict[str, Any] = {"type": self.kind}
+        if self.stamp is not None:
+            summary["timestamp"] = self.stamp.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        if self.details:
+            summary.update(self.details)
+        return summary
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """What every event of one request is judged against, worked out once per request."""
+
+    received_at: datetime
+    oldest: datetime
+    newest: datetime
+    late_reason: str
+    future_reason: str
+    sent_at: Any  # the batch's raw `sentAt`
+    sent: datetime | None  # ... read as a time (None if absent or unreadable)
+
+    @classmethod
+    def of(cls, *, received_at: datetime, batch_sent_at: Any, limits: Limits) -> Window:
+        """The window for a request received at `received_at`."""
+        days = limits.late.total_seconds() / 86400
+        minutes = limits.future.total_seconds() / 60
+        return cls(
+            received_at=received_at,
+            oldest=received_at - limits.late,
+            newest=received_at + limits.future,
+            late_reason=f"event time is more than {days:g} days old: send history to /v1/import",
+            future_reason=f"event time is more than {minutes:g} minutes in the future",
+            sent_at=batch_sent_at,
+            sent=parse_time(batch_sent_at) if batch_sent_at is not None else None,
+        )
 
 
 def integrations_allow(integrations: Any) -> bool:
@@ -68,41 +110,38 @@ def parse_time(value: Any) -> datetime | None:
     """An ISO-8601 time as aware UTC (naive means UTC); None if it is not one."""
     if not isinstance(value, str) or len(value) > 64:
         return None
-    return _parse_iso(value)
-
-
-@lru_cache(maxsize=8192)
-def _parse_iso(value: str) -> datetime | None:
-    # Events of one batch often share their times; caching makes those free.
     try:
         stamp = datetime.fromisoformat(value)
     except ValueError:
         return None
+    if stamp.tzinfo is UTC:  # "Z" and "+00:00", by far the most common: nothing to do
+        return stamp
     if stamp.tzinfo is None:
         return stamp.replace(tzinfo=UTC)
     return stamp.astimezone(UTC)
 
 
-def corrected_time(
-    event: dict[str, Any], batch_sent_at: Any, received_at: datetime
-) -> datetime | str:
+def corrected_time(event: dict[str, Any], window: Window) -> datetime | str:
     """The event's time as Segment computes it, `receivedAt - (sentAt - timestamp)`.
 
     Returns a reason string when a time field is present but unreadable.
     """
     raw = event.get("timestamp") or event.get("originalTimestamp")
     if raw is None:
-        return received_at
+        return window.received_at
     stamp = parse_time(raw)
     if stamp is None:
         return f"timestamp {str(raw)[:40]!r} is not an ISO-8601 time"
-    sent_raw = event.get("sentAt") or batch_sent_at
-    if sent_raw is None:
-        return stamp
-    sent = parse_time(sent_raw)
+    sent_raw = event.get("sentAt")
+    if sent_raw:
+        sent = parse_time(sent_raw)
+    else:
+        sent_raw, sent = window.sent_at, window.sent
+        if sent_raw is None:
+            return stamp
     if sent is None:
         return f"sentAt {str(sent_raw)[:40]!r} is not an ISO-8601 time"
-    return received_at - (sent - stamp)
+    return window.received_at - (sent - stamp)
 
 
 def _number(value: Any) -> float | None:
@@ -113,8 +152,10 @@ def _number(value: Any) -> float | None:
 
 
 def _name(value: Any) -> str | None:
-    if isinstance(value, str) and value.strip():
-        return value.strip()[:MAX_NAME]
+    if isinstance(value, str):
+        value = value.strip()
+        if value:
+            return value[:MAX_NAME]
     return None
 
 
@@ -131,12 +172,26 @@ def message_digest(message_id: Any) -> bytes | None:
 def _launchdarkly(event_name: str, props: dict[str, Any]) -> tuple[str, str] | None:
     """(LaunchDarkly kind, key) when the track call is one of LaunchDarkly's exported events."""
     kind = LAUNCHDARKLY_KINDS.get(event_name.lower())
+    if kind is None:
+        return None
     key = props.get("key")
-    if kind is None or not isinstance(key, str) or not key:
+    if not isinstance(key, str) or not key:
         return None
     if "environment" not in props and "project" not in props:
         return None
     return kind, key[:MAX_NAME]
+
+
+# Metric kinds as plain strings (an enum member's `.value` is a slow property on 3.11),
+# and the increments every event of a type makes, built once.
+_TRACK, _VALUE, _FLAG, _EXPERIMENT = (
+    MetricKind.TRACK.value,
+    MetricKind.VALUE.value,
+    MetricKind.FLAG.value,
+    MetricKind.EXPERIMENT.value,
+)
+_TOTALS = {kind: ((MetricKind.TOTAL.value, kind), None) for kind in ("track", "page", "screen")}
+_IDENTIFY = ((MetricKind.TOTAL.value, "identify"), None)
 
 
 def _track(event: dict[str, Any], verdict: Verdict, stamp: datetime) -> str | None:
@@ -145,33 +200,34 @@ def _track(event: dict[str, Any], verdict: Verdict, stamp: datetime) -> str | No
         return "track call without an `event` name"
     props = event.get("properties")
     props = props if isinstance(props, dict) else {}
-    verdict.summary["event"] = name
+    details: dict[str, Any] = {"event": name}
+    verdict.details = details
     increments = verdict.increments
-    increments.append(((MetricKind.TOTAL, "track"), None))
+    increments.append(_TOTALS["track"])
     launchdarkly = _launchdarkly(name, props)
     if launchdarkly is not None:
         ld_kind, key = launchdarkly
-        verdict.summary["launchdarkly"] = {"kind": ld_kind, "key": key}
+        details["launchdarkly"] = {"kind": ld_kind, "key": key}
         if ld_kind == "feature":
-            increments.append(((MetricKind.FLAG, key), None))
+            increments.append(((_FLAG, key), None))
             version = props.get("flagVersion")
             if isinstance(version, int) and not isinstance(version, bool):
                 verdict.flag = (key, version, stamp)
-                verdict.summary["launchdarkly"]["flagVersion"] = version
+                details["launchdarkly"]["flagVersion"] = version
         else:
-            increments.append(((MetricKind.EXPERIMENT, key), None))
+            increments.append(((_EXPERIMENT, key), None))
             metric_value = _number(props.get("metricValue"))
             if metric_value is not None:
-                increments.append(((MetricKind.VALUE, key), metric_value))
-                verdict.summary["value"] = metric_value
+                increments.append(((_VALUE, key), metric_value))
+                details["value"] = metric_value
         return None
-    increments.append(((MetricKind.TRACK, name), None))
+    increments.append(((_TRACK, name), None))
     value = _number(props.get("value"))
     if value is None:
         value = _number(props.get("revenue"))
     if value is not None:
-        increments.append(((MetricKind.VALUE, name), value))
-        verdict.summary["value"] = value
+        increments.append(((_VALUE, name), value))
+        details["value"] = value
     return None
 
 
@@ -180,10 +236,10 @@ def _page_or_screen(event: dict[str, Any], verdict: Verdict, kind: str) -> None:
     name = _name(event.get("name"))
     if name is None and isinstance(props, dict):
         name = _name(props.get("name"))
-    verdict.increments.append(((MetricKind.TOTAL, kind), None))
+    verdict.increments.append(_TOTALS[kind])
     if name is not None:
-        verdict.summary["name"] = name
-        verdict.increments.append(((MetricKind(kind), name), None))
+        verdict.details = {"name": name}
+        verdict.increments.append(((kind, name), None))
 
 
 def judge(
@@ -194,52 +250,52 @@ def judge(
     limits: Limits,
 ) -> Verdict:
     """Check one event and say which metric buckets it increments, keeping nothing personal."""
+    window = Window.of(received_at=received_at, batch_sent_at=batch_sent_at, limits=limits)
+    return judge_in(event, window)
+
+
+def judge_in(event: Any, window: Window) -> Verdict:
+    """`judge` for a request's events, with the request's window worked out once."""
     if not isinstance(event, dict):
-        return Verdict(False, {"type": None}, reason="an event must be a JSON object")
+        return Verdict(False, None, reason="an event must be a JSON object")
     kind = event.get("type")
-    summary: dict[str, Any] = {"type": kind if isinstance(kind, str) else None}
     if kind not in KNOWN_TYPES:
         shown = str(kind)[:40] if kind is not None else "missing"
         reason = f"unknown type {shown!r}: use track, page, screen, identify, group or alias"
-        summary["type"] = None
-        return Verdict(False, summary, reason=reason)
-    if not integrations_allow(event.get("integrations")):
-        return Verdict(False, summary, reason="the integrations object disables Lantern")
+        return Verdict(False, None, reason=reason)
+    integrations = event.get("integrations")
+    if integrations and not integrations_allow(integrations):
+        return Verdict(False, kind, reason="the integrations object disables Lantern")
     message_id = event.get("messageId")
-    if message_id is not None and len(str(message_id)) > MAX_MESSAGE_ID:
-        return Verdict(False, summary, reason="messageId is longer than 100 characters")
-    user_id, anonymous_id = event.get("userId"), event.get("anonymousId")
+    digest = None
+    if message_id is not None:
+        text = message_id if isinstance(message_id, str) else str(message_id)
+        if len(text) > MAX_MESSAGE_ID:
+            return Verdict(False, kind, reason="messageId is longer than 100 characters")
+        if text and not isinstance(message_id, dict | list):
+            digest = hashlib.blake2b(text.encode(), digest_size=16).digest()
     if kind == "alias":
-        if not user_id or not event.get("previousId"):
-            return Verdict(False, summary, reason="alias call needs userId and previousId")
-    elif not user_id and not anonymous_id:
-        return Verdict(False, summary, reason="no userId or anonymousId: one of them is required")
-    stamp = corrected_time(event, batch_sent_at, received_at)
+        if not event.get("userId") or not event.get("previousId"):
+            return Verdict(False, kind, reason="alias call needs userId and previousId")
+    elif not event.get("userId") and not event.get("anonymousId"):
+        return Verdict(False, kind, reason="no userId or anonymousId: one of them is required")
+    stamp = corrected_time(event, window)
     if isinstance(stamp, str):
-        return Verdict(False, summary, reason=stamp)
-    summary["timestamp"] = stamp.isoformat().replace("+00:00", "Z")
-    if stamp < received_at - limits.late:
-        days = limits.late.total_seconds() / 86400
-        return Verdict(
-            False,
-            summary,
-            reason=f"event time is more than {days:g} days old: send history to /v1/import",
-        )
-    if stamp > received_at + limits.future:
-        minutes = limits.future.total_seconds() / 60
-        return Verdict(
-            False, summary, reason=f"event time is more than {minutes:g} minutes in the future"
-        )
-    verdict = Verdict(True, summary, digest=message_digest(message_id))
+        return Verdict(False, kind, reason=stamp)
+    if stamp < window.oldest:
+        return Verdict(False, kind, reason=window.late_reason, stamp=stamp)
+    if stamp > window.newest:
+        return Verdict(False, kind, reason=window.future_reason, stamp=stamp)
+    verdict = Verdict(True, kind, digest=digest, stamp=stamp)
     verdict.hour = int(stamp.timestamp() // 3600)
     if kind == "track":
         problem = _track(event, verdict, stamp)
         if problem is not None:
-            return Verdict(False, summary, reason=problem)
+            return Verdict(False, kind, reason=problem, stamp=stamp)
     elif kind in ("page", "screen"):
         _page_or_screen(event, verdict, kind)
     elif kind == "identify":
-        verdict.increments.append(((MetricKind.TOTAL, "identify"), None))
+        verdict.increments.append(_IDENTIFY)
     return verdict
 
 

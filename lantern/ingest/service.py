@@ -13,8 +13,9 @@ from sqlalchemy.engine import Connection
 from lantern.config import Settings
 from lantern.db.dialect import insert_for
 from lantern.db.session import write_serialized
-from lantern.ingest.events import Limits, Verdict, judge, merge_batch_fields
+from lantern.ingest.events import Limits, Verdict, Window, judge_in, merge_batch_fields
 from lantern.ingest.models import DebugEvent, DebugMinute, SeenMessage
+from lantern.ingest.postgres import write_at_once
 from lantern.ingest.protocol import Payload
 from lantern.metrics.keys import MetricKey
 from lantern.metrics.models import FlagChange, FlagVersion
@@ -22,6 +23,9 @@ from lantern.metrics.service import add_to_buckets, metric_ids, resolve_metrics
 
 # How many events of each verdict one request may add to the debug view.
 DEBUG_PER_REQUEST = 5
+# Rows per INSERT of message digests on SQLite, three bound values each: SQLite allows
+# 32,766 values per statement.
+SQLITE_ROWS_PER_INSERT = 5000
 
 
 @dataclass(slots=True)
@@ -42,13 +46,12 @@ def limits_for(settings: Settings, *, history: bool) -> Limits:
 
 def judge_payload(payload: Payload, *, received_at: datetime, limits: Limits) -> list[Verdict]:
     """A verdict for every event of a request, batch-level fields merged in."""
+    window = Window.of(received_at=received_at, batch_sent_at=payload.sent_at, limits=limits)
+    context, integrations = payload.context, payload.integrations
+    if context is None and integrations is None:
+        return [judge_in(event, window) for event in payload.events]
     return [
-        judge(
-            merge_batch_fields(event, payload.context, payload.integrations),
-            received_at=received_at,
-            batch_sent_at=payload.sent_at,
-            limits=limits,
-        )
+        judge_in(merge_batch_fields(event, context, integrations), window)
         for event in payload.events
     ]
 
@@ -71,18 +74,22 @@ def _new_digests(
             "ON CONFLICT DO NOTHING RETURNING digest",
             (source_id, seen_at, digests),
         )
-    else:
-        stamp = seen_at.strftime("%Y-%m-%d %H:%M:%S.%f")
-        values = ",".join(["(?, ?, ?)"] * len(digests))
+        return {bytes(row[0]) for row in rows}
+    stamp = seen_at.strftime("%Y-%m-%d %H:%M:%S.%f")
+    fresh: set[bytes] = set()
+    for start in range(0, len(digests), SQLITE_ROWS_PER_INSERT):
+        chunk = digests[start : start + SQLITE_ROWS_PER_INSERT]
+        values = ",".join(["(?, ?, ?)"] * len(chunk))
         params: list[object] = []
-        for digest in digests:
+        for digest in chunk:
             params += (source_id, digest, stamp)
         rows = connection.exec_driver_sql(
             f"INSERT INTO seen_messages (source_id, digest, seen_at) VALUES {values} "
             "ON CONFLICT DO NOTHING RETURNING digest",
             tuple(params),
         )
-    return {bytes(row[0]) for row in rows}
+        fresh.update(row[0] for row in rows)
+    return fresh
 
 
 def _record_flags(
@@ -132,70 +139,168 @@ def _record_flags(
             connection.execute(insert(FlagChange), changes)
 
 
-def store(
-    engine: Engine,
-    *,
-    source_id: int,
-    verdicts: list[Verdict],
-    received_at: datetime,
-    metric_cap: int,
-) -> IngestResult:
-    """Commit a request's increments, debug rows and seen ids in one transaction."""
-    result = IngestResult()
-    for index, verdict in enumerate(verdicts):
-        if not verdict.accepted:
-            result.rejected.append({"index": index, "reason": verdict.reason})
-    accepted = [v for v in verdicts if v.accepted]
-    resolved_ids: dict[MetricKey, int] = {}
-    with write_serialized(engine), engine.begin() as connection:
-        # Repeats inside one request count once, like repeats across requests.
-        unique: list[Verdict] = []
-        local: set[bytes] = set()
-        for verdict in accepted:
-            if verdict.digest is not None:
-                if verdict.digest in local:
-                    result.duplicates += 1
-                    continue
-                local.add(verdict.digest)
-            unique.append(verdict)
-        fresh = _new_digests(connection, source_id, sorted(local), received_at)
-        counted = [v for v in unique if v.digest is None or v.digest in fresh]
-        result.duplicates += len(unique) - len(counted)
-        result.accepted = len(counted)
+@dataclass(slots=True)
+class Judged:
+    """One request's verdicts, waiting to be committed."""
 
-        keys = {key for v in counted for key, _ in v.increments}
-        resolved = resolve_metrics(connection, source_id=source_id, keys=keys, cap=metric_cap)
-        resolved_ids = {k: v for k, v in resolved.ids.items() if k not in resolved.over_cap}
+    source_id: int
+    verdicts: list[Verdict]
+    received_at: datetime
+    metric_cap: int
+
+
+def store(engine: Engine, *, requests: list[Judged]) -> list[IngestResult]:
+    """Commit several requests in one transaction, each counted as if it came alone.
+
+    Requests are taken in order: a message id that an earlier request of the group (or
+    any earlier transaction) carried is a duplicate. One transaction for many requests
+    is what lets ingest keep up: its cost is mostly per transaction, not per event. On
+    PostgreSQL, when all the group's metrics are known, the transaction is one statement
+    (`lantern.ingest.postgres`).
+    """
+    results = [IngestResult() for _ in requests]
+    # Repeats inside the group count once, like repeats across requests.
+    unique: list[list[Verdict]] = []
+    digests: dict[int, set[bytes]] = defaultdict(set)
+    for request, result in zip(requests, results, strict=True):
+        claimed = digests[request.source_id]
+        kept: list[Verdict] = []
+        for index, verdict in enumerate(request.verdicts):
+            if not verdict.accepted:
+                result.rejected.append({"index": index, "reason": verdict.reason})
+            elif verdict.digest is None:
+                kept.append(verdict)
+            elif verdict.digest in claimed:
+                result.duplicates += 1
+            else:
+                claimed.add(verdict.digest)
+                kept.append(verdict)
+        unique.append(kept)
+    url = str(engine.url)
+    if engine.dialect.name == "postgresql":
+        known = _known_ids(url, requests, unique)
+        if known is not None:
+            with engine.connect() as connection:
+                fresh = write_at_once(
+                    connection.execution_options(isolation_level="AUTOCOMMIT"),
+                    requests=requests,
+                    results=results,
+                    unique=unique,
+                    ids=known,
+                    per_request=DEBUG_PER_REQUEST,
+                )
+            _count(requests, results, unique, fresh)
+            return results
+    resolved_ids: dict[int, dict[MetricKey, int]] = {}
+    with write_serialized(engine), engine.begin() as connection:
+        seen_at = max(request.received_at for request in requests)
+        fresh = {
+            source_id: _new_digests(connection, source_id, sorted(found), seen_at)
+            for source_id, found in digests.items()
+        }
+        counted_per_request = _count(requests, results, unique, fresh)
+        keys: dict[int, set[MetricKey]] = defaultdict(set)
+        caps: dict[int, int] = {}
+        for request, counted in zip(requests, counted_per_request, strict=True):
+            wanted = keys[request.source_id]
+            for verdict in counted:
+                wanted.update(key for key, _ in verdict.increments)
+            caps.setdefault(request.source_id, request.metric_cap)
+        resolved = {
+            source_id: resolve_metrics(
+                connection, source_id=source_id, keys=wanted, cap=caps[source_id]
+            )
+            for source_id, wanted in keys.items()
+        }
         increments: dict[tuple[int, int], list[float]] = defaultdict(lambda: [0, 0.0])
-        flags: list[tuple[str, int, datetime]] = []
-        for verdict in counted:
-            for key, value in verdict.increments:
-                if key in resolved.over_cap:
-                    result.over_cap += 1
-                cell = increments[(resolved.ids[key], verdict.hour)]
-                cell[0] += 1
-                if value is not None:
-                    cell[1] += value
-            if verdict.flag is not None:
-                flags.append(verdict.flag)
+        flags: dict[int, list[tuple[str, int, datetime]]] = defaultdict(list)
+        for request, result, counted in zip(requests, results, counted_per_request, strict=True):
+            ids, over_cap = resolved[request.source_id].ids, resolved[request.source_id].over_cap
+            for verdict in counted:
+                for key, value in verdict.increments:
+                    if key in over_cap:
+                        result.over_cap += 1
+                    cell = increments[(ids[key], verdict.hour)]
+                    cell[0] += 1
+                    if value is not None:
+                        cell[1] += value
+                if verdict.flag is not None:
+                    flags[request.source_id].append(verdict.flag)
         add_to_buckets(connection, {k: (int(c), float(v)) for k, (c, v) in increments.items()})
-        if flags:
-            _record_flags(connection, source_id, flags)
-        _record_debug(connection, source_id, verdicts, counted, result, received_at)
-    metric_ids.remember(str(engine.url), source_id, resolved_ids)
-    return result
+        for source_id in sorted(flags):
+            _record_flags(connection, source_id, flags[source_id])
+        _record_debug(connection, requests, counted_per_request, results)
+        resolved_ids = {
+            source_id: {k: v for k, v in found.ids.items() if k not in found.over_cap}
+            for source_id, found in resolved.items()
+        }
+    for source_id, committed in resolved_ids.items():
+        metric_ids.remember(url, source_id, committed)
+    return results
+
+
+def _count(
+    requests: list[Judged],
+    results: list[IngestResult],
+    unique: list[list[Verdict]],
+    fresh: dict[int, set[bytes]],
+) -> list[list[Verdict]]:
+    """Each request's counted events: no message id, or one not seen before; the rest repeat."""
+    counted_per_request = []
+    for request, result, kept in zip(requests, results, unique, strict=True):
+        new = fresh[request.source_id]
+        counted = [v for v in kept if v.digest is None or v.digest in new]
+        result.duplicates += len(kept) - len(counted)
+        result.accepted = len(counted)
+        counted_per_request.append(counted)
+    return counted_per_request
+
+
+def _known_ids(
+    url: str, requests: list[Judged], unique: list[list[Verdict]]
+) -> dict[tuple[int, MetricKey], int] | None:
+    """The id of every metric the group increments, if all are known and none is a flag."""
+    ids: dict[tuple[int, MetricKey], int] = {}
+    for request, kept in zip(requests, unique, strict=True):
+        source = request.source_id
+        for verdict in kept:
+            if verdict.flag is not None:
+                return None
+            for key, _ in verdict.increments:
+                if (source, key) not in ids:
+                    metric_id = metric_ids.get(url, source, key)
+                    if metric_id is None:
+                        return None
+                    ids[(source, key)] = metric_id
+    return ids
 
 
 def _record_debug(
     connection: Connection,
-    source_id: int,
-    verdicts: list[Verdict],
-    counted: list[Verdict],
-    result: IngestResult,
-    received_at: datetime,
+    requests: list[Judged],
+    counted: list[list[Verdict]],
+    results: list[IngestResult],
 ) -> None:
-    """Per-minute counts, and the last few stripped events of each verdict."""
-    minute = int(received_at.timestamp() // 60)
+    """Per-minute counts, and the last few stripped events of each verdict of each request."""
+    minutes: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    shown: list[dict[str, Any]] = []
+    for request, result, kept in zip(requests, results, counted, strict=True):
+        cell = minutes[(request.source_id, int(request.received_at.timestamp() // 60))]
+        cell[0] += result.accepted
+        cell[1] += len(result.rejected)
+        cell[2] += result.duplicates
+        cell[3] += result.over_cap
+        rejected = [v for v in request.verdicts if not v.accepted][-DEBUG_PER_REQUEST:]
+        shown.extend(
+            {
+                "source_id": request.source_id,
+                "received_at": request.received_at,
+                "accepted": v.accepted,
+                "reason": v.reason,
+                "event": v.summary,
+            }
+            for v in kept[-DEBUG_PER_REQUEST:] + rejected
+        )
     mark = "%s" if connection.dialect.name == "postgresql" else "?"
     connection.exec_driver_sql(
         "INSERT INTO debug_minutes (source_id, minute, accepted, rejected, duplicates, over_cap) "
@@ -204,31 +309,10 @@ def _record_debug(
         "rejected = debug_minutes.rejected + excluded.rejected, "
         "duplicates = debug_minutes.duplicates + excluded.duplicates, "
         "over_cap = debug_minutes.over_cap + excluded.over_cap",
-        (
-            source_id,
-            minute,
-            result.accepted,
-            len(result.rejected),
-            result.duplicates,
-            result.over_cap,
-        ),
+        [(source_id, minute, *counts) for (source_id, minute), counts in sorted(minutes.items())],
     )
-    rejected = [v for v in verdicts if not v.accepted][-DEBUG_PER_REQUEST:]
-    shown = counted[-DEBUG_PER_REQUEST:] + rejected
     if shown:
-        connection.execute(
-            insert(DebugEvent),
-            [
-                {
-                    "source_id": source_id,
-                    "received_at": received_at,
-                    "accepted": v.accepted,
-                    "reason": v.reason,
-                    "event": v.summary,
-                }
-                for v in shown
-            ],
-        )
+        connection.execute(insert(DebugEvent), shown)
 
 
 def purge_seen_messages(engine: Engine, *, before: datetime) -> int:

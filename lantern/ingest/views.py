@@ -3,37 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from starlette.requests import ClientDisconnect
 
 from lantern.api.deps import EngineDep, SettingsDep
 from lantern.config import Settings
 from lantern.db.base import utcnow
 from lantern.errors import BadRequest
 from lantern.ingest.protocol import Payload, decompress, parse_body, source_key
-from lantern.ingest.service import IngestResult, judge_payload, limits_for, store
+from lantern.ingest.service import IngestResult, Judged, judge_payload, limits_for
+from lantern.ingest.writer import writer_for
 from lantern.workspaces.service import source_keys
 
 router = APIRouter(tags=["ingest"])
-
-_executors: dict[str, ThreadPoolExecutor] = {}
-
-
-def _writers(engine: Any) -> ThreadPoolExecutor:
-    """Threads that commit ingest writes: one for SQLite (one writer anyway), a few otherwise.
-
-    Fewer threads than requests keeps them from queueing on the database and the GIL.
-    """
-    key = str(engine.url)
-    if key not in _executors:
-        size = 1 if engine.dialect.name == "sqlite" else 4
-        _executors[key] = ThreadPoolExecutor(size, thread_name_prefix="ingest-writer")
-    return _executors[key]
-
 
 SINGLE_TYPES = ("track", "page", "screen", "identify", "group", "alias")
 
@@ -49,13 +35,17 @@ async def _read_body(request: Request, limit: int) -> bytes:
         )
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BadRequest(
-                f"the request is larger than {limit // 1024} KB", error="payload_too_large"
-            )
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BadRequest(
+                    f"the request is larger than {limit // 1024} KB", error="payload_too_large"
+                )
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # Nobody is left to answer, but a 400 keeps it out of the error log.
+        raise BadRequest("the client closed the connection before sending its body") from None
     return b"".join(chunks)
 
 
@@ -110,17 +100,8 @@ async def _ingest(
         payload, received_at=received_at, limits=limits_for(settings, history=history)
     )
 
-    def work() -> IngestResult:
-        return store(
-            engine,
-            source_id=identity.source_id,
-            verdicts=verdicts,
-            received_at=received_at,
-            metric_cap=settings.metric_cap,
-        )
-
-    loop = asyncio.get_running_loop()
-    return _answer(await loop.run_in_executor(_writers(engine), work))
+    judged = Judged(identity.source_id, verdicts, received_at, settings.metric_cap)
+    return _answer(await asyncio.wrap_future(writer_for(engine).submit(judged)))
 
 
 @router.post("/v1/batch", summary='Segment batch: {"batch": [events...]}')

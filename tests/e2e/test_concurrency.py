@@ -50,8 +50,8 @@ def test_many_threads_and_processes_on_one_hour_count_exactly(
     process, url = start_server(database_url, tmp_path, workers=workers)
     try:
         src = make_source(engine)
-        # half past the previous hour: never in the future, whatever the time now
-        hour = datetime.now(UTC).replace(minute=30, second=0, microsecond=0) - timedelta(hours=1)
+        # Half past the previous hour: always in the past, all events in one bucket.
+        hour = (datetime.now(UTC) - timedelta(hours=1)).replace(minute=30, second=0, microsecond=0)
         hammer(url, src.key, hour)
     finally:
         process.terminate()

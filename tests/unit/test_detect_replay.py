@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from click.testing import CliRunner
 
+from lantern.cli import main
 from lantern.replay import replay
 
 START = pd.Timestamp("2026-01-05", tz="UTC")
@@ -71,3 +74,17 @@ def test_replay_reports_a_missing_path(tmp_path: Path) -> None:
     result = CliRunner().invoke(replay, [str(tmp_path / "nowhere.csv")])
     assert result.exit_code == 2
     assert "no such file" in result.output
+
+
+def test_lantern_replay_is_a_command_of_lantern_yet_other_commands_skip_the_detector(
+    tmp_path: Path,
+) -> None:
+    write_csv(tmp_path / "checkout.csv", series_with_outage(1))
+    out = tmp_path / "alerts.jsonl"
+    result = CliRunner().invoke(main, ["replay", str(tmp_path / "checkout.csv"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text().splitlines()[0])["kind"] == "outage"
+    # `lantern serve` supervises its workers from this process: it stays small.
+    probe = "import sys, lantern.cli; print(sorted({'pandas', 'statsmodels'} & set(sys.modules)))"
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "[]"

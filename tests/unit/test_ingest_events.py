@@ -25,6 +25,28 @@ def test_the_corrected_time_removes_the_device_clock_skew() -> None:
     assert verdict.hour == int(datetime(2026, 3, 4, 12, tzinfo=UTC).timestamp() // 3600)
 
 
+def test_an_offset_time_is_the_same_instant_and_shown_in_utc() -> None:
+    stamp = "2026-03-04T13:05:00+01:00"
+    event = {"type": "page", "name": "Home", "userId": "u", "timestamp": stamp}
+    verdict = judge(event, received_at=NOW, batch_sent_at=None, limits=LIVE)
+    assert verdict.accepted
+    assert verdict.summary == {"type": "page", "timestamp": "2026-03-04T12:05:00Z", "name": "Home"}
+
+
+def test_an_event_own_sent_at_wins_over_the_batch_one_and_a_bad_one_is_a_reason() -> None:
+    event = {"type": "track", "event": "E", "userId": "u", "timestamp": "2026-03-04T15:00:00Z"}
+    own = judge(
+        {**event, "sentAt": "2026-03-04T15:10:00Z"},
+        received_at=NOW,
+        batch_sent_at="2026-03-04T18:00:00Z",
+        limits=LIVE,
+    )
+    unreadable = judge(event, received_at=NOW, batch_sent_at="soon", limits=LIVE)
+    assert own.summary["timestamp"] == "2026-03-04T12:20:00Z"
+    assert not unreadable.accepted
+    assert unreadable.reason == "sentAt 'soon' is not an ISO-8601 time"
+
+
 def test_an_event_without_timestamp_is_counted_at_reception() -> None:
     verdict = judge(
         {"type": "identify", "userId": "u"}, received_at=NOW, batch_sent_at=None, limits=LIVE

@@ -75,7 +75,9 @@ const LanternChart = (() => {
       el("text", { x: PAD.left - 6, y: y(v) + 4, "text-anchor": "end" }, axis).textContent = fmt(v);
     }
     const days = (t1 - t0) / 86400e3;
-    const every = days > 45 ? 14 : days > 14 ? 7 : days > 4 ? 1 : 0.25;
+    // the shortest step (in days) that leaves labels ~70 px apart
+    const perDay = (width - PAD.left - PAD.right) / Math.max(days, 1 / 24);
+    const every = [0.25, 0.5, 1, 2, 7, 14, 28, 56].find((d) => d * perDay >= 70) || 91;
     const first = new Date(t0);
     first.setUTCHours(0, 0, 0, 0);
     for (let t = first.getTime(); t <= t1; t += every * 86400e3) {

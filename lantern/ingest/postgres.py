@@ -1,0 +1,189 @@
+"""A group of ingest requests written to PostgreSQL in one statement, one round trip.
+
+The statement is its own transaction: it records the message digests, and from the ones
+that were new it adds the bucket increments, the debug view's minute counts and its
+recent events. It locks rows in the order the general path does (digests, buckets by
+key, then minutes), so writers in several processes wait for each other but never
+deadlock. Each round trip (BEGIN, each INSERT, COMMIT) would cost a wake-up of the
+server and of the writer thread, while the bucket rows it locks wait for the commit.
+`store` takes this path when every metric the group names is already known; new
+metrics, the metric cap and LaunchDarkly flag versions take the general one.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from sqlalchemy.engine import Connection
+
+from lantern.ingest.events import Verdict
+from lantern.metrics.keys import MetricKey
+
+if TYPE_CHECKING:
+    from lantern.ingest.service import IngestResult, Judged
+
+# The arrays describing the events offered to the debug view, one value per event.
+SHOWN_COLUMNS = ("request", "pos", "source", "digest", "received", "accepted", "reason", "event")
+# How many of a request's last events are offered to the debug view, of which the last
+# five it counts are kept (the others were repeats).
+SHOWN_CANDIDATES = 10
+
+# %(name)b: binary parameters, which psycopg packs without escaping each array element.
+STATEMENT = """
+WITH fresh AS (
+    INSERT INTO seen_messages (source_id, digest, seen_at)
+    SELECT s, d, %(seen_at)s
+    FROM unnest(%(seen_source)b::int[], %(seen_digest)b::bytea[]) AS t(s, d)
+    ORDER BY s, d
+    ON CONFLICT DO NOTHING
+    RETURNING source_id, digest
+),
+candidates AS (
+    SELECT c.number, c.source_id, c.minute, c.digest IS NULL
+        OR (c.source_id, c.digest) IN (SELECT source_id, digest FROM fresh) AS counted
+    FROM unnest(%(cand_source)b::int[], %(cand_minute)b::int[], %(cand_digest)b::bytea[])
+        WITH ORDINALITY AS c(source_id, minute, digest, number)
+),
+increments AS (
+    SELECT i.metric_id, i.hour, count(*) AS n, coalesce(sum(i.value), 0) AS v
+    FROM unnest(
+        %(inc_metric)b::int[], %(inc_hour)b::int[], %(inc_value)b::float8[], %(inc_cand)b::int[]
+    ) AS i(metric_id, hour, value, cand)
+    JOIN candidates AS c ON c.number = i.cand
+    WHERE c.counted
+    GROUP BY i.metric_id, i.hour
+),
+bucket_rows AS (
+    INSERT INTO buckets (metric_id, hour, count, value_sum)
+    SELECT metric_id, hour, n, v FROM increments ORDER BY metric_id, hour
+    ON CONFLICT (metric_id, hour) DO UPDATE SET count = buckets.count + excluded.count,
+        value_sum = buckets.value_sum + excluded.value_sum
+    RETURNING 1
+),
+minute_rows AS (
+    INSERT INTO debug_minutes (source_id, minute, accepted, rejected, duplicates, over_cap)
+    SELECT source_id, minute, sum(accepted), sum(rejected), sum(duplicates), 0
+    FROM (
+        SELECT source_id, minute, counted::int AS accepted, 0 AS rejected,
+            (NOT counted)::int AS duplicates
+        FROM candidates
+        UNION ALL
+        SELECT source_id, minute, 0, rejected, duplicates
+        FROM unnest(
+            %(req_source)b::int[], %(req_minute)b::int[], %(req_rejected)b::int[],
+            %(req_duplicates)b::int[]
+        ) AS r(source_id, minute, rejected, duplicates)
+    ) AS m
+    -- Buckets first, then minutes, as every ingest transaction locks them: no deadlock.
+    WHERE (SELECT count(*) FROM bucket_rows) >= 0
+    GROUP BY source_id, minute
+    ORDER BY source_id, minute
+    ON CONFLICT (source_id, minute) DO UPDATE SET
+        accepted = debug_minutes.accepted + excluded.accepted,
+        rejected = debug_minutes.rejected + excluded.rejected,
+        duplicates = debug_minutes.duplicates + excluded.duplicates
+),
+shown_rows AS (
+    INSERT INTO debug_events (source_id, received_at, accepted, reason, event)
+    SELECT source_id, received_at, accepted, reason, event::json
+    FROM (
+        SELECT e.*, row_number() OVER (PARTITION BY e.request, e.accepted ORDER BY e.pos DESC)
+            AS recent
+        FROM unnest(
+            %(shown_request)b::int[], %(shown_pos)b::int[], %(shown_source)b::int[],
+            %(shown_digest)b::bytea[], %(shown_received)b::timestamp[],
+            %(shown_accepted)b::bool[], %(shown_reason)b::text[], %(shown_event)b::text[]
+        ) AS e(request, pos, source_id, digest, received_at, accepted, reason, event)
+        WHERE NOT e.accepted OR e.digest IS NULL
+            OR (e.source_id, e.digest) IN (SELECT source_id, digest FROM fresh)
+    ) AS kept
+    WHERE recent <= %(per_request)s
+    ORDER BY request, NOT accepted, pos
+)
+SELECT source_id, digest FROM fresh
+"""
+
+
+def write_at_once(
+    connection: Connection,
+    *,
+    requests: Sequence[Judged],
+    results: Sequence[IngestResult],
+    unique: Sequence[list[Verdict]],
+    ids: dict[tuple[int, MetricKey], int],
+    per_request: int,
+) -> dict[int, set[bytes]]:
+    """Write a group in one statement; returns the digests that were new, per source.
+
+    `unique` holds each request's accepted events without repeats inside the group, and
+    `ids` the metric id of every (source, key) they increment.
+    """
+    seen_source: list[int] = []
+    seen_digest: list[bytes] = []
+    cand_source: list[int] = []
+    cand_minute: list[int] = []
+    cand_digest: list[bytes | None] = []
+    inc_metric: list[int] = []
+    inc_hour: list[int] = []
+    inc_value: list[float | None] = []
+    inc_cand: list[int] = []
+    req: dict[str, list[int]] = {"source": [], "minute": [], "rejected": [], "duplicates": []}
+    shown: dict[str, list[Any]] = defaultdict(list)
+    for number, (request, result, kept) in enumerate(zip(requests, results, unique, strict=True)):
+        source = request.source_id
+        minute = int(request.received_at.timestamp() // 60)
+        for name, count in (
+            ("source", source),
+            ("minute", minute),
+            ("rejected", len(result.rejected)),
+            ("duplicates", result.duplicates),
+        ):
+            req[name].append(count)
+        for verdict in kept:
+            digest = verdict.digest
+            if digest is not None:
+                seen_source.append(source)
+                seen_digest.append(digest)
+            cand_source.append(source)
+            cand_minute.append(minute)
+            cand_digest.append(digest)
+            candidate = len(cand_digest)  # WITH ORDINALITY counts from 1
+            for key, value in verdict.increments:
+                inc_metric.append(ids[(source, key)])
+                inc_hour.append(verdict.hour)
+                inc_value.append(value)
+                inc_cand.append(candidate)
+        received = request.received_at.astimezone(UTC).replace(tzinfo=None)
+        rejected = [(i, v) for i, v in enumerate(request.verdicts) if not v.accepted]
+        for pos, verdict in list(enumerate(kept))[-SHOWN_CANDIDATES:] + rejected[-per_request:]:
+            shown["request"].append(number)
+            shown["pos"].append(pos)
+            shown["source"].append(source)
+            shown["digest"].append(verdict.digest if verdict.accepted else None)
+            shown["received"].append(received)
+            shown["accepted"].append(verdict.accepted)
+            shown["reason"].append(verdict.reason)
+            shown["event"].append(orjson.dumps(verdict.summary).decode())
+    params: dict[str, Any] = {
+        "seen_at": max(r.received_at for r in requests).astimezone(UTC).replace(tzinfo=None),
+        "per_request": per_request,
+        "seen_source": seen_source,
+        "seen_digest": seen_digest,
+        "cand_source": cand_source,
+        "cand_minute": cand_minute,
+        "cand_digest": cand_digest,
+        "inc_metric": inc_metric,
+        "inc_hour": inc_hour,
+        "inc_value": inc_value,
+        "inc_cand": inc_cand,
+        **{f"req_{name}": values for name, values in req.items()},
+        **{f"shown_{name}": shown[name] for name in SHOWN_COLUMNS},
+    }
+    fresh: dict[int, set[bytes]] = {request.source_id: set() for request in requests}
+    for source, digest in connection.exec_driver_sql(STATEMENT, params):
+        fresh[source].add(bytes(digest))
+    return fresh

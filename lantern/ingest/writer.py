@@ -1,0 +1,118 @@
+"""Group commit: one thread per database commits whatever requests queued meanwhile, together.
+
+Ingest's cost is mostly per transaction (the commit, the B-tree pages it rewrites, the
+round trips), not per event. While one group commits, the next requests queue; the
+thread then takes them all (up to `max_events`) into the next transaction. Under light
+load a group is one request and nothing waits; under heavy load groups grow by themselves.
+Each request still gets its own answer, sent only after its group is committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from lantern.db.checkpoint import checkpointer_for
+from lantern.ingest.service import IngestResult, Judged, store
+
+log = logging.getLogger(__name__)
+
+# Events per transaction at most: bounds a group's latency and its statements' sizes.
+MAX_GROUP_EVENTS = 5000
+# A writer thread with nothing to do for this long ends; the next request starts another.
+IDLE_SECONDS = 30.0
+
+
+@dataclass(slots=True)
+class _Item:
+    judged: Judged
+    answer: Future[IngestResult]
+
+
+class GroupWriter:
+    """Commits requests for one engine on one thread, as many per transaction as are waiting."""
+
+    def __init__(self, engine: Engine, *, max_events: int = MAX_GROUP_EVENTS) -> None:
+        self.engine = engine
+        self.max_events = max_events
+        self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._checkpointer = checkpointer_for(engine)
+
+    def submit(self, judged: Judged) -> Future[IngestResult]:
+        """Queue a request; the future resolves once its increments are committed."""
+        item = _Item(judged, Future())
+        with self._lock:
+            self._queue.put(item)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
+                self._thread.start()
+        return item.answer
+
+    def _run(self) -> None:
+        while True:
+            try:
+                first = self._queue.get(timeout=IDLE_SECONDS)
+            except queue.Empty:
+                with self._lock:
+                    # submit() queues under this lock, so nothing can slip in unseen.
+                    if self._queue.empty():
+                        self._thread = None
+                        return
+                continue
+            group, events, item = [], 0, first
+            while True:
+                # A request whose caller gave up before its turn is dropped unanswered, as
+                # if never sent; once running, its answer can no longer be cancelled.
+                if item.answer.set_running_or_notify_cancel():
+                    group.append(item)
+                    events += len(item.judged.verdicts)
+                if events >= self.max_events:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if group:
+                self._commit(group)
+
+    def _commit(self, group: list[_Item]) -> None:
+        outcomes = store_together(self.engine, [item.judged for item in group])
+        if self._checkpointer is not None:
+            self._checkpointer.nudge()
+        for item, outcome in zip(group, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                item.answer.set_exception(outcome)
+            else:
+                item.answer.set_result(outcome)
+
+
+def store_together(engine: Engine, requests: list[Judged]) -> list[IngestResult | Exception]:
+    """Store requests in one transaction; if it fails, each alone, so a failure stays its own."""
+    try:
+        return list(store(engine, requests=requests))
+    except Exception as exc:
+        if len(requests) == 1:
+            return [exc]
+        # One request's rows may be what failed (its source deleted meanwhile, say).
+        log.info("%d ingest requests failed together (%s); storing each alone", len(requests), exc)
+        return [outcome for request in requests for outcome in store_together(engine, [request])]
+
+
+_writers: dict[Engine, GroupWriter] = {}
+_writers_lock = threading.Lock()
+
+
+def writer_for(engine: Engine) -> GroupWriter:
+    """The process's group writer for `engine`."""
+    with _writers_lock:
+        writer = _writers.get(engine)
+        if writer is None:
+            writer = _writers[engine] = GroupWriter(engine)
+        return writer
