@@ -19,6 +19,9 @@ The method
    single hours are Poisson tails of a mean pushed two standard deviations along the gamma
    mixing distribution. A metric at 5 events an hour is thus judged by Poisson noise, one at
    50,000 by its own over-dispersion, and scaling a busy series by ten changes nothing.
+   Non-negative value metrics (sums such as revenue) are compound Poisson, with variance
+   ``u`` times their mean: they are judged as the pseudo-counts ``values / u``, ``u``
+   measured at every refit (`model.value_unit`), and reported back in their own unit.
 4. **Detectors** (`detectors`; verdict types and tail scores in `verdicts`): spike, drop,
    outage, level shift, trend change and seasonality change, each needing significance
    *and* a relative change large enough to matter (see `verdicts.SENSITIVITY`). Spikes,

@@ -20,7 +20,7 @@ class Decomposition:
     expected: pd.Series
     lower: pd.Series
     upper: pd.Series
-    seasonal: pd.Series  # on the model's scale (log1p for counts)
+    seasonal: pd.Series  # on the model's scale (log1p of counts, or of pseudo-counts)
     trend: pd.Series  # on the model's scale
 
 
@@ -40,24 +40,19 @@ def decompose(
     model = fit_baseline(
         hours[recent],
         values[recent],
-        np.isfinite(values[recent]),
+        np.isfinite(values[recent]) | (kind == "value"),
         kind=kind,
         fit_hour=end,
     )
     expected = model.expected(hours)
-    if kind == "count":
-        spread = width * np.sqrt(expected + model.dispersion * expected**2)
-        lower = np.maximum(expected - spread, 0.0)
-    else:
-        spread = np.full(len(hours), width * model.dispersion)
-        lower = expected - spread
+    lower, upper = model.band(expected, width)
     profile = np.asarray(model.profile)[hours % WEEK]
     index = clean.index
     return Decomposition(
         observed=clean,
         expected=pd.Series(expected, index=index, name="expected"),
         lower=pd.Series(lower, index=index, name="lower"),
-        upper=pd.Series(expected + spread, index=index, name="upper"),
+        upper=pd.Series(upper, index=index, name="upper"),
         seasonal=pd.Series(profile, index=index, name="seasonal"),
         trend=pd.Series(model.log_expected(hours) - profile, index=index, name="trend"),
     )

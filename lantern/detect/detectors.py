@@ -4,7 +4,8 @@ Every detector reads the same two aligned arrays, the observed value and the bas
 expectation of each hour, and only hours up to the one being judged. They are computed for
 a run of hours at once with prefix sums, so judging a day costs about what judging an hour
 does. A verdict needs both *significance* under the noise model (a Poisson-gamma tail for
-counts, a Gaussian one for values) and a *relative change* large enough to matter; the
+counts and for non-negative values as pseudo-counts, a Gaussian one for values that can go
+negative) and a *relative change* large enough to matter; the
 second is what keeps a metric at 50,000 events an hour, where every wobble is
 "significant", from paging anyone.
 

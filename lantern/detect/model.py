@@ -3,6 +3,19 @@
 A `Baseline` is fitted on the hours before its ``fit_hour`` and forecasts the expected
 value of any hour near it. It is frozen, small and JSON-serialisable, so a metric's state
 can carry it between hourly passes.
+
+Value metrics (the hourly sum of an event property, e.g. revenue) that are never negative
+are modelled as *pseudo-counts*. A sum of a Poisson number of amounts X is compound
+Poisson, ``Var(S) = lambda * E[X^2] = u * E[S]`` with the unit ``u = E[X^2] / E[X]``: its
+variance grows with its mean as a count's does, only ``u`` times larger. So the values
+are divided by ``u`` (estimated from the fit window by `value_unit`, again at every refit)
+and the count model, its negative-binomial noise and every count detector run on
+``values / u``; `Baseline.expected` and `Baseline.band` multiply back, so whoever reads a
+baseline sees currency, not pseudo-counts. An hour without a value is an hour without
+events (a zero) where that is plausible, at most `EMPTY_MEAN` pseudo-events expected;
+elsewhere it is a gap in the data that says nothing (an outage of the event is then its
+count metric's to report). Series with negative values keep a Gaussian model on the raw
+values.
 """
 
 from __future__ import annotations
@@ -25,11 +38,17 @@ LEVEL_DAYS = 14
 _STL_SPEED = {"seasonal_jump": 3, "trend_jump": 5, "low_pass_jump": 5}
 MAX_SLOPE = 0.15 / DAY  # log change per hour; growth beyond 15%/day is not extrapolated
 MODEL_ERROR = 0.04  # relative error of an hour's forecast that no amount of data removes
+EMPTY_MEAN = 9.0  # pseudo-events expected above which an hour without a value is a gap (e^-9)
 
 
 @dataclass(frozen=True)
 class Baseline:
-    """A fitted model of one metric: expected(h) = level + slope*(h - fit_hour) + profile."""
+    """A fitted model of one metric: expected(h) = level + slope*(h - fit_hour) + profile.
+
+    ``kind`` is the noise model: "count" for counts and for non-negative values judged as
+    pseudo-counts (``unit`` > 0 is then the value of one pseudo-event), "value" for the
+    Gaussian model of series that can go negative.
+    """
 
     kind: SeriesKind
     fit_hour: int  # hours since the epoch; the model saw only hours before it
@@ -39,6 +58,7 @@ class Baseline:
     scale: float  # counts: mass correction; values: 1
     dispersion: float  # counts: negative-binomial phi; values: residual standard deviation
     weekly: bool
+    unit: float = 1.0  # the value of one pseudo-event; 1 for counts and Gaussian values
 
     def log_expected(self, hours: np.ndarray) -> np.ndarray:
         """Expected value of each hour on the model's transformed scale."""
@@ -49,15 +69,16 @@ class Baseline:
         """Expected value of each hour (a count or a value)."""
         raw = self.log_expected(hours)
         if self.kind == "count":
-            return np.maximum(self.scale * np.expm1(raw), 0.0)
+            return self.unit * np.maximum(self.scale * np.expm1(raw), 0.0)
         return raw
 
-    def band(self, expected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def band(self, expected: np.ndarray, width: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
         """The (lower, upper) range around ``expected`` that insights report: three sigmas."""
         if self.kind == "count":
-            spread = 3 * np.sqrt(expected + self.dispersion * expected**2)
+            mean = expected / self.unit
+            spread = self.unit * width * np.sqrt(mean + self.dispersion * mean**2)
             return np.maximum(expected - spread, 0.0), expected + spread
-        spread = np.full(np.shape(expected), 3 * self.dispersion)
+        spread = np.full(np.shape(expected), width * self.dispersion)
         return expected - spread, expected + spread
 
     def to_dict(self) -> dict[str, Any]:
@@ -71,6 +92,7 @@ class Baseline:
             "scale": self.scale,
             "dispersion": self.dispersion,
             "weekly": self.weekly,
+            "unit": self.unit,
         }
 
     @classmethod
@@ -102,8 +124,20 @@ def fit_baseline(
     filled from ``prior`` or by interpolation before the decomposition. ``anchor`` is the
     start of the current normal: the level and slope are learned from hours after it only,
     and when ``reshaped`` (the cycle itself changed there) the daily profile is corrected by
-    the hours after it too.
+    the hours after it too. Non-negative values are fitted as pseudo-counts (see the module
+    docstring), which decides which of their missing hours are zeros: ``usable`` should not
+    exclude missing values.
     """
+    unit = 1.0
+    if kind == "value" and is_pseudo_count(values[usable]):
+        unit = value_unit(hours, values, usable)
+        pseudo = values / unit
+        typical = np.zeros(DAY)
+        for h in range(DAY):
+            seen = pseudo[(hours % DAY == h) & usable & np.isfinite(pseudo)]
+            typical[h] = np.median(seen) if seen.size else 0.0
+        values = empty_as_zero(pseudo, typical[hours % DAY])
+        kind = "count"
     y = transform(values, kind)
     good = usable & np.isfinite(y)
     if good.sum() < DAY:
@@ -173,7 +207,46 @@ def fit_baseline(
         scale=scale,
         dispersion=dispersion,
         weekly=weekly,
+        unit=unit,
     )
+
+
+def is_pseudo_count(values: np.ndarray) -> bool:
+    """Whether a value series is judged as pseudo-counts: some positive value, none negative."""
+    finite = values[np.isfinite(values)]
+    return bool(finite.size and (finite >= 0).all() and (finite > 0).any())
+
+
+def empty_as_zero(pseudo: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """Pseudo-counts with missing hours as zeros where an empty hour is plausible."""
+    return np.where(np.isnan(pseudo) & (expected <= EMPTY_MEAN), 0.0, pseudo)
+
+
+def value_unit(hours: np.ndarray, values: np.ndarray, usable: np.ndarray) -> float:
+    """The compound-Poisson unit ``E[X^2]/E[X]`` of hourly sums: their variance per unit of mean.
+
+    Measured on day-over-day differences at each hour of the day (half their mean square
+    over the mean), so that the daily cycle and a trend do not count as noise, and the
+    median over hours of the day, so that a bad day or a weekly rhythm weighs little.
+    Missing hours are left out. With too little data, the mean square over the mean of the
+    non-zero hours, as if each held one event.
+    """
+    y = np.where(usable, values, np.nan)
+    if len(y) > DAY:
+        diff = y[DAY:] - y[:-DAY]
+        mean = (y[DAY:] + y[:-DAY]) / 2
+        hod = hours[DAY:] % DAY
+        ratios = []
+        for h in range(DAY):
+            pick = (hod == h) & np.isfinite(diff)
+            if pick.sum() >= 3 and mean[pick].mean() > 0:
+                ratios.append(float(np.mean(diff[pick] ** 2) / 2 / mean[pick].mean()))
+        if len(ratios) >= DAY // 2 and np.median(ratios) > 0:
+            return float(np.median(ratios))
+    positive = y[np.isfinite(y) & (y > 0)]
+    if positive.size == 0:
+        return 1.0
+    return float(np.mean(positive**2) / np.mean(positive))
 
 
 def _fill(hours: np.ndarray, y: np.ndarray, good: np.ndarray) -> np.ndarray:

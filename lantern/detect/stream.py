@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from lantern.detect.detectors import LOOKBACK, WINDOW_ERROR, Evidence
-from lantern.detect.model import DAY, FIT_DAYS, WEEK, Baseline, fit_baseline
+from lantern.detect.model import DAY, FIT_DAYS, WEEK, Baseline, empty_as_zero, fit_baseline
 from lantern.detect.series import TRAINING_DAYS, SeriesError, SeriesKind, validate_series
 from lantern.detect.verdicts import PERSISTENT, SENSITIVITY, Candidate, Detection
 
@@ -213,7 +213,10 @@ class _Run:
     def _refit(self, t: int) -> None:
         s = self.state
         lo = max(t - FIT_HOURS, s.first_hour)
-        usable = self._usable_masks_only(lo, t) & np.isfinite(self._slice(lo, t))
+        usable = self._usable_masks_only(lo, t)
+        if s.kind == "count":
+            usable &= np.isfinite(self._slice(lo, t))
+        # (a value model decides itself what its missing hours are: see fit_baseline)
         if s.anchor is not None and t - s.anchor >= WEEK:
             # a week of the new normal is enough to stand in for the old one, which would
             # otherwise leave a step in the window for the decomposition to misread
@@ -242,8 +245,13 @@ class _Run:
         s = self.state
         assert s.model is not None
         lo = t - LOOKBACK
-        x = self._slice(lo, stop)
-        mu = s.model.expected(np.arange(lo, stop))
+        x, mu = self._slice(lo, stop), s.model.expected(np.arange(lo, stop))
+        unit = s.model.unit
+        if s.kind == "value" and s.model.kind == "count":
+            # pseudo-counts: an hour without a value may be an hour without events
+            mu = mu / unit
+            seen = np.arange(lo, stop) >= s.first_hour
+            x = np.where(seen, empty_as_zero(x / unit, mu), np.nan)
         usable = self._usable(lo, stop) & np.isfinite(x)
         # a model that has seen one week knows the weekly cycle from one sample an hour
         young = not s.model.weekly
@@ -252,7 +260,7 @@ class _Run:
             mu,
             usable,
             first=LOOKBACK,
-            kind=s.kind,
+            kind=s.model.kind,
             dispersion=s.model.dispersion + (YOUNG_ERROR**2 if young else 0.0),
             thresholds=self.thresholds,
             window_error=YOUNG_ERROR if young else WINDOW_ERROR,
@@ -262,11 +270,14 @@ class _Run:
         for offset, candidate in enumerate(found):
             u = int(t + offset)
             self.state = replace(self.state, last_hour=u)
+            if candidate is not None and unit != 1.0:
+                observed, expected = candidate.observed * unit, candidate.expected * unit
+                candidate = replace(candidate, observed=observed, expected=expected)
             if self._step(u, LOOKBACK + offset, candidate, x, mu, evidence):
                 judged = u + 1
                 break
         if self.trace is not None:
-            self.trace(t, judged, mu[LOOKBACK : LOOKBACK + judged - t], s.model)
+            self.trace(t, judged, unit * mu[LOOKBACK : LOOKBACK + judged - t], s.model)
         return judged
 
     def _step(

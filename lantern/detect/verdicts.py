@@ -3,7 +3,8 @@
 Scores are ``-log10 p`` of a one-sided tail, capped at `MAX_SCORE`. For counts the tail is
 Poisson with a mean pushed two standard deviations up (or down) the gamma mixing
 distribution of a negative binomial with ``Var = mu + phi*mu^2``, so that over-dispersion
-is never mistaken for an event (Lawless 1987); for values it is Gaussian.
+is never mistaken for an event (Lawless 1987); non-negative values arrive here as
+pseudo-counts (see `model`), and only values that can go negative get the Gaussian tail.
 
 References
 ----------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -45,6 +44,16 @@ def context() -> dict[str, object]:
     }
 
 
+READ_FILE = """
+import sys
+try:
+    with open(sys.argv[1], "rb") as handle:
+        sys.stdout.buffer.write(handle.read())
+except FileNotFoundError:
+    pass
+"""
+
+
 def database_text(engine: Engine) -> str:
     """Every row of every table, as text, plus the raw SQLite files."""
     parts: list[str] = []
@@ -53,20 +62,17 @@ def database_text(engine: Engine) -> str:
             for row in connection.execute(text(f'SELECT * FROM "{table}"')):
                 parts.append(repr(tuple(row)))
     if engine.dialect.name == "sqlite" and engine.url.database:
-        # Read the raw files in another process: closing a descriptor of the database file
-        # in this one would drop the POSIX locks of this process's live SQLite connections,
-        # and the next query on them fails with "disk I/O error".
+        # Read by another process: closing a descriptor of the database file here would
+        # drop this process's POSIX locks on it, and SQLite in another process could then
+        # take itself for the last connection and delete the write-ahead log under ours.
         for suffix in ("", "-wal"):
-            path = engine.url.database + suffix
-            if os.path.exists(path):
-                raw = subprocess.run(
-                    [sys.executable, "-c", READ_BYTES, path], capture_output=True, check=True
-                ).stdout
-                parts.append(raw.decode("latin-1"))
+            raw = subprocess.run(
+                [sys.executable, "-c", READ_FILE, engine.url.database + suffix],
+                capture_output=True,
+                check=True,
+            )
+            parts.append(raw.stdout.decode("latin-1"))
     return "\n".join(parts)
-
-
-READ_BYTES = "import sys; sys.stdout.buffer.write(open(sys.argv[1], 'rb').read())"
 
 
 def test_pii_in_every_field_reaches_no_table_log_or_debug_view(

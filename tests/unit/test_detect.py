@@ -227,3 +227,70 @@ def test_decompose_gives_an_expected_band_aligned_to_the_series() -> None:
     assert result.expected.index.equals(series.index)
     inside = (series >= result.lower) & (series <= result.upper)
     assert inside.iloc[-7 * 24 :].mean() > 0.95
+
+
+def revenue(
+    orders_at_peak: float, *, seed: int, weeks: int = 6, amount: float = 42.0
+) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+    """Hourly revenue: a Poisson number of orders with a daily rhythm, gamma(4) amounts.
+
+    Returns the series (NaN where no order came, as the buckets give it), the order
+    counts and each hour's amounts' scale, so that tests can inject changes to the orders.
+    """
+    rng = np.random.default_rng(seed)
+    lam = expected_volume(orders_at_peak, weeks)
+    orders = rng.poisson(lam)
+    sums = np.array([rng.gamma(4, amount / 4, n).sum() for n in orders])
+    series = as_series(np.where(orders > 0, sums, np.nan))
+    return series, orders, lam
+
+
+def opened_values(series: pd.Series) -> list[tuple[str, str, pd.Timestamp]]:
+    events = replay_series(series, kind="value")
+    return [(e.detection.kind, e.detection.direction, e.at) for e in events if e.status == "opened"]
+
+
+BUSY = 5 * 168 + 2 * 24 + 18  # week 6, a Wednesday at 18:00, the busiest hour of the day
+
+
+@pytest.mark.parametrize("orders_at_peak", [5.0, 200.0])
+def test_clean_revenue_raises_no_alert_at_low_or_high_volume(orders_at_peak: float) -> None:
+    series, _, _ = revenue(orders_at_peak, seed=7)
+    assert opened_values(series) == []
+
+
+def test_an_outage_of_quiet_revenue_is_flagged_as_an_outage() -> None:
+    series, _, _ = revenue(5.0, seed=8)
+    series.iloc[BUSY - 6 : BUSY + 1] = np.nan  # seven busy hours without a single order
+    assert opened_values(series)[0][:2] == ("outage", "down")
+    assert opened_values(series)[0][2] <= series.index[BUSY]
+
+
+@pytest.mark.parametrize("orders_at_peak", [5.0, 200.0])
+def test_an_hour_of_triple_revenue_at_a_busy_hour_is_a_spike(orders_at_peak: float) -> None:
+    series, _, _ = revenue(orders_at_peak, seed=9)
+    series.iloc[BUSY] *= 3
+    assert opened_values(series) == [("spike", "up", series.index[BUSY])]
+
+
+def test_a_lasting_forty_percent_drop_of_revenue_is_a_downward_level_shift() -> None:
+    series, _, _ = revenue(200.0, seed=10)
+    series.iloc[BUSY - 12 :] *= 0.6
+    found = opened_values(series)
+    assert found[0][:2] == ("level_shift", "down")
+    assert series.index[BUSY - 12] <= found[0][2] <= series.index[BUSY + 12]
+
+
+@pytest.mark.parametrize("orders_at_peak", [5.0, 200.0])
+def test_revenue_in_cents_gets_the_same_verdicts_as_in_dollars(orders_at_peak: float) -> None:
+    series, _, _ = revenue(orders_at_peak, seed=11)
+    series.iloc[BUSY] *= 3
+    series.iloc[BUSY + 30 : BUSY + 36] = np.nan
+    dollars = replay_series(series, kind="value")
+    cents = replay_series(series * 100, kind="value")
+    assert [(e.status, e.at, e.detection.kind) for e in cents] == [
+        (e.status, e.at, e.detection.kind) for e in dollars
+    ]
+    assert [e.detection.expected for e in cents] == pytest.approx(
+        [100 * e.detection.expected for e in dollars]
+    )
