@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from lantern.accounts.service import LoggedIn, check_csrf, session_for_cookie
 from lantern.config import Settings
-from lantern.errors import Unauthorized
+from lantern.errors import Invalid, Unauthorized
 from lantern.workspaces.models import Workspace
 from lantern.workspaces.service import workspace_for_token
 
@@ -103,4 +103,16 @@ token_scheme = HTTPBearer(
     scheme_name="WorkspaceToken",
     description="a workspace API token: `lantern token create`",
 )
-DOCUMENTED_AUTH = [Depends(token_scheme)]
+
+
+def single_query_values(request: Request) -> None:
+    """Refuse a repeated query parameter rather than read only one of its values."""
+    seen: set[str] = set()
+    for key, _ in request.query_params.multi_items():
+        if key in seen:
+            raise Invalid(f"query.{key}: give it once")
+        seen.add(key)
+
+
+# Every dashboard API router's own dependencies: the documented token, strict queries.
+API_DEPENDENCIES = [Depends(token_scheme), Depends(single_query_values)]

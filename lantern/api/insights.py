@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from lantern.api.deps import DOCUMENTED_AUTH, SessionDep, WorkspaceDep
+from lantern.api.deps import API_DEPENDENCIES, SessionDep, WorkspaceDep
 from lantern.api.schemas import (
     ERRORS,
     DetectorKind,
@@ -32,7 +32,7 @@ from lantern.insights.feed import (
 from lantern.metrics.status import MetricItem
 
 router = APIRouter(
-    prefix="/api/v1/insights", tags=["insights"], responses=ERRORS, dependencies=DOCUMENTED_AUTH
+    prefix="/api/v1/insights", tags=["insights"], responses=ERRORS, dependencies=API_DEPENDENCIES
 )
 
 OptionalId = Annotated[int | None, Query(ge=1, le=2_147_483_647)]

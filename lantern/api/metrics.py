@@ -6,14 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from lantern.api.deps import DOCUMENTED_AUTH, SessionDep, WorkspaceDep
+from lantern.api.deps import API_DEPENDENCIES, SessionDep, WorkspaceDep
 from lantern.api.schemas import ERRORS, Id, MetricOut, Moment, SeriesOut, WatchIn
 from lantern.db.base import utcnow
 from lantern.metrics.chart import Chart, metric_chart
 from lantern.metrics.status import MetricItem, Status, get_metric_item, metric_items, watch_metric
 
 router = APIRouter(
-    prefix="/api/v1/metrics", tags=["metrics"], responses=ERRORS, dependencies=DOCUMENTED_AUTH
+    prefix="/api/v1/metrics", tags=["metrics"], responses=ERRORS, dependencies=API_DEPENDENCIES
 )
 
 

@@ -6,13 +6,13 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from lantern.api.deps import DOCUMENTED_AUTH, SessionDep, WorkspaceDep
+from lantern.api.deps import API_DEPENDENCIES, SessionDep, WorkspaceDep
 from lantern.api.schemas import ERRORS, SettingsIn, SettingsOut
 from lantern.workspaces.models import Workspace
 from lantern.workspaces.service import set_sensitivity
 
 router = APIRouter(
-    prefix="/api/v1/settings", tags=["settings"], responses=ERRORS, dependencies=DOCUMENTED_AUTH
+    prefix="/api/v1/settings", tags=["settings"], responses=ERRORS, dependencies=API_DEPENDENCIES
 )
 
 

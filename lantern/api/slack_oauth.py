@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
-from lantern.api.deps import DOCUMENTED_AUTH, SessionDep, SettingsDep, WorkspaceDep
+from lantern.api.deps import API_DEPENDENCIES, SessionDep, SettingsDep, WorkspaceDep
 from lantern.api.schemas import ERRORS, ErrorOut, Strict
 from lantern.config import Settings
 from lantern.errors import BadRequest
@@ -22,7 +22,7 @@ from lantern.notify.connection import (
 
 router = APIRouter(
     tags=["slack"],
-    dependencies=DOCUMENTED_AUTH,
+    dependencies=API_DEPENDENCIES,
     responses={
         **ERRORS,
         400: {"model": ErrorOut, "description": "Slack refused, or is not set up for this"},

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from lantern.api.deps import DOCUMENTED_AUTH, EngineDep, SessionDep, WorkspaceDep
+from lantern.api.deps import API_DEPENDENCIES, EngineDep, SessionDep, WorkspaceDep
 from lantern.api.schemas import (
     ERRORS,
     DebugOut,
@@ -23,7 +23,7 @@ from lantern.workspaces.overview import SourceOverview, source_overview, source_
 from lantern.workspaces.service import create_source, delete_source, get_source, rotate_source_key
 
 router = APIRouter(
-    prefix="/api/v1/sources", tags=["sources"], responses=ERRORS, dependencies=DOCUMENTED_AUTH
+    prefix="/api/v1/sources", tags=["sources"], responses=ERRORS, dependencies=API_DEPENDENCIES
 )
 
 
