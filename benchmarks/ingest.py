@@ -348,11 +348,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.workers is None and not args.url:
-        from lantern.cli import default_workers
-        from lantern.config import Settings
-
-        url = args.database_url or Settings().resolved_database_url
-        args.workers = default_workers(url)
+        args.workers = 1  # what `lantern serve` runs by default
 
     process = None
     pid: int | None = args.pid

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from typing import Any
 
@@ -55,15 +54,17 @@ def main() -> None:
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
-    default=None,
-    help="Worker processes [default: 2 with two cores or more, else 1].",
+    default=1,
+    show_default=True,
+    help="Worker processes. One meets the ingest budget on two cores, in the least "
+    "memory; each more takes about 150 MB.",
 )
 @click.option(
     "--demo",
     is_flag=True,
     help="First fill a demo workspace (as `lantern demo` does) unless the database has one.",
 )
-def serve(host: str | None, port: int | None, workers: int | None, demo: bool) -> None:
+def serve(host: str | None, port: int | None, workers: int, demo: bool) -> None:
     """Run the service: Segment ingest, dashboard and API (migrates the database first)."""
     import uvicorn
 
@@ -73,7 +74,6 @@ def serve(host: str | None, port: int | None, workers: int | None, demo: bool) -
     host = host or settings.host
     port = port or settings.port
     url = settings.resolved_database_url
-    workers = workers or default_workers(url)
     upgrade()
     if demo:
         from lantern.db.session import get_engine
@@ -93,22 +93,6 @@ def serve(host: str | None, port: int | None, workers: int | None, demo: bool) -
         log_level=settings.log_level,
         access_log=settings.log_level in ("debug", "info"),
     )
-
-
-def default_workers(url: str) -> int:
-    """Worker processes for `lantern serve`: two when two cores can run them, else one.
-
-    Two processes judge requests on both cores; their writes queue on the database (a
-    file lock beside a SQLite file), so SQLite is as safe with two as with one. Each
-    process costs about 150 MB: ask for more with `--workers`. An in-memory SQLite
-    database lives in one process, so it gets one.
-    """
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
-        return 1
-    return min(2, os.cpu_count() or 1)
 
 
 @main.command()
