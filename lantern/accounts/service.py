@@ -56,13 +56,17 @@ def normalise_email(email: str) -> str:
     return email
 
 
-def create_user(session: Session, *, workspace: Workspace, email: str, password: str) -> User:
-    """A new user of `workspace` who logs in with `email` and `password`."""
-    email = normalise_email(email)
+def _check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD:
         raise BadRequest(
             f"the password needs at least {MIN_PASSWORD} characters", error="weak_password"
         )
+
+
+def create_user(session: Session, *, workspace: Workspace, email: str, password: str) -> User:
+    """A new user of `workspace` who logs in with `email` and `password`."""
+    email = normalise_email(email)
+    _check_password(password)
     if session.scalar(select(User.id).where(User.email == email)) is not None:
         raise Conflict(f"there is already a user {email!r}")
     user = User(workspace_id=workspace.id, email=email, password_hash=hash_password(password))
@@ -73,10 +77,7 @@ def create_user(session: Session, *, workspace: Workspace, email: str, password:
 
 def set_password(session: Session, *, user: User, password: str) -> None:
     """Give `user` a new password and end their sessions."""
-    if len(password) < MIN_PASSWORD:
-        raise BadRequest(
-            f"the password needs at least {MIN_PASSWORD} characters", error="weak_password"
-        )
+    _check_password(password)
     user.password_hash = hash_password(password)
     session.execute(delete(WebSession).where(WebSession.user_id == user.id))
     session.flush()

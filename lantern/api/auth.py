@@ -10,11 +10,11 @@ from lantern.accounts.service import (
     LoggedIn,
     authenticate,
     end_session,
-    session_for_cookie,
     start_session,
 )
 from lantern.api.deps import SESSION_COOKIE, LoginDep, SessionDep
 from lantern.api.schemas import ERRORS, Strict
+from lantern.workspaces.models import Workspace
 
 router = APIRouter(
     prefix="/api/v1/auth",
@@ -56,7 +56,9 @@ def _me(logged_in: LoggedIn) -> MeOut:
 def login(body: LoginIn, request: Request, response: Response, session: SessionDep) -> MeOut:
     """Check the email and password; set the session cookie; return the CSRF token."""
     user = authenticate(session, email=body.email, password=body.password)
-    token, _ = start_session(session, user=user)
+    token, csrf = start_session(session, user=user)
+    workspace = session.get(Workspace, user.workspace_id)
+    assert workspace is not None
     response.set_cookie(
         SESSION_COOKIE,
         token,
@@ -66,7 +68,7 @@ def login(body: LoginIn, request: Request, response: Response, session: SessionD
         secure=request.url.scheme == "https",
         path="/",
     )
-    return _me(session_for_cookie(session, token=token))
+    return _me(LoggedIn(user=user, workspace=workspace, csrf_token=csrf))
 
 
 @router.get("/me", response_model=MeOut, summary="Who is logged in")

@@ -13,9 +13,10 @@ from sqlalchemy.orm import Session, aliased
 
 from lantern.detect.verdicts import KINDS
 from lantern.errors import Invalid, NotFound
-from lantern.insights.models import Insight, InsightCause
+from lantern.insights.models import Insight
+from lantern.insights.service import insight_causes
 from lantern.metrics.keys import display_name
-from lantern.metrics.models import FlagChange, Metric
+from lantern.metrics.models import Metric
 from lantern.metrics.status import MetricItem, get_metric_item, watch_metric
 from lantern.notify.models import Notification
 from lantern.workspaces.models import Source
@@ -172,17 +173,7 @@ def insight_detail(
     """An insight in full: its summary, possible causes, grouped insights, notifications."""
     insight = get_insight(session, workspace_id=workspace_id, insight_id=insight_id)
     row = session.execute(_summary_query().where(Insight.id == insight.id)).one()
-    causes = session.execute(
-        select(
-            FlagChange.flag_key,
-            FlagChange.old_version,
-            FlagChange.new_version,
-            FlagChange.changed_at,
-        )
-        .join(InsightCause, InsightCause.flag_change_id == FlagChange.id)
-        .where(InsightCause.insight_id == insight.id)
-        .order_by(FlagChange.changed_at, FlagChange.id)
-    ).all()
+    causes = insight_causes(session, insight_id=insight.id)
     children = session.execute(
         _summary_query()
         .where(Insight.parent_id == insight.id, Insight.workspace_id == workspace_id)

@@ -277,3 +277,20 @@ def _has_alert(session: Session, insight_id: int) -> bool:
         )
         is not None
     )
+
+
+def insight_causes(session: Session, *, insight_id: int) -> list[Any]:
+    """The flag changes attached to an insight, oldest first: (flag_key, old, new, changed_at)."""
+    return list(
+        session.execute(
+            select(
+                FlagChange.flag_key,
+                FlagChange.old_version,
+                FlagChange.new_version,
+                FlagChange.changed_at,
+            )
+            .join(InsightCause, InsightCause.flag_change_id == FlagChange.id)
+            .where(InsightCause.insight_id == insight_id)
+            .order_by(FlagChange.changed_at, FlagChange.id)
+        ).all()
+    )

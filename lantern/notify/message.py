@@ -7,9 +7,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lantern.config import Settings
-from lantern.insights.models import Insight, InsightCause
+from lantern.insights.models import Insight
+from lantern.insights.service import insight_causes
 from lantern.metrics.keys import is_value_kind, label
-from lantern.metrics.models import FlagChange, Metric
+from lantern.metrics.models import Metric
 from lantern.metrics.service import load_series
 from lantern.notify.models import Notification
 from lantern.notify.types import ChartData, FlagChangeCause, InsightMessage
@@ -28,17 +29,7 @@ def build_message(
     assert metric is not None
     source = session.get(Source, metric.source_id)
     assert source is not None
-    causes = session.execute(
-        select(
-            FlagChange.flag_key,
-            FlagChange.old_version,
-            FlagChange.new_version,
-            FlagChange.changed_at,
-        )
-        .join(InsightCause, InsightCause.flag_change_id == FlagChange.id)
-        .where(InsightCause.insight_id == insight.id)
-        .order_by(FlagChange.changed_at)
-    ).all()
+    causes = insight_causes(session, insight_id=insight.id)
     message = InsightMessage(
         insight_id=insight.id,
         metric_name=metric.name,
