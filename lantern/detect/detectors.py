@@ -70,6 +70,7 @@ CYCLE_WINDOW = 48  # hours a change of cycle is judged on, against the same hour
 CYCLE_ERROR = 0.02  # relative error of an hour against the same hour a week before
 CYCLE_HISTORY = 96  # hours before the window whose jitter measures the noise
 CYCLE_CAP = 16.0  # most one hour of the day can add to the chi-square
+BEND_MARGIN = 4.0  # chi-square by which a bend must beat a step to rename a level shift
 LOOKBACK = TREND_DAYS * DAY  # hours before the first judged one
 WINDOW_ERROR = 0.04  # relative error of a window's forecast: seasonal and trend misfit
 SPIKE_FLOOR = 3.0  # events an hour below which a spike's expectation is not taken at its word
@@ -367,7 +368,9 @@ class Evidence:
         score = score_from_z(best_z)
         reach = np.abs(best_c) * (days - 1 - best_k)
         ramp = enough & (best_rss <= step_rss) & (np.abs(best_c) >= t.ramp_slope)
-        self._ramp_shape = (best_c, ramp)
+        # a level window turns into a trend only where the bend beats a step clearly: a step
+        # a few hours old fits the last block's bend about as well as it fits a step
+        self._ramp_shape = (best_c, ramp & (best_rss + BEND_MARGIN <= step_rss))
         out: list[Candidate | None] = []
         for j in range(n_out):
             if not (ramp[j] and score[j] >= t.ramp_score and reach[j] >= TREND_REACH):
