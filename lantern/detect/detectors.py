@@ -74,7 +74,7 @@ BEND_MARGIN = 4.0  # chi-square by which a bend must beat a step to rename a lev
 LOOKBACK = TREND_DAYS * DAY  # hours before the first judged one
 WINDOW_ERROR = 0.04  # relative error of a window's forecast: seasonal and trend misfit
 SPIKE_FLOOR = 3.0  # events an hour below which a spike's expectation is not taken at its word
-LOW_VOLUME_ERROR = 2.0  # variance of a window's log ratio in units of its Poisson variance
+LOW_VOLUME_ERROR = 1.4  # variance of a window's log ratio in units of its Poisson variance
 
 
 class Evidence:
