@@ -36,7 +36,7 @@ CONFIRM_HOURS = 24  # a lasting change is adopted as the new normal after this l
 RETRAIN_HOURS = TRAINING_HOURS
 # a model re-learning a new normal errs for longer than it trains; a second lasting change
 # so soon is far likelier to be that error than news
-SETTLE_HOURS = 21 * DAY
+SETTLE_HOURS = 10 * DAY
 _NS_PER_HOUR = 3_600_000_000_000
 YOUNG_ERROR = 0.1
 YOUNG_SEASON_SCORE = 4.0  # added to the cycle test's bar while the model knows one week
