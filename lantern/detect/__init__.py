@@ -8,9 +8,14 @@ The method
    `training_remaining` gives the dashboard's countdown.
 3. **Model** (`model.fit_baseline`, refitted daily and after every lasting change). Counts
    are taken to ``log1p`` scale, where a product metric's rhythms are additive. STL with a
-   daily period extracts the daily cycle; once two weeks are available, MSTL with daily
-   and weekly periods replaces it (before that, a day-of-week effect is estimated from what
-   STL leaves, smoothed and shrunk). The level and trend are a robust line through daily
+   daily period extracts the daily cycle (with one week of history, a day-of-week effect
+   is estimated from what STL leaves, smoothed and shrunk). Once two weeks are available,
+   MSTL with daily and weekly periods gives the trend, and the cycle by hour of the week
+   is estimated from the detrended hours as averages: the mean by hour of day, plus the
+   weekly rhythm by hour of week, pulled towards its smoothed version as far as its own
+   scatter across weeks says it is noise (empirical Bayes; James and Stein 1961). STL's
+   own last cycle is an end-point estimate that, at a few events an hour, copies the
+   noise of the last weeks into the forecast. The level and trend are a robust line through daily
    means of the deseasonalised series (Theil-Sen slope, median intercept) over the last 14
    days or since the current normal began, so that a change in progress does not drag the
    baseline along. Expected counts are put back on the count scale with a mass correction.
@@ -29,14 +34,14 @@ The method
    at the same hours (the three days before, and the same day a week before, whichever
    excuses more): a model that misjudges an hour of the day misjudges it every day, and
    that is not news. Quiet metrics get a wider band: an expected count is never taken
-   below three events for a spike, and a window's log ratio carries twice its Poisson
-   variance, since the forecast of a few events an hour errs about as much as they do.
+   below three events for a spike, and a window's log ratio carries 1.4 times its Poisson
+   variance, for the error of a forecast resting on a few events an hour.
 5. **Episodes** (`stream`): one alert (``opened``) per episode. Short episodes (spike,
    drop, outage) are kept out of the model and end ``resolved``; one that lasts becomes a
    level shift. A lasting change re-anchors the model at its start, so the new normal is
    learned from the hours after it (and, once a week of it exists, the hours before the
    anchor are replaced by it in the fit), and is ``accepted`` a day later. The metric then
-   trains again for 7 days (outages only), and reports no new lasting change for 21 days.
+   trains again for 7 days (outages only), and reports no new lasting change for 10 days.
 6. **Honest in time.** The verdict for an hour uses data up to that hour only; the model
    that judges it was fitted on earlier hours. `advance` is the only judge, for the
    scheduler, `lantern replay` and notebooks alike.
@@ -48,6 +53,8 @@ Cleveland, R. B., Cleveland, W. S., McRae, J. E. and Terpenning, I. (1990). STL:
     Statistics 6, 3-73.
 Bandara, K., Hyndman, R. J. and Bergmeir, C. (2021). MSTL: a seasonal-trend decomposition
     algorithm for time series with multiple seasonal patterns. arXiv:2107.13462.
+James, W. and Stein, C. (1961). Estimation with quadratic loss. Proc. Fourth Berkeley
+    Symposium on Mathematical Statistics and Probability 1, 361-379.
 Anscombe, F. J. (1948). The transformation of Poisson, binomial and negative-binomial
     data. Biometrika 35, 246-254.
 Hochenbaum, J., Vallis, O. S. and Kejariwal, A. (2017). Automatic anomaly detection in

@@ -28,7 +28,7 @@ DEFAULT_RANGE = timedelta(days=7)
 # The detector is replayed from this long before the chart, so that its state at the
 # chart's start is the hourly pass's: the 28 days its model is fitted on must themselves be
 # judged (after a training week), and whether a change in them was reported depends on
-# changes up to 21 days earlier (see `stream.SETTLE_HOURS`).
+# changes up to 10 days earlier (see `stream.SETTLE_HOURS`).
 WARM_UP = timedelta(days=TRAINING_DAYS + FIT_DAYS, hours=SETTLE_HOURS)
 
 
