@@ -171,7 +171,9 @@ def fit_baseline(
     if weekly:
         profile = _weekly_profile(hours[:upto], detrended[:upto], good[:upto])
     else:
-        profile = _profile(hours[:upto], seasonal[:upto], (y - seasonal)[:upto], good[:upto], weekly)
+        profile = _profile(
+            hours[:upto], seasonal[:upto], (y - seasonal)[:upto], good[:upto], weekly
+        )
     deseason = y - profile[hours % WEEK]
     slope = _slope(hours[window], deseason[window], fit_hour)
     if slope is None:
