@@ -70,6 +70,7 @@ CYCLE_WINDOW = 48  # hours a change of cycle is judged on, against the same hour
 CYCLE_ERROR = 0.02  # relative error of an hour against the same hour a week before
 CYCLE_HISTORY = 96  # hours before the window whose jitter measures the noise
 CYCLE_CAP = 16.0  # most one hour of the day can add to the chi-square
+CYCLE_MIN_SCALE = 0.2  # least fraction of the model's noise that the measured noise can be
 BEND_MARGIN = 4.0  # chi-square by which a bend must beat a step to rename a level shift
 LOOKBACK = TREND_DAYS * DAY  # hours before the first judged one
 WINDOW_ERROR = 0.04  # relative error of a window's forecast: seasonal and trend misfit
@@ -439,15 +440,17 @@ class Evidence:
         within = (w1 * (e1 - pattern) ** 2 + w2 * (e2 - pattern) ** 2).sum(1)
         # the noise is measured, whatever the model thinks it is: by the two days'
         # disagreement, and by how much the week-on-week ratio jitters from hour to hour
-        # over the days before the window
+        # over the days before the window. Both may find less noise than the model's
+        # dispersion promises (a young model's includes its own misfit of the cycle,
+        # which comparing data with data does not suffer), down to `CYCLE_MIN_SCALE`
         pairs = np.maximum(((w1 > 0) & (w2 > 0)).sum(1), 1)
-        scale = np.maximum(np.maximum(within / pairs, self._jitter(end, k)), 1.0)
+        scale = np.maximum(np.maximum(within / pairs, self._jitter(end, k)), CYCLE_MIN_SCALE)
         q = np.minimum(ww * pattern**2 / scale[:, None], CYCLE_CAP).sum(1)
         n = ok.sum(1)
         dof = np.maximum(half - 2, 1)
         score = np.minimum(-np.log10(np.maximum(special.chdtrc(dof, q), 1e-300)), MAX_SCORE)
         amplitude = np.sqrt((ww * pattern**2).sum(1) / np.maximum(ww.sum(1), 1e-12))
-        zed = pattern * np.sqrt(ww)
+        zed = pattern * np.sqrt(ww / scale[:, None])
         hi, lo = (zed > 2).sum(1), (zed < -2).sum(1)
         hit = (
             (n >= 0.75 * k)
