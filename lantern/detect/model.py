@@ -38,6 +38,7 @@ LEVEL_DAYS = 14
 _STL_SPEED = {"seasonal_jump": 3, "trend_jump": 5, "low_pass_jump": 5}
 MAX_SLOPE = 0.15 / DAY  # log change per hour; growth beyond 15%/day is not extrapolated
 MODEL_ERROR = 0.04  # relative error of an hour's forecast that no amount of data removes
+MIN_SCATTER_DOF = 6  # weeks' scatter by hour of day that measure a slot's noise
 EMPTY_MEAN = 9.0  # pseudo-events expected above which an hour without a value is a gap (e^-9)
 
 
@@ -157,6 +158,10 @@ def fit_baseline(
             detrended = filled - np.asarray(res.trend)
         else:
             seasonal = np.asarray(STL(filled, period=DAY, **_STL_SPEED).fit(inner_iter=2).seasonal)
+            # one week cannot tell a trend from the days of the week (STL(24)'s trend follows
+            # them, a line through a week ending on a quiet weekend falls): the cycle is
+            # taken from the hours as they are, the trend from the deseasonalised days
+            detrended = filled - np.median(filled[good])
 
     start = max(fit_hour - LEVEL_DAYS * DAY, anchor if anchor is not None else -(2**62))
     window = good & (hours >= start)
@@ -168,8 +173,9 @@ def fit_baseline(
     upto = int(np.searchsorted(hours, anchor)) if fresh and anchor is not None else len(hours)
     if upto < WEEK:
         upto = len(hours)
-    if weekly:
-        profile = _weekly_profile(hours[:upto], detrended[:upto], good[:upto])
+    if weekly or kind == "count":
+        counts = values[:upto] if kind == "count" else None
+        profile = _weekly_profile(hours[:upto], detrended[:upto], good[:upto], counts)
     else:
         profile = _profile(
             hours[:upto], seasonal[:upto], (y - seasonal)[:upto], good[:upto], weekly
@@ -278,7 +284,9 @@ def _fill(hours: np.ndarray, y: np.ndarray, good: np.ndarray) -> np.ndarray:
     return filled
 
 
-def _weekly_profile(hours: np.ndarray, detrended: np.ndarray, good: np.ndarray) -> np.ndarray:
+def _weekly_profile(
+    hours: np.ndarray, detrended: np.ndarray, good: np.ndarray, counts: np.ndarray | None
+) -> np.ndarray:
     """The cycle by hour-of-week (168 values, mean zero) as averages, shrunk to their evidence.
 
     STL's last cycle is an end-point estimate (a local line through each hour's few weekly
@@ -288,7 +296,9 @@ def _weekly_profile(hours: np.ndarray, detrended: np.ndarray, good: np.ndarray) 
     week, is the weekly rhythm, smoothed over neighbouring hours and pulled towards that
     smooth version as far as its own scatter says it is noise (empirical Bayes, James &
     Stein): a weekend that is quieter by a factor of three stands, the chance of a slow
-    Tuesday at 4 a.m. does not.
+    Tuesday at 4 a.m. does not. A slot's noise is the larger of that scatter (once there
+    are a few weeks to measure it) and, for counts, the Poisson variance of ``log1p`` at
+    the hour's mean count, so that one week of history is shrunk as far as it deserves.
     """
     d = np.where(good, detrended, 0.0)
     hod, how = hours % DAY, hours % WEEK
@@ -301,6 +311,11 @@ def _weekly_profile(hours: np.ndarray, detrended: np.ndarray, good: np.ndarray) 
     sq = np.bincount(how, weights=np.where(good, (rest - raw[how]) ** 2, 0.0), minlength=WEEK)
     dof = np.bincount(np.arange(WEEK) % DAY, weights=np.maximum(n - 1, 0), minlength=DAY)
     pooled = np.bincount(np.arange(WEEK) % DAY, weights=sq, minlength=DAY) / np.maximum(dof, 1)
+    pooled = np.where(dof >= MIN_SCATTER_DOF, pooled, 0.0)
+    if counts is not None:
+        c = np.where(good, np.nan_to_num(counts), 0.0)
+        mean = np.bincount(hod, weights=c, minlength=DAY) / np.maximum(n_day, 1)
+        pooled = np.maximum(pooled, mean / (mean + 1.0) ** 2)
     noise = pooled[np.arange(WEEK) % DAY] / np.maximum(n, 1)
     kernel = np.array([1.0, 2.0, 3.0, 2.0, 1.0])
     wrap = np.concatenate([raw[-2:], raw, raw[:2]])
