@@ -38,7 +38,7 @@ RETRAIN_HOURS = TRAINING_HOURS
 # so soon is far likelier to be that error than news
 SETTLE_HOURS = 10 * DAY
 _NS_PER_HOUR = 3_600_000_000_000
-YOUNG_ERROR = 0.1
+YOUNG_ERROR = 0.07
 YOUNG_SEASON_SCORE = 4.0  # added to the cycle test's bar while the model knows one week
 
 
