@@ -39,7 +39,6 @@ RETRAIN_HOURS = TRAINING_HOURS
 SETTLE_HOURS = 10 * DAY
 _NS_PER_HOUR = 3_600_000_000_000
 YOUNG_ERROR = 0.07
-YOUNG_SEASON_SCORE = 4.0  # added to the cycle test's bar while the model knows one week
 
 
 @dataclass(frozen=True)
@@ -181,12 +180,6 @@ class _Run:
         self.hours = origin + np.arange(len(values))
         self.events: list[EpisodeEvent] = []
         self.thresholds = SENSITIVITY[state.sensitivity]
-        # one week of history shows each hour of the week once: the model's cycle is a
-        # sketch (the first Monday after a quiet weekend looks unlike the day before it),
-        # so the model-based cycle test asks for more until two weeks are in
-        self.young_thresholds = replace(
-            self.thresholds, season_score=self.thresholds.season_score + YOUNG_SEASON_SCORE
-        )
         # told (first, stop, expected, model) for each stretch of hours one model judged
         self.trace = trace
 
@@ -269,7 +262,7 @@ class _Run:
             first=LOOKBACK,
             kind=s.model.kind,
             dispersion=s.model.dispersion + (YOUNG_ERROR**2 if young else 0.0),
-            thresholds=self.young_thresholds if young else self.thresholds,
+            thresholds=self.thresholds,
             window_error=YOUNG_ERROR if young else WINDOW_ERROR,
         )
         found = evidence.candidates()
