@@ -16,6 +16,8 @@ from lantern.detect import (
     training_remaining,
     validate_series,
 )
+from lantern.detect.model import fit_baseline
+from lantern.detect.stream import hour_number
 
 START = pd.Timestamp("2026-01-05", tz="UTC")
 DAILY = np.array(
@@ -294,3 +296,27 @@ def test_revenue_in_cents_gets_the_same_verdicts_as_in_dollars(orders_at_peak: f
     assert [e.detection.expected for e in cents] == pytest.approx(
         [100 * e.detection.expected for e in dollars]
     )
+
+
+def test_a_quiet_metrics_forecast_is_not_dragged_down_by_one_empty_hour_last_week() -> None:
+    # at 7 events an hour, one empty hour is chance, not the metric's weekly rhythm: next
+    # week's forecast of that hour must not copy it (it used to, and paged on the next burst)
+    lam = expected_volume(10.0, weeks=5)
+    counts = np.random.default_rng(5).poisson(lam).astype(float)
+    fit_at = 4 * 168
+    odd = fit_at - 168 + 2 * 24 + 13  # last week's Wednesday, 13:00
+    hours = hour_number(START) + np.arange(fit_at)
+
+    def forecast(values: np.ndarray) -> float:
+        model = fit_baseline(
+            hours,
+            values[:fit_at],
+            np.ones(fit_at, dtype=bool),
+            kind="count",
+            fit_hour=fit_at + hours[0],
+        )
+        return float(model.expected(np.array([hours[odd] + 168]))[0])
+
+    with_gap = counts.copy()
+    with_gap[odd] = 0.0
+    assert forecast(with_gap) >= 0.75 * forecast(counts)
