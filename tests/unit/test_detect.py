@@ -108,6 +108,27 @@ def test_an_injected_change_is_flagged_first_with_its_kind_and_direction_in_time
     assert 0 <= delay <= within_hours
 
 
+# a metric used around the clock: a shallow daily cycle
+AROUND_THE_CLOCK = np.array(
+    [
+        *[0.8, 0.78, 0.76, 0.75, 0.76, 0.8, 0.85, 0.9, 0.95, 1.0, 1.0, 1.0, 0.98, 0.97, 0.96],
+        *[0.96, 0.97, 0.98, 1.0, 1.0, 0.97, 0.93, 0.88, 0.84],
+    ],
+    dtype=float,
+)
+
+
+def test_a_shallow_daily_cycle_moved_by_eight_hours_is_one_seasonality_change_in_time() -> None:
+    hours = np.arange(4 * 168)
+    shape = AROUND_THE_CLOCK[hours % 24]
+    lam = 2000.0 * shape * WEEKLY[(hours // 24) % 7]
+    lam[CHANGE:] *= (np.roll(AROUND_THE_CLOCK, 8)[hours % 24] / shape)[CHANGE:]
+    events = opened(noisy(lam, seed=3))
+    assert [e.detection.kind for e in events] == ["seasonality_change"]
+    delay = (events[0].at - (START + pd.Timedelta(hours=CHANGE))) / pd.Timedelta(hours=1)
+    assert 0 <= delay <= 3 * 24
+
+
 def test_a_change_of_cycle_is_flagged_in_its_window_and_not_after_it() -> None:
     # the first alert may name another kind (the first hour of a cycle moved by eight hours
     # is a spike to any detector): see docs/detection.md
