@@ -157,11 +157,15 @@ def fit_baseline(
             seasonal = np.asarray(res.seasonal).reshape(len(y), -1).sum(axis=1)
             detrended = filled - np.asarray(res.trend)
         else:
-            seasonal = np.asarray(STL(filled, period=DAY, **_STL_SPEED).fit(inner_iter=2).seasonal)
             # one week cannot tell a trend from the days of the week (STL(24)'s trend follows
-            # them, a line through a week ending on a quiet weekend falls): the cycle is
-            # taken from the hours as they are, the trend from the deseasonalised days
+            # them, a line through a week ending on a quiet weekend falls): the cycle of
+            # counts is taken from the hours as they are, the trend from the deseasonalised
+            # days; values that can go negative keep STL(24)'s cycle (`_profile`)
             detrended = filled - np.median(filled[good])
+            seasonal = np.zeros(len(y))
+            if kind != "count":
+                stl = STL(filled, period=DAY, **_STL_SPEED).fit(inner_iter=2)
+                seasonal = np.asarray(stl.seasonal)
 
     start = max(fit_hour - LEVEL_DAYS * DAY, anchor if anchor is not None else -(2**62))
     window = good & (hours >= start)
