@@ -7,23 +7,26 @@ The method
 2. **Training.** A metric is judged once it has `TRAINING_DAYS` (7) full days of data;
    `training_remaining` gives the dashboard's countdown.
 3. **Model** (`model.fit_baseline`, refitted daily and after every lasting change). Counts
-   are taken to ``log1p`` scale, where a product metric's rhythms are additive. STL with a
-   daily period extracts the daily cycle (with one week of history, a day-of-week effect
-   is estimated from what STL leaves, smoothed and shrunk). Once two weeks are available,
-   MSTL with daily and weekly periods gives the trend, and the cycle by hour of the week
-   is estimated from the detrended hours as averages: the mean by hour of day, plus the
-   weekly rhythm by hour of week, pulled towards its smoothed version as far as its own
-   scatter across weeks says it is noise (empirical Bayes; James and Stein 1961). STL's
-   own last cycle is an end-point estimate that, at a few events an hour, copies the
-   noise of the last weeks into the forecast. The level and trend are a robust line through daily
-   means of the deseasonalised series (Theil-Sen slope, median intercept) over the last 14
-   days or since the current normal began, so that a change in progress does not drag the
+   are taken to ``log1p`` scale, where a product metric's rhythms are additive. Once two
+   weeks are available, MSTL with daily and weekly periods decomposes the series, and its
+   trend is kept; the cycle by hour of the week is then estimated from the detrended hours
+   as STL would with a periodic seasonal (averages of each cycle-subseries): the mean by
+   hour of day, plus the weekly rhythm by hour of week pulled towards its smoothed version
+   as far as its own scatter across weeks says it is noise (empirical Bayes; James and
+   Stein 1961). STL's own last cycle is an end-point estimate that, at a few events an
+   hour, copies the noise of the last weeks into the forecast. With one to two weeks of
+   history the same averages are taken from the hours as they are: one week cannot tell a
+   trend from the days of the week (STL(24)'s trend follows them, and using it tripled the
+   false alerts on the bench); values that can go negative keep STL(24)'s daily cycle with
+   a shrunk day-of-week effect. The level and trend are a robust line through daily means
+   of the deseasonalised series (Theil-Sen slope, median intercept) over the last 14 days
+   or since the current normal began, so that a change in progress does not drag the
    baseline along. Expected counts are put back on the count scale with a mass correction.
    Counts are modelled as negative binomial, ``Var = mu + phi*mu²``, ``phi`` estimated by
    moments from the fit's residuals plus a floor for forecast error; the tails used for
    single hours are Poisson tails of a mean pushed two standard deviations along the gamma
-   mixing distribution. A metric at 5 events an hour is thus judged by Poisson noise, one at
-   50,000 by its own over-dispersion, and scaling a busy series by ten changes nothing.
+   mixing distribution. A metric at 5 events an hour is thus judged by Poisson noise, one
+   at 50,000 by its own over-dispersion, and scaling a busy series by ten changes nothing.
    Non-negative value metrics (sums such as revenue) are compound Poisson, with variance
    ``u`` times their mean: they are judged as the pseudo-counts ``values / u``, ``u``
    measured at every refit (`model.value_unit`), and reported back in their own unit.
