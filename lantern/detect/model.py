@@ -145,27 +145,21 @@ def fit_baseline(
         raise ValueError("fewer than 24 usable hours to fit on")
     filled = _fill(hours, y, good)
     weekly = len(y) >= 2 * WEEK + DAY
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if weekly:
+    if weekly:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             res = MSTL(
                 filled,
                 periods=(DAY, WEEK),
                 iterate=1,
                 stl_kwargs={**_STL_SPEED, "inner_iter": 1, "outer_iter": 0},
             ).fit()
-            seasonal = np.asarray(res.seasonal).reshape(len(y), -1).sum(axis=1)
-            detrended = filled - np.asarray(res.trend)
-        else:
-            # one week cannot tell a trend from the days of the week (STL(24)'s trend follows
-            # them, a line through a week ending on a quiet weekend falls): the cycle of
-            # counts is taken from the hours as they are, the trend from the deseasonalised
-            # days; values that can go negative keep STL(24)'s cycle (`_profile`)
-            detrended = filled - np.median(filled[good])
-            seasonal = np.zeros(len(y))
-            if kind != "count":
-                stl = STL(filled, period=DAY, **_STL_SPEED).fit(inner_iter=2)
-                seasonal = np.asarray(stl.seasonal)
+        detrended = filled - np.asarray(res.trend)
+    else:
+        # one week cannot tell a trend from the days of the week (STL(24)'s trend follows
+        # them, a line through a week ending on a quiet weekend falls): the cycle is taken
+        # from the hours as they are, the trend from the deseasonalised days
+        detrended = filled - np.median(filled[good])
 
     start = max(fit_hour - LEVEL_DAYS * DAY, anchor if anchor is not None else -(2**62))
     window = good & (hours >= start)
@@ -181,9 +175,8 @@ def fit_baseline(
         counts = values[:upto] if kind == "count" else None
         profile = _weekly_profile(hours[:upto], detrended[:upto], good[:upto], counts)
     else:
-        profile = _profile(
-            hours[:upto], seasonal[:upto], (y - seasonal)[:upto], good[:upto], weekly
-        )
+        # a young value model that can go negative: STL(24)'s cycle, a shrunk day-of-week
+        profile = _young_value_profile(hours, filled, good, upto)
     deseason = y - profile[hours % WEEK]
     slope = _slope(hours[window], deseason[window], fit_hour)
     if slope is None:
@@ -313,49 +306,51 @@ def _weekly_profile(
     raw = np.bincount(how, weights=rest, minlength=WEEK) / np.maximum(n, 1)
     # each slot's noise: the scatter of its weeks around their mean, pooled by hour of day
     sq = np.bincount(how, weights=np.where(good, (rest - raw[how]) ** 2, 0.0), minlength=WEEK)
-    dof = np.bincount(np.arange(WEEK) % DAY, weights=np.maximum(n - 1, 0), minlength=DAY)
-    pooled = np.bincount(np.arange(WEEK) % DAY, weights=sq, minlength=DAY) / np.maximum(dof, 1)
+    slot_hod = np.arange(WEEK) % DAY
+    dof = np.bincount(slot_hod, weights=np.maximum(n - 1, 0), minlength=DAY)
+    pooled = np.bincount(slot_hod, weights=sq, minlength=DAY) / np.maximum(dof, 1)
     pooled = np.where(dof >= MIN_SCATTER_DOF, pooled, 0.0)
     if counts is not None:
         c = np.where(good, np.nan_to_num(counts), 0.0)
         mean = np.bincount(hod, weights=c, minlength=DAY) / np.maximum(n_day, 1)
         pooled = np.maximum(pooled, mean / (mean + 1.0) ** 2)
-    noise = pooled[np.arange(WEEK) % DAY] / np.maximum(n, 1)
+    noise = pooled[slot_hod] / np.maximum(n, 1)
     kernel = np.array([1.0, 2.0, 3.0, 2.0, 1.0])
     wrap = np.concatenate([raw[-2:], raw, raw[:2]])
     smooth = np.convolve(wrap, kernel / kernel.sum(), "valid")
     signal = max(float(np.mean((raw - smooth) ** 2) - np.mean(noise)), 1e-6)
     weekly = smooth + signal / (signal + noise) * (raw - smooth)
-    profile = daily[np.arange(WEEK) % DAY] + weekly
+    profile = daily[slot_hod] + weekly
     return profile - profile.mean()
 
 
-def _profile(
-    hours: np.ndarray, seasonal: np.ndarray, rest: np.ndarray, good: np.ndarray, weekly: bool
+def _young_value_profile(
+    hours: np.ndarray, filled: np.ndarray, good: np.ndarray, upto: int
 ) -> np.ndarray:
-    """The last cycle of the seasonal component by hour-of-week (168 values, mean zero)."""
-    profile = np.zeros(WEEK)
+    """STL(24)'s last daily cycle before hour index ``upto``, plus a day-of-week effect.
+
+    One week of history: the day-of-week effect comes from what STL left, smoothed over
+    neighbouring hours and shrunk towards none, since it rests on one sample a slot.
+    Returns 168 values by hour of week, mean zero.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        stl = STL(filled, period=DAY, **_STL_SPEED).fit(inner_iter=2)
+    seasonal = np.asarray(stl.seasonal)[:upto]
+    hours, good, rest = hours[:upto], good[:upto], (filled - np.asarray(stl.seasonal))[:upto]
     phase = hours % WEEK
-    last = slice(-WEEK, None) if weekly else slice(-DAY, None)
-    if weekly:
-        profile[phase[last]] = seasonal[last]
-    else:
-        daily = np.zeros(DAY)
-        daily[hours[last] % DAY] = seasonal[last]
-        profile = daily[np.arange(WEEK) % DAY]
-        # one week of history: a day-of-week effect from what STL left, smoothed over
-        # neighbouring hours and shrunk towards none, since it rests on one sample a slot
-        sums = np.bincount(
-            phase[good], weights=(rest - np.median(rest[good]))[good], minlength=WEEK
-        )
-        counts = np.bincount(phase[good], minlength=WEEK)
-        kernel = np.ones(5) / 5
-        wrap = np.concatenate([sums[-2:], sums, sums[:2]])
-        wrapn = np.concatenate([counts[-2:], counts, counts[:2]]).astype(float)
-        smooth = np.convolve(wrap, kernel, "valid") / np.maximum(
-            np.convolve(wrapn, kernel, "valid"), 1e-9
-        )
-        profile = profile + smooth * (counts / (counts + 0.25))
+    daily = np.zeros(DAY)
+    daily[hours[-DAY:] % DAY] = seasonal[-DAY:]
+    profile = daily[np.arange(WEEK) % DAY]
+    sums = np.bincount(phase[good], weights=(rest - np.median(rest[good]))[good], minlength=WEEK)
+    counts = np.bincount(phase[good], minlength=WEEK)
+    kernel = np.ones(5) / 5
+    wrap = np.concatenate([sums[-2:], sums, sums[:2]])
+    wrapn = np.concatenate([counts[-2:], counts, counts[:2]]).astype(float)
+    smooth = np.convolve(wrap, kernel, "valid") / np.maximum(
+        np.convolve(wrapn, kernel, "valid"), 1e-9
+    )
+    profile = profile + smooth * (counts / (counts + 0.25))
     return profile - profile.mean()
 
 
