@@ -294,6 +294,17 @@ class Evidence:
         full = n >= 0.75 * k
         return np.where(full, lr, 0.0), np.where(full, z, 0.0), s / nn, m / nn
 
+    def _window_lr(self, end: int, k: int, back: int) -> np.ndarray:
+        """The log ratio of `_window_z` alone (zero where the window is not three-quarters full)."""
+        s, m = self.window("x", end, k, back), self.window("mu", end, k, back)
+        n = self.window("n", end, k, back)
+        if self.kind == "count":
+            lr = np.log((s + 0.5) / (m + 0.5))
+        else:
+            nn = np.maximum(n, 1)
+            lr = (s - m) / nn / (np.abs(m / nn) + self.spread)
+        return np.where(n >= 0.75 * k, lr, 0.0)
+
     def _level(self, end: int) -> list[Candidate | None]:
         """Level shifts over the last 6, 12 and 24 hours, each third of the window agreeing."""
         t = self.t
@@ -301,9 +312,7 @@ class Evidence:
         for k in LEVEL_WINDOWS:
             lr, z, obs, exp = self._window_z(end, k)
             third = k // 3
-            parts = np.stack(
-                [self._window_z(end, third, back)[0] for back in (0, third, 2 * third)]
-            )
+            parts = np.stack([self._window_lr(end, third, back) for back in (0, third, 2 * third)])
             sign = np.sign(lr)
             agree = (sign * parts >= t.level_change / 2).all(axis=0)
             score = score_from_z(z)
