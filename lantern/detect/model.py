@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from statsmodels.tsa.seasonal import MSTL, STL
+from statsmodels.tsa.seasonal import STL
 
 from lantern.detect.series import SeriesKind
 
@@ -145,21 +145,11 @@ def fit_baseline(
         raise ValueError("fewer than 24 usable hours to fit on")
     filled = _fill(hours, y, good)
     weekly = len(y) >= 2 * WEEK + DAY
-    if weekly:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            res = MSTL(
-                filled,
-                periods=(DAY, WEEK),
-                iterate=1,
-                stl_kwargs={**_STL_SPEED, "inner_iter": 1, "outer_iter": 0},
-            ).fit()
-        detrended = filled - np.asarray(res.trend)
-    else:
-        # one week cannot tell a trend from the days of the week (STL(24)'s trend follows
-        # them, a line through a week ending on a quiet weekend falls): the cycle is taken
-        # from the hours as they are, the trend from the deseasonalised days
-        detrended = filled - np.median(filled[good])
+    # one week cannot tell a trend from the days of the week (STL(24)'s trend follows them,
+    # a line through a week ending on a quiet weekend falls): a young model's cycle is
+    # taken from the hours as they are, its trend from the deseasonalised days
+    trend = _weekly_trend(filled) if weekly else np.median(filled[good])
+    detrended = filled - trend
 
     start = max(fit_hour - LEVEL_DAYS * DAY, anchor if anchor is not None else -(2**62))
     window = good & (hours >= start)
@@ -279,6 +269,30 @@ def _fill(hours: np.ndarray, y: np.ndarray, good: np.ndarray) -> np.ndarray:
     done = ~missing
     filled[missing] = np.interp(hours[missing], hours[done], filled[done])
     return filled
+
+
+def _weekly_trend(y: np.ndarray) -> np.ndarray:
+    """The trend of an hourly series by STL with a weekly period, run on its daily means.
+
+    A day's mean holds every hour of the day once, so the daily cycle cancels from it
+    exactly; STL(7) on those means then parts the days of the week from the trend (as the
+    weekly stage of MSTL would, at a fraction of its cost: one value a day, not 24). The
+    daily trend is drawn back onto the hours as a line through the days' centres, carried
+    on at each end. Days are counted back from the last hour, so the last day is whole.
+    """
+    n_days = len(y) // DAY
+    start = len(y) - n_days * DAY
+    means = y[start:].reshape(n_days, DAY).mean(axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        daily = np.asarray(STL(means, period=7).fit().trend)
+    centres = start + DAY * np.arange(n_days) + (DAY - 1) / 2
+    hours = np.arange(len(y), dtype=float)
+    trend = np.interp(hours, centres, daily)
+    head, tail = hours < centres[0], hours > centres[-1]
+    trend[head] = daily[0] + (daily[1] - daily[0]) / DAY * (hours[head] - centres[0])
+    trend[tail] = daily[-1] + (daily[-1] - daily[-2]) / DAY * (hours[tail] - centres[-1])
+    return trend
 
 
 def _weekly_profile(
