@@ -12,7 +12,9 @@ second is what keeps a metric at 50,000 events an hour, where every wobble is
 `spike`
     One hour far above expectation: upper tail of Poisson(mu * exp(2 sqrt(phi))), the
     mean pushed two standard deviations up the gamma mixing distribution, so that
-    over-dispersion is never mistaken for an event.
+    over-dispersion is never mistaken for an event. A burst of 2 to 4 hours all above
+    expectation is judged the same way on its total once an hour is back near
+    expectation: at a few events an hour no single hour of it adds enough.
 `outage` / `drop`
     A run of consecutive low hours, judged on its total: near zero (at most 15% of the
     expected count) is an outage, otherwise a drop.
@@ -75,6 +77,9 @@ BEND_MARGIN = 4.0  # chi-square by which a bend must beat a step to rename a lev
 LOOKBACK = TREND_DAYS * DAY  # hours before the first judged one
 WINDOW_ERROR = 0.04  # relative error of a window's forecast: seasonal and trend misfit
 SPIKE_FLOOR = 3.0  # events an hour below which a spike's expectation is not taken at its word
+BURST_HOURS = 4  # longest run of high hours judged on its total as one spike
+BURST_FLOOR = 3.0  # the same floor, per hour of a run
+BURST_END = 1.5  # a burst is judged once an hour is back under this many times its expectation
 LOW_VOLUME_ERROR = 1.4  # variance of a window's log ratio in units of its Poisson variance
 
 
@@ -207,6 +212,9 @@ class Evidence:
             up = float(up_score(np.array([x]), np.array([mu]), self.spread, self.kind)[0])
         if self._is_spike(x, mu, up):
             return Candidate("spike", "up", 0, x, mu, up)
+        burst = self._burst(i)
+        if burst is not None:
+            return burst
         start = i
         while start > 0 and self.usable[start] and self.x[start] < t.drop_ratio * self.mu[start]:
             start -= 1
@@ -233,6 +241,31 @@ class Evidence:
                 down_score(np.array([total]), np.array([expected]), self.spread, "count")[0]
             )
         return self._low_run(total, expected, score, hours)
+
+    def _burst(self, i: int) -> Candidate | None:
+        """A spike of 2 to `BURST_HOURS` hours that ended before hour i, judged on its total.
+
+        At a few events an hour no single hour of a burst clears a spike's bar (10 events
+        more than expected, at least 3 expected); a run of hours all above expectation is
+        judged as one hour would be, on the sums, once an hour back near expectation shows
+        it was not the start of a new level.
+        """
+        if self.kind != "count" or not self.usable[i]:
+            return None
+        if self.x[i] > BURST_END * max(self.mu[i], BURST_FLOOR):
+            return None
+        for k in range(2, BURST_HOURS + 1):
+            lo = i - k
+            if lo < 0 or not self.usable[lo] or self.x[lo] <= self.mu[lo]:
+                return None
+            if k == 2 and self.x[i - 1] <= self.mu[i - 1]:
+                return None
+            total, expected = float(self.x[lo:i].sum()), float(self.mu[lo:i].sum())
+            expected = max(expected * self._reference(lo, i, up=True), BURST_FLOOR * k)
+            up = float(up_score(np.array([total]), np.array([expected]), self.spread, "count")[0])
+            if self._is_spike(total, expected, up):
+                return Candidate("spike", "up", k, total / k, expected / k, up)
+        return None
 
     def _is_spike(self, x: float, mu: float, up: float) -> bool:
         """Far enough above ``mu``; a spike adds a handful of events, or three sigma of a value."""

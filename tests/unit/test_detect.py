@@ -317,6 +317,23 @@ def test_revenue_in_cents_gets_the_same_verdicts_as_in_dollars(orders_at_peak: f
     )
 
 
+def test_a_quiet_metrics_burst_of_a_few_hours_is_flagged_as_a_spike_once_it_is_over() -> None:
+    # 8 events an hour at peak, tripled from 17:00 to 20:00: no single hour adds the ten
+    # events a spike needs, the three together add some 40
+    flagged = []
+    for seed in range(8):
+        lam = expected_volume(8.0)
+        lam[CHANGE + 17 : CHANGE + 20] *= 3.0
+        series = noisy(lam, seed)
+        alerts = opened(series)
+        assert all(e.detection.kind == "spike" for e in alerts), alerts
+        assert all(
+            series.index[CHANGE + 17] <= e.at <= series.index[CHANGE + 22] for e in alerts
+        ), alerts
+        flagged.append(len(alerts) == 1)
+    assert sum(flagged) >= 5, flagged
+
+
 def test_a_quiet_metrics_forecast_is_not_dragged_down_by_one_empty_hour_last_week() -> None:
     # at 7 events an hour, one empty hour is chance, not the metric's weekly rhythm: next
     # week's forecast of that hour must not copy it (it used to, and paged on the next burst)
