@@ -250,6 +250,7 @@ class Evidence:
         judged as one hour would be, on the sums, once an hour back near expectation shows
         it was not the start of a new level.
         """
+        t = self.t
         if self.kind != "count" or not self.usable[i]:
             return None
         if self.x[i] > BURST_END * max(self.mu[i], BURST_FLOOR):
@@ -261,6 +262,9 @@ class Evidence:
             if k == 2 and self.x[i - 1] <= self.mu[i - 1]:
                 return None
             total, expected = float(self.x[lo:i].sum()), float(self.mu[lo:i].sum())
+            expected = max(expected, BURST_FLOOR * k)
+            if total < t.spike_ratio * expected or total - expected < t.min_events:
+                continue  # the reference below only ever raises the expectation
             expected = max(expected * self._reference(lo, i, up=True), BURST_FLOOR * k)
             up = float(up_score(np.array([total]), np.array([expected]), self.spread, "count")[0])
             if self._is_spike(total, expected, up):
