@@ -261,11 +261,11 @@ class Evidence:
                 return None
             if k == 2 and self.x[i - 1] <= self.mu[i - 1]:
                 return None
-            total, expected = float(self.x[lo:i].sum()), float(self.mu[lo:i].sum())
-            expected = max(expected, BURST_FLOOR * k)
+            total, raw = float(self.x[lo:i].sum()), float(self.mu[lo:i].sum())
+            expected = max(raw, BURST_FLOOR * k)
             if total < t.spike_ratio * expected or total - expected < t.min_events:
                 continue  # the reference below only ever raises the expectation
-            expected = max(expected * self._reference(lo, i, up=True), BURST_FLOOR * k)
+            expected = max(raw * self._reference(lo, i, up=True), BURST_FLOOR * k)
             up = float(up_score(np.array([total]), np.array([expected]), self.spread, "count")[0])
             if self._is_spike(total, expected, up):
                 return Candidate("spike", "up", k, total / k, expected / k, up)
