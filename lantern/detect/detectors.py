@@ -348,12 +348,13 @@ class Evidence:
         out: list[Candidate | None] = [None] * (end - self.first)
         for k in LEVEL_WINDOWS:
             lr, z, obs, exp = self._window_z(end, k)
+            score = score_from_z(z)
+            hit = (np.abs(lr) >= t.level_change) & (score >= t.level_score)
+            if not hit.any():
+                continue  # most hours: no need to look at the thirds
             third = k // 3
             parts = np.stack([self._window_lr(end, third, back) for back in (0, third, 2 * third)])
-            sign = np.sign(lr)
-            agree = (sign * parts >= t.level_change / 2).all(axis=0)
-            score = score_from_z(z)
-            hit = agree & (np.abs(lr) >= t.level_change) & (score >= t.level_score)
+            hit &= (np.sign(lr) * parts >= t.level_change / 2).all(axis=0)
             if self.kind == "count" and hit.any():
                 # the same window on the three days before and a week before: how the model
                 # fared there; it only ever shrinks the change, so hits alone are re-judged
