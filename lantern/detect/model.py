@@ -1,4 +1,4 @@
-"""The baseline: STL seasonality, a robust log-linear trend and a count noise model.
+"""The baseline: a seasonal-trend decomposition, a robust log-linear level and a count noise model.
 
 A `Baseline` is fitted on the hours before its ``fit_hour`` and forecasts the expected
 value of any hour near it. It is frozen, small and JSON-serialisable, so a metric's state
