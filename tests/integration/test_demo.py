@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 from sqlalchemy import Engine, select
 
 from lantern.accounts.service import authenticate
@@ -49,3 +53,20 @@ def test_the_demo_history_holds_the_planted_outage_and_the_flag_change_as_its_ca
     with session_scope(fresh_engine) as session:
         user = authenticate(session, email=str(made["email"]), password=str(made["password"]))
         assert user.workspace_id == made["workspace_id"]
+
+
+def test_lantern_demo_prints_its_progress_and_summary_without_library_warnings(
+    tmp_path: Path,
+) -> None:
+    # the README's first command ends in `lantern serve --demo`: its output is the user's
+    # first impression, and a library's deprecation warning there reads as a fault
+    env = {"LANTERN_DATA_DIR": str(tmp_path), "PATH": ""}
+    run = subprocess.run(
+        [sys.executable, "-m", "lantern", "demo", "--weeks", "2"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "events imported" in run.stdout + run.stderr
+    assert "Warning" not in run.stderr, run.stderr
