@@ -87,7 +87,7 @@ def one_per_episode(hours: list[int]) -> list[int]:
     return kept
 
 
-def run_peer(job: tuple[str, Path, int]) -> list[dict[str, str]]:
+def run_peer(job: tuple[str, Path, int]) -> list[dict[str, object]]:
     """One peer on one CSV file: alert records."""
     name, path, step = job
     frame = pd.read_csv(path)
