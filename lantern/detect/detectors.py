@@ -78,7 +78,6 @@ LOOKBACK = TREND_DAYS * DAY  # hours before the first judged one
 WINDOW_ERROR = 0.04  # relative error of a window's forecast: seasonal and trend misfit
 SPIKE_FLOOR = 3.0  # events an hour below which a spike's expectation is not taken at its word
 BURST_HOURS = 4  # longest run of high hours judged on its total as one spike
-BURST_FLOOR = 3.0  # the same floor, per hour of a run
 BURST_END = 1.5  # a burst is judged once an hour is back under this many times its expectation
 LOW_VOLUME_ERROR = 1.4  # variance of a window's log ratio in units of its Poisson variance
 
@@ -251,21 +250,20 @@ class Evidence:
         it was not the start of a new level.
         """
         t = self.t
-        if self.kind != "count" or not self.usable[i]:
+        if self.kind != "count" or self.x[i] > BURST_END * max(self.mu[i], SPIKE_FLOOR):
             return None
-        if self.x[i] > BURST_END * max(self.mu[i], BURST_FLOOR):
+        # hours out of use have x = mu = 0 here, so they end a run too
+        if self.x[i - 1] <= self.mu[i - 1]:
             return None
         for k in range(2, BURST_HOURS + 1):
             lo = i - k
-            if lo < 0 or not self.usable[lo] or self.x[lo] <= self.mu[lo]:
-                return None
-            if k == 2 and self.x[i - 1] <= self.mu[i - 1]:
+            if lo < 0 or self.x[lo] <= self.mu[lo]:
                 return None
             total, raw = float(self.x[lo:i].sum()), float(self.mu[lo:i].sum())
-            expected = max(raw, BURST_FLOOR * k)
+            expected = max(raw, SPIKE_FLOOR * k)
             if total < t.spike_ratio * expected or total - expected < t.min_events:
                 continue  # the reference below only ever raises the expectation
-            expected = max(raw * self._reference(lo, i, up=True), BURST_FLOOR * k)
+            expected = max(raw * self._reference(lo, i, up=True), SPIKE_FLOOR * k)
             up = float(up_score(np.array([total]), np.array([expected]), self.spread, "count")[0])
             if self._is_spike(total, expected, up):
                 return Candidate("spike", "up", k, total / k, expected / k, up)
@@ -305,6 +303,14 @@ class Evidence:
             ratios.append((sx + 1.0) / (sm + 1.0))
         return max(1.0, *ratios) if up else min(1.0, *ratios)
 
+    def _log_ratio(self, s: np.ndarray, m: np.ndarray, n: np.ndarray) -> np.ndarray:
+        """Observed sum ``s`` against expected ``m`` over ``n`` usable hours: the log ratio
+        for counts, the mean difference in units of its scale for values."""
+        if self.kind == "count":
+            return np.log((s + 0.5) / (m + 0.5))
+        nn = np.maximum(n, 1)
+        return (s - m) / nn / (np.abs(m / nn) + self.spread)
+
     def _window_z(
         self, end: int, k: int, back: int = 0, inflate: float = LOW_VOLUME_ERROR
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -312,15 +318,13 @@ class Evidence:
         s, m = self.window("x", end, k, back), self.window("mu", end, k, back)
         n = self.window("n", end, k, back)
         nn = np.maximum(n, 1)
+        lr = self._log_ratio(s, m, n)
         if self.kind == "count":
-            lr = np.log((s + 0.5) / (m + 0.5))
             # the forecast of a quiet metric errs about as much as its counts scatter
             mu2 = self.window("mu2", end, k, back)
             var = inflate / (m + 0.5) + self.noise * mu2 / (m + 0.5) ** 2
         else:
-            scale = np.abs(m / nn) + self.spread
-            lr = (s - m) / nn / scale
-            var = (self.spread / scale) ** 2 / nn
+            var = (self.spread / (np.abs(m / nn) + self.spread)) ** 2 / nn
         z = lr / np.sqrt(var + self.error**2)
         if self.kind == "count":
             # near zero the log ratio overstates the evidence: never more than the Poisson
@@ -335,12 +339,7 @@ class Evidence:
         """The log ratio of `_window_z` alone (zero where the window is not three-quarters full)."""
         s, m = self.window("x", end, k, back), self.window("mu", end, k, back)
         n = self.window("n", end, k, back)
-        if self.kind == "count":
-            lr = np.log((s + 0.5) / (m + 0.5))
-        else:
-            nn = np.maximum(n, 1)
-            lr = (s - m) / nn / (np.abs(m / nn) + self.spread)
-        return np.where(n >= 0.75 * k, lr, 0.0)
+        return np.where(n >= 0.75 * k, self._log_ratio(s, m, n), 0.0)
 
     def _level(self, end: int) -> list[Candidate | None]:
         """Level shifts over the last 6, 12 and 24 hours, each third of the window agreeing."""
@@ -439,15 +438,13 @@ class Evidence:
         """(log ratio, its variance, mostly usable) of k hours ending ``back`` before each."""
         s, m = self.window("x", end, k, back), self.window("mu", end, k, back)
         n = self.window("n", end, k, back)
+        lr = self._log_ratio(s, m, n)
         if self.kind == "count":
             mu2 = self.window("mu2", end, k, back)
-            lr = np.log((s + 0.5) / (m + 0.5))
             var = 1.0 / (m + 0.5) + self.noise * mu2 / (m + 0.5) ** 2
         else:
             nn = np.maximum(n, 1)
-            scale = np.abs(m / nn) + self.spread
-            lr = (s - m) / nn / scale
-            var = (self.spread / scale) ** 2 / nn
+            var = (self.spread / (np.abs(m / nn) + self.spread)) ** 2 / nn
         return lr, var, n >= 0.75 * k
 
     def _cycle(self, end: int) -> list[Candidate | None]:
