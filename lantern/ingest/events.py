@@ -28,6 +28,19 @@ LAUNCHDARKLY_KINDS = {
 }
 MAX_NAME = 200
 MAX_MESSAGE_ID = 100
+# The largest |value| (or |revenue|, |metricValue|) counted: 2**53, past which a float
+# no longer holds every whole number, so a larger one is no measurement. It also keeps
+# every stored sum finite: a bucket counts at most 2**63 events, so its sum stays within
+# 2**116 (a sum of squares within 2**169), far below the ~2**1024 where floats overflow.
+MAX_VALUE = float(2**53)
+# The range of `flagVersion`: versions are stored in a 32-bit integer column.
+MAX_FLAG_VERSION = 2**31 - 1
+VALUE_REASON = (
+    "properties.{field} is out of range: send a finite number between -2^53 and 2^53 "
+    "(about ±9.007e15)"
+)
+FLAG_VERSION_REASON = f"properties.flagVersion must be a whole number from 0 to {MAX_FLAG_VERSION}"
+NUL_REASON = "{field} contains a NUL character (\\u0000), which cannot be stored: remove it"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,20 +131,25 @@ def parse_time(value: Any) -> datetime | None:
         return stamp
     if stamp.tzinfo is None:
         return stamp.replace(tzinfo=UTC)
-    return stamp.astimezone(UTC)
+    try:
+        return stamp.astimezone(UTC)
+    except OverflowError:  # an offset that pushes year 1 or 9999 off the calendar
+        return None
 
 
 def corrected_time(event: dict[str, Any], window: Window) -> datetime | str:
     """The event's time as Segment computes it, `receivedAt - (sentAt - timestamp)`.
 
-    Returns a reason string when a time field is present but unreadable.
+    Returns a reason string when a time field is present but unreadable, or when the
+    correction lands off the calendar. A reason never quotes the value: it could be
+    anything, personal data included, and reasons are kept for the debug view.
     """
     raw = event.get("timestamp") or event.get("originalTimestamp")
     if raw is None:
         return window.received_at
     stamp = parse_time(raw)
     if stamp is None:
-        return f"timestamp {str(raw)[:40]!r} is not an ISO-8601 time"
+        return "timestamp is not an ISO-8601 time (e.g. 2024-01-02T03:04:05.678Z)"
     sent_raw = event.get("sentAt")
     if sent_raw:
         sent = parse_time(sent_raw)
@@ -140,18 +158,35 @@ def corrected_time(event: dict[str, Any], window: Window) -> datetime | str:
         if sent_raw is None:
             return stamp
     if sent is None:
-        return f"sentAt {str(sent_raw)[:40]!r} is not an ISO-8601 time"
-    return window.received_at - (sent - stamp)
+        return "sentAt is not an ISO-8601 time (e.g. 2024-01-02T03:04:05.678Z)"
+    try:
+        return window.received_at - (sent - stamp)
+    except OverflowError:
+        return (
+            "timestamp and sentAt are thousands of years apart: the clock correction "
+            "(receivedAt - (sentAt - timestamp)) is off the calendar; check both"
+        )
+
+
+class OutOfRange(ValueError):
+    """A number that cannot be counted: infinite, NaN, or beyond `MAX_VALUE`."""
 
 
 def _number(value: Any) -> float | None:
+    """A JSON number as a float; None if it is not one; OutOfRange if it cannot be counted."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    number = float(value)
-    return number if math.isfinite(number) else None
+    try:
+        number = float(value)
+    except OverflowError:  # an int past the float range
+        raise OutOfRange from None
+    if not math.isfinite(number) or abs(number) > MAX_VALUE:
+        raise OutOfRange
+    return number
 
 
 def _name(value: Any) -> str | None:
+    """A trimmed, truncated name; None if there is none. NUL is checked by the caller."""
     if isinstance(value, str):
         value = value.strip()
         if value:
@@ -198,6 +233,8 @@ def _track(event: dict[str, Any], verdict: Verdict, stamp: datetime) -> str | No
     name = _name(event.get("event"))
     if name is None:
         return "track call without an `event` name"
+    if "\x00" in name:
+        return NUL_REASON.format(field="the event name")
     props = event.get("properties")
     props = props if isinstance(props, dict) else {}
     details: dict[str, Any] = {"event": name}
@@ -207,39 +244,54 @@ def _track(event: dict[str, Any], verdict: Verdict, stamp: datetime) -> str | No
     launchdarkly = _launchdarkly(name, props)
     if launchdarkly is not None:
         ld_kind, key = launchdarkly
+        if "\x00" in key:
+            return NUL_REASON.format(field="properties.key")
         details["launchdarkly"] = {"kind": ld_kind, "key": key}
         if ld_kind == "feature":
             increments.append(((_FLAG, key), None))
             version = props.get("flagVersion")
             if isinstance(version, int) and not isinstance(version, bool):
+                if not 0 <= version <= MAX_FLAG_VERSION:
+                    return FLAG_VERSION_REASON
                 verdict.flag = (key, version, stamp)
                 details["launchdarkly"]["flagVersion"] = version
         else:
             increments.append(((_EXPERIMENT, key), None))
-            metric_value = _number(props.get("metricValue"))
+            try:
+                metric_value = _number(props.get("metricValue"))
+            except OutOfRange:
+                return VALUE_REASON.format(field="metricValue")
             if metric_value is not None:
                 increments.append(((_VALUE, key), metric_value))
                 details["value"] = metric_value
         return None
     increments.append(((_TRACK, name), None))
-    value = _number(props.get("value"))
-    if value is None:
-        value = _number(props.get("revenue"))
+    field = "value"
+    try:
+        value = _number(props.get(field))
+        if value is None:
+            field = "revenue"
+            value = _number(props.get(field))
+    except OutOfRange:
+        return VALUE_REASON.format(field=field)
     if value is not None:
         increments.append(((_VALUE, name), value))
         details["value"] = value
     return None
 
 
-def _page_or_screen(event: dict[str, Any], verdict: Verdict, kind: str) -> None:
+def _page_or_screen(event: dict[str, Any], verdict: Verdict, kind: str) -> str | None:
     props = event.get("properties")
     name = _name(event.get("name"))
     if name is None and isinstance(props, dict):
         name = _name(props.get("name"))
+    if name is not None and "\x00" in name:
+        return NUL_REASON.format(field=f"the {kind} name")
     verdict.increments.append(_TOTALS[kind])
     if name is not None:
         verdict.details = {"name": name}
         verdict.increments.append(((kind, name), None))
+    return None
 
 
 def judge(
@@ -260,8 +312,9 @@ def judge_in(event: Any, window: Window) -> Verdict:
         return Verdict(False, None, reason="an event must be a JSON object")
     kind = event.get("type")
     if kind not in KNOWN_TYPES:
-        shown = str(kind)[:40] if kind is not None else "missing"
-        reason = f"unknown type {shown!r}: use track, page, screen, identify, group or alias"
+        # The value itself is never quoted: it could be anything, personal data included.
+        said = "unknown type" if kind is not None else "no type"
+        reason = f"{said}: use track, page, screen, identify, group or alias"
         return Verdict(False, None, reason=reason)
     integrations = event.get("integrations")
     if integrations and not integrations_allow(integrations):
@@ -288,14 +341,15 @@ def judge_in(event: Any, window: Window) -> Verdict:
         return Verdict(False, kind, reason=window.future_reason, stamp=stamp)
     verdict = Verdict(True, kind, digest=digest, stamp=stamp)
     verdict.hour = int(stamp.timestamp() // 3600)
+    problem = None
     if kind == "track":
         problem = _track(event, verdict, stamp)
-        if problem is not None:
-            return Verdict(False, kind, reason=problem, stamp=stamp)
     elif kind in ("page", "screen"):
-        _page_or_screen(event, verdict, kind)
+        problem = _page_or_screen(event, verdict, kind)
     elif kind == "identify":
         verdict.increments.append(_IDENTIFY)
+    if problem is not None:
+        return Verdict(False, kind, reason=problem, stamp=stamp)
     return verdict
 
 

@@ -44,7 +44,7 @@ def test_an_event_own_sent_at_wins_over_the_batch_one_and_a_bad_one_is_a_reason(
     unreadable = judge(event, received_at=NOW, batch_sent_at="soon", limits=LIVE)
     assert own.summary["timestamp"] == "2026-03-04T12:20:00Z"
     assert not unreadable.accepted
-    assert unreadable.reason == "sentAt 'soon' is not an ISO-8601 time"
+    assert unreadable.reason == "sentAt is not an ISO-8601 time (e.g. 2024-01-02T03:04:05.678Z)"
 
 
 def test_an_event_without_timestamp_is_counted_at_reception() -> None:
