@@ -45,6 +45,18 @@ def decompress(body: bytes, encoding: str | None, *, limit: int) -> bytes:
         raise BadRequest(
             f"the decompressed body is larger than {limit // 1024} KB", error="payload_too_large"
         )
+    if not inflater.eof:
+        raise BadRequest(
+            f"the {encoding} body ends before its stream does: send the whole body",
+            error="bad_encoding",
+        )
+    if inflater.unused_data:
+        # Several gzip members (or bytes after one) would be read only in part, silently.
+        raise BadRequest(
+            f"the body holds more than one {encoding} stream, or bytes after it: "
+            f"compress the whole body as one {encoding} stream",
+            error="bad_encoding",
+        )
     return data
 
 

@@ -7,6 +7,8 @@ would keep every good event beside it from ever being counted.
 from __future__ import annotations
 
 import base64
+import gzip
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -167,3 +169,18 @@ def test_rejection_reasons_never_hold_the_rejected_value(
     assert "sentAt" in reasons[2]
     leaked = [word for word in planted for text in [*reasons, *stored] if word[:8] in str(text)]
     assert leaked == []
+
+
+def test_a_gzip_body_of_two_members_or_with_trailing_bytes_is_refused_with_a_reason(
+    client: TestClient, engine: Engine, src: MadeSource
+) -> None:
+    headers = {**basic(src.key), "Content-Encoding": "gzip", "Content-Type": "application/json"}
+    member = gzip.compress(json.dumps({"batch": [track()]}).encode())
+    two = client.post("/v1/batch", content=member + gzip.compress(b"[]"), headers=headers)
+    trailing = client.post("/v1/batch", content=member + b"junk", headers=headers)
+    truncated = client.post("/v1/batch", content=member[:-4], headers=headers)
+    assert [two.status_code, trailing.status_code, truncated.status_code] == [400, 400, 400]
+    assert "one gzip stream" in two.json()["detail"]
+    assert "one gzip stream" in trailing.json()["detail"]
+    assert "ends before" in truncated.json()["detail"]
+    assert totals(engine, src.id) == {}
