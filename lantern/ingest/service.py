@@ -20,6 +20,7 @@ from lantern.ingest.protocol import Payload
 from lantern.metrics.keys import MetricKey
 from lantern.metrics.models import FlagChange, FlagVersion
 from lantern.metrics.service import add_to_buckets, metric_ids, resolve_metrics
+from lantern.workspaces.models import Source
 
 # How many events of each verdict one request may add to the debug view.
 DEBUG_PER_REQUEST = 5
@@ -313,6 +314,13 @@ def _record_debug(
     )
     if shown:
         connection.execute(insert(DebugEvent), shown)
+
+
+def source_exists(engine: Engine, *, source_id: int) -> bool:
+    """Whether the source still exists (another process may have deleted it)."""
+    with engine.connect() as connection:
+        found = connection.scalar(select(Source.id).where(Source.id == source_id))
+    return found is not None
 
 
 def purge_seen_messages(engine: Engine, *, before: datetime) -> int:

@@ -16,9 +16,13 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 
 from lantern.db.checkpoint import checkpointer_for
-from lantern.ingest.service import IngestResult, Judged, store
+from lantern.errors import Unauthorized
+from lantern.ingest.service import IngestResult, Judged, source_exists, store
+from lantern.metrics.service import metric_ids
+from lantern.workspaces.service import source_keys
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +103,34 @@ def store_together(engine: Engine, requests: list[Judged]) -> list[IngestResult 
         return list(store(engine, requests=requests))
     except Exception as exc:
         if len(requests) == 1:
-            return [exc]
+            return [_store_again(engine, requests[0], exc)]
         # One request's rows may be what failed (its source deleted meanwhile, say).
         log.info("%d ingest requests failed together (%s); storing each alone", len(requests), exc)
         return [outcome for request in requests for outcome in store_together(engine, [request])]
+
+
+def _store_again(engine: Engine, request: Judged, exc: Exception) -> IngestResult | Exception:
+    """What a request that failed alone gets: 401 if its source is gone, else one more try.
+
+    A source deleted by another process leaves its key and metric ids in this one's caches
+    for a while; its rows then break a foreign key. The key no longer exists: that is a
+    401, which clients do not retry, never a 5xx, which they retry forever. If the source
+    still exists, a cached metric id was stale (SQLite may give a deleted source's id to a
+    new one): the caches are dropped and the request stored once more.
+    """
+    if not isinstance(exc, IntegrityError):
+        return exc
+    source_keys.clear()
+    metric_ids.clear()
+    if not source_exists(engine, source_id=request.source_id):
+        return Unauthorized(
+            "this API key's source was deleted: create a source and send with its key",
+            error="invalid_key",
+        )
+    try:
+        return store(engine, requests=[request])[0]
+    except Exception as again:
+        return again
 
 
 _writers: dict[Engine, GroupWriter] = {}

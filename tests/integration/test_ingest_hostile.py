@@ -10,14 +10,15 @@ import base64
 import gzip
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, select
 
 from lantern.ingest.models import DebugEvent
+from lantern.workspaces.models import Source
 from tests.factories import MadeSource, make_source
 from tests.helpers import buckets, totals
 
@@ -145,6 +146,41 @@ def test_values_past_the_bound_are_rejected_and_a_metric_hour_never_overflows(
     assert third.json()["accepted"] == 3
     value = [v for (kind, name, _hour), v in buckets(engine, src.id).items() if kind == "value"]
     assert value == [(4, 2 + 3 * 2.0**53)]
+
+
+def test_events_for_a_source_deleted_meanwhile_are_answered_401_not_500(
+    client: TestClient, engine: Engine, src: MadeSource
+) -> None:
+    headers = basic(src.key)
+    assert client.post("/v1/batch", json={"batch": [track()]}, headers=headers).status_code == 200
+    # Another process deletes the source: this one still holds the key and metric ids.
+    with engine.begin() as connection:
+        connection.execute(delete(Source).where(Source.id == src.id))
+    known = client.post("/v1/batch", json={"batch": [track()]}, headers=headers)
+    new = client.post("/v1/batch", json={"batch": [track("Never Seen")]}, headers=headers)
+    later = client.post("/v1/batch", json={"batch": [track()]}, headers=headers)
+    assert [known.status_code, new.status_code, later.status_code] == [401, 401, 401]
+    assert known.json()["error"] == "invalid_key"
+    assert "deleted" in known.json()["detail"]
+
+
+def test_a_new_source_is_counted_though_another_process_deleted_one_just_before(
+    client: TestClient, engine: Engine, src: MadeSource
+) -> None:
+    assert (
+        client.post("/v1/batch", json={"batch": [track()]}, headers=basic(src.key)).json()[
+            "accepted"
+        ]
+        == 1
+    )
+    with engine.begin() as connection:
+        connection.execute(delete(Source).where(Source.id == src.id))
+    # SQLite may give the new source the deleted one's id, which this process's caches
+    # still map to the deleted metrics.
+    new = make_source(engine)
+    response = client.post("/v1/batch", json={"batch": [track()]}, headers=basic(new.key))
+    assert response.status_code == 200
+    assert totals(engine, new.id) == {("track", "Signed Up"): 1, ("total", "track"): 1}
 
 
 def test_rejection_reasons_never_hold_the_rejected_value(
