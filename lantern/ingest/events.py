@@ -311,7 +311,7 @@ def judge_in(event: Any, window: Window) -> Verdict:
     if not isinstance(event, dict):
         return Verdict(False, None, reason="an event must be a JSON object")
     kind = event.get("type")
-    if kind not in KNOWN_TYPES:
+    if not isinstance(kind, str) or kind not in KNOWN_TYPES:  # a list or object is unhashable
         # The value itself is never quoted: it could be anything, personal data included.
         said = "unknown type" if kind is not None else "no type"
         reason = f"{said}: use track, page, screen, identify, group or alias"

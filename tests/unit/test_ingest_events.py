@@ -118,3 +118,11 @@ def test_bodies_may_be_a_batch_one_event_or_an_array() -> None:
     assert len(parse_body(b"[{}, {}, {}]", batch=False).events) == 3
     with pytest.raises(BadRequest, match='"batch" array'):
         parse_body(b'{"type": "track"}', batch=True)
+
+
+@pytest.mark.parametrize("kind", [[], ["track"], {"track": 1}, 3, True, None])
+def test_a_type_of_any_json_shape_is_rejected_with_a_reason(kind: object) -> None:
+    verdict = judge({"type": kind, "userId": "u"}, received_at=NOW, batch_sent_at=None, limits=LIVE)
+    assert not verdict.accepted
+    assert verdict.reason is not None
+    assert "use track, page, screen, identify, group or alias" in verdict.reason
