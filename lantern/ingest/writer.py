@@ -122,12 +122,13 @@ def _store_again(engine: Engine, request: Judged, exc: Exception) -> IngestResul
         return exc
     source_keys.clear()
     metric_ids.clear()
-    if not source_exists(engine, source_id=request.source_id):
-        return Unauthorized(
-            "this API key's source was deleted: create a source and send with its key",
-            error="invalid_key",
-        )
+    # Nothing may escape: the writer thread must live to answer the next requests.
     try:
+        if not source_exists(engine, source_id=request.source_id):
+            return Unauthorized(
+                "this API key's source was deleted: create a source and send with its key",
+                error="invalid_key",
+            )
         return store(engine, requests=[request])[0]
     except Exception as again:
         return again
