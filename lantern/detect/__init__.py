@@ -32,9 +32,15 @@ The method
    Non-negative value metrics (sums such as revenue) are compound Poisson, with variance
    ``u`` times their mean: they are judged as the pseudo-counts ``values / u``, ``u``
    measured at every refit (`model.value_unit`), and reported back in their own unit.
-4. **Detectors** (`detectors`; verdict types and tail scores in `verdicts`): spike, drop,
-   outage, level shift, trend change and seasonality change, each needing significance
-   *and* a relative change large enough to matter (see `verdicts.SENSITIVITY`). Spikes,
+4. **Detectors** (the package `detectors`, one module and one class per kind: `spike`,
+   `low_run` (outage and drop), `level`, `trend`, `seasonality` and `cycle` (both
+   seasonality change), all reading one `detectors.evidence.Evidence`; `detectors.registry`
+   lists them in priority order; the kinds, their labels and episode rules are
+   `kinds.DetectionKind`; verdict types and tail scores are in `verdicts`). Each needs
+   significance *and* a relative change large enough to matter (the presets of
+   `detectors.presets.SENSITIVITY`). To add a kind: a `DetectionKind` member, its module in
+   `detectors` with a parameter dataclass, its parameters in every preset, its place in
+   `detectors.registry`, and its description in docs/detection.md. Spikes,
    drops, outages and level shifts are also judged against the model's own recent error
    at the same hours (the three days before, and the same day a week before, whichever
    excuses more): a model that misjudges an hour of the day misjudges it every day, and
@@ -67,7 +73,9 @@ Hochenbaum, J., Vallis, O. S. and Kejariwal, A. (2017). Automatic anomaly detect
 """
 
 from lantern.detect.decompose import Decomposition, decompose
+from lantern.detect.detectors import SENSITIVITY
 from lantern.detect.expected import Expectation, replay_expected
+from lantern.detect.kinds import KINDS, PERSISTENT, DetectionKind
 from lantern.detect.model import Baseline, fit_baseline
 from lantern.detect.series import (
     TRAINING_DAYS,
@@ -86,15 +94,17 @@ from lantern.detect.stream import (
     replay_series,
     score_batch,
 )
-from lantern.detect.verdicts import KINDS, SENSITIVITY, Detection
+from lantern.detect.verdicts import Detection
 
 __all__ = [
     "KINDS",
+    "PERSISTENT",
     "SENSITIVITY",
     "TRAINING_DAYS",
     "Baseline",
     "Decomposition",
     "Detection",
+    "DetectionKind",
     "EpisodeEvent",
     "Expectation",
     "MetricState",

@@ -18,10 +18,11 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 import pandas as pd
 
-from lantern.detect.detectors import LOOKBACK, WINDOW_ERROR, Evidence
+from lantern.detect.detectors import LOOKBACK, SENSITIVITY, WINDOW_ERROR, Evidence, candidates
+from lantern.detect.kinds import PERSISTENT, SHORT_LIMIT, DetectionKind
 from lantern.detect.model import DAY, FIT_DAYS, WEEK, Baseline, empty_as_zero, fit_baseline
 from lantern.detect.series import TRAINING_DAYS, SeriesError, SeriesKind, validate_series
-from lantern.detect.verdicts import PERSISTENT, SENSITIVITY, Candidate, Detection
+from lantern.detect.verdicts import Candidate, Detection
 
 Status = Literal["opened", "updated", "resolved", "accepted"]
 Sensitivity = Literal["low", "medium", "high"]
@@ -29,7 +30,6 @@ K = TypeVar("K")
 
 TRAINING_HOURS = TRAINING_DAYS * DAY
 FIT_HOURS = FIT_DAYS * DAY
-SHORT_LIMIT = {"spike": 8, "drop": 8, "outage": 30}  # hours before a short episode is a shift
 CONFIRM_HOURS = 24  # a lasting change is adopted as the new normal after this long
 # after a lasting change the metric trains again on its new normal, as a new metric does;
 # only an outage, which no model mistake can fake, is reported meanwhile
@@ -37,6 +37,12 @@ RETRAIN_HOURS = TRAINING_HOURS
 # a model re-learning a new normal errs for longer than it trains; a second lasting change
 # so soon is far likelier to be that error than news
 SETTLE_HOURS = 10 * DAY
+# an open short episode goes on while its hours stay this far off, up or down, and this
+# significant; it is resolved after `RESOLVE_HOURS` hours back to normal
+STILL_UP = 1.3  # observed/expected of an hour still up
+STILL_DOWN = 0.75  # observed/expected of an hour still down
+STILL_SCORE = 1.3  # -log10 p of an hour still off (p of 5%)
+RESOLVE_HOURS = 2
 _NS_PER_HOUR = 3_600_000_000_000
 YOUNG_ERROR = 0.07
 
@@ -179,7 +185,7 @@ class _Run:
         self.values = values
         self.hours = origin + np.arange(len(values))
         self.events: list[EpisodeEvent] = []
-        self.thresholds = SENSITIVITY[state.sensitivity]
+        self.preset = SENSITIVITY[state.sensitivity]
         # told (first, stop, expected, model) for each stretch of hours one model judged
         self.trace = trace
 
@@ -262,10 +268,9 @@ class _Run:
             first=LOOKBACK,
             kind=s.model.kind,
             dispersion=s.model.dispersion + (YOUNG_ERROR**2 if young else 0.0),
-            thresholds=self.thresholds,
             window_error=YOUNG_ERROR if young else WINDOW_ERROR,
         )
-        found = evidence.candidates()
+        found = candidates(evidence, self.preset)
         judged = stop
         for offset, candidate in enumerate(found):
             u = int(t + offset)
@@ -295,7 +300,7 @@ class _Run:
         if episode is None:
             if candidate is None or not np.isfinite(x[i]):
                 return False
-            if candidate.kind != "outage" and u < s.quiet_until:
+            if candidate.kind != DetectionKind.OUTAGE and u < s.quiet_until:
                 return False
             if candidate.kind in PERSISTENT and u < s.settled_until:
                 return False
@@ -318,13 +323,13 @@ class _Run:
             return False
         up, down = evidence.hourly_scores(i)
         if episode["direction"] == "up":
-            abnormal = x[i] >= 1.3 * mu[i] and up >= 1.3
+            abnormal = x[i] >= STILL_UP * mu[i] and up >= STILL_SCORE
         else:
-            abnormal = x[i] <= 0.75 * mu[i] and down >= 1.3
+            abnormal = x[i] <= STILL_DOWN * mu[i] and down >= STILL_SCORE
         if abnormal:
             episode = {**episode, "last_abnormal": u}
             self.state = replace(s, episode=episode)
-        if u - episode["last_abnormal"] >= 2:
+        if u - episode["last_abnormal"] >= RESOLVE_HOURS:
             masks = (
                 *tuple(m for m in s.masks if m[1] >= 0),
                 (episode["start"], episode["last_abnormal"]),
@@ -358,7 +363,7 @@ class _Run:
         quiet = s.quiet_until
         if c.kind in PERSISTENT:
             quiet = u + CONFIRM_HOURS + RETRAIN_HOURS
-            extra = c.slope / DAY if c.kind == "trend_change" else 0.0
+            extra = c.slope / DAY if c.kind == DetectionKind.TREND_CHANGE else 0.0
             episode["slope"] = float(s.model.slope + extra)
         # the episode's hours teach the model nothing until it is over or accepted
         self.state = replace(s, episode=episode, masks=(*s.masks, (start, -1)), quiet_until=quiet)

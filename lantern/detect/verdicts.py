@@ -1,4 +1,4 @@
-"""Verdict types and tail scores: what a sensitivity asks, what a detector says.
+"""Verdict types and tail scores: what a detector says, and how surprising it is.
 
 Scores are ``-log10 p`` of a one-sided tail, capped at `MAX_SCORE`. For counts the tail is
 Poisson with a mean pushed two standard deviations up (or down) the gamma mixing
@@ -19,38 +19,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
+from lantern.detect.kinds import KINDS, PERSISTENT, DetectionKind
 from lantern.detect.series import SeriesKind
 
-KINDS = ("level_shift", "trend_change", "seasonality_change", "spike", "drop", "outage")
-PERSISTENT = ("level_shift", "trend_change", "seasonality_change")
-MAX_SCORE = 50.0
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """What a sensitivity setting asks of the evidence (scores are -log10 p)."""
-
-    spike_score: float
-    spike_ratio: float
-    drop_score: float
-    drop_ratio: float
-    outage_score: float
-    level_score: float
-    level_change: float  # minimum |log ratio|
-    ramp_score: float
-    ramp_slope: float  # minimum |log change| per day
-    season_score: float
-    season_amplitude: float
-    min_events: float  # a spike must add at least this many events
-    cycle_score: float
-    cycle_amplitude: float  # minimum RMS change of the daily cycle (log scale)
-
-
-SENSITIVITY: dict[str, Thresholds] = {
-    "low": Thresholds(9, 3.0, 10, 0.35, 7, 9, 0.40, 9, 0.05, 12, 0.35, 10, 12, 0.1),
-    "medium": Thresholds(7, 2.5, 8, 0.45, 5.5, 7, 0.30, 6, 0.035, 11, 0.25, 10, 8, 0.06),
-    "high": Thresholds(5.5, 2.0, 6, 0.55, 4.5, 5.5, 0.22, 5.5, 0.025, 7, 0.18, 4, 6, 0.05),
-}
+MAX_SCORE = 50.0  # scores are capped: past 1e-50 a p-value says nothing more
+RUN_SIDE_CHANGE = 0.1  # |log ratio| beyond which an hour of a run is off above or below
+RUN_SIDE_HOURS = 3  # hours of a run off above, and as many below, for it to be a cycle
 
 
 @dataclass(frozen=True)
@@ -73,7 +47,7 @@ class Detection:
 class Candidate:
     """A detection before it is given timestamps: offsets are hours before the judged one."""
 
-    kind: str
+    kind: str  # a `DetectionKind` value
     direction: str
     start_offset: int
     observed: float
@@ -116,5 +90,20 @@ def classify_run(x: np.ndarray, mu: np.ndarray, spread: float, kind: SeriesKind)
         w = np.ones_like(lr)
     mean = float((w * lr).sum() / w.sum())
     deviation = float(np.sqrt((w * (lr - mean) ** 2).sum() / w.sum()))
-    both = (lr > 0.1).sum() >= 3 and (lr < -0.1).sum() >= 3
-    return "seasonality_change" if both and deviation > abs(mean) else "level_shift"
+    above = (lr > RUN_SIDE_CHANGE).sum() >= RUN_SIDE_HOURS
+    below = (lr < -RUN_SIDE_CHANGE).sum() >= RUN_SIDE_HOURS
+    cycle = above and below and deviation > abs(mean)
+    return (DetectionKind.SEASONALITY_CHANGE if cycle else DetectionKind.LEVEL_SHIFT).value
+
+
+__all__ = [
+    "KINDS",
+    "MAX_SCORE",
+    "PERSISTENT",
+    "Candidate",
+    "Detection",
+    "classify_run",
+    "down_score",
+    "score_from_z",
+    "up_score",
+]

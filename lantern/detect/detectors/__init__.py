@@ -1,0 +1,127 @@
+"""The detectors: evidence, hour by hour, that a metric left its baseline, and of what kind.
+
+Every detector reads one `Evidence` (the observed and expected arrays of the judged hours
+and the lookback before them, with their window sums) and returns, for each judged hour,
+a `Candidate` or None. A verdict needs both *significance* under the noise model (a
+Poisson-gamma tail for counts and for non-negative values as pseudo-counts, a Gaussian one
+for values that can go negative) and a *relative change* large enough to matter; the
+second is what keeps a metric at 50,000 events an hour, where every wobble is
+"significant", from paging anyone. What each sensitivity asks of each detector is in
+`presets.SENSITIVITY`, one frozen parameter dataclass per detector.
+
+=========================  ==============================  ================================
+module                     class                           kinds
+=========================  ==============================  ================================
+`evidence`                 `Evidence` (shared window sums)
+`spike`                    `SpikeDetector` (and bursts)    spike
+`low_run`                  `LowRunDetector`                outage, drop
+`level`                    `LevelShiftDetector`            level_shift
+`trend`                    `TrendChangeDetector`           trend_change
+`seasonality`              `SeasonalityChangeDetector`     seasonality_change (24 h)
+`cycle`                    `CycleChangeDetector`           seasonality_change (week on week)
+=========================  ==============================  ================================
+
+`registry` lists them in priority order: where several find something at the same hour,
+the first one's verdict is kept. A level shift is then renamed a trend change where the
+metric has been bending away for days (`TrendChangeDetector.rename`).
+
+To add a kind: add it to `DetectionKind` (lantern/detect/kinds.py: value, label, phrase,
+whether it persists, its short-episode limit), write its module here with a parameter
+dataclass and a class with ``kinds`` and ``scan(evidence)``, add its parameters to every
+preset in `presets`, put it in `registry` at its priority, and describe it in
+docs/detection.md.
+
+References
+----------
+Page, E. S. (1954). Continuous inspection schemes. Biometrika 41, 100-115.
+McCullagh, P. and Nelder, J. A. (1989). Generalized Linear Models, 2nd ed. Chapman & Hall.
+(Lawless 1987, for the count tails, is cited in `verdicts`.)
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from lantern.detect.detectors.cycle import CycleChangeDetector, CycleParams
+from lantern.detect.detectors.evidence import DAY, WEEK, WINDOW_ERROR, Evidence
+from lantern.detect.detectors.level import LevelParams, LevelShiftDetector
+from lantern.detect.detectors.low_run import LowRunDetector, LowRunParams
+from lantern.detect.detectors.presets import SENSITIVITY, Preset
+from lantern.detect.detectors.seasonality import SeasonalityChangeDetector, SeasonalityParams
+from lantern.detect.detectors.spike import SpikeDetector, SpikeParams
+from lantern.detect.detectors.trend import TREND_DAYS, TrendChangeDetector, TrendParams
+from lantern.detect.kinds import DetectionKind
+from lantern.detect.verdicts import Candidate
+
+LOOKBACK = TREND_DAYS * DAY  # hours before the first judged one: the trend test's fourteen days
+
+
+class Detector(Protocol):
+    """What the registry asks of a detector."""
+
+    @property
+    def kinds(self) -> tuple[DetectionKind, ...]:
+        """The kinds its candidates can be."""
+        ...
+
+    def scan(self, evidence: Evidence) -> list[Candidate | None]:
+        """The candidate of each judged hour, or None."""
+        ...
+
+
+def registry(preset: Preset) -> tuple[Detector, ...]:
+    """Every detector, in priority order: at an hour several find, the first one's verdict wins."""
+    return (
+        SpikeDetector(preset.spike),
+        LowRunDetector(preset.low_run),
+        LevelShiftDetector(preset.level),
+        TrendChangeDetector(preset.trend),
+        SeasonalityChangeDetector(preset.seasonality, level_change=preset.level.change),
+        CycleChangeDetector(preset.cycle),
+    )
+
+
+def candidates(evidence: Evidence, preset: Preset) -> list[Candidate | None]:
+    """The verdict of each judged hour, or None: the first detector's in `registry` order."""
+    scans: list[list[Candidate | None]] = []
+    trend, fit = None, None
+    for detector in registry(preset):
+        if isinstance(detector, TrendChangeDetector):
+            # its fit is kept for the rename rule below
+            trend, fit = detector, detector.fit(evidence)
+            scans.append(fit.candidates)
+        else:
+            scans.append(detector.scan(evidence))
+    out: list[Candidate | None] = []
+    for j in range(evidence.judged):
+        found = next((scan[j] for scan in scans if scan[j] is not None), None)
+        if found is not None and trend is not None and fit is not None:
+            found = trend.rename(found, fit, j)
+        out.append(found)
+    return out
+
+
+__all__ = [
+    "DAY",
+    "LOOKBACK",
+    "SENSITIVITY",
+    "WEEK",
+    "WINDOW_ERROR",
+    "CycleChangeDetector",
+    "CycleParams",
+    "Detector",
+    "Evidence",
+    "LevelParams",
+    "LevelShiftDetector",
+    "LowRunDetector",
+    "LowRunParams",
+    "Preset",
+    "SeasonalityChangeDetector",
+    "SeasonalityParams",
+    "SpikeDetector",
+    "SpikeParams",
+    "TrendChangeDetector",
+    "TrendParams",
+    "candidates",
+    "registry",
+]

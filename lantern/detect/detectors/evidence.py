@@ -1,0 +1,209 @@
+"""`Evidence`: the observed and expected arrays every detector reads, and their window sums.
+
+Every detector reads the same two aligned arrays, the observed value and the baseline's
+expectation of each hour, and only hours up to the one being judged. Sums over windows
+come from prefix sums (`Evidence.window`), so judging a day costs about what judging an
+hour does. The shared statistics live here too: a window's log ratio and its z score under
+the noise model (`window_z`), the 24-hour blocks of the trend test (`block`), and the
+model's own recent error at the same hours (`reference`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lantern.detect.model import MODEL_ERROR
+from lantern.detect.series import SeriesKind
+from lantern.detect.verdicts import classify_run, down_score, up_score
+
+DAY, WEEK = 24, 168
+WINDOW_ERROR = 0.04  # relative error of a window's forecast: seasonal and trend misfit
+LOW_VOLUME_ERROR = 1.4  # variance of a window's log ratio in units of its Poisson variance
+LOG_OFFSET = 0.5  # added to counts before a log ratio, so that an empty hour has one
+FULL_SHARE = 0.75  # a window counts once this share of its hours is usable
+SIDE_Z = 2  # an hour's z beyond which it is counted as off above or below expectation
+# the model's error at the same hours on the three days before, and a week before
+REFERENCE_LAGS = ((DAY, 2 * DAY, 3 * DAY), (WEEK,))
+REFERENCE_PRIOR = 1.0  # events added to both sides of a reference ratio: none seen is 1
+
+
+class Evidence:
+    """The judged hours ``first..`` of aligned arrays, with the window sums detectors read.
+
+    ``x`` (observed) and ``mu`` (expected) cover the detectors' lookback before the first
+    judged hour. An hour is *usable* when it may count (after the current normal began,
+    outside an earlier episode, and not missing), *seen* when it has data at all (episodes'
+    hours included); a window is *full* when `FULL_SHARE` of its hours are usable.
+    """
+
+    def __init__(
+        self,
+        x: np.ndarray,
+        mu: np.ndarray,
+        usable: np.ndarray,
+        *,
+        first: int,
+        kind: SeriesKind,
+        dispersion: float,
+        window_error: float = WINDOW_ERROR,
+    ) -> None:
+        self.kind = kind
+        self.first = first
+        self.window_error = window_error
+        self.raw_x, self.raw_mu = x, mu
+        self.x = np.where(usable, np.nan_to_num(x), 0.0)
+        self.mu = np.where(usable, mu, 0.0)
+        self.usable = usable
+        # episodes' hours included: what the metric did, however it was judged then
+        seen = np.isfinite(x)
+        self.seen_x = np.where(seen, np.nan_to_num(x), 0.0)
+        self.seen_mu = np.where(seen, mu, 0.0)
+        self.dispersion = dispersion
+        if kind == "count":
+            # the part of the dispersion that averages out over a window: all but the
+            # forecast error of a single hour
+            self.noise = max(dispersion - MODEL_ERROR**2, 0.0)
+            hour_var = 1.0 / (mu + LOG_OFFSET) + dispersion
+            self.log_ratio = np.log((self.x + LOG_OFFSET) / (self.mu + LOG_OFFSET))
+        else:
+            scale = np.abs(mu) + dispersion
+            hour_var = (dispersion / scale) ** 2 + window_error**2
+            self.log_ratio = (self.x - self.mu) / scale
+        self.weight = np.where(usable, 1.0 / hour_var, 0.0)
+        hour_z = self.log_ratio * np.sqrt(self.weight)
+        self._prefix = {
+            name: np.concatenate([[0.0], np.cumsum(arr)])
+            for name, arr in {
+                "x": self.x,
+                "seen_x": self.seen_x,
+                "seen_mu": self.seen_mu,
+                "mu": self.mu,
+                "mu2": self.mu**2,
+                "usable": usable.astype(float),
+                "weight": self.weight,
+                "weighted_log_ratio": self.weight * self.log_ratio,
+                "weighted_log_ratio2": self.weight * self.log_ratio**2,
+                "above": (self.weight > 0) & (hour_z > SIDE_Z),
+                "below": (self.weight > 0) & (hour_z < -SIDE_Z),
+            }.items()
+        }
+
+    @property
+    def end(self) -> int:
+        """One past the last judged hour."""
+        return len(self.x)
+
+    @property
+    def judged(self) -> int:
+        """How many hours are judged."""
+        return len(self.x) - self.first
+
+    def window(self, name: str, length: int, back: int | np.ndarray = 0) -> np.ndarray:
+        """Sums of ``name`` over ``length`` hours ending ``back`` hours before each judged hour."""
+        stop = np.maximum(np.arange(self.first, self.end) + 1 - back, 0)
+        return self._prefix[name][stop] - self._prefix[name][np.maximum(stop - length, 0)]
+
+    def hourly(self, i: int) -> tuple[float, float, float, float]:
+        """(observed, expected, up score, down score) of hour ``i``."""
+        x, mu = self.x[i : i + 1], self.mu[i : i + 1]
+        return (
+            float(x[0]),
+            float(mu[0]),
+            float(up_score(x, mu, self.dispersion, self.kind)[0]),
+            float(down_score(x, mu, self.dispersion, self.kind)[0]),
+        )
+
+    def hourly_scores(self, i: int) -> tuple[float, float]:
+        """(up score, down score) of hour ``i``, masked or not."""
+        x, mu = np.nan_to_num(self.raw_x[i : i + 1]), self.raw_mu[i : i + 1]
+        return (
+            float(up_score(x, mu, self.dispersion, self.kind)[0]),
+            float(down_score(x, mu, self.dispersion, self.kind)[0]),
+        )
+
+    def classify(self, lo: int, hi: int) -> str:
+        """Whether hours lo..hi (raw) moved as a level (a mean shift) or as a cycle."""
+        x, mu = np.nan_to_num(self.raw_x[lo : hi + 1]), self.raw_mu[lo : hi + 1]
+        return classify_run(x, mu, self.dispersion, self.kind)
+
+    def reference(self, lo: int, hi: int, up: bool) -> float:
+        """Observed/expected of hours lo..hi-1 lately: the model's own error at those hours.
+
+        A model that misjudges an hour of the day (or of the week) misjudges it again, so an
+        hour is only anomalous as far as it departs from how the model fared at that hour on
+        the three days before and on the same day a week before, whichever excuses more.
+        """
+        if self.kind != "count":
+            return 1.0
+        ratios = []
+        for lags in REFERENCE_LAGS:
+            sx = sm = 0.0
+            for d in lags:
+                a, b = max(lo - d, 0), max(hi - d, 0)
+                sx += float(self.seen_x[a:b].sum())
+                sm += float(self.seen_mu[a:b].sum())
+            ratios.append((sx + REFERENCE_PRIOR) / (sm + REFERENCE_PRIOR))
+        return max(1.0, *ratios) if up else min(1.0, *ratios)
+
+    def window_reference(self, length: int) -> tuple[np.ndarray, np.ndarray]:
+        """(highest, lowest) log `reference` of each judged hour's window of ``length`` hours."""
+        refs = []
+        for lags in REFERENCE_LAGS:
+            seen_x = sum(self.window("seen_x", length, back) for back in lags)
+            seen_mu = sum(self.window("seen_mu", length, back) for back in lags)
+            refs.append(np.log((seen_x + REFERENCE_PRIOR) / (seen_mu + REFERENCE_PRIOR)))
+        return np.maximum(*refs), np.minimum(*refs)
+
+    def sum_log_ratio(self, s: np.ndarray, m: np.ndarray, n: np.ndarray) -> np.ndarray:
+        """Observed sum ``s`` against expected ``m`` over ``n`` usable hours: the log ratio
+        for counts, the mean difference in units of its scale for values."""
+        if self.kind == "count":
+            return np.log((s + LOG_OFFSET) / (m + LOG_OFFSET))
+        nn = np.maximum(n, 1)
+        return (s - m) / nn / (np.abs(m / nn) + self.dispersion)
+
+    def window_z(
+        self, length: int, back: int = 0, inflate: float = LOW_VOLUME_ERROR
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(log ratio, z, observed/h, expected/h) of ``length`` hours ending ``back`` before
+        each judged hour (zero where the window is not full)."""
+        s, m = self.window("x", length, back), self.window("mu", length, back)
+        n = self.window("usable", length, back)
+        nn = np.maximum(n, 1)
+        lr = self.sum_log_ratio(s, m, n)
+        if self.kind == "count":
+            # the forecast of a quiet metric errs about as much as its counts scatter
+            mu2 = self.window("mu2", length, back)
+            var = inflate / (m + LOG_OFFSET) + self.noise * mu2 / (m + LOG_OFFSET) ** 2
+        else:
+            var = (self.dispersion / (np.abs(m / nn) + self.dispersion)) ** 2 / nn
+        z = lr / np.sqrt(var + self.window_error**2)
+        if self.kind == "count":
+            # near zero the log ratio overstates the evidence: never more than the Poisson
+            # likelihood ratio itself gives (six empty hours where nine events were
+            # expected is e^-9, not the 6 sigma the log scale would claim)
+            deviance = m - s + s * np.log(np.maximum(s, 1e-12) / np.maximum(m, 1e-12))
+            z = np.sign(z) * np.minimum(np.abs(z), np.sqrt(2 * np.maximum(deviance, 0.0)))
+        full = n >= FULL_SHARE * length
+        return np.where(full, lr, 0.0), np.where(full, z, 0.0), s / nn, m / nn
+
+    def window_log_ratio(self, length: int, back: int) -> np.ndarray:
+        """The log ratio of `window_z` alone (zero where the window is not full)."""
+        s, m = self.window("x", length, back), self.window("mu", length, back)
+        n = self.window("usable", length, back)
+        return np.where(n >= FULL_SHARE * length, self.sum_log_ratio(s, m, n), 0.0)
+
+    def block(
+        self, length: int, back: int | np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(log ratio, its variance, full) of ``length`` hours ending ``back`` before each."""
+        s, m = self.window("x", length, back), self.window("mu", length, back)
+        n = self.window("usable", length, back)
+        lr = self.sum_log_ratio(s, m, n)
+        if self.kind == "count":
+            mu2 = self.window("mu2", length, back)
+            var = 1.0 / (m + LOG_OFFSET) + self.noise * mu2 / (m + LOG_OFFSET) ** 2
+        else:
+            nn = np.maximum(n, 1)
+            var = (self.dispersion / (np.abs(m / nn) + self.dispersion)) ** 2 / nn
+        return lr, var, n >= FULL_SHARE * length

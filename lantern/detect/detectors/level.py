@@ -1,0 +1,79 @@
+"""Level shifts: the ratio of observed to expected over the last 6, 12 or 24 hours."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lantern.detect.detectors.evidence import Evidence
+from lantern.detect.kinds import DetectionKind
+from lantern.detect.verdicts import Candidate, score_from_z
+
+LEVEL_WINDOWS = (6, 12, 24)  # hours; the shortest window that finds a shift names its start
+THIRD_AGREEMENT = 2  # each third of a window must move by at least 1/this of the least change
+
+
+@dataclass(frozen=True)
+class LevelParams:
+    """What a sensitivity asks of a level shift."""
+
+    score: float  # least -log10 p of the window's log ratio
+    change: float  # least |log ratio| of observed to expected over the window
+
+
+class LevelShiftDetector:
+    """Level shifts: the log ratio of a window's observed to expected total, and its z.
+
+    Over the last 6, 12 or 24 hours, the log of observed over expected with the variance of
+    a sum of negative-binomial counts (`LOW_VOLUME_ERROR` times its Poisson part, for the
+    forecast error of a quiet metric) plus a model-error term, never more significant than
+    the Poisson likelihood ratio itself (`Evidence.window_z`). Each third of the window must
+    agree, so that one spike cannot pass for a shift, and for counts the change left after
+    the model's own recent error at the same hours (`Evidence.window_reference`) must still
+    be large enough. The variance of a sum of counts is the negative binomial's (Lawless
+    1987); the windows follow the CUSUM idea of judging a run on its sum (Page 1954).
+    """
+
+    kinds = (DetectionKind.LEVEL_SHIFT,)
+
+    def __init__(self, params: LevelParams) -> None:
+        self.params = params
+
+    def scan(self, evidence: Evidence) -> list[Candidate | None]:
+        """Level shifts over the last 6, 12 and 24 hours, each third of the window agreeing."""
+        p = self.params
+        out: list[Candidate | None] = [None] * evidence.judged
+        for k in LEVEL_WINDOWS:
+            lr, z, obs, exp = evidence.window_z(k)
+            score = score_from_z(z)
+            hit = (np.abs(lr) >= p.change) & (score >= p.score)
+            if not hit.any():
+                continue  # most hours: no need to look at the thirds
+            third = k // 3
+            parts = np.stack(
+                [evidence.window_log_ratio(third, back) for back in (0, third, 2 * third)]
+            )
+            hit &= (np.sign(lr) * parts >= p.change / THIRD_AGREEMENT).all(axis=0)
+            if evidence.kind == "count" and hit.any():
+                # the same window on the three days before and a week before: how the model
+                # fared there; it only ever shrinks the change, so hits alone are re-judged
+                high, low = evidence.window_reference(k)
+                lr = np.where(
+                    lr > 0,
+                    np.maximum(lr - np.maximum(high, 0), 0),
+                    np.minimum(lr - np.minimum(low, 0), 0),
+                )
+                hit &= np.abs(lr) >= p.change
+            for j in np.flatnonzero(hit):
+                if out[j] is None:
+                    direction = "up" if lr[j] > 0 else "down"
+                    out[j] = Candidate(
+                        DetectionKind.LEVEL_SHIFT.value,
+                        direction,
+                        k - 1,
+                        obs[j],
+                        exp[j],
+                        float(score[j]),
+                    )
+        return out

@@ -1,0 +1,87 @@
+"""Seasonality changes: the last 24 hours off both ways around an unmoved level."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special
+
+from lantern.detect.detectors.evidence import FULL_SHARE, Evidence
+from lantern.detect.kinds import DetectionKind
+from lantern.detect.verdicts import MAX_SCORE, Candidate
+
+SEASON_WINDOW = 24  # hours: one daily cycle
+MIN_SIDE_HOURS = 3  # hours that must be off above, and as many below, expectation
+OFF_SHARE = 3  # at least 1/this of the window's hours must be off one way or the other
+
+
+@dataclass(frozen=True)
+class SeasonalityParams:
+    """What a sensitivity asks of a change of the daily cycle against the model."""
+
+    score: float  # least -log10 p of the chi-square
+    amplitude: float  # least RMS of the hourly log ratios around their mean
+
+
+class SeasonalityChangeDetector:
+    """Seasonality changes: the 24-hour dispersion of hourly log ratios around their mean.
+
+    Over the last `SEASON_WINDOW` hours, the weighted sum of squares of each hour's log
+    ratio around the window's mean is a chi-square with n - 2 degrees of freedom under the
+    model (Pearson's dispersion statistic; McCullagh and Nelder 1989). It must be
+    significant, large enough (RMS `amplitude`), have hours both above and below
+    expectation, and leave the mean within a level shift's least change (``level_change``,
+    the level preset's): the shape, amplitude or phase of the cycle moved, not the level.
+    """
+
+    kinds = (DetectionKind.SEASONALITY_CHANGE,)
+
+    def __init__(self, params: SeasonalityParams, *, level_change: float) -> None:
+        self.params = params
+        self.level_change = level_change
+
+    def scan(self, evidence: Evidence) -> list[Candidate | None]:
+        """Seasonality changes: hours off in both directions, the level unmoved."""
+        p, k = self.params, SEASON_WINDOW
+        sw, swl, swl2 = (
+            evidence.window(name, k)
+            for name in ("weight", "weighted_log_ratio", "weighted_log_ratio2")
+        )
+        above, below, n = (evidence.window(name, k) for name in ("above", "below", "usable"))
+        q = swl2 - swl**2 / np.maximum(sw, 1e-12)
+        dof = np.maximum(n - 2, 1)
+        score = np.minimum(-np.log10(np.maximum(special.chdtrc(dof, q), 1e-300)), MAX_SCORE)
+        amplitude = np.sqrt(np.maximum(q, 0) / np.maximum(sw, 1e-12))
+        mean = swl / np.maximum(sw, 1e-12)
+        out: list[Candidate | None] = []
+        for j in range(len(q)):
+            found = (
+                n[j] >= FULL_SHARE * k
+                and score[j] >= p.score
+                and amplitude[j] >= p.amplitude
+                and above[j] >= MIN_SIDE_HOURS
+                and below[j] >= MIN_SIDE_HOURS
+                and above[j] + below[j] >= k / OFF_SHARE
+                and abs(mean[j]) < self.level_change
+            )
+            if not found:
+                out.append(None)
+                continue
+            i = evidence.first + j
+            obs, exp = (
+                float(evidence.x[i - k + 1 : i + 1].mean()),
+                float(evidence.mu[i - k + 1 : i + 1].mean()),
+            )
+            direction = "up" if obs >= exp else "down"
+            out.append(
+                Candidate(
+                    DetectionKind.SEASONALITY_CHANGE.value,
+                    direction,
+                    k - 1,
+                    obs,
+                    exp,
+                    float(score[j]),
+                )
+            )
+        return out

@@ -1,0 +1,104 @@
+"""Spikes: one hour far above expectation, or a short burst of high hours judged on its total."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lantern.detect.detectors.evidence import Evidence
+from lantern.detect.kinds import DetectionKind
+from lantern.detect.verdicts import Candidate, up_score
+
+SPIKE_FLOOR = 3.0  # events an hour below which a spike's expectation is not taken at its word
+BURST_MIN_HOURS = 2  # a single high hour is a spike on its own
+BURST_HOURS = 4  # longest run of high hours judged on its total as one spike
+BURST_END = 1.5  # a burst is judged once an hour is back under this many times its expectation
+VALUE_SPIKE_SIGMAS = 3  # a value's spike adds at least this many of its standard deviations
+
+
+@dataclass(frozen=True)
+class SpikeParams:
+    """What a sensitivity asks of a spike."""
+
+    score: float  # least -log10 p of the hour (or the burst's total)
+    ratio: float  # least observed/expected
+    min_events: float  # least events a count's spike adds over expectation
+
+
+class SpikeDetector:
+    """Spikes: the upper tail of one hour, or of a 2-to-4-hour burst's total.
+
+    The statistic is the upper tail of Poisson(mu * exp(2 sqrt(phi))), the mean pushed two
+    standard deviations up the gamma mixing distribution of a negative binomial, so that
+    over-dispersion is never mistaken for an event (Lawless 1987; see `verdicts.up_score`);
+    a value's is a Gaussian tail. A count's expectation is first raised to the model's own
+    recent error at that hour (`Evidence.reference`) and to at least `SPIKE_FLOOR`. At a few
+    events an hour no single hour of a burst adds enough, so a run of 2 to `BURST_HOURS`
+    hours all above expectation is judged the same way on its total, once an hour is back
+    near expectation (`BURST_END`): waiting for it keeps the first hours of a level shift
+    from being called a spike.
+    """
+
+    kinds = (DetectionKind.SPIKE,)
+
+    def __init__(self, params: SpikeParams) -> None:
+        self.params = params
+
+    def scan(self, evidence: Evidence) -> list[Candidate | None]:
+        """The spike (or burst) found at each judged hour, or None."""
+        return [self.at(evidence, i) for i in range(evidence.first, evidence.end)]
+
+    def at(self, evidence: Evidence, i: int) -> Candidate | None:
+        """A spike at hour i, or a burst that ended just before it."""
+        if not evidence.usable[i]:
+            return None
+        x, mu, up, _ = evidence.hourly(i)
+        # the corrections below only ever raise the bar, so they are computed for hours
+        # that clear it without them
+        if self.is_spike(evidence, x, mu, up) and evidence.kind == "count":
+            # a quiet hour's expectation rests on a handful of events: never trust it below
+            # a few, or a stray burst at night pages someone
+            mu = max(mu * evidence.reference(i, i + 1, up=True), SPIKE_FLOOR)
+            up = float(up_score(np.array([x]), np.array([mu]), evidence.dispersion, "count")[0])
+        if self.is_spike(evidence, x, mu, up):
+            return Candidate(DetectionKind.SPIKE.value, "up", 0, x, mu, up)
+        return self.burst(evidence, i)
+
+    def burst(self, evidence: Evidence, i: int) -> Candidate | None:
+        """A spike of 2 to `BURST_HOURS` hours that ended before hour i, judged on its total.
+
+        At a few events an hour no single hour of a burst clears a spike's bar (10 events
+        more than expected, at least 3 expected); a run of hours all above expectation is
+        judged as one hour would be, on the sums, once an hour back near expectation shows
+        it was not the start of a new level.
+        """
+        p, x, mu = self.params, evidence.x, evidence.mu
+        if evidence.kind != "count" or x[i] > BURST_END * max(mu[i], SPIKE_FLOOR):
+            return None
+        # hours out of use have x = mu = 0 here, so they end a run too
+        if x[i - 1] <= mu[i - 1]:
+            return None
+        for k in range(BURST_MIN_HOURS, BURST_HOURS + 1):
+            lo = i - k
+            if lo < 0 or x[lo] <= mu[lo]:
+                return None
+            total, raw = float(x[lo:i].sum()), float(mu[lo:i].sum())
+            expected = max(raw, SPIKE_FLOOR * k)
+            if total < p.ratio * expected or total - expected < p.min_events:
+                continue  # the reference below only ever raises the expectation
+            expected = max(raw * evidence.reference(lo, i, up=True), SPIKE_FLOOR * k)
+            up = float(
+                up_score(np.array([total]), np.array([expected]), evidence.dispersion, "count")[0]
+            )
+            if self.is_spike(evidence, total, expected, up):
+                return Candidate(DetectionKind.SPIKE.value, "up", k, total / k, expected / k, up)
+        return None
+
+    def is_spike(self, evidence: Evidence, x: float, mu: float, up: float) -> bool:
+        """Far enough above ``mu``; a spike adds a handful of events, or three sigma of a value."""
+        p = self.params
+        least = (
+            p.min_events if evidence.kind == "count" else VALUE_SPIKE_SIGMAS * evidence.dispersion
+        )
+        return up >= p.score and x >= p.ratio * mu and x - mu >= least

@@ -1,0 +1,162 @@
+"""Trend changes: daily log ratios that bend away from their own line and keep going."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lantern.detect.detectors.evidence import DAY, Evidence
+from lantern.detect.kinds import DetectionKind
+from lantern.detect.verdicts import Candidate, score_from_z
+
+TREND_DAYS = 14  # daily blocks a trend change is judged on
+TREND_ERROR = 0.015  # relative error of a day's forecast that no amount of data removes
+TREND_REACH = 0.1  # a change of trend must have moved the metric by this much (log) so far
+BEND_MARGIN = 4.0  # chi-square by which a bend must beat a step to rename a level shift
+NEWEST_BEND = 2  # days back of the most recent hinge: a younger bend is a level's business
+OLDEST_BEND = 7  # days back of the oldest hinge tried
+MISSING_DAYS = 2  # most blocks that may be missing (not full) from the fourteen
+
+
+@dataclass(frozen=True)
+class TrendParams:
+    """What a sensitivity asks of a trend change."""
+
+    score: float  # least -log10 p of the hinge's slope
+    slope: float  # least |change of log level| per day
+
+
+@dataclass(frozen=True)
+class TrendFit:
+    """The hinge fit of each judged hour, and the trend changes it finds."""
+
+    slope: np.ndarray  # the best hinge's slope (log change per day), 0 where none
+    bends: np.ndarray  # whether the bend beats a step by `BEND_MARGIN` (a level renamed)
+    candidates: list[Candidate | None]
+
+
+class TrendChangeDetector:
+    """Trend changes: the slope of a hinge in the last fourteen daily log ratios.
+
+    The log ratios of the last `TREND_DAYS` 24-hour blocks (`Evidence.block`) are regressed
+    by weighted least squares on a line plus a hinge that starts 2 to 7 days back; the
+    hinge's slope is the change of trend, judged against the data's own line rather than
+    the daily refit (which follows a drift in progress). A block's variance is its count
+    noise plus `TREND_ERROR`, scaled up by the fit's own residual scatter when the days
+    scatter more than that (quasi-likelihood; McCullagh and Nelder 1989). The change must
+    be steep, significant, have moved the metric by `TREND_REACH` so far, and fit better
+    than a step (a step is a level shift). A level shift found by `LevelShiftDetector` is
+    renamed a trend change where the bend beats a step clearly (`rename`).
+    """
+
+    kinds = (DetectionKind.TREND_CHANGE,)
+
+    def __init__(self, params: TrendParams) -> None:
+        self.params = params
+
+    def scan(self, evidence: Evidence) -> list[Candidate | None]:
+        """The trend change found at each judged hour, or None."""
+        return self.fit(evidence).candidates
+
+    def fit(self, evidence: Evidence) -> TrendFit:
+        """Hinge fits for all judged hours at once, and the trend changes they find."""
+        p = self.params
+        n_out = evidence.judged
+        days = TREND_DAYS
+        # block 0 is the oldest; all blocks at once
+        back = ((days - 1 - np.arange(days)) * DAY)[:, None]
+        lr, var, full = evidence.block(DAY, back)
+        w = np.where(full, 1.0 / (var + TREND_ERROR**2), 0.0)
+        time = np.arange(days, dtype=float)
+        enough = (w > 0).sum(0) >= days - MISSING_DAYS
+        bends = range(days - 1 - OLDEST_BEND, days - NEWEST_BEND)
+        steps = range(days - 1 - OLDEST_BEND, days - 1)
+        regressors = [np.maximum(time - k, 0.0) for k in bends]
+        regressors += [(time > k).astype(float) for k in steps]
+        design = np.stack([np.stack([np.ones(days), time, r]) for r in regressors])
+        c, se, rss = _wls_last(design, lr, w)
+        nb = len(bends)
+        z = np.where(enough, c[:nb] / se[:nb], 0.0)
+        pick = np.argmax(np.abs(z), axis=0)
+        cols = np.arange(n_out)
+        best_z = z[pick, cols]
+        found = np.abs(best_z) > 0
+        best_c = np.where(found, c[pick, cols], 0.0)
+        best_k = np.where(found, np.asarray(bends)[pick], 0)
+        best_rss = np.where(found, rss[pick, cols], np.inf)
+        step_rss = rss[nb:].min(0)
+        score = score_from_z(best_z)
+        reach = np.abs(best_c) * (days - 1 - best_k)
+        bent = enough & (best_rss <= step_rss) & (np.abs(best_c) >= p.slope)
+        out: list[Candidate | None] = []
+        for j in range(n_out):
+            if not (bent[j] and score[j] >= p.score and reach[j] >= TREND_REACH):
+                out.append(None)
+                continue
+            onset = int((days - 1 - best_k[j]) * DAY + DAY // 2)
+            i = evidence.first + j
+            obs = float(evidence.x[i - DAY + 1 : i + 1].mean())
+            exp = float(evidence.mu[i - DAY + 1 : i + 1].mean())
+            direction = "up" if best_c[j] > 0 else "down"
+            out.append(
+                Candidate(
+                    DetectionKind.TREND_CHANGE.value,
+                    direction,
+                    onset,
+                    obs,
+                    exp,
+                    float(score[j]),
+                    best_c[j],
+                )
+            )
+        # a level window turns into a trend only where the bend beats a step clearly: a step
+        # a few hours old fits the last block's bend about as well as it fits a step
+        return TrendFit(best_c, bent & (best_rss + BEND_MARGIN <= step_rss), out)
+
+    def rename(self, found: Candidate, fit: TrendFit, j: int) -> Candidate:
+        """A level shift at judged hour j, renamed a trend change if it has been drifting away."""
+        if found.kind != DetectionKind.LEVEL_SHIFT or not fit.bends[j]:
+            return found
+        # a level that has been drifting away for days is a change of trend
+        slope = fit.slope[j]
+        same_way = np.sign(slope) == (1 if found.direction == "up" else -1)
+        if not (same_way and abs(slope) >= self.params.slope):
+            return found
+        return Candidate(
+            DetectionKind.TREND_CHANGE.value,
+            found.direction,
+            found.start_offset,
+            found.observed,
+            found.expected,
+            found.score,
+            float(slope),
+        )
+
+
+def _wls_last(
+    design: np.ndarray, y: np.ndarray, w: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted least squares of each column of ``y`` (n x k) on each design (m x p x n).
+
+    Returns, per design and column (m x k), the last coefficient, its standard error
+    (scaled up by the residual scatter when that exceeds the weights' promise) and the
+    weighted residual sum of squares.
+    """
+    p = design.shape[1]
+    xtwx = np.einsum("min,mjn,nk->mkij", design, design, w)
+    xtwy = np.einsum("min,nk->mki", design, w * y)
+    good = np.linalg.det(xtwx) > 1e-9
+    xtwx[~good] = np.eye(p)
+    inv = np.linalg.inv(xtwx)
+    beta = np.einsum("mkij,mkj->mki", inv, xtwy)
+    resid = y[None] - np.einsum("mki,min->mnk", beta, design)
+    rss = (w[None] * resid**2).sum(1)
+    dof = np.maximum((w > 0).sum(0) - p, 1)
+    scale = np.maximum(rss / dof, 1.0)
+    se = np.sqrt(inv[..., -1, -1] * scale)
+    return (
+        np.where(good, beta[..., -1], 0.0),
+        np.where(good, se, np.inf),
+        np.where(good, rss, np.inf),
+    )
