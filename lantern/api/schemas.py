@@ -172,6 +172,7 @@ class PointOut(BaseModel):
 class AnomalyOut(BaseModel):
     insight_id: int
     kind: str
+    kind_label: str = Field(description='how the kind is named to a person: "Level shift"')
     direction: str
     start: datetime
     end: datetime | None
@@ -206,6 +207,7 @@ class InsightSummary(BaseModel):
     source_id: int
     source_name: str
     kind: str
+    kind_label: str = Field(description='how the kind is named to a person: "Level shift"')
     direction: str
     status: str
     severity: str
@@ -255,6 +257,7 @@ class FeedbackIn(Strict):
 
 class FeedbackCount(BaseModel):
     kind: str
+    kind_label: str = Field(description='how the kind is named to a person: "Level shift"')
     useful: int
     not_useful: int
 

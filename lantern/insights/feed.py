@@ -11,7 +11,7 @@ from typing import Any, Literal
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from lantern.detect.verdicts import KINDS
+from lantern.detect.kinds import KINDS, label
 from lantern.errors import Invalid, NotFound
 from lantern.insights.models import Insight
 from lantern.insights.service import insight_causes
@@ -53,6 +53,7 @@ def _summary(row: Any) -> dict[str, Any]:
         "source_id": source_id,
         "source_name": source_name,
         "kind": insight.kind,
+        "kind_label": label(insight.kind),
         "direction": insight.direction,
         "status": insight.status,
         "severity": insight.severity,
@@ -238,4 +239,4 @@ def feedback_by_kind(session: Session, *, workspace_id: int) -> list[dict[str, A
     for kind, useful, count in rows:
         entry = counts.setdefault(kind, {"useful": 0, "not_useful": 0})
         entry["useful" if useful else "not_useful"] += int(count)
-    return [{"kind": kind, **entry} for kind, entry in counts.items()]
+    return [{"kind": kind, "kind_label": label(kind), **entry} for kind, entry in counts.items()]

@@ -15,6 +15,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from lantern.detect import replay_expected
+from lantern.detect.kinds import label
 from lantern.detect.model import FIT_DAYS
 from lantern.detect.series import TRAINING_DAYS, SeriesKind
 from lantern.detect.stream import SETTLE_HOURS
@@ -49,6 +50,7 @@ class Anomaly:
 
     insight_id: int
     kind: str
+    kind_label: str
     direction: str
     start: datetime
     end: datetime | None
@@ -119,6 +121,7 @@ def metric_chart(
             Anomaly(
                 insight_id=i.id,
                 kind=i.kind,
+                kind_label=label(i.kind),
                 direction=i.direction,
                 start=i.start,
                 end=i.ended_at,

@@ -5,16 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from lantern.detect.kinds import PERSISTENT, DetectionKind, phrase
 from lantern.notify.types import InsightMessage
 
-KIND_WORDS = {
-    "level_shift": "changed level",
-    "trend_change": "changed trend",
-    "seasonality_change": "changed its daily or weekly rhythm",
-    "spike": "spiked",
-    "drop": "dropped",
-    "outage": "went silent",
-}
 ICONS = {"high": ":red_circle:", "medium": ":large_orange_circle:", "low": ":large_yellow_circle:"}
 
 Blocks = list[dict[str, Any]]
@@ -33,13 +26,13 @@ def _when(moment: datetime) -> str:
 
 
 def _change(message: InsightMessage) -> str:
-    if message.kind == "outage":
-        return "went silent"
+    if message.kind == DetectionKind.OUTAGE:
+        return DetectionKind.OUTAGE.phrase
     word = "up" if message.direction == "up" else "down"
-    verb = KIND_WORDS.get(message.kind, message.kind.replace("_", " "))
-    if message.kind in ("level_shift", "trend_change", "seasonality_change"):
+    verb = phrase(message.kind)
+    if message.kind in PERSISTENT:
         return f"{verb}, {word} {abs(message.relative_change):.0%}"
-    if message.kind in ("spike", "drop"):
+    if message.kind in (DetectionKind.SPIKE, DetectionKind.DROP):
         return f"{verb} {abs(message.relative_change):.0%}"
     return f"{verb} ({word} {abs(message.relative_change):.0%})"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from html import escape
 from pathlib import Path
 from urllib.parse import quote
@@ -13,9 +14,11 @@ from fastapi.staticfiles import StaticFiles
 from lantern import __version__
 from lantern.accounts.service import session_for_cookie
 from lantern.api.deps import SESSION_COOKIE, SessionDep
+from lantern.detect.kinds import LABELS
 from lantern.errors import Unauthorized
 
 STATIC = Path(__file__).parent / "static"
+KIND_LABELS = escape(json.dumps(LABELS))  # the page's names of detection kinds
 router = APIRouter(include_in_schema=False)
 
 SHELL = """<!doctype html>
@@ -27,7 +30,7 @@ SHELL = """<!doctype html>
 <link rel="icon" href="/static/lantern.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/static/app.css?v={version}">
 </head>
-<body data-page="{page}" data-id="{object_id}">
+<body data-page="{page}" data-id="{object_id}" data-kinds="{kinds}">
 <header class="top">
   <a class="brand" href="/"><img src="/static/lantern.svg" alt="" width="22" height="22">
   Lantern</a>
@@ -56,6 +59,7 @@ def _page(title: str, page: str, object_id: int | str = "", *, nav: bool = True)
         object_id=escape(str(object_id)),
         nav=NAV if nav else "",
         version=__version__,
+        kinds=KIND_LABELS,
     )
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 

@@ -168,6 +168,8 @@ def test_with_history_an_insight_opens_from_the_newsfeed_with_its_chart_and_its_
     _log_in(page, served, email)
     card = page.locator(".insight", has_text="Checkout Completed").first
     expect(card).to_contain_text("↓")
+    # the page names the kind as the API does
+    expect(card).to_contain_text(feed[0]["kind_label"])
     _shot(page, "newsfeed", database_url)
 
     card.click()

@@ -221,3 +221,27 @@ def test_muting_from_an_insight_mutes_or_snoozes_its_metric(
     past = (pd.Timestamp.now(tz="UTC") - pd.Timedelta(minutes=1)).isoformat()
     rejected = client.post(url, json={"until": past}, headers=bearer(src))
     assert rejected.status_code == 422
+
+
+def test_the_newsfeed_the_chart_and_the_feedback_name_each_kind_as_people_read_it(
+    client: TestClient, engine: Engine
+) -> None:
+    src = make_source(engine)
+    metric = make_metric(engine, src, days=1)
+    now = last_closed_hour()
+    add_insight(engine, src, metric, detected_at=now, kind="seasonality_change")
+    (item,) = feed(client, src)["items"]
+    assert (item["kind"], item["kind_label"]) == ("seasonality_change", "Rhythm change")
+
+    chart = client.get(f"/api/v1/metrics/{metric}/series", headers=bearer(src)).json()
+    assert [a["kind_label"] for a in chart["anomalies"]] == ["Rhythm change"]
+
+    counts = client.get("/api/v1/insights/feedback", headers=bearer(src)).json()
+    assert {c["kind"]: c["kind_label"] for c in counts} == {
+        "level_shift": "Level shift",
+        "trend_change": "Trend change",
+        "seasonality_change": "Rhythm change",
+        "spike": "Spike",
+        "drop": "Drop",
+        "outage": "Outage",
+    }

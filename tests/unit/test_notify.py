@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from lantern.notify.base import PermanentNotifyError, TransientNotifyError
-from lantern.notify.blocks import alert_blocks, resolution_blocks
+from lantern.notify.blocks import alert_blocks, headline, resolution_blocks
 from lantern.notify.chart import render_chart
 from lantern.notify.oauth import authorize_url, exchange_code
 from lantern.notify.slack import SlackNotifier
@@ -69,6 +69,23 @@ def test_the_alert_says_what_moved_how_much_against_what_and_since_when() -> Non
     assert "Mon 02 Mar 14:00 UTC" in body
     assert "new-checkout" in body and "version 3 to 4" in body
     assert MESSAGE.dashboard_url in body
+
+
+@pytest.mark.parametrize(
+    ("kind", "said"),
+    [
+        ("level_shift", "changed level, down 42%"),
+        ("trend_change", "changed trend, down 42%"),
+        ("seasonality_change", "changed its daily or weekly rhythm, down 42%"),
+        ("spike", "spiked 42%"),
+        ("drop", "dropped 42%"),
+        ("outage", "went silent"),
+        ("wobble", "wobble (down 42%)"),
+    ],
+)
+def test_each_kind_of_alert_says_in_words_what_the_metric_did(kind: str, said: str) -> None:
+    message = InsightMessage(**{**MESSAGE.__dict__, "kind": kind})
+    assert headline(message) == f"Signed Up (track event, web) {said}"
 
 
 def test_the_resolution_says_how_long_the_episode_lasted() -> None:

@@ -87,10 +87,8 @@ function pct(change) {
   return (v > 0 ? "+" : "") + v + "%";
 }
 
-const KIND_NAMES = {
-  level_shift: "Level shift", trend_change: "Trend change", seasonality_change: "Rhythm change",
-  spike: "Spike", drop: "Drop", outage: "Outage",
-};
+// the kinds and their labels, in order, as the server names them (lantern/detect/kinds.py)
+const KIND_NAMES = JSON.parse(document.body.dataset.kinds || "{}");
 const kindName = (k) => KIND_NAMES[k] || k;
 
 function statusPill(metric) {
