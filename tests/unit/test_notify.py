@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import base64
+import json
 import struct
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,7 +20,7 @@ from lantern.notify.base import (
     UnknownOutcome,
     WorkspaceNotifyError,
 )
-from lantern.notify.blocks import alert_blocks, resolution_blocks
+from lantern.notify.blocks import alert_blocks, resolution_blocks, update_blocks
 from lantern.notify.chart import render_chart
 from lantern.notify.oauth import authorize_url, exchange_code
 from lantern.notify.slack import SlackNotifier
@@ -219,3 +223,68 @@ def test_a_slack_that_does_not_answer_in_time_is_an_unknown_outcome_for_a_post(
         notifier(fake_slack, timeout=1).send_test("C0ALERTS")
     fake_slack.settle()
     assert len(fake_slack.calls("chat.postMessage")) == 1
+
+
+HOSTILE = "<!channel> *bold* <https://evil.example|click here> & _it_ ~gone~ `code`"
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+
+
+def hostile_message() -> InsightMessage:
+    return InsightMessage(
+        **{
+            **MESSAGE.__dict__,
+            "metric_name": HOSTILE,
+            "source_name": "<@U0BOSS> *src*",
+            "causes": (FlagChangeCause("`x` <!here>", 1, 2, START),),
+            "related": (f"{HOSTILE} (track event) up 20%",),
+            "status": "resolved",
+            "ended_at": START + timedelta(hours=3),
+        }
+    )
+
+
+def mrkdwn_texts(text: str, blocks: list[dict[str, Any]]) -> list[str]:
+    """The fallback text and every mrkdwn text object of a message."""
+    found = [text]
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "mrkdwn":
+                found.append(node["text"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(blocks)
+    return found
+
+
+@pytest.mark.parametrize("builder", [alert_blocks, update_blocks, resolution_blocks])
+def test_names_people_chose_can_neither_ping_link_nor_format_in_slack(
+    builder: Callable[[InsightMessage], tuple[str, list[dict[str, Any]]]],
+) -> None:
+    texts = mrkdwn_texts(*builder(hostile_message()))
+    joined = "\n".join(texts)
+    assert "<!" not in joined and "<@" not in joined and "<http" not in joined
+    assert "&lt;!channel&gt;" in joined
+    assert "*bold*" not in joined and "_it_" not in joined and "~gone~" not in joined
+    assert "`code`" not in joined
+    assert all(t.count("&") == t.count("&amp;") + t.count("&lt;") + t.count("&gt;") for t in texts)
+
+
+def test_a_name_with_underscores_inside_reads_as_written() -> None:
+    message = InsightMessage(**{**MESSAGE.__dict__, "metric_name": "order_completed"})
+    text, _ = alert_blocks(message)
+    assert "order_completed" in text
+
+
+@pytest.mark.parametrize("builder", [alert_blocks, update_blocks, resolution_blocks])
+def test_messages_with_hostile_names_match_their_snapshot(
+    builder: Callable[[InsightMessage], tuple[str, list[dict[str, Any]]]],
+) -> None:
+    text, blocks = builder(hostile_message())
+    snapshot = SNAPSHOTS / f"{builder.__name__}_hostile.json"
+    built = json.dumps({"text": text, "blocks": blocks}, indent=2, ensure_ascii=False) + "\n"
+    assert built == snapshot.read_text(encoding="utf-8")
