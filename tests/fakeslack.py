@@ -60,6 +60,7 @@ class FakeSlack:
     def __init__(self) -> None:
         self.tokens = {GOOD_TOKEN, OTHER_TOKEN}
         self.revoked: set[str] = set()
+        self.without_groups_read: set[str] = set()  # tokens that cannot list private channels
         self.channels = {"alerts": "C0ALERTS", "general": "C0GENERAL"}
         self.messages: list[dict[str, Any]] = []
         self.uploads: dict[str, bytes] = {}
@@ -232,6 +233,9 @@ class FakeSlack:
         return self._history(parent + self.replies(ts), params)
 
     def _conversations_list(self, params: dict[str, Any]) -> Answer:
+        private = "private_channel" in str(params.get("types", "public_channel"))
+        if private and params["_token"] in self.without_groups_read:
+            return Answer(body={"ok": False, "error": "missing_scope", "needed": "groups:read"})
         # One channel a page, so that callers have to follow the cursor as on a big workspace.
         items = sorted(self.channels.items())
         start = int(params.get("cursor") or 0)

@@ -22,6 +22,10 @@ from lantern.notify.types import InsightMessage
 class NotifyError(Exception):
     """Delivery failed; the message says why in words a person can act on."""
 
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code  # Slack's error code, when Slack gave one
+
 
 class PermanentNotifyError(NotifyError):
     """Trying this message again will not help (too long, refused layout): mark it failed."""

@@ -105,10 +105,12 @@ class SlackNotifier:
                     ) from None
                 raise TransientNotifyError(f"Slack answered {status}; will retry") from None
             if code in WORKSPACE:
-                raise WorkspaceNotifyError(WORKSPACE[code]) from None
+                raise WorkspaceNotifyError(WORKSPACE[code], code) from None
             if code in MESSAGE:
-                raise PermanentNotifyError(MESSAGE[code]) from None
-            raise PermanentNotifyError(f"Slack refused the message ({code or status})") from None
+                raise PermanentNotifyError(MESSAGE[code], code) from None
+            raise PermanentNotifyError(
+                f"Slack refused the message ({code or status})", code or None
+            ) from None
         except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             if isinstance(reason, ConnectionRefusedError) or not doing:
@@ -244,25 +246,34 @@ class SlackNotifier:
         """(id, name) of a channel given by id or by name, as Slack knows it."""
         channel = channel.strip().lstrip("#")
         if is_channel_id(channel):
-            found = self._call(lambda: self.client.conversations_info(channel=channel))
-            info = found.get("channel") or {}
+            answer = self._call(lambda: self.client.conversations_info(channel=channel))
+            info = answer.get("channel") or {}
             return str(info.get("id") or channel), str(info.get("name") or channel)
         wanted = channel.lower()
+        try:
+            found = self._find_channel(wanted, "public_channel,private_channel")
+        except WorkspaceNotifyError as exc:
+            if exc.code != "missing_scope":
+                raise
+            # Private channels need groups:read, which a pasted bot token may not have.
+            found = self._find_channel(wanted, "public_channel")
+        if found is not None:
+            return found
+        raise WorkspaceNotifyError(
+            f"Slack has no channel #{channel} that Lantern's bot can see: check the name, "
+            "invite the bot to a private channel, or paste the channel's id (C…)"
+        )
+
+    def _find_channel(self, wanted: str, types: str) -> tuple[str, str] | None:
         for page in self._pages(
             lambda cursor: self.client.conversations_list(
-                types="public_channel,private_channel",
-                exclude_archived=True,
-                limit=200,
-                cursor=cursor,
+                types=types, exclude_archived=True, limit=200, cursor=cursor
             )
         ):
             for item in page.get("channels") or []:
                 if str(item.get("name", "")).lower() == wanted:
                     return str(item["id"]), str(item["name"])
-        raise WorkspaceNotifyError(
-            f"Slack has no channel #{channel} that Lantern's bot can see: check the name, "
-            "invite the bot to a private channel, or paste the channel's id (C…)"
-        )
+        return None
 
     def send_test(self, channel: str) -> SentMessage:
         """A message saying Lantern is connected."""

@@ -190,6 +190,13 @@ def test_a_channel_name_is_resolved_to_its_id_across_pages_and_an_unknown_one_is
         slack.resolve_channel("nowhere")
 
 
+def test_a_token_that_cannot_read_private_channels_still_finds_a_public_one_by_name(
+    fake_slack: FakeSlack,
+) -> None:
+    fake_slack.without_groups_read.add(GOOD_TOKEN)
+    assert notifier(fake_slack).resolve_channel("alerts") == ("C0ALERTS", "alerts")
+
+
 def test_add_to_slack_exchanges_the_code_with_basic_auth_and_learns_the_bot(
     fake_slack: FakeSlack,
 ) -> None:
