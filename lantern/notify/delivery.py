@@ -163,6 +163,9 @@ def _deliver(
                 thread_ts, target = alert.ts, alert.channel or channel
             uncertain = row.status == "sending"
             since = row.created_at - RECONCILE_MARGIN
+        if not is_channel_id(target):
+            # Older versions recorded the channel by name; Slack's reading methods want its id.
+            target = notifier.resolve_channel(target)[0]
         if uncertain:
             found = notifier.find_sent(
                 channel=target,
@@ -230,7 +233,8 @@ def _deliver(
         result.failed += 1
         return True
     except TransientNotifyError as exc:
-        _retry_later(engine, row_id, str(exc), now, status="pending" if claimed else None)
+        back = "pending" if claimed else None
+        _retry_later(engine, row_id, str(exc), now, status=back, tried=not claimed)
         result.retrying += 1
         return False
     except Exception as exc:  # a row that cannot be built or read never stops the others
@@ -242,6 +246,7 @@ def _deliver(
             "will retry",
             now,
             status="sending" if claimed else None,
+            tried=not claimed,
         )
         result.retrying += 1
         return True
@@ -298,12 +303,19 @@ def _retry_later(
     until: datetime | None = None,
     status: str | None = None,
     give_up: bool = True,
+    tried: bool = False,
 ) -> datetime:
-    """Write the reason, and when to try again; past MAX_ATTEMPTS the row is given up."""
+    """Write the reason, and when to try again; past MAX_ATTEMPTS the row is given up.
+
+    `tried` counts a try that failed before any post (a reconcile, the message's
+    preparation), so that its backoff grows too.
+    """
     with session_scope(engine) as session:
         row = session.get(Notification, row_id)
         assert row is not None
         row.error = error
+        if tried:
+            row.attempts += 1
         if status is not None:
             row.status = status
         row.next_attempt_at = until or now + backoff(row.attempts)

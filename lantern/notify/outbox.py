@@ -187,7 +187,7 @@ def requeue_after_reconnect(session: Session, *, workspace_id: int, now: datetim
     for row in rows:
         if row.status == "failed":
             row.status = "sending" if row.attempts else "pending"
-            row.attempts = 0
+        row.attempts = 0  # a fresh start: the backoff begins again at a minute
         if row.error == NOT_CONNECTED:
             row.error = None
         row.next_attempt_at = now

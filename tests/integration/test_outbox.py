@@ -441,6 +441,32 @@ def test_a_channel_stored_by_name_by_an_older_version_is_resolved_to_its_id(
         assert (row.channel, row.channel_name) == ("C0ALERTS", "alerts")
 
 
+def test_an_alert_left_unconfirmed_by_an_older_version_is_reconciled_after_saving_the_channel(
+    fresh_engine: Engine, settings: Settings, fake_slack: FakeSlack
+) -> None:
+    settings = slack_settings(settings, fake_slack)
+    src = connected(fresh_engine, settings)
+    insight = make_insight(fresh_engine, src)
+    fake_slack.script("chat.postMessage", Answer(500, {"ok": False}, store=True))
+    now = datetime.now(UTC)
+    flush_outbox(fresh_engine, settings, now=now)
+    with session_scope(fresh_engine) as session:
+        row = session.scalars(select(Notification).where(Notification.insight_id == insight)).one()
+        row.channel = "alerts"  # older versions recorded the name they were given
+    with session_scope(fresh_engine) as session:
+        connect_with_token(
+            session,
+            workspace_id=src.workspace_id,
+            bot_token=GOOD_TOKEN,
+            channel="C0ALERTS",
+            settings=settings,
+        )
+    later = flush_outbox(fresh_engine, settings, now=now + timedelta(minutes=1))
+    assert later.reconciled == 1
+    assert len(fake_slack.top_level()) == 1
+    assert status_of(fresh_engine, settings, src)["error"] is None
+
+
 def test_a_channel_deleted_after_connecting_holds_alerts_and_says_so(
     fresh_engine: Engine, settings: Settings, fake_slack: FakeSlack
 ) -> None:
