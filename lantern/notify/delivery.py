@@ -211,9 +211,8 @@ def _deliver(
         return True
     except RateLimited as exc:
         until = now + timedelta(seconds=exc.retry_after)
-        _retry_later(
-            engine, row_id, str(exc), now, until=until, status="pending" if claimed else None
-        )
+        back = "pending" if claimed else None
+        _retry_later(engine, row_id, str(exc), now, until=until, status=back, tried=not claimed)
         _pause_workspace(engine, workspace_id, None, until)
         result.retrying += 1
         return False
