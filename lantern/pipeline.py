@@ -22,7 +22,7 @@ from lantern.config import Settings
 from lantern.db.dialect import insert_for
 from lantern.db.session import session_scope
 from lantern.insights.models import DetectionRun, MetricWatch
-from lantern.insights.service import MetricRef, group_and_alert, record_events
+from lantern.insights.service import MetricRef, group_and_alert, queue_alerts, record_events
 from lantern.metrics.keys import is_value_kind
 from lantern.metrics.models import Bucket, Metric
 from lantern.metrics.service import epoch_hour, hour_index, load_series
@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 PARTITION = 500
 TRAINING_HOURS = 7 * 24
 MAX_CATCH_UP_HOURS = 7 * 24
+# A claimed hour whose pass has not finished after this long is taken for dead and re-run
+# (a pass of 100,000 metrics takes seconds; one that died holds its claim forever).
+STALE_CLAIM = timedelta(minutes=30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,16 +105,27 @@ def score_partition(tasks: list[Task]) -> list[Outcome]:
     return outcomes
 
 
-def _claim(engine: Engine, hour: int, worker: str) -> bool:
-    """Take the run for `hour`; False when another worker already has it."""
+def _claim(engine: Engine, hour: int, worker: str, now: datetime) -> bool:
+    """Take the run for `hour`, or a claim of it that went stale; False when someone has it."""
     with engine.begin() as connection:
         claimed = connection.execute(
             insert_for(connection, DetectionRun)
-            .values(hour=hour, claimed_by=worker, started_at=pd.Timestamp.now(tz="UTC"))
+            .values(hour=hour, claimed_by=worker, started_at=now)
             .on_conflict_do_nothing()
             .returning(DetectionRun.hour)
         ).first()
-    return claimed is not None
+        if claimed is not None:
+            return True
+        taken = connection.execute(
+            update(DetectionRun)
+            .where(
+                DetectionRun.hour == hour,
+                DetectionRun.finished_at.is_(None),
+                DetectionRun.started_at < now - STALE_CLAIM,
+            )
+            .values(claimed_by=worker, started_at=now)
+        )
+    return bool(taken.rowcount == 1)
 
 
 def _trained_metrics(
@@ -186,14 +200,20 @@ def run_hour(
     With `source_id`, only that source's metrics are scored and the hour is not claimed:
     that is how a backfilled source (`lantern demo`) catches up on its history.
     """
-    if source_id is None and not _claim(engine, hour, worker):
+    claimed_at = now or pd.Timestamp.now(tz="UTC").to_pydatetime()
+    if source_id is None and not _claim(engine, hour, worker, claimed_at):
         return None
     result = RunResult(hour=hour)
     moment = now or hour_index(hour + 1).to_pydatetime()
     with session_scope(engine) as session:
-        metrics = _trained_metrics(session, hour, source_id)
         watches = {w.metric_id: w for w in session.scalars(select(MetricWatch)).all()}
         states = {m: (w.state, w.scored_hour) for m, w in watches.items()}
+        # A pass re-run after one that died leaves alone what that one already scored.
+        metrics = [
+            row
+            for row in _trained_metrics(session, hour, source_id)
+            if _unscored(states, row, hour)
+        ]
     mapper = _executor_map(settings)
     partitions = [metrics[i : i + PARTITION] for i in range(0, len(metrics), PARTITION)]
 
@@ -271,7 +291,8 @@ def run_hour(
             for at in sorted(set(opened_at)):
                 group_and_alert(session, detected_at=at, now=moment, queue=False)
             return result
-        group_and_alert(session, detected_at=hour_index(hour).to_pydatetime(), now=moment)
+        recent = hour_index(hour + 1 - MAX_CATCH_UP_HOURS).to_pydatetime()
+        queue_alerts(session, since=recent, now=moment)
         session.execute(
             update(DetectionRun)
             .where(DetectionRun.hour == hour)
@@ -285,6 +306,11 @@ def run_hour(
     return result
 
 
+def _unscored(states: dict[int, tuple[Any, int | None]], row: tuple[Any, ...], hour: int) -> bool:
+    scored = states.get(row[0], (None, None))[1]
+    return scored is None or scored < hour
+
+
 # What a metric's detector needs before the next hour it judges (its fit window, 28 days).
 HISTORY_HOURS = 29 * 24
 
@@ -294,13 +320,21 @@ def _hour_of(event: Any) -> int:
 
 
 def due_hours(engine: Engine, *, now: datetime, grace: timedelta) -> list[int]:
-    """Closed hours (after the grace for late events) with no detection run yet, in order."""
+    """Closed hours (after the grace for late events) not run yet, or whose pass died, in order."""
     last_closed = epoch_hour(now - grace) - 1
+    oldest = last_closed - MAX_CATCH_UP_HOURS + 1
     with engine.connect() as connection:
         newest = connection.scalar(select(func.max(DetectionRun.hour)))
+        died = connection.scalars(
+            select(DetectionRun.hour).where(
+                DetectionRun.hour >= oldest,
+                DetectionRun.finished_at.is_(None),
+                DetectionRun.started_at < now - STALE_CLAIM,
+            )
+        ).all()
     first = last_closed if newest is None else newest + 1
-    first = max(first, last_closed - MAX_CATCH_UP_HOURS + 1)
-    return list(range(first, last_closed + 1))
+    first = max(first, oldest)
+    return sorted(set(died) | set(range(first, last_closed + 1)))
 
 
 def run_due_hours(

@@ -1,9 +1,16 @@
 """A Slack-compatible Web API on loopback, for slack-sdk's WebClient(base_url=...).
 
 It implements what Lantern calls: chat.postMessage, files.getUploadURLExternal, the upload,
-files.completeUploadExternal, conversations.history, conversations.replies, oauth.v2.access
-and auth.test. It records every request, checks bot tokens, and plays scripted answers
-(429 with Retry-After, 5xx, `ok: false`) before its normal ones.
+files.completeUploadExternal, conversations.history, conversations.replies,
+conversations.list, conversations.info, oauth.v2.access and auth.test. It records every
+request, checks bot tokens, and plays scripted answers (429 with Retry-After, 5xx,
+`ok: false`) before its normal ones, for every token or for one token (one workspace).
+
+It behaves like Slack where delivery code breaks: a scripted answer with `store=True` does
+the work first (the message is posted, the file shared) and only then answers 500 or
+stalls past the client's timeout; conversations.history holds no thread replies;
+conversations.history and conversations.replies want a channel id, not a name; message
+metadata is returned only when `include_all_metadata` is asked for.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 GOOD_TOKEN = "xoxb-1111-2222-good"
+OTHER_TOKEN = "xoxb-3333-4444-other"  # a second workspace's bot
 CLIENT_ID, CLIENT_SECRET, GOOD_CODE = "111.222", "s3cret", "code-ok"
 
 
@@ -34,6 +42,7 @@ class Answer:
     body: dict[str, Any] = field(default_factory=lambda: {"ok": True})
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds before answering, to make a client time out
+    store: bool = False  # do the real work first (post, share), then give this answer
 
 
 @dataclass
@@ -49,14 +58,18 @@ class FakeSlack:
     """State and behaviour of the fake workspace."""
 
     def __init__(self) -> None:
-        self.tokens = {GOOD_TOKEN}
+        self.tokens = {GOOD_TOKEN, OTHER_TOKEN}
         self.revoked: set[str] = set()
+        self.without_groups_read: set[str] = set()  # tokens that cannot list private channels
         self.channels = {"alerts": "C0ALERTS", "general": "C0GENERAL"}
         self.messages: list[dict[str, Any]] = []
         self.uploads: dict[str, bytes] = {}
+        self.file_names: dict[str, str] = {}
         self.completed: list[dict[str, Any]] = []
         self.requests: list[Recorded] = []
-        self.scripts: dict[str, deque[Answer]] = defaultdict(deque)
+        self.scripts: dict[tuple[str, str | None], deque[Answer]] = defaultdict(deque)
+        # ("received" | "answered", method, token), in order: who waited for whom.
+        self.events: list[tuple[str, str, str]] = []
         self._ts = itertools.count(1)
         self._lock = threading.Lock()
         self.base = ""
@@ -65,9 +78,26 @@ class FakeSlack:
     def api_url(self) -> str:
         return self.base + "/api/"
 
-    def script(self, method: str, *answers: Answer) -> None:
-        """Answer the next calls of `method` with `answers`, in order."""
-        self.scripts[method].extend(answers)
+    def script(self, method: str, *answers: Answer, token: str | None = None) -> None:
+        """Answer the next calls of `method` (by `token` only, if given) with `answers`."""
+        self.scripts[(method, token)].extend(answers)
+
+    def settle(self, limit: float = 10.0) -> None:
+        """Wait (at most `limit` s) until every request received has been answered."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            kinds = [kind for kind, _, _ in self.events]
+            if kinds.count("received") == kinds.count("answered"):
+                return
+            time.sleep(0.05)
+
+    def posted_by(self, token: str) -> list[dict[str, Any]]:
+        """Top-level messages posted with `token`."""
+        return [m for m in self.top_level() if m.get("token") == token]
+
+    def charts(self, ts: str) -> list[dict[str, Any]]:
+        """Files shared into the thread of `ts`."""
+        return [f for m in self.replies(ts) for f in m.get("files") or []]
 
     def calls(self, method: str) -> list[Recorded]:
         return [r for r in self.requests if r.path == f"/api/{method}"]
@@ -80,12 +110,22 @@ class FakeSlack:
 
     # --- the API -------------------------------------------------------------------------
     def handle(self, method: str, headers: dict[str, str], params: dict[str, Any]) -> Answer:
+        token = headers.get("authorization", "").removeprefix("Bearer ").strip()
         with self._lock:
-            if self.scripts[method]:
-                return self.scripts[method].popleft()
+            queue = self.scripts[(method, token)] or self.scripts[(method, None)]
+            scripted = queue.popleft() if queue else None
+        if scripted is None:
+            return self._answer(method, token, headers, params)
+        if scripted.store:
+            self._answer(method, token, headers, params)
+        return scripted
+
+    def _answer(
+        self, method: str, token: str, headers: dict[str, str], params: dict[str, Any]
+    ) -> Answer:
         if method == "oauth.v2.access":
             return self._oauth(headers, params)
-        token = headers.get("authorization", "").removeprefix("Bearer ").strip()
+        params = {**params, "_token": token}
         if token in self.revoked:
             return Answer(body={"ok": False, "error": "token_revoked"})
         if token not in self.tokens:
@@ -97,10 +137,15 @@ class FakeSlack:
         return answer
 
     def _channel(self, value: Any) -> str | None:
+        """chat.postMessage takes a channel id or a name."""
         name = str(value or "").lstrip("#")
         if name in self.channels.values():
             return name
         return self.channels.get(name)
+
+    def _channel_id(self, value: Any) -> str | None:
+        """Reading methods take only an id: a name is `channel_not_found`, as on Slack."""
+        return str(value) if value in self.channels.values() else None
 
     def _chat_postMessage(self, params: dict[str, Any]) -> Answer:
         channel = self._channel(params.get("channel"))
@@ -114,13 +159,15 @@ class FakeSlack:
                 "text": params.get("text"),
                 "blocks": params.get("blocks"),
                 "thread_ts": params.get("thread_ts"),
-                "metadata": params.get("metadata"),
+                "metadata": _json(params.get("metadata")),
+                "token": params["_token"],
             }
             self.messages.append(message)
         return Answer(body={"ok": True, "channel": channel, "ts": ts, "message": message})
 
     def _files_getUploadURLExternal(self, params: dict[str, Any]) -> Answer:
         file_id = f"F{next(self._ts):06d}"
+        self.file_names[file_id] = str(params.get("filename") or "")
         return Answer(
             body={"ok": True, "file_id": file_id, "upload_url": f"{self.base}/upload/{file_id}"}
         )
@@ -128,31 +175,84 @@ class FakeSlack:
     def _files_completeUploadExternal(self, params: dict[str, Any]) -> Answer:
         files = json.loads(params.get("files", "[]"))
         self.completed.append({**params, "files": files})
+        channel, thread = params.get("channel_id"), params.get("thread_ts")
+        if channel and thread:
+            # Sharing a file into a thread is a reply that carries the file.
+            with self._lock:
+                self.messages.append(
+                    {
+                        "channel": channel,
+                        "ts": f"{1_800_000_000 + next(self._ts)}.000100",
+                        "text": "",
+                        "thread_ts": thread,
+                        "files": [
+                            {
+                                "id": f["id"],
+                                "name": self.file_names.get(f["id"]),
+                                "title": f.get("title"),
+                            }
+                            for f in files
+                        ],
+                        "token": params["_token"],
+                    }
+                )
         return Answer(
             body={"ok": True, "files": [{"id": f["id"], "title": f.get("title")} for f in files]}
         )
 
-    def _history(self, messages: list[dict[str, Any]]) -> Answer:
+    def _history(self, messages: list[dict[str, Any]], params: dict[str, Any]) -> Answer:
         # Message times here are counters, not clock times, so `oldest` is not applied.
+        with_metadata = str(params.get("include_all_metadata", "")).lower() in ("1", "true")
         found = [
             {
                 "ts": m["ts"],
                 "text": m["text"],
-                **({"metadata": m["metadata"]} if m.get("metadata") else {}),
+                **({"thread_ts": m["thread_ts"]} if m.get("thread_ts") else {}),
+                **({"metadata": m["metadata"]} if with_metadata and m.get("metadata") else {}),
+                **({"files": m["files"]} if m.get("files") else {}),
             }
             for m in messages
         ]
-        return Answer(body={"ok": True, "messages": list(reversed(found)), "has_more": False})
+        return Answer(body={"ok": True, "messages": found, "has_more": False})
 
     def _conversations_history(self, params: dict[str, Any]) -> Answer:
-        channel = self._channel(params.get("channel"))
+        channel = self._channel_id(params.get("channel"))
         if channel is None:
             return Answer(body={"ok": False, "error": "channel_not_found"})
-        return self._history([m for m in self.top_level() if m["channel"] == channel])
+        newest_first = [m for m in self.top_level() if m["channel"] == channel][::-1]
+        return self._history(newest_first, params)
 
     def _conversations_replies(self, params: dict[str, Any]) -> Answer:
+        channel = self._channel_id(params.get("channel"))
+        if channel is None:
+            return Answer(body={"ok": False, "error": "channel_not_found"})
         ts = str(params.get("ts"))
-        return self._history([m for m in self.messages if m["ts"] == ts] + self.replies(ts))
+        parent = [m for m in self.messages if m["ts"] == ts and m["channel"] == channel]
+        if not parent:
+            return Answer(body={"ok": False, "error": "thread_not_found"})
+        return self._history(parent + self.replies(ts), params)
+
+    def _conversations_list(self, params: dict[str, Any]) -> Answer:
+        private = "private_channel" in str(params.get("types", "public_channel"))
+        if private and params["_token"] in self.without_groups_read:
+            return Answer(body={"ok": False, "error": "missing_scope", "needed": "groups:read"})
+        # One channel a page, so that callers have to follow the cursor as on a big workspace.
+        items = sorted(self.channels.items())
+        start = int(params.get("cursor") or 0)
+        page = [{"id": cid, "name": name, "is_archived": False} for name, cid in items][
+            start : start + 1
+        ]
+        cursor = str(start + 1) if start + 1 < len(items) else ""
+        return Answer(
+            body={"ok": True, "channels": page, "response_metadata": {"next_cursor": cursor}}
+        )
+
+    def _conversations_info(self, params: dict[str, Any]) -> Answer:
+        channel = self._channel_id(params.get("channel"))
+        if channel is None:
+            return Answer(body={"ok": False, "error": "channel_not_found"})
+        name = next(n for n, cid in self.channels.items() if cid == channel)
+        return Answer(body={"ok": True, "channel": {"id": channel, "name": name}})
 
     def _auth_test(self, params: dict[str, Any]) -> Answer:
         return Answer(
@@ -187,6 +287,11 @@ class FakeSlack:
         )
 
 
+def _json(value: Any) -> Any:
+    """A JSON argument as sent in a form body (a string) or in a JSON body (an object)."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
 def _handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *_: Any) -> None:
@@ -209,7 +314,10 @@ def _handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
                 self._send(Answer(body={}), text=b"OK")
                 return
             method = url.path.removeprefix("/api/")
+            token = headers.get("authorization", "").removeprefix("Bearer ").strip()
+            fake.events.append(("received", method, token))
             self._send(fake.handle(method, headers, params))
+            fake.events.append(("answered", method, token))
 
         def _send(self, answer: Answer, text: bytes | None = None) -> None:
             if answer.delay:

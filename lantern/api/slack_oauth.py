@@ -33,12 +33,15 @@ router = APIRouter(
 class SlackStatus(BaseModel):
     connected: bool
     method: str | None
-    channel: str | None
+    channel: str | None = Field(description="Slack's id of the channel insights go to")
+    channel_name: str | None
     team_name: str | None
     installed_at: datetime | None
-    error: str | None
+    error: str | None = Field(description="what stops delivery now, and how to fix it")
     add_to_slack_available: bool
-    failed_notifications: int
+    failed_notifications: int = Field(description="notifications given up")
+    waiting_notifications: int = Field(description="notifications being retried, with a reason")
+    paused_until: datetime | None = Field(description="rate-limited or unreachable until then")
     last_failure: str | None
 
 
@@ -53,7 +56,7 @@ class TokenIn(Strict):
 
 @router.get("/api/v1/slack", response_model=SlackStatus, summary="Slack connection status")
 def slack_status(workspace: WorkspaceDep, session: SessionDep, settings: SettingsDep) -> dict:
-    """Whether Slack is connected, where insights go, and the last delivery failure."""
+    """Whether Slack is connected, where insights go, and what keeps notifications waiting."""
     return connection_status(session, workspace_id=workspace.id, settings=settings)
 
 

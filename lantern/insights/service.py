@@ -67,7 +67,7 @@ def is_silenced(watch: MetricWatch | None, now: datetime) -> bool:
     return watch.muted or (watch.snoozed_until is not None and watch.snoozed_until > now)
 
 
-def _queue(session: Session, insight: Insight, purpose: str, now: datetime) -> None:
+def _queue(session: Session, insight: Insight, purpose: str, now: datetime) -> Notification:
     sequence = (
         session.scalar(
             select(Notification.sequence)
@@ -77,16 +77,16 @@ def _queue(session: Session, insight: Insight, purpose: str, now: datetime) -> N
         )
         or 0
     )
-    session.add(
-        Notification(
-            workspace_id=insight.workspace_id,
-            insight_id=insight.id,
-            purpose=purpose,
-            sequence=sequence + 1,
-            next_attempt_at=now,
-            created_at=now,
-        )
+    row = Notification(
+        workspace_id=insight.workspace_id,
+        insight_id=insight.id,
+        purpose=purpose,
+        sequence=sequence + 1,
+        next_attempt_at=now,
+        created_at=now,
     )
+    session.add(row)
+    return row
 
 
 def _open_insight(session: Session, metric_id: int, key: str) -> Insight | None:
@@ -206,7 +206,8 @@ def group_and_alert(
 ) -> int:
     """Queue alerts for the insights opened at `detected_at`, one per source and direction.
 
-    Returns how many alerts were queued (with `queue=False`, only groups them).
+    Returns how many alerts were queued (with `queue=False`, history: the leader's alert is
+    recorded as skipped, never sent).
     """
     from lantern.metrics.models import Metric
 
@@ -240,7 +241,37 @@ def group_and_alert(
         if queue:
             _queue(session, leader, "alert", now)
             queued += 1
+        else:
+            # History is told in the feed, not on Slack: the row says so, and that the
+            # insight has had its alert (`queue_alerts` passes over it).
+            held = _queue(session, leader, "alert", now)
+            held.status, held.error = "skipped", "found while catching up on history: not sent"
     return queued
+
+
+def queue_alerts(session: Session, *, since: datetime, now: datetime) -> int:
+    """Group and queue alerts for every audible insight detected since `since` that has none.
+
+    Whenever the insight was recorded: a pass that failed in the hour an episode opened
+    leaves it to a later pass, which records it with its own detection hour.
+    """
+    has_alert = (
+        select(Notification.id)
+        .where(Notification.insight_id == Insight.id, Notification.purpose == "alert")
+        .exists()
+    )
+    hours = session.scalars(
+        select(Insight.detected_at)
+        .where(
+            Insight.detected_at >= since,
+            Insight.parent_id.is_(None),
+            Insight.muted.is_(False),
+            ~has_alert,
+        )
+        .distinct()
+        .order_by(Insight.detected_at)
+    ).all()
+    return sum(group_and_alert(session, detected_at=at, now=now) for at in hours)
 
 
 # Episodes of one source starting this close together are taken for one story.

@@ -1,4 +1,14 @@
-"""The notifier seam: what the outbox needs from any way of telling people."""
+"""The notifier seam: what the outbox needs from any way of telling people.
+
+The errors say what the outbox may do next:
+
+    NotifyError
+    ├── PermanentNotifyError      this message is refused for good: mark it failed
+    │   └── WorkspaceNotifyError  the workspace cannot receive anything (token, channel)
+    └── TransientNotifyError      not sent; try again later
+        ├── RateLimited           not sent; Slack says when to come back
+        └── UnknownOutcome        maybe sent (5xx, timeout): look before sending again
+"""
 
 from __future__ import annotations
 
@@ -12,13 +22,33 @@ from lantern.notify.types import InsightMessage
 class NotifyError(Exception):
     """Delivery failed; the message says why in words a person can act on."""
 
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code  # Slack's error code, when Slack gave one
+
 
 class PermanentNotifyError(NotifyError):
-    """Trying again will not help (revoked token, missing channel): mark it failed."""
+    """Trying this message again will not help (too long, refused layout): mark it failed."""
+
+
+class WorkspaceNotifyError(PermanentNotifyError):
+    """Nothing can reach this workspace until someone acts (revoked token, missing channel)."""
 
 
 class TransientNotifyError(NotifyError):
-    """Worth trying again later (rate limit, server error, timeout)."""
+    """Not sent, and worth trying again later."""
+
+
+class RateLimited(TransientNotifyError):
+    """Slack refused the call for now and said how many seconds to wait."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class UnknownOutcome(TransientNotifyError):
+    """Slack may have done it (server error, timeout): reconcile before doing it again."""
 
 
 @dataclass(frozen=True)
@@ -30,21 +60,28 @@ class SentMessage:
 
 
 class Notifier(Protocol):
-    def send_alert(
-        self,
-        message: InsightMessage,
-        chart_png: bytes | None,
-        *,
-        channel: str,
-        notification_id: int,
+    def post_alert(
+        self, message: InsightMessage, *, channel: str, notification_id: int
     ) -> SentMessage: ...
 
-    def send_reply(
+    def post_reply(
         self, message: InsightMessage, *, channel: str, thread_ts: str, notification_id: int
     ) -> SentMessage: ...
 
+    def upload_chart(
+        self, png: bytes, *, channel: str, thread_ts: str, notification_id: int, title: str
+    ) -> SentMessage: ...
+
     def find_sent(
-        self, *, channel: str, notification_id: int, since: datetime, thread_ts: str | None = None
+        self,
+        *,
+        channel: str,
+        notification_id: int,
+        since: datetime,
+        thread_ts: str | None = None,
+        chart: bool = False,
     ) -> str | None: ...
+
+    def resolve_channel(self, channel: str) -> tuple[str, str]: ...
 
     def send_test(self, channel: str) -> SentMessage: ...

@@ -1,7 +1,15 @@
-"""Block Kit messages for insights: pure functions from facts to (fallback text, blocks)."""
+"""Block Kit messages for insights: pure functions from facts to (fallback text, blocks).
+
+Every string a user chose (event, page and screen names, source names, flag keys) goes
+into mrkdwn through `literal`: Slack's own escapes for `&`, `<` and `>` (so `<!channel>`
+or `<https://…|click>` is shown, never acted on) and look-alikes for the characters that
+would start bold, italics, strikethrough or code. Header blocks are plain_text, which
+Slack shows as written.
+"""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +19,22 @@ from lantern.notify.types import InsightMessage
 ICONS = {"high": ":red_circle:", "medium": ":large_orange_circle:", "low": ":large_yellow_circle:"}
 
 Blocks = list[dict[str, Any]]
+
+# Characters that open formatting in mrkdwn, and look-alikes Slack does not parse.
+FORMATTING = str.maketrans({"*": "\u2217", "~": "\u223c", "`": "\u02cb"})
+# An underscore opens or closes italics only at a word's edge: inside a name it stays.
+EDGE_UNDERSCORE = re.compile(r"(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
+
+
+def literal(text: str) -> str:
+    """A user-supplied string for mrkdwn: shown as itself, never a mention, link or format."""
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return EDGE_UNDERSCORE.sub("\u02cd", escaped.translate(FORMATTING))
+
+
+def _mrkdwn(text: str) -> dict[str, Any]:
+    # verbatim: Slack does not turn bare URLs or #names in the text into links.
+    return {"type": "mrkdwn", "text": text, "verbatim": True}
 
 
 def _number(value: float) -> str:
@@ -38,9 +62,10 @@ def _change(message: InsightMessage) -> str:
 
 
 def headline(message: InsightMessage) -> str:
-    """One line: what moved and how."""
+    """One line of mrkdwn: what moved and how."""
     return (
-        f"{message.metric_name} ({message.metric_kind}, {message.source_name}) {_change(message)}"
+        f"{literal(message.metric_name)} ({literal(message.metric_kind)}, "
+        f"{literal(message.source_name)}) {_change(message)}"
     )
 
 
@@ -58,19 +83,19 @@ def _causes(message: InsightMessage) -> Blocks:
     if not message.causes:
         return []
     lines = [
-        f"• flag `{c.flag_key}` changed from version {c.old_version} to {c.new_version} "
+        f"• flag `{literal(c.flag_key)}` changed from version {c.old_version} to {c.new_version} "
         f"at {_when(c.changed_at)}"
         for c in message.causes
     ]
     text = "*Possible causes*\n" + "\n".join(lines)
-    return [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+    return [{"type": "section", "text": _mrkdwn(text)}]
 
 
 def _related(message: InsightMessage) -> Blocks:
     if not message.related:
         return []
-    text = "*Moved with it*\n" + "\n".join(f"• {line}" for line in message.related)
-    return [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+    text = "*Moved with it*\n" + "\n".join(f"• {literal(line)}" for line in message.related)
+    return [{"type": "section", "text": _mrkdwn(text)}]
 
 
 def _link(message: InsightMessage) -> dict[str, Any]:
@@ -101,11 +126,11 @@ def alert_blocks(message: InsightMessage) -> tuple[str, Blocks]:
         },
         {
             "type": "section",
-            "text": {
-                "type": "mrkdwn",
-                "text": f"{icon} *{message.metric_name}* ({message.metric_kind}, source "
-                f"*{message.source_name}*) {_change(message)}.\n{_facts(message)}",
-            },
+            "text": _mrkdwn(
+                f"{icon} *{literal(message.metric_name)}* ({literal(message.metric_kind)}, "
+                f"source *{literal(message.source_name)}*) {_change(message)}.\n"
+                f"{_facts(message)}"
+            ),
         },
         *_causes(message),
         *_related(message),
@@ -113,11 +138,10 @@ def alert_blocks(message: InsightMessage) -> tuple[str, Blocks]:
         {
             "type": "context",
             "elements": [
-                {
-                    "type": "mrkdwn",
-                    "text": f"Detected {_when(message.detected_at)} · "
-                    f"severity {message.severity} · {message.kind.replace('_', ' ')}",
-                }
+                _mrkdwn(
+                    f"Detected {_when(message.detected_at)} · "
+                    f"severity {message.severity} · {message.kind.replace('_', ' ')}"
+                )
             ],
         },
     ]
@@ -128,10 +152,7 @@ def update_blocks(message: InsightMessage) -> tuple[str, Blocks]:
     """A thread reply: the episode got louder."""
     text = f"Still going and larger: {headline(message)}"
     return text, [
-        {
-            "type": "section",
-            "text": {"type": "mrkdwn", "text": f":arrow_up_small: {text}\n{_facts(message)}"},
-        }
+        {"type": "section", "text": _mrkdwn(f":arrow_up_small: {text}\n{_facts(message)}")}
     ]
 
 
@@ -141,20 +162,20 @@ def resolution_blocks(message: InsightMessage) -> tuple[str, Blocks]:
     hours = max(1, round((end - message.start).total_seconds() / 3600))
     if message.status == "accepted":
         text = (
-            f"{message.metric_name} has settled at its new level: Lantern now treats it as "
-            f"normal (after {hours} h)."
+            f"{literal(message.metric_name)} has settled at its new level: Lantern now "
+            f"treats it as normal (after {hours} h)."
         )
         icon = ":white_check_mark:"
     else:
-        text = f"{message.metric_name} is back to normal after {hours} h."
+        text = f"{literal(message.metric_name)} is back to normal after {hours} h."
         icon = ":large_green_circle:"
     return text, [
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"{icon} {text}"}},
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": f"Ended {_when(end)}"}]},
+        {"type": "section", "text": _mrkdwn(f"{icon} {text}")},
+        {"type": "context", "elements": [_mrkdwn(f"Ended {_when(end)}")]},
     ]
 
 
 def test_blocks() -> tuple[str, Blocks]:
     """The message sent by "Send a test message"."""
     text = "Lantern is connected: insights will be posted in this channel."
-    return text, [{"type": "section", "text": {"type": "mrkdwn", "text": f":wave: {text}"}}]
+    return text, [{"type": "section", "text": _mrkdwn(f":wave: {text}")}]

@@ -19,35 +19,82 @@ from lantern.notify.models import Notification, SlackConnection, SlackOAuthState
 STATE_LIFETIME = timedelta(minutes=10)
 
 
+def _count(session: Session, workspace_id: int, *conditions: Any) -> int:
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Notification)
+            .where(Notification.workspace_id == workspace_id, *conditions)
+        )
+        or 0
+    )
+
+
 def connection_status(session: Session, *, workspace_id: int, settings: Settings) -> dict[str, Any]:
-    """Whether Slack is connected, to which channel, and the last delivery failure."""
+    """Whether Slack is connected, to which channel, and every delivery problem while it lasts.
+
+    `error` is what a person must act on (the connection's error), else why notifications
+    are waiting; `failed_notifications` were given up, `waiting_notifications` are still
+    being tried; `last_failure` is the newest reason among them.
+    """
     row = session.get(SlackConnection, workspace_id)
-    failed = session.scalars(
+    troubled = (Notification.status.in_(("failed", "pending", "sending"))) & (
+        Notification.error.is_not(None)
+    )
+    latest = session.scalars(
         select(Notification)
-        .where(Notification.workspace_id == workspace_id, Notification.status == "failed")
+        .where(Notification.workspace_id == workspace_id, troubled)
         .order_by(Notification.id.desc())
         .limit(1)
     ).first()
-    failures = session.scalar(
-        select(func.count())
-        .select_from(Notification)
-        .where(Notification.workspace_id == workspace_id, Notification.status == "failed")
+    waiting = _count(
+        session, workspace_id, Notification.status.in_(("pending", "sending")), troubled
     )
+    error = row.error if row else None
+    if error is None and waiting:
+        newest = session.scalars(
+            select(Notification.error)
+            .where(
+                Notification.workspace_id == workspace_id,
+                Notification.status.in_(("pending", "sending")),
+                troubled,
+            )
+            .order_by(Notification.id.desc())
+            .limit(1)
+        ).first()
+        error = f"{waiting} notification(s) waiting to be delivered: {newest}"
     return {
         "connected": row is not None,
         "method": row.method if row else None,
         "channel": row.channel if row else None,
+        "channel_name": row.channel_name if row else None,
         "team_name": row.team_name if row else None,
         "installed_at": row.installed_at if row else None,
-        "error": row.error if row else None,
+        "error": error,
         "add_to_slack_available": bool(settings.slack_client_id and settings.slack_client_secret),
-        "failed_notifications": int(failures or 0),
-        "last_failure": failed.error if failed else None,
+        "failed_notifications": _count(session, workspace_id, Notification.status == "failed"),
+        "waiting_notifications": waiting,
+        "paused_until": row.paused_until if row else None,
+        "last_failure": latest.error if latest else None,
     }
 
 
 def _client(settings: Settings, token: str | None = None) -> WebClient:
     return WebClient(token=token, base_url=settings.slack_base_url, timeout=10)
+
+
+def resolve_channel(settings: Settings, *, bot_token: str, channel: str) -> tuple[str, str]:
+    """(id, name) of a pasted channel name or id; a clear error if Slack cannot find it.
+
+    Slack's reading methods (used to reconcile) want the id, so the id is what is stored.
+    """
+    from lantern.notify.base import NotifyError
+    from lantern.notify.slack import SlackNotifier
+
+    try:
+        return SlackNotifier(bot_token, base_url=settings.slack_base_url).resolve_channel(channel)
+    except NotifyError as exc:
+        raise BadRequest(f"Lantern could not find the channel in Slack: {exc}") from None
 
 
 def connect_with_token(
@@ -63,12 +110,14 @@ def connect_with_token(
         identity = _client(settings, bot_token).auth_test()
     except SlackApiError as exc:
         raise BadRequest(f"Slack refused the token: {exc.response.get('error')}") from None
+    channel_id, channel_name = resolve_channel(settings, bot_token=bot_token, channel=channel)
     return _store(
         session,
         workspace_id=workspace_id,
         method="token",
         bot_token=bot_token,
-        channel=channel,
+        channel=channel_id,
+        channel_name=channel_name,
         team_id=identity.get("team_id"),
         team_name=identity.get("team"),
         bot_user_id=identity.get("user_id"),
@@ -77,6 +126,9 @@ def connect_with_token(
 
 
 def _store(session: Session, *, workspace_id: int, **fields: Any) -> SlackConnection:
+    """Keep the connection; what waited for it (or failed without it) is due again now."""
+    from lantern.notify.outbox import requeue_after_reconnect
+
     row = session.get(SlackConnection, workspace_id)
     if row is None:
         row = SlackConnection(workspace_id=workspace_id, **fields)
@@ -87,6 +139,7 @@ def _store(session: Session, *, workspace_id: int, **fields: Any) -> SlackConnec
         row.installed_at = utcnow()
         row.error = None
     session.flush()
+    requeue_after_reconnect(session, workspace_id=workspace_id, now=utcnow())
     return row
 
 
@@ -133,12 +186,16 @@ def finish_oauth(
     )
     existing = session.get(SlackConnection, workspace_id)
     channel = installation.incoming_webhook_channel_id or (existing.channel if existing else "")
+    name = (installation.incoming_webhook_channel or "").lstrip("#") or (
+        existing.channel_name if existing else None
+    )
     _store(
         session,
         workspace_id=workspace_id,
         method="oauth",
         bot_token=installation.bot_token,
         channel=channel,
+        channel_name=name,
         team_id=installation.team_id,
         team_name=installation.team_name,
         app_id=installation.app_id,
@@ -149,15 +206,15 @@ def finish_oauth(
     return workspace_id
 
 
-def set_channel(session: Session, *, workspace_id: int, channel: str) -> SlackConnection:
-    """Point a connected workspace's insights at another channel."""
+def set_channel(
+    session: Session, *, workspace_id: int, channel: str, settings: Settings
+) -> SlackConnection:
+    """Point a connected workspace's insights at another channel (stored by id)."""
     row = session.get(SlackConnection, workspace_id)
     if row is None:
         raise BadRequest("connect Slack first")
-    row.channel = channel.strip().lstrip("#")
-    row.error = None
-    session.flush()
-    return row
+    channel_id, name = resolve_channel(settings, bot_token=row.bot_token, channel=channel)
+    return _store(session, workspace_id=workspace_id, channel=channel_id, channel_name=name)
 
 
 def send_test_message(session: Session, *, workspace_id: int, settings: Settings) -> None:

@@ -11,10 +11,11 @@ from lantern.db.base import Base, UTCDateTime, utcnow
 
 
 class Notification(Base):
-    """A message owed to Slack about an insight: the outbox row.
+    """A step owed to Slack about an insight: the outbox row (see `notify.outbox`).
 
-    `status` is pending → sending → sent, or failed (with `error`). `sending` rows are
-    reconciled against the channel after a crash before they are ever sent again.
+    `status` is pending → sending → sent, or failed or skipped (with `error`). A `sending`
+    row's outcome is unknown: it is reconciled against the channel before it is ever sent
+    again. `error` also says why an undelivered row is waiting.
     """
 
     __tablename__ = "notifications"
@@ -25,7 +26,7 @@ class Notification(Base):
         ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
     )
     insight_id: Mapped[int] = mapped_column(ForeignKey("insights.id", ondelete="CASCADE"))
-    purpose: Mapped[str] = mapped_column(String(16))  # alert | update | resolution
+    purpose: Mapped[str] = mapped_column(String(16))  # alert | chart | update | resolution
     sequence: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -48,7 +49,8 @@ class SlackConnection(Base):
     )
     method: Mapped[str] = mapped_column(String(10))  # oauth | token
     bot_token: Mapped[str] = mapped_column(String(300))
-    channel: Mapped[str] = mapped_column(String(100))
+    channel: Mapped[str] = mapped_column(String(100))  # Slack's channel id (C…)
+    channel_name: Mapped[str | None] = mapped_column(String(100), default=None)
     team_id: Mapped[str | None] = mapped_column(String(50), default=None)
     team_name: Mapped[str | None] = mapped_column(String(200), default=None)
     app_id: Mapped[str | None] = mapped_column(String(50), default=None)
@@ -57,6 +59,8 @@ class SlackConnection(Base):
     scopes: Mapped[str | None] = mapped_column(String(500), default=None)
     installed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     error: Mapped[str | None] = mapped_column(Text, default=None)
+    # Rate-limited or unreachable: nothing is sent to this workspace before then.
+    paused_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
 class SlackOAuthState(Base):

@@ -29,6 +29,7 @@ class SlackInstallation:
     bot_id: str | None
     scopes: tuple[str, ...]
     incoming_webhook_channel_id: str | None
+    incoming_webhook_channel: str | None = None
 
 
 def authorize_url(client_id: str, redirect_uri: str, state: str) -> str:
@@ -64,4 +65,5 @@ def exchange_code(
         bot_id=identity.get("bot_id"),
         scopes=tuple((access.get("scope") or "").split(",")),
         incoming_webhook_channel_id=webhook.get("channel_id"),
+        incoming_webhook_channel=webhook.get("channel"),
     )

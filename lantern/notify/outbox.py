@@ -1,36 +1,54 @@
-"""The outbox: each notification reaches Slack once, and a crash never sends it twice.
+"""The outbox: each notification reaches Slack exactly once, per workspace, under every fault.
 
-The guarantee. A notification is claimed (`sending`, committed) before the Slack call
-and recorded (`sent`, with the message ts) after it. Every alert carries the
-notification's id in its Slack message metadata. If the process dies between the call
-and the record, the next flush finds the row still `sending` and, before anything is
-sent again, looks for a message with that id in the channel's recent history: found,
-the row is recorded as sent; not found, it is sent. So a message is posted at most
-once unless Slack loses track of one it accepted, and at least once unless Slack
-refuses it for good (revoked token, missing channel), which marks the row `failed` with
-the reason for the dashboard. Transient failures (429 after its Retry-After retries,
-5xx, timeouts) back off and try again, up to MAX_ATTEMPTS.
+A row is one step owed to Slack: an alert, its chart (shared into the alert's thread
+once the alert is recorded), an update or a resolution (replies in that thread).
+
+Exactly once. A row is claimed (`sending`, committed) before the Slack call and recorded
+(`sent`, with the ts) after it. Every message carries the row's id in its metadata, and
+every chart the row's id in its file name. When the outcome is unknown - Slack answered
+5xx or did not answer in time, or the process died between the call and the record - the
+row stays `sending`, and before anything is sent again the channel is read
+(`conversations.history` for alerts, `conversations.replies` of the alert's thread for
+replies and charts): found, the row is recorded as sent; not found, it is sent. Nothing
+is ever sent blindly twice; slack-sdk's own retries are off (see `notify.slack`).
+
+Per workspace. Each workspace is flushed on its own thread, and every failure stays with
+its row or its workspace: a reconcile that fails, a revoked token, a missing channel, a
+rate limit (`Retry-After` becomes the workspace's `paused_until`, nobody sleeps), a
+timeout. The row keeps the reason in `error` and a `next_attempt_at` with backoff; the
+workspace's connection keeps what needs a person in `error`; Settings and
+`GET /api/v1/slack` show both while they last (`connection.connection_status`). A row
+is given up (`failed`) only when Slack refuses that message itself, or after
+MAX_ATTEMPTS; reconnecting Slack puts a workspace's recent failed rows back in line.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from lantern.config import Settings
 from lantern.db.session import session_scope
-from lantern.notify.message import build_message
+from lantern.notify.base import Notifier
 from lantern.notify.models import Notification, SlackConnection
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 8
+MAX_ATTEMPTS = 20  # with the backoff below: about fifteen hours of trying
+# How far back a reconcile looks before the row was queued (clocks differ).
 RECONCILE_MARGIN = timedelta(minutes=5)
+# Rows of a workspace without Slack wait this long for it to be connected.
+HOLD = timedelta(days=7)
+# Workspaces flushed at once; each has its own thread, so one slow Slack delays no other.
+WORKSPACE_THREADS = 8
+UNDELIVERED = ("pending", "sending")
+NOT_CONNECTED = "Slack is not connected for this workspace: waiting for it to be connected"
 
 
 @dataclass
@@ -43,53 +61,67 @@ class FlushResult:
     reconciled: int = 0
     skipped: int = 0
 
+    def add(self, other: FlushResult) -> None:
+        for item in fields(self):
+            setattr(self, item.name, getattr(self, item.name) + getattr(other, item.name))
 
-NotifierFactory = Callable[[str, Settings], object]
+
+NotifierFactory = Callable[[str, Settings], Notifier]
+AfterSend = Callable[[Notification], None]
 
 
-def _notifier(token: str, settings: Settings) -> object:
+def _notifier(token: str, settings: Settings) -> Notifier:
     from lantern.notify.slack import SlackNotifier
 
     return SlackNotifier(token, base_url=settings.slack_base_url)
 
 
-def _backoff(attempts: int) -> timedelta:
-    return timedelta(minutes=min(60, 2 ** max(0, attempts - 1)))
+def backoff(attempts: int) -> timedelta:
+    """The wait after the `attempts`-th failed try: 1, 2, 4 … minutes, at most an hour."""
+    return timedelta(minutes=min(60, 2 ** max(0, min(attempts, 7) - 1)))
 
 
-def _reconcile(
-    engine: Engine, settings: Settings, factory: NotifierFactory, result: FlushResult
-) -> None:
-    """Rows left `sending` by a crash: recorded if Slack has the message, else sent again."""
+def _hold_unconnected(engine: Engine, now: datetime) -> int:
+    """Rows of workspaces without Slack wait, saying so; past HOLD they are dropped."""
+    connected = exists().where(SlackConnection.workspace_id == Notification.workspace_id)
     with session_scope(engine) as session:
-        stuck = session.scalars(select(Notification).where(Notification.status == "sending")).all()
-        for row in stuck:
-            connection = session.get(SlackConnection, row.workspace_id)
-            found = None
-            if connection is not None and row.channel:
-                notifier = factory(connection.bot_token, settings)
-                since = (row.sending_since or row.created_at) - RECONCILE_MARGIN
-                found = notifier.find_sent(  # type: ignore[attr-defined]
-                    channel=row.channel, notification_id=row.id, since=since
+        session.execute(
+            update(Notification)
+            .where(
+                Notification.status.in_(UNDELIVERED),
+                ~connected,
+                Notification.error.is_(None),
+            )
+            .values(error=NOT_CONNECTED)
+        )
+        dropped = session.execute(
+            update(Notification)
+            .where(
+                Notification.status.in_(UNDELIVERED),
+                ~connected,
+                Notification.created_at < now - HOLD,
+            )
+            .values(status="skipped", error="not sent: Slack was not connected within a week")
+        )
+    return int(dropped.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _due_workspaces(engine: Engine, now: datetime) -> list[int]:
+    awake = or_(SlackConnection.paused_until.is_(None), SlackConnection.paused_until <= now)
+    with session_scope(engine) as session:
+        return list(
+            session.scalars(
+                select(Notification.workspace_id)
+                .join(SlackConnection, SlackConnection.workspace_id == Notification.workspace_id)
+                .where(
+                    Notification.status.in_(UNDELIVERED),
+                    Notification.next_attempt_at <= now,
+                    awake,
                 )
-            if found is not None:
-                row.status, row.ts, row.sent_at = "sent", found, row.sending_since
-                result.reconciled += 1
-            else:
-                row.status = "pending"
-
-
-def _thread_of(session: Session, row: Notification) -> tuple[str | None, str | None]:
-    """(ts of the insight's alert, its status) for replies."""
-    alert = session.scalars(
-        select(Notification)
-        .where(Notification.insight_id == row.insight_id, Notification.purpose == "alert")
-        .order_by(Notification.id)
-        .limit(1)
-    ).first()
-    if alert is None:
-        return None, None
-    return alert.ts, alert.status
+                .distinct()
+                .order_by(Notification.workspace_id)
+            ).all()
+        )
 
 
 def flush_outbox(
@@ -98,107 +130,66 @@ def flush_outbox(
     *,
     now: datetime,
     notifier_factory: NotifierFactory = _notifier,
-    after_send: Callable[[Notification], None] | None = None,
+    after_send: AfterSend | None = None,
 ) -> FlushResult:
-    """Send every due notification, oldest first; `after_send` is a test hook for crashes."""
-    from lantern.notify.base import PermanentNotifyError, TransientNotifyError
+    """Deliver every due row, each workspace on its own; `after_send` is a test hook for crashes."""
+    from lantern.notify.delivery import flush_workspace
 
-    result = FlushResult()
-    _reconcile(engine, settings, notifier_factory, result)
-    with session_scope(engine) as session:
-        due = session.scalars(
-            select(Notification.id)
-            .where(Notification.status == "pending", Notification.next_attempt_at <= now)
-            .order_by(Notification.id)
-        ).all()
-    for notification_id in due:
-        with session_scope(engine) as session:
-            row = session.get(Notification, notification_id)
-            if row is None or row.status != "pending":
-                continue
-            connection = session.get(SlackConnection, row.workspace_id)
-            if connection is None or not connection.channel:
-                row.status, row.error = "skipped", "Slack is not connected for this workspace"
-                result.skipped += 1
-                continue
-            thread_ts = None
-            if row.purpose != "alert":
-                thread_ts, alert_status = _thread_of(session, row)
-                if alert_status in ("pending", "sending"):
-                    continue  # the alert goes first; the reply waits for its thread
-                if thread_ts is None:
-                    row.status, row.error = "skipped", "the alert for this insight was not sent"
-                    result.skipped += 1
-                    continue
-            message, chart = build_message(
-                session, row, settings, with_chart=row.purpose == "alert"
-            )
-            token, channel = connection.bot_token, connection.channel
-            row.status, row.sending_since, row.channel = "sending", now, channel
-            row.attempts += 1
-        notifier = notifier_factory(token, settings)
+    result = FlushResult(skipped=_hold_unconnected(engine, now))
+    workspaces = _due_workspaces(engine, now)
+
+    def one(workspace_id: int) -> FlushResult:
         try:
-            if thread_ts is None:
-                sent = notifier.send_alert(  # type: ignore[attr-defined]
-                    message, chart, channel=channel, notification_id=notification_id
-                )
-            else:
-                sent = notifier.send_reply(  # type: ignore[attr-defined]
-                    message, channel=channel, thread_ts=thread_ts, notification_id=notification_id
-                )
-        except PermanentNotifyError as exc:
-            _finish(engine, notification_id, status="failed", error=str(exc), connection_error=True)
-            result.failed += 1
-            continue
-        except TransientNotifyError as exc:
-            _retry_later(engine, notification_id, error=str(exc), now=now)
-            result.retrying += 1
-            continue
-        if after_send is not None:
-            with session_scope(engine) as session:
-                stored = session.get(Notification, notification_id)
-                assert stored is not None
-                after_send(stored)
-        _finish(engine, notification_id, status="sent", ts=sent.ts, sent_at=now)
-        result.sent += 1
+            return flush_workspace(
+                engine,
+                settings,
+                workspace_id=workspace_id,
+                now=now,
+                notifier_factory=notifier_factory,
+                after_send=after_send,
+            )
+        except Exception:  # never lets one workspace stop the others
+            log.exception("flushing the outbox of workspace %s failed", workspace_id)
+            return FlushResult()
+
+    if len(workspaces) <= 1:
+        outcomes = [one(w) for w in workspaces]
+    else:
+        with ThreadPoolExecutor(
+            max_workers=min(WORKSPACE_THREADS, len(workspaces)), thread_name_prefix="outbox"
+        ) as pool:
+            outcomes = list(pool.map(one, workspaces))
+    for outcome in outcomes:
+        result.add(outcome)
     return result
 
 
-def _finish(
-    engine: Engine,
-    notification_id: int,
-    *,
-    status: str,
-    error: str | None = None,
-    ts: str | None = None,
-    sent_at: datetime | None = None,
-    connection_error: bool = False,
-) -> None:
-    with session_scope(engine) as session:
-        row = session.get(Notification, notification_id)
-        assert row is not None
-        row.status, row.error, row.ts, row.sent_at = status, error, ts, sent_at
-        if connection_error:
-            connection = session.get(SlackConnection, row.workspace_id)
-            if connection is not None:
-                connection.error = error
-        if status == "failed":
-            log.warning("notification %s failed: %s", notification_id, error)
+def requeue_after_reconnect(session: Session, *, workspace_id: int, now: datetime) -> int:
+    """Put a workspace's undelivered and recently failed rows back in line, due now.
 
-
-def _retry_later(engine: Engine, notification_id: int, *, error: str, now: datetime) -> None:
-    with session_scope(engine) as session:
-        row = session.get(Notification, notification_id)
-        assert row is not None
-        row.error = error
-        if row.attempts >= MAX_ATTEMPTS:
-            row.status = "failed"
-            log.warning(
-                "notification %s gave up after %s attempts: %s",
-                notification_id,
-                row.attempts,
-                error,
-            )
-        else:
-            row.status = "pending"
-            row.next_attempt_at = now + _backoff(row.attempts)
+    A row that ever reached Slack's door goes back as `sending`, so it is reconciled
+    before it can be posted again.
+    """
+    session.execute(
+        update(SlackConnection)
+        .where(SlackConnection.workspace_id == workspace_id)
+        .values(paused_until=None, error=None)
+    )
+    rows = session.scalars(
+        select(Notification).where(
+            Notification.workspace_id == workspace_id,
+            or_(
+                Notification.status.in_(UNDELIVERED),
+                (Notification.status == "failed") & (Notification.created_at >= now - HOLD),
+            ),
+        )
+    ).all()
+    for row in rows:
+        if row.status == "failed":
+            row.status = "sending" if row.attempts else "pending"
+        row.attempts = 0  # a fresh start: the backoff begins again at a minute
+        if row.error == NOT_CONNECTED:
+            row.error = None
+        row.next_attempt_at = now
+    session.flush()
+    return len(rows)

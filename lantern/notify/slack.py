@@ -1,31 +1,45 @@
-"""The one Slack sender: slack-sdk's WebClient with retries, and errors people can act on."""
+"""The one Slack sender: slack-sdk's WebClient, and errors that say what the outbox may do.
+
+The client makes each call once: slack-sdk's retry handlers would post a message again
+after a 5xx or a timeout (when Slack may already have posted it) and would sleep through
+a `Retry-After` inside the job. The outbox decides instead: it reconciles an unknown
+outcome through the message's metadata, and schedules the workspace's next attempt.
+"""
 
 from __future__ import annotations
 
-import contextlib
+import re
 import urllib.error
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, TypeVar
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry import BackoffRetryIntervalCalculator
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-    ServerErrorRetryHandler,
-)
 
-from lantern.notify.base import PermanentNotifyError, SentMessage, TransientNotifyError
+from lantern.notify.base import (
+    PermanentNotifyError,
+    RateLimited,
+    SentMessage,
+    TransientNotifyError,
+    UnknownOutcome,
+    WorkspaceNotifyError,
+)
 from lantern.notify.blocks import alert_blocks, resolution_blocks, test_blocks, update_blocks
 from lantern.notify.types import InsightMessage
 
 METADATA_EVENT = "lantern_notification"
 T = TypeVar("T")
 
-# Slack error codes after which trying again cannot help, with what the person should do.
-PERMANENT = {
+# Slack's channel ids (public C…, private G…, direct D…); channel names are lower case.
+CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
+# Pages of 200 read when looking for a message or a channel: a bounded search.
+MAX_PAGES = 25
+# Seconds to wait when Slack rate-limits without saying how long.
+DEFAULT_RETRY_AFTER = 60.0
+
+# Slack error codes after which nothing reaches the workspace until someone acts.
+WORKSPACE = {
     "token_revoked": "the Slack token was revoked: reconnect Slack in Lantern's settings",
     "invalid_auth": "Slack does not accept the token: reconnect Slack in Lantern's settings",
     "not_authed": "no Slack token was sent: reconnect Slack in Lantern's settings",
@@ -36,51 +50,77 @@ PERMANENT = {
     "not_in_channel": "the Lantern bot is not in the channel: invite it (/invite @Lantern) "
     "or pick another channel",
     "is_archived": "the channel is archived: pick another channel in Lantern's settings",
+}
+# Slack error codes after which this one message cannot be sent.
+MESSAGE = {
     "msg_too_long": "the message was too long for Slack",
     "invalid_blocks": "Slack refused the message layout",
 }
+
+
+def is_channel_id(channel: str) -> bool:
+    """Whether `channel` is a Slack channel id rather than a name."""
+    return bool(CHANNEL_ID.match(channel))
+
+
+def chart_filename(notification_id: int) -> str:
+    """The chart's file name: how a chart shared before a crash is found again."""
+    return f"lantern-chart-{notification_id}.png"
+
+
+def _retry_after(headers: Any) -> float:
+    for name, value in dict(headers or {}).items():
+        if name.lower() == "retry-after":
+            try:
+                return max(1.0, float(value))
+            except (TypeError, ValueError):
+                break
+    return DEFAULT_RETRY_AFTER
 
 
 class SlackNotifier:
     """Sends insights to one Slack workspace with a bot token."""
 
     def __init__(
-        self,
-        token: str,
-        *,
-        base_url: str = "https://slack.com/api/",
-        timeout: int = 15,
-        retries: int = 2,
-        backoff: float = 0.5,
+        self, token: str, *, base_url: str = "https://slack.com/api/", timeout: int = 15
     ) -> None:
-        interval = BackoffRetryIntervalCalculator(backoff_factor=backoff)
-        self.client = WebClient(
-            token=token,
-            base_url=base_url,
-            timeout=timeout,
-            retry_handlers=[
-                ConnectionErrorRetryHandler(max_retry_count=retries, interval_calculator=interval),
-                RateLimitErrorRetryHandler(max_retry_count=retries),
-                ServerErrorRetryHandler(max_retry_count=retries, interval_calculator=interval),
-            ],
-        )
+        # No retry handlers: see the module docstring.
+        self.client = WebClient(token=token, base_url=base_url, timeout=timeout, retry_handlers=[])
 
-    def _call(self, call: Callable[[], T]) -> T:
+    def _call(self, call: Callable[[], T], *, doing: bool = False) -> T:
+        """One call; `doing` when Slack may have acted even if the answer is lost."""
         try:
             return call()
         except SlackApiError as exc:
             status = exc.response.status_code
             code = str(exc.response.get("error", "")) if exc.response.data else ""
-            if status == 429:
-                raise TransientNotifyError("Slack kept rate-limiting Lantern; will retry") from None
+            if status == 429 or code == "ratelimited":
+                wait = _retry_after(exc.response.headers)
+                raise RateLimited(f"Slack asked Lantern to wait {wait:.0f} s", wait) from None
             if status >= 500:
+                if doing:
+                    raise UnknownOutcome(
+                        f"Slack answered {status}; checking whether it was posted before "
+                        "trying again"
+                    ) from None
                 raise TransientNotifyError(f"Slack answered {status}; will retry") from None
-            reason = PERMANENT.get(code)
-            if reason is not None:
-                raise PermanentNotifyError(reason) from None
-            raise PermanentNotifyError(f"Slack refused the message ({code or status})") from None
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-            raise TransientNotifyError(f"Slack could not be reached ({exc}); will retry") from None
+            if code in WORKSPACE:
+                raise WorkspaceNotifyError(WORKSPACE[code], code) from None
+            if code in MESSAGE:
+                raise PermanentNotifyError(MESSAGE[code], code) from None
+            raise PermanentNotifyError(
+                f"Slack refused the message ({code or status})", code or None
+            ) from None
+        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            if isinstance(reason, ConnectionRefusedError) or not doing:
+                raise TransientNotifyError(
+                    f"Slack could not be reached ({reason}); will retry"
+                ) from None
+            raise UnknownOutcome(
+                f"Slack did not answer in time ({reason}); checking whether it was posted "
+                "before trying again"
+            ) from None
 
     def _post(
         self,
@@ -97,40 +137,24 @@ class SlackNotifier:
                 blocks=blocks,
                 thread_ts=thread_ts,
                 unfurl_links=False,
+                unfurl_media=False,
                 metadata={
                     "event_type": METADATA_EVENT,
                     "event_payload": {"notification_id": notification_id},
                 },
-            )
+            ),
+            doing=True,
         )
         return SentMessage(channel=str(response["channel"]), ts=str(response["ts"]))
 
-    def send_alert(
-        self,
-        message: InsightMessage,
-        chart_png: bytes | None,
-        *,
-        channel: str,
-        notification_id: int,
+    def post_alert(
+        self, message: InsightMessage, *, channel: str, notification_id: int
     ) -> SentMessage:
-        """The alert, then its chart in the alert's thread."""
+        """The first message of an episode (its chart is a step of its own)."""
         text, blocks = alert_blocks(message)
-        sent = self._post(channel, text, blocks, notification_id)
-        if chart_png:
-            # The message is out; a failing upload must not make the outbox send it again.
-            with contextlib.suppress(PermanentNotifyError, TransientNotifyError):
-                self._call(
-                    lambda: self.client.files_upload_v2(
-                        channel=sent.channel,
-                        thread_ts=sent.ts,
-                        content=chart_png,
-                        filename=f"lantern-insight-{message.insight_id}.png",
-                        title=f"{message.metric_name}: last 7 days",
-                    )
-                )
-        return sent
+        return self._post(channel, text, blocks, notification_id)
 
-    def send_reply(
+    def post_reply(
         self, message: InsightMessage, *, channel: str, thread_ts: str, notification_id: int
     ) -> SentMessage:
         """An update or the resolution, in the alert's thread."""
@@ -138,37 +162,117 @@ class SlackNotifier:
         text, blocks = builder(message)
         return self._post(channel, text, blocks, notification_id, thread_ts=thread_ts)
 
+    def upload_chart(
+        self, png: bytes, *, channel: str, thread_ts: str, notification_id: int, title: str
+    ) -> SentMessage:
+        """The alert's chart, shared into the alert's thread; the ts is the file's id."""
+        response = self._call(
+            lambda: self.client.files_upload_v2(
+                channel=channel,
+                thread_ts=thread_ts,
+                content=png,
+                filename=chart_filename(notification_id),
+                title=title,
+            ),
+            doing=True,
+        )
+        files = response.get("files") or [{}]
+        return SentMessage(channel=channel, ts=str(files[0].get("id") or ""))
+
+    def _pages(self, call: Callable[[str | None], Any]) -> Iterator[dict[str, Any]]:
+        cursor: str | None = None
+        for _ in range(MAX_PAGES):
+            response = self._call(lambda at=cursor: call(at))  # type: ignore[misc]
+            yield response
+            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                return
+
     def find_sent(
-        self, *, channel: str, notification_id: int, since: datetime, thread_ts: str | None = None
+        self,
+        *,
+        channel: str,
+        notification_id: int,
+        since: datetime,
+        thread_ts: str | None = None,
+        chart: bool = False,
     ) -> str | None:
-        """The ts of a message already carrying this notification's id, if Slack has one."""
+        """The ts (a chart's file id) of what this notification already put in Slack, if any.
+
+        Replies and charts live in the alert's thread, which `conversations.history` does
+        not hold: they are looked for with `conversations.replies`.
+        """
+        oldest = str(since.timestamp())
+        pages: Iterator[dict[str, Any]]
         if thread_ts is not None:
-            response = self._call(
-                lambda: self.client.conversations_replies(
+            pages = self._pages(
+                lambda cursor: self.client.conversations_replies(
                     channel=channel,
                     ts=thread_ts,
-                    oldest=str(since.timestamp()),
+                    oldest=oldest,
                     include_all_metadata=True,
                     limit=200,
+                    cursor=cursor,
                 )
             )
         else:
-            response = self._call(
-                lambda: self.client.conversations_history(
+            pages = self._pages(
+                lambda cursor: self.client.conversations_history(
                     channel=channel,
-                    oldest=str(since.timestamp()),
+                    oldest=oldest,
                     include_all_metadata=True,
                     limit=200,
+                    cursor=cursor,
                 )
             )
-        for item in response.get("messages") or []:
-            metadata = item.get("metadata") or {}
-            payload = metadata.get("event_payload") or {}
-            if (
-                metadata.get("event_type") == METADATA_EVENT
-                and payload.get("notification_id") == notification_id
-            ):
-                return str(item["ts"])
+        name = chart_filename(notification_id)
+        for page in pages:
+            for item in page.get("messages") or []:
+                if chart:
+                    for shared in item.get("files") or []:
+                        if shared.get("name") == name:
+                            return str(shared.get("id"))
+                    continue
+                metadata = item.get("metadata") or {}
+                payload = metadata.get("event_payload") or {}
+                if (
+                    metadata.get("event_type") == METADATA_EVENT
+                    and payload.get("notification_id") == notification_id
+                ):
+                    return str(item["ts"])
+        return None
+
+    def resolve_channel(self, channel: str) -> tuple[str, str]:
+        """(id, name) of a channel given by id or by name, as Slack knows it."""
+        channel = channel.strip().lstrip("#")
+        if is_channel_id(channel):
+            answer = self._call(lambda: self.client.conversations_info(channel=channel))
+            info = answer.get("channel") or {}
+            return str(info.get("id") or channel), str(info.get("name") or channel)
+        wanted = channel.lower()
+        try:
+            found = self._find_channel(wanted, "public_channel,private_channel")
+        except WorkspaceNotifyError as exc:
+            if exc.code != "missing_scope":
+                raise
+            # Private channels need groups:read, which a pasted bot token may not have.
+            found = self._find_channel(wanted, "public_channel")
+        if found is not None:
+            return found
+        raise WorkspaceNotifyError(
+            f"Slack has no channel #{channel} that Lantern's bot can see: check the name, "
+            "invite the bot to a private channel, or paste the channel's id (C…)"
+        )
+
+    def _find_channel(self, wanted: str, types: str) -> tuple[str, str] | None:
+        for page in self._pages(
+            lambda cursor: self.client.conversations_list(
+                types=types, exclude_archived=True, limit=200, cursor=cursor
+            )
+        ):
+            for item in page.get("channels") or []:
+                if str(item.get("name", "")).lower() == wanted:
+                    return str(item["id"]), str(item["name"])
         return None
 
     def send_test(self, channel: str) -> SentMessage:

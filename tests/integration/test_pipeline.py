@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -14,9 +14,9 @@ from lantern.config import Settings
 from lantern.db import session_scope
 from lantern.insights.models import DetectionRun, Insight, MetricWatch
 from lantern.metrics.models import Metric
-from lantern.metrics.service import epoch_hour
+from lantern.metrics.service import epoch_hour, hour_index
 from lantern.notify.models import Notification
-from lantern.pipeline import due_hours, run_due_hours, run_hour
+from lantern.pipeline import _claim, due_hours, run_due_hours, run_hour
 from tests.factories import history_events, import_events, make_source
 
 DAYS = 10
@@ -72,6 +72,80 @@ def test_an_outage_in_the_last_hours_opens_one_insight_and_queues_its_alert(
         )
     # Checkout and the total of track calls dropped together: one story, one alert.
     assert alerts == 1
+
+
+def alerts_of(engine: Engine, workspace_id: int) -> int:
+    with session_scope(engine) as session:
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(Notification)
+                .where(Notification.workspace_id == workspace_id, Notification.purpose == "alert")
+            )
+            or 0
+        )
+
+
+def outage_history(client: TestClient, engine: Engine) -> tuple[int, int, int]:
+    """A source whose Checkout goes silent for its last four hours: (source, workspace, last)."""
+    src = make_source(engine)
+    broken = rhythm_counts(recent_end(), peak=120, seed=1)
+    broken.iloc[-4:] = 0
+    import_events(client, src.key, history_events(broken, event="Checkout"))
+    return src.id, src.workspace_id, epoch_hour(broken.index[-1])
+
+
+def test_an_alert_is_queued_when_the_pass_of_the_hour_its_episode_opened_died(
+    fresh_client: TestClient, fresh_engine: Engine, settings: Settings
+) -> None:
+    source_id, workspace_id, last = outage_history(fresh_client, fresh_engine)
+    run_hour(fresh_engine, settings, hour=last - 5, worker="before")
+    began = datetime.now(UTC)
+    for hour in range(last - 4, last):
+        assert _claim(fresh_engine, hour, "died", began)  # claimed, then the process died
+    run_hour(fresh_engine, settings, hour=last, worker="after")
+    with session_scope(fresh_engine) as session:
+        opened = session.scalars(
+            select(Insight.detected_at)
+            .join(Metric, Metric.id == Insight.metric_id)
+            .where(Metric.source_id == source_id, Insight.parent_id.is_(None))
+        ).all()
+    assert alerts_of(fresh_engine, workspace_id) == 1
+    # The episode opened in an hour whose pass died; the next pass recorded it.
+    assert len(opened) == 1 and opened[0] < hour_index(last)
+
+
+def test_a_claimed_hour_whose_pass_died_is_run_again_later_scoring_nothing_twice(
+    fresh_client: TestClient, fresh_engine: Engine, settings: Settings
+) -> None:
+    source_id, workspace_id, last = outage_history(fresh_client, fresh_engine)
+    run_hour(fresh_engine, settings, hour=last - 5, worker="before")
+    run_hour(fresh_engine, settings, hour=last - 4, worker="died after scoring")
+    with session_scope(fresh_engine) as session:
+        run = session.get(DetectionRun, last - 4)
+        assert run is not None
+        run.finished_at = None  # it scored its metrics, then died before finishing
+    began = datetime.now(UTC)
+    for hour in range(last - 3, last + 1):
+        assert _claim(fresh_engine, hour, "died", began)
+    tick = began + timedelta(hours=1)
+    done = run_due_hours(fresh_engine, settings, now=tick, worker="later")
+    again = run_due_hours(fresh_engine, settings, now=tick, worker="later")
+    with session_scope(fresh_engine) as session:
+        unfinished = session.scalars(
+            select(DetectionRun.hour).where(DetectionRun.finished_at.is_(None))
+        ).all()
+        outages = session.scalars(
+            select(Insight.id)
+            .join(Metric, Metric.id == Insight.metric_id)
+            .where(Metric.source_id == source_id, Metric.name == "Checkout")
+        ).all()
+    assert [r.hour for r in done][:5] == list(range(last - 4, last + 1))
+    assert done[0].metrics == 0  # what the dead pass scored is not scored again
+    assert done[1].metrics > 0
+    assert unfinished == [] and again == []
+    assert len(outages) == 1  # one episode, one insight
+    assert alerts_of(fresh_engine, workspace_id) == 1
 
 
 def test_two_workers_never_score_the_same_hour_twice(

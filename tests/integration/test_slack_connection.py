@@ -104,9 +104,32 @@ def test_a_pasted_token_is_checked_and_a_test_message_reaches_the_channel(
         )
         send_test_message(session, workspace_id=src.workspace_id, settings=oauth_settings)
         status = connection_status(session, workspace_id=src.workspace_id, settings=oauth_settings)
-    assert status["connected"] and status["channel"] == "alerts"
+    assert status["connected"] and (status["channel"], status["channel_name"]) == (
+        "C0ALERTS",
+        "alerts",
+    )
     assert status["team_name"] == "Acme"
     assert "connected" in fake_slack.top_level()[0]["text"]
+
+
+def test_a_channel_slack_cannot_find_is_refused_when_connecting_saying_how_to_fix_it(
+    engine: Engine, oauth_settings: Settings, fake_slack: FakeSlack
+) -> None:
+    from lantern.api.app import create_app
+
+    src = make_source(engine)
+    auth = {"Authorization": f"Bearer {src.token}"}
+    with TestClient(create_app(oauth_settings, engine)) as client:
+        put = client.put(
+            "/api/v1/slack/token",
+            headers=auth,
+            json={"bot_token": GOOD_TOKEN, "channel": "#no-such-channel"},
+        )
+        status = client.get("/api/v1/slack", headers=auth).json()
+    assert put.status_code == 400
+    assert "no channel #no-such-channel" in put.json()["detail"]
+    assert "channel's id" in put.json()["detail"]
+    assert status["connected"] is False
 
 
 def test_the_api_connects_slack_for_a_token_holder_and_only_their_workspace(
@@ -138,7 +161,7 @@ def test_the_api_connects_slack_for_a_token_holder_and_only_their_workspace(
     assert install.endswith("redirect_uri=http://127.0.0.1:8000/slack/oauth/callback")
     assert bad.status_code == 400 and "xoxb-" in bad.json()["detail"]
     assert extra.status_code == 422
-    assert put.status_code == 200 and put.json()["channel"] == "alerts"
+    assert put.status_code == 200 and put.json()["channel"] == "C0ALERTS"
     assert tested.status_code == 204
     assert len(fake_slack.top_level()) == 1
     assert other["connected"] is False

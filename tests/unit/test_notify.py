@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import base64
+import json
 import struct
-import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from lantern.notify.base import PermanentNotifyError, TransientNotifyError
-from lantern.notify.blocks import alert_blocks, headline, resolution_blocks
+from lantern.notify.base import (
+    RateLimited,
+    TransientNotifyError,
+    UnknownOutcome,
+    WorkspaceNotifyError,
+)
+from lantern.notify.blocks import alert_blocks, headline, resolution_blocks, update_blocks
 from lantern.notify.chart import render_chart
 from lantern.notify.oauth import authorize_url, exchange_code
 from lantern.notify.slack import SlackNotifier
@@ -56,8 +64,8 @@ def chart_png() -> bytes:
     return render_chart(data, "Signed Up (track event, web)")
 
 
-def notifier(fake: FakeSlack, token: str = GOOD_TOKEN) -> SlackNotifier:
-    return SlackNotifier(token, base_url=fake.api_url, backoff=0.05)
+def notifier(fake: FakeSlack, token: str = GOOD_TOKEN, timeout: int = 15) -> SlackNotifier:
+    return SlackNotifier(token, base_url=fake.api_url, timeout=timeout)
 
 
 def test_the_alert_says_what_moved_how_much_against_what_and_since_when() -> None:
@@ -103,70 +111,107 @@ def test_the_chart_is_a_png_of_readable_size() -> None:
     assert (width, height) == (800, 320)
 
 
-def test_an_alert_is_one_message_with_its_chart_uploaded_into_its_thread(
+def test_an_alert_is_one_message_and_its_chart_is_shared_into_its_thread(
     fake_slack: FakeSlack,
 ) -> None:
-    sent = notifier(fake_slack).send_alert(
-        MESSAGE, chart_png(), channel="#alerts", notification_id=11
+    slack = notifier(fake_slack)
+    sent = slack.post_alert(MESSAGE, channel="C0ALERTS", notification_id=11)
+    chart = slack.upload_chart(
+        chart_png(), channel=sent.channel, thread_ts=sent.ts, notification_id=12, title="t"
     )
     assert [m["ts"] for m in fake_slack.top_level()] == [sent.ts]
     assert sent.channel == "C0ALERTS"
     assert fake_slack.top_level()[0]["metadata"]["event_payload"] == {"notification_id": 11}
-    assert len(fake_slack.calls("files.getUploadURLExternal")) == 1
     assert len(fake_slack.uploads) == 1
     assert next(iter(fake_slack.uploads.values()))[:4] == b"\x89PNG"
-    completed = fake_slack.completed[0]
-    assert (completed["channel_id"], completed["thread_ts"]) == ("C0ALERTS", sent.ts)
+    [shared] = fake_slack.charts(sent.ts)
+    assert (shared["id"], shared["name"]) == (chart.ts, "lantern-chart-12.png")
 
 
 def test_a_reply_goes_into_the_alerts_thread(fake_slack: FakeSlack) -> None:
     slack = notifier(fake_slack)
-    sent = slack.send_alert(MESSAGE, None, channel="alerts", notification_id=1)
-    reply = slack.send_reply(MESSAGE, channel=sent.channel, thread_ts=sent.ts, notification_id=2)
+    sent = slack.post_alert(MESSAGE, channel="C0ALERTS", notification_id=1)
+    reply = slack.post_reply(MESSAGE, channel=sent.channel, thread_ts=sent.ts, notification_id=2)
     assert [m["ts"] for m in fake_slack.replies(sent.ts)] == [reply.ts]
 
 
-def test_a_rate_limit_is_waited_out_as_retry_after_says(fake_slack: FakeSlack) -> None:
+def test_a_rate_limit_is_reported_with_its_retry_after_and_never_slept_through(
+    fake_slack: FakeSlack,
+) -> None:
     fake_slack.script(
-        "chat.postMessage", Answer(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "1"})
+        "chat.postMessage",
+        Answer(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "12"}),
     )
-    began = time.monotonic()
-    notifier(fake_slack).send_test("alerts")
-    assert time.monotonic() - began >= 1.0
-    assert len(fake_slack.calls("chat.postMessage")) == 2
+    with pytest.raises(RateLimited, match="wait 12 s") as raised:
+        notifier(fake_slack).send_test("C0ALERTS")
+    assert raised.value.retry_after == 12
+    assert len(fake_slack.calls("chat.postMessage")) == 1
+    assert fake_slack.top_level() == []
+
+
+def test_a_server_error_on_a_post_is_an_unknown_outcome_and_is_not_retried_blindly(
+    fake_slack: FakeSlack,
+) -> None:
+    fake_slack.script("chat.postMessage", Answer(500, {"ok": False}, store=True))
+    with pytest.raises(UnknownOutcome, match="500"):
+        notifier(fake_slack).post_alert(MESSAGE, channel="C0ALERTS", notification_id=3)
+    assert len(fake_slack.calls("chat.postMessage")) == 1
     assert len(fake_slack.top_level()) == 1
 
 
-def test_server_errors_are_retried_then_reported_as_transient(fake_slack: FakeSlack) -> None:
-    fake_slack.script("chat.postMessage", Answer(500, {"ok": False}), Answer(503, {"ok": False}))
-    notifier(fake_slack).send_test("alerts")
-    assert len(fake_slack.top_level()) == 1
-    fake_slack.script("chat.postMessage", *[Answer(500, {"ok": False})] * 3)
-    with pytest.raises(TransientNotifyError, match="500"):
-        notifier(fake_slack).send_test("alerts")
+def test_a_server_error_on_a_read_is_only_transient(fake_slack: FakeSlack) -> None:
+    fake_slack.script("conversations.history", Answer(503, {"ok": False}))
+    since = datetime.now(UTC) - timedelta(minutes=5)
+    with pytest.raises(TransientNotifyError) as raised:
+        notifier(fake_slack).find_sent(channel="C0ALERTS", notification_id=1, since=since)
+    assert not isinstance(raised.value, UnknownOutcome)
 
 
 @pytest.mark.parametrize(
     ("setup", "words"),
     [("channel", "channel was not found"), ("revoked", "token was revoked")],
 )
-def test_permanent_refusals_are_not_retried_and_say_what_to_do(
+def test_refusals_that_need_a_person_are_not_retried_and_say_what_to_do(
     fake_slack: FakeSlack, setup: str, words: str
 ) -> None:
     if setup == "revoked":
         fake_slack.revoked.add(GOOD_TOKEN)
     channel = "nowhere" if setup == "channel" else "alerts"
-    with pytest.raises(PermanentNotifyError, match=words):
+    with pytest.raises(WorkspaceNotifyError, match=words):
         notifier(fake_slack).send_test(channel)
     assert len(fake_slack.calls("chat.postMessage")) == 1
 
 
-def test_a_message_sent_before_a_crash_is_found_again_by_its_id(fake_slack: FakeSlack) -> None:
+def test_a_message_and_a_reply_sent_before_a_crash_are_found_again_by_their_ids(
+    fake_slack: FakeSlack,
+) -> None:
     slack = notifier(fake_slack)
-    sent = slack.send_alert(MESSAGE, None, channel="alerts", notification_id=41)
+    sent = slack.post_alert(MESSAGE, channel="C0ALERTS", notification_id=41)
+    reply = slack.post_reply(MESSAGE, channel="C0ALERTS", thread_ts=sent.ts, notification_id=43)
     since = datetime.now(UTC) - timedelta(minutes=5)
     assert slack.find_sent(channel="C0ALERTS", notification_id=41, since=since) == sent.ts
     assert slack.find_sent(channel="C0ALERTS", notification_id=42, since=since) is None
+    # conversations.history holds no thread replies: a reply is found in its thread.
+    assert slack.find_sent(channel="C0ALERTS", notification_id=43, since=since) is None
+    found = slack.find_sent(channel="C0ALERTS", notification_id=43, since=since, thread_ts=sent.ts)
+    assert found == reply.ts
+
+
+def test_a_channel_name_is_resolved_to_its_id_across_pages_and_an_unknown_one_is_explained(
+    fake_slack: FakeSlack,
+) -> None:
+    slack = notifier(fake_slack)
+    assert slack.resolve_channel("#general") == ("C0GENERAL", "general")
+    assert slack.resolve_channel("C0ALERTS") == ("C0ALERTS", "alerts")
+    with pytest.raises(WorkspaceNotifyError, match="no channel #nowhere"):
+        slack.resolve_channel("nowhere")
+
+
+def test_a_token_that_cannot_read_private_channels_still_finds_a_public_one_by_name(
+    fake_slack: FakeSlack,
+) -> None:
+    fake_slack.without_groups_read.add(GOOD_TOKEN)
+    assert notifier(fake_slack).resolve_channel("alerts") == ("C0ALERTS", "alerts")
 
 
 def test_add_to_slack_exchanges_the_code_with_basic_auth_and_learns_the_bot(
@@ -194,12 +239,76 @@ def test_add_to_slack_exchanges_the_code_with_basic_auth_and_learns_the_bot(
     assert installation.incoming_webhook_channel_id == "C0ALERTS"
 
 
-def test_a_slack_that_does_not_answer_in_time_is_a_transient_failure(
+def test_a_slack_that_does_not_answer_in_time_is_an_unknown_outcome_for_a_post(
     fake_slack: FakeSlack,
 ) -> None:
-    fake_slack.script("chat.postMessage", *[Answer(delay=2.5)] * 3)
-    slow = SlackNotifier(
-        GOOD_TOKEN, base_url=fake_slack.api_url, timeout=1, retries=1, backoff=0.05
+    fake_slack.script("chat.postMessage", Answer(delay=2.5, store=True))
+    with pytest.raises(UnknownOutcome, match="did not answer in time"):
+        notifier(fake_slack, timeout=1).send_test("C0ALERTS")
+    fake_slack.settle()
+    assert len(fake_slack.calls("chat.postMessage")) == 1
+
+
+HOSTILE = "<!channel> *bold* <https://evil.example|click here> & _it_ ~gone~ `code`"
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+
+
+def hostile_message() -> InsightMessage:
+    return InsightMessage(
+        **{
+            **MESSAGE.__dict__,
+            "metric_name": HOSTILE,
+            "source_name": "<@U0BOSS> *src*",
+            "causes": (FlagChangeCause("`x` <!here>", 1, 2, START),),
+            "related": (f"{HOSTILE} (track event) up 20%",),
+            "status": "resolved",
+            "ended_at": START + timedelta(hours=3),
+        }
     )
-    with pytest.raises(TransientNotifyError, match="could not be reached"):
-        slow.send_test("alerts")
+
+
+def mrkdwn_texts(text: str, blocks: list[dict[str, Any]]) -> list[str]:
+    """The fallback text and every mrkdwn text object of a message."""
+    found = [text]
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "mrkdwn":
+                found.append(node["text"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(blocks)
+    return found
+
+
+@pytest.mark.parametrize("builder", [alert_blocks, update_blocks, resolution_blocks])
+def test_names_people_chose_can_neither_ping_link_nor_format_in_slack(
+    builder: Callable[[InsightMessage], tuple[str, list[dict[str, Any]]]],
+) -> None:
+    texts = mrkdwn_texts(*builder(hostile_message()))
+    joined = "\n".join(texts)
+    assert "<!" not in joined and "<@" not in joined and "<http" not in joined
+    assert "&lt;!channel&gt;" in joined
+    assert "*bold*" not in joined and "_it_" not in joined and "~gone~" not in joined
+    assert "`code`" not in joined
+    assert all(t.count("&") == t.count("&amp;") + t.count("&lt;") + t.count("&gt;") for t in texts)
+
+
+def test_a_name_with_underscores_inside_reads_as_written() -> None:
+    message = InsightMessage(**{**MESSAGE.__dict__, "metric_name": "order_completed"})
+    text, _ = alert_blocks(message)
+    assert "order_completed" in text
+
+
+@pytest.mark.parametrize("builder", [alert_blocks, update_blocks, resolution_blocks])
+def test_messages_with_hostile_names_match_their_snapshot(
+    builder: Callable[[InsightMessage], tuple[str, list[dict[str, Any]]]],
+) -> None:
+    text, blocks = builder(hostile_message())
+    snapshot = SNAPSHOTS / f"{builder.__name__}_hostile.json"
+    built = json.dumps({"text": text, "blocks": blocks}, indent=2, ensure_ascii=False) + "\n"
+    assert built == snapshot.read_text(encoding="utf-8")

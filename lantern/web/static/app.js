@@ -579,7 +579,7 @@ async function settingsPage() {
     } }, "Send a test message");
     fill(slackBox, 
       state.connected
-        ? h("p", {}, "Connected", state.team_name ? ` to ${state.team_name}` : "", state.channel ? `, posting to ${state.channel}` : "", ". ")
+        ? h("p", {}, "Connected", state.team_name ? ` to ${state.team_name}` : "", state.channel ? `, posting to ${state.channel_name ? "#" + state.channel_name : state.channel}` : "", ". ")
         : h("p", { class: "muted" }, "Not connected yet."),
       message ? h("div", { class: "ok" }, message) : null,
       state.error ? h("div", { class: "error" }, state.error) : null,

@@ -1,0 +1,82 @@
+"""The Settings page's Slack card in a real browser: where delivery problems show."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, expect, sync_playwright
+from sqlalchemy import Engine
+
+from lantern.accounts.service import create_user
+from lantern.config import Settings
+from lantern.db import session_scope
+from lantern.notify.connection import connect_with_token
+from lantern.notify.outbox import flush_outbox
+from lantern.workspaces.service import get_or_create_workspace
+from tests.e2e.conftest import start_server
+from tests.factories import make_insight, make_source
+from tests.fakeslack import GOOD_TOKEN, Answer, FakeSlack
+
+CHROMIUM = "/usr/bin/chromium"
+PASSWORD = "lantern-browser-test"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield launched
+        launched.close()
+
+
+def test_settings_show_why_an_alert_is_waiting_and_clear_once_it_is_delivered(
+    browser: Browser, engine: Engine, database_url: str, tmp_path: Path, fake_slack: FakeSlack
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path, database_url=database_url, slack_base_url=fake_slack.api_url
+    )
+    name = f"web-{uuid.uuid4().hex[:10]}"
+    email = f"{name}@example.com"
+    with session_scope(engine) as session:
+        workspace = get_or_create_workspace(session, name=name)
+        create_user(session, workspace=workspace, email=email, password=PASSWORD)
+    src = make_source(engine, workspace=name)
+    with session_scope(engine) as session:
+        connect_with_token(
+            session,
+            workspace_id=src.workspace_id,
+            bot_token=GOOD_TOKEN,
+            channel="#alerts",
+            settings=settings,
+        )
+    make_insight(engine, src)
+    fake_slack.script("chat.postMessage", *[Answer(500, {"ok": False}, store=True)] * 3)
+    now = datetime.now(UTC)
+    flush_outbox(engine, settings, now=now)
+    process, served = start_server(database_url, tmp_path)
+    try:
+        page = browser.new_context().new_page()
+        page.goto(served + "/settings")
+        page.fill("input[name=email]", email)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_selector("body[data-ready='1']")
+        card = page.locator("#slack")
+        expect(card).to_contain_text("posting to #alerts")
+        expect(card).to_contain_text(
+            re.compile(r"1 notification\(s\) waiting to be delivered: Slack answered 500")
+        )
+        flush_outbox(engine, settings, now=now + timedelta(minutes=5))
+        page.reload()
+        page.wait_for_selector("body[data-ready='1']")
+        expect(card).to_contain_text("posting to #alerts")
+        expect(card).not_to_contain_text("waiting")
+        assert len(fake_slack.posted_by(GOOD_TOKEN)) == 1
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
