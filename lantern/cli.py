@@ -66,8 +66,7 @@ def main() -> None:
 )
 def serve(host: str | None, port: int | None, workers: int, demo: bool) -> None:
     """Run the service: Segment ingest, dashboard and API (migrates the database first)."""
-    import uvicorn
-
+    from lantern.api.server import serve as run_server
     from lantern.db.migrate import upgrade
 
     settings = get_settings()
@@ -84,15 +83,7 @@ def serve(host: str | None, port: int | None, workers: int, demo: bool) -> None:
         else:
             click.echo(f"The demo workspace is already here: log in as {DEMO_EMAIL}.")
     click.echo(f"Lantern {__version__} on http://{host}:{port}  (database: {_safe_url(url)})")
-    uvicorn.run(
-        "lantern.api.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=settings.log_level,
-        access_log=settings.log_level in ("debug", "info"),
-    )
+    run_server(host=host, port=port, workers=workers, settings=settings)
 
 
 @main.command()
