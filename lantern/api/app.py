@@ -13,7 +13,7 @@ from lantern import __version__
 from lantern.api import auth, insights, metrics, slack_oauth, sources
 from lantern.api import settings as settings_api
 from lantern.api.lifespan import lifespan
-from lantern.api.middleware import AccessLog, BodyTimeout
+from lantern.api.middleware import AccessLog, BodyTimeout, SecurityHeaders
 from lantern.config import Settings, get_settings
 from lantern.db.session import get_engine
 from lantern.errors import LanternError
@@ -95,7 +95,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(slack_oauth.router)
     app.include_router(web.router)
     app.mount("/static", web.static_files, name="static")
-    # the last added runs first: the access log times everything
+    # the last added runs first: the access log times everything, headers go on every answer
     app.add_middleware(BodyTimeout, seconds=settings.body_timeout_seconds)
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(AccessLog)
     return app
