@@ -10,7 +10,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lantern import __version__
-from lantern.api import auth, insights, metrics, slack_oauth, sources
+from lantern.api import auth, insights, metrics, slack_oauth, sources, tokens
 from lantern.api import settings as settings_api
 from lantern.api.lifespan import lifespan
 from lantern.api.middleware import AccessLog, BodyTimeout, SecurityHeaders
@@ -92,6 +92,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(metrics.router)
     app.include_router(insights.router)
     app.include_router(settings_api.router)
+    app.include_router(tokens.router)
     app.include_router(slack_oauth.router)
     app.include_router(web.router)
     app.mount("/static", web.static_files, name="static")
