@@ -23,7 +23,11 @@ class _LazyGroup(click.Group):
     that every other command, and `serve`'s supervising process, can do without.
     """
 
-    lazy = {"replay": "lantern.replay:replay"}
+    lazy = {
+        "replay": "lantern.replay:replay",
+        "token": "lantern.cli_accounts:token",
+        "user": "lantern.cli_accounts:user",
+    }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.lazy])
@@ -66,8 +70,7 @@ def main() -> None:
 )
 def serve(host: str | None, port: int | None, workers: int, demo: bool) -> None:
     """Run the service: Segment ingest, dashboard and API (migrates the database first)."""
-    import uvicorn
-
+    from lantern.api.server import serve as run_server
     from lantern.db.migrate import upgrade
 
     settings = get_settings()
@@ -84,15 +87,7 @@ def serve(host: str | None, port: int | None, workers: int, demo: bool) -> None:
         else:
             click.echo(f"The demo workspace is already here: log in as {DEMO_EMAIL}.")
     click.echo(f"Lantern {__version__} on http://{host}:{port}  (database: {_safe_url(url)})")
-    uvicorn.run(
-        "lantern.api.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=settings.log_level,
-        access_log=settings.log_level in ("debug", "info"),
-    )
+    run_server(host=host, port=port, workers=workers, settings=settings)
 
 
 @main.command()
@@ -229,98 +224,6 @@ def source_rotate(name: str, workspace: str | None, as_json: bool) -> None:
         _echo_json(data)
     else:
         click.echo(f"new API key for {name!r}: {key}")
-
-
-@main.group()
-def token() -> None:
-    """Workspace API tokens, for scripts using the dashboard API."""
-
-
-@token.command("create")
-@click.option("--workspace", "-w", default="default", show_default=True)
-@click.option("--name", default="cli", show_default=True, help="What the token is for.")
-@click.option("--json", "as_json", is_flag=True)
-def token_create(workspace: str, name: str, as_json: bool) -> None:
-    """Create an API token (shown this once only)."""
-    from lantern.db import session_scope
-    from lantern.db.migrate import upgrade
-    from lantern.workspaces.service import create_api_token, get_or_create_workspace
-
-    upgrade()
-    with session_scope() as session:
-        space = get_or_create_workspace(
-            session, name=workspace, sensitivity=get_settings().sensitivity
-        )
-        row, secret = create_api_token(session, workspace=space, name=name)
-        data = {"id": row.id, "workspace": workspace, "token": secret}
-    if as_json:
-        _echo_json(data)
-    else:
-        click.echo(f"API token for workspace {workspace!r}: {secret}")
-        click.echo("Send it as `Authorization: Bearer <token>`.")
-
-
-@main.group()
-def user() -> None:
-    """People who log in to the dashboard."""
-
-
-@user.command("create")
-@click.argument("email")
-@click.option("--workspace", "-w", default="default", show_default=True)
-@click.option(
-    "--password",
-    envvar="LANTERN_NEW_PASSWORD",
-    default=None,
-    help="The password (else asked for; or set LANTERN_NEW_PASSWORD). At least 8 characters.",
-)
-@click.option("--json", "as_json", is_flag=True, help='Print {"id", "email", "workspace"}.')
-def user_create(email: str, workspace: str, password: str | None, as_json: bool) -> None:
-    """Create a dashboard user in a workspace (created if new)."""
-    from lantern.accounts.service import create_user
-    from lantern.db import session_scope
-    from lantern.db.migrate import upgrade
-    from lantern.errors import LanternError
-    from lantern.workspaces.service import get_or_create_workspace
-
-    if password is None:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    upgrade()
-    try:
-        with session_scope() as session:
-            space = get_or_create_workspace(session, name=workspace)
-            row = create_user(session, workspace=space, email=email, password=password)
-            data = {"id": row.id, "email": row.email, "workspace": workspace}
-    except LanternError as exc:
-        raise click.ClickException(exc.detail) from exc
-    if as_json:
-        _echo_json(data)
-    else:
-        click.echo(f"User {data['email']} can now log in to workspace {workspace!r}.")
-
-
-@user.command("password")
-@click.argument("email")
-@click.option("--password", envvar="LANTERN_NEW_PASSWORD", default=None)
-def user_password(email: str, password: str | None) -> None:
-    """Set a user's password (their browser sessions end)."""
-    from lantern.accounts.service import find_user, set_password
-    from lantern.db import session_scope
-    from lantern.db.migrate import upgrade
-    from lantern.errors import LanternError
-
-    if password is None:
-        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
-    upgrade()
-    try:
-        with session_scope() as session:
-            found = find_user(session, email=email)
-            if found is None:
-                raise click.ClickException(f"no user {email!r}")
-            set_password(session, user=found, password=password)
-    except LanternError as exc:
-        raise click.ClickException(exc.detail) from exc
-    click.echo(f"Password of {email} changed.")
 
 
 @main.command()

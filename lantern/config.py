@@ -31,6 +31,31 @@ class Settings(BaseSettings):
         default=None, description="Signs session cookies and OAuth state."
     )
 
+    # the web server (`lantern serve`): a flood of idle or slow connections is cut short
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        description="Open connections (and requests in flight) per worker; past it, 503.",
+    )
+    header_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="A new connection must send its request head within it."
+    )
+    keep_alive_timeout_seconds: int = Field(
+        default=5, ge=1, description="An idle kept-alive connection is closed after it."
+    )
+    body_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="Longest wait for the next part of a request body."
+    )
+
+    # logging in: failed logins are limited; password checks wait in a bounded queue
+    login_failures_per_address: int = Field(default=20, ge=1)
+    login_failures_per_account: int = Field(default=10, ge=1)
+    login_failure_window_minutes: float = Field(default=15.0, gt=0)
+    login_hash_workers: int = Field(default=1, ge=1, description="Threads checking passwords.")
+    login_hash_queue: int = Field(
+        default=16, ge=0, description="Password checks that may wait; past it, 503."
+    )
+
     # ingest
     max_request_bytes: int = 500 * 1024
     max_event_bytes: int = 32 * 1024

@@ -6,7 +6,9 @@ LanternError
  ├── Forbidden       403  authenticated, but not allowed (CSRF, other workspace)
  ├── NotFound        404  no such object in this workspace
  ├── Conflict        409  the object exists already
- └── Invalid         422  well-formed, but a value cannot be used (a snooze in the past)
+ ├── Invalid         422  well-formed, but a value cannot be used (a snooze in the past)
+ ├── TooManyRequests 429  too many failed logins: wait `retry_after` seconds
+ └── Busy            503  the server is saturated just now: retry after `retry_after` seconds
 """
 
 from __future__ import annotations
@@ -18,9 +20,12 @@ class LanternError(Exception):
     status_code = 500
     error = "internal_error"
 
-    def __init__(self, detail: str, *, error: str | None = None) -> None:
+    def __init__(
+        self, detail: str, *, error: str | None = None, retry_after: int | None = None
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.retry_after = retry_after  # seconds, sent as the Retry-After header
         if error is not None:
             self.error = error
 
@@ -53,3 +58,13 @@ class Conflict(LanternError):
 class Invalid(LanternError):
     status_code = 422
     error = "invalid_request"
+
+
+class TooManyRequests(LanternError):
+    status_code = 429
+    error = "too_many_requests"
+
+
+class Busy(LanternError):
+    status_code = 503
+    error = "busy"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
@@ -18,6 +18,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from lantern.accounts.limits import PasswordChecker
 from lantern.accounts.models import User, WebSession
 from lantern.db.base import utcnow
 from lantern.errors import BadRequest, Conflict, Forbidden, Unauthorized
@@ -41,6 +42,7 @@ class LoggedIn:
     user: User
     workspace: Workspace
     csrf_token: str
+    token: str = field(default="", repr=False)  # the cookie's value, known only at login
 
 
 def hash_password(password: str) -> str:
@@ -100,6 +102,30 @@ def authenticate(session: Session, *, email: str, password: str) -> User:
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     return user
+
+
+def password_checker(*, workers: int, queue: int) -> PasswordChecker:
+    """A checker of passwords with Lantern's argon2id parameters, on `workers` threads."""
+    return PasswordChecker(_hasher, workers=workers, queue=queue)
+
+
+def login_hash(session: Session, *, email: str) -> tuple[int | None, str]:
+    """(user id, password hash) for `email`; (None, a dummy hash) for an unknown email, so
+    that checking either costs the same."""
+    user = find_user(session, email=email)
+    return (user.id, user.password_hash) if user else (None, _DUMMY_HASH)
+
+
+def log_in(session: Session, *, user_id: int, new_hash: str | None) -> LoggedIn:
+    """A new browser session for a user whose password was checked (and a fresher hash)."""
+    user = session.get(User, user_id)
+    workspace = session.get(Workspace, user.workspace_id) if user else None
+    if user is None or workspace is None:
+        raise Unauthorized("wrong email or password", error="invalid_login")
+    if new_hash is not None:
+        user.password_hash = new_hash
+    token, csrf = start_session(session, user=user)
+    return LoggedIn(user=user, workspace=workspace, csrf_token=csrf, token=token)
 
 
 def start_session(session: Session, *, user: User, now: datetime | None = None) -> tuple[str, str]:

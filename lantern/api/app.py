@@ -10,9 +10,12 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lantern import __version__
-from lantern.api import auth, insights, metrics, slack_oauth, sources
+from lantern.accounts.limits import LoginLimiter
+from lantern.accounts.service import password_checker
+from lantern.api import auth, insights, metrics, slack_oauth, sources, tokens
 from lantern.api import settings as settings_api
 from lantern.api.lifespan import lifespan
+from lantern.api.middleware import AccessLog, BodyTimeout, SecurityHeaders
 from lantern.config import Settings, get_settings
 from lantern.db.session import get_engine
 from lantern.errors import LanternError
@@ -27,6 +30,8 @@ HTTP_CODES = {
     405: "method_not_allowed",
     413: "too_large",
     415: "unsupported_media_type",
+    429: "too_many_requests",
+    503: "unavailable",
 }
 
 
@@ -49,10 +54,19 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     )
     app.state.settings = settings
     app.state.engine = engine or get_engine(settings.resolved_database_url)
+    app.state.login_limiter = LoginLimiter(
+        per_address=settings.login_failures_per_address,
+        per_account=settings.login_failures_per_account,
+        window_seconds=settings.login_failure_window_minutes * 60,
+    )
+    app.state.password_checker = password_checker(
+        workers=settings.login_hash_workers, queue=settings.login_hash_queue
+    )
 
     @app.exception_handler(LanternError)
     async def lantern_error(_request: Request, exc: LanternError) -> JSONResponse:
-        return _error(exc.status_code, exc.error, exc.detail)
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+        return _error(exc.status_code, exc.error, exc.detail, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -91,7 +105,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(metrics.router)
     app.include_router(insights.router)
     app.include_router(settings_api.router)
+    app.include_router(tokens.router)
     app.include_router(slack_oauth.router)
     app.include_router(web.router)
     app.mount("/static", web.static_files, name="static")
+    # the last added runs first: the access log times everything, headers go on every answer
+    app.add_middleware(BodyTimeout, seconds=settings.body_timeout_seconds)
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(AccessLog)
     return app

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 
-from lantern.accounts.service import (
-    SESSION_DAYS,
-    LoggedIn,
-    authenticate,
-    end_session,
-    start_session,
-)
-from lantern.api.deps import SESSION_COOKIE, LoginDep, SessionDep
-from lantern.api.schemas import ERRORS, Strict
-from lantern.workspaces.models import Workspace
+from lantern.accounts.limits import REFUSAL_DELAY_SECONDS, LoginLimiter, PasswordChecker
+from lantern.accounts.service import SESSION_DAYS, LoggedIn, end_session, log_in, login_hash
+from lantern.api.deps import SESSION_COOKIE, EngineDep, LoginDep, SessionDep
+from lantern.api.schemas import ERRORS, ErrorOut, Strict
+from lantern.db import session_scope
+from lantern.errors import Busy, TooManyRequests, Unauthorized
 
 router = APIRouter(
     prefix="/api/v1/auth",
@@ -52,23 +52,62 @@ def _me(logged_in: LoggedIn) -> MeOut:
     )
 
 
-@router.post("/login", response_model=MeOut, summary="Log in and get a session cookie")
-def login(body: LoginIn, request: Request, response: Response, session: SessionDep) -> MeOut:
-    """Check the email and password; set the session cookie; return the CSRF token."""
-    user = authenticate(session, email=body.email, password=body.password)
-    token, csrf = start_session(session, user=user)
-    workspace = session.get(Workspace, user.workspace_id)
-    assert workspace is not None
+@router.post(
+    "/login",
+    response_model=MeOut,
+    summary="Log in and get a session cookie",
+    responses={
+        429: {"model": ErrorOut, "description": "Too many failed logins: see Retry-After"},
+        503: {"model": ErrorOut, "description": "Too many logins at once: see Retry-After"},
+    },
+)
+async def login(body: LoginIn, request: Request, response: Response, engine: EngineDep) -> MeOut:
+    """Check the email and password; set the session cookie; return the CSRF token.
+
+    `async`, so that a flood of logins waits on the event loop, holding no thread and no
+    database connection: the limits are checked first, the password on its own threads.
+    """
+    limiter: LoginLimiter = request.app.state.login_limiter
+    checker: PasswordChecker = request.app.state.password_checker
+    address = request.client.host if request.client else "unknown"
+    account = body.email.strip().lower()
+    try:
+        limiter.attempt(address=address, account=account)
+    except TooManyRequests:
+        await asyncio.sleep(REFUSAL_DELAY_SECONDS)
+        raise
+    try:
+        user_id, stored = await run_in_threadpool(_login_hash, engine, account)
+        matches, new_hash = await checker.verify(stored, body.password)
+    except Busy:
+        limiter.not_checked(address=address, account=account)
+        await asyncio.sleep(REFUSAL_DELAY_SECONDS)
+        raise
+    if user_id is None or not matches:
+        raise Unauthorized("wrong email or password", error="invalid_login")
+    limiter.succeeded(address=address, account=account)
+    logged_in = await run_in_threadpool(_log_in, engine, user_id, new_hash)
     response.set_cookie(
         SESSION_COOKIE,
-        token,
+        logged_in.token,
         max_age=SESSION_DAYS * 86400,
         httponly=True,
         samesite="lax",
         secure=request.url.scheme == "https",
         path="/",
     )
-    return _me(LoggedIn(user=user, workspace=workspace, csrf_token=csrf))
+    return _me(logged_in)
+
+
+def _login_hash(engine: Engine, email: str) -> tuple[int | None, str]:
+    with session_scope(engine) as session:
+        return login_hash(session, email=email)
+
+
+def _log_in(engine: Engine, user_id: int, new_hash: str | None) -> LoggedIn:
+    # committed before the answer: the cookie works from the browser's next request
+    with session_scope(engine) as session:
+        return log_in(session, user_id=user_id, new_hash=new_hash)
 
 
 @router.get("/me", response_model=MeOut, summary="Who is logged in")

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
-from lantern.api.deps import API_DEPENDENCIES, SessionDep, SettingsDep, WorkspaceDep
+from lantern.accounts.service import session_for_cookie
+from lantern.api.deps import (
+    API_DEPENDENCIES,
+    SESSION_COOKIE,
+    SessionDep,
+    SettingsDep,
+    WorkspaceDep,
+)
 from lantern.api.schemas import ERRORS, ErrorOut, Strict
 from lantern.config import Settings
-from lantern.errors import BadRequest
+from lantern.errors import BadRequest, Unauthorized
 from lantern.notify.connection import (
     connect_with_token,
     connection_status,
@@ -61,12 +68,30 @@ def slack_status(workspace: WorkspaceDep, session: SessionDep, settings: Setting
 
 
 @router.post("/api/v1/slack/install", response_model=InstallUrl, summary="Start Add to Slack")
-def slack_install(workspace: WorkspaceDep, session: SessionDep, settings: SettingsDep) -> dict:
-    """The "Add to Slack" URL to send the browser to (one-time state included)."""
+def slack_install(
+    request: Request, workspace: WorkspaceDep, session: SessionDep, settings: SettingsDep
+) -> dict:
+    """The "Add to Slack" URL for this logged-in browser (its one-time state included)."""
     url = start_oauth(
-        session, workspace_id=workspace.id, settings=settings, redirect_uri=redirect_uri(settings)
+        session,
+        workspace_id=workspace.id,
+        settings=settings,
+        redirect_uri=redirect_uri(settings),
+        browser_session=_browser_session(request),
     )
     return {"url": url}
+
+
+def _browser_session(request: Request) -> str:
+    """The session cookie of a logged-in browser starting Add to Slack (never a script's)."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if request.headers.get("authorization") or not cookie:
+        raise BadRequest(
+            "Add to Slack is finished by the browser that starts it: press the button in "
+            "the dashboard's Settings while logged in; a script can connect a bot token "
+            "with PUT /api/v1/slack/token"
+        )
+    return cookie
 
 
 @router.put("/api/v1/slack/token", response_model=SlackStatus, summary="Connect with a bot token")
@@ -101,21 +126,31 @@ def redirect_uri(settings: Settings) -> str:
 
 @router.get(CALLBACK_PATH, include_in_schema=False)
 def slack_oauth_callback(
+    request: Request,
     session: SessionDep,
     settings: SettingsDep,
     code: str | None = None,
     state: str | None = None,
     error: str | None = None,
 ) -> Response:
-    """Store the installation, then go back to the settings page."""
+    """Store the installation, if this browser's session started it; back to settings."""
     if error or not code or not state:
         reason = error or "Slack did not send a code"
         return HTMLResponse(_page(f"Slack was not connected: {reason}."), status_code=400)
+    cookie = request.cookies.get(SESSION_COOKIE)
     try:
+        if not cookie:
+            raise BadRequest("log in to Lantern in this browser, then start again from Settings")
+        session_for_cookie(session, token=cookie)
         finish_oauth(
-            session, state=state, code=code, settings=settings, redirect_uri=redirect_uri(settings)
+            session,
+            state=state,
+            code=code,
+            settings=settings,
+            redirect_uri=redirect_uri(settings),
+            browser_session=cookie,
         )
-    except BadRequest as exc:
+    except (BadRequest, Unauthorized) as exc:
         return HTMLResponse(_page(f"Slack was not connected: {exc.detail}."), status_code=400)
     return RedirectResponse("/settings?slack=connected", status_code=303)
 

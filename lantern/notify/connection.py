@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from datetime import timedelta
 from typing import Any
@@ -143,10 +144,25 @@ def _store(session: Session, *, workspace_id: int, **fields: Any) -> SlackConnec
     return row
 
 
+def _state_key(state: str, browser_session: str) -> str:
+    """What is stored for a state: bound to the browser session that started the install.
+
+    Only the browser holding that session cookie can finish the install, so nobody can
+    send someone else's browser to the callback with their own code (login CSRF), and a
+    leaked state is useless alone.
+    """
+    return hashlib.sha256(f"{state}:{browser_session}".encode()).hexdigest()
+
+
 def start_oauth(
-    session: Session, *, workspace_id: int, settings: Settings, redirect_uri: str
+    session: Session,
+    *,
+    workspace_id: int,
+    settings: Settings,
+    redirect_uri: str,
+    browser_session: str,
 ) -> str:
-    """The Slack authorize URL for "Add to Slack", with a one-time state."""
+    """The Slack authorize URL for "Add to Slack", with a one-time state for this browser."""
     from lantern.notify.oauth import authorize_url
 
     if not (settings.slack_client_id and settings.slack_client_secret):
@@ -158,21 +174,34 @@ def start_oauth(
     session.execute(delete(SlackOAuthState).where(SlackOAuthState.expires_at < now))
     state = secrets.token_urlsafe(24)
     session.add(
-        SlackOAuthState(state=state, workspace_id=workspace_id, expires_at=now + STATE_LIFETIME)
+        SlackOAuthState(
+            state=_state_key(state, browser_session),
+            workspace_id=workspace_id,
+            expires_at=now + STATE_LIFETIME,
+        )
     )
     session.flush()
     return authorize_url(settings.slack_client_id, redirect_uri, state)
 
 
 def finish_oauth(
-    session: Session, *, state: str, code: str, settings: Settings, redirect_uri: str
+    session: Session,
+    *,
+    state: str,
+    code: str,
+    settings: Settings,
+    redirect_uri: str,
+    browser_session: str,
 ) -> int:
-    """Complete "Add to Slack": check the state once, exchange the code, keep the bot."""
+    """Complete "Add to Slack": check the state once, for this browser; exchange the code."""
     from lantern.notify.oauth import exchange_code
 
-    row = session.get(SlackOAuthState, state)
+    row = session.get(SlackOAuthState, _state_key(state, browser_session))
     if row is None or row.expires_at < utcnow():
-        raise BadRequest("this Add to Slack link has expired or was used: start again")
+        raise BadRequest(
+            "this Add to Slack link has expired, was used, or was started in another browser "
+            "or session: start again from Settings"
+        )
     workspace_id = row.workspace_id
     session.delete(row)
     session.flush()

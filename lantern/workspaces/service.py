@@ -8,6 +8,7 @@ import string
 import threading
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import Engine, delete, event, select
 from sqlalchemy.orm import Session
@@ -19,6 +20,9 @@ from lantern.workspaces.models import ApiToken, Source, Workspace
 KEY_ALPHABET = string.ascii_letters + string.digits
 TOKEN_PREFIX = "lt_"
 AUTH_CACHE_SECONDS = 10.0
+# last_used_at is written at most once a minute per token: a script polling the API
+# should not turn every read into a write.
+TOKEN_USE_PRECISION = timedelta(minutes=1)
 
 
 def hash_secret(secret: str) -> str:
@@ -146,13 +150,36 @@ def create_api_token(session: Session, *, workspace: Workspace, name: str) -> tu
 
 
 def workspace_for_token(session: Session, *, token: str) -> Workspace:
-    """The workspace an API token belongs to."""
+    """The workspace an API token belongs to; notes when the token was used."""
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_secret(token)))
     if row is None:
-        raise Unauthorized("unknown API token: create one with `lantern token create`")
+        raise Unauthorized("unknown or revoked API token: create one with `lantern token create`")
+    now = utcnow()
+    if row.last_used_at is None or now - row.last_used_at > TOKEN_USE_PRECISION:
+        row.last_used_at = now
     workspace = session.get(Workspace, row.workspace_id)
     assert workspace is not None
     return workspace
+
+
+def find_workspace(session: Session, *, name: str) -> Workspace | None:
+    """The workspace called `name`, if any."""
+    return session.scalar(select(Workspace).where(Workspace.name == name))
+
+
+def list_api_tokens(session: Session, *, workspace_id: int) -> list[ApiToken]:
+    """The workspace's API tokens, oldest first (their hashes only: tokens are never kept)."""
+    query = select(ApiToken).where(ApiToken.workspace_id == workspace_id).order_by(ApiToken.id)
+    return list(session.scalars(query))
+
+
+def revoke_api_token(session: Session, *, workspace_id: int, token_id: int) -> None:
+    """Delete one of the workspace's API tokens: requests bearing it are refused at once."""
+    row = session.get(ApiToken, token_id)
+    if row is None or row.workspace_id != workspace_id:
+        raise NotFound(f"no API token {token_id} in this workspace: see `lantern token list`")
+    session.delete(row)
+    session.flush()
 
 
 class SourceKeyCache:

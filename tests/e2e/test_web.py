@@ -17,7 +17,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import segment.analytics as segment
-from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Page,
+    Route,
+    expect,
+    sync_playwright,
+)
 from sqlalchemy import Engine
 
 from lantern.accounts.service import create_user
@@ -78,13 +85,30 @@ def _fits_width(page: Page) -> bool:
     return fits
 
 
+def _csp_violations(page: Page) -> list[str]:
+    """The page's console reports of Content-Security-Policy violations, as they come."""
+    found: list[str] = []
+
+    def note(message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text:
+            found.append(message.text)
+
+    page.on("console", note)
+    return found
+
+
 def test_a_new_user_logs_in_creates_a_source_and_watches_its_events_arrive(
     browser: Browser, served: str, engine: Engine, database_url: str
 ) -> None:
     _, email = _workspace_with_user(engine)
     context = browser.new_context(viewport=LAPTOP)
     page = context.new_page()
-    page.goto(served + "/login")
+    violations = _csp_violations(page)
+    login = page.goto(served + "/login")
+    assert login is not None
+    assert "script-src 'self';" in login.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in login.headers["content-security-policy"]
+    assert login.headers["x-content-type-options"] == "nosniff"
     _shot(page, "login", database_url)
     page.fill("input[name=email]", email)
     page.fill("input[name=password]", "not the password")
@@ -128,6 +152,7 @@ def test_a_new_user_logs_in_creates_a_source_and_watches_its_events_arrive(
     expect(row).to_contain_text(re.compile(r"training · 6 d 2\d h left"))
     _shot(page, "metrics", database_url)
     context.close()
+    assert violations == []
 
 
 def _history(end: pd.Timestamp) -> pd.Series:
@@ -165,6 +190,7 @@ def test_with_history_an_insight_opens_from_the_newsfeed_with_its_chart_and_its_
 
     context = browser.new_context(viewport=LAPTOP)
     page = context.new_page()
+    violations = _csp_violations(page)
     _log_in(page, served, email)
     card = page.locator(".insight", has_text="Checkout Completed").first
     expect(card).to_contain_text("↓")
@@ -199,6 +225,7 @@ def test_with_history_an_insight_opens_from_the_newsfeed_with_its_chart_and_its_
     expect(chart.locator("polyline.observed")).not_to_have_count(0)
     _shot(page, "metric", database_url)
     context.close()
+    assert violations == []
 
     phone = browser.new_context(viewport=PHONE, is_mobile=True)
     page = phone.new_page()
@@ -258,3 +285,37 @@ def test_pages_send_a_visitor_without_a_session_to_the_login_page(served: str) -
     response = httpx.get(served + "/metrics?source_id=3", follow_redirects=False)
     assert response.status_code == 303
     assert response.headers["location"] == "/login?next=/metrics%3Fsource_id%3D3"
+
+
+@pytest.mark.parametrize(
+    "hostile_next",
+    ["/%5Cevil.example/", "/\\evil.example/", "/%09/evil.example/", "//evil.example/"],
+)
+def test_logging_in_with_a_next_that_points_off_site_lands_on_the_newsfeed(
+    browser: Browser, served: str, engine: Engine, hostile_next: str
+) -> None:
+    _, email = _workspace_with_user(engine)
+    context = browser.new_context(viewport=LAPTOP)
+    page = context.new_page()
+    # were the browser sent off site, it would get this page, never the network
+    page.route("http://evil.example/**", lambda route: route.fulfill(body="off site"))
+    page.goto(served + "/login?next=" + hostile_next)
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r"^(?!.*/login)"))
+    landed = page.url
+    context.close()
+    assert landed == served + "/"
+
+
+def test_logging_in_with_a_next_on_this_site_goes_there(
+    browser: Browser, served: str, engine: Engine
+) -> None:
+    _, email = _workspace_with_user(engine)
+    context = browser.new_context(viewport=LAPTOP)
+    page = context.new_page()
+    _log_in(page, served, email, "/metrics?source_id=3")
+    landed = page.url
+    context.close()
+    assert landed == served + "/metrics?source_id=3"

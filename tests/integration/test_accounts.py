@@ -12,6 +12,8 @@ from sqlalchemy import Engine, select
 
 from lantern.accounts.models import User, WebSession
 from lantern.accounts.service import create_user
+from lantern.api.app import create_app
+from lantern.config import Settings
 from lantern.db import session_scope
 from lantern.workspaces.models import Workspace
 from tests.factories import MadeSource, make_source
@@ -161,3 +163,56 @@ def test_without_cookie_or_token_the_api_answers_401_saying_how_to_authenticate(
     assert response.status_code == 401
     assert "log in" in response.json()["detail"]
     assert "lantern token create" in response.json()["detail"]
+
+
+def _wrong(client: TestClient, email: str) -> int:
+    response = client.post("/api/v1/auth/login", json={"email": email, "password": "guess-guess"})
+    return response.status_code
+
+
+def test_after_ten_wrong_passwords_the_account_is_refused_with_429_even_with_the_right_one(
+    client: TestClient, engine: Engine
+) -> None:
+    email = _user(engine, make_source(engine))
+    wrong = [_wrong(client, email) for _ in range(10)]
+    right = client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+    assert wrong == [401] * 10
+    assert right.status_code == 429
+    assert right.json()["error"] == "too_many_logins"
+    assert "for this account" in right.json()["detail"]
+    assert 800 < int(right.headers["retry-after"]) <= 900
+    assert "set-cookie" not in right.headers
+
+
+def test_after_twenty_failures_from_one_address_every_account_is_refused_there(
+    client: TestClient, engine: Engine
+) -> None:
+    email = _user(engine, make_source(engine))
+    wrong = [_wrong(client, f"nobody-{i}@example.com") for i in range(20)]
+    right = client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+    assert wrong == [401] * 20
+    assert right.status_code == 429
+    assert "from this address" in right.json()["detail"]
+    assert int(right.headers["retry-after"]) > 0
+
+
+def test_logging_in_forgets_the_accounts_earlier_failures(
+    client: TestClient, engine: Engine
+) -> None:
+    email = _user(engine, make_source(engine))
+    before = [_wrong(client, email) for _ in range(9)]
+    _login(client, email)
+    after = [_wrong(client, email) for _ in range(9)]
+    assert before == after == [401] * 9
+    assert (
+        client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD}).status_code
+        == 200
+    )
+
+
+def test_login_limits_are_settings(engine: Engine, settings: Settings) -> None:
+    email = _user(engine, make_source(engine))
+    lowered = settings.model_copy(update={"login_failures_per_account": 2})
+    with TestClient(create_app(lowered, engine)) as client:
+        statuses = [_wrong(client, email) for _ in range(3)]
+    assert statuses == [401, 401, 429]

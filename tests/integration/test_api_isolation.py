@@ -26,6 +26,7 @@ from lantern.db import session_scope
 from lantern.insights.models import Insight, MetricWatch
 from lantern.notify.models import SlackConnection
 from lantern.workspaces.models import Workspace
+from lantern.workspaces.service import create_api_token
 from tests.factories import MadeSource, add_insight, last_closed_hour, make_insight, make_source
 from tests.fakeslack import FakeSlack
 
@@ -78,6 +79,7 @@ class Victim:
     metric_id: int
     insight_id: int
     child_id: int
+    token_id: int
     secrets: list[str]
 
 
@@ -100,8 +102,14 @@ def seed_victim(engine: Engine) -> Victim:
     child_id = add_insight(
         engine, src, metric_id, detected_at=last_closed_hour(), kind="spike", parent_id=insight_id
     )
+    with session_scope(engine) as session:
+        workspace = session.get(Workspace, src.workspace_id)
+        assert workspace is not None
+        token, _ = create_api_token(session, workspace=workspace, name=f"b-token-{tag}")
+        token_id = token.id
     secrets = [src.workspace, src.name, f"B secret metric {tag}", f"b-channel-{tag}", src.key]
-    return Victim(src, metric_id, insight_id, child_id, secrets)
+    secrets += [src.token, f"b-token-{tag}"]
+    return Victim(src, metric_id, insight_id, child_id, token_id, secrets)
 
 
 @pytest.fixture
@@ -120,6 +128,7 @@ def test_every_api_route_refuses_another_workspaces_objects_and_leaks_nothing(
         "source_id": victim.src.id,
         "metric_id": victim.metric_id,
         "insight_id": victim.insight_id,
+        "token_id": victim.token_id,
     }
     tried = []
     with TestClient(isolated_app) as client:
@@ -189,6 +198,7 @@ def test_every_api_route_answers_401_without_a_token_or_with_an_unknown_one(
         "source_id": victim.src.id,
         "metric_id": victim.metric_id,
         "insight_id": victim.insight_id,
+        "token_id": victim.token_id,
     }
     with TestClient(isolated_app) as client:
         for method, path, route in api_routes(isolated_app):

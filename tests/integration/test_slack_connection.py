@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from httpx import Response
 from sqlalchemy import Engine
 
+from lantern.accounts.service import create_user
+from lantern.api.app import create_app
 from lantern.config import Settings
 from lantern.db import session_scope
 from lantern.errors import BadRequest
@@ -18,8 +23,11 @@ from lantern.notify.connection import (
     start_oauth,
 )
 from lantern.notify.models import SlackConnection
-from tests.factories import make_source
+from lantern.workspaces.models import Workspace
+from tests.factories import MadeSource, make_source
 from tests.fakeslack import CLIENT_ID, CLIENT_SECRET, GOOD_CODE, GOOD_TOKEN, FakeSlack
+
+PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
@@ -34,33 +42,46 @@ def oauth_settings(settings: Settings, fake_slack: FakeSlack) -> Settings:
     )
 
 
+def _logged_in_client(app: FastAPI, engine: Engine, src: MadeSource) -> tuple[TestClient, str]:
+    """A browser logged in to `src`'s workspace, and its CSRF token."""
+    email = f"slack-{uuid.uuid4().hex[:8]}@example.com"
+    with session_scope(engine) as session:
+        workspace = session.get(Workspace, src.workspace_id)
+        assert workspace is not None
+        create_user(session, workspace=workspace, email=email, password=PASSWORD)
+    browser = TestClient(app)
+    login = browser.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+    assert login.status_code == 200, login.text
+    return browser, login.json()["csrf_token"]
+
+
+def _start(browser: TestClient, csrf: str) -> str:
+    """Press "Add to Slack" in `browser`: the state Slack will send back."""
+    install = browser.post("/api/v1/slack/install", headers={"X-CSRF-Token": csrf})
+    assert install.status_code == 200, install.text
+    return parse_qs(urlparse(install.json()["url"]).query)["state"][0]
+
+
+def _callback(client: TestClient, state: str) -> Response:
+    return client.get(
+        "/slack/oauth/callback",
+        params={"code": GOOD_CODE, "state": state},
+        follow_redirects=False,
+    )
+
+
 def test_add_to_slack_stores_the_bot_once_and_refuses_a_reused_state(
     engine: Engine, oauth_settings: Settings, fake_slack: FakeSlack
 ) -> None:
-    from lantern.api.app import create_app
-
     src = make_source(engine)
-    with session_scope(engine) as session:
-        url = start_oauth(
-            session,
-            workspace_id=src.workspace_id,
-            settings=oauth_settings,
-            redirect_uri="http://127.0.0.1:8000/slack/oauth/callback",
-        )
-    state = parse_qs(urlparse(url).query)["state"][0]
-    with TestClient(create_app(oauth_settings, engine)) as client:
-        done = client.get(
-            "/slack/oauth/callback",
-            params={"code": GOOD_CODE, "state": state},
-            follow_redirects=False,
-        )
-        again = client.get(
-            "/slack/oauth/callback",
-            params={"code": GOOD_CODE, "state": state},
-            follow_redirects=False,
-        )
+    app = create_app(oauth_settings, engine)
+    browser, csrf = _logged_in_client(app, engine, src)
+    with browser:
+        state = _start(browser, csrf)
+        done = _callback(browser, state)
+        again = _callback(browser, state)
     assert done.status_code == 303
-    assert again.status_code == 400 and "expired or was used" in again.text
+    assert again.status_code == 400 and "expired, was used" in again.text
     with session_scope(engine) as session:
         row = session.get(SlackConnection, src.workspace_id)
         assert row is not None
@@ -72,13 +93,38 @@ def test_add_to_slack_stores_the_bot_once_and_refuses_a_reused_state(
         )
 
 
+def test_the_slack_callback_is_refused_without_the_session_that_started_the_install(
+    engine: Engine, oauth_settings: Settings, fake_slack: FakeSlack
+) -> None:
+    src = make_source(engine)
+    app = create_app(oauth_settings, engine)
+    starter, csrf = _logged_in_client(app, engine, src)
+    colleague, _ = _logged_in_client(app, engine, src)
+    with starter, colleague, TestClient(app) as stranger:
+        state = _start(starter, csrf)
+        no_session = _callback(stranger, state)
+        other_session = _callback(colleague, state)
+        starter.post("/api/v1/auth/logout")
+        logged_out = _callback(starter, state)
+    assert no_session.status_code == 400 and "log in to Lantern" in no_session.text
+    assert other_session.status_code == 400 and "another browser" in other_session.text
+    assert logged_out.status_code == 400
+    assert fake_slack.calls("oauth.v2.access") == []
+    with session_scope(engine) as session:
+        assert session.get(SlackConnection, src.workspace_id) is None
+
+
 def test_add_to_slack_without_app_credentials_says_what_to_set(
     engine: Engine, settings: Settings
 ) -> None:
     src = make_source(engine)
     with session_scope(engine) as session, pytest.raises(BadRequest, match="SLACK_CLIENT_ID"):
         start_oauth(
-            session, workspace_id=src.workspace_id, settings=settings, redirect_uri="http://x/cb"
+            session,
+            workspace_id=src.workspace_id,
+            settings=settings,
+            redirect_uri="http://x/cb",
+            browser_session="a-session-cookie",
         )
 
 
@@ -135,12 +181,10 @@ def test_a_channel_slack_cannot_find_is_refused_when_connecting_saying_how_to_fi
 def test_the_api_connects_slack_for_a_token_holder_and_only_their_workspace(
     engine: Engine, oauth_settings: Settings, fake_slack: FakeSlack
 ) -> None:
-    from lantern.api.app import create_app
-
     mine, theirs = make_source(engine), make_source(engine)
     auth = {"Authorization": f"Bearer {mine.token}"}
     with TestClient(create_app(oauth_settings, engine)) as client:
-        install = client.post("/api/v1/slack/install", headers=auth).json()["url"]
+        install = client.post("/api/v1/slack/install", headers=auth)
         bad = client.put(
             "/api/v1/slack/token", headers=auth, json={"bot_token": "nope-123", "channel": "alerts"}
         )
@@ -157,8 +201,8 @@ def test_the_api_connects_slack_for_a_token_holder_and_only_their_workspace(
             "/api/v1/slack", headers={"Authorization": f"Bearer {theirs.token}"}
         ).json()
         anonymous = client.get("/api/v1/slack")
-    assert install.startswith("https://slack.com/oauth/v2/authorize?")
-    assert install.endswith("redirect_uri=http://127.0.0.1:8000/slack/oauth/callback")
+    # a token belongs to a script, not to the browser that would come back from Slack
+    assert install.status_code == 400 and "PUT /api/v1/slack/token" in install.json()["detail"]
     assert bad.status_code == 400 and "xoxb-" in bad.json()["detail"]
     assert extra.status_code == 422
     assert put.status_code == 200 and put.json()["channel"] == "C0ALERTS"

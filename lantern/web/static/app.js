@@ -15,6 +15,8 @@ function h(tag, attrs, ...children) {
     if (v === null || v === undefined || v === false) continue;
     if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
     else if (k === "class") node.className = v;
+    // through the CSSOM: the Content-Security-Policy refuses style attributes
+    else if (k === "style") node.style.cssText = v;
     else node.setAttribute(k, v === true ? "" : v);
   }
   for (const c of children.flat()) {
@@ -115,6 +117,16 @@ async function copy(text, button) {
 
 /* ---------- log in ---------- */
 
+// Where to go after logging in: `next` only if it is a path on this site. Browsers read a
+// backslash as a slash and drop tabs and newlines, so "/\evil.example" and "/<tab>/evil.example"
+// mean "//evil.example", another site: refuse any backslash or control character, any
+// second leading slash, and anything the browser would resolve to another origin.
+function sameSitePath(next) {
+  if (!next || !/^\/(?![\/\\])[\x21-\x7e]*$/.test(next) || next.includes("\\")) return "/";
+  const url = new URL(next, location.origin);
+  return url.origin === location.origin ? url.pathname + url.search + url.hash : "/";
+}
+
 function loginPage() {
   const message = h("div");
   const email = h("input", { type: "email", name: "email", required: true, autocomplete: "username" });
@@ -126,8 +138,7 @@ function loginPage() {
       fill(message);
       try {
         await api("POST", "/auth/login", { email: email.value, password: password.value });
-        const next = new URLSearchParams(location.search).get("next");
-        location.href = next && next.startsWith("/") && !next.startsWith("//") ? next : "/";
+        location.href = sameSitePath(new URLSearchParams(location.search).get("next"));
       } catch (err) {
         fill(message, errorBox(err));
       }
