@@ -122,10 +122,11 @@ def _results(
 )
 @click.option(
     "--kind",
-    type=click.Choice(["count", "value"]),
+    type=click.Choice(["count", "value", "mean"]),
     default="count",
     show_default=True,
-    help="count: event counts (gaps are zeros); value: sums of a numeric property.",
+    help="count: event counts (gaps are zeros); value: hourly sums of a numeric property; "
+    "mean: hourly averages of a measurement (gaps say nothing).",
 )
 @click.option(
     "--jobs",

@@ -3,7 +3,7 @@
 The method
 ----------
 1. **Gate.** Every series passes `validate_series`: a UTC hourly index, sorted, without
-   duplicates; gaps are zeros for counts and missing for values.
+   duplicates; gaps are zeros for counts and missing for values and means.
 2. **Training.** A metric is judged once it has `TRAINING_DAYS` (7) full days of data;
    `training_remaining` gives the dashboard's countdown.
 3. **Model** (`model.fit_baseline`, refitted daily and after every lasting change). Counts
@@ -47,13 +47,28 @@ The method
    that is not news. Quiet metrics get a wider band: an expected count is never taken
    below three events for a spike, and a window's log ratio carries 1.4 times its Poisson
    variance, for the error of a forecast resting on a few events an hour.
+   **The metric's own tail.** Real metrics break any noise model in its tails (tweets,
+   errors and requests burst every few days), so a verdict must also be rare for this
+   metric: the same statistic over its last four weeks (episodes included, since the
+   current normal began, less the day before the window) is fitted with an exponential
+   tail above its upper decile, never falling faster than the model's own, and never
+   rarer than the history itself says (`tails.rarity`, peaks over threshold as in SPOT;
+   `Evidence.rare_total`). Spikes, drops and outages are judged on the model's uncapped
+   tail score; level shifts and the 24-hour cycle test on their window statistic.
 5. **Episodes** (`stream`): one alert (``opened``) per episode. Short episodes (spike,
    drop, outage) are kept out of the model and end ``resolved``; one that lasts becomes a
-   level shift. A lasting change re-anchors the model at its start, so the new normal is
-   learned from the hours after it (and, once a week of it exists, the hours before the
-   anchor are replaced by it in the fit), and is ``accepted`` a day later. The metric then
-   trains again for 7 days (outages only), and reports no new lasting change for 10 days.
-6. **Honest in time.** The verdict for an hour uses data up to that hour only; the model
+   level shift. A level shift whose last hours are back at the old normal, every hour of
+   them and significantly so, is ``resolved`` then. Otherwise a lasting change is
+   ``accepted`` a day later and the model takes the new normal at once: it re-anchors at
+   the change's start (and, once a week of it exists, the hours before the anchor are
+   replaced by it in the fit), with the new level's uncertainty added to its error and
+   shrinking as the new normal's days accumulate. Spikes, drops and outages are reported
+   throughout; a further lasting change after 3 days (10 after a trend change, which
+   going on is the same news).
+6. **Means** (``kind="mean"``): hourly averages of a measurement (load times, prices, CPU)
+   are fitted on the Gaussian path with their own residual spread; a missing hour is
+   missing, never zero.
+7. **Honest in time.** The verdict for an hour uses data up to that hour only; the model
    that judges it was fitted on earlier hours. `advance` is the only judge, for the
    scheduler, `lantern replay` and notebooks alike.
 
@@ -68,6 +83,8 @@ James, W. and Stein, C. (1961). Estimation with quadratic loss. Proc. Fourth Ber
     Symposium on Mathematical Statistics and Probability 1, 361-379.
 Anscombe, F. J. (1948). The transformation of Poisson, binomial and negative-binomial
     data. Biometrika 35, 246-254.
+Siffer, A., Fouque, P.-A., Termier, A. and Largouet, C. (2017). Anomaly detection in
+    streams with extreme value theory. KDD '17, 1067-1075.
 Hochenbaum, J., Vallis, O. S. and Kejariwal, A. (2017). Automatic anomaly detection in
     the cloud via statistical learning. arXiv:1704.07706.
 """

@@ -130,7 +130,11 @@ def fit_baseline(
     exclude missing values.
     """
     unit = 1.0
-    if kind == "value" and is_pseudo_count(values[usable]):
+    if kind == "mean":
+        # an hourly average (a load time, a price, a CPU %): its noise is its own, measured
+        # from the fit's residuals on the Gaussian path; it is never a sum of events
+        kind = "value"
+    elif kind == "value" and is_pseudo_count(values[usable]):
         unit = value_unit(hours, values, usable)
         pseudo = values / unit
         typical = np.zeros(DAY)

@@ -7,7 +7,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-SeriesKind = Literal["count", "value"]
+SeriesKind = Literal["count", "value", "mean"]
 
 TRAINING_DAYS = 7
 HOUR = pd.Timedelta(hours=1)
@@ -26,8 +26,8 @@ def validate_series(series: pd.Series, *, kind: SeriesKind = "count") -> pd.Seri
     counts (an hour without events is a real zero) and with NaN for values (an hour
     without a value says nothing). Counts must be non-negative.
     """
-    if kind not in ("count", "value"):
-        raise SeriesError(f"kind must be 'count' or 'value', not {kind!r}")
+    if kind not in ("count", "value", "mean"):
+        raise SeriesError(f"kind must be 'count', 'value' or 'mean', not {kind!r}")
     if not isinstance(series, pd.Series):
         raise SeriesError(f"expected a pandas Series, got {type(series).__name__}")
     index = series.index

@@ -31,12 +31,30 @@ K = TypeVar("K")
 TRAINING_HOURS = TRAINING_DAYS * DAY
 FIT_HOURS = FIT_DAYS * DAY
 CONFIRM_HOURS = 24  # a lasting change is adopted as the new normal after this long
-# after a lasting change the metric trains again on its new normal, as a new metric does;
-# only an outage, which no model mistake can fake, is reported meanwhile
-RETRAIN_HOURS = TRAINING_HOURS
-# a model re-learning a new normal errs for longer than it trains; a second lasting change
-# so soon is far likelier to be that error than news
-SETTLE_HOURS = 10 * DAY
+# after a lasting change is adopted the model takes the new normal at once, and spikes,
+# drops and outages are reported throughout; a second lasting change so soon is likelier to
+# be the young model's error than news for a while: a few days after a level or a cycle,
+# longer after a trend (a trend that goes on after it was adopted is the same news)
+SETTLE_HOURS: dict[str, int] = {
+    DetectionKind.LEVEL_SHIFT.value: 3 * DAY,
+    DetectionKind.SEASONALITY_CHANGE.value: 3 * DAY,
+    DetectionKind.TREND_CHANGE.value: 10 * DAY,
+}
+LONGEST_SETTLE_HOURS = max(SETTLE_HOURS.values())
+# the variance (log scale) of a new normal's level learned from one day of it; it shrinks
+# as the new normal accumulates days and is added to the model's error until
+# `NEW_NORMAL_DAYS` have passed
+NEW_NORMAL_VAR = 0.04
+NEW_NORMAL_DAYS = 14
+# a level shift is over when its last hours are back near the old normal (`_returned`):
+# the last `RETURN_HOURS` (more, up to a day, until the old normal expects `RETURN_EVENTS`
+# events of them) must have come back to within `RETURN_SHARE` of the shift, by at least
+# `RETURN_Z` standard errors: a quiet night of a shifted metric is no return
+RETURN_HOURS = 6
+RETURN_EVENTS = 30
+RETURN_SHARE = 1 / 3
+RETURN_Z = 4.0
+RETURN_HOUR_Z = 3.0  # and no hour of them further than this from the old normal
 # an open short episode goes on while its hours stay this far off, up or down, and this
 # significant; it is resolved after `RESOLVE_HOURS` hours back to normal
 STILL_UP = 1.3  # observed/expected of an hour still up
@@ -70,7 +88,7 @@ class MetricState:
     reshaped: bool = False  # whether the cycle is relearned from the anchor on
     prior_slope: float | None = None
     refit_due: bool = False
-    quiet_until: int = 0  # before this hour only outages are reported
+    quiet_until: int = 0  # before this hour only outages are reported (kept for old states)
     settled_until: int = 0  # before this hour no lasting change is reported
     masks: tuple[tuple[int, int], ...] = ()  # episodes' hours, kept out of fits and windows
     episode: dict[str, Any] | None = field(default=None)
@@ -259,16 +277,22 @@ class _Run:
             seen = np.arange(lo, stop) >= s.first_hour
             x = np.where(seen, empty_as_zero(x / unit, mu), np.nan)
         usable = self._usable(lo, stop) & np.isfinite(x)
+        # what the metric has done since its current normal began, episodes included
+        since = s.anchor if s.anchor is not None else s.first_hour
+        recent = (np.arange(lo, stop) >= max(since, s.first_hour)) & np.isfinite(x)
         # a model that has seen one week knows the weekly cycle from one sample an hour
         young = not s.model.weekly
+        # a new normal's level is known only as well as its few days tell
+        extra = self._new_normal_var(t)
         evidence = Evidence(
             x,
             mu,
             usable,
             first=LOOKBACK,
             kind=s.model.kind,
-            dispersion=s.model.dispersion + (YOUNG_ERROR**2 if young else 0.0),
-            window_error=YOUNG_ERROR if young else WINDOW_ERROR,
+            dispersion=s.model.dispersion + (YOUNG_ERROR**2 if young else 0.0) + extra,
+            window_error=float(np.sqrt((YOUNG_ERROR if young else WINDOW_ERROR) ** 2 + extra)),
+            recent=recent,
         )
         found = candidates(evidence, self.preset)
         judged = stop
@@ -306,6 +330,14 @@ class _Run:
                 return False
             return self._open(u, candidate)
         if episode["kind"] in PERSISTENT:
+            if episode["kind"] == DetectionKind.LEVEL_SHIFT and self._returned(i, x, mu, episode):
+                masks = (
+                    *tuple(m for m in s.masks if m[1] >= 0),
+                    (episode["start"], u - RETURN_HOURS),
+                )
+                self._emit("resolved", u, episode)
+                self.state = replace(s, episode=None, masks=self._prune(masks, u))
+                return True
             if u >= episode["opened_at"] + CONFIRM_HOURS and u - episode["start"] >= DAY:
                 self._emit("accepted", u, episode)
                 self.state = replace(
@@ -316,8 +348,7 @@ class _Run:
                     masks=tuple(m for m in s.masks if m[1] >= 0),
                     prior_slope=episode.get("slope"),
                     refit_due=True,
-                    quiet_until=u + RETRAIN_HOURS,
-                    settled_until=u + SETTLE_HOURS,
+                    settled_until=u + SETTLE_HOURS[episode["kind"]],
                 )
                 return True
             return False
@@ -341,7 +372,7 @@ class _Run:
             kind = evidence.classify(i - (u - episode["start"]), i)
             episode = {**episode, "kind": kind, "opened_at": u}
             self._emit("updated", u, episode)
-            self.state = replace(s, episode=episode, quiet_until=u + CONFIRM_HOURS + RETRAIN_HOURS)
+            self.state = replace(s, episode=episode)
             return False
         return False
 
@@ -360,14 +391,54 @@ class _Run:
             "score": float(c.score),
         }
         self._emit("opened", u, episode)
-        quiet = s.quiet_until
         if c.kind in PERSISTENT:
-            quiet = u + CONFIRM_HOURS + RETRAIN_HOURS
             extra = c.slope / DAY if c.kind == DetectionKind.TREND_CHANGE else 0.0
             episode["slope"] = float(s.model.slope + extra)
         # the episode's hours teach the model nothing until it is over or accepted
-        self.state = replace(s, episode=episode, masks=(*s.masks, (start, -1)), quiet_until=quiet)
+        self.state = replace(s, episode=episode, masks=(*s.masks, (start, -1)))
         return True
+
+    def _new_normal_var(self, t: int) -> float:
+        """The extra variance of a level learned since a lasting change: `NEW_NORMAL_VAR`
+        for one day of the new normal, shrinking as 1/days (the error of a mean of days)."""
+        anchor = self.state.anchor
+        if anchor is None or t - anchor >= NEW_NORMAL_DAYS * DAY:
+            return 0.0
+        return NEW_NORMAL_VAR * DAY / max(t - anchor, DAY)
+
+    def _returned(self, i: int, x: np.ndarray, mu: np.ndarray, episode: dict[str, Any]) -> bool:
+        """Whether a level shift is over: its last hours are back at the old normal."""
+        model = self.state.model
+        if model is None:
+            return False
+        hours = RETURN_HOURS
+        if model.kind == "count":
+            while hours < DAY and np.nansum(mu[i - hours + 1 : i + 1]) < RETURN_EVENTS:
+                hours += 1
+        recent = slice(i - hours + 1, i + 1)
+        seen, expected = x[recent], mu[recent]
+        if not np.isfinite(seen).all():
+            return False
+        if model.kind == "count":
+            shift = np.log((episode["observed"] + 0.5) / (episode["expected"] + 0.5))
+            change = float(np.log((seen.sum() + 0.5) / (expected.sum() + 0.5)))
+            spread = float(np.sqrt(1.0 / (expected.sum() + 0.5) + model.dispersion / hours))
+            hourly = np.log((seen + 0.5) / (expected + 0.5)) / np.sqrt(
+                1.0 / (expected + 0.5) + model.dispersion
+            )
+        else:
+            scale = float(np.abs(expected).mean()) + model.dispersion
+            shift = (episode["observed"] - episode["expected"]) / scale
+            change = float((seen - expected).mean()) / scale
+            spread = model.dispersion / scale / np.sqrt(hours)
+            hourly = (seen - expected) / model.dispersion
+        sign = 1.0 if episode["direction"] == "up" else -1.0
+        back = sign * (shift - change)
+        # every hour back, not only their sum: a moved cycle's day sums to the old normal
+        every = bool(np.abs(hourly).max() < RETURN_HOUR_Z)
+        return bool(
+            every and sign * change < RETURN_SHARE * sign * shift and back >= RETURN_Z * spread
+        )
 
     def _prune(self, masks: tuple[tuple[int, int], ...], u: int) -> tuple[tuple[int, int], ...]:
         return tuple(m for m in masks if m[1] < 0 or m[1] >= u - FIT_HOURS)

@@ -80,6 +80,23 @@ def down_score(x: np.ndarray, mu: np.ndarray, spread: float, kind: SeriesKind) -
     return np.minimum(-np.log10(np.maximum(p, 1e-300)), MAX_SCORE)
 
 
+def far_tail_score(x: np.ndarray, mu: np.ndarray, spread: float, *, up: bool) -> np.ndarray:
+    """`up_score`/`down_score` of counts without their cap, to tell extremes apart.
+
+    Where the exact tail is within reach it is used; beyond `MAX_SCORE` the tail of a
+    Poisson law is its first term times a geometric sum (``P(X >= x) ~ f(x) / (1 - m/(x+1))``
+    above the mean, ``P(X <= x) ~ f(x) / (1 - x/m)`` below it), computed on the log scale.
+    """
+    exact = (up_score if up else down_score)(x, mu, spread, "count")
+    m = mu * np.exp((2 if up else -2) * np.sqrt(spread)) + 1e-9
+    xs = np.maximum(x, 0.0)
+    log_pmf = xs * np.log(m) - m - special.gammaln(xs + 1)
+    ratio = m / (xs + 1) if up else xs / m
+    far = -(log_pmf - np.log(np.maximum(1 - ratio, 1e-12))) / np.log(10)
+    beyond = (exact >= MAX_SCORE) & ((xs > m) if up else (xs < m))
+    return np.where(beyond, np.maximum(far, MAX_SCORE), exact)
+
+
 def classify_run(x: np.ndarray, mu: np.ndarray, spread: float, kind: SeriesKind) -> str:
     """Whether a run of hours moved as a level (a mean shift) or as a cycle."""
     if kind == "count":

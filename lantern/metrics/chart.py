@@ -18,7 +18,7 @@ from lantern.detect import replay_expected
 from lantern.detect.kinds import label
 from lantern.detect.model import FIT_DAYS
 from lantern.detect.series import TRAINING_DAYS, SeriesKind
-from lantern.detect.stream import SETTLE_HOURS
+from lantern.detect.stream import LONGEST_SETTLE_HOURS
 from lantern.errors import Invalid
 from lantern.insights.models import Insight
 from lantern.metrics.service import epoch_hour, hour_index, load_series
@@ -30,7 +30,7 @@ DEFAULT_RANGE = timedelta(days=7)
 # chart's start is the hourly pass's: the 28 days its model is fitted on must themselves be
 # judged (after a training week), and whether a change in them was reported depends on
 # changes up to 10 days earlier (see `stream.SETTLE_HOURS`).
-WARM_UP = timedelta(days=TRAINING_DAYS + FIT_DAYS, hours=SETTLE_HOURS)
+WARM_UP = timedelta(days=TRAINING_DAYS + FIT_DAYS, hours=LONGEST_SETTLE_HOURS)
 
 
 @dataclass(frozen=True, slots=True)

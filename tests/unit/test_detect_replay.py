@@ -88,3 +88,19 @@ def test_lantern_replay_is_a_command_of_lantern_yet_other_commands_skip_the_dete
     probe = "import sys, lantern.cli; print(sorted({'pandas', 'statsmodels'} & set(sys.modules)))"
     run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert run.stdout.strip() == "[]"
+
+
+def test_replay_kind_mean_reads_hourly_averages_and_leaves_gaps_missing(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    hours = np.arange(4 * 168)
+    load_ms = 300 + 60 * np.sin(2 * np.pi * hours / 24) + rng.normal(0, 10, len(hours))
+    load_ms[3 * 168 + 12 :] += 120  # every page 120 ms slower from a Thursday noon on
+    values = load_ms.astype(object)
+    values[[50, 51, 300]] = ""  # hours without a page load: missing, not zero
+    write_csv(tmp_path / "page_load.csv", values)
+    out = tmp_path / "alerts.jsonl"
+    result = CliRunner().invoke(replay, [str(tmp_path), "--kind", "mean", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["kind"], r["direction"]) for r in records] == [("level_shift", "up")]
+    assert records[0]["expected"] > 200  # in milliseconds, the series' own unit

@@ -49,11 +49,14 @@ from lantern.detect.detectors.low_run import LowRunDetector, LowRunParams
 from lantern.detect.detectors.presets import SENSITIVITY, Preset
 from lantern.detect.detectors.seasonality import SeasonalityChangeDetector, SeasonalityParams
 from lantern.detect.detectors.spike import SpikeDetector, SpikeParams
-from lantern.detect.detectors.trend import TREND_DAYS, TrendChangeDetector, TrendParams
+from lantern.detect.detectors.trend import TrendChangeDetector, TrendParams
 from lantern.detect.kinds import DetectionKind
+from lantern.detect.model import FIT_DAYS
 from lantern.detect.verdicts import Candidate
 
-LOOKBACK = TREND_DAYS * DAY  # hours before the first judged one: the trend test's fourteen days
+# hours before the first judged one: the four weeks the model is fitted on, for the tails
+# (`Evidence.rare_total`); the trend test reads its fourteen days from the end of them
+LOOKBACK = FIT_DAYS * DAY
 
 
 class Detector(Protocol):

@@ -5,7 +5,8 @@ expectation of each hour, and only hours up to the one being judged. Sums over w
 come from prefix sums (`Evidence.window`), so judging a day costs about what judging an
 hour does. The shared statistics live here too: a window's log ratio and its z score under
 the noise model (`window_z`), the 24-hour blocks of the trend test (`block`), and the
-model's own recent error at the same hours (`reference`).
+model's own recent error at the same hours (`reference`), and how rare a window's
+departure is against the metric's own recent weeks (`rare_total`, see `tails`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,15 @@ import numpy as np
 
 from lantern.detect.model import MODEL_ERROR
 from lantern.detect.series import SeriesKind
-from lantern.detect.verdicts import classify_run, down_score, up_score
+from lantern.detect.tails import SCORE_TAIL_SCALE, rarity
+from lantern.detect.verdicts import (
+    MAX_SCORE,
+    classify_run,
+    down_score,
+    far_tail_score,
+    score_from_z,
+    up_score,
+)
 
 DAY, WEEK = 24, 168
 WINDOW_ERROR = 0.04  # relative error of a window's forecast: seasonal and trend misfit
@@ -25,6 +34,12 @@ SIDE_Z = 2  # an hour's z beyond which it is counted as off above or below expec
 # the model's error at the same hours on the three days before, and a week before
 REFERENCE_LAGS = ((DAY, 2 * DAY, 3 * DAY), (WEEK,))
 REFERENCE_PRIOR = 1.0  # events added to both sides of a reference ratio: none seen is 1
+# hours before a judged window whose windows tell how rare its departure is: nearly the
+# four weeks the model is fitted on, so that a metric's weekly bursts are all in view
+TAIL_HOURS = 26 * DAY
+# hours left out between that history and the judged window: a change under way for a
+# while before its window must not be its own precedent
+TAIL_GAP = DAY
 
 
 class Evidence:
@@ -34,6 +49,8 @@ class Evidence:
     judged hour. An hour is *usable* when it may count (after the current normal began,
     outside an earlier episode, and not missing), *seen* when it has data at all (episodes'
     hours included); a window is *full* when `FULL_SHARE` of its hours are usable.
+    ``recent`` marks the seen hours since the current normal began: what the metric has
+    done lately, however it was judged, against which `rare_total` asks how rare a window is.
     """
 
     def __init__(
@@ -46,6 +63,7 @@ class Evidence:
         kind: SeriesKind,
         dispersion: float,
         window_error: float = WINDOW_ERROR,
+        recent: np.ndarray | None = None,
     ) -> None:
         self.kind = kind
         self.first = first
@@ -85,6 +103,7 @@ class Evidence:
                 "weighted_log_ratio2": self.weight * self.log_ratio**2,
                 "above": (self.weight > 0) & (hour_z > SIDE_Z),
                 "below": (self.weight > 0) & (hour_z < -SIDE_Z),
+                "recent": (usable if recent is None else recent).astype(float),
             }.items()
         }
 
@@ -207,3 +226,65 @@ class Evidence:
             nn = np.maximum(n, 1)
             var = (self.dispersion / (np.abs(m / nn) + self.dispersion)) ** 2 / nn
         return lr, var, n >= FULL_SHARE * length
+
+    def total_z(self, stops: np.ndarray, length: int, *, seen: bool) -> np.ndarray:
+        """The z of the totals of ``length`` hours ending at each index in ``stops``: of the
+        log ratio for counts, of the mean difference for values; NaN where an hour is out
+        of use (``seen``: where it is unseen or before the current normal)."""
+        stop = np.asarray(stops) + 1
+        lo = np.maximum(stop - length, 0)
+        names = ("seen_x", "seen_mu", "recent") if seen else ("x", "mu", "usable")
+        s, m, n = (self._prefix[name][stop] - self._prefix[name][lo] for name in names)
+        if self.kind == "count":
+            spread = np.sqrt(1.0 / (m + LOG_OFFSET) + self.dispersion / length)
+            z = np.log((s + LOG_OFFSET) / (m + LOG_OFFSET)) / spread
+        else:
+            z = (s - m) / (self.dispersion * np.sqrt(length))
+        return np.where(n >= length, z, np.nan)
+
+    def total_score(self, stops: np.ndarray, length: int, *, up: bool, seen: bool) -> np.ndarray:
+        """The model's tail score (-log10 p, as `verdicts` computes it, uncapped for counts)
+        of the totals of ``length`` hours ending at each index in ``stops``, in direction
+        ``up``; NaN as in `total_z`."""
+        stop = np.asarray(stops) + 1
+        lo = np.maximum(stop - length, 0)
+        names = ("seen_x", "seen_mu", "recent") if seen else ("x", "mu", "usable")
+        s, m, n = (self._prefix[name][stop] - self._prefix[name][lo] for name in names)
+        if self.kind == "count":
+            score = far_tail_score(s, m, self.dispersion, up=up)
+        else:
+            z = (s - m) / (self.dispersion * np.sqrt(length))
+            score = np.where(z > 0 if up else z < 0, score_from_z(z), 0.0)
+        return np.where(n >= length, score, np.nan)
+
+    def rare_total(
+        self, i: int, length: int, *, up: bool, least: float, lasting: bool = False
+    ) -> bool:
+        """Whether the total of the ``length`` hours ending at ``i`` departs from expectation
+        more rarely than 10^-``least`` for this metric, in direction ``up``.
+
+        Judged against the same statistic over `TAIL_HOURS` before the window (less the
+        `TAIL_GAP` just before it), episodes included (`tails.rarity`): the model's own
+        tail score for a short event (so that a metric the model describes well is judged
+        as the model judges it), the window's z for a lasting change. With less history
+        than that needs, a short event stands on the model alone, and a lasting change
+        waits (``lasting``).
+        """
+        last = i - length - TAIL_GAP
+        past = np.arange(last - TAIL_HOURS + 1, last + 1)
+        past = past[past >= length - 1]
+        now_at = np.array([i])
+        if lasting:
+            sign = 1.0 if up else -1.0
+            history = sign * self.total_z(past, length, seen=True)
+            now = sign * self.total_z(now_at, length, seen=False)
+            least_scale = None
+        else:
+            history = self.total_score(past, length, up=up, seen=True)
+            now = self.total_score(now_at, length, up=up, seen=False)
+            least_scale = SCORE_TAIL_SCALE
+        if not np.isfinite(now[0]):
+            return False
+        unknown = 0.0 if lasting else MAX_SCORE
+        found = rarity(history[None, :], now, unknown=unknown, least_scale=least_scale)
+        return bool(found[0] >= least)

@@ -10,7 +10,7 @@ from lantern.detect.detectors.evidence import Evidence
 from lantern.detect.kinds import DetectionKind
 from lantern.detect.verdicts import Candidate, score_from_z
 
-LEVEL_WINDOWS = (6, 12, 24)  # hours; the shortest window that finds a shift names its start
+LEVEL_WINDOWS = (3, 6, 12, 24)  # hours; the shortest window that finds a shift names its start
 THIRD_AGREEMENT = 2  # each third of a window must move by at least 1/this of the least change
 
 
@@ -20,6 +20,7 @@ class LevelParams:
 
     score: float  # least -log10 p of the window's log ratio
     change: float  # least |log ratio| of observed to expected over the window
+    rarity: float  # least -log10 p of the window against the metric's own recent weeks
 
 
 class LevelShiftDetector:
@@ -31,8 +32,10 @@ class LevelShiftDetector:
     the Poisson likelihood ratio itself (`Evidence.window_z`). Each third of the window must
     agree, so that one spike cannot pass for a shift, and for counts the change left after
     the model's own recent error at the same hours (`Evidence.window_reference`) must still
-    be large enough. The variance of a sum of counts is the negative binomial's (Lawless
-    1987); the windows follow the CUSUM idea of judging a run on its sum (Page 1954).
+    be large enough, and the window must be rarely this far off for this metric
+    (`Evidence.rare_total`, against its last four weeks). The variance of a sum of counts
+    is the negative binomial's (Lawless 1987); the windows follow the CUSUM idea of judging
+    a run on its sum (Page 1954).
     """
 
     kinds = (DetectionKind.LEVEL_SHIFT,)
@@ -65,6 +68,12 @@ class LevelShiftDetector:
                     np.minimum(lr - np.minimum(low, 0), 0),
                 )
                 hit &= np.abs(lr) >= p.change
+            for j in np.flatnonzero(hit):
+                # a window as far off as this must be rare for this metric, not only for
+                # the model: real metrics wander more than any noise model allows
+                hit[j] = evidence.rare_total(
+                    evidence.first + int(j), k, up=bool(z[j] > 0), least=p.rarity, lasting=True
+                )
             for j in np.flatnonzero(hit):
                 if out[j] is None:
                     direction = "up" if lr[j] > 0 else "down"

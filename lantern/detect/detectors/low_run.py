@@ -23,6 +23,7 @@ class LowRunParams:
     outage_score: float  # least -log10 p of an outage's total
     drop_score: float  # least -log10 p of a drop's total
     drop_ratio: float  # an hour below this share of its expectation is low
+    rarity: float  # least -log10 p of the run's total against the metric's own recent weeks
 
 
 class LowRunDetector:
@@ -33,7 +34,8 @@ class LowRunDetector:
     (Lawless 1987; see `verdicts.down_score`), or a Gaussian tail for values. Near zero
     (`OUTAGE_SHARE`) it is an outage, otherwise a drop of 2 to 6 hours. A count's
     expectation is lowered to the model's own recent error at those hours
-    (`Evidence.reference`) when the model has been overestimating them.
+    (`Evidence.reference`) when the model has been overestimating them, and the run must
+    stand out against the metric's own recent weeks (`Evidence.rare_total`).
     """
 
     kinds = (DetectionKind.OUTAGE, DetectionKind.DROP)
@@ -71,15 +73,17 @@ class LowRunDetector:
             )
         hours = i - start
         found = self.judge(total, expected, score, hours)
-        if found is None or evidence.kind != "count":
-            return found
-        ref = evidence.reference(start + 1, i + 1, up=False)
-        if ref < 1.0:
-            expected *= ref
-            score = float(
-                down_score(np.array([total]), np.array([expected]), dispersion, "count")[0]
-            )
-        return self.judge(total, expected, score, hours)
+        if found is not None and evidence.kind == "count":
+            ref = evidence.reference(start + 1, i + 1, up=False)
+            if ref < 1.0:
+                expected *= ref
+                score = float(
+                    down_score(np.array([total]), np.array([expected]), dispersion, "count")[0]
+                )
+                found = self.judge(total, expected, score, hours)
+        if found is None or not evidence.rare_total(i, hours, up=False, least=p.rarity):
+            return None
+        return found
 
     def judge(self, total: float, expected: float, score: float, hours: int) -> Candidate | None:
         """An outage or a drop of ``hours`` low hours, or None."""

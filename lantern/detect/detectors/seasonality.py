@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from lantern.detect.detectors.evidence import FULL_SHARE, Evidence
+from lantern.detect.detectors.evidence import FULL_SHARE, TAIL_GAP, TAIL_HOURS, Evidence
 from lantern.detect.kinds import DetectionKind
+from lantern.detect.tails import rarity
 from lantern.detect.verdicts import MAX_SCORE, Candidate
 
 SEASON_WINDOW = 24  # hours: one daily cycle
@@ -22,6 +23,7 @@ class SeasonalityParams:
 
     score: float  # least -log10 p of the chi-square
     amplitude: float  # least RMS of the hourly log ratios around their mean
+    rarity: float  # least -log10 p of the statistic against the metric's own recent weeks
 
 
 class SeasonalityChangeDetector:
@@ -33,6 +35,8 @@ class SeasonalityChangeDetector:
     significant, large enough (RMS `amplitude`), have hours both above and below
     expectation, and leave the mean within a level shift's least change (``level_change``,
     the level preset's): the shape, amplitude or phase of the cycle moved, not the level.
+    Real hours scatter more than any model says, so the statistic must also be rare
+    against its own value over the metric's last four weeks (`tails.rarity`).
     """
 
     kinds = (DetectionKind.SEASONALITY_CHANGE,)
@@ -54,18 +58,23 @@ class SeasonalityChangeDetector:
         score = np.minimum(-np.log10(np.maximum(special.chdtrc(dof, q), 1e-300)), MAX_SCORE)
         amplitude = np.sqrt(np.maximum(q, 0) / np.maximum(sw, 1e-12))
         mean = swl / np.maximum(sw, 1e-12)
+        hit = (
+            (n >= FULL_SHARE * k)
+            & (score >= p.score)
+            & (amplitude >= p.amplitude)
+            & (above >= MIN_SIDE_HOURS)
+            & (below >= MIN_SIDE_HOURS)
+            & (above + below >= k / OFF_SHARE)
+            & (np.abs(mean) < self.level_change)
+        )
+        if hit.any():
+            # rarely this scattered for this metric: asked only where the rest holds
+            cols = np.flatnonzero(hit)
+            past = self._past(evidence)[:, cols].T
+            hit[cols] = rarity(past, q[cols] / dof[cols], unknown=0.0) >= p.rarity
         out: list[Candidate | None] = []
         for j in range(len(q)):
-            found = (
-                n[j] >= FULL_SHARE * k
-                and score[j] >= p.score
-                and amplitude[j] >= p.amplitude
-                and above[j] >= MIN_SIDE_HOURS
-                and below[j] >= MIN_SIDE_HOURS
-                and above[j] + below[j] >= k / OFF_SHARE
-                and abs(mean[j]) < self.level_change
-            )
-            if not found:
+            if not hit[j]:
                 out.append(None)
                 continue
             i = evidence.first + j
@@ -85,3 +94,17 @@ class SeasonalityChangeDetector:
                 )
             )
         return out
+
+    def _past(self, evidence: Evidence) -> np.ndarray:
+        """The statistic (chi-square per degree of freedom) of the `TAIL_HOURS` windows
+        before each judged hour's (less `TAIL_GAP`), one column per judged hour (NaN where
+        not full)."""
+        k = SEASON_WINDOW
+        back = (k + TAIL_GAP + np.arange(TAIL_HOURS))[:, None]
+        sw, swl, swl2 = (
+            evidence.window(name, k, back)
+            for name in ("weight", "weighted_log_ratio", "weighted_log_ratio2")
+        )
+        n = evidence.window("usable", k, back)
+        q = swl2 - swl**2 / np.maximum(sw, 1e-12)
+        return np.where(n >= FULL_SHARE * k, q / np.maximum(n - 2, 1), np.nan)

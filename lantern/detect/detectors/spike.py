@@ -24,6 +24,7 @@ class SpikeParams:
     score: float  # least -log10 p of the hour (or the burst's total)
     ratio: float  # least observed/expected
     min_events: float  # least events a count's spike adds over expectation
+    rarity: float  # least -log10 p of the departure against the metric's own recent weeks
 
 
 class SpikeDetector:
@@ -33,7 +34,9 @@ class SpikeDetector:
     standard deviations up the gamma mixing distribution of a negative binomial, so that
     over-dispersion is never mistaken for an event (Lawless 1987; see `verdicts.up_score`);
     a value's is a Gaussian tail. A count's expectation is first raised to the model's own
-    recent error at that hour (`Evidence.reference`) and to at least `SPIKE_FLOOR`. At a few
+    recent error at that hour (`Evidence.reference`) and to at least `SPIKE_FLOOR`, and the
+    hour must stand out against the metric's own recent weeks, bursts included
+    (`Evidence.rare_total`): tweets and error counts burst every few days. At a few
     events an hour no single hour of a burst adds enough, so a run of 2 to `BURST_HOURS`
     hours all above expectation is judged the same way on its total, once an hour is back
     near expectation (`BURST_END`): waiting for it keeps the first hours of a level shift
@@ -47,7 +50,25 @@ class SpikeDetector:
 
     def scan(self, evidence: Evidence) -> list[Candidate | None]:
         """The spike (or burst) found at each judged hour, or None."""
-        return [self.at(evidence, i) for i in range(evidence.first, evidence.end)]
+        # every hour's tail at once: `at` only for the hours that clear the bar before its
+        # corrections (which only raise it), `burst` for the rest
+        hours = np.arange(evidence.first, evidence.end)
+        x, mu = evidence.x[hours], evidence.mu[hours]
+        up = up_score(x, mu, evidence.dispersion, evidence.kind)
+        p = self.params
+        least = (
+            p.min_events if evidence.kind == "count" else VALUE_SPIKE_SIGMAS * evidence.dispersion
+        )
+        maybe = (up >= p.score) & (x >= p.ratio * mu) & (x - mu >= least)
+        out: list[Candidate | None] = []
+        for j, i in enumerate(hours):
+            if not evidence.usable[i]:
+                out.append(None)
+            elif maybe[j]:
+                out.append(self.at(evidence, int(i)))
+            else:
+                out.append(self.burst(evidence, int(i)))
+        return out
 
     def at(self, evidence: Evidence, i: int) -> Candidate | None:
         """A spike at hour i, or a burst that ended just before it."""
@@ -61,7 +82,9 @@ class SpikeDetector:
             # a few, or a stray burst at night pages someone
             mu = max(mu * evidence.reference(i, i + 1, up=True), SPIKE_FLOOR)
             up = float(up_score(np.array([x]), np.array([mu]), evidence.dispersion, "count")[0])
-        if self.is_spike(evidence, x, mu, up):
+        if self.is_spike(evidence, x, mu, up) and evidence.rare_total(
+            i, 1, up=True, least=self.params.rarity
+        ):
             return Candidate(DetectionKind.SPIKE.value, "up", 0, x, mu, up)
         return self.burst(evidence, i)
 
@@ -91,7 +114,9 @@ class SpikeDetector:
             up = float(
                 up_score(np.array([total]), np.array([expected]), evidence.dispersion, "count")[0]
             )
-            if self.is_spike(evidence, total, expected, up):
+            if self.is_spike(evidence, total, expected, up) and evidence.rare_total(
+                i - 1, k, up=True, least=p.rarity
+            ):
                 return Candidate(DetectionKind.SPIKE.value, "up", k, total / k, expected / k, up)
         return None
 

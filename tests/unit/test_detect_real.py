@@ -1,0 +1,115 @@
+"""Detection on real-shaped data: no blind week, the end of an episode, tails, means."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lantern.detect import replay_series, validate_series
+from lantern.detect.tails import rarity
+from tests.unit.test_detect import CHANGE, START, expected_volume, noisy
+
+DAY = 24
+
+
+def alerts(series: pd.Series, kind: str = "count", sensitivity: str = "medium") -> list:
+    events = replay_series(series, kind=kind, sensitivity=sensitivity)  # type: ignore[arg-type]
+    return [e for e in events if e.status == "opened"]
+
+
+def hour(n: int) -> pd.Timestamp:
+    return START + pd.Timedelta(hours=n)
+
+
+def test_a_level_shift_then_a_spike_and_a_second_shift_are_three_alerts() -> None:
+    # no blind week after a lasting change: the spike three days later and the second
+    # shift six days later are reported, each as what it is
+    lam = expected_volume(1000.0, weeks=6)
+    lam[CHANGE:] *= 1.8
+    spike = CHANGE + 3 * DAY + 14
+    lam[spike] *= 4.0
+    second = CHANGE + 6 * DAY
+    lam[second:] *= 0.5
+    found = [(e.detection.kind, e.at) for e in alerts(noisy(lam, seed=4))]
+    assert [kind for kind, _ in found] == ["level_shift", "spike", "level_shift"], found
+    assert hour(CHANGE) <= found[0][1] <= hour(CHANGE + 6)
+    assert found[1][1] == hour(spike)
+    # the second shift is judged against a model three days into its new normal, whose
+    # references at the same hours a week before still straddle the first: it waits a day
+    assert hour(second) <= found[2][1] <= hour(second + 2 * DAY)
+
+
+@pytest.mark.parametrize("peak", [250.0, 2000.0])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_forty_percent_drop_is_alerted_within_two_hours(peak: float, seed: int) -> None:
+    lam = expected_volume(peak)
+    start = CHANGE + 10 + seed  # mid-morning, when the metric runs at 100 events an hour or more
+    assert lam[start] >= 100
+    lam[start:] *= 0.6
+    first = alerts(noisy(lam, seed=seed))[0]
+    assert first.detection.direction == "down"
+    assert hour(start) <= first.at <= hour(start + 2)
+
+
+def test_a_drop_that_reverts_is_resolved_and_never_adopted_as_normal() -> None:
+    lam = expected_volume(1000.0)
+    start = CHANGE + 9
+    lam[start : start + 16] *= 0.5
+    events = replay_series(noisy(lam, seed=6))
+    statuses = [(e.status, e.detection.kind) for e in events]
+    assert statuses[0] == ("opened", "level_shift") or statuses[0][0] == "opened"
+    assert "accepted" not in [status for status, _ in statuses]
+    resolved = [e for e in events if e.status == "resolved"]
+    assert resolved, statuses
+    # resolved once the metric is back, not a day later
+    assert hour(start + 16) <= resolved[0].at <= hour(start + 16 + 8)
+    assert len([e for e in events if e.status == "opened"]) == 1
+
+
+def bursty(seed: int, weeks: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Counts whose bursts recur: a few times a week an hour runs 3 to 6 times its rhythm."""
+    rng = np.random.default_rng(seed)
+    lam = expected_volume(300.0, weeks)
+    level = np.exp(rng.normal(0.0, 0.25, len(lam) // DAY + 1)).repeat(DAY)[: len(lam)]
+    lam = lam * level
+    bursts = rng.choice(len(lam), size=weeks * 4, replace=False)
+    lam[bursts] *= rng.uniform(3.0, 6.0, len(bursts))
+    return lam, bursts
+
+
+def test_a_burst_far_beyond_any_the_metric_has_had_is_still_a_spike() -> None:
+    found = []
+    for seed in range(4):
+        lam, _ = bursty(seed)
+        at = 4 * 168 + 2 * DAY + 15
+        lam[at] = 40 * lam[at - 168]
+        series = noisy(lam, seed=seed)
+        found.append([e.detection.kind for e in alerts(series) if e.at == series.index[at]])
+    assert found == [["spike"]] * 4
+
+
+def test_rarity_follows_the_metrics_own_tail() -> None:
+    rng = np.random.default_rng(0)
+    calm = rng.normal(0.0, 1.0, 600)
+    wild = rng.standard_t(2, 600)
+    value = np.array([6.0])
+    # six sigma is rare for a calm metric, ordinary for one with heavy tails
+    assert rarity(calm[None, :], value)[0] >= 5
+    assert rarity(wild[None, :], value)[0] <= 3
+    # too little history: the caller decides
+    assert rarity(calm[None, :10], value, unknown=0.0)[0] == 0.0
+
+
+def test_a_mean_series_keeps_its_gaps_missing_and_flags_a_jump() -> None:
+    rng = np.random.default_rng(3)
+    hours = np.arange(5 * 168)
+    load_ms = 250 + 40 * np.sin(2 * np.pi * hours / DAY) + rng.normal(0, 8, len(hours))
+    load_ms[CHANGE + 30 :] += 90  # a release makes every page load 90 ms slower
+    index = pd.date_range(START, periods=len(hours), freq="h", tz="UTC")
+    series = pd.Series(load_ms, index=index).drop(index[[100, 101, 500]])
+    gated = validate_series(series, kind="mean")
+    assert gated.isna().sum() == 3
+    found = alerts(series, kind="mean")
+    assert [(e.detection.kind, e.detection.direction) for e in found] == [("level_shift", "up")]
+    assert hour(CHANGE + 30) <= found[0].at <= hour(CHANGE + 36)
