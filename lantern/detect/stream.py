@@ -40,7 +40,10 @@ SETTLE_HOURS: dict[str, int] = {
     DetectionKind.SEASONALITY_CHANGE.value: 3 * DAY,
     DetectionKind.TREND_CHANGE.value: 10 * DAY,
 }
-LONGEST_SETTLE_HOURS = max(SETTLE_HOURS.values())
+# a model re-learning its level after a lasting change drifts for a week before its slope
+# settles: a trend change is heard of that much later than a level
+TREND_SETTLE = 7 * DAY
+LONGEST_SETTLE_HOURS = max(SETTLE_HOURS.values()) + TREND_SETTLE
 # the variance (log scale) of a new normal's level learned from one day of it; it shrinks
 # as the new normal accumulates days and is added to the model's error until
 # `NEW_NORMAL_DAYS` have passed
@@ -327,6 +330,8 @@ class _Run:
             if candidate.kind != DetectionKind.OUTAGE and u < s.quiet_until:
                 return False
             if candidate.kind in PERSISTENT and u < s.settled_until:
+                return False
+            if candidate.kind == DetectionKind.TREND_CHANGE and u < s.settled_until + TREND_SETTLE:
                 return False
             return self._open(u, candidate)
         if episode["kind"] in PERSISTENT:
