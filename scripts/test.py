@@ -5,8 +5,9 @@
 
 Needs only Python 3.11+. Creates ./.venv if missing, installs Lantern with its `dev`
 extra, installs Debian's Chromium for the browser tests when it is missing and we are
-root, and runs pytest over tests/ (database tests run on SQLite and on PostgreSQL at
-127.0.0.1:5432; with CI=true an unreachable PostgreSQL fails the run).
+root, checks the code (ruff check, ruff format --check and mypy over the package: any
+finding fails the run), and runs pytest over tests/ (database tests run on SQLite and on
+PostgreSQL at 127.0.0.1:5432; with CI=true an unreachable PostgreSQL fails the run).
 """
 
 from __future__ import annotations
@@ -46,9 +47,27 @@ def ensure_chromium() -> None:
     run("apt-get", "install", "-y", "-q", "chromium", "chromium-driver")
 
 
+def check_code() -> int:
+    """ruff (lint and format) and mypy; the exit code of the first that finds anything."""
+    for command in (
+        ["-m", "ruff", "check", "lantern", "tests", "benchmarks", "scripts"],
+        ["-m", "ruff", "format", "--check", "lantern", "tests", "benchmarks", "scripts"],
+        ["-m", "mypy"],
+    ):
+        print("+", "python", " ".join(command), flush=True)
+        code = subprocess.run([str(PYTHON), *command], cwd=ROOT).returncode
+        if code:
+            return code
+    return 0
+
+
 def main() -> int:
     ensure_venv()
     ensure_chromium()
+    if not sys.argv[1:]:
+        code = check_code()
+        if code:
+            return code
     args = sys.argv[1:] or ["tests"]
     result = subprocess.run([str(PYTHON), "-m", "pytest", *args], cwd=ROOT)
     return result.returncode
