@@ -1,6 +1,7 @@
-"""Detection quality on the shared bench: Lantern against peer detectors, same rules.
+"""Detection quality on both benches: Lantern against peer detectors, same rules.
 
     python benchmarks/detect_quality.py --seeds 11 12 13 [--series 40] [--step 24]
+                                        [--no-nab] [--nab-mean-kind mean|value]
 
 For each seed the bench set is generated (or read from --data-root/s<seed>), each
 detector is run honest in time (a verdict at hour t sees hours up to t only), alerts are
@@ -16,6 +17,12 @@ extra (`pip install -e .[bench]`):
 
 Lantern runs hour by hour on every series; peers, being slower, on the first --series
 series of each seed (Lantern is scored on that subset too, for the comparison line).
+
+Then the real series of NAB (../shared/bench/nab.py: realKnownCause, realTweets,
+realTraffic, realAdExchange, and realAWSCloudwatch apart), bucketed by hour into
+--data-root/nab: Lantern replays the counts with kind "count" and the hourly means with
+--nab-mean-kind; the peers run on every NAB series; nab.py scores all of them with NAB's
+rules (F1, false alerts a week per series, NAB standard score).
 """
 
 from __future__ import annotations
@@ -127,6 +134,72 @@ def score(data: Path, names: list[str], alerts: list[dict[str, object]]) -> dict
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def nab_dir(root: Path) -> Path:
+    """NAB's series bucketed by hour (counts/ and means/), prepared when missing."""
+    data = root / "nab"
+    if not (data / "means").exists():
+        subprocess.run(
+            [sys.executable, str(BENCH / "nab.py"), "prepare", "--out", str(data)],
+            check=True,
+            capture_output=True,
+        )
+    return data
+
+
+def run_lantern_kind(job: tuple[Path, str]) -> list[dict[str, object]]:
+    path, kind = job
+    return alerts_of(path, kind, "medium")  # type: ignore[arg-type]
+
+
+def nab_score(alerts: list[dict[str, object]], subsets: str) -> dict[str, object]:
+    """nab.py's score of the alerts on the named subsets (its last JSON line)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "alerts.jsonl"
+        path.write_text("".join(json.dumps(a) + "\n" for a in alerts))
+        out = subprocess.run(
+            [
+                sys.executable,
+                str(BENCH / "nab.py"),
+                "score",
+                "--alerts",
+                str(path),
+                "--subsets",
+                subsets,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+NAB_SUBSETS = {
+    "four subsets": "realKnownCause,realTweets,realTraffic,realAdExchange",
+    "realAWSCloudwatch": "realAWSCloudwatch",
+}
+
+
+def nab_rows(
+    pool: ProcessPoolExecutor, root: Path, step: int, mean_kind: str
+) -> list[tuple[str, str, dict[str, object]]]:
+    """(detector, subset, nab.py's score) for Lantern and each peer on NAB."""
+    data = nab_dir(root)
+    counts = sorted((data / "counts").glob("*.csv"))
+    means = sorted((data / "means").glob("*.csv"))
+    jobs = [(f, "count") for f in counts] + [(f, mean_kind) for f in means]
+    found: dict[str, list[dict[str, object]]] = {
+        "lantern": [a for batch in pool.map(run_lantern_kind, jobs) for a in batch]
+    }
+    for name in PEERS:
+        peer_jobs = [(name, f, step) for f in counts + means]
+        found[name] = [a for batch in pool.map(run_peer, peer_jobs) for a in batch]
+    return [
+        (name, label, nab_score(alerts, subsets))
+        for name, alerts in found.items()
+        for label, subsets in NAB_SUBSETS.items()
+    ]
+
+
 def bench_dir(root: Path, seed: int) -> Path:
     """The bench set of a seed, generated when missing."""
     data = root / f"s{seed}"
@@ -146,6 +219,13 @@ def main() -> None:
     parser.add_argument("--step", type=int, default=24, help="hours between peer batches")
     parser.add_argument("--data-root", type=Path, default=Path(tempfile.gettempdir()) / "bench")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--no-nab", action="store_true", help="skip the real series of NAB")
+    parser.add_argument(
+        "--nab-mean-kind",
+        choices=["mean", "value"],
+        default="mean",
+        help="how Lantern reads NAB's hourly means",
+    )
     args = parser.parse_args()
 
     rows: list[tuple[str, int, dict[str, object]]] = []
@@ -182,6 +262,24 @@ def main() -> None:
         print(
             f"{name:<22}{seed:>5}{r['series']:>8}{r['f1']:>8.3f}{r['precision']:>8.3f}"
             f"{r['recall']:>8.3f}{r['false_per_1000h']:>13.3f}"
+        )
+    if args.no_nab:
+        return
+    with ProcessPoolExecutor(args.jobs) as pool:
+        real = nab_rows(pool, args.data_root, args.step, args.nab_mean_kind)
+    print()
+    print(
+        f"NAB, hourly (counts as counts, means as {args.nab_mean_kind}); peers every {args.step} h"
+    )
+    print(
+        f"{'detector':<16}{'subsets':<20}{'F1':>7}{'prec':>7}{'recall':>8}"
+        f"{'windows':>9}{'false/week':>12}{'NAB':>7}"
+    )
+    for name, label, r in real:
+        print(
+            f"{name:<16}{label:<20}{r['f1']:>7.3f}{r['precision']:>7.3f}{r['recall']:>8.3f}"
+            f"{r['detected']:>5}/{r['windows']:<3}{r['false_per_week']:>12.3f}"
+            f"{r['nab_standard']:>7.1f}"
         )
 
 
