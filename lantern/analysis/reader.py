@@ -16,9 +16,9 @@ from lantern.analysis.plots import plot_decomposition
 from lantern.analysis.tables import SENSITIVITIES, events_frame, mark_sent, metric_titles
 from lantern.db.session import make_engine
 from lantern.detect import Decomposition, EpisodeEvent, decompose, replay_series
+from lantern.detect.series import SeriesKind
 from lantern.insights.models import Insight, InsightCause
 from lantern.insights.service import severity
-from lantern.detect.series import SeriesKind
 from lantern.metrics.keys import label, measure, series_kind
 from lantern.metrics.models import Bucket, FlagChange, Metric
 from lantern.metrics.service import load_series
