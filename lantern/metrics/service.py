@@ -73,7 +73,11 @@ def resolve_metrics(
     new = [key for key in missing if key not in found]
     over_cap: set[MetricKey] = set()
     if new:
-        capped = sorted(key for key in new if key[0] not in UNCAPPED)
+        # Past the cap, an event's count and sum come before its average: the average last.
+        capped = sorted(
+            (key for key in new if key[0] not in UNCAPPED),
+            key=lambda key: (key[0] == MetricKind.MEAN, key),
+        )
         if capped:
             existing = (
                 connection.scalar(

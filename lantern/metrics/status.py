@@ -163,7 +163,7 @@ def _hourly(held: Measure, count: int | None, total: float | None) -> float | No
         return float(count or 0)
     if held == "sum":
         return float(total or 0.0)
-    return float(total or 0.0) / count if count else None
+    return float(total or 0.0) / float(count) if count else None  # sum() is a Decimal on PG
 
 
 def get_metric_item(
