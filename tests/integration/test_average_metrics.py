@@ -241,12 +241,12 @@ def test_the_hourly_pass_judges_an_average_as_a_mean_and_reports_its_jump(
     index = pd.date_range(end - pd.Timedelta(days=10), end, freq="h")
     rng = np.random.default_rng(5)
     events = []
-    for n, hour in enumerate(index):
+    for n, start in enumerate(index):
         # a load time of about 200 ms; its last eight hours take about 320 ms
         level = 320.0 if n >= len(index) - 8 else 200.0
         for i in range(3):
             load = round(level + 10 * rng.standard_normal(), 1)
-            events.append(track("Page Load", hour + pd.Timedelta(minutes=i * 15), value=load))
+            events.append(track("Page Load", start + pd.Timedelta(minutes=i * 15), value=load))
     import_events(client, src.key, events)
     last = epoch_hour(end)
     for hour in range(last - 9, last + 1):
