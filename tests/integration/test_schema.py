@@ -90,8 +90,8 @@ def test_the_slack_channel_id_migration_keeps_connections_and_goes_both_ways(
     assert [tuple(r) for r in kept] == [("alerts",)]
 
 
-# Migration 0004 (average value metrics) is tested from the revision before it, with data.
-BEFORE_AVERAGES = "618470da7f08"
+# Migration 0005 (average value metrics) is tested from the revision before it, with data.
+BEFORE_AVERAGES = "3b9c2f5e7a41"
 HOUR = 490_000  # any epoch hour
 
 

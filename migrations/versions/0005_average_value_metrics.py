@@ -17,7 +17,7 @@ Downgrade deletes the average metrics (their buckets, insights and watches go wi
 cascade) and the column.
 
 Revision ID: 9b471d9b8a39
-Revises: 618470da7f08
+Revises: 3b9c2f5e7a41
 Create Date: 2026-11-29 18:40:00.000000
 """
 
@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "9b471d9b8a39"
-down_revision: str | None = "618470da7f08"
+down_revision: str | None = "3b9c2f5e7a41"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
