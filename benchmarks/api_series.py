@@ -60,7 +60,7 @@ def main() -> None:
         metric_id = metric.id
         add_to_buckets(
             session.connection(),
-            {(metric_id, first + int(h)): (int(c), 0.0) for h, c in enumerate(counts)},
+            {(metric_id, first + int(h)): (int(c), 0.0, 0.0) for h, c in enumerate(counts)},
         )
     settings = Settings(data_dir=folder, database_url=url, scheduler_enabled=False)
     headers = {"Authorization": f"Bearer {token}"}

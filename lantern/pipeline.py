@@ -23,7 +23,7 @@ from lantern.db.dialect import insert_for
 from lantern.db.session import session_scope
 from lantern.insights.models import DetectionRun, MetricWatch
 from lantern.insights.service import MetricRef, group_and_alert, queue_alerts, record_events
-from lantern.metrics.keys import is_value_kind
+from lantern.metrics.keys import series_kind
 from lantern.metrics.models import Bucket, Metric
 from lantern.metrics.service import epoch_hour, hour_index, load_series
 from lantern.workspaces.models import Source, Workspace
@@ -90,7 +90,7 @@ def score_partition(tasks: list[Task]) -> list[Outcome]:
             if task.state is None:
                 state = new_state(
                     hour_stamp(task.first_hour),
-                    kind="value" if is_value_kind(task.kind) else "count",
+                    kind=series_kind(task.kind),
                     sensitivity=task.sensitivity,  # type: ignore[arg-type]
                     stagger=refit_hour(task.metric_id),
                 )

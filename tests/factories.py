@@ -108,7 +108,7 @@ def make_insight(engine: Engine, src: MadeSource, *, name: str = "Signed Up") ->
         session.flush()
         add_to_buckets(
             session.connection(),
-            {(metric.id, int(h)): (int(c), 0.0) for h, c in zip(hours, counts, strict=True)},
+            {(metric.id, int(h)): (int(c), 0.0, 0.0) for h, c in zip(hours, counts, strict=True)},
         )
         record_events(
             session,
@@ -157,7 +157,8 @@ def make_metric(
     days: float = 14,
 ) -> int:
     """A metric with hourly buckets: `counts` (an hourly Series), else a daily cycle that
-    ends in the last closed hour and began `days` ago. Value metrics store them as sums."""
+    ends in the last closed hour and began `days` ago. Value metrics store them as sums,
+    average metrics as one valued event an hour (a NaN hour has none)."""
     import numpy as np
 
     from lantern.metrics.models import Metric
@@ -168,7 +169,7 @@ def make_metric(
         index = pd.date_range(end=last_closed_hour(), periods=hours, freq="h")
         steps = np.arange(hours)
         counts = pd.Series((60 + 40 * np.sin(steps / 24 * 2 * np.pi)).round(), index=index)
-    value = kind == "value"
+    value = kind in ("value", "mean")
     with session_scope(engine) as session:
         metric = Metric(source_id=src.id, kind=kind, name=name)
         session.add(metric)
@@ -176,9 +177,11 @@ def make_metric(
         add_to_buckets(
             session.connection(),
             {
-                (metric.id, epoch_hour(t)): (1 if value else int(c), float(c) if value else 0.0)
+                (metric.id, epoch_hour(t)): (
+                    (1, float(c), float(c) ** 2) if value else (int(c), 0.0, 0.0)
+                )
                 for t, c in counts.items()
-                if c > 0
+                if (pd.notna(c) if kind == "mean" else c > 0)
             },
         )
         return metric.id

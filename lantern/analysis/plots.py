@@ -32,12 +32,13 @@ def plot_decomposition(
     days: int = 28,
     title: str = "",
     log_scale: bool = False,
+    unit: str = "",
 ) -> Figure:
     """Observed vs expected (with band) over the last `days`, seasonal and trend below.
 
     `alerts` is a replay's table (`events_frame`); each opened episode is a vertical line
     labelled with its kind. `log_scale` says the seasonal and trend parts are on the
-    log1p scale the count model works on.
+    log1p scale the count model works on; `unit` names what the observed values are.
     """
     end = fitted.observed.index[-1]
     window = fitted.observed.index > end - pd.Timedelta(days=days)
@@ -90,6 +91,8 @@ def plot_decomposition(
     if min(fitted.observed[window].min(), fitted.lower[window].min()) >= 0:
         top.set_ylim(bottom=0)
     top.set_title(title, loc="left")
+    if unit:
+        top.set_ylabel(unit)
     top.legend(loc="upper left", fontsize=8, frameon=False, ncols=4, bbox_to_anchor=(0, -0.02))
     top.grid(alpha=0.3)
     suffix = " (log)" if log_scale else ""

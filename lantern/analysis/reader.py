@@ -16,16 +16,19 @@ from lantern.analysis.plots import plot_decomposition
 from lantern.analysis.tables import SENSITIVITIES, events_frame, mark_sent, metric_titles
 from lantern.db.session import make_engine
 from lantern.detect import Decomposition, EpisodeEvent, decompose, replay_series
+from lantern.detect.series import SeriesKind
 from lantern.insights.models import Insight, InsightCause
 from lantern.insights.service import severity
-from lantern.metrics.keys import is_value_kind, label
+from lantern.metrics.keys import label, measure, series_kind
 from lantern.metrics.models import Bucket, FlagChange, Metric
 from lantern.metrics.service import load_series
 from lantern.pipeline import refit_hour
 from lantern.workspaces.models import Source, Workspace
 
 MetricRef = int | str
-_NAME_ORDER = {"track": 0, "page": 1, "screen": 2, "flag": 3, "value": 4}
+_NAME_ORDER = {"track": 0, "page": 1, "screen": 2, "flag": 3, "value": 4, "mean": 5}
+# What the observed values of a plot are, by what an hour of the metric holds.
+_UNITS = {"count": "events per hour", "sum": "sum of values per hour", "average": "average value"}
 
 
 @dataclass(frozen=True)
@@ -41,9 +44,9 @@ class MetricInfo:
     last_hour: pd.Timestamp | None
 
     @property
-    def series_kind(self) -> str:
-        """``value`` for a real-valued sum, else ``count``."""
-        return "value" if is_value_kind(self.kind) else "count"
+    def series_kind(self) -> SeriesKind:
+        """``value`` for a real-valued sum, ``mean`` for an hourly average, else ``count``."""
+        return series_kind(self.kind)
 
 
 @dataclass
@@ -58,7 +61,12 @@ class Lantern:
         return self.engine.url.render_as_string(hide_password=True)
 
     def metrics(self, source: str | None = None) -> pd.DataFrame:
-        """Every metric with its source, kind, label, event count and first and last hour."""
+        """Every metric with its source, kind, label, event count and first and last hour.
+
+        `measure` says what an hour of the metric holds: `count` (events), `sum` or
+        `average` (of the events' values); for a value or an average, `events` counts the
+        events that carried a value.
+        """
         query = (
             select(
                 Metric.id,
@@ -103,6 +111,7 @@ class Lantern:
             ],
         )
         frame["label"] = [label(k, n) for k, n in zip(frame["kind"], frame["name"], strict=True)]
+        frame["measure"] = [measure(k) for k in frame["kind"]]
         for column in ("first_hour", "last_hour"):
             hours = pd.to_numeric(frame[column], errors="coerce").astype(float)
             frame[column] = pd.to_datetime(hours * 3600, unit="s", utc=True)
@@ -249,13 +258,13 @@ class Lantern:
     def decompose(self, metric: MetricRef) -> Decomposition:
         """The fitted expected value, band, seasonal and trend parts of the series."""
         info = self.info(metric)
-        return decompose(self._load([info])[0], kind=info.series_kind)  # type: ignore[arg-type]
+        return decompose(self._load([info])[0], kind=info.series_kind)
 
     def plot(self, metric: MetricRef, *, sensitivity: str | None = None, days: int = 28) -> Figure:
         """Observed against expected with its band, and where the detector would alert."""
         info = self.info(metric)
         series = self._load([info])[0]
-        fitted = decompose(series, kind=info.series_kind)  # type: ignore[arg-type]
+        fitted = decompose(series, kind=info.series_kind)
         alerts = events_frame(_replay(info, series, sensitivity))
         return plot_decomposition(
             fitted,
@@ -263,6 +272,7 @@ class Lantern:
             days=days,
             title=f"{info.name} ({label(info.kind, info.name)}, {info.source})",
             log_scale=info.series_kind == "count",
+            unit=_UNITS[measure(info.kind)],
         )
 
     def insights(
@@ -383,7 +393,7 @@ def _replay(info: MetricInfo, series: pd.Series, sensitivity: str | None) -> lis
         return []
     return replay_series(
         series,
-        kind=info.series_kind,  # type: ignore[arg-type]
+        kind=info.series_kind,
         sensitivity=(sensitivity or info.sensitivity),  # type: ignore[arg-type]
         stagger=refit_hour(info.id),
     )

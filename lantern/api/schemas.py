@@ -17,6 +17,7 @@ from pydantic import (
     field_validator,
 )
 
+from lantern.metrics.keys import Measure
 from lantern.metrics.status import Status
 
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -147,17 +148,29 @@ class MetricOut(BaseModel):
     id: int
     source_id: int
     source_name: str
-    kind: str
+    kind: str = Field(
+        description="track, page, screen, total, value (the hourly sum of the events' "
+        "values), mean (their hourly average), flag, experiment or overflow"
+    )
     name: str
     label: str = Field(description='how the metric is named to a person: "Signed Up"')
-    value_metric: bool
+    value_metric: bool = Field(description="whether the hours hold values (a sum or an average)")
+    measure: Measure = Field(
+        description="what an hour holds: `count` (events), `sum` (of the events' values) or "
+        "`average` (of the events' values; an hour without a value has none)"
+    )
     status: Status
     training_left_seconds: int | None
     snoozed_until: datetime | None
     muted: bool
     latest_hour: datetime | None
-    latest_value: float | None
-    volume_7d: float = Field(description="sum of counts (or values) over the last 7 days")
+    latest_value: float | None = Field(
+        description="the latest hour's events, sum or average (see `measure`)"
+    )
+    volume_7d: float | None = Field(
+        description="events (or the sum of values) over the last 7 days; for an average, "
+        "the average over them (null if none carried a value)"
+    )
     open_insights: int
 
 

@@ -219,9 +219,10 @@ def _launchdarkly(event_name: str, props: dict[str, Any]) -> tuple[str, str] | N
 
 # Metric kinds as plain strings (an enum member's `.value` is a slow property on 3.11),
 # and the increments every event of a type makes, built once.
-_TRACK, _VALUE, _FLAG, _EXPERIMENT = (
+_TRACK, _VALUE, _MEAN, _FLAG, _EXPERIMENT = (
     MetricKind.TRACK.value,
     MetricKind.VALUE.value,
+    MetricKind.MEAN.value,
     MetricKind.FLAG.value,
     MetricKind.EXPERIMENT.value,
 )
@@ -263,6 +264,7 @@ def _track(event: dict[str, Any], verdict: Verdict, stamp: datetime) -> str | No
                 return VALUE_REASON.format(field="metricValue")
             if metric_value is not None:
                 increments.append(((_VALUE, key), metric_value))
+                increments.append(((_MEAN, key), metric_value))
                 details["value"] = metric_value
         return None
     increments.append(((_TRACK, name), None))
@@ -275,7 +277,9 @@ def _track(event: dict[str, Any], verdict: Verdict, stamp: datetime) -> str | No
     except OutOfRange:
         return VALUE_REASON.format(field=field)
     if value is not None:
+        # one number, two metrics: the hour's sum (revenue) and its average (a load time)
         increments.append(((_VALUE, name), value))
+        increments.append(((_MEAN, name), value))
         details["value"] = value
     return None
 

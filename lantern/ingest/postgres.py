@@ -49,7 +49,8 @@ candidates AS (
         WITH ORDINALITY AS c(source_id, minute, digest, number)
 ),
 increments AS (
-    SELECT i.metric_id, i.hour, count(*) AS n, coalesce(sum(i.value), 0) AS v
+    SELECT i.metric_id, i.hour, count(*) AS n, coalesce(sum(i.value), 0) AS v,
+        coalesce(sum(i.value * i.value), 0) AS q
     FROM unnest(
         %(inc_metric)b::int[], %(inc_hour)b::int[], %(inc_value)b::float8[], %(inc_cand)b::int[]
     ) AS i(metric_id, hour, value, cand)
@@ -58,10 +59,11 @@ increments AS (
     GROUP BY i.metric_id, i.hour
 ),
 bucket_rows AS (
-    INSERT INTO buckets (metric_id, hour, count, value_sum)
-    SELECT metric_id, hour, n, v FROM increments ORDER BY metric_id, hour
+    INSERT INTO buckets (metric_id, hour, count, value_sum, value_sq)
+    SELECT metric_id, hour, n, v, q FROM increments ORDER BY metric_id, hour
     ON CONFLICT (metric_id, hour) DO UPDATE SET count = buckets.count + excluded.count,
-        value_sum = buckets.value_sum + excluded.value_sum
+        value_sum = buckets.value_sum + excluded.value_sum,
+        value_sq = buckets.value_sq + excluded.value_sq
     RETURNING 1
 ),
 minute_rows AS (

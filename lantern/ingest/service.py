@@ -213,7 +213,7 @@ def store(engine: Engine, *, requests: list[Judged]) -> list[IngestResult]:
             )
             for source_id, wanted in keys.items()
         }
-        increments: dict[tuple[int, int], list[float]] = defaultdict(lambda: [0, 0.0])
+        increments: dict[tuple[int, int], list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
         flags: dict[int, list[tuple[str, int, datetime]]] = defaultdict(list)
         for request, result, counted in zip(requests, results, counted_per_request, strict=True):
             ids, over_cap = resolved[request.source_id].ids, resolved[request.source_id].over_cap
@@ -225,9 +225,12 @@ def store(engine: Engine, *, requests: list[Judged]) -> list[IngestResult]:
                     cell[0] += 1
                     if value is not None:
                         cell[1] += value
+                        cell[2] += value * value
                 if verdict.flag is not None:
                     flags[request.source_id].append(verdict.flag)
-        add_to_buckets(connection, {k: (int(c), float(v)) for k, (c, v) in increments.items()})
+        add_to_buckets(
+            connection, {k: (int(c), float(v), float(q)) for k, (c, v, q) in increments.items()}
+        )
         for source_id in sorted(flags):
             _record_flags(connection, source_id, flags[source_id])
         _record_debug(connection, requests, counted_per_request, results)

@@ -21,6 +21,7 @@ from lantern.detect.series import TRAINING_DAYS, SeriesKind
 from lantern.detect.stream import LONGEST_SETTLE_HOURS
 from lantern.errors import Invalid
 from lantern.insights.models import Insight
+from lantern.metrics.keys import series_kind
 from lantern.metrics.service import epoch_hour, hour_index, load_series
 from lantern.metrics.status import MetricItem, get_metric_item
 
@@ -143,7 +144,7 @@ def _points(
         series = pd.Series(np.nan, index=index)
         expected = lower = upper = series
     else:
-        kind: SeriesKind = "value" if metric.value_metric else "count"
+        kind = series_kind(metric.kind)
         series = load_series(
             session.connection(),
             metric_ids=[metric.id],

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from lantern.detect.series import SeriesKind
 
 
 class MetricKind(StrEnum):
@@ -13,6 +17,7 @@ class MetricKind(StrEnum):
     SCREEN = "screen"  # one per screen name
     TOTAL = "total"  # one per call type; the identify total is the identify volume
     VALUE = "value"  # sum of a numeric properties.value (else revenue) per track event
+    MEAN = "mean"  # average of the same values: their count, sum and sum of squares are kept
     FLAG = "flag"  # LaunchDarkly flag evaluations per flag key
     EXPERIMENT = "experiment"  # LaunchDarkly click, page view and custom metric events
     OVERFLOW = "overflow"  # new names past the source's metric cap
@@ -24,6 +29,7 @@ LABELS = {
     MetricKind.SCREEN: "screen",
     MetricKind.TOTAL: "all calls",
     MetricKind.VALUE: "value",
+    MetricKind.MEAN: "average value",
     MetricKind.FLAG: "flag evaluations",
     MetricKind.EXPERIMENT: "experiment metric",
     MetricKind.OVERFLOW: "metrics over the cap",
@@ -36,6 +42,9 @@ UNCAPPED = frozenset({MetricKind.TOTAL, MetricKind.OVERFLOW})
 
 MetricKey = tuple[str, str]
 
+# What one hour of a metric holds: a number of events, a sum of values, or their average.
+Measure = Literal["count", "sum", "average"]
+
 
 def label(kind: str, name: str) -> str:
     """How a metric is named to a person."""
@@ -45,12 +54,26 @@ def label(kind: str, name: str) -> str:
 
 
 def is_value_kind(kind: str) -> bool:
-    """Whether the metric's series is a real-valued sum rather than a count."""
-    return kind == MetricKind.VALUE
+    """Whether the metric's series is real-valued (a sum or an average) rather than a count."""
+    return kind in (MetricKind.VALUE, MetricKind.MEAN)
+
+
+def measure(kind: str) -> Measure:
+    """What one hour of the metric holds: its events, the sum of their values, or the average."""
+    if kind == MetricKind.MEAN:
+        return "average"
+    return "sum" if kind == MetricKind.VALUE else "count"
+
+
+def series_kind(kind: str) -> SeriesKind:
+    """The kind of series detection is given for a metric of this kind."""
+    if kind == MetricKind.MEAN:
+        return "mean"
+    return "value" if kind == MetricKind.VALUE else "count"
 
 
 def display_name(kind: str, name: str) -> str:
-    """A metric's name as a list shows it: "Signed Up", "Checkout Completed (value)"."""
+    """A metric's name as a list shows it: "Signed Up", "Page Load (average value)"."""
     if kind == MetricKind.TRACK:
         return name
     if kind == MetricKind.TOTAL:
@@ -61,6 +84,7 @@ def display_name(kind: str, name: str) -> str:
         MetricKind.PAGE: "page",
         MetricKind.SCREEN: "screen",
         MetricKind.VALUE: "value",
+        MetricKind.MEAN: "average value",
         MetricKind.FLAG: "flag evaluations",
         MetricKind.EXPERIMENT: "experiment",
     }.get(MetricKind(kind), kind)

@@ -28,7 +28,13 @@ class Metric(Base):
 
 
 class Bucket(Base):
-    """One metric's increments for one UTC hour (`hour` counts hours since the Unix epoch)."""
+    """One metric's increments for one UTC hour (`hour` counts hours since the Unix epoch).
+
+    `count` is the hour's events (for a value or an average metric, the events that carried
+    a value), `value_sum` the sum of their values and `value_sq` the sum of their squares:
+    enough for an average and its spread. `value_sq` is NULL where it was never kept (hours
+    written before the average metrics existed).
+    """
 
     __tablename__ = "buckets"
     # Clustered on the primary key on SQLite: one B-tree to write instead of two.
@@ -40,6 +46,7 @@ class Bucket(Base):
     hour: Mapped[int] = mapped_column(Integer, primary_key=True)
     count: Mapped[int] = mapped_column(BigInteger, default=0)
     value_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    value_sq: Mapped[float | None] = mapped_column(Float, default=0.0)
 
 
 class FlagVersion(Base):

@@ -13,7 +13,7 @@ from sqlalchemy import func, select, tuple_
 from sqlalchemy.engine import Connection
 
 from lantern.db.dialect import insert_for
-from lantern.metrics.keys import OVERFLOW_NAME, UNCAPPED, MetricKey, MetricKind, is_value_kind
+from lantern.metrics.keys import OVERFLOW_NAME, UNCAPPED, MetricKey, MetricKind, measure
 from lantern.metrics.models import Bucket, Metric
 
 HOUR = pd.Timedelta(hours=1)
@@ -73,7 +73,11 @@ def resolve_metrics(
     new = [key for key in missing if key not in found]
     over_cap: set[MetricKey] = set()
     if new:
-        capped = sorted(key for key in new if key[0] not in UNCAPPED)
+        # Past the cap, an event's count and sum come before its average: the average last.
+        capped = sorted(
+            (key for key in new if key[0] not in UNCAPPED),
+            key=lambda key: (key[0] == MetricKind.MEAN, key),
+        )
         if capped:
             existing = (
                 connection.scalar(
@@ -115,37 +119,43 @@ def _select_ids(
     return {(kind, name): metric_id for kind, name, metric_id in rows}
 
 
-def add_to_buckets(
-    connection: Connection, increments: dict[tuple[int, int], tuple[int, float]]
-) -> None:
-    """Add counts and value sums to buckets `(metric_id, hour)`, creating them as needed.
+# A sum of squares added to one never kept (NULL) stays unknown: the hour's spread is lost.
+_ON_CONFLICT = (
+    "ON CONFLICT (metric_id, hour) DO UPDATE SET count = buckets.count + excluded.count, "
+    "value_sum = buckets.value_sum + excluded.value_sum, "
+    "value_sq = buckets.value_sq + excluded.value_sq"
+)
 
-    Rows are written in key order so concurrent writers lock them in the same order. One
-    plain statement per engine: this is ingest's hot path.
+
+def add_to_buckets(
+    connection: Connection, increments: dict[tuple[int, int], tuple[int, float, float]]
+) -> None:
+    """Add counts, value sums and sums of squares to buckets `(metric_id, hour)`.
+
+    Buckets are created as needed. Rows are written in key order so concurrent writers
+    lock them in the same order. One plain statement per engine: this is ingest's hot path.
     """
     if not increments:
         return
     rows = sorted(increments.items())
-    conflict = (
-        "ON CONFLICT (metric_id, hour) DO UPDATE SET count = buckets.count + excluded.count, "
-        "value_sum = buckets.value_sum + excluded.value_sum"
-    )
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql(
-            "INSERT INTO buckets (metric_id, hour, count, value_sum) "
-            "SELECT * FROM unnest(%s::int[], %s::int[], %s::bigint[], %s::float8[]) " + conflict,
+            "INSERT INTO buckets (metric_id, hour, count, value_sum, value_sq) SELECT * FROM "
+            "unnest(%s::int[], %s::int[], %s::bigint[], %s::float8[], %s::float8[]) "
+            + _ON_CONFLICT,
             (
                 [key[0] for key, _ in rows],
                 [key[1] for key, _ in rows],
                 [value[0] for _, value in rows],
                 [value[1] for _, value in rows],
+                [value[2] for _, value in rows],
             ),
         )
     else:
         connection.exec_driver_sql(
-            "INSERT INTO buckets (metric_id, hour, count, value_sum) VALUES (?, ?, ?, ?) "
-            + conflict,
-            [(key[0], key[1], value[0], value[1]) for key, value in rows],
+            "INSERT INTO buckets (metric_id, hour, count, value_sum, value_sq) "
+            "VALUES (?, ?, ?, ?, ?) " + _ON_CONFLICT,
+            [(key[0], key[1], *value) for key, value in rows],
         )
 
 
@@ -169,8 +179,8 @@ def load_series(
 ) -> dict[int, pd.Series]:
     """Regular hourly series for many metrics in one query, over [start, end) hours.
 
-    Count metrics are zero-filled; value metrics hold the hour's sum, NaN where no event
-    carried a value.
+    Count metrics are zero-filled; value metrics hold the hour's sum and average metrics
+    the hour's mean (sum / events with a value), both NaN where no event carried a value.
     """
     first, last = epoch_hour(start), epoch_hour(end)
     index = pd.date_range(hour_index(first), periods=max(0, last - first), freq="h")
@@ -186,13 +196,19 @@ def load_series(
     kinds = kinds or {}
     groups = dict(tuple(frame.groupby("metric_id"))) if len(frame) else {}
     for metric_id in metric_ids:
-        is_value = is_value_kind(kinds.get(metric_id, ""))
-        values = np.full(len(index), np.nan if is_value else 0.0)
+        held = measure(kinds.get(metric_id, ""))
+        values = np.full(len(index), 0.0 if held == "count" else np.nan)
         part = groups.get(metric_id)
         if part is not None:
             positions = part["hour"].to_numpy() - first
-            column = "value_sum" if is_value else "count"
-            values[positions] = part[column].to_numpy(dtype=float)
+            if held == "average":
+                counts = part["count"].to_numpy(dtype=float)
+                sums = part["value_sum"].to_numpy(dtype=float)
+                valued = counts > 0
+                values[positions[valued]] = sums[valued] / counts[valued]
+            else:
+                column = "count" if held == "count" else "value_sum"
+                values[positions] = part[column].to_numpy(dtype=float)
         result[metric_id] = pd.Series(values, index=index, name=metric_id)
     return result
 

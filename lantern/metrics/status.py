@@ -14,7 +14,7 @@ from lantern.db.dialect import insert_for
 from lantern.detect.series import TRAINING_DAYS, training_remaining
 from lantern.errors import Invalid, NotFound
 from lantern.insights.models import Insight, MetricWatch
-from lantern.metrics.keys import display_name, is_value_kind
+from lantern.metrics.keys import Measure, display_name, is_value_kind, measure
 from lantern.metrics.models import Bucket, Metric
 from lantern.metrics.service import epoch_hour, hour_index
 from lantern.workspaces.models import Source
@@ -37,13 +37,14 @@ class MetricItem:
     name: str
     label: str
     value_metric: bool
+    measure: Measure
     status: Status
     training_left_seconds: int | None
     snoozed_until: datetime | None
     muted: bool
     latest_hour: datetime | None
     latest_value: float | None
-    volume_7d: float
+    volume_7d: float | None
     open_insights: int
     first_hour: datetime | None
 
@@ -124,7 +125,7 @@ def metric_items(
     for row in session.execute(query).all():
         (mid, sid, source_name, kind, name, muted, snoozed, first, last) = row[:9]
         latest_count, latest_sum, week_count, week_sum, open_count = row[9:]
-        value = is_value_kind(kind)
+        value, held = is_value_kind(kind), measure(kind)
         first_hour = hour_index(first).to_pydatetime() if first is not None else None
         state, left = metric_status(
             first_hour=first_hour, muted=bool(muted), snoozed_until=snoozed, now=now
@@ -137,15 +138,14 @@ def metric_items(
             name=name,
             label=display_name(kind, name),
             value_metric=value,
+            measure=held,
             status=state,
             training_left_seconds=left,
             snoozed_until=snoozed,
             muted=bool(muted),
             latest_hour=hour_index(last).to_pydatetime() if last is not None else None,
-            latest_value=(
-                None if last is None else float(latest_sum if value else latest_count or 0)
-            ),
-            volume_7d=float((week_sum if value else week_count) or 0),
+            latest_value=None if last is None else _hourly(held, latest_count, latest_sum),
+            volume_7d=_hourly(held, week_count, week_sum),
             open_insights=int(open_count or 0),
             first_hour=first_hour,
         )
@@ -155,6 +155,15 @@ def metric_items(
             continue
         items.append(item)
     return items
+
+
+def _hourly(held: Measure, count: int | None, total: float | None) -> float | None:
+    """What buckets summed over some hours say: events, the sum, or the average (None if none)."""
+    if held == "count":
+        return float(count or 0)
+    if held == "sum":
+        return float(total or 0.0)
+    return float(total or 0.0) / float(count) if count else None  # sum() is a Decimal on PG
 
 
 def get_metric_item(

@@ -70,9 +70,11 @@ def headline(message: InsightMessage) -> str:
 
 
 def _facts(message: InsightMessage) -> str:
-    unit = "" if message.metric_kind == "value" else " events/h"
+    # counts are events an hour; a sum or an average of values is in the values' own unit
+    unit = " events/h" if message.measure == "count" else ""
+    what = " average" if message.measure == "average" else ""
     return (
-        f"*Observed* {_number(message.observed)}{unit} vs *expected* "
+        f"*Observed{what}* {_number(message.observed)}{unit} vs *expected* "
         f"{_number(message.expected)}{unit} "
         f"(normal range {_number(message.lower)} to {_number(message.upper)})\n"
         f"*Since* {_when(message.start)}"

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from lantern.config import Settings
 from lantern.insights.models import Insight
 from lantern.insights.service import insight_causes
-from lantern.metrics.keys import is_value_kind, label
+from lantern.metrics.keys import label, measure, series_kind
 from lantern.metrics.models import Metric
 from lantern.metrics.service import load_series
 from lantern.notify.models import Notification
@@ -34,6 +34,7 @@ def build_message(
         insight_id=insight.id,
         metric_name=metric.name,
         metric_kind=label(metric.kind, metric.name),
+        measure=measure(metric.kind),
         source_name=source.name,
         kind=insight.kind,
         direction=insight.direction,
@@ -79,7 +80,7 @@ def _chart(session: Session, insight: Insight, metric: Metric, message: InsightM
     from lantern.notify.chart import render_chart
 
     end = pd.Timestamp(insight.detected_at) + pd.Timedelta(hours=1)
-    kind: SeriesKind = "value" if is_value_kind(metric.kind) else "count"
+    kind: SeriesKind = series_kind(metric.kind)
     series = load_series(
         session.connection(),
         metric_ids=[metric.id],

@@ -8,6 +8,8 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
+from lantern.metrics.keys import Measure
+
 
 @dataclass(frozen=True)
 class FlagChangeCause:
@@ -42,6 +44,7 @@ class InsightMessage:
     dashboard_url: str
     ended_at: datetime | None = None
     related: tuple[str, ...] = ()  # other metrics of the source that moved with it
+    measure: Measure = "count"  # what an hour holds: events, or the sum or average of values
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ EXPECTED = {
     ("track", "Signed Up"): 3,
     ("total", "track"): 3,
     ("value", "Signed Up"): 2,
+    ("mean", "Signed Up"): 2,
     ("page", "Pricing"): 2,
     ("total", "page"): 2,
     ("screen", "Settings"): 1,
@@ -59,6 +60,8 @@ def test_segment_analytics_python_calls_land_in_the_buckets(
     assert totals(engine, src.id) == EXPECTED
     values = [v for (k, _n, _h), v in buckets(engine, src.id).items() if k == "value"]
     assert sum(v[1] for v in values) == 13.5
+    averaged = [v for (k, _n, _h), v in buckets(engine, src.id).items() if k == "mean"]
+    assert sum(v[1] for v in averaged) == 13.5
     hours = {h for (_k, _n, h) in buckets(engine, src.id)}
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     assert {datetime.fromisoformat(h) for h in hours} <= {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pandas as pd
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
@@ -10,7 +12,13 @@ from lantern.analysis import Lantern
 from lantern.config import Settings
 from lantern.metrics.service import epoch_hour
 from lantern.pipeline import run_hour
-from tests.factories import history_events, import_events, make_source
+from tests.factories import (
+    history_events,
+    import_events,
+    last_closed_hour,
+    make_metric,
+    make_source,
+)
 from tests.integration.test_pipeline import recent_end, rhythm_counts
 
 
@@ -92,3 +100,26 @@ def test_a_replay_at_the_workspace_sensitivity_opens_the_insights_the_service_re
     assert "useful" not in checkout_only.columns
     assert {"useful", "feedback_at", "causes"} <= set(recorded.columns)
     assert lantern.insights(source="elsewhere").empty
+
+
+def test_a_notebook_reads_an_average_metric_as_hourly_means_and_plots_it_as_an_average(
+    engine: Engine,
+) -> None:
+    src = make_source(engine, name=f"site-{uuid.uuid4().hex[:8]}")
+    index = pd.date_range(end=last_closed_hour(), periods=9 * 24, freq="h")
+    loads = pd.Series(250.0 + (index.hour.to_numpy() % 5), index=index)
+    loads.iloc[-2] = float("nan")  # an hour without a valued event
+    make_metric(engine, src, name="Page Load", kind="mean", counts=loads)
+    lantern = Lantern(engine)
+
+    table = lantern.metrics(source=src.name)
+    mine = table[table["name"] == "Page Load"]
+    assert list(mine["measure"]) == ["average"]
+    assert lantern.info(int(mine.index[0])).series_kind == "mean"
+
+    series = lantern.series(int(mine.index[0]))
+    assert series.iloc[:-2].tolist() == loads.iloc[:-2].tolist()
+    assert pd.isna(series.iloc[-2])
+    figure = lantern.plot(int(mine.index[0]), days=7)
+    assert figure.axes[0].get_ylabel() == "average value"
+    assert "average value" in figure.axes[0].get_title(loc="left")

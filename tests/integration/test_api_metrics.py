@@ -233,7 +233,7 @@ def test_a_chart_viewed_again_shows_events_that_arrived_in_between(
     before = client.get(url, headers=bearer(src)).json()
     assert client.get(url, headers=bearer(src)).json() == before
     with session_scope(engine) as session:
-        late = {(metric_id, epoch_hour(last_closed_hour())): (500, 0.0)}
+        late = {(metric_id, epoch_hour(last_closed_hour())): (500, 0.0, 0.0)}
         add_to_buckets(session.connection(), late)
     after = client.get(url, headers=bearer(src)).json()
     assert after["points"][-1]["observed"] == before["points"][-1]["observed"] + 500

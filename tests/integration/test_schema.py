@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import uuid
+from datetime import datetime
 
+import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine
+from sqlalchemy import DateTime, Engine, bindparam, inspect, select, text
 
-from lantern.db.migrate import current_revision, head_revision
+from lantern.config import get_settings
+from lantern.db.migrate import alembic_config, current_revision, head_revision, upgrade
 from lantern.db.models import Base
+from lantern.db.session import make_engine
+from lantern.metrics.models import Metric
+from lantern.metrics.service import add_to_buckets, hour_index, load_series
 
 
 def test_autogenerate_finds_no_difference_between_models_and_migrations(engine: Engine) -> None:
@@ -80,3 +88,158 @@ def test_the_slack_channel_id_migration_keeps_connections_and_goes_both_ways(
     assert [tuple(r) for r in upgraded] == [("alerts", None, None)]
     assert "channel_name" not in columns and "paused_until" not in columns
     assert [tuple(r) for r in kept] == [("alerts",)]
+
+
+# Migration 0005 (average value metrics) is tested from the revision before it, with data.
+BEFORE_AVERAGES = "3b9c2f5e7a41"
+HOUR = 490_000  # any epoch hour
+
+
+def _downgrade(engine: Engine, revision: str) -> None:
+    config = alembic_config(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+
+
+def _source_with_metrics(engine: Engine, metrics: dict[tuple[str, str], dict[int, tuple]]) -> int:
+    """A workspace, a source and its metrics with buckets, written as the old schema holds them."""
+    at = datetime(2026, 1, 2, 3, 4, 5)
+    with engine.begin() as connection:
+        workspace = connection.execute(
+            text(
+                "INSERT INTO workspaces (name, sensitivity, created_at) "
+                "VALUES (:name, 'medium', :at) RETURNING id"
+            ).bindparams(bindparam("at", type_=DateTime())),
+            {"name": f"ws-{uuid.uuid4().hex[:8]}", "at": at},
+        ).scalar_one()
+        source = connection.execute(
+            text(
+                "INSERT INTO sources (workspace_id, name, key_hash, key_hint, created_at) "
+                "VALUES (:w, 'web', :hash, 'abc', :at) RETURNING id"
+            ).bindparams(bindparam("at", type_=DateTime())),
+            {"w": workspace, "hash": uuid.uuid4().hex, "at": at},
+        ).scalar_one()
+        for (kind, name), hours in metrics.items():
+            metric = connection.execute(
+                text(
+                    "INSERT INTO metrics (source_id, kind, name, created_at) "
+                    "VALUES (:s, :kind, :name, :at) RETURNING id"
+                ).bindparams(bindparam("at", type_=DateTime())),
+                {"s": source, "kind": kind, "name": name, "at": at},
+            ).scalar_one()
+            for hour, (count, value_sum) in hours.items():
+                connection.execute(
+                    text(
+                        "INSERT INTO buckets (metric_id, hour, count, value_sum) "
+                        "VALUES (:m, :h, :c, :v)"
+                    ),
+                    {"m": metric, "h": hour, "c": count, "v": value_sum},
+                )
+    return int(source)
+
+
+def _stored(engine: Engine, source_id: int) -> dict[tuple[str, str, int], tuple]:
+    """(kind, name, hour) -> the bucket's columns, for every bucket of a source."""
+    with engine.connect() as connection:
+        columns = {c["name"] for c in inspect(connection).get_columns("buckets")}
+        extra = ", b.value_sq" if "value_sq" in columns else ""
+        rows = connection.execute(
+            text(
+                f"SELECT m.kind, m.name, b.hour, b.count, b.value_sum{extra} FROM buckets AS b "
+                "JOIN metrics AS m ON m.id = b.metric_id WHERE m.source_id = :s"
+            ),
+            {"s": source_id},
+        ).all()
+    return {(r[0], r[1], r[2]): tuple(r[3:]) for r in rows}
+
+
+def test_the_average_metrics_migration_backfills_them_from_the_sums_and_downgrades_cleanly(
+    empty_database_url: str,
+) -> None:
+    engine = make_engine(empty_database_url)
+    try:
+        upgrade(engine, BEFORE_AVERAGES)
+        source = _source_with_metrics(
+            engine,
+            {
+                ("track", "Checkout"): {HOUR: (3, 0.0), HOUR + 1: (1, 0.0)},
+                ("value", "Checkout"): {HOUR: (2, 50.0), HOUR + 1: (1, 7.0)},
+                ("track", "Search"): {HOUR: (4, 0.0)},
+            },
+        )
+        before = _stored(engine, source)
+        upgrade(engine)
+        after = _stored(engine, source)
+        # the sum and the counts as they were; the average from the sum's valued events
+        assert {k: v[:2] for k, v in after.items() if k[0] != "mean"} == before
+        assert {k: v for k, v in after.items() if k[0] == "mean"} == {
+            ("mean", "Checkout", HOUR): (2, 50.0, None),
+            ("mean", "Checkout", HOUR + 1): (1, 7.0, None),
+        }
+        with engine.begin() as connection:
+            ids: dict[str, int] = {
+                kind: metric_id
+                for kind, metric_id in connection.execute(
+                    select(Metric.kind, Metric.id).where(
+                        Metric.source_id == source, Metric.name == "Checkout"
+                    )
+                )
+            }
+            # events after the migration: an hour that never kept its squares keeps none
+            add_to_buckets(
+                connection,
+                {(ids["mean"], HOUR + 1): (1, 3.0, 9.0), (ids["mean"], HOUR + 2): (1, 3.0, 9.0)},
+            )
+            series = load_series(
+                connection,
+                metric_ids=[ids["mean"]],
+                start=hour_index(HOUR),
+                end=hour_index(HOUR + 3),
+                kinds={ids["mean"]: "mean"},
+            )[ids["mean"]]
+        assert series.tolist() == [25.0, 5.0, 3.0]
+        assert _stored(engine, source)[("mean", "Checkout", HOUR + 1)] == (2, 10.0, None)
+        assert _stored(engine, source)[("mean", "Checkout", HOUR + 2)] == (1, 3.0, 9.0)
+
+        _downgrade(engine, BEFORE_AVERAGES)
+        assert current_revision(engine) == BEFORE_AVERAGES
+        assert _stored(engine, source) == before
+        if engine.dialect.name == "sqlite":
+            with engine.connect() as connection:
+                ddl = connection.scalar(
+                    text("SELECT sql FROM sqlite_master WHERE name = 'buckets'")
+                )
+            assert "WITHOUT ROWID" in ddl
+        upgrade(engine)
+        assert current_revision(engine) == head_revision()
+        assert ("mean", "Checkout", HOUR) in _stored(engine, source)
+    finally:
+        engine.dispose()
+
+
+def test_the_average_metrics_migration_backfills_no_more_than_the_metric_cap_allows(
+    empty_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = make_engine(empty_database_url)
+    try:
+        upgrade(engine, BEFORE_AVERAGES)
+        source = _source_with_metrics(
+            engine,
+            {
+                ("track", "A"): {HOUR: (1, 0.0)},
+                ("value", "A"): {HOUR: (1, 1.0)},
+                ("track", "B"): {HOUR: (1, 0.0)},
+                ("value", "B"): {HOUR: (1, 2.0)},
+                ("total", "track"): {HOUR: (2, 0.0)},  # outside the cap
+            },
+        )
+        monkeypatch.setenv("LANTERN_METRIC_CAP", "5")
+        get_settings.cache_clear()
+        upgrade(engine)
+        means = {k for k in _stored(engine, source) if k[0] == "mean"}
+    finally:
+        get_settings.cache_clear()
+        engine.dispose()
+    # two value metrics, room for one more metric: "A" gets its average, "B" will at ingest
+    assert means == {("mean", "A", HOUR)}

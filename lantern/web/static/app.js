@@ -315,8 +315,8 @@ async function insightPage() {
     h("p", { class: "muted" }, `${i.source_name} · since ${fmtTime(i.start)} · detected ${fmtTime(i.detected_at)}`
       + (i.ended_at ? ` · over ${fmtTime(i.ended_at)}` : "")),
     h("div", { class: "card grid" },
-      fact("Observed", LanternChart.fmt(i.observed)),
-      fact("Expected", `${LanternChart.fmt(i.expected)} (${LanternChart.fmt(Math.max(i.lower, 0))}–${LanternChart.fmt(i.upper)})`),
+      fact(`Observed${averageWord(i.metric)}`, LanternChart.fmt(i.observed)),
+      fact(`Expected${averageWord(i.metric)}`, `${LanternChart.fmt(i.expected)} (${LanternChart.fmt(i.metric.measure === "count" ? Math.max(i.lower, 0) : i.lower)}–${LanternChart.fmt(i.upper)})`),
       fact("Change", pct(i.relative_change)),
       fact("Severity", i.severity),
       fact("Status", i.status)),
@@ -333,6 +333,13 @@ async function insightPage() {
   );
   await chart.load();
 }
+
+// An average metric's figures are averages of the events' values, not events: say so.
+const averageWord = (metric) => (metric.measure === "average" ? " average" : "");
+const MEASURE_NOTES = {
+  sum: "Each hour is the sum of the events' value (else revenue).",
+  average: "Each hour is the average of the events' value (else revenue); an hour without a value has none.",
+};
 
 function fact(label, value) {
   return h("div", { class: "fact" }, h("div", { class: "label" }, label), h("div", { class: "value" }, value));
@@ -360,7 +367,8 @@ async function metricsPage() {
         h("td", { class: "hide-narrow" }, m.source_name),
         h("td", {}, statusPill(m)),
         h("td", { class: "num" }, LanternChart.fmt(m.latest_value)),
-        h("td", { class: "num hide-narrow" }, LanternChart.fmt(m.volume_7d)),
+        h("td", { class: "num hide-narrow", title: m.measure === "average" ? "average over 7 days" : null },
+          LanternChart.fmt(m.volume_7d)),
         h("td", { class: "num" }, m.open_insights ? String(m.open_insights) : ""))));
       if (!metrics.length) {
         fill(body, h("tr", {}, h("td", { colspan: 6, class: "muted" },
@@ -397,6 +405,7 @@ async function metricPage() {
     h("div", { class: "row" }, h("span", { class: "muted" }, m.source_name), statusPill(m),
       m.status === "training" ? h("span", { class: "muted" },
         "Lantern learns a week of this metric's rhythm before it judges it.") : null),
+    MEASURE_NOTES[m.measure] ? h("p", { class: "muted", id: "measure" }, MEASURE_NOTES[m.measure]) : null,
     watchControls(m, drawHead));
   drawHead(metric);
   const insights = await api("GET", `/insights?metric_id=${metric.id}&limit=20`);
