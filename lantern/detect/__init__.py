@@ -65,6 +65,12 @@ The method
    shrinking as the new normal's days accumulate. Spikes, drops and outages are reported
    throughout; a further lasting change after 3 days (10 after a trend change, which
    going on is the same news).
+   **Sensitivity is monotone by construction.** Episodes are found and followed at the
+   most sensitive setting whatever a metric's (`detectors.graded_candidates`); each hour
+   is graded by how many settings from ``high`` to ``medium`` to ``low`` find something
+   there, and an episode is told once one of its hours (judged with its own hours in use)
+   clears the metric's setting. The state never depends on the setting, so every episode
+   told at ``low`` is told no later at ``medium``, and every one at ``medium`` at ``high``.
 6. **Means** (``kind="mean"``): hourly averages of a measurement (load times, prices, CPU)
    are fitted on the Gaussian path with their own residual spread; a missing hour is
    missing, never zero.

@@ -18,7 +18,13 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 import pandas as pd
 
-from lantern.detect.detectors import LOOKBACK, SENSITIVITY, WINDOW_ERROR, Evidence, candidates
+from lantern.detect.detectors import (
+    LOOKBACK,
+    SENSITIVITY,
+    WINDOW_ERROR,
+    Evidence,
+    graded_candidates,
+)
 from lantern.detect.kinds import PERSISTENT, SHORT_LIMIT, DetectionKind
 from lantern.detect.model import DAY, FIT_DAYS, WEEK, Baseline, empty_as_zero, fit_baseline
 from lantern.detect.series import TRAINING_DAYS, SeriesError, SeriesKind, validate_series
@@ -26,6 +32,8 @@ from lantern.detect.verdicts import Candidate, Detection
 
 Status = Literal["opened", "updated", "resolved", "accepted"]
 Sensitivity = Literal["low", "medium", "high"]
+# settings from the most sensitive up: an episode found at one is told at those it clears
+LEVELS: tuple[Sensitivity, ...] = ("high", "medium", "low")
 K = TypeVar("K")
 
 TRAINING_HOURS = TRAINING_DAYS * DAY
@@ -43,7 +51,6 @@ SETTLE_HOURS: dict[str, int] = {
 # a model re-learning its level after a lasting change drifts for a week before its slope
 # settles: a trend change is heard of that much later than a level
 TREND_SETTLE = 7 * DAY
-LONGEST_SETTLE_HOURS = max(SETTLE_HOURS.values()) + TREND_SETTLE
 # the variance (log scale) of a new normal's level learned from one day of it; it shrinks
 # as the new normal accumulates days and is added to the model's error until
 # `NEW_NORMAL_DAYS` have passed
@@ -206,7 +213,9 @@ class _Run:
         self.values = values
         self.hours = origin + np.arange(len(values))
         self.events: list[EpisodeEvent] = []
-        self.preset = SENSITIVITY[state.sensitivity]
+        # episodes are found and followed at the most sensitive setting, whatever the
+        # metric's; its setting decides which of them are told (see `_judge`)
+        self.level = LEVELS.index(state.sensitivity)
         # told (first, stop, expected, model) for each stretch of hours one model judged
         self.trace = trace
 
@@ -297,15 +306,27 @@ class _Run:
             window_error=float(np.sqrt((YOUNG_ERROR if young else WINDOW_ERROR) ** 2 + extra)),
             recent=recent,
         )
-        found = candidates(evidence, self.preset)
+        by_level, grades = graded_candidates(evidence)
+        found = by_level[0]
+        upgrades = self._episode_grades(lo, stop, x, mu, evidence)
         judged = stop
-        for offset, candidate in enumerate(found):
+        for offset, (candidate, grade) in enumerate(zip(found, grades, strict=True)):
             u = int(t + offset)
             self.state = replace(self.state, last_hour=u)
             if candidate is not None and unit != 1.0:
                 observed, expected = candidate.observed * unit, candidate.expected * unit
                 candidate = replace(candidate, observed=observed, expected=expected)
-            if self._step(u, LOOKBACK + offset, candidate, x, mu, evidence):
+            if upgrades is not None and self.state.episode is not None:
+                told = upgrades[0][self.level][offset]
+                self._upgrade(u, told, upgrades[1][offset], unit)
+            told_here = by_level[self.level][offset] if grade >= self.level else None
+            if told_here is not None and unit != 1.0:
+                told_here = replace(
+                    told_here,
+                    observed=told_here.observed * unit,
+                    expected=told_here.expected * unit,
+                )
+            if self._step(u, LOOKBACK + offset, candidate, told_here, grade, x, mu, evidence):
                 judged = u + 1
                 break
         if self.trace is not None:
@@ -317,6 +338,8 @@ class _Run:
         u: int,
         i: int,
         candidate: Candidate | None,
+        told: Candidate | None,
+        grade: int,
         x: np.ndarray,
         mu: np.ndarray,
         evidence: Evidence,
@@ -333,7 +356,7 @@ class _Run:
                 return False
             if candidate.kind == DetectionKind.TREND_CHANGE and u < s.settled_until + TREND_SETTLE:
                 return False
-            return self._open(u, candidate)
+            return self._open(u, candidate, told, grade)
         if episode["kind"] in PERSISTENT:
             if episode["kind"] == DetectionKind.LEVEL_SHIFT and self._returned(i, x, mu, episode):
                 masks = (
@@ -381,7 +404,7 @@ class _Run:
             return False
         return False
 
-    def _open(self, u: int, c: Candidate) -> bool:
+    def _open(self, u: int, c: Candidate, told: Candidate | None, grade: int) -> bool:
         s = self.state
         assert s.model is not None
         start = int(u - c.start_offset)
@@ -390,11 +413,17 @@ class _Run:
             "direction": c.direction,
             "start": start,
             "opened_at": u,
+            "told_at": u,
+            "told": told is not None,
+            "grade": grade,
             "last_abnormal": u,
             "observed": float(c.observed),
             "expected": float(c.expected),
             "score": float(c.score),
         }
+        if told is not None:
+            # what is told is the verdict at the metric's own setting
+            episode.update(self._told(told))
         self._emit("opened", u, episode)
         if c.kind in PERSISTENT:
             extra = c.slope / DAY if c.kind == DetectionKind.TREND_CHANGE else 0.0
@@ -402,6 +431,59 @@ class _Run:
         # the episode's hours teach the model nothing until it is over or accepted
         self.state = replace(s, episode=episode, masks=(*s.masks, (start, -1)))
         return True
+
+    @staticmethod
+    def _told(c: Candidate) -> dict[str, Any]:
+        """The fields of an episode that say what was told (the state keeps its own)."""
+        return {
+            "told_kind": c.kind,
+            "told_direction": c.direction,
+            "told_observed": float(c.observed),
+            "told_expected": float(c.expected),
+            "told_score": float(c.score),
+        }
+
+    def _episode_grades(
+        self, lo: int, stop: int, x: np.ndarray, mu: np.ndarray, evidence: Evidence
+    ) -> tuple[list[list[Candidate | None]], list[int]] | None:
+        """The graded verdicts of the judged hours with the open episode's own hours in use,
+        while its grade can still rise: the episode is followed at the most sensitive
+        setting, and told at a stricter one once its hours clear that one too."""
+        episode = self.state.episode
+        if episode is None or episode.get("grade", len(LEVELS) - 1) >= len(LEVELS) - 1:
+            return None
+        hours = np.arange(lo, stop)
+        own = (hours >= episode["start"]) & np.isfinite(x)
+        unmasked = Evidence(
+            x,
+            mu,
+            evidence.usable | own,
+            first=evidence.first,
+            kind=evidence.kind,
+            dispersion=evidence.dispersion,
+            window_error=evidence.window_error,
+            recent=evidence.recent,
+        )
+        return graded_candidates(unmasked)
+
+    def _upgrade(self, u: int, c: Candidate | None, grade: int, unit: float) -> None:
+        """Raise the open episode's grade by hour u's verdict; tell it once it clears the
+        metric's setting (the verdict then says what is told)."""
+        episode = self.state.episode
+        if episode is None or c is None or grade <= episode.get("grade", len(LEVELS) - 1):
+            return
+        if c.direction != episode["direction"]:
+            return  # another movement than the episode's: not what it would tell
+        told = episode["told"]
+        episode = {**episode, "grade": grade}
+        if not told and grade >= self.level:
+            # what is told is this hour's evidence; the opening's stays for the state's use,
+            # which must not depend on the setting
+            scaled = replace(c, observed=c.observed * unit, expected=c.expected * unit)
+            episode.update(told=True, told_at=u, **self._told(scaled))
+        self.state = replace(self.state, episode=episode)
+        if not told and episode["told"]:
+            self._emit("opened", u, episode)
 
     def _new_normal_var(self, t: int) -> float:
         """The extra variance of a level learned since a lasting change: `NEW_NORMAL_VAR`
@@ -449,21 +531,27 @@ class _Run:
         return tuple(m for m in masks if m[1] < 0 or m[1] >= u - FIT_HOURS)
 
     def _emit(self, status: Status, u: int, episode: dict[str, Any]) -> None:
+        if not episode.get("told", True):
+            return  # below this metric's setting: followed, never told
         s = self.state
         assert s.model is not None
-        expected, observed = float(episode["expected"]), float(episode["observed"])
+        expected = float(episode.get("told_expected", episode["expected"]))
+        observed = float(episode.get("told_observed", episode["observed"]))
         low, high = s.model.band(np.array([expected]))
         relative = (observed - expected) / max(abs(expected), 1e-9)
+        opened = status == "opened"
         detection = Detection(
-            kind=episode["kind"],
-            direction=episode["direction"],
+            kind=episode.get("told_kind", episode["kind"]) if opened else episode["kind"],
+            direction=episode.get("told_direction", episode["direction"]),
             start=hour_stamp(episode["start"]),
-            detected_at=hour_stamp(episode["opened_at"] if status == "opened" else u),
+            detected_at=hour_stamp(
+                episode.get("told_at", episode["opened_at"]) if status == "opened" else u
+            ),
             observed=round(observed, 6),
             expected=round(expected, 6),
             lower=round(float(low[0]), 6),
             upper=round(float(high[0]), 6),
             relative_change=round(float(relative), 6),
-            score=round(float(episode["score"]), 3),
+            score=round(float(episode.get("told_score", episode["score"])), 3),
         )
         self.events.append(EpisodeEvent(status=status, at=hour_stamp(u), detection=detection))

@@ -16,9 +16,7 @@ from sqlalchemy.orm import Session
 
 from lantern.detect import replay_expected
 from lantern.detect.kinds import label
-from lantern.detect.model import FIT_DAYS
-from lantern.detect.series import TRAINING_DAYS, SeriesKind
-from lantern.detect.stream import LONGEST_SETTLE_HOURS
+from lantern.detect.series import SeriesKind
 from lantern.errors import Invalid
 from lantern.insights.models import Insight
 from lantern.metrics.keys import series_kind
@@ -27,11 +25,6 @@ from lantern.metrics.status import MetricItem, get_metric_item
 
 MAX_RANGE = timedelta(days=400)
 DEFAULT_RANGE = timedelta(days=7)
-# The detector is replayed from this long before the chart, so that its state at the
-# chart's start is the hourly pass's: the 28 days its model is fitted on must themselves be
-# judged (after a training week), and whether a change in them was reported depends on
-# changes up to 10 days earlier (see `stream.SETTLE_HOURS`).
-WARM_UP = timedelta(days=TRAINING_DAYS + FIT_DAYS, hours=LONGEST_SETTLE_HOURS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +131,10 @@ def _points(
     session: Session, metric: MetricItem, begin: datetime, stop: datetime, sensitivity: str
 ) -> list[Point]:
     assert metric.first_hour is not None
-    origin = max(metric.first_hour, begin - WARM_UP)
+    # the detector is replayed from the metric's first hour: what it expected at an hour
+    # depends on every episode before it (each one's hours are kept out of later fits, and
+    # its own recent weeks set how rare a departure is), so a shorter warm-up can differ
+    origin = metric.first_hour
     index = pd.date_range(begin, stop, freq="h", inclusive="left")
     if origin >= stop:
         series = pd.Series(np.nan, index=index)

@@ -113,3 +113,42 @@ def test_a_mean_series_keeps_its_gaps_missing_and_flags_a_jump() -> None:
     found = alerts(series, kind="mean")
     assert [(e.detection.kind, e.detection.direction) for e in found] == [("level_shift", "up")]
     assert hour(CHANGE + 30) <= found[0].at <= hour(CHANGE + 36)
+
+
+def told(series: pd.Series, sensitivity: str) -> set[tuple[pd.Timestamp, pd.Timestamp]]:
+    """(detected at, start) of every episode told at a setting."""
+    return {(e.at, e.detection.start) for e in alerts(series, sensitivity=sensitivity)}
+
+
+def no_later_at(stricter: set, laxer: set) -> list:
+    """Episodes told at the stricter setting and not as early, with the same start, at the
+    laxer."""
+    return [
+        (at, start)
+        for at, start in stricter
+        if not any(lax_at <= at and lax_start == start for lax_at, lax_start in laxer)
+    ]
+
+
+def test_every_episode_told_at_a_stricter_setting_is_told_no_later_at_a_laxer_one() -> None:
+    # a mix of what metrics do: changes of each kind, quiet and busy, bursty and calm
+    series = []
+    for seed, kind in enumerate(["level_shift", "spike", "outage", "trend_change"]):
+        lam = expected_volume(40.0 * (seed + 1) ** 2)
+        if kind == "level_shift":
+            lam[CHANGE:] *= 1.4
+        elif kind == "spike":
+            lam[CHANGE + 12] *= 3.0
+        elif kind == "outage":
+            lam[CHANGE + 10 : CHANGE + 13] *= 0.2
+        else:
+            lam[CHANGE:] *= np.exp(-0.05 * np.arange(len(lam) - CHANGE) / DAY)
+        series.append(noisy(lam, seed=seed, cv=0.15))
+    series += [noisy(bursty(seed)[0], seed=seed) for seed in range(3)]
+    compared = 0
+    for one in series:
+        low, medium, high = (told(one, s) for s in ("low", "medium", "high"))
+        assert no_later_at(low, medium) == []
+        assert no_later_at(medium, high) == []
+        compared += len(low) + len(medium)
+    assert compared >= 10  # the settings did tell something to compare

@@ -104,6 +104,35 @@ def candidates(evidence: Evidence, preset: Preset) -> list[Candidate | None]:
     return out
 
 
+def graded_candidates(
+    evidence: Evidence,
+) -> tuple[list[list[Candidate | None]], list[int]]:
+    """Each judged hour's verdict at each setting, from ``high`` to ``medium`` to ``low``
+    (`stream.LEVELS`), and its grade: how many of them find something there, each only where
+    the more sensitive ones do (0 to 2; -1 where none does).
+
+    One set of episodes is found and followed at the most sensitive setting whatever a
+    metric's, and each is told at the settings its hours clear, so that every episode told
+    at ``low`` is told at ``medium`` and every one at ``medium`` at ``high``: sensitivity is
+    monotone by construction. The stricter settings are asked only where the laxer one
+    found something (a list of None stands for a setting not asked).
+    """
+    found = candidates(evidence, SENSITIVITY["high"])
+    by_level: list[list[Candidate | None]] = [found]
+    grades = [-1 if c is None else 0 for c in found]
+    for level, name in enumerate(("medium", "low"), start=1):
+        if not any(g == level - 1 for g in grades):
+            by_level.append([None] * len(found))
+            continue
+        stricter = candidates(evidence, SENSITIVITY[name])
+        by_level.append(stricter)
+        grades = [
+            level if g == level - 1 and c is not None else g
+            for g, c in zip(grades, stricter, strict=True)
+        ]
+    return by_level, grades
+
+
 __all__ = [
     "DAY",
     "LOOKBACK",
@@ -126,5 +155,6 @@ __all__ = [
     "TrendChangeDetector",
     "TrendParams",
     "candidates",
+    "graded_candidates",
     "registry",
 ]

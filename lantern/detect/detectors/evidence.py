@@ -72,6 +72,7 @@ class Evidence:
         self.x = np.where(usable, np.nan_to_num(x), 0.0)
         self.mu = np.where(usable, mu, 0.0)
         self.usable = usable
+        self.recent = recent
         # episodes' hours included: what the metric did, however it was judged then
         seen = np.isfinite(x)
         self.seen_x = np.where(seen, np.nan_to_num(x), 0.0)
