@@ -63,8 +63,8 @@ The method
    the change's start (and, once a week of it exists, the hours before the anchor are
    replaced by it in the fit), with the new level's uncertainty added to its error and
    shrinking as the new normal's days accumulate. Spikes, drops and outages are reported
-   throughout; a further lasting change after 3 days (10 after a trend change, which
-   going on is the same news).
+   throughout; a further lasting change after 6 days (10 after a change of cycle or of
+   trend).
    **Sensitivity is monotone by construction.** Episodes are found and followed at the
    most sensitive setting whatever a metric's (`detectors.graded_candidates`); each hour
    is graded by how many settings from ``high`` to ``medium`` to ``low`` find something

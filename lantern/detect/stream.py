@@ -40,12 +40,12 @@ TRAINING_HOURS = TRAINING_DAYS * DAY
 FIT_HOURS = FIT_DAYS * DAY
 CONFIRM_HOURS = 24  # a lasting change is adopted as the new normal after this long
 # after a lasting change is adopted the model takes the new normal at once, and spikes,
-# drops and outages are reported throughout; a second lasting change so soon is likelier to
-# be the young model's error than news for a while: a few days after a level or a cycle,
-# longer after a trend (a trend that goes on after it was adopted is the same news)
+# drops and outages are reported throughout; a further lasting change so soon is likelier
+# to be the young model's error than news for a while: 6 days after a level, 10 after a
+# cycle (relearned from a week of it) or a trend (one that goes on is the same news)
 SETTLE_HOURS: dict[str, int] = {
-    DetectionKind.LEVEL_SHIFT.value: 3 * DAY,
-    DetectionKind.SEASONALITY_CHANGE.value: 3 * DAY,
+    DetectionKind.LEVEL_SHIFT.value: 6 * DAY,
+    DetectionKind.SEASONALITY_CHANGE.value: 10 * DAY,
     DetectionKind.TREND_CHANGE.value: 10 * DAY,
 }
 # a model re-learning its level after a lasting change drifts for a week before its slope
