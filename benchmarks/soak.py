@@ -139,10 +139,10 @@ class Server:
         self._sampled = 0.0
 
     def start(self) -> None:
+        command = [sys.executable, "-m", "lantern", "serve", "--host", "127.0.0.1"]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "lantern", "serve", "--host", "127.0.0.1", "--port"]
-                + [str(self.port)],
+                [*command, "--port", str(self.port)],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
