@@ -12,9 +12,12 @@ from lantern.db.base import Base, UTCDateTime
 
 
 class SeenMessage(Base):
-    """A message id already counted for a source, kept for the dedupe window.
+    """A message id already counted for a source, kept for the dedupe horizon.
 
     Only a 16-byte digest of the id is stored: ids are opaque and could carry anything.
+    A row is written for every event, so it is kept small: the hour it was first seen
+    (hours since the Unix epoch, a 3-byte integer on SQLite) rather than a timestamp, and
+    the hourly purge (`lantern.ingest.scheduled`) walks the index on that hour.
     """
 
     __tablename__ = "seen_messages"
@@ -25,7 +28,7 @@ class SeenMessage(Base):
         ForeignKey("sources.id", ondelete="CASCADE"), primary_key=True
     )
     digest: Mapped[bytes] = mapped_column(LargeBinary(16), primary_key=True)
-    seen_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    seen_hour: Mapped[int] = mapped_column(Integer, index=True)
 
 
 class DebugEvent(Base):

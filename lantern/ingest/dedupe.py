@@ -1,0 +1,53 @@
+"""The message-id table: the hour each digest is stamped with, and the hourly purge.
+
+Each source's message ids are remembered for the dedupe horizon (`dedupe_hours`, 24 by
+default), so a retried event is acknowledged but counted once. A digest is stamped with
+the hour it was first seen; once an hour, rows whose hour ended before `now - horizon`
+are deleted. A repeat is therefore recognised for at least the horizon and at most about
+two hours more (until the next purge), and the table holds one horizon of ids, not the
+day and more that a daily purge let it grow to.
+
+The purge deletes in chunks, each its own short transaction taken in turn with ingest's
+writers (`write_serialized` on SQLite), so a large purge never holds ingest up for long.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine
+
+from lantern.db.session import write_serialized
+
+# Rows deleted per transaction: a few hundred milliseconds of writing at most.
+PURGE_CHUNK_ROWS = 20_000
+
+PURGE_CHUNK = (
+    "DELETE FROM seen_messages WHERE (source_id, digest) IN ("
+    "SELECT source_id, digest FROM seen_messages WHERE seen_hour < {mark} LIMIT {limit})"
+)
+
+
+def seen_hour(at: datetime) -> int:
+    """The stamp of a digest first seen at `at`: hours since the Unix epoch."""
+    return math.floor(at.timestamp() / 3600)
+
+
+def oldest_kept_hour(now: datetime, *, horizon_hours: float) -> int:
+    """The first hour whose digests are still kept: it ends after `now - horizon`."""
+    return seen_hour(now - timedelta(hours=horizon_hours))
+
+
+def purge_seen_messages(engine: Engine, *, now: datetime, horizon_hours: float) -> int:
+    """Forget message ids seen only before the dedupe horizon; returns how many went."""
+    mark = "%s" if engine.dialect.name == "postgresql" else "?"
+    statement = PURGE_CHUNK.format(mark=mark, limit=PURGE_CHUNK_ROWS)
+    keep_from = oldest_kept_hour(now, horizon_hours=horizon_hours)
+    dropped = 0
+    while True:
+        with write_serialized(engine), engine.begin() as connection:
+            deleted = connection.exec_driver_sql(statement, (keep_from,)).rowcount or 0
+        dropped += deleted
+        if deleted < PURGE_CHUNK_ROWS:
+            return dropped
