@@ -276,6 +276,34 @@ def run_pass(
         sender.join()
 
 
+def prefill(url: str, source_id: int, rows: int) -> None:
+    """Remember `rows` other message ids for the source, as hours of earlier traffic would."""
+    from sqlalchemy import create_engine, text
+
+    hour = int(time.time() // 3600)
+    engine = create_engine(url)
+    try:
+        with engine.begin() as connection:
+            if engine.dialect.name == "postgresql":
+                connection.execute(
+                    text(
+                        "INSERT INTO seen_messages (source_id, digest, seen_hour) "
+                        "SELECT :source, decode(md5(random()::text || g::text), 'hex'), :hour "
+                        "FROM generate_series(1, :rows) AS g ON CONFLICT DO NOTHING"
+                    ),
+                    {"source": source_id, "hour": hour, "rows": rows},
+                )
+                return
+            for start in range(0, rows, 100_000):
+                digests = sorted(os.urandom(16) for _ in range(min(100_000, rows - start)))
+                connection.execute(
+                    text("INSERT INTO seen_messages VALUES (:source, :digest, :hour)"),
+                    [{"source": source_id, "digest": d, "hour": hour} for d in digests],
+                )
+    finally:
+        engine.dispose()
+
+
 def database_counts(url: str, source_id: int) -> Counter[tuple[str, str]]:
     """Bucket counts summed per metric for the source, as the database holds them."""
     from sqlalchemy import create_engine, text
@@ -319,6 +347,13 @@ def main() -> None:
     )
     parser.add_argument("--batch", type=int, default=100, help="events per request [100]")
     parser.add_argument("--connections", type=int, default=4, help="requests at once [4]")
+    parser.add_argument(
+        "--prefill",
+        type=int,
+        default=0,
+        help="message ids already remembered before the load, as after hours of traffic"
+        " (24 hours at 2,000 events/s is 172,800,000) [0]",
+    )
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     kill_at = args.minutes / 2 if args.kill_at is None else args.kill_at
@@ -359,6 +394,10 @@ def main() -> None:
         )
         source = json.loads(made.stdout)
         key, source_id = source["api_key"], int(source["id"])
+        if args.prefill:
+            clock = time.monotonic()
+            prefill(url, source_id, args.prefill)
+            print(f"prefilled {args.prefill:,} message ids in {time.monotonic() - clock:.0f} s")
         server.start()
 
         total = int(args.minutes * 60 * args.rate / args.batch)
