@@ -277,7 +277,11 @@ def run_pass(
 
 
 def prefill(url: str, source_id: int, rows: int) -> None:
-    """Remember `rows` other message ids for the source, as hours of earlier traffic would."""
+    """Remember `rows` other message ids for the source, as hours of earlier traffic would.
+
+    Their hours are spread over the last 26, so the purge that runs at the server's
+    start deletes one in 26 of them (those whose hour ended before the 24-hour horizon).
+    """
     from sqlalchemy import create_engine, text
 
     hour = int(time.time() // 3600)
@@ -288,7 +292,8 @@ def prefill(url: str, source_id: int, rows: int) -> None:
                 connection.execute(
                     text(
                         "INSERT INTO seen_messages (source_id, digest, seen_hour) "
-                        "SELECT :source, decode(md5(random()::text || g::text), 'hex'), :hour "
+                        "SELECT :source, decode(md5(random()::text || g::text), 'hex'), "
+                        ":hour - g % 26 "
                         "FROM generate_series(1, :rows) AS g ON CONFLICT DO NOTHING"
                     ),
                     {"source": source_id, "hour": hour, "rows": rows},
@@ -298,7 +303,10 @@ def prefill(url: str, source_id: int, rows: int) -> None:
                 digests = sorted(os.urandom(16) for _ in range(min(100_000, rows - start)))
                 connection.execute(
                     text("INSERT INTO seen_messages VALUES (:source, :digest, :hour)"),
-                    [{"source": source_id, "digest": d, "hour": hour} for d in digests],
+                    [
+                        {"source": source_id, "digest": d, "hour": hour - n % 26}
+                        for n, d in enumerate(digests)
+                    ],
                 )
     finally:
         engine.dispose()

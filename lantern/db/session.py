@@ -17,7 +17,7 @@ from lantern.config import get_settings
 from lantern.db.checkpoint import WAL_AUTOCHECKPOINT_PAGES
 
 # Page cache per SQLite connection, in KB: a bound on what each may hold, whatever the
-# size of the file (a connection's cache is emptied when another one writes).
+# size of the file.
 SQLITE_CACHE_KB = 32 * 1024
 
 _engines: dict[str, Engine] = {}
