@@ -14,6 +14,7 @@ writers (`write_serialized` on SQLite), so a large purge never holds ingest up f
 from __future__ import annotations
 
 import math
+import time
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
@@ -22,6 +23,8 @@ from lantern.db.session import write_serialized
 
 # Rows deleted per transaction: a few hundred milliseconds of writing at most.
 PURGE_CHUNK_ROWS = 20_000
+# A pause between chunks, so the writers queued meanwhile take their turn first.
+PURGE_PAUSE_SECONDS = 0.05
 
 PURGE_CHUNK = (
     "DELETE FROM seen_messages WHERE (source_id, digest) IN ("
@@ -51,3 +54,4 @@ def purge_seen_messages(engine: Engine, *, now: datetime, horizon_hours: float) 
         dropped += deleted
         if deleted < PURGE_CHUNK_ROWS:
             return dropped
+        time.sleep(PURGE_PAUSE_SECONDS)
