@@ -24,10 +24,13 @@ as fast as the connections allow. It prints:
 - errors: non-2xx answers and connection errors other than those the kill caused (from
   the kill until the restarted server answers /healthz);
 - the server's peak RSS: VmRSS sampled twice a second and VmHWM, of the server process
-  and its children, for each of its two lives.
+  and its children, for each of its two lives;
+- the machine's load average before and after: other programs share the cores.
 
-The bar: 0 lost, 0 double-counted, 0 errors and a peak RSS <= 500 MB. Requests are
-bounded (30 s timeout); the run is bounded by --minutes plus the resend.
+The bar: 0 lost, 0 double-counted, 0 errors and a peak RSS <= 500 MB. `--prefill N`
+first stores N other message ids for the source, stamped over the last 26 hours, to
+start from the table hours of traffic leave (the purge at start-up drops 1 in 26).
+Requests are bounded (30 s timeout); the run is bounded by --minutes plus the resend.
 """
 
 from __future__ import annotations
@@ -35,7 +38,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import queue
 import random
 import signal
 import subprocess
@@ -45,87 +47,13 @@ import threading
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+from soak_load import Batch, Tally, metric_of, run_pass
 
 PG_ADMIN_URL = "postgresql+psycopg://127.0.0.1:5432/test"
-TRACKS = ["Signed Up", "Order Completed", "Product Viewed", "Checkout Started", "Song Played"]
-PAGES = ["Home", "Pricing", "Docs"]
-SCREENS = ["Feed", "Settings"]
-LIBRARIES = [("analytics-python", "2.4.0"), ("analytics.js", "2.1.1"), ("analytics-node", "2.1.2")]
-
-
-def event(rng: random.Random, stamp: str) -> dict[str, object]:
-    """One call as an analytics library sends it, with a unique messageId."""
-    library, version = rng.choice(LIBRARIES)
-    user = f"user-{rng.randrange(50_000)}"
-    common: dict[str, object] = {
-        "messageId": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-        "timestamp": stamp,
-        "userId": user,
-        "anonymousId": None,
-        "integrations": {},
-        "context": {
-            "library": {"name": library, "version": version},
-            "ip": f"203.0.113.{rng.randrange(256)}",
-            "userAgent": "Mozilla/5.0 (X11; Linux x86_64)",
-        },
-    }
-    roll = rng.random()
-    if roll < 0.7:
-        name = rng.choice(TRACKS)
-        properties: dict[str, object] = {"plan": rng.choice(["free", "pro"])}
-        if name == "Order Completed":
-            properties["revenue"] = round(rng.uniform(5, 200), 2)
-        return {**common, "type": "track", "event": name, "properties": properties}
-    if roll < 0.85:
-        page = rng.choice(PAGES)
-        path = f"/{page.lower()}"
-        properties = {"path": path, "url": f"https://example.com{path}", "title": page}
-        return {**common, "type": "page", "name": page, "properties": properties}
-    if roll < 0.9:
-        return {**common, "type": "screen", "name": rng.choice(SCREENS), "properties": {}}
-    return {**common, "type": "identify", "traits": {"plan": "pro", "email": f"{user}@example.com"}}
-
-
-def metric_of(call: dict[str, object]) -> tuple[str, str]:
-    """The per-call-type total an event adds one to."""
-    return ("total", str(call["type"]))
-
-
-@dataclass
-class Batch:
-    """A batch, kept as what regenerates it: its seed and its events' timestamp."""
-
-    number: int
-    seed: int
-    stamp: str
-    size: int
-    acknowledged: bool = False
-
-    def events(self) -> list[dict[str, object]]:
-        rng = random.Random(self.seed)
-        return [event(rng, self.stamp) for _ in range(self.size)]
-
-    def body(self) -> bytes:
-        sent_at = datetime.now(UTC).isoformat(timespec="milliseconds")
-        return json.dumps({"batch": self.events(), "sentAt": sent_at}).encode()
-
-
-@dataclass
-class Tally:
-    """What the sends met; updated from several threads under `lock`."""
-
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    statuses: Counter[str] = field(default_factory=Counter)
-    errors: list[str] = field(default_factory=list)
-    kill_errors: int = 0
-    accepted: int = 0
-    duplicates: int = 0
-    rejected: int = 0
 
 
 class Server:
@@ -161,10 +89,11 @@ class Server:
 
     def sample(self) -> float:
         """RSS now, in MB; remembers the largest seen in this life (VmRSS now, VmHWM so far)."""
-        if self.process is None:
+        process = self.process  # the kill may clear it meanwhile
+        if process is None:
             return 0.0
         total, now = 0, 0
-        for pid in process_tree(self.process.pid):
+        for pid in process_tree(process.pid):
             try:
                 status = Path(f"/proc/{pid}/status").read_text()
             except OSError:
@@ -202,78 +131,6 @@ def process_tree(pid: int) -> list[int]:
         found.append(current)
         todo.extend(children.get(current, []))
     return found
-
-
-def send_all(
-    server: Server,
-    key: str,
-    batches: queue.Queue[Batch | None],
-    tally: Tally,
-    down: threading.Event,
-) -> None:
-    """Post batches from the queue until it yields None; record what each answer says."""
-    with httpx.Client(base_url=server.url, auth=(key, ""), timeout=30) as http:
-        while (batch := batches.get()) is not None:
-            killed_during = down.is_set()
-            try:
-                response = http.post(
-                    "/v1/batch", content=batch.body(), headers={"Content-Type": "application/json"}
-                )
-            except httpx.HTTPError as exc:
-                with tally.lock:
-                    if killed_during or down.is_set():
-                        tally.kill_errors += 1
-                    else:
-                        tally.errors.append(f"batch {batch.number}: {exc!r}")
-                continue
-            with tally.lock:
-                tally.statuses[str(response.status_code)] += 1
-                if response.is_success:
-                    batch.acknowledged = True
-                    answer = response.json()
-                    tally.accepted += answer.get("accepted", 0)
-                    tally.duplicates += answer.get("duplicates", 0)
-                    tally.rejected += len(answer.get("rejected", []))
-                elif down.is_set():
-                    tally.kill_errors += 1
-                else:
-                    tally.errors.append(
-                        f"batch {batch.number}: {response.status_code} {response.text[:200]}"
-                    )
-
-
-def run_pass(
-    server: Server,
-    key: str,
-    work: list[Batch],
-    tally: Tally,
-    down: threading.Event,
-    *,
-    connections: int,
-    interval: float | None,
-    on_tick: object = None,
-) -> None:
-    """Send `work`, on a schedule (one batch every `interval` s) or as fast as possible."""
-    batches: queue.Queue[Batch | None] = queue.Queue()
-    senders = [
-        threading.Thread(target=send_all, args=(server, key, batches, tally, down))
-        for _ in range(connections)
-    ]
-    for sender in senders:
-        sender.start()
-    start = time.monotonic()
-    for n, batch in enumerate(work):
-        if interval is not None:
-            delay = start + n * interval - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-        if callable(on_tick):
-            on_tick(time.monotonic() - start)
-        batches.put(batch)
-    for _ in senders:
-        batches.put(None)
-    for sender in senders:
-        sender.join()
 
 
 def prefill(url: str, source_id: int, rows: int) -> None:
@@ -343,7 +200,7 @@ def admin(statement: str) -> None:
         engine.dispose()
 
 
-def main() -> None:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -364,181 +221,216 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    kill_at = args.minutes / 2 if args.kill_at is None else args.kill_at
+    if args.kill_at is None:
+        args.kill_at = args.minutes / 2
+    return args
 
+
+def lantern(env: dict[str, str], *command: str) -> str:
+    """Run a `lantern` command on the soak's database; its standard output."""
+    run = subprocess.run(
+        [sys.executable, "-m", "lantern", *command],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return run.stdout
+
+
+def schedule(args: argparse.Namespace) -> list[Batch]:
+    """Every batch of the first pass, each stamped with the time it is due."""
+    total = int(args.minutes * 60 * args.rate / args.batch)
+    interval = args.batch / args.rate
+    started = datetime.now(UTC).timestamp()
+    return [
+        Batch(
+            n,
+            args.seed * 1_000_003 + n,
+            datetime.fromtimestamp(started + n * interval, UTC).isoformat(timespec="milliseconds"),
+            args.batch,
+        )
+        for n in range(total)
+    ]
+
+
+def first_pass(
+    args: argparse.Namespace, server: Server, key: str, work: list[Batch], tally: Tally
+) -> None:
+    """The load on its schedule, with the server killed and restarted at `--kill-at`."""
+    down, killed = threading.Event(), threading.Event()
+    last_sample, last_line = [0.0], [0.0]
+
+    def kill_and_restart() -> None:
+        down.set()
+        server.stop(signal.SIGKILL)
+        print(f"killed the server with SIGKILL at {args.kill_at:g} min; restarting", flush=True)
+        server.start()
+        down.clear()
+
+    def tick(elapsed: float) -> None:
+        if elapsed - last_sample[0] >= 0.5:
+            rss = server.sample()
+            last_sample[0] = elapsed
+            if elapsed - last_line[0] >= 30:
+                last_line[0] = elapsed
+                print(f"{elapsed / 60:5.1f} min: RSS {rss:,.0f} MB", flush=True)
+        if not killed.is_set() and elapsed >= args.kill_at * 60:
+            killed.set()
+            # The kill and restart run beside the schedule, as a crash would.
+            threading.Thread(target=kill_and_restart).start()
+
+    run_pass(
+        server.url,
+        key,
+        work,
+        tally,
+        down,
+        connections=args.connections,
+        interval=args.batch / args.rate,
+        on_tick=tick,
+    )
+    while down.is_set():  # a kill just before the end: wait for the restart
+        time.sleep(0.1)
+
+
+def resend(
+    args: argparse.Namespace, server: Server, key: str, work: list[Batch], tally: Tally
+) -> None:
+    """Every batch again, as fast as the connections allow, the server's RSS sampled."""
+    stop = threading.Event()
+
+    def sampler() -> None:
+        while not stop.wait(0.5):
+            server.sample()
+
+    sampling = threading.Thread(target=sampler)
+    sampling.start()
+    try:
+        run_pass(
+            server.url,
+            key,
+            work,
+            tally,
+            threading.Event(),
+            connections=args.connections,
+            interval=None,
+        )
+    finally:
+        stop.set()
+        sampling.join()
+
+
+def report(
+    args: argparse.Namespace,
+    work: list[Batch],
+    tally: Tally,
+    counts: Counter[tuple[str, str]],
+    *,
+    peaks: list[float],
+    seconds: tuple[float, float],
+    load_before: tuple[float, float, float],
+) -> None:
+    """Print the figures, then the same as one JSON line."""
+    expected: Counter[tuple[str, str]] = Counter()
+    for batch in work:
+        if batch.acknowledged:
+            expected.update(metric_of(call) for call in batch.events())
+    counted = {k: v for k, v in counts.items() if k[0] == "total"}
+    keys = set(counted) | set(expected)
+    doubled = sum(max(0, counted.get(k, 0) - expected[k]) for k in keys)
+    lost = sum(max(0, expected[k] - counted.get(k, 0)) for k in keys)
+    load = os.getloadavg()
+    events = len(work) * args.batch
+    lives = "before the kill, after the restart" if len(peaks) > 1 else "one life"
+    print(
+        f"engine {args.engine}: {args.minutes:g} min at {args.rate:,.0f} events/s,"
+        f" SIGKILL at {args.kill_at:g} min, then every batch resent"
+    )
+    print(
+        f"sent:           {len(work):,} batches, {events:,} events"
+        f" (first pass {seconds[0]:.0f} s; resend {seconds[1]:.0f} s)"
+    )
+    print(f"acknowledged:   {sum(expected.values()):,} distinct events (2xx in either pass)")
+    print(f"counted:        {sum(counted.values()):,} (per-call-type bucket counts)")
+    print(f"double-counted: {doubled:,}")
+    print(f"lost:           {lost:,}")
+    print(
+        f"errors:         {len(tally.errors):,}"
+        f" (and {tally.kill_errors:,} requests cut off or refused by the kill)"
+    )
+    for line in tally.errors[:10]:
+        print("   ", line)
+    print(
+        f"server peak RSS: {' MB, then '.join(f'{p:,.0f}' for p in peaks)} MB ({lives})"
+        "   (budget <= 500)"
+    )
+    print("load average before: {:.2f} {:.2f} {:.2f}".format(*load_before))
+    print("load average after:  {:.2f} {:.2f} {:.2f}".format(*load))
+    figures = {
+        "engine": args.engine,
+        "minutes": args.minutes,
+        "rate": args.rate,
+        "batches_sent": len(work),
+        "events_sent": events,
+        "first_pass_seconds": round(seconds[0], 1),
+        "resend_seconds": round(seconds[1], 1),
+        "acknowledged_events": sum(expected.values()),
+        "counted": sum(counted.values()),
+        "double_counted": doubled,
+        "lost": lost,
+        "errors": len(tally.errors),
+        "cut_off_by_the_kill": tally.kill_errors,
+        "answers": dict(tally.statuses),
+        "accepted": tally.accepted,
+        "duplicates": tally.duplicates,
+        "rejected": tally.rejected,
+        "peak_rss_mb": [round(peak) for peak in peaks],
+        "load_before": [round(x, 2) for x in load_before],
+        "load_after": [round(x, 2) for x in load],
+    }
+    print(json.dumps(figures))
+
+
+def main() -> None:
+    args = arguments()
+    load_before = os.getloadavg()
     data = Path(tempfile.mkdtemp(prefix="lantern-soak-"))
     env = {**os.environ, "LANTERN_DATA_DIR": str(data), "LANTERN_LOG_LEVEL": "warning"}
     database = f"lantern_soak_{uuid.uuid4().hex[:8]}"
+    url = f"sqlite:///{data / 'lantern.db'}"
     if args.engine == "postgresql":
         admin(f'CREATE DATABASE "{database}"')
-        env["LANTERN_DATABASE_URL"] = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + database
-        url = env["LANTERN_DATABASE_URL"]
-    else:
-        url = f"sqlite:///{data / 'lantern.db'}"
+        url = env["LANTERN_DATABASE_URL"] = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + database
     server = Server(env, 18000 + random.randrange(1000), data / "server.log")
     try:
-        subprocess.run(
-            [sys.executable, "-m", "lantern", "db", "upgrade"],
-            env=env,
-            check=True,
-            capture_output=True,
-        )
-        made = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "lantern",
-                "source",
-                "create",
-                "soak",
-                "--workspace",
-                "soak",
-                "--json",
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        source = json.loads(made.stdout)
+        lantern(env, "db", "upgrade")
+        source = json.loads(lantern(env, "source", "create", "soak", "-w", "soak", "--json"))
         key, source_id = source["api_key"], int(source["id"])
         if args.prefill:
             clock = time.monotonic()
             prefill(url, source_id, args.prefill)
             print(f"prefilled {args.prefill:,} message ids in {time.monotonic() - clock:.0f} s")
         server.start()
-
-        total = int(args.minutes * 60 * args.rate / args.batch)
-        interval = args.batch / args.rate
-        started = datetime.now(UTC).timestamp()
-        work = [
-            Batch(
-                n,
-                args.seed * 1_000_003 + n,
-                datetime.fromtimestamp(started + n * interval, UTC).isoformat(
-                    timespec="milliseconds"
-                ),
-                args.batch,
-            )
-            for n in range(total)
-        ]
-        tally, down = Tally(), threading.Event()
-        killed = threading.Event()
-        last_sample, last_line = [0.0], [0.0]
-
-        def tick(elapsed: float) -> None:
-            if elapsed - last_sample[0] >= 0.5:
-                rss = server.sample()
-                last_sample[0] = elapsed
-                if elapsed - last_line[0] >= 30:
-                    last_line[0] = elapsed
-                    print(f"{elapsed / 60:5.1f} min: RSS {rss:,.0f} MB", flush=True)
-            if not killed.is_set() and elapsed >= kill_at * 60:
-                killed.set()
-                # The kill and restart run beside the schedule, as a crash would.
-                threading.Thread(target=kill_and_restart).start()
-
-        def kill_and_restart() -> None:
-            down.set()
-            server.stop(signal.SIGKILL)
-            print(f"killed the server with SIGKILL at {kill_at:.1f} min; restarting", flush=True)
-            server.start()
-            down.clear()
-
+        work, tally = schedule(args), Tally()
         clock = time.monotonic()
-        run_pass(
-            server,
-            key,
+        first_pass(args, server, key, work, tally)
+        first = time.monotonic() - clock
+        print(f"sent {len(work):,} batches in {first:.0f} s; resending them all", flush=True)
+        clock = time.monotonic()
+        resend(args, server, key, work, tally)
+        again = time.monotonic() - clock
+        server.stop(signal.SIGTERM)
+        counts = database_counts(url, source_id)
+        report(
+            args,
             work,
             tally,
-            down,
-            connections=args.connections,
-            interval=interval,
-            on_tick=tick,
+            counts,
+            peaks=server.peaks,
+            seconds=(first, again),
+            load_before=load_before,
         )
-        first_seconds = time.monotonic() - clock
-        first = Tally(
-            statuses=Counter(tally.statuses),
-            errors=list(tally.errors),
-            kill_errors=tally.kill_errors,
-            accepted=tally.accepted,
-        )
-        while down.is_set():  # a kill just before the end: wait for the restart
-            time.sleep(0.1)
-        print(f"sent {total:,} batches in {first_seconds:.0f} s; resending them all", flush=True)
-        sampler_stop = threading.Event()
-
-        def sampler() -> None:
-            while not sampler_stop.wait(0.5):
-                server.sample()
-
-        sampling = threading.Thread(target=sampler)
-        sampling.start()
-        clock = time.monotonic()
-        run_pass(server, key, work, tally, down, connections=args.connections, interval=None)
-        resend_seconds = time.monotonic() - clock
-        sampler_stop.set()
-        sampling.join()
-        server.stop(signal.SIGTERM)
-
-        expected: Counter[tuple[str, str]] = Counter()
-        for batch in work:
-            if batch.acknowledged:
-                expected.update(metric_of(call) for call in batch.events())
-        counts = database_counts(url, source_id)
-        counted = {k: v for k, v in counts.items() if k[0] == "total"}
-        acknowledged = sum(expected.values())
-        doubled = sum(max(0, counted.get(k, 0) - expected[k]) for k in set(counted) | set(expected))
-        lost = sum(max(0, expected[k] - counted.get(k, 0)) for k in set(counted) | set(expected))
-        load = os.getloadavg()
-        report = {
-            "engine": args.engine,
-            "minutes": args.minutes,
-            "rate": args.rate,
-            "batches_sent": total,
-            "events_sent": total * args.batch,
-            "first_pass_seconds": round(first_seconds, 1),
-            "acknowledged_first_pass": sum(
-                first.statuses[s] for s in first.statuses if s[0] == "2"
-            ),
-            "kill_errors_first_pass": first.kill_errors,
-            "resend_seconds": round(resend_seconds, 1),
-            "acknowledged_events": acknowledged,
-            "counted": sum(counted.values()),
-            "double_counted": doubled,
-            "lost": lost,
-            "errors": len(tally.errors),
-            "answers": dict(tally.statuses),
-            "accepted_total": tally.accepted,
-            "duplicates_total": tally.duplicates,
-            "rejected_total": tally.rejected,
-            "peak_rss_mb": [round(peak) for peak in server.peaks],
-            "load_average_at_end": [round(x, 2) for x in load],
-        }
-        print(
-            f"engine {args.engine}: {args.minutes:g} min at {args.rate:,.0f} events/s,"
-            f" SIGKILL at {kill_at:g} min, then every batch resent"
-        )
-        print(
-            f"sent:           {total:,} batches, {total * args.batch:,} events"
-            f" (first pass {first_seconds:.0f} s; resend {resend_seconds:.0f} s)"
-        )
-        print(f"acknowledged:   {acknowledged:,} distinct events (2xx in either pass)")
-        print(f"counted:        {sum(counted.values()):,} (per-call-type bucket counts)")
-        print(f"double-counted: {doubled:,}")
-        print(f"lost:           {lost:,}")
-        print(
-            f"errors:         {len(tally.errors):,}"
-            f" (and {tally.kill_errors:,} requests cut off or refused by the kill)"
-        )
-        for line in tally.errors[:10]:
-            print("   ", line)
-        print(
-            f"server peak RSS: {' MB, then '.join(f'{p:,.0f}' for p in server.peaks)} MB"
-            " (before the kill, after the restart)   (budget <= 500)"
-        )
-        print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-        print(json.dumps(report))
     finally:
         if server.process is not None:
             server.stop(signal.SIGKILL)
