@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
-from lantern.db.session import SQLITE_CACHE_KB, make_engine
+from lantern.db.session import SQLITE_CACHE_KB, SQLITE_HEAP_LIMIT_BYTES, make_engine
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads /proc (Linux)")
 
@@ -52,3 +54,33 @@ def test_each_sqlite_connection_caches_at_most_its_bounded_share_of_pages(tmp_pa
         engine.dispose()
     assert cache == -SQLITE_CACHE_KB
     assert SQLITE_CACHE_KB <= 32 * 1024
+
+
+def sqlite_memory_used() -> int:
+    """Bytes SQLite holds now in this process, all connections together."""
+    import _sqlite3  # the module linked to the SQLite library in use
+
+    library = ctypes.CDLL(_sqlite3.__file__)
+    library.sqlite3_memory_used.restype = ctypes.c_int64
+    return int(library.sqlite3_memory_used())
+
+
+def test_all_sqlite_connections_together_hold_at_most_the_heap_limit(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'shared.db'}")
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("CREATE TABLE ids (digest BLOB PRIMARY KEY) WITHOUT ROWID"))
+            for _ in range(10):
+                connection.execute(
+                    text("INSERT INTO ids VALUES (:digest)"),
+                    [{"digest": os.urandom(16)} for _ in range(100_000)],
+                )
+        with contextlib.ExitStack() as stack:
+            # Five connections at once, each reading the whole table (about 22 MB).
+            for _ in range(5):
+                connection = stack.enter_context(engine.connect())
+                connection.execute(text("SELECT count(*) FROM ids WHERE digest > x'00'")).all()
+            used = sqlite_memory_used()
+    finally:
+        engine.dispose()
+    assert used <= SQLITE_HEAP_LIMIT_BYTES + 8 * 1024 * 1024
