@@ -28,8 +28,8 @@ as fast as the connections allow. It prints:
 - the machine's load average before and after: other programs share the cores.
 
 The bar: 0 lost, 0 double-counted, 0 errors and a peak RSS <= 500 MB. `--prefill N`
-first stores N other message ids for the source, stamped over the last 26 hours, to
-start from the table hours of traffic leave (the purge at start-up drops 1 in 26).
+first stores N other message ids for the source, seen over the last 26 hours, to
+start from the table hours of traffic leave (the purge at start-up drops 1 in 13).
 Requests are bounded (30 s timeout); the run is bounded by --minutes plus the resend.
 """
 
@@ -136,32 +136,32 @@ def process_tree(pid: int) -> list[int]:
 def prefill(url: str, source_id: int, rows: int) -> None:
     """Remember `rows` other message ids for the source, as hours of earlier traffic would.
 
-    Their hours are spread over the last 26, so the purge that runs at the server's
-    start deletes one in 26 of them (those whose hour ended before the 24-hour horizon).
+    They are spread over the last 26 hours, so the purge that runs at the server's start
+    deletes one in 13 of them (those seen before the 24-hour horizon).
     """
     from sqlalchemy import create_engine, text
 
-    hour = int(time.time() // 3600)
+    now = int(time.time())
     engine = create_engine(url)
     try:
         with engine.begin() as connection:
             if engine.dialect.name == "postgresql":
                 connection.execute(
                     text(
-                        "INSERT INTO seen_messages (source_id, digest, seen_hour) "
+                        "INSERT INTO seen_messages (source_id, digest, seen_second) "
                         "SELECT :source, decode(md5(random()::text || g::text), 'hex'), "
-                        ":hour - g % 26 "
+                        ":now - 1800 - g % 26 * 3600 "
                         "FROM generate_series(1, :rows) AS g ON CONFLICT DO NOTHING"
                     ),
-                    {"source": source_id, "hour": hour, "rows": rows},
+                    {"source": source_id, "now": now, "rows": rows},
                 )
                 return
             for start in range(0, rows, 100_000):
                 digests = sorted(os.urandom(16) for _ in range(min(100_000, rows - start)))
                 connection.execute(
-                    text("INSERT INTO seen_messages VALUES (:source, :digest, :hour)"),
+                    text("INSERT INTO seen_messages VALUES (:source, :digest, :seen)"),
                     [
-                        {"source": source_id, "digest": d, "hour": hour - n % 26}
+                        {"source": source_id, "digest": d, "seen": now - 1800 - n % 26 * 3600}
                         for n, d in enumerate(digests)
                     ],
                 )

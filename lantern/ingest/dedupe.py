@@ -2,10 +2,13 @@
 
 Each source's message ids are remembered for the dedupe horizon (`dedupe_hours`, 24 by
 default), so a retried event is acknowledged but counted once. A digest is stamped with
-the hour it was first seen; once an hour, rows whose hour ended before `now - horizon`
-are deleted. A repeat is therefore recognised for at least the horizon and at most about
-two hours more (until the next purge), and the table holds one horizon of ids, not the
-day and more that a daily purge let it grow to.
+the second it was first seen (an integer, not a 26-character timestamp); once an hour,
+rows seen before `now - horizon` are deleted. A repeat is therefore recognised for at
+least the horizon and at most an hour more (until the next purge), and the table holds
+one horizon of ids, not the day and more that a daily purge let it grow to. The stamp
+grows with each commit, so the index on it is appended to, as the purge walks it from
+its oldest end; a coarser stamp (the hour) shared by a whole hour's digests made each
+commit write all over the index.
 
 The purge deletes in chunks, each one statement in its own transaction, taken in turn
 with ingest's writers (`write_serialized` on SQLite), so a large purge never holds ingest
@@ -31,25 +34,25 @@ PURGE_PAUSE_SECONDS = 0.02
 
 PURGE_CHUNK = (
     "DELETE FROM seen_messages WHERE (source_id, digest) IN ("
-    "SELECT source_id, digest FROM seen_messages WHERE seen_hour < {mark} LIMIT {limit})"
+    "SELECT source_id, digest FROM seen_messages WHERE seen_second < {mark} LIMIT {limit})"
 )
 
 
-def seen_hour(at: datetime) -> int:
-    """The stamp of a digest first seen at `at`: hours since the Unix epoch."""
-    return math.floor(at.timestamp() / 3600)
+def seen_second(at: datetime) -> int:
+    """The stamp of a digest first seen at `at`: seconds since the Unix epoch."""
+    return math.floor(at.timestamp())
 
 
-def oldest_kept_hour(now: datetime, *, horizon_hours: float) -> int:
-    """The first hour whose digests are still kept: it ends after `now - horizon`."""
-    return seen_hour(now - timedelta(hours=horizon_hours))
+def oldest_kept_second(now: datetime, *, horizon_hours: float) -> int:
+    """The first second whose digests are still kept: `now - horizon`."""
+    return seen_second(now - timedelta(hours=horizon_hours))
 
 
 def purge_seen_messages(engine: Engine, *, now: datetime, horizon_hours: float) -> int:
     """Forget message ids seen only before the dedupe horizon; returns how many went."""
     mark = "%s" if engine.dialect.name == "postgresql" else "?"
     statement = PURGE_CHUNK.format(mark=mark, limit=PURGE_CHUNK_ROWS)
-    keep_from = oldest_kept_hour(now, horizon_hours=horizon_hours)
+    keep_from = oldest_kept_second(now, horizon_hours=horizon_hours)
     dropped = 0
     while True:
         with write_serialized(engine), engine.connect() as connection:

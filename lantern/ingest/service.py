@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 from lantern.config import Settings
 from lantern.db.dialect import insert_for
 from lantern.db.session import write_serialized
-from lantern.ingest.dedupe import seen_hour
+from lantern.ingest.dedupe import seen_second
 from lantern.ingest.events import Limits, Verdict, Window, judge_in, merge_batch_fields
 from lantern.ingest.models import DebugEvent, DebugMinute
 from lantern.ingest.postgres import write_at_once
@@ -68,13 +68,13 @@ def _new_digests(
     """
     if not digests:
         return set()
-    hour = seen_hour(now)
+    stamp = seen_second(now)
     if connection.dialect.name == "postgresql":
         rows = connection.exec_driver_sql(
-            "INSERT INTO seen_messages (source_id, digest, seen_hour) "
+            "INSERT INTO seen_messages (source_id, digest, seen_second) "
             "SELECT %s, d, %s FROM unnest(%s::bytea[]) AS d "
             "ON CONFLICT DO NOTHING RETURNING digest",
-            (source_id, hour, digests),
+            (source_id, stamp, digests),
         )
         return {bytes(row[0]) for row in rows}
     fresh: set[bytes] = set()
@@ -83,9 +83,9 @@ def _new_digests(
         values = ",".join(["(?, ?, ?)"] * len(chunk))
         params: list[object] = []
         for digest in chunk:
-            params += (source_id, digest, hour)
+            params += (source_id, digest, stamp)
         rows = connection.exec_driver_sql(
-            f"INSERT INTO seen_messages (source_id, digest, seen_hour) VALUES {values} "
+            f"INSERT INTO seen_messages (source_id, digest, seen_second) VALUES {values} "
             "ON CONFLICT DO NOTHING RETURNING digest",
             tuple(params),
         )

@@ -14,14 +14,14 @@ from sqlalchemy import Engine, func, insert, select, text
 from lantern.api.app import create_app
 from lantern.config import Settings
 from lantern.db.migrate import alembic_config, upgrade
-from lantern.ingest.dedupe import seen_hour
+from lantern.ingest.dedupe import seen_second
 from lantern.ingest.events import message_digest
 from lantern.ingest.models import SeenMessage
 from lantern.scheduler import build_scheduler, dedupe_tick
 from tests.factories import MadeSource, make_source
 from tests.helpers import totals
 
-# The revision before message ids were stamped with an hour number.
+# The revision before message ids were stamped with a second number.
 BEFORE_HOURS = "3b9c2f5e7a41"
 
 
@@ -52,7 +52,7 @@ def remember_at(engine: Engine, source_id: int, message_id: str, at: datetime) -
     with engine.begin() as connection:
         connection.execute(
             insert(SeenMessage).values(
-                source_id=source_id, digest=message_digest(message_id), seen_hour=seen_hour(at)
+                source_id=source_id, digest=message_digest(message_id), seen_second=seen_second(at)
             )
         )
 
@@ -101,7 +101,7 @@ def test_the_purge_removes_every_old_row_even_beyond_one_chunk(
                 {
                     "source_id": src.id,
                     "digest": uuid.uuid4().bytes,
-                    "seen_hour": seen_hour(long_ago),
+                    "seen_second": seen_second(long_ago),
                 }
                 for _ in range(dedupe.PURGE_CHUNK_ROWS + 7)
             ],
@@ -140,8 +140,8 @@ def test_message_ids_remembered_before_the_upgrade_are_still_repeats_after_it(
     _insert_old_shape(fresh_engine, src, str(uuid.uuid4()), now - timedelta(hours=30))
     upgrade(fresh_engine)
     with fresh_engine.connect() as connection:
-        hours = sorted(connection.scalars(select(SeenMessage.seen_hour)))
-    assert hours == [seen_hour(now - timedelta(hours=30)), seen_hour(now - timedelta(hours=2))]
+        stamps = sorted(connection.scalars(select(SeenMessage.seen_second)))
+    assert stamps == [seen_second(now - timedelta(hours=30)), seen_second(now - timedelta(hours=2))]
     settings = Settings(
         data_dir=tmp_path,
         database_url=fresh_engine.url.render_as_string(hide_password=False),
@@ -153,7 +153,7 @@ def test_message_ids_remembered_before_the_upgrade_are_still_repeats_after_it(
     assert totals(fresh_engine, src.id) == {}
 
 
-def test_downgrading_keeps_each_message_id_with_the_start_of_its_hour(
+def test_downgrading_keeps_each_message_id_with_the_time_it_was_seen(
     fresh_engine: Engine,
 ) -> None:
     src = make_source(fresh_engine)
@@ -166,5 +166,5 @@ def test_downgrading_keeps_each_message_id_with_the_start_of_its_hour(
     with fresh_engine.connect() as connection:
         rows = connection.execute(text("SELECT digest, seen_at FROM seen_messages")).all()
     assert [(bytes(digest), str(stamp)[:19]) for digest, stamp in rows] == [
-        (message_digest("m-1"), "2026-11-29 10:00:00")
+        (message_digest("m-1"), "2026-11-29 10:42:07")
     ]

@@ -1,9 +1,10 @@
-"""seen messages stamped with an hour number
+"""seen messages stamped with a second number
 
 A row of `seen_messages` is written for every event. Its timestamp (26 characters on
-SQLite, in the table and again in its index) becomes the hour first seen as an integer,
-which the hourly purge compares. The rows are copied into a new table rather than
-altered in place, so PostgreSQL is not left with a table of dead row versions.
+SQLite, in the table and again in its index) becomes the second first seen as an integer
+(since the Unix epoch), which the hourly purge compares. The rows are copied into a new
+table rather than altered in place, so PostgreSQL is not left with a table of dead row
+versions.
 
 Revision ID: 5b0e9c2d7a41
 Revises: 3b9c2f5e7a41
@@ -23,14 +24,14 @@ down_revision: str | None = "3b9c2f5e7a41"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# The hour of a stored naive-UTC timestamp, and back, in each engine's SQL.
-HOUR_OF = {
-    "sqlite": "CAST(strftime('%s', seen_at) AS INTEGER) / 3600",
-    "postgresql": "CAST(floor(extract(epoch FROM seen_at) / 3600) AS INTEGER)",
+# The second of a stored naive-UTC timestamp, and back, in each engine's SQL.
+SECOND_OF = {
+    "sqlite": "CAST(strftime('%s', seen_at) AS INTEGER)",
+    "postgresql": "CAST(floor(extract(epoch FROM seen_at)) AS BIGINT)",
 }
 START_OF = {
-    "sqlite": "strftime('%Y-%m-%d %H:%M:%S.000000', seen_hour * 3600, 'unixepoch')",
-    "postgresql": "to_timestamp(seen_hour * 3600.0) AT TIME ZONE 'UTC'",
+    "sqlite": "strftime('%Y-%m-%d %H:%M:%S.000000', seen_second, 'unixepoch')",
+    "postgresql": "to_timestamp(seen_second) AT TIME ZONE 'UTC'",
 }
 
 
@@ -65,18 +66,18 @@ def upgrade() -> None:
     dialect = op.get_bind().dialect.name
     op.drop_index(op.f("ix_seen_messages_seen_at"), table_name="seen_messages")
     _set_aside(dialect)
-    _new_table(sa.Column("seen_hour", sa.Integer(), nullable=False))
+    _new_table(sa.Column("seen_second", sa.BigInteger(), nullable=False))
     op.execute(
-        "INSERT INTO seen_messages (source_id, digest, seen_hour) "
-        f"SELECT source_id, digest, {HOUR_OF[dialect]} FROM seen_messages_old"
+        "INSERT INTO seen_messages (source_id, digest, seen_second) "
+        f"SELECT source_id, digest, {SECOND_OF[dialect]} FROM seen_messages_old"
     )
     op.drop_table("seen_messages_old")
-    op.create_index(op.f("ix_seen_messages_seen_hour"), "seen_messages", ["seen_hour"])
+    op.create_index(op.f("ix_seen_messages_seen_second"), "seen_messages", ["seen_second"])
 
 
 def downgrade() -> None:
     dialect = op.get_bind().dialect.name
-    op.drop_index(op.f("ix_seen_messages_seen_hour"), table_name="seen_messages")
+    op.drop_index(op.f("ix_seen_messages_seen_second"), table_name="seen_messages")
     _set_aside(dialect)
     _new_table(sa.Column("seen_at", lantern.db.base.UTCDateTime(), nullable=False))
     op.execute(
