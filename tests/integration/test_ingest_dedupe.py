@@ -22,7 +22,7 @@ from tests.factories import MadeSource, make_source
 from tests.helpers import totals
 
 # The revision before message ids were stamped with a second number.
-BEFORE_HOURS = "3b9c2f5e7a41"
+BEFORE_SECONDS = "9b471d9b8a39"
 
 
 def basic(key: str) -> dict[str, str]:
@@ -132,7 +132,7 @@ def test_message_ids_remembered_before_the_upgrade_are_still_repeats_after_it(
     config = alembic_config(fresh_engine)
     with fresh_engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.downgrade(config, BEFORE_HOURS)
+        command.downgrade(config, BEFORE_SECONDS)
     src = make_source(fresh_engine)
     now = datetime.now(UTC)
     message_id = str(uuid.uuid4())
@@ -162,7 +162,7 @@ def test_downgrading_keeps_each_message_id_with_the_time_it_was_seen(
     config = alembic_config(fresh_engine)
     with fresh_engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.downgrade(config, BEFORE_HOURS)
+        command.downgrade(config, BEFORE_SECONDS)
     with fresh_engine.connect() as connection:
         rows = connection.execute(text("SELECT digest, seen_at FROM seen_messages")).all()
     assert [(bytes(digest), str(stamp)[:19]) for digest, stamp in rows] == [

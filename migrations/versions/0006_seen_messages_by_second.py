@@ -7,7 +7,7 @@ table rather than altered in place, so PostgreSQL is not left with a table of de
 versions.
 
 Revision ID: 5b0e9c2d7a41
-Revises: 3b9c2f5e7a41
+Revises: 9b471d9b8a39
 Create Date: 2026-11-29 18:00:00.000000
 """
 
@@ -20,7 +20,7 @@ from alembic import op
 import lantern.db.base
 
 revision: str = "5b0e9c2d7a41"
-down_revision: str | None = "3b9c2f5e7a41"
+down_revision: str | None = "9b471d9b8a39"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
