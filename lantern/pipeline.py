@@ -350,13 +350,19 @@ def run_due_hours(
     return done
 
 
+def forget_message_ids(engine: Engine, settings: Settings, *, now: datetime) -> int:
+    """Drop message ids seen only before the dedupe horizon; returns how many went."""
+    from lantern.ingest.dedupe import purge_seen_messages
+
+    return purge_seen_messages(engine, now=now, horizon_hours=settings.dedupe_hours)
+
+
 def clean_up(engine: Engine, settings: Settings, *, now: datetime) -> None:
-    """Drop message ids past the dedupe window, old debug rows, expired states and sessions."""
+    """Drop old debug rows, expired states and sessions (message ids go hourly, on their own)."""
     from lantern.accounts.models import WebSession
-    from lantern.ingest.service import purge_debug, purge_seen_messages
+    from lantern.ingest.service import purge_debug
     from lantern.notify.models import SlackOAuthState
 
-    purge_seen_messages(engine, before=now - timedelta(hours=settings.dedupe_hours))
     purge_debug(
         engine,
         keep=settings.debug_recent_events,

@@ -3,8 +3,10 @@
 - detection: every hour at minute `detection_grace_minutes` (5), scoring each closed hour
   not yet scored, in order, so hours missed while Lantern was down are caught up once each;
 - notifications: every minute, the outbox is flushed;
-- clean-up: daily at 03:15 UTC (and at start-up), expired message ids, debug rows, OAuth
-  states and sessions go.
+- message ids: every hour at minute 35 (and at start-up), the digests seen only before
+  the dedupe horizon (`dedupe_hours`) go, so the table holds one horizon of ids;
+- clean-up: daily at 03:15 UTC (and at start-up), old debug rows, OAuth states and
+  sessions go.
 
 Each job takes a database lock first, so with several processes on one PostgreSQL
 exactly one of them runs a job at a time; the others skip that tick.
@@ -55,6 +57,15 @@ def notification_tick(engine: Engine, settings: Settings, now: datetime | None =
             flush_outbox(engine, settings, now=now or utcnow())
 
 
+def dedupe_tick(engine: Engine, settings: Settings, now: datetime | None = None) -> None:
+    """Forget message ids past the dedupe horizon."""
+    from lantern.pipeline import forget_message_ids
+
+    with job_lock(engine, "dedupe") as held:
+        if held:
+            forget_message_ids(engine, settings, now=now or utcnow())
+
+
 def cleanup_tick(engine: Engine, settings: Settings, now: datetime | None = None) -> None:
     """Drop expired rows."""
     from lantern.pipeline import clean_up
@@ -72,7 +83,7 @@ def _safely(job: str, function: object, engine: Engine, settings: Settings) -> N
 
 
 def build_scheduler(settings: Settings, engine: Engine) -> BackgroundScheduler:
-    """The scheduler with Lantern's three jobs, not yet started."""
+    """The scheduler with Lantern's four jobs, not yet started."""
     scheduler = BackgroundScheduler(
         timezone="UTC",
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
@@ -81,6 +92,7 @@ def build_scheduler(settings: Settings, engine: Engine) -> BackgroundScheduler:
     jobs = (
         ("detection", detection_tick, CronTrigger(minute=grace % 60, timezone="UTC")),
         ("notifications", notification_tick, IntervalTrigger(minutes=1)),
+        ("dedupe", dedupe_tick, CronTrigger(minute=35, timezone="UTC")),
         ("cleanup", cleanup_tick, CronTrigger(hour=3, minute=15, timezone="UTC")),
     )
     for name, function, trigger in jobs:

@@ -16,6 +16,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from lantern.config import get_settings
 from lantern.db.checkpoint import WAL_AUTOCHECKPOINT_PAGES
 
+# Page cache per SQLite connection, in KB: a bound on what each may hold, whatever the
+# size of the file.
+SQLITE_CACHE_KB = 32 * 1024
+# What SQLite may hold in all of the process's connections together (a soft limit: past
+# it, a connection reuses its oldest cached pages rather than allocating). Without it each
+# of a dozen pooled connections could fill its own cache, and the memory freed when a
+# cache is emptied is kept by the allocator.
+SQLITE_HEAP_LIMIT_BYTES = 64 * 1024 * 1024
+
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 
@@ -32,8 +41,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # A multi-row INSERT keeps a statement journal (to undo just that statement); past
     # 64 KB it spilled to a temporary file, created and unlinked for every statement.
     cursor.execute("PRAGMA temp_store=MEMORY")
-    cursor.execute("PRAGMA cache_size=-65536")  # 64 MB of page cache per connection
-    cursor.execute("PRAGMA mmap_size=268435456")
+    cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KB}")
+    cursor.execute(f"PRAGMA soft_heap_limit={SQLITE_HEAP_LIMIT_BYTES}")
+    # No memory-mapped I/O: every page of the file a connection touches through a map
+    # stays in the process's resident set, once per connection, up to the map's size.
+    # Random message digests touch pages all over a table of a day's ids, so under
+    # sustained ingest the maps alone grew the server past its 500 MB budget.
+    cursor.execute("PRAGMA mmap_size=0")
     cursor.close()
 
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from sqlalchemy.engine import Connection
 
+from lantern.ingest.dedupe import seen_second
 from lantern.ingest.events import Verdict
 from lantern.metrics.keys import MetricKey
 
@@ -35,8 +36,8 @@ SHOWN_CANDIDATES = 10
 # %(name)b: binary parameters, which psycopg packs without escaping each array element.
 STATEMENT = """
 WITH fresh AS (
-    INSERT INTO seen_messages (source_id, digest, seen_at)
-    SELECT s, d, %(seen_at)s
+    INSERT INTO seen_messages (source_id, digest, seen_second)
+    SELECT s, d, %(seen_second)s
     FROM unnest(%(seen_source)b::int[], %(seen_digest)b::bytea[]) AS t(s, d)
     ORDER BY s, d
     ON CONFLICT DO NOTHING
@@ -171,7 +172,7 @@ def write_at_once(
             shown["reason"].append(verdict.reason)
             shown["event"].append(orjson.dumps(verdict.summary).decode())
     params: dict[str, Any] = {
-        "seen_at": max(r.received_at for r in requests).astimezone(UTC).replace(tzinfo=None),
+        "seen_second": seen_second(max(r.received_at for r in requests)),
         "per_request": per_request,
         "seen_source": seen_source,
         "seen_digest": seen_digest,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, delete, insert, select, update
@@ -13,8 +13,9 @@ from sqlalchemy.engine import Connection
 from lantern.config import Settings
 from lantern.db.dialect import insert_for
 from lantern.db.session import write_serialized
+from lantern.ingest.dedupe import seen_second
 from lantern.ingest.events import Limits, Verdict, Window, judge_in, merge_batch_fields
-from lantern.ingest.models import DebugEvent, DebugMinute, SeenMessage
+from lantern.ingest.models import DebugEvent, DebugMinute
 from lantern.ingest.postgres import write_at_once
 from lantern.ingest.protocol import Payload
 from lantern.metrics.keys import MetricKey
@@ -67,16 +68,15 @@ def _new_digests(
     """
     if not digests:
         return set()
-    seen_at = now.astimezone(UTC).replace(tzinfo=None)
+    stamp = seen_second(now)
     if connection.dialect.name == "postgresql":
         rows = connection.exec_driver_sql(
-            "INSERT INTO seen_messages (source_id, digest, seen_at) "
+            "INSERT INTO seen_messages (source_id, digest, seen_second) "
             "SELECT %s, d, %s FROM unnest(%s::bytea[]) AS d "
             "ON CONFLICT DO NOTHING RETURNING digest",
-            (source_id, seen_at, digests),
+            (source_id, stamp, digests),
         )
         return {bytes(row[0]) for row in rows}
-    stamp = seen_at.strftime("%Y-%m-%d %H:%M:%S.%f")
     fresh: set[bytes] = set()
     for start in range(0, len(digests), SQLITE_ROWS_PER_INSERT):
         chunk = digests[start : start + SQLITE_ROWS_PER_INSERT]
@@ -85,7 +85,7 @@ def _new_digests(
         for digest in chunk:
             params += (source_id, digest, stamp)
         rows = connection.exec_driver_sql(
-            f"INSERT INTO seen_messages (source_id, digest, seen_at) VALUES {values} "
+            f"INSERT INTO seen_messages (source_id, digest, seen_second) VALUES {values} "
             "ON CONFLICT DO NOTHING RETURNING digest",
             tuple(params),
         )
@@ -324,13 +324,6 @@ def source_exists(engine: Engine, *, source_id: int) -> bool:
     with engine.connect() as connection:
         found = connection.scalar(select(Source.id).where(Source.id == source_id))
     return found is not None
-
-
-def purge_seen_messages(engine: Engine, *, before: datetime) -> int:
-    """Forget message ids first seen before `before`; returns how many were dropped."""
-    with engine.begin() as connection:
-        deleted = connection.execute(delete(SeenMessage).where(SeenMessage.seen_at < before))
-        return deleted.rowcount or 0
 
 
 def purge_debug(engine: Engine, *, keep: int, minutes_before: int) -> None:

@@ -239,11 +239,13 @@ def test_a_repeated_message_id_is_acknowledged_and_counted_once(
 def test_seen_ids_are_purged_after_the_window(
     client: TestClient, engine: Engine, src: MadeSource
 ) -> None:
-    from lantern.ingest.service import purge_seen_messages
+    from lantern.ingest.dedupe import purge_seen_messages
 
     event = track()
     client.post("/v1/track", json=event, headers=basic(src.key))
-    dropped = purge_seen_messages(engine, before=datetime.now(UTC) + timedelta(seconds=1))
+    dropped = purge_seen_messages(
+        engine, now=datetime.now(UTC) + timedelta(hours=2), horizon_hours=1
+    )
     client.post("/v1/track", json=event, headers=basic(src.key))
     assert dropped >= 1
     assert totals(engine, src.id)[("track", "Signed Up")] == 2
