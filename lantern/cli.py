@@ -32,6 +32,16 @@ class _LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.lazy])
 
+    def invoke(self, ctx: click.Context) -> Any:
+        # an ordinary mistake (a name taken, a source that does not exist) is a one-line
+        # error saying what to do, with exit code 1, never a traceback
+        from lantern.errors import LanternError
+
+        try:
+            return super().invoke(ctx)
+        except LanternError as exc:
+            raise click.ClickException(exc.detail) from None
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.lazy:
             import importlib

@@ -1,0 +1,34 @@
+"""Ordinary mistakes at the command line: one line saying what is wrong, exit code 1."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from tests.factories import make_source
+
+
+def lantern(database_url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {"LANTERN_DATA_DIR": str(tmp_path), "LANTERN_DATABASE_URL": database_url, "PATH": ""}
+    return subprocess.run(
+        [sys.executable, "-m", "lantern", *args], env=env, capture_output=True, text=True
+    )
+
+
+def test_a_source_name_taken_a_missing_source_and_a_rotation_of_one_are_one_line_errors(
+    database_url: str, engine: Engine, tmp_path: Path
+) -> None:
+    src = make_source(engine)
+    for args, says in [
+        (("source", "create", "web", "-w", src.workspace), "already has a source called 'web'"),
+        (("metrics", "--source", "nosuch", "-w", src.workspace), "no source called 'nosuch'"),
+        (("source", "rotate", "nosuch", "-w", src.workspace), "no source called 'nosuch'"),
+    ]:
+        result = lantern(database_url, tmp_path, *args)
+        assert result.returncode == 1, result.stderr
+        assert says in result.stderr
+        assert "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
