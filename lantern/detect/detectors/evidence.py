@@ -228,35 +228,40 @@ class Evidence:
             var = (self.dispersion / (np.abs(m / nn) + self.dispersion)) ** 2 / nn
         return lr, var, n >= FULL_SHARE * length
 
-    def total_z(self, stops: np.ndarray, length: int, *, seen: bool) -> np.ndarray:
-        """The z of the totals of ``length`` hours ending at each index in ``stops``: of the
-        log ratio for counts, of the mean difference for values; NaN where an hour is out
-        of use (``seen``: where it is unseen or before the current normal)."""
+    def _totals(
+        self, stops: np.ndarray, length: int, *, seen: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(observed, expected, every hour counts) of the ``length`` hours ending at each
+        index in ``stops``: usable hours, or (``seen``) hours seen since the current normal."""
         stop = np.asarray(stops) + 1
         lo = np.maximum(stop - length, 0)
         names = ("seen_x", "seen_mu", "recent") if seen else ("x", "mu", "usable")
         s, m, n = (self._prefix[name][stop] - self._prefix[name][lo] for name in names)
+        return s, m, n >= length
+
+    def total_z(self, stops: np.ndarray, length: int, *, seen: bool) -> np.ndarray:
+        """The z of the totals of ``length`` hours ending at each index in ``stops``: of the
+        log ratio for counts, of the mean difference for values; NaN where an hour is out
+        of use (``seen``: where it is unseen or before the current normal)."""
+        s, m, full = self._totals(stops, length, seen=seen)
         if self.kind == "count":
             spread = np.sqrt(1.0 / (m + LOG_OFFSET) + self.dispersion / length)
             z = np.log((s + LOG_OFFSET) / (m + LOG_OFFSET)) / spread
         else:
             z = (s - m) / (self.dispersion * np.sqrt(length))
-        return np.where(n >= length, z, np.nan)
+        return np.where(full, z, np.nan)
 
     def total_score(self, stops: np.ndarray, length: int, *, up: bool, seen: bool) -> np.ndarray:
         """The model's tail score (-log10 p, as `verdicts` computes it, uncapped for counts)
         of the totals of ``length`` hours ending at each index in ``stops``, in direction
         ``up``; NaN as in `total_z`."""
-        stop = np.asarray(stops) + 1
-        lo = np.maximum(stop - length, 0)
-        names = ("seen_x", "seen_mu", "recent") if seen else ("x", "mu", "usable")
-        s, m, n = (self._prefix[name][stop] - self._prefix[name][lo] for name in names)
+        s, m, full = self._totals(stops, length, seen=seen)
         if self.kind == "count":
             score = far_tail_score(s, m, self.dispersion, up=up)
         else:
             z = (s - m) / (self.dispersion * np.sqrt(length))
             score = np.where(z > 0 if up else z < 0, score_from_z(z), 0.0)
-        return np.where(n >= length, score, np.nan)
+        return np.where(full, score, np.nan)
 
     def rare_total(
         self, i: int, length: int, *, up: bool, least: float, lasting: bool = False

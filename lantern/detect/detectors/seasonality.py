@@ -48,12 +48,8 @@ class SeasonalityChangeDetector:
     def scan(self, evidence: Evidence) -> list[Candidate | None]:
         """Seasonality changes: hours off in both directions, the level unmoved."""
         p, k = self.params, SEASON_WINDOW
-        sw, swl, swl2 = (
-            evidence.window(name, k)
-            for name in ("weight", "weighted_log_ratio", "weighted_log_ratio2")
-        )
-        above, below, n = (evidence.window(name, k) for name in ("above", "below", "usable"))
-        q = swl2 - swl**2 / np.maximum(sw, 1e-12)
+        q, sw, swl, n = _dispersion(evidence, 0)
+        above, below = (evidence.window(name, k) for name in ("above", "below"))
         dof = np.maximum(n - 2, 1)
         score = np.minimum(-np.log10(np.maximum(special.chdtrc(dof, q), 1e-300)), MAX_SCORE)
         amplitude = np.sqrt(np.maximum(q, 0) / np.maximum(sw, 1e-12))
@@ -100,11 +96,18 @@ class SeasonalityChangeDetector:
         before each judged hour's (less `TAIL_GAP`), one column per judged hour (NaN where
         not full)."""
         k = SEASON_WINDOW
-        back = (k + TAIL_GAP + np.arange(TAIL_HOURS))[:, None]
-        sw, swl, swl2 = (
-            evidence.window(name, k, back)
-            for name in ("weight", "weighted_log_ratio", "weighted_log_ratio2")
-        )
-        n = evidence.window("usable", k, back)
-        q = swl2 - swl**2 / np.maximum(sw, 1e-12)
+        q, _, _, n = _dispersion(evidence, (k + TAIL_GAP + np.arange(TAIL_HOURS))[:, None])
         return np.where(n >= FULL_SHARE * k, q / np.maximum(n - 2, 1), np.nan)
+
+
+def _dispersion(
+    evidence: Evidence, back: int | np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(chi-square, sum of weights, weighted sum of log ratios, usable hours) of the
+    `SEASON_WINDOW` hours ending ``back`` hours before each judged hour."""
+    k = SEASON_WINDOW
+    sw, swl, swl2, n = (
+        evidence.window(name, k, back)
+        for name in ("weight", "weighted_log_ratio", "weighted_log_ratio2", "usable")
+    )
+    return swl2 - swl**2 / np.maximum(sw, 1e-12), sw, swl, n
