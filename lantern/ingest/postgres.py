@@ -15,17 +15,15 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from sqlalchemy.engine import Connection
 
 from lantern.ingest.dedupe import seen_second
 from lantern.ingest.events import Verdict
+from lantern.ingest.types import IngestResult, Judged
 from lantern.metrics.keys import MetricKey
-
-if TYPE_CHECKING:
-    from lantern.ingest.service import IngestResult, Judged
 
 # The arrays describing the events offered to the debug view, one value per event.
 SHOWN_COLUMNS = ("request", "pos", "source", "digest", "received", "accepted", "reason", "event")

@@ -20,7 +20,8 @@ from sqlalchemy.exc import IntegrityError
 
 from lantern.db.checkpoint import checkpointer_for
 from lantern.errors import Unauthorized
-from lantern.ingest.service import IngestResult, Judged, source_exists, store
+from lantern.ingest.service import source_exists, store
+from lantern.ingest.types import IngestResult, Judged
 from lantern.metrics.service import metric_ids
 from lantern.workspaces.service import source_keys
 

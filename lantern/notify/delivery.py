@@ -26,7 +26,7 @@ from lantern.notify.base import (
 )
 from lantern.notify.message import build_message
 from lantern.notify.models import Notification, SlackConnection
-from lantern.notify.outbox import (
+from lantern.notify.policy import (
     MAX_ATTEMPTS,
     RECONCILE_MARGIN,
     UNDELIVERED,

@@ -17,7 +17,8 @@ from lantern.db.migrate import upgrade
 from lantern.db.session import make_engine
 from lantern.errors import Unauthorized
 from lantern.ingest.events import Limits, Verdict, judge
-from lantern.ingest.service import Judged, store
+from lantern.ingest.service import store
+from lantern.ingest.types import Judged
 from lantern.ingest.writer import GroupWriter, store_together
 from tests.factories import make_source
 from tests.helpers import totals
