@@ -42,7 +42,6 @@ EDGES = (
     "lantern.demo",
     "lantern.replay",
     "lantern.db.models",
-    "lantern.notebooks",
 )
 # What detection must never import: it runs on bare pandas Series, in notebooks and replay.
 NOT_IN_DETECT = ("sqlalchemy", "fastapi", "starlette", "alembic", "psycopg", "slack_sdk", "httpx")
