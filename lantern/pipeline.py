@@ -8,6 +8,7 @@ inputs, run inline, in a process pool or on a Dask cluster (`LANTERN_DETECT_EXEC
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -200,8 +201,11 @@ def run_hour(
     With `source_id`, only that source's metrics are scored and the hour is not claimed:
     that is how a backfilled source (`lantern demo`) catches up on its history.
     """
+    started = time.perf_counter()
+    stamp = hour_index(hour).isoformat()
     claimed_at = now or pd.Timestamp.now(tz="UTC").to_pydatetime()
     if source_id is None and not _claim(engine, hour, worker, claimed_at):
+        log.debug("hourly pass skipped: hour=%s worker=%s claimed elsewhere", stamp, worker)
         return None
     result = RunResult(hour=hour)
     moment = now or hour_index(hour + 1).to_pydatetime()
@@ -285,23 +289,47 @@ def run_hour(
                     queue_alerts=False,
                     notify=source_id is None,
                 )
+    alerts = 0
     with session_scope(engine) as session:
         if source_id is not None:
             # History is grouped into stories but not sent: nobody wants last month's alerts.
             for at in sorted(set(opened_at)):
                 group_and_alert(session, detected_at=at, now=moment, queue=False)
-            return result
-        recent = hour_index(hour + 1 - MAX_CATCH_UP_HOURS).to_pydatetime()
-        queue_alerts(session, since=recent, now=moment)
-        session.execute(
-            update(DetectionRun)
-            .where(DetectionRun.hour == hour)
-            .values(
-                finished_at=pd.Timestamp.now(tz="UTC").to_pydatetime(),
-                metrics=result.metrics,
-                insights=result.insights,
-                failures=result.failures,
+        else:
+            recent = hour_index(hour + 1 - MAX_CATCH_UP_HOURS).to_pydatetime()
+            alerts = queue_alerts(session, since=recent, now=moment)
+            session.execute(
+                update(DetectionRun)
+                .where(DetectionRun.hour == hour)
+                .values(
+                    finished_at=pd.Timestamp.now(tz="UTC").to_pydatetime(),
+                    metrics=result.metrics,
+                    insights=result.insights,
+                    failures=result.failures,
+                )
             )
+    took = (time.perf_counter() - started) * 1000
+    if source_id is not None:
+        log.info(
+            "history pass done: source=%d hour=%s metrics=%d insights=%d failures=%d ms=%.1f",
+            source_id,
+            stamp,
+            result.metrics,
+            result.insights,
+            result.failures,
+            took,
+        )
+    else:
+        log.info(
+            "hourly pass done: hour=%s worker=%s metrics=%d insights=%d alerts=%d failures=%d "
+            "ms=%.1f",
+            stamp,
+            worker,
+            result.metrics,
+            result.insights,
+            alerts,
+            result.failures,
+            took,
         )
     return result
 
