@@ -24,10 +24,10 @@ from fastapi.testclient import TestClient
 
 from lantern.api.app import create_app
 from lantern.config import Settings
+from lantern.dashboard.chart import expectations
 from lantern.db import session_scope
 from lantern.db.migrate import upgrade
 from lantern.db.session import make_engine
-from lantern.metrics.chart import expectations
 from lantern.metrics.models import Metric
 from lantern.metrics.service import add_to_buckets, epoch_hour
 from lantern.workspaces.service import create_api_token, create_source, get_or_create_workspace

@@ -317,8 +317,8 @@ def _run_demo(*, weeks: int) -> None:
     with session_scope(engine) as session:
         workspace = get_or_create_workspace(session, name=DEMO_WORKSPACE)
         _, token = create_api_token(session, workspace=workspace, name="demo")
-    click.echo(f"{made['events']:,} events imported; {made['insights']} insights found.")
+    click.echo(f"{made.events:,} events imported; {made.insights} insights found.")
     click.echo(f"Dashboard: {settings.resolved_public_url}")
-    click.echo(f"Log in as {made['email']} with password {made['password']}")
-    click.echo(f"Source API key: {made['api_key']}")
+    click.echo(f"Log in as {made.email} with password {made.password}")
+    click.echo(f"Source API key: {made.api_key}")
     click.echo(f"API token: {token}")

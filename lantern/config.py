@@ -27,9 +27,6 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     public_url: str | None = Field(default=None, description="Dashboard URL used in Slack links.")
-    secret_key: str | None = Field(
-        default=None, description="Signs session cookies and OAuth state."
-    )
 
     # the web server (`lantern serve`): a flood of idle or slow connections is cut short
     max_connections: int = Field(

@@ -164,13 +164,26 @@ def existing(engine: Engine) -> int | None:
         return session.scalar(select(Workspace.id).where(Workspace.name == DEMO_WORKSPACE))
 
 
+@dataclass(frozen=True, slots=True)
+class Demo:
+    """What `make_demo` made: where to log in, the source's key, and what it found."""
+
+    workspace_id: int
+    source_id: int
+    api_key: str
+    email: str
+    password: str
+    events: int
+    insights: int
+
+
 def make_demo(
     engine: Engine,
     settings: Settings,
     *,
     weeks: int = 5,
     progress: Callable[[str, int, int], None] | None = None,
-) -> dict[str, object]:
+) -> Demo:
     """Create the demo source, import its history and score it hour by hour."""
     with warnings.catch_warnings():
         # Starlette asks test suites to move to httpx2; the demo only borrows the client
@@ -218,15 +231,23 @@ def make_demo(
     scored = run_hour(engine, settings, hour=epoch_hour(end), worker="demo", source_id=source_id)
     found = scored.insights if scored is not None else 0
     report("metrics", 1, 1)
-    return {
-        "workspace_id": workspace_id,
-        "source_id": source_id,
-        "api_key": key,
-        "email": DEMO_EMAIL,
-        "password": password,
-        "events": sent,
-        "insights": found,
-    }
+    return Demo(
+        workspace_id=workspace_id,
+        source_id=source_id,
+        api_key=key,
+        email=DEMO_EMAIL,
+        password=password,
+        events=sent,
+        insights=found,
+    )
 
 
-__all__ = ["DEMO_EMAIL", "DEMO_SOURCE", "DEMO_WORKSPACE", "Source", "existing", "make_demo"]
+__all__ = [
+    "DEMO_EMAIL",
+    "DEMO_SOURCE",
+    "DEMO_WORKSPACE",
+    "Demo",
+    "Source",
+    "existing",
+    "make_demo",
+]

@@ -8,11 +8,13 @@ inputs, run inline, in a process pool or on a Dask cluster (`LANTERN_DETECT_EXEC
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from itertools import groupby
+from typing import Any, NamedTuple
 
 import pandas as pd
 from sqlalchemy import Engine, delete, func, select, update
@@ -69,7 +71,29 @@ class RunResult:
     metrics: int = 0
     insights: int = 0
     failures: int = 0
+    alerts: int = 0
     failed_metrics: list[int] = field(default_factory=list)
+
+
+class MetricRow(NamedTuple):
+    """A trained metric as the pass reads it: whose it is, how it is judged, since when."""
+
+    id: int
+    kind: str
+    source_id: int
+    workspace_id: int
+    sensitivity: str
+    first_hour: int
+
+
+class Saved(NamedTuple):
+    """A metric's detector state as the last pass left it, and the last hour it scored."""
+
+    state: bytes | None
+    scored_hour: int | None
+
+
+NOT_SCORED = Saved(None, None)
 
 
 def refit_hour(metric_id: int) -> int:
@@ -128,10 +152,8 @@ def _claim(engine: Engine, hour: int, worker: str, now: datetime) -> bool:
     return bool(taken.rowcount == 1)
 
 
-def _trained_metrics(
-    session: Session, hour: int, source_id: int | None = None
-) -> list[tuple[Any, ...]]:
-    """Metrics with at least the training window of data before `hour`, with their watch."""
+def _trained_metrics(session: Session, hour: int, source_id: int | None) -> list[MetricRow]:
+    """Metrics with at least the training window of data before `hour`, source by source."""
     first = (
         select(Bucket.metric_id, func.min(Bucket.hour).label("first_hour"))
         .group_by(Bucket.metric_id)
@@ -150,11 +172,12 @@ def _trained_metrics(
         .join(Source, Source.id == Metric.source_id)
         .join(Workspace, Workspace.id == Source.workspace_id)
         .where(first.c.first_hour <= hour + 1 - TRAINING_HOURS)
-        .order_by(Metric.id)
+        # A source's metrics come together: its insights are recorded and grouped at once.
+        .order_by(Metric.source_id, Metric.id)
     )
     if source_id is not None:
         query = query.where(Metric.source_id == source_id)
-    return [tuple(row) for row in session.execute(query).all()]
+    return [MetricRow(*row) for row in session.execute(query).all()]
 
 
 def _executor_map(settings: Settings) -> Callable[..., Iterable[list[Outcome]]]:
@@ -197,102 +220,170 @@ def run_hour(
 ) -> RunResult | None:
     """Score closed hour `hour` (epoch hours) for every trained metric, once per database.
 
+    The steps: claim the hour; read the metrics due and their saved states; score them in
+    partitions (`score_partition`, on the configured executor); for each source, in one
+    transaction, save its detectors' states, record its insights and queue their alerts
+    (grouped into stories); then mark the hour done. A pass that dies leaves each source
+    either wholly recorded or untouched, and the next pass takes over what it left.
+
     With `source_id`, only that source's metrics are scored and the hour is not claimed:
-    that is how a backfilled source (`lantern demo`) catches up on its history.
+    that is how a backfilled source (`lantern demo`) catches up on its history, whose
+    insights are grouped into stories but not sent.
     """
+    started = time.perf_counter()
+    stamp = hour_index(hour).isoformat()
     claimed_at = now or pd.Timestamp.now(tz="UTC").to_pydatetime()
     if source_id is None and not _claim(engine, hour, worker, claimed_at):
+        log.debug("hourly pass skipped: hour=%s worker=%s claimed elsewhere", stamp, worker)
         return None
-    result = RunResult(hour=hour)
     moment = now or hour_index(hour + 1).to_pydatetime()
+    metrics, saved = _due_metrics(engine, hour, source_id)
+    result = RunResult(hour=hour)
+    scored = _score(engine, settings, metrics, saved, hour)
+    by_id = {row.id: row for row in metrics}
+    for _, outcomes in groupby(scored, key=lambda outcome: by_id[outcome.metric_id].source_id):
+        of_source = [(by_id[outcome.metric_id], outcome) for outcome in outcomes]
+        with session_scope(engine) as session:
+            opened = _record(session, of_source, hour, moment, source_id, result)
+            if source_id is not None:
+                for at in opened:
+                    group_and_alert(session, detected_at=at, now=moment, queue=False)
+            elif opened:
+                result.alerts += queue_alerts(session, since=_alert_horizon(hour), now=moment)
+    if source_id is None:
+        _finish(engine, hour, result, moment)
+    _log_pass(result, stamp, worker, source_id, time.perf_counter() - started)
+    return result
+
+
+def _due_metrics(
+    engine: Engine, hour: int, source_id: int | None
+) -> tuple[list[MetricRow], dict[int, Saved]]:
+    """The trained metrics not yet scored at `hour`, and every metric's saved state."""
     with session_scope(engine) as session:
-        watches = {w.metric_id: w for w in session.scalars(select(MetricWatch)).all()}
-        states = {m: (w.state, w.scored_hour) for m, w in watches.items()}
+        saved = {
+            metric_id: Saved(state, scored_hour)
+            for metric_id, state, scored_hour in session.execute(
+                select(MetricWatch.metric_id, MetricWatch.state, MetricWatch.scored_hour)
+            )
+        }
         # A pass re-run after one that died leaves alone what that one already scored.
         metrics = [
             row
             for row in _trained_metrics(session, hour, source_id)
-            if _unscored(states, row, hour)
+            if (scored := saved.get(row.id, NOT_SCORED).scored_hour) is None or scored < hour
         ]
-    mapper = _executor_map(settings)
+    return metrics, saved
+
+
+def _score(
+    engine: Engine,
+    settings: Settings,
+    metrics: list[MetricRow],
+    saved: dict[int, Saved],
+    hour: int,
+) -> Iterator[Outcome]:
+    """Each metric's outcome, in the order of `metrics`, scored partition by partition."""
     partitions = [metrics[i : i + PARTITION] for i in range(0, len(metrics), PARTITION)]
+    mapper = _executor_map(settings)
+    tasks = (_tasks(engine, part, saved, hour) for part in partitions)
+    for outcomes in mapper(score_partition, tasks):
+        yield from outcomes
 
-    def tasks_for(part: list[tuple[Any, ...]]) -> list[Task]:
-        # A metric scored before needs the fit window before its next hour; a new one
-        # replays its whole history once, as `lantern replay` would.
-        def needed(row: tuple[Any, ...]) -> int:
-            state, scored = states.get(row[0], (None, None))
-            if state is None or scored is None:
-                return int(row[5])
-            return max(int(row[5]), scored + 1 - HISTORY_HOURS)
 
-        start = min(needed(row) for row in part)
-        with engine.connect() as connection:
-            series = load_series(
-                connection,
-                metric_ids=[row[0] for row in part],
-                start=hour_index(start),
-                end=hour_index(hour + 1),
-                kinds={row[0]: row[1] for row in part},
-            )
-        return [
-            Task(
-                metric_id=row[0],
-                kind=row[1],
-                sensitivity=row[4],
-                state=states.get(row[0], (None, None))[0],
-                first_hour=int(row[5]),
-                hour=hour,
-                series=series[row[0]],
-            )
-            for row in part
-        ]
+def _tasks(engine: Engine, part: list[MetricRow], saved: dict[int, Saved], hour: int) -> list[Task]:
+    """A partition's tasks: each metric's saved state and its series up to `hour`."""
 
-    by_id = {row[0]: row for row in metrics}
-    opened_at: list[datetime] = []
-    for outcomes in mapper(score_partition, (tasks_for(part) for part in partitions)):
-        with session_scope(engine) as session:
-            for outcome in outcomes:
-                row = by_id[outcome.metric_id]
-                result.metrics += 1
-                if outcome.error is not None:
-                    result.failures += 1
-                    result.failed_metrics.append(outcome.metric_id)
-                    log.warning("metric %s skipped at hour %s: %s", row[0], hour, outcome.error)
-                    continue
-                watch = session.get(MetricWatch, outcome.metric_id)
-                if watch is None:
-                    watch = MetricWatch(metric_id=outcome.metric_id)
-                    session.add(watch)
-                # A metric scored for the first time replays its history to build its
-                # state; only what this hour raised is news, unless a backfilled source is
-                # catching up, when its whole history is.
-                if watch.state is not None and watch.scored_hour is not None:
-                    since = watch.scored_hour
-                else:
-                    since = -1 if source_id is not None else hour - 1
-                fresh = [e for e in outcome.events if _hour_of(e) > since]
-                watch.state, watch.scored_hour = outcome.state, hour
-                opened_at.extend(
-                    hour_index(_hour_of(e)).to_pydatetime() for e in fresh if e.status == "opened"
-                )
-                result.insights += record_events(
-                    session,
-                    metric=MetricRef(id=row[0], source_id=row[2], workspace_id=row[3]),
-                    events=fresh,
-                    watch=watch,
-                    now=moment,
-                    queue_alerts=False,
-                    notify=source_id is None,
-                )
+    # A metric scored before needs the fit window before its next hour; a new one replays
+    # its whole history once, as `lantern replay` would.
+    def needed(row: MetricRow) -> int:
+        state, scored = saved.get(row.id, NOT_SCORED)
+        if state is None or scored is None:
+            return row.first_hour
+        return max(row.first_hour, scored + 1 - HISTORY_HOURS)
+
+    start = min(needed(row) for row in part)
+    with engine.connect() as connection:
+        series = load_series(
+            connection,
+            metric_ids=[row.id for row in part],
+            start=hour_index(start),
+            end=hour_index(hour + 1),
+            kinds={row.id: row.kind for row in part},
+        )
+    return [
+        Task(
+            metric_id=row.id,
+            kind=row.kind,
+            sensitivity=row.sensitivity,
+            state=saved.get(row.id, NOT_SCORED).state,
+            first_hour=row.first_hour,
+            hour=hour,
+            series=series[row.id],
+        )
+        for row in part
+    ]
+
+
+def _record(
+    session: Session,
+    outcomes: list[tuple[MetricRow, Outcome]],
+    hour: int,
+    moment: datetime,
+    source_id: int | None,
+    result: RunResult,
+) -> list[datetime]:
+    """Save each metric's new state and record its episode events as insights.
+
+    Returns the detection hours at which insights opened, oldest first. Nothing is queued
+    here (`queue_alerts=False`): alerts are queued once the whole source is recorded, so
+    that its insights of one hour are told as one story.
+    """
+    opened: set[datetime] = set()
+    for row, outcome in outcomes:
+        result.metrics += 1
+        if outcome.error is not None:
+            result.failures += 1
+            result.failed_metrics.append(row.id)
+            log.warning("metric %s skipped at hour %s: %s", row.id, hour, outcome.error)
+            continue
+        watch = session.get(MetricWatch, row.id)
+        if watch is None:
+            watch = MetricWatch(metric_id=row.id)
+            session.add(watch)
+        # A metric scored for the first time replays its history to build its state; only
+        # what this hour raised is news, unless a backfilled source is catching up, when
+        # its whole history is.
+        if watch.state is not None and watch.scored_hour is not None:
+            since = watch.scored_hour
+        else:
+            since = -1 if source_id is not None else hour - 1
+        fresh = [e for e in outcome.events if _hour_of(e) > since]
+        watch.state, watch.scored_hour = outcome.state, hour
+        opened.update(
+            hour_index(_hour_of(e)).to_pydatetime() for e in fresh if e.status == "opened"
+        )
+        result.insights += record_events(
+            session,
+            metric=MetricRef(id=row.id, source_id=row.source_id, workspace_id=row.workspace_id),
+            events=fresh,
+            watch=watch,
+            now=moment,
+            queue_alerts=False,
+            notify=source_id is None,
+        )
+    return sorted(opened)
+
+
+def _alert_horizon(hour: int) -> datetime:
+    """How far back the pass looks for insights still owed an alert."""
+    return hour_index(hour + 1 - MAX_CATCH_UP_HOURS).to_pydatetime()
+
+
+def _finish(engine: Engine, hour: int, result: RunResult, moment: datetime) -> None:
+    """Queue the alerts earlier passes left owed (one that died, say), and mark the hour done."""
     with session_scope(engine) as session:
-        if source_id is not None:
-            # History is grouped into stories but not sent: nobody wants last month's alerts.
-            for at in sorted(set(opened_at)):
-                group_and_alert(session, detected_at=at, now=moment, queue=False)
-            return result
-        recent = hour_index(hour + 1 - MAX_CATCH_UP_HOURS).to_pydatetime()
-        queue_alerts(session, since=recent, now=moment)
+        result.alerts += queue_alerts(session, since=_alert_horizon(hour), now=moment)
         session.execute(
             update(DetectionRun)
             .where(DetectionRun.hour == hour)
@@ -303,12 +394,36 @@ def run_hour(
                 failures=result.failures,
             )
         )
-    return result
 
 
-def _unscored(states: dict[int, tuple[Any, int | None]], row: tuple[Any, ...], hour: int) -> bool:
-    scored = states.get(row[0], (None, None))[1]
-    return scored is None or scored < hour
+def _log_pass(
+    result: RunResult,
+    stamp: str,
+    worker: str,
+    source_id: int | None,
+    seconds: float,
+) -> None:
+    if source_id is not None:
+        log.info(
+            "history pass done: source=%d hour=%s metrics=%d insights=%d failures=%d ms=%.1f",
+            source_id,
+            stamp,
+            result.metrics,
+            result.insights,
+            result.failures,
+            seconds * 1000,
+        )
+        return
+    log.info(
+        "hourly pass done: hour=%s worker=%s metrics=%d insights=%d alerts=%d failures=%d ms=%.1f",
+        stamp,
+        worker,
+        result.metrics,
+        result.insights,
+        result.alerts,
+        result.failures,
+        seconds * 1000,
+    )
 
 
 # What a metric's detector needs before the next hour it judges (its fit window, 28 days).

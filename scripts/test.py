@@ -5,9 +5,10 @@
 
 Needs only Python 3.11+. Creates ./.venv if missing, installs Lantern with its `dev`
 extra, installs Debian's Chromium for the browser tests when it is missing and we are
-root, checks the code (ruff check, ruff format --check and mypy over the package: any
-finding fails the run), and runs pytest over tests/ (database tests run on SQLite and on
-PostgreSQL at 127.0.0.1:5432; with CI=true an unreachable PostgreSQL fails the run).
+root, checks the code (ruff check, ruff format --check, and mypy over lantern/, tests/ and
+scripts/: any finding fails the run), and runs pytest over tests/ (database tests run on
+SQLite and on PostgreSQL at 127.0.0.1:5432; with CI=true an unreachable PostgreSQL fails
+the run).
 """
 
 from __future__ import annotations

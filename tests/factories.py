@@ -42,7 +42,7 @@ def history_events(
     import uuid as _uuid
 
     events: list[dict[str, object]] = []
-    for hour, count in counts.items():
+    for hour, count in zip(pd.DatetimeIndex(counts.index), counts, strict=True):
         for i in range(int(count)):
             stamp = (hour + pd.Timedelta(seconds=int(i * 3600 / max(count, 1)))).isoformat()
             item: dict[str, object] = {
@@ -180,7 +180,7 @@ def make_metric(
                 (metric.id, epoch_hour(t)): (
                     (1, float(c), float(c) ** 2) if value else (int(c), 0.0, 0.0)
                 )
-                for t, c in counts.items()
+                for t, c in zip(pd.DatetimeIndex(counts.index), counts, strict=True)
                 if (pd.notna(c) if kind == "mean" else c > 0)
             },
         )

@@ -14,12 +14,12 @@ from lantern.accounts.limits import LoginLimiter
 from lantern.accounts.service import password_checker
 from lantern.api import auth, insights, metrics, slack_oauth, sources, tokens
 from lantern.api import settings as settings_api
+from lantern.api.ingest import router as ingest_router
 from lantern.api.lifespan import lifespan
 from lantern.api.middleware import AccessLog, BodyTimeout, SecurityHeaders
 from lantern.config import Settings, get_settings
 from lantern.db.session import get_engine
 from lantern.errors import LanternError
-from lantern.ingest.views import router as ingest_router
 from lantern.web import views as web
 
 HTTP_CODES = {

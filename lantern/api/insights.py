@@ -19,8 +19,7 @@ from lantern.api.schemas import (
     Moment,
     MuteIn,
 )
-from lantern.db.base import utcnow
-from lantern.insights.feed import (
+from lantern.dashboard.feed import (
     InsightStatus,
     Page,
     feedback_by_kind,
@@ -29,7 +28,8 @@ from lantern.insights.feed import (
     list_insights,
     silence_metric_of,
 )
-from lantern.metrics.status import MetricItem
+from lantern.dashboard.status import MetricItem
+from lantern.db.base import utcnow
 
 router = APIRouter(
     prefix="/api/v1/insights", tags=["insights"], responses=ERRORS, dependencies=API_DEPENDENCIES

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Query
 
 from lantern.api.deps import API_DEPENDENCIES, SessionDep, WorkspaceDep
 from lantern.api.schemas import ERRORS, Id, MetricOut, Moment, SeriesOut, WatchIn
+from lantern.dashboard.chart import Chart, metric_chart
+from lantern.dashboard.status import MetricItem, Status, get_metric_item, metric_items, watch_metric
 from lantern.db.base import utcnow
-from lantern.metrics.chart import Chart, metric_chart
-from lantern.metrics.status import MetricItem, Status, get_metric_item, metric_items, watch_metric
 
 router = APIRouter(
     prefix="/api/v1/metrics", tags=["metrics"], responses=ERRORS, dependencies=API_DEPENDENCIES

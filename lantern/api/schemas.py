@@ -17,8 +17,8 @@ from pydantic import (
     field_validator,
 )
 
+from lantern.dashboard.status import Status
 from lantern.metrics.keys import Measure
-from lantern.metrics.status import Status
 
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 Sensitivity = Literal["low", "medium", "high"]

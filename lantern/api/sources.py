@@ -16,10 +16,10 @@ from lantern.api.schemas import (
     SourceKeyOut,
     SourceOut,
 )
+from lantern.dashboard.debug import debug_view
+from lantern.dashboard.overview import SourceOverview, source_overview, source_overviews
 from lantern.db.base import utcnow
-from lantern.ingest.debug import debug_view
 from lantern.workspaces.models import Source
-from lantern.workspaces.overview import SourceOverview, source_overview, source_overviews
 from lantern.workspaces.service import create_source, delete_source, get_source, rotate_source_key
 
 router = APIRouter(

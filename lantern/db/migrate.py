@@ -42,8 +42,3 @@ def current_revision(engine: Engine | None = None) -> str | None:
 def head_revision() -> str | None:
     """The newest revision in the migrations folder."""
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
-
-
-def is_up_to_date(engine: Engine | None = None) -> bool:
-    """Whether the database is at the newest revision."""
-    return current_revision(engine) == head_revision()

@@ -15,17 +15,16 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from sqlalchemy.engine import Connection
 
 from lantern.ingest.dedupe import seen_second
 from lantern.ingest.events import Verdict
+from lantern.ingest.types import IngestResult, Judged
 from lantern.metrics.keys import MetricKey
-
-if TYPE_CHECKING:
-    from lantern.ingest.service import IngestResult, Judged
+from lantern.metrics.service import bucket_upsert
 
 # The arrays describing the events offered to the debug view, one value per event.
 SHOWN_COLUMNS = ("request", "pos", "source", "digest", "received", "accepted", "reason", "event")
@@ -60,11 +59,7 @@ increments AS (
     GROUP BY i.metric_id, i.hour
 ),
 bucket_rows AS (
-    INSERT INTO buckets (metric_id, hour, count, value_sum, value_sq)
-    SELECT metric_id, hour, n, v, q FROM increments ORDER BY metric_id, hour
-    ON CONFLICT (metric_id, hour) DO UPDATE SET count = buckets.count + excluded.count,
-        value_sum = buckets.value_sum + excluded.value_sum,
-        value_sq = buckets.value_sq + excluded.value_sq
+    {BUCKET_ROWS}
     RETURNING 1
 ),
 minute_rows AS (
@@ -108,7 +103,10 @@ shown_rows AS (
     ORDER BY request, NOT accepted, pos
 )
 SELECT source_id, digest FROM fresh
-"""
+""".replace(
+    "{BUCKET_ROWS}",
+    bucket_upsert("SELECT metric_id, hour, n, v, q FROM increments ORDER BY metric_id, hour"),
+)
 
 
 def write_at_once(

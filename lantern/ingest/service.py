@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,6 +17,7 @@ from lantern.ingest.events import Limits, Verdict, Window, judge_in, merge_batch
 from lantern.ingest.models import DebugEvent, DebugMinute
 from lantern.ingest.postgres import write_at_once
 from lantern.ingest.protocol import Payload
+from lantern.ingest.types import IngestResult, Judged
 from lantern.metrics.keys import MetricKey
 from lantern.metrics.models import FlagChange, FlagVersion
 from lantern.metrics.service import add_to_buckets, metric_ids, resolve_metrics
@@ -28,16 +28,6 @@ DEBUG_PER_REQUEST = 5
 # Rows per INSERT of message digests on SQLite, three bound values each: SQLite allows
 # 32,766 values per statement.
 SQLITE_ROWS_PER_INSERT = 5000
-
-
-@dataclass(slots=True)
-class IngestResult:
-    """What a request did: counts, and each rejected event's position and reason."""
-
-    accepted: int = 0
-    duplicates: int = 0
-    rejected: list[dict[str, Any]] = field(default_factory=list)
-    over_cap: int = 0
 
 
 def limits_for(settings: Settings, *, history: bool) -> Limits:
@@ -138,16 +128,6 @@ def _record_flags(
             )
         if changes:
             connection.execute(insert(FlagChange), changes)
-
-
-@dataclass(slots=True)
-class Judged:
-    """One request's verdicts, waiting to be committed."""
-
-    source_id: int
-    verdicts: list[Verdict]
-    received_at: datetime
-    metric_cap: int
 
 
 def store(engine: Engine, *, requests: list[Judged]) -> list[IngestResult]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -20,7 +21,8 @@ from sqlalchemy.exc import IntegrityError
 
 from lantern.db.checkpoint import checkpointer_for
 from lantern.errors import Unauthorized
-from lantern.ingest.service import IngestResult, Judged, source_exists, store
+from lantern.ingest.service import source_exists, store
+from lantern.ingest.types import IngestResult, Judged
 from lantern.metrics.service import metric_ids
 from lantern.workspaces.service import source_keys
 
@@ -87,7 +89,9 @@ class GroupWriter:
                 self._commit(group)
 
     def _commit(self, group: list[_Item]) -> None:
-        outcomes = store_together(self.engine, [item.judged for item in group])
+        started = time.perf_counter()
+        requests = [item.judged for item in group]
+        outcomes = store_together(self.engine, requests)
         if self._checkpointer is not None:
             self._checkpointer.nudge()
         for item, outcome in zip(group, outcomes, strict=True):
@@ -95,6 +99,28 @@ class GroupWriter:
                 item.answer.set_exception(outcome)
             else:
                 item.answer.set_result(outcome)
+        if log.isEnabledFor(logging.DEBUG):
+            _log_group(requests, outcomes, time.perf_counter() - started)
+
+
+def _log_group(
+    requests: list[Judged], outcomes: list[IngestResult | Exception], seconds: float
+) -> None:
+    """One line per group commit: how many requests and events, what became of them, how long."""
+    stored = [o for o in outcomes if not isinstance(o, Exception)]
+    log.debug(
+        "ingest group written: requests=%d failed=%d sources=%s events=%d accepted=%d "
+        "duplicates=%d rejected=%d over_cap=%d ms=%.1f",
+        len(requests),
+        len(outcomes) - len(stored),
+        ",".join(str(s) for s in sorted({r.source_id for r in requests})),
+        sum(len(r.verdicts) for r in requests),
+        sum(o.accepted for o in stored),
+        sum(o.duplicates for o in stored),
+        sum(len(o.rejected) for o in stored),
+        sum(o.over_cap for o in stored),
+        seconds * 1000,
+    )
 
 
 def store_together(engine: Engine, requests: list[Judged]) -> list[IngestResult | Exception]:

@@ -19,21 +19,37 @@ SEVERITIES = ("low", "medium", "high")
 
 
 class DetectionLike(Protocol):
-    kind: str
-    direction: str
-    start: Any
-    detected_at: Any
-    observed: float
-    expected: float
-    lower: float
-    upper: float
-    relative_change: float
-    score: float
+    """What an episode event's detection tells (read only: detection's results are frozen)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def direction(self) -> str: ...
+    @property
+    def start(self) -> Any: ...
+    @property
+    def detected_at(self) -> Any: ...
+    @property
+    def observed(self) -> float: ...
+    @property
+    def expected(self) -> float: ...
+    @property
+    def lower(self) -> float: ...
+    @property
+    def upper(self) -> float: ...
+    @property
+    def relative_change(self) -> float: ...
+    @property
+    def score(self) -> float: ...
 
 
 class EpisodeEventLike(Protocol):
-    status: str
-    detection: DetectionLike
+    """An episode's change of status at an hour, with the detection behind it."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def detection(self) -> DetectionLike: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -119,12 +119,30 @@ def _select_ids(
     return {(kind, name): metric_id for kind, name, metric_id in rows}
 
 
-# A sum of squares added to one never kept (NULL) stays unknown: the hour's spread is lost.
-_ON_CONFLICT = (
-    "ON CONFLICT (metric_id, hour) DO UPDATE SET count = buckets.count + excluded.count, "
-    "value_sum = buckets.value_sum + excluded.value_sum, "
-    "value_sq = buckets.value_sq + excluded.value_sq"
+def bucket_upsert(rows: str) -> str:
+    """The statement that adds increments to buckets, creating them as needed: ingest's hot path.
+
+    `rows` is a VALUES list or a SELECT giving `(metric_id, hour, count, value_sum,
+    value_sq)`, in key order so that concurrent writers lock buckets in the same order.
+    SQLite and PostgreSQL spell it alike; every path that writes buckets builds it here
+    (`add_to_buckets` on both engines, and ingest's one-statement PostgreSQL group in
+    `lantern.ingest.postgres`).
+    """
+    # A sum of squares added to one never kept (NULL) stays unknown: the hour's spread is lost.
+    return (
+        "INSERT INTO buckets (metric_id, hour, count, value_sum, value_sq) "
+        f"{rows} "
+        "ON CONFLICT (metric_id, hour) DO UPDATE SET count = buckets.count + excluded.count, "
+        "value_sum = buckets.value_sum + excluded.value_sum, "
+        "value_sq = buckets.value_sq + excluded.value_sq"
+    )
+
+
+# Built once: this runs for every ingest transaction.
+_BUCKETS_FROM_ARRAYS = bucket_upsert(
+    "SELECT * FROM unnest(%s::int[], %s::int[], %s::bigint[], %s::float8[], %s::float8[])"
 )
+_BUCKETS_FROM_VALUES = bucket_upsert("VALUES (?, ?, ?, ?, ?)")
 
 
 def add_to_buckets(
@@ -132,17 +150,15 @@ def add_to_buckets(
 ) -> None:
     """Add counts, value sums and sums of squares to buckets `(metric_id, hour)`.
 
-    Buckets are created as needed. Rows are written in key order so concurrent writers
-    lock them in the same order. One plain statement per engine: this is ingest's hot path.
+    One plain statement per engine (see `bucket_upsert`): PostgreSQL takes the rows as
+    arrays, SQLite as parameter rows.
     """
     if not increments:
         return
     rows = sorted(increments.items())
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql(
-            "INSERT INTO buckets (metric_id, hour, count, value_sum, value_sq) SELECT * FROM "
-            "unnest(%s::int[], %s::int[], %s::bigint[], %s::float8[], %s::float8[]) "
-            + _ON_CONFLICT,
+            _BUCKETS_FROM_ARRAYS,
             (
                 [key[0] for key, _ in rows],
                 [key[1] for key, _ in rows],
@@ -153,9 +169,7 @@ def add_to_buckets(
         )
     else:
         connection.exec_driver_sql(
-            "INSERT INTO buckets (metric_id, hour, count, value_sum, value_sq) "
-            "VALUES (?, ?, ?, ?, ?) " + _ON_CONFLICT,
-            [(key[0], key[1], *value) for key, value in rows],
+            _BUCKETS_FROM_VALUES, [(key[0], key[1], *value) for key, value in rows]
         )
 
 

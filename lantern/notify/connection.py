@@ -235,17 +235,6 @@ def finish_oauth(
     return workspace_id
 
 
-def set_channel(
-    session: Session, *, workspace_id: int, channel: str, settings: Settings
-) -> SlackConnection:
-    """Point a connected workspace's insights at another channel (stored by id)."""
-    row = session.get(SlackConnection, workspace_id)
-    if row is None:
-        raise BadRequest("connect Slack first")
-    channel_id, name = resolve_channel(settings, bot_token=row.bot_token, channel=channel)
-    return _store(session, workspace_id=workspace_id, channel=channel_id, channel_name=name)
-
-
 def send_test_message(session: Session, *, workspace_id: int, settings: Settings) -> None:
     """Post a test message to the workspace's channel; a readable error if Slack refuses."""
     from lantern.notify.base import NotifyError

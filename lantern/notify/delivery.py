@@ -7,6 +7,7 @@ the row (and on the connection when a person must act), never raised to the flus
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, select
@@ -26,7 +27,7 @@ from lantern.notify.base import (
 )
 from lantern.notify.message import build_message
 from lantern.notify.models import Notification, SlackConnection
-from lantern.notify.outbox import (
+from lantern.notify.policy import (
     MAX_ATTEMPTS,
     RECONCILE_MARGIN,
     UNDELIVERED,
@@ -138,13 +139,14 @@ def _deliver(
     result: FlushResult,
 ) -> bool:
     """Reconcile or send one row; False when the workspace should wait for a later flush."""
+    started = time.perf_counter()
     claimed = False
     try:
         with session_scope(engine) as session:
             row = session.get(Notification, row_id)
             if row is None or row.status not in UNDELIVERED or row.next_attempt_at > now:
                 return True
-            purpose = row.purpose
+            purpose, insight_id, attempts = row.purpose, row.insight_id, row.attempts
             thread_ts: str | None = None
             target = row.channel if row.status == "sending" and row.channel else channel
             if purpose != "alert":
@@ -177,6 +179,9 @@ def _deliver(
             if found is not None:
                 _record_sent(engine, row_id, SentMessage(target, found), now)
                 result.reconciled += 1
+                _log_delivered(
+                    row_id, workspace_id, insight_id, purpose, "reconciled", attempts, started
+                )
                 return True
         with session_scope(engine) as session:
             row = session.get(Notification, row_id)
@@ -184,6 +189,7 @@ def _deliver(
             message, chart = build_message(session, row, settings, with_chart=purpose == "chart")
             row.status, row.sending_since, row.channel = "sending", now, target
             row.attempts += 1
+            attempts = row.attempts
         claimed = True
         if purpose == "alert":
             sent = notifier.post_alert(message, channel=target, notification_id=row_id)
@@ -208,6 +214,7 @@ def _deliver(
                 after_send(stored)
         _record_sent(engine, row_id, sent, now)
         result.sent += 1
+        _log_delivered(row_id, workspace_id, insight_id, purpose, "sent", attempts, started)
         return True
     except RateLimited as exc:
         until = now + timedelta(seconds=exc.retry_after)
@@ -249,6 +256,32 @@ def _deliver(
         )
         result.retrying += 1
         return True
+
+
+def _log_delivered(
+    row_id: int,
+    workspace_id: int,
+    insight_id: int,
+    purpose: str,
+    outcome: str,
+    attempts: int,
+    started: float,
+) -> None:
+    """One line per notification that reached Slack: ids, purpose, how, and how long it took.
+
+    `outcome` is `sent`, or `reconciled` when an earlier try's message was found in Slack.
+    """
+    log.info(
+        "notification delivered: id=%d workspace=%d insight=%d purpose=%s outcome=%s "
+        "attempts=%d ms=%.1f",
+        row_id,
+        workspace_id,
+        insight_id,
+        purpose,
+        outcome,
+        attempts,
+        (time.perf_counter() - started) * 1000,
+    )
 
 
 def _record_sent(engine: Engine, row_id: int, sent: SentMessage, now: datetime) -> None:

@@ -25,9 +25,7 @@ MAX_ATTEMPTS; reconnecting Slack puts a workspace's recent failed rows back in l
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, exists, or_, select, update
@@ -36,49 +34,23 @@ from sqlalchemy.orm import Session
 from lantern.config import Settings
 from lantern.db.session import session_scope
 from lantern.notify.base import Notifier
+from lantern.notify.delivery import flush_workspace
 from lantern.notify.models import Notification, SlackConnection
+from lantern.notify.policy import UNDELIVERED, AfterSend, FlushResult, NotifierFactory
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 20  # with the backoff below: about fifteen hours of trying
-# How far back a reconcile looks before the row was queued (clocks differ).
-RECONCILE_MARGIN = timedelta(minutes=5)
 # Rows of a workspace without Slack wait this long for it to be connected.
 HOLD = timedelta(days=7)
 # Workspaces flushed at once; each has its own thread, so one slow Slack delays no other.
 WORKSPACE_THREADS = 8
-UNDELIVERED = ("pending", "sending")
 NOT_CONNECTED = "Slack is not connected for this workspace: waiting for it to be connected"
-
-
-@dataclass
-class FlushResult:
-    """What one flush did."""
-
-    sent: int = 0
-    failed: int = 0
-    retrying: int = 0
-    reconciled: int = 0
-    skipped: int = 0
-
-    def add(self, other: FlushResult) -> None:
-        for item in fields(self):
-            setattr(self, item.name, getattr(self, item.name) + getattr(other, item.name))
-
-
-NotifierFactory = Callable[[str, Settings], Notifier]
-AfterSend = Callable[[Notification], None]
 
 
 def _notifier(token: str, settings: Settings) -> Notifier:
     from lantern.notify.slack import SlackNotifier
 
     return SlackNotifier(token, base_url=settings.slack_base_url)
-
-
-def backoff(attempts: int) -> timedelta:
-    """The wait after the `attempts`-th failed try: 1, 2, 4 … minutes, at most an hour."""
-    return timedelta(minutes=min(60, 2 ** max(0, min(attempts, 7) - 1)))
 
 
 def _hold_unconnected(engine: Engine, now: datetime) -> int:
@@ -133,8 +105,6 @@ def flush_outbox(
     after_send: AfterSend | None = None,
 ) -> FlushResult:
     """Deliver every due row, each workspace on its own; `after_send` is a test hook for crashes."""
-    from lantern.notify.delivery import flush_workspace
-
     result = FlushResult(skipped=_hold_unconnected(engine, now))
     workspaces = _due_workspaces(engine, now)
 

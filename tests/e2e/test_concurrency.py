@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 from sqlalchemy import Engine
@@ -44,8 +45,8 @@ def hammer(url: str, key: str, hour: datetime) -> None:
 
 
 def test_many_threads_and_processes_on_one_hour_count_exactly(
-    database_url: str, engine: Engine, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+    database_url: str, engine: Engine, tmp_path: Path
+) -> None:
     workers = 2 if database_url.startswith("sqlite") else 3
     process, url = start_server(database_url, tmp_path, workers=workers)
     try:

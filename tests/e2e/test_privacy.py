@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import segment.analytics as segment
@@ -76,8 +77,8 @@ def database_text(engine: Engine) -> str:
 
 
 def test_pii_in_every_field_reaches_no_table_log_or_debug_view(
-    database_url: str, engine: Engine, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+    database_url: str, engine: Engine, tmp_path: Path
+) -> None:
     process, url = start_server(database_url, tmp_path, LANTERN_LOG_LEVEL="debug")
     src = make_source(engine)
     client = segment.Client(src.key, host=url, gzip=True)

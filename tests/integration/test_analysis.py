@@ -49,6 +49,7 @@ def test_a_notebook_sees_the_metrics_series_replay_and_insights_of_the_service(
     assert int(metrics.loc[metrics["name"] == "Checkout", "events"].iloc[0]) == checkout.sum()
 
     series = lantern.series("Checkout")
+    assert isinstance(series.index, pd.DatetimeIndex)
     assert series.index.freq == "h" and str(series.index.tz) == "UTC"
     assert series.sum() == checkout.sum()
     assert (series[checkout.index[-3] :] == 0).all()

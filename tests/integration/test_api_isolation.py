@@ -46,7 +46,7 @@ def api_routes(app: FastAPI) -> Iterator[tuple[str, str, APIRoute]]:
         if path.startswith(AUTH_PREFIX):
             continue
         if isinstance(route, APIRoute) and path and path.startswith("/api/v1"):
-            for method in sorted(route.methods):
+            for method in sorted(route.methods or ()):
                 yield method, path, route
 
 
@@ -148,7 +148,7 @@ def test_every_api_route_refuses_another_workspaces_objects_and_leaks_nothing(
             assert not unknown, f"{path}: teach this test an object of B for {unknown}"
             url = path.format(**{n: ids[n] for n in names})
             body = body_for(route)
-            calls = [(url, {})]
+            calls: list[tuple[str, dict[str, int]]] = [(url, {})]
             for param in route.dependant.query_params:
                 if param.name in ids:
                     calls.append((url, {param.name: ids[param.name]}))

@@ -136,7 +136,7 @@ def test_a_muted_metric_is_still_scored_but_nobody_is_told(
         run_hour(fresh_engine, settings, hour=hour, worker="test")
 
     with fresh_engine.connect() as connection:
-        insights = dict(connection.execute(select(Insight.metric_id, Insight.muted)).all())
+        insights = dict(connection.execute(select(Insight.metric_id, Insight.muted)).tuples().all())
         told = connection.scalars(
             select(Insight.metric_id).join(Notification, Notification.insight_id == Insight.id)
         ).all()

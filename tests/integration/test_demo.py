@@ -21,7 +21,7 @@ def test_the_demo_history_holds_the_planted_outage_and_the_flag_change_as_its_ca
     fresh_engine: Engine, settings: Settings
 ) -> None:
     made = make_demo(fresh_engine, settings, weeks=2)
-    assert existing(fresh_engine) == made["workspace_id"]
+    assert existing(fresh_engine) == made.workspace_id
     with session_scope(fresh_engine) as session:
         found = session.execute(
             select(Metric.name, Insight.kind, Insight.direction, Insight.id)
@@ -44,7 +44,7 @@ def test_the_demo_history_holds_the_planted_outage_and_the_flag_change_as_its_ca
         queued = session.scalars(
             select(Notification.id).where(Notification.status != "skipped")
         ).all()
-    assert made["events"] > 100_000
+    assert made.events > 100_000
     # six silent hours on two weeks of history: an outage, or (the model still young) a
     # level shift down; either way one insight going down
     docs = {(k, d) for n, k, d, _ in found if n == "Docs"}
@@ -53,8 +53,8 @@ def test_the_demo_history_holds_the_planted_outage_and_the_flag_change_as_its_ca
     assert "new-checkout" in causes
     assert queued == []  # history is shown, not sent to Slack
     with session_scope(fresh_engine) as session:
-        user = authenticate(session, email=str(made["email"]), password=str(made["password"]))
-        assert user.workspace_id == made["workspace_id"]
+        user = authenticate(session, email=made.email, password=made.password)
+        assert user.workspace_id == made.workspace_id
 
 
 def test_lantern_demo_prints_its_progress_and_summary_without_library_warnings(

@@ -11,14 +11,16 @@ from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from lantern.db.migrate import upgrade
 from lantern.db.session import make_engine
 from lantern.errors import Unauthorized
 from lantern.ingest.events import Limits, Verdict, judge
-from lantern.ingest.service import Judged, store
+from lantern.ingest.service import store
+from lantern.ingest.types import Judged
 from lantern.ingest.writer import GroupWriter, store_together
+from lantern.metrics.models import Bucket, Metric
 from tests.factories import make_source
 from tests.helpers import totals
 
@@ -149,3 +151,27 @@ def test_requests_for_known_metrics_count_sum_and_show_as_the_first_did(
     assert [e["event"]["event"] for e in view["accepted"]] == ["Viewed", "Paid", "Viewed", "Paid"]
     assert view["accepted"][0]["event"]["value"] == 2
     assert "userId" in view["rejected"][0]["reason"]
+
+
+def test_a_bucket_adds_count_sum_and_squares_alike_for_new_and_known_metrics(
+    engine: Engine,
+) -> None:
+    src = make_source(engine)
+    priced = [track("Paid"), track("Paid")]
+    priced[1]["properties"] = {"value": 3}
+    # The first request creates the metrics; the second finds them known, which on
+    # PostgreSQL takes the one-statement path.
+    store(engine, requests=[judged(src.id, priced)])
+    again = track("Paid")
+    again["properties"] = {"value": 4}
+    store(engine, requests=[judged(src.id, [again])])
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(Metric.kind, Bucket.count, Bucket.value_sum, Bucket.value_sq)
+            .join(Bucket, Bucket.metric_id == Metric.id)
+            .where(Metric.source_id == src.id, Metric.name == "Paid")
+        ).all()
+    found = {kind: (count, value_sum, value_sq) for kind, count, value_sum, value_sq in rows}
+    assert found["track"][0] == 3
+    assert found["value"] == (3, 9.0, 29.0)  # 2 + 3 + 4, and 4 + 9 + 16
+    assert found["mean"] == (3, 9.0, 29.0)

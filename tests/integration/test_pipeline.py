@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
+from lantern import pipeline
 from lantern.config import Settings
 from lantern.db import session_scope
 from lantern.insights.models import DetectionRun, Insight, MetricWatch
@@ -113,6 +116,29 @@ def test_an_alert_is_queued_when_the_pass_of_the_hour_its_episode_opened_died(
     assert alerts_of(fresh_engine, workspace_id) == 1
     # The episode opened in an hour whose pass died; the next pass recorded it.
     assert len(opened) == 1 and opened[0] < hour_index(last)
+
+
+def test_a_source_whose_alerts_cannot_be_queued_keeps_none_of_its_insights_until_they_can(
+    fresh_client: TestClient,
+    fresh_engine: Engine,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    source_id, workspace_id, last = outage_history(fresh_client, fresh_engine)
+
+    def lost_connection(*args: object, **kwargs: object) -> int:
+        raise ConnectionError("the database went away while alerts were queued")
+
+    # The passes of the hours the outage opened in fail once they queue its alert.
+    with monkeypatch.context() as failing:
+        failing.setattr(pipeline, "queue_alerts", lost_connection)
+        for hour in range(last - 5, last):
+            with contextlib.suppress(ConnectionError):
+                run_hour(fresh_engine, settings, hour=hour, worker="failing")
+    assert insights_of(fresh_engine, source_id) == []  # none recorded without its alert
+    run_hour(fresh_engine, settings, hour=last, worker="after")
+    assert ("Checkout", "outage", "down") in insights_of(fresh_engine, source_id)
+    assert alerts_of(fresh_engine, workspace_id) == 1
 
 
 def test_a_claimed_hour_whose_pass_died_is_run_again_later_scoring_nothing_twice(

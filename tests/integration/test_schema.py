@@ -40,7 +40,8 @@ def test_lantern_db_upgrade_brings_an_empty_sqlite_file_up_to_date(tmp_path) -> 
         [sys.executable, "-m", "lantern", "db", "upgrade"], env=env, capture_output=True, text=True
     )
     assert run.returncode == 0, run.stderr
-    assert head_revision() in run.stdout
+    head = head_revision()
+    assert head is not None and head in run.stdout
     assert (tmp_path / "lantern.db").exists()
 
 

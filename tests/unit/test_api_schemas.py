@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import get_args
 
 from lantern.api.schemas import DetectorKind, Sensitivity
+from lantern.dashboard.feed import INSIGHT_STATUSES, InsightStatus
+from lantern.dashboard.status import STATUSES, Status
 from lantern.detect import KINDS, SENSITIVITY
-from lantern.insights.feed import INSIGHT_STATUSES, InsightStatus
-from lantern.metrics.status import STATUSES, Status
 
 
 def test_the_api_accepts_exactly_the_detector_kinds_sensitivities_and_statuses_there_are() -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from lantern.ingest.events import Limits, judge
-from lantern.metrics.keys import Measure, display_name, label, measure, series_kind
+from lantern.metrics.keys import Measure, MetricKey, display_name, label, measure, series_kind
 from lantern.notify.blocks import alert_blocks, update_blocks
 from lantern.notify.types import InsightMessage
 
@@ -15,7 +15,9 @@ NOW = datetime(2026, 3, 2, 12, tzinfo=UTC)
 LIVE = Limits(late=timedelta(days=7), future=timedelta(minutes=10))
 
 
-def increments(properties: dict[str, object], event: str = "Page Load") -> list[object]:
+def increments(
+    properties: dict[str, object], event: str = "Page Load"
+) -> list[tuple[MetricKey, float | None]]:
     body = {"type": "track", "event": event, "userId": "u", "properties": properties}
     verdict = judge(body, received_at=NOW, batch_sent_at=None, limits=LIVE)
     assert verdict.accepted, verdict.reason

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lantern.notebooks import has_outputs, main
+from scripts.notebook_outputs import has_outputs, main
 
 FOLDER = Path(__file__).resolve().parents[2] / "notebooks"
 

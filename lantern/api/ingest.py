@@ -15,7 +15,8 @@ from lantern.config import Settings
 from lantern.db.base import utcnow
 from lantern.errors import BadRequest
 from lantern.ingest.protocol import Payload, decompress, parse_body, source_key
-from lantern.ingest.service import IngestResult, Judged, judge_payload, limits_for
+from lantern.ingest.service import judge_payload, limits_for
+from lantern.ingest.types import IngestResult, Judged
 from lantern.ingest.writer import writer_for
 from lantern.workspaces.service import source_keys
 

@@ -8,11 +8,11 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from lantern.dashboard.status import metric_status, training_ends
 from lantern.errors import NotFound
 from lantern.ingest.models import DebugEvent, DebugMinute
 from lantern.metrics.models import Bucket, Metric
 from lantern.metrics.service import hour_index
-from lantern.metrics.status import metric_status, training_ends
 from lantern.workspaces.models import Source
 
 

@@ -11,13 +11,13 @@ from typing import Any, Literal
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
+from lantern.dashboard.status import MetricItem, get_metric_item, watch_metric
 from lantern.detect.kinds import KINDS, label
 from lantern.errors import Invalid, NotFound
 from lantern.insights.models import Insight
 from lantern.insights.service import insight_causes
 from lantern.metrics.keys import display_name
 from lantern.metrics.models import Metric
-from lantern.metrics.status import MetricItem, get_metric_item, watch_metric
 from lantern.notify.models import Notification
 from lantern.workspaces.models import Source
 from lantern.workspaces.service import get_source

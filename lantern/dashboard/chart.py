@@ -14,6 +14,7 @@ import pandas as pd
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from lantern.dashboard.status import MetricItem, get_metric_item
 from lantern.detect import replay_expected
 from lantern.detect.kinds import label
 from lantern.detect.series import SeriesKind
@@ -21,7 +22,6 @@ from lantern.errors import Invalid
 from lantern.insights.models import Insight
 from lantern.metrics.keys import series_kind
 from lantern.metrics.service import epoch_hour, hour_index, load_series
-from lantern.metrics.status import MetricItem, get_metric_item
 
 MAX_RANGE = timedelta(days=400)
 DEFAULT_RANGE = timedelta(days=7)

@@ -1,9 +1,10 @@
-"""Keep notebooks in git without outputs: ``python -m lantern.notebooks strip|check [PATH...]``.
+"""Keep notebooks in git without outputs: ``python3 scripts/notebook_outputs.py strip|check``.
 
 `strip` empties every code cell's outputs and execution count (and the run times Jupyter
 records in cell metadata) and rewrites the file as Jupyter writes it; `check` lists the
-notebooks that hold outputs and exits 1 if there are any. PATH is a notebook or a folder of
-them; the default is ``notebooks/``. Plain JSON: no Jupyter package is needed.
+notebooks that hold outputs and exits 1 if there are any. Each takes paths to notebooks or
+folders of them (``[PATH...]``); the default is the repository's ``notebooks/``. Plain JSON:
+no Jupyter package is needed. The analysts' API the notebooks use is ``lantern.analysis``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-DEFAULT_FOLDER = Path("notebooks")
+DEFAULT_FOLDER = Path(__file__).resolve().parents[1] / "notebooks"
 
 
 def notebook_paths(paths: Iterable[Path]) -> list[Path]:
@@ -85,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     dirty = [p for p in notebooks if has_outputs(json.loads(p.read_text(encoding="utf-8")))]
     for path in dirty:
-        print(f"{path} has outputs: run `python -m lantern.notebooks strip {path}`")
+        print(f"{path} has outputs: run `python3 scripts/notebook_outputs.py strip {path}`")
     return 1 if dirty else 0
 
 
