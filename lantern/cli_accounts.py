@@ -117,7 +117,9 @@ def user_create(email: str, workspace: str, password: str | None, as_json: bool)
     upgrade()
     try:
         with session_scope() as session:
-            space = get_or_create_workspace(session, name=workspace)
+            space = get_or_create_workspace(
+                session, name=workspace, sensitivity=get_settings().sensitivity
+            )
             row = create_user(session, workspace=space, email=email, password=password)
             data = {"id": row.id, "email": row.email, "workspace": workspace}
     except LanternError as exc:
