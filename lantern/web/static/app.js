@@ -56,7 +56,13 @@ async function api(method, path, body) {
     throw new ApiError(401, null);
   }
   const text = await response.text();
-  const data = text ? JSON.parse(text) : null;
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    // not Lantern's answer (a proxy's error page): say so rather than fail to parse it
+    throw new ApiError(response.status, { detail: `The server answered ${response.status} ${response.statusText} without Lantern's usual reply; is Lantern running behind this address?` });
+  }
   if (!response.ok) throw new ApiError(response.status, data);
   return data;
 }
@@ -571,12 +577,13 @@ async function settingsPage() {
 
   const slackBox = h("div", { id: "slack" });
   function drawSlack(state, message) {
+    const problem = h("div", { id: "slack-problem" });
     const add = h("button", { type: "button", class: "slack", id: "add-to-slack", onclick: async () => {
       try {
         const { url } = await api("POST", "/slack/install");
         location.href = url;
       } catch (err) {
-        slackBox.appendChild(errorBox(err));
+        fill(problem, errorBox(err));
       }
     } }, "Receive insights in Slack");
     const token = h("input", { name: "bot_token", placeholder: "xoxb-…", required: true });
@@ -586,7 +593,7 @@ async function settingsPage() {
       try {
         drawSlack(await api("PUT", "/slack/token", { bot_token: token.value, channel: channel.value }), "Slack connected.");
       } catch (err) {
-        slackBox.appendChild(errorBox(err));
+        fill(problem, errorBox(err));
       }
     } }, token, channel, h("button", { type: "submit" }, "Connect"));
     const test = h("button", { type: "button", onclick: async () => {
@@ -594,7 +601,7 @@ async function settingsPage() {
         await api("POST", "/slack/test");
         drawSlack(state, "Test message sent.");
       } catch (err) {
-        slackBox.appendChild(errorBox(err));
+        fill(problem, errorBox(err));
       }
     } }, "Send a test message");
     fill(slackBox, 
@@ -602,6 +609,7 @@ async function settingsPage() {
         ? h("p", {}, "Connected", state.team_name ? ` to ${state.team_name}` : "", state.channel ? `, posting to ${state.channel_name ? "#" + state.channel_name : state.channel}` : "", ". ")
         : h("p", { class: "muted" }, "Not connected yet."),
       message ? h("div", { class: "ok" }, message) : null,
+      problem,
       state.error ? h("div", { class: "error" }, state.error) : null,
       state.failed_notifications ? h("div", { class: "error" },
         `${state.failed_notifications} notification(s) could not be delivered: ${state.last_failure || ""}`) : null,
