@@ -45,14 +45,28 @@ class _LazyGroup(click.Group):
         return sorted([*super().list_commands(ctx), *self.lazy])
 
     def invoke(self, ctx: click.Context) -> Any:
-        # an ordinary mistake (a name taken, a source that does not exist) is a one-line
-        # error saying what to do, with exit code 1, never a traceback
+        # an ordinary mistake (a name taken, a source that does not exist, a setting out
+        # of range, a database that cannot be reached) is a one-line error saying what to
+        # do, with exit code 1, never a traceback
+        from alembic.util.exc import CommandError
+        from pydantic import ValidationError
+        from sqlalchemy.exc import OperationalError
+
         from lantern.errors import LanternError
 
         try:
             return super().invoke(ctx)
         except LanternError as exc:
             raise click.ClickException(exc.detail) from None
+        except ValidationError as exc:
+            raise click.ClickException(_settings_error(exc)) from None
+        except OperationalError as exc:
+            raise click.ClickException(
+                f"the database cannot be used ({_first_line(exc.orig)}); check "
+                f"LANTERN_DATABASE_URL or LANTERN_DATA_DIR: {_safe_url(_database_url())}"
+            ) from None
+        except CommandError as exc:
+            raise click.ClickException(f"the schema cannot be migrated: {exc}") from None
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.lazy:
@@ -138,6 +152,26 @@ def worker() -> None:
         pass
     finally:
         scheduler.shutdown(wait=True)
+
+
+def _settings_error(exc: Any) -> str:
+    """A pydantic error about LANTERN_* variables, as one line naming the variable."""
+    parts = []
+    for error in exc.errors():
+        name = "LANTERN_" + "_".join(str(p) for p in error["loc"]).upper()
+        parts.append(f"{name}: {error['msg']} (got {error.get('input')!r})")
+    return "a setting is wrong: " + "; ".join(parts)
+
+
+def _first_line(error: object) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def _database_url() -> str:
+    try:
+        return get_settings().resolved_database_url
+    except Exception:  # the settings themselves are wrong: the other message says so
+        return "(unreadable settings)"
 
 
 def _safe_url(url: str) -> str:
