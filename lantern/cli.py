@@ -365,9 +365,16 @@ def _run_demo(*, weeks: int) -> None:
     bars: dict[str, tqdm] = {}
 
     def progress(stage: str, done: int, total: int) -> None:
+        if stage == "scoring":
+            # one pass over the whole history, with nothing to count along the way
+            for bar in bars.values():
+                bar.close()
+            click.echo(
+                f"scoring {total:,} hours of history as the hourly pass would have…", err=True
+            )
+            return
         if stage not in bars:
-            label = "importing events" if stage == "events" else "scoring history"
-            bars[stage] = tqdm(total=total or None, desc=label, unit=" " + stage)
+            bars[stage] = tqdm(total=total or None, desc="importing events", unit=" " + stage)
         bars[stage].update(done - bars[stage].n)
 
     made = make_demo(engine, settings, weeks=weeks, progress=progress)
