@@ -109,7 +109,14 @@ class SourceOut(BaseModel):
         description="when the source's earliest metric finishes its 7 training days"
     )
     training_left_seconds: int | None
-    events_last_hour: int
+    events_last_hour: int = Field(
+        description="events received in the last 60 minutes, history sent to /v1/import too"
+    )
+    events_this_hour: int = Field(description="events dated in the current UTC hour")
+    earlier_events_last_hour: int = Field(
+        description="events received in the last 60 minutes but dated before the previous "
+        "hour: history sent to /v1/import, or late events"
+    )
     last_event_at: datetime | None
 
 

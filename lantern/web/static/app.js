@@ -71,6 +71,10 @@ function errorBox(err) {
   return h("div", { class: "error", role: "alert" }, err instanceof Error ? err.message : String(err));
 }
 
+function fmtCount(n) {
+  return Number(n || 0).toLocaleString("en-US");
+}
+
 function fmtTime(iso) {
   if (!iso) return "–";
   const d = new Date(iso);
@@ -431,8 +435,11 @@ async function sourcesPage() {
       "Open a source to watch its events arrive. Keys are managed in ", h("a", { href: "/settings" }, "Settings"), "."),
     sources.length ? sources.map((s) => h("a", { class: "card insight", href: `/sources/${s.id}`, "data-source": s.id },
       h("div", { class: "row spread" }, h("span", { class: "title" }, s.name), countdown(s)),
-      h("div", { class: "muted" }, `${s.metrics} metrics · ${s.trained_metrics} trained · `
-        + `${s.events_last_hour} events in the last hour · last event ${fmtTime(s.last_event_at)}`)))
+      h("div", { class: "muted", "data-traffic": s.id }, `${s.metrics} metrics · ${s.trained_metrics} trained · `
+        + `${fmtCount(s.events_this_hour)} events this hour · last received ${fmtTime(s.last_event_at)}`,
+        // history sent to /v1/import is received now but dated earlier: say so, apart
+        s.earlier_events_last_hour
+          ? ` · ${fmtCount(s.earlier_events_last_hour)} older events received in the last hour (history sent to /v1/import)` : "")))
       : h("p", {}, "No sources yet. ", h("a", { href: "/settings" }, "Create one"), "."));
 }
 
