@@ -187,6 +187,11 @@ class PointOut(BaseModel):
     expected: float | None
     lower: float | None
     upper: float | None
+    partial: bool = Field(description="the hour (or day) under way: counted so far, not judged yet")
+    hours: int = Field(description="hours the point stands for: 1, or a day's hours with data")
+    outside: int | None = Field(
+        description="for a day: how many of its judged hours were outside the band"
+    )
 
 
 class AnomalyOut(BaseModel):
@@ -204,6 +209,7 @@ class SeriesOut(BaseModel):
     metric: MetricOut
     points: list[PointOut]
     anomalies: list[AnomalyOut]
+    step: Literal["hour", "day"] = Field(description="one point per hour, or per UTC day")
 
 
 class WatchIn(Strict):

@@ -243,11 +243,12 @@ async function feedPage() {
 
 function rangeChart(metricId, { days = 7, around = null } = {}) {
   const box = h("div", { class: "chart", id: "chart" });
+  const caption = h("p", { class: "muted chart-caption", id: "chart-caption" });
   const buttons = [7, 30, 90].map((d) => h("button", { type: "button", "data-days": d,
     "aria-pressed": String(d === days) }, `${d} days`));
   const legend = h("div", { class: "legend" },
     h("span", {}, h("i", { style: "background:#24292f;height:2px" }), "observed"),
-    h("span", {}, h("i", { style: "background:var(--band)" }), "expected band"),
+    h("span", {}, h("i", { style: "background:var(--band)" }), "normal range"),
     h("span", {}, h("i", { style: "background:rgba(207,34,46,.25)" }), "anomaly"));
   async function load(d) {
     buttons.forEach((b) => b.setAttribute("aria-pressed", String(Number(b.dataset.days) === d)));
@@ -256,12 +257,19 @@ function rangeChart(metricId, { days = 7, around = null } = {}) {
       const stop = around.ended_at ? Date.parse(around.ended_at) : Date.parse(around.detected_at);
       end = new Date(Math.min(Date.now(), stop + (d * 86400e3) / 4));
     }
+    // past a week, one point a day (each day's hours averaged) keeps the chart readable
+    const step = d > 7 ? "day" : "hour";
     const start = new Date(end.getTime() - d * 86400e3);
-    const params = new URLSearchParams({ start: start.toISOString(), end: end.toISOString() });
+    if (step === "day") start.setUTCHours(0, 0, 0, 0);
+    const params = new URLSearchParams({ start: start.toISOString(), end: end.toISOString(), step });
     try {
       const series = await api("GET", `/metrics/${metricId}/series?${params}`);
       LanternChart.draw(box, series);
+      fill(caption, step === "day"
+        ? "One point a day: each day's hourly figures averaged; hover for how many of its hours were outside the normal range."
+        : "One point an hour (UTC); the last, dashed, is the hour under way.");
       box.dataset.points = String(series.points.length);
+      box.dataset.step = series.step;
       box.dataset.anomalies = String(series.anomalies.length);
     } catch (err) {
       fill(box, errorBox(err));
@@ -269,7 +277,7 @@ function rangeChart(metricId, { days = 7, around = null } = {}) {
   }
   buttons.forEach((b) => b.addEventListener("click", () => load(Number(b.dataset.days))));
   return { node: h("div", { class: "card" }, h("div", { class: "row spread" }, legend,
-    h("div", { class: "row", role: "group", "aria-label": "range" }, buttons)), box), load: () => load(days) };
+    h("div", { class: "row", role: "group", "aria-label": "range" }, buttons)), box, caption), load: () => load(days) };
 }
 
 function watchControls(metric, onChange) {
@@ -451,6 +459,27 @@ function countdown(source) {
   return h("span", { class: "pill active countdown" }, "watching");
 }
 
+// Events per page of the debug view's tables: the page stays a few screens long.
+const DEBUG_PAGE = 10;
+
+/** A table body showing one page of `rows` (newest first), and its Newer/Older controls. */
+function pagedRows(tbody, nav, rows, state, empty) {
+  const pages = Math.max(1, Math.ceil(rows.length / DEBUG_PAGE));
+  state.page = Math.min(state.page, pages - 1);
+  const first = state.page * DEBUG_PAGE;
+  const shown = rows.slice(first, first + DEBUG_PAGE);
+  fill(tbody, ...(shown.length ? shown : [empty]));
+  if (rows.length <= DEBUG_PAGE) {
+    fill(nav);
+    return;
+  }
+  const go = (page) => () => { state.page = page; state.redraw(); };
+  fill(nav,
+    h("button", { type: "button", class: "newer", disabled: state.page === 0, onclick: go(state.page - 1) }, "← Newer"),
+    h("span", { class: "muted" }, `${first + 1}–${first + shown.length} of the latest ${rows.length}`),
+    h("button", { type: "button", class: "older", disabled: state.page === pages - 1, onclick: go(state.page + 1) }, "Older →"));
+}
+
 async function sourcePage() {
   const sources = await api("GET", "/sources");
   const source = sources.find((s) => String(s.id) === objectId);
@@ -460,6 +489,10 @@ async function sourcePage() {
   const minutes = h("div", { class: "card" });
   const accepted = h("tbody");
   const rejected = h("tbody");
+  const acceptedPages = h("div", { class: "row pager", id: "accepted-pages" });
+  const rejectedPages = h("div", { class: "row pager", id: "rejected-pages" });
+  const acceptedState = { page: 0, redraw: () => {} };
+  const rejectedState = { page: 0, redraw: () => {} };
   const reasons = h("div");
   const overCap = h("div", { id: "over-cap" });
   const paused = { value: false };
@@ -495,21 +528,21 @@ async function sourcePage() {
           title: `${fmtTime(m.minute)}: ${m.accepted} accepted, ${m.rejected} rejected`,
         }))),
         h("div", { class: "row spread muted" }, h("span", {}, "60 min ago"), h("span", {}, "now")));
-      fill(accepted, ...debug.accepted.map((e) => h("tr", {},
+      const acceptedRows = debug.accepted.map((e) => h("tr", {},
         h("td", { class: "hide-narrow" }, fmtTime(e.received_at)),
-        h("td", {}, h("pre", { class: "event" }, JSON.stringify(e.event, null, 1))))));
-      if (!debug.accepted.length) {
-        fill(accepted, h("tr", {}, h("td", { colspan: 2, class: "muted" },
+        h("td", {}, h("pre", { class: "event" }, JSON.stringify(e.event, null, 1)))));
+      acceptedState.redraw = () => pagedRows(accepted, acceptedPages, acceptedRows, acceptedState,
+        h("tr", {}, h("td", { colspan: 2, class: "muted" },
           "No events yet. Paste the source's API key into Segment, or point an analytics library at this server.")));
-      }
-      fill(rejected, ...debug.rejected.map((e) => h("tr", {},
+      acceptedState.redraw();
+      const rejectedRows = debug.rejected.map((e) => h("tr", {},
         h("td", { class: "hide-narrow" }, fmtTime(e.received_at)), h("td", {}, e.reason),
-        h("td", {}, h("pre", { class: "event" }, JSON.stringify(e.event, null, 1))))));
+        h("td", {}, h("pre", { class: "event" }, JSON.stringify(e.event, null, 1)))));
+      rejectedState.redraw = () => pagedRows(rejected, rejectedPages, rejectedRows, rejectedState,
+        h("tr", {}, h("td", { colspan: 3, class: "muted" }, "Nothing rejected lately.")));
+      rejectedState.redraw();
       fill(reasons, ...Object.entries(debug.rejection_reasons).map(([r, n]) =>
         h("span", { class: "pill" }, `${r}: ${n}`)));
-      if (!debug.rejected.length) {
-        fill(rejected, h("tr", {}, h("td", { colspan: 3, class: "muted" }, "Nothing rejected lately.")));
-      }
       fill(overCap, debug.over_cap.length ? h("div", { class: "notice" },
         `This source sends more distinct names than its metric cap; these count together in one overflow metric: `,
         debug.over_cap.join(", ")) : null);
@@ -520,9 +553,11 @@ async function sourcePage() {
   show(h("p", {}, h("a", { href: "/sources" }, "← Sources")), h("h1", {}, "Debug view"),
     summary, overCap, minutes,
     h("div", { class: "card table-wrap" }, h("h2", {}, "Accepted (as stored: nothing personal)"),
-      h("table", { id: "accepted" }, h("thead", {}, h("tr", {}, h("th", { class: "hide-narrow" }, "Received"), h("th", {}, "Event"))), accepted)),
+      h("table", { id: "accepted" }, h("thead", {}, h("tr", {}, h("th", { class: "hide-narrow" }, "Received"), h("th", {}, "Event"))), accepted),
+      acceptedPages),
     h("div", { class: "card table-wrap" }, h("h2", {}, "Rejected"), reasons,
-      h("table", { id: "rejected" }, h("thead", {}, h("tr", {}, h("th", { class: "hide-narrow" }, "Received"), h("th", {}, "Reason"), h("th", {}, "Event"))), rejected)));
+      h("table", { id: "rejected" }, h("thead", {}, h("tr", {}, h("th", { class: "hide-narrow" }, "Received"), h("th", {}, "Reason"), h("th", {}, "Event"))), rejected),
+      rejectedPages));
   await refresh();
   setInterval(refresh, 3000);
 }
