@@ -226,6 +226,18 @@ class MuteIn(Strict):
 # Insights
 
 
+class InWordsOut(BaseModel):
+    sureness: Literal["very_sure", "sure", "unsure"] = Field(
+        description="how sure Lantern is that the change is real, from the detector's score"
+    )
+    sureness_label: str = Field(description='e.g. "Very unlikely to be chance"')
+    how_sure: str = Field(description="the sureness, with how often chance alone would do it")
+    severity: str = Field(description="what the severity means")
+    status: str = Field(description="what the status means")
+    normal_range: str = Field(description="the normal range as a range, and what was observed")
+    next_step: str = Field(description="what to do now")
+
+
 class InsightSummary(BaseModel):
     id: int
     metric_id: int
@@ -249,6 +261,7 @@ class InsightSummary(BaseModel):
     score: float
     useful: bool | None
     related: int = Field(description="how many insights are grouped under this one")
+    words: InWordsOut = Field(description="the insight in words a person reads")
 
 
 class InsightPage(BaseModel):

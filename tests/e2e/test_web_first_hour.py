@@ -21,7 +21,7 @@ from lantern.workspaces.models import Workspace
 from lantern.workspaces.service import create_api_token, get_or_create_workspace
 from tests.e2e.conftest import LAPTOP, PHONE, shot
 from tests.e2e.test_web import CHROMIUM, _fits_width, _log_in, _workspace_with_user
-from tests.factories import history_events, last_closed_hour
+from tests.factories import history_events, last_closed_hour, make_insight, make_source
 
 
 @pytest.fixture(scope="module")
@@ -130,4 +130,35 @@ def test_after_a_backfill_charts_sources_and_the_debug_view_tell_the_truth_at_bo
         assert height < 4000, height
         assert _fits_width(page)
         shot(page, f"debug-view-paged{suffix}", database_url)
+        context.close()
+
+
+def test_an_insight_says_how_sure_its_range_what_its_labels_mean_and_what_to_do(
+    browser: Browser, served: str, engine: Engine, database_url: str
+) -> None:
+    name, email = _workspace_with_user(engine)
+    src = make_source(engine, workspace=name)
+    insight_id = make_insight(engine, src)
+    for suffix, viewport in (("", LAPTOP), ("-phone", PHONE)):
+        context = browser.new_context(viewport=viewport, is_mobile=viewport is PHONE)
+        page = context.new_page()
+        _log_in(page, served, email)
+        card = page.locator(f"[data-insight='{insight_id}']")
+        expect(card.locator(".pill.sureness")).to_have_text("Very unlikely to be chance")
+        expect(card.locator(".range")).to_contain_text("Normally 45\u201375 events an hour")
+        labels = page.locator("#labels")
+        labels.locator("summary").click()
+        expect(labels).to_contain_text("high: the metric stopped, or moved by half or more")
+        expect(labels).to_contain_text("open: going on now")
+        assert _fits_width(page)
+        shot(page, f"newsfeed-in-words{suffix}", database_url)
+
+        card.click()
+        page.wait_for_selector("body[data-ready='1']")
+        meaning = page.locator("#meaning")
+        expect(meaning).to_contain_text("How sure: Very unlikely to be chance: by chance")
+        expect(meaning).to_contain_text("20 an hour observed over 3 hours")
+        expect(meaning).to_contain_text("What to do:")
+        assert _fits_width(page)
+        shot(page, f"insight-in-words{suffix}", database_url)
         context.close()

@@ -182,12 +182,13 @@ function insightCard(i) {
     h("div", { class: "row spread" },
       h("span", { class: "title" }, i.metric_label),
       h("span", { class: "row" },
-        h("span", { class: `pill ${i.severity}` }, i.severity),
-        h("span", { class: `pill ${i.status}` }, i.status))),
+        h("span", { class: `pill sureness ${i.words.sureness}`, title: i.words.how_sure }, i.words.sureness_label),
+        h("span", { class: `pill ${i.severity}`, title: `Severity ${i.words.severity}` }, i.severity),
+        h("span", { class: `pill ${i.status}`, title: `Status ${i.words.status}` }, i.status))),
     h("div", { class: "row" },
       h("span", { class: `pill ${i.direction}` }, `${kindName(i.kind)} ${i.direction === "up" ? "↑" : "↓"}`),
       change,
-      h("span", {}, `observed ${LanternChart.fmt(i.observed)} vs expected ${LanternChart.fmt(i.expected)}`),
+      h("span", { class: "range" }, i.words.normal_range),
       h("span", { class: "muted" }, `· ${i.source_name} · since ${fmtTime(i.start)}`),
       i.related ? h("span", { class: "muted" }, `· +${i.related} related`) : null,
       i.useful === true ? h("span", { class: "pill" }, "marked useful") : null,
@@ -206,6 +207,8 @@ async function feedPage() {
   const source = h("select", { name: "source_id" }, h("option", { value: "" }, "any"),
     sources.map((s) => h("option", { value: s.id }, s.name)));
   let cursor = null;
+  const seen = new Map();
+  const legend = h("div", { class: "legend-words" });
 
   async function load(reset) {
     const params = new URLSearchParams({ limit: "20" });
@@ -215,8 +218,14 @@ async function feedPage() {
     if (!reset && cursor) params.set("cursor", cursor);
     try {
       const page_ = await api("GET", "/insights?" + params);
-      if (reset) fill(list);
-      page_.items.forEach((i) => list.appendChild(insightCard(i)));
+      if (reset) { fill(list); seen.clear(); }
+      page_.items.forEach((i) => {
+        list.appendChild(insightCard(i));
+        seen.set(`severity ${i.severity}`, i.words.severity).set(`status ${i.status}`, i.words.status);
+      });
+      // what the labels on this page mean, in the words the API gives each insight
+      fill(legend, seen.size ? h("details", { id: "labels" }, h("summary", {}, "What severity and status mean"),
+        h("ul", {}, [...seen.entries()].sort().map(([, meaning]) => h("li", {}, meaning)))) : null);
       if (reset && !page_.items.length) {
         list.appendChild(h("p", { class: "muted" }, sources.length
           ? "No insights match. Lantern tells you here when a metric changes in a way that matters."
@@ -235,7 +244,7 @@ async function feedPage() {
       h("label", { class: "inline" }, "Status", status),
       h("label", { class: "inline" }, "Kind", kind),
       h("label", { class: "inline" }, "Source", source)),
-    list, more);
+    legend, list, more);
   await load(true);
 }
 
@@ -334,10 +343,15 @@ async function insightPage() {
       + (i.ended_at ? ` · over ${fmtTime(i.ended_at)}` : "")),
     h("div", { class: "card grid" },
       fact(`Observed${averageWord(i.metric)}`, LanternChart.fmt(i.observed)),
-      fact(`Expected${averageWord(i.metric)}`, `${LanternChart.fmt(i.expected)} (${LanternChart.fmt(i.metric.measure === "count" ? Math.max(i.lower, 0) : i.lower)}–${LanternChart.fmt(i.upper)})`),
+      fact(`Expected${averageWord(i.metric)}`, `${LanternChart.fmt(i.expected)} (normally ${LanternChart.fmt(i.metric.measure === "count" ? Math.max(i.lower, 0) : i.lower)}–${LanternChart.fmt(i.upper)})`),
       fact("Change", pct(i.relative_change)),
       fact("Severity", i.severity),
       fact("Status", i.status)),
+    h("div", { class: "card", id: "meaning" },
+      h("p", { class: "how-sure" }, h("strong", {}, "How sure: "), i.words.how_sure),
+      h("p", {}, i.words.normal_range),
+      h("p", {}, h("strong", {}, "Severity "), i.words.severity, ". ", h("strong", {}, "Status "), i.words.status, "."),
+      h("p", { class: "next" }, h("strong", {}, "What to do: "), i.words.next_step)),
     chart.node,
     i.causes.length ? h("div", { class: "card", id: "causes" }, h("h2", {}, "Possible causes"),
       h("ul", {}, i.causes.map((c) => h("li", {}, `Flag `, h("code", {}, c.flag_key),
