@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
-from lantern.insights.feed import INSIGHT_STATUSES
+from lantern.dashboard.feed import INSIGHT_STATUSES
 from lantern.insights.service import severity
 from lantern.insights.words import (
     SEVERITY_MEANINGS,
@@ -106,7 +107,7 @@ def test_every_status_is_explained_and_a_flag_change_comes_first_in_the_next_ste
     assert resolved.status.startswith("resolved: over")
 
 
-def words_kwargs() -> dict[str, object]:
+def words_kwargs() -> dict[str, Any]:
     return {
         "kind": "spike",
         "direction": "up",
