@@ -16,6 +16,18 @@ def _echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
 
+def workspace_option(*, creates: bool) -> Any:
+    """--workspace/-w: optional while the database has one workspace."""
+    made = " A workspace named here that does not exist yet is made." if creates else ""
+    return click.option(
+        "--workspace",
+        "-w",
+        default=None,
+        metavar="NAME",
+        help="The workspace to act on; needed only when there are several." + made,
+    )
+
+
 class _LazyGroup(click.Group):
     """A group whose heavier commands are imported only when run (or listed by --help).
 
@@ -33,14 +45,28 @@ class _LazyGroup(click.Group):
         return sorted([*super().list_commands(ctx), *self.lazy])
 
     def invoke(self, ctx: click.Context) -> Any:
-        # an ordinary mistake (a name taken, a source that does not exist) is a one-line
-        # error saying what to do, with exit code 1, never a traceback
+        # an ordinary mistake (a name taken, a source that does not exist, a setting out
+        # of range, a database that cannot be reached) is a one-line error saying what to
+        # do, with exit code 1, never a traceback
+        from alembic.util.exc import CommandError
+        from pydantic import ValidationError
+        from sqlalchemy.exc import OperationalError
+
         from lantern.errors import LanternError
 
         try:
             return super().invoke(ctx)
         except LanternError as exc:
             raise click.ClickException(exc.detail) from None
+        except ValidationError as exc:
+            raise click.ClickException(_settings_error(exc)) from None
+        except OperationalError as exc:
+            raise click.ClickException(
+                f"the database cannot be used ({_first_line(exc.orig)}); check "
+                f"LANTERN_DATABASE_URL or LANTERN_DATA_DIR: {_safe_url(_database_url())}"
+            ) from None
+        except CommandError as exc:
+            raise click.ClickException(f"the schema cannot be migrated: {exc}") from None
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.lazy:
@@ -128,6 +154,26 @@ def worker() -> None:
         scheduler.shutdown(wait=True)
 
 
+def _settings_error(exc: Any) -> str:
+    """A pydantic error about LANTERN_* variables, as one line naming the variable."""
+    parts = []
+    for error in exc.errors():
+        name = "LANTERN_" + "_".join(str(p) for p in error["loc"]).upper()
+        parts.append(f"{name}: {error['msg']} (got {error.get('input')!r})")
+    return "a setting is wrong: " + "; ".join(parts)
+
+
+def _first_line(error: object) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def _database_url() -> str:
+    try:
+        return get_settings().resolved_database_url
+    except Exception:  # the settings themselves are wrong: the other message says so
+        return "(unreadable settings)"
+
+
 def _safe_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -166,25 +212,28 @@ def source() -> None:
 
 @source.command("create")
 @click.argument("name")
-@click.option("--workspace", "-w", default="default", show_default=True)
-@click.option("--json", "as_json", is_flag=True, help='Print {"id", "name", "api_key"}.')
-def source_create(name: str, workspace: str, as_json: bool) -> None:
-    """Create a source and print its API key (shown this once only)."""
+@workspace_option(creates=True)
+@click.option(
+    "--json", "as_json", is_flag=True, help='Print {"id", "name", "workspace", "api_key"}.'
+)
+def source_create(name: str, workspace: str | None, as_json: bool) -> None:
+    """Create a source and print its API key (shown this once only).
+
+    With one workspace (say the demo's), the source is made there, so its logins see it.
+    """
     from lantern.db import session_scope
     from lantern.db.migrate import upgrade
-    from lantern.workspaces.service import create_source, get_or_create_workspace
+    from lantern.workspaces.service import choose_workspace, create_source
 
     upgrade()
     with session_scope() as session:
-        space = get_or_create_workspace(
-            session, name=workspace, sensitivity=get_settings().sensitivity
-        )
+        space = choose_workspace(session, name=workspace, create_with=get_settings().sensitivity)
         row, key = create_source(session, workspace=space, name=name)
-        data = {"id": row.id, "name": row.name, "api_key": key}
+        data = {"id": row.id, "name": row.name, "workspace": space.name, "api_key": key}
     if as_json:
         _echo_json(data)
     else:
-        click.echo(f"source {name!r} created in workspace {workspace!r} (id {data['id']})")
+        click.echo(f"source {name!r} created in workspace {data['workspace']!r} (id {data['id']})")
         click.echo(f"API key: {key}")
         click.echo(
             "Keep it now: Lantern stores only its hash. Paste it into Segment's Lantern "
@@ -219,35 +268,42 @@ def source_list(as_json: bool) -> None:
 
 @source.command("rotate")
 @click.argument("name")
-@click.option("--workspace", "-w", default=None)
+@workspace_option(creates=False)
 @click.option("--json", "as_json", is_flag=True)
 def source_rotate(name: str, workspace: str | None, as_json: bool) -> None:
     """Give a source a new API key; the old key stops working."""
     from lantern.db import session_scope
+    from lantern.workspaces.models import Workspace
     from lantern.workspaces.service import find_source, rotate_source_key
 
     with session_scope() as session:
         row = find_source(session, name=name, workspace=workspace)
         key = rotate_source_key(session, source=row)
-        data = {"id": row.id, "name": row.name, "api_key": key}
+        space = session.get(Workspace, row.workspace_id)
+        assert space is not None
+        data = {"id": row.id, "name": row.name, "workspace": space.name, "api_key": key}
     if as_json:
         _echo_json(data)
     else:
-        click.echo(f"new API key for {name!r}: {key}")
+        click.echo(f"new API key for {name!r} in workspace {data['workspace']!r}: {key}")
 
 
 @main.command()
 @click.option("--source", "source_name", required=True, help="The source's name.")
-@click.option("--workspace", "-w", default=None)
+@workspace_option(creates=False)
 @click.option("--json", "as_json", is_flag=True)
 def metrics(source_name: str, workspace: str | None, as_json: bool) -> None:
     """List a source's discovered metrics with their totals."""
     from lantern.db import get_engine, session_scope
     from lantern.metrics.service import list_metrics
+    from lantern.workspaces.models import Workspace
     from lantern.workspaces.service import find_source
 
     with session_scope() as session:
-        source_id = find_source(session, name=source_name, workspace=workspace).id
+        found = find_source(session, name=source_name, workspace=workspace)
+        owner = session.get(Workspace, found.workspace_id)
+        assert owner is not None
+        source_id, space = found.id, owner.name
     with get_engine().connect() as connection:
         rows = list_metrics(connection, source_id=source_id)
     data = [
@@ -265,6 +321,9 @@ def metrics(source_name: str, workspace: str | None, as_json: bool) -> None:
     if as_json:
         _echo_json(data)
         return
+    click.echo(f"metrics of source {source_name!r} in workspace {space!r}:", err=True)
+    if not data:
+        click.echo("  none yet: send it events (see README, 'Send it events')", err=True)
     for item in data:
         click.echo(f"{item['kind']:>10}  {item['name']:<40} {item['events']:>10} events")
 
@@ -306,9 +365,16 @@ def _run_demo(*, weeks: int) -> None:
     bars: dict[str, tqdm] = {}
 
     def progress(stage: str, done: int, total: int) -> None:
+        if stage == "scoring":
+            # one pass over the whole history, with nothing to count along the way
+            for bar in bars.values():
+                bar.close()
+            click.echo(
+                f"scoring {total:,} hours of history as the hourly pass would have…", err=True
+            )
+            return
         if stage not in bars:
-            label = "importing events" if stage == "events" else "scoring history"
-            bars[stage] = tqdm(total=total or None, desc=label, unit=" " + stage)
+            bars[stage] = tqdm(total=total or None, desc="importing events", unit=" " + stage)
         bars[stage].update(done - bars[stage].n)
 
     made = make_demo(engine, settings, weeks=weeks, progress=progress)

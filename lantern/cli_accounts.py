@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import click
 
-from lantern.cli import _echo_json
+from lantern.cli import _echo_json, workspace_option
 from lantern.config import get_settings
-from lantern.workspaces.models import Workspace
 
 
 @click.group()
@@ -15,39 +14,38 @@ def token() -> None:
 
 
 @token.command("create")
-@click.option("--workspace", "-w", default="default", show_default=True)
+@workspace_option(creates=True)
 @click.option("--name", default="cli", show_default=True, help="What the token is for.")
 @click.option("--json", "as_json", is_flag=True)
-def token_create(workspace: str, name: str, as_json: bool) -> None:
+def token_create(workspace: str | None, name: str, as_json: bool) -> None:
     """Create an API token (shown this once only)."""
     from lantern.db import session_scope
     from lantern.db.migrate import upgrade
-    from lantern.workspaces.service import create_api_token, get_or_create_workspace
+    from lantern.workspaces.service import choose_workspace, create_api_token
 
     upgrade()
     with session_scope() as session:
-        space = get_or_create_workspace(
-            session, name=workspace, sensitivity=get_settings().sensitivity
-        )
+        space = choose_workspace(session, name=workspace, create_with=get_settings().sensitivity)
         row, secret = create_api_token(session, workspace=space, name=name)
-        data = {"id": row.id, "workspace": workspace, "token": secret}
+        data = {"id": row.id, "workspace": space.name, "token": secret}
     if as_json:
         _echo_json(data)
     else:
-        click.echo(f"API token for workspace {workspace!r}: {secret}")
+        click.echo(f"API token for workspace {data['workspace']!r}: {secret}")
         click.echo("Send it as `Authorization: Bearer <token>`.")
 
 
 @token.command("list")
-@click.option("--workspace", "-w", default="default", show_default=True)
+@workspace_option(creates=False)
 @click.option("--json", "as_json", is_flag=True, help="Print id, name, created_at, last_used_at.")
-def token_list(workspace: str, as_json: bool) -> None:
+def token_list(workspace: str | None, as_json: bool) -> None:
     """List a workspace's API tokens (never the tokens themselves)."""
     from lantern.db import session_scope
-    from lantern.workspaces.service import find_workspace, list_api_tokens
+    from lantern.workspaces.service import choose_workspace, list_api_tokens
 
     with session_scope() as session:
-        space = _workspace_or_exit(find_workspace(session, name=workspace), workspace)
+        space = choose_workspace(session, name=workspace)
+        space_name = space.name
         data = [
             {
                 "id": row.id,
@@ -60,6 +58,7 @@ def token_list(workspace: str, as_json: bool) -> None:
     if as_json:
         _echo_json(data)
         return
+    click.echo(f"API tokens of workspace {space_name!r}:", err=True)
     for item in data:
         used = item["last_used_at"] or "never"
         click.echo(f"{item['id']:>5}  {item['name']}  created {item['created_at']}  used {used}")
@@ -67,26 +66,17 @@ def token_list(workspace: str, as_json: bool) -> None:
 
 @token.command("revoke")
 @click.argument("token_id", type=click.IntRange(min=1))
-@click.option("--workspace", "-w", default="default", show_default=True)
-def token_revoke(token_id: int, workspace: str) -> None:
+@workspace_option(creates=False)
+def token_revoke(token_id: int, workspace: str | None) -> None:
     """Revoke an API token by its id (from `lantern token list`): it stops working at once."""
     from lantern.db import session_scope
-    from lantern.errors import LanternError
-    from lantern.workspaces.service import find_workspace, revoke_api_token
+    from lantern.workspaces.service import choose_workspace, revoke_api_token
 
-    try:
-        with session_scope() as session:
-            space = _workspace_or_exit(find_workspace(session, name=workspace), workspace)
-            revoke_api_token(session, workspace_id=space.id, token_id=token_id)
-    except LanternError as exc:
-        raise click.ClickException(exc.detail) from exc
-    click.echo(f"API token {token_id} of workspace {workspace!r} revoked.")
-
-
-def _workspace_or_exit(space: Workspace | None, name: str) -> Workspace:
-    if space is None:
-        raise click.ClickException(f"no workspace {name!r}")
-    return space
+    with session_scope() as session:
+        space = choose_workspace(session, name=workspace)
+        revoke_api_token(session, workspace_id=space.id, token_id=token_id)
+        space_name = space.name
+    click.echo(f"API token {token_id} of workspace {space_name!r} revoked.")
 
 
 @click.group()
@@ -96,7 +86,7 @@ def user() -> None:
 
 @user.command("create")
 @click.argument("email")
-@click.option("--workspace", "-w", default="default", show_default=True)
+@workspace_option(creates=True)
 @click.option(
     "--password",
     envvar="LANTERN_NEW_PASSWORD",
@@ -104,28 +94,28 @@ def user() -> None:
     help="The password (else asked for; or set LANTERN_NEW_PASSWORD). At least 8 characters.",
 )
 @click.option("--json", "as_json", is_flag=True, help='Print {"id", "email", "workspace"}.')
-def user_create(email: str, workspace: str, password: str | None, as_json: bool) -> None:
-    """Create a dashboard user in a workspace (created if new)."""
+def user_create(email: str, workspace: str | None, password: str | None, as_json: bool) -> None:
+    """Create a dashboard user in a workspace (the only one, the one named, or a new one)."""
     from lantern.accounts.service import create_user
     from lantern.db import session_scope
     from lantern.db.migrate import upgrade
-    from lantern.errors import LanternError
-    from lantern.workspaces.service import get_or_create_workspace
+    from lantern.workspaces.service import choose_workspace
 
+    upgrade()
+    with session_scope() as session:
+        # which workspace, before asking for a password that would be thrown away
+        choose_workspace(session, name=workspace, create_with=get_settings().sensitivity)
+        session.rollback()
     if password is None:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    upgrade()
-    try:
-        with session_scope() as session:
-            space = get_or_create_workspace(session, name=workspace)
-            row = create_user(session, workspace=space, email=email, password=password)
-            data = {"id": row.id, "email": row.email, "workspace": workspace}
-    except LanternError as exc:
-        raise click.ClickException(exc.detail) from exc
+    with session_scope() as session:
+        space = choose_workspace(session, name=workspace, create_with=get_settings().sensitivity)
+        row = create_user(session, workspace=space, email=email, password=password)
+        data = {"id": row.id, "email": row.email, "workspace": space.name}
     if as_json:
         _echo_json(data)
     else:
-        click.echo(f"User {data['email']} can now log in to workspace {workspace!r}.")
+        click.echo(f"User {data['email']} can now log in to workspace {data['workspace']!r}.")
 
 
 @user.command("password")

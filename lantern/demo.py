@@ -228,9 +228,9 @@ def make_demo(
         if batch:
             flush()
     # One pass replays each metric's history hour by hour, as the scheduler would have.
+    report("scoring", 0, len(timeline.index))
     scored = run_hour(engine, settings, hour=epoch_hour(end), worker="demo", source_id=source_id)
     found = scored.insights if scored is not None else 0
-    report("metrics", 1, 1)
     return Demo(
         workspace_id=workspace_id,
         source_id=source_id,

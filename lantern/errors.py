@@ -8,6 +8,7 @@ LanternError
  ├── Conflict        409  the object exists already
  ├── Invalid         422  well-formed, but a value cannot be used (a snooze in the past)
  ├── TooManyRequests 429  too many failed logins: wait `retry_after` seconds
+ ├── Unreachable     502  a service asked on the user's behalf (Slack) did not answer
  └── Busy            503  the server is saturated just now: retry after `retry_after` seconds
 """
 
@@ -63,6 +64,11 @@ class Invalid(LanternError):
 class TooManyRequests(LanternError):
     status_code = 429
     error = "too_many_requests"
+
+
+class Unreachable(LanternError):
+    status_code = 502
+    error = "upstream_unreachable"
 
 
 class Busy(LanternError):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from sqlalchemy import Engine, func, select
@@ -25,7 +27,8 @@ from lantern.metrics.service import load_series
 from lantern.pipeline import refit_hour
 from lantern.workspaces.models import Source, Workspace
 
-MetricRef = int | str
+# An id (a Python or numpy integer, as `.metrics().index[0]` gives) or a metric's name.
+MetricRef = int | np.integer[Any] | str
 _NAME_ORDER = {"track": 0, "page": 1, "screen": 2, "flag": 3, "value": 4, "mean": 5}
 # What the observed values of a plot are, by what an hour of the metric holds.
 _UNITS = {"count": "events per hour", "sum": "sum of values per hour", "average": "average value"}
@@ -121,11 +124,13 @@ class Lantern:
         """Metrics given by id or by name (a track event before a page of the same name)."""
         ids = []
         for metric in metrics:
-            if isinstance(metric, int):
-                if metric not in table.index:
-                    raise KeyError(f"no metric with id {metric}")
-                ids.append(metric)
+            if isinstance(metric, Integral) and not isinstance(metric, bool):
+                if int(metric) not in table.index:
+                    raise KeyError(f"no metric with id {int(metric)}; see .metrics() for the ids")
+                ids.append(int(metric))
                 continue
+            if not isinstance(metric, str):
+                raise TypeError(f"a metric is an id or a name, not {metric!r}")
             found = table[table["name"] == metric]
             if found.empty:
                 raise KeyError(f"no metric named {metric!r}; see .metrics() for the names")

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from lantern.api.deps import API_DEPENDENCIES, SessionDep, WorkspaceDep
 from lantern.api.schemas import ERRORS, Id, MetricOut, Moment, SeriesOut, WatchIn
-from lantern.dashboard.chart import Chart, metric_chart
+from lantern.dashboard.chart import Chart, Step, metric_chart
 from lantern.dashboard.status import MetricItem, Status, get_metric_item, metric_items, watch_metric
 from lantern.db.base import utcnow
 
@@ -51,8 +51,15 @@ def metric_series(
     session: SessionDep,
     start: Annotated[Moment | None, Query(description="default: end - 7 days")] = None,
     end: Annotated[Moment | None, Query(description="default: now, to the hour")] = None,
+    step: Annotated[
+        Step,
+        Query(description="hour, or day: each day's hourly figures averaged (long ranges)"),
+    ] = "hour",
 ) -> Chart:
-    """Hourly observed against expected with its band (none in training), and anomalies."""
+    """Observed against expected with its band (none in training), and anomalies.
+
+    A range ending after the last closed hour ends with the hour under way, marked partial.
+    """
     return metric_chart(
         session,
         workspace_id=workspace.id,
@@ -61,6 +68,7 @@ def metric_series(
         end=end,
         sensitivity=workspace.sensitivity,
         now=utcnow(),
+        step=step,
     )
 
 

@@ -109,7 +109,14 @@ class SourceOut(BaseModel):
         description="when the source's earliest metric finishes its 7 training days"
     )
     training_left_seconds: int | None
-    events_last_hour: int
+    events_last_hour: int = Field(
+        description="events received in the last 60 minutes, history sent to /v1/import too"
+    )
+    events_this_hour: int = Field(description="events dated in the current UTC hour")
+    earlier_events_last_hour: int = Field(
+        description="events received in the last 60 minutes but dated before the previous "
+        "hour: history sent to /v1/import, or late events"
+    )
     last_event_at: datetime | None
 
 
@@ -180,6 +187,11 @@ class PointOut(BaseModel):
     expected: float | None
     lower: float | None
     upper: float | None
+    partial: bool = Field(description="the hour (or day) under way: counted so far, not judged yet")
+    hours: int = Field(description="hours the point stands for: 1, or a day's hours with data")
+    outside: int | None = Field(
+        description="for a day: how many of its judged hours were outside the band"
+    )
 
 
 class AnomalyOut(BaseModel):
@@ -197,6 +209,7 @@ class SeriesOut(BaseModel):
     metric: MetricOut
     points: list[PointOut]
     anomalies: list[AnomalyOut]
+    step: Literal["hour", "day"] = Field(description="one point per hour, or per UTC day")
 
 
 class WatchIn(Strict):
@@ -211,6 +224,18 @@ class MuteIn(Strict):
 
 
 # Insights
+
+
+class InWordsOut(BaseModel):
+    sureness: Literal["very_sure", "sure", "unsure"] = Field(
+        description="how sure Lantern is that the change is real, from the detector's score"
+    )
+    sureness_label: str = Field(description='e.g. "Very unlikely to be chance"')
+    how_sure: str = Field(description="the sureness, with how often chance alone would do it")
+    severity: str = Field(description="what the severity means")
+    status: str = Field(description="what the status means")
+    normal_range: str = Field(description="the normal range as a range, and what was observed")
+    next_step: str = Field(description="what to do now")
 
 
 class InsightSummary(BaseModel):
@@ -236,6 +261,7 @@ class InsightSummary(BaseModel):
     score: float
     useful: bool | None
     related: int = Field(description="how many insights are grouped under this one")
+    words: InWordsOut = Field(description="the insight in words a person reads")
 
 
 class InsightPage(BaseModel):

@@ -18,7 +18,7 @@ from lantern.api.deps import (
 )
 from lantern.api.schemas import ERRORS, ErrorOut, Strict
 from lantern.config import Settings
-from lantern.errors import BadRequest, Unauthorized
+from lantern.errors import BadRequest, Unauthorized, Unreachable
 from lantern.notify.connection import (
     connect_with_token,
     connection_status,
@@ -33,6 +33,7 @@ router = APIRouter(
     responses={
         **ERRORS,
         400: {"model": ErrorOut, "description": "Slack refused, or is not set up for this"},
+        502: {"model": ErrorOut, "description": "Slack could not be reached; nothing changed"},
     },
 )
 
@@ -150,8 +151,9 @@ def slack_oauth_callback(
             redirect_uri=redirect_uri(settings),
             browser_session=cookie,
         )
-    except (BadRequest, Unauthorized) as exc:
-        return HTMLResponse(_page(f"Slack was not connected: {exc.detail}."), status_code=400)
+    except (BadRequest, Unauthorized, Unreachable) as exc:
+        status = 502 if isinstance(exc, Unreachable) else 400
+        return HTMLResponse(_page(f"Slack was not connected: {exc.detail}."), status_code=status)
     return RedirectResponse("/settings?slack=connected", status_code=303)
 
 

@@ -7,7 +7,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -25,17 +25,28 @@ from lantern.metrics.service import epoch_hour, hour_index, load_series
 
 MAX_RANGE = timedelta(days=400)
 DEFAULT_RANGE = timedelta(days=7)
+# A point per hour, or per UTC day: each hourly figure averaged over the day's hours.
+Step = Literal["hour", "day"]
 
 
 @dataclass(frozen=True, slots=True)
 class Point:
-    """One hour of the chart; `expected`, `lower` and `upper` are None while training."""
+    """One hour (or day) of the chart; `expected`, `lower`, `upper` are None while training.
+
+    A day's point holds the averages of its hours: observed, expected and the band's
+    bounds, with `hours` the hours it averages and `outside` how many of them were outside
+    the band. `partial` marks the hour (or day) still under way: its count is so far, and
+    the hourly pass has not judged it yet.
+    """
 
     t: datetime
     observed: float | None
     expected: float | None
     lower: float | None
     upper: float | None
+    partial: bool = False
+    hours: int = 1
+    outside: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +68,7 @@ class Chart:
     metric: MetricItem
     points: list[Point]
     anomalies: list[Anomaly]
+    step: Step = "hour"
 
 
 def chart_window(
@@ -81,16 +93,19 @@ def metric_chart(
     end: datetime | None,
     sensitivity: str,
     now: datetime,
+    step: Step = "hour",
 ) -> Chart:
     """Observed, expected and band for each hour of [start, end), and the insights in it.
 
     The expectation is the one the hourly pass had: the same detector, replayed with the
     workspace's sensitivity and the metric's refit hour, each hour judged on earlier data.
-    Hours after the last closed hour have no point.
+    A range reaching into the hour under way ends with that hour's count so far, marked
+    partial; hours after it have no point. With `step="day"`, one point per UTC day.
     """
     metric = get_metric_item(session, workspace_id=workspace_id, metric_id=metric_id, now=now)
     begin, stop = chart_window(start, end, now=now)
-    shown_stop = min(stop, _hour_floor(now))
+    current = _hour_floor(now)
+    shown_stop = min(stop, current)
     points: list[Point] = []
     if metric.first_hour is not None and begin < shown_stop:
         points = _points(session, metric, begin, shown_stop, sensitivity)
@@ -99,6 +114,10 @@ def metric_chart(
             Point(t=t.to_pydatetime(), observed=None, expected=None, lower=None, upper=None)
             for t in pd.date_range(begin, shown_stop, freq="h", inclusive="left")
         ]
+    if step == "day":
+        points = _daily(points, current)
+    elif stop > current and begin <= current and metric.first_hour is not None:
+        points.append(_hour_so_far(session, metric, current))
     anomalies = session.scalars(
         select(Insight)
         .where(
@@ -124,7 +143,66 @@ def metric_chart(
             )
             for i in anomalies
         ],
+        step=step,
     )
+
+
+def _hour_so_far(session: Session, metric: MetricItem, hour: datetime) -> Point:
+    """The hour under way: what its bucket holds so far, not yet judged."""
+    loaded = load_series(
+        session.connection(),
+        metric_ids=[metric.id],
+        start=hour,
+        end=hour + timedelta(hours=1),
+        kinds={metric.id: metric.kind},
+    )[metric.id]
+    (observed,) = _floats(loaded)
+    return Point(t=hour, observed=observed, expected=None, lower=None, upper=None, partial=True)
+
+
+def _daily(points: list[Point], current: datetime) -> list[Point]:
+    """One point per UTC day: the day's hourly figures averaged, with its hours out of band.
+
+    Per-hour averages keep the scale of the hourly chart, and a day's band is the average
+    of its hourly bands (a sum of bands would be far wider than any day's real spread).
+    """
+    if not points:
+        return []
+    index = pd.DatetimeIndex([p.t for p in points])
+    frame = pd.DataFrame(
+        {
+            "observed": [p.observed for p in points],
+            "expected": [p.expected for p in points],
+            "lower": [p.lower for p in points],
+            "upper": [p.upper for p in points],
+        },
+        index=index,
+        dtype=float,
+    )
+    judged = frame["lower"].notna() & frame["observed"].notna()
+    frame["out"] = (
+        judged & ((frame["observed"] < frame["lower"]) | (frame["observed"] > frame["upper"]))
+    ).astype(float)
+    frame["judged"] = judged.astype(float)
+    frame["seen"] = frame["observed"].notna().astype(float)
+    days = frame.groupby(index.floor("D"))
+    means = days[["observed", "expected", "lower", "upper"]].mean()
+    sums = days[["out", "judged", "seen"]].sum()
+    columns = {name: _floats(means[name]) for name in means.columns}
+    today = pd.Timestamp(current).floor("D")
+    return [
+        Point(
+            t=day.to_pydatetime(),
+            observed=columns["observed"][n],
+            expected=columns["expected"][n],
+            lower=columns["lower"][n],
+            upper=columns["upper"][n],
+            partial=day >= today,
+            hours=int(sums["seen"].iloc[n]),
+            outside=int(sums["out"].iloc[n]) if sums["judged"].iloc[n] else None,
+        )
+        for n, day in enumerate(means.index)
+    ]
 
 
 def _points(

@@ -16,7 +16,8 @@ from lantern.detect.kinds import KINDS, label
 from lantern.errors import Invalid, NotFound
 from lantern.insights.models import Insight
 from lantern.insights.service import insight_causes
-from lantern.metrics.keys import display_name
+from lantern.insights.words import in_words
+from lantern.metrics.keys import display_name, measure
 from lantern.metrics.models import Metric
 from lantern.notify.models import Notification
 from lantern.workspaces.models import Source
@@ -44,8 +45,22 @@ def _summary_query() -> Any:
     )
 
 
-def _summary(row: Any) -> dict[str, Any]:
+def _summary(row: Any, *, has_causes: bool = False) -> dict[str, Any]:
     insight, metric_kind, metric_name, source_id, source_name, related = row
+    words = in_words(
+        kind=insight.kind,
+        direction=insight.direction,
+        status=insight.status,
+        severity=insight.severity,
+        score=insight.score,
+        observed=insight.observed,
+        lower=insight.lower,
+        upper=insight.upper,
+        measure=measure(metric_kind),
+        start=insight.start,
+        detected_at=insight.detected_at,
+        has_causes=has_causes,
+    )
     return {
         "id": insight.id,
         "metric_id": insight.metric_id,
@@ -69,6 +84,7 @@ def _summary(row: Any) -> dict[str, Any]:
         "score": insight.score,
         "useful": insight.useful,
         "related": int(related or 0),
+        "words": words,
     }
 
 
@@ -189,7 +205,7 @@ def insight_detail(
         session, workspace_id=workspace_id, metric_id=insight.metric_id, now=now
     )
     return {
-        **_summary(row),
+        **_summary(row, has_causes=bool(causes)),
         "causes": [
             {"flag_key": k, "old_version": old, "new_version": new, "changed_at": at}
             for k, old, new, at in causes

@@ -11,8 +11,9 @@ from sqlalchemy.orm import Session
 from lantern.dashboard.status import metric_status, training_ends
 from lantern.errors import NotFound
 from lantern.ingest.models import DebugEvent, DebugMinute
+from lantern.metrics.keys import MetricKind
 from lantern.metrics.models import Bucket, Metric
-from lantern.metrics.service import hour_index
+from lantern.metrics.service import epoch_hour, hour_index
 from lantern.workspaces.models import Source
 
 
@@ -29,7 +30,9 @@ class SourceOverview:
     trained_metrics: int
     training_ends_at: datetime | None
     training_left_seconds: int | None
-    events_last_hour: int
+    events_last_hour: int  # received in the last 60 minutes, history sent to /v1/import too
+    events_this_hour: int  # dated in the current UTC hour: the source's live traffic
+    earlier_events_last_hour: int  # received in the last 60 minutes, dated before that
     last_event_at: datetime | None
 
 
@@ -61,6 +64,24 @@ def source_overviews(
             .group_by(DebugMinute.source_id)
         )
     }
+    # the per-call-type totals count every event once, by the event's own time: what was
+    # received in the last 60 minutes beyond this hour's and the last hour's events was
+    # dated earlier (history sent to /v1/import, or late events)
+    hour = epoch_hour(now)
+    dated: dict[tuple[int, int], int] = {
+        (sid, h): int(count or 0)
+        for sid, h, count in session.execute(
+            select(Metric.source_id, Bucket.hour, func.sum(Bucket.count))
+            .join(Bucket, Bucket.metric_id == Metric.id)
+            .where(
+                Metric.source_id.in_(ids),
+                Metric.kind == MetricKind.TOTAL,
+                Bucket.hour >= hour - 1,
+                Bucket.hour <= hour,
+            )
+            .group_by(Metric.source_id, Bucket.hour)
+        )
+    }
     last_seen: dict[int, datetime] = {
         sid: at
         for sid, at in session.execute(
@@ -80,6 +101,9 @@ def source_overviews(
         )
         ends = training_ends(min(known)) if known else None
         last = last_seen.get(source.id)
+        received = int(recent.get(source.id) or 0)
+        this_hour = dated.get((source.id, hour), 0)
+        recent_hours = this_hour + dated.get((source.id, hour - 1), 0)
         out.append(
             SourceOverview(
                 id=source.id,
@@ -93,7 +117,9 @@ def source_overviews(
                 training_left_seconds=(
                     None if ends is None else max(0, int((ends - now).total_seconds()))
                 ),
-                events_last_hour=int(recent.get(source.id) or 0),
+                events_last_hour=received,
+                events_this_hour=this_hour,
+                earlier_events_last_hour=max(0, received - recent_hours),
                 last_event_at=last,
             )
         )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -12,13 +10,14 @@ from sqlalchemy import Engine
 
 from lantern.db.session import get_engine
 
-ROOT = Path(__file__).resolve().parents[2]
+# A package resource, not a path in a checkout: an installed wheel migrates as well.
+SCRIPT_LOCATION = "lantern:migrations"
 
 
 def alembic_config(engine: Engine | None = None) -> Config:
     """An Alembic config that runs on `engine` (default: the configured database)."""
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config = Config()
+    config.set_main_option("script_location", SCRIPT_LOCATION)
     if engine is not None:
         config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
     return config

@@ -22,9 +22,11 @@ from lantern.notify.types import InsightMessage
 class NotifyError(Exception):
     """Delivery failed; the message says why in words a person can act on."""
 
-    def __init__(self, message: str, code: str | None = None) -> None:
+    def __init__(self, message: str, code: str | None = None, *, reason: str | None = None) -> None:
         super().__init__(message)
         self.code = code  # Slack's error code, when Slack gave one
+        # what went wrong, without what the outbox will do about it ("will retry")
+        self.reason = reason or message
 
 
 class PermanentNotifyError(NotifyError):

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from lantern.detect.kinds import PERSISTENT, DetectionKind, phrase
+from lantern.insights.words import SEVERITY_MEANINGS, in_words
 from lantern.notify.types import InsightMessage
 
 ICONS = {"high": ":red_circle:", "medium": ":large_orange_circle:", "low": ":large_yellow_circle:"}
@@ -81,6 +82,26 @@ def _facts(message: InsightMessage) -> str:
     )
 
 
+def _in_words(message: InsightMessage) -> Blocks:
+    """How sure Lantern is, the normal range as a range, and what to do next."""
+    words = in_words(
+        kind=message.kind,
+        direction=message.direction,
+        status=message.status,
+        severity=message.severity,
+        score=message.score,
+        observed=message.observed,
+        lower=message.lower,
+        upper=message.upper,
+        measure=message.measure,
+        start=message.start,
+        detected_at=message.detected_at,
+        has_causes=bool(message.causes),
+    )
+    text = f"*How sure:* {words.how_sure}\n{words.normal_range}\n*What to do:* {words.next_step}"
+    return [{"type": "section", "text": _mrkdwn(text)}]
+
+
 def _causes(message: InsightMessage) -> Blocks:
     if not message.causes:
         return []
@@ -134,6 +155,7 @@ def alert_blocks(message: InsightMessage) -> tuple[str, Blocks]:
                 f"{_facts(message)}"
             ),
         },
+        *_in_words(message),
         *_causes(message),
         *_related(message),
         _link(message),
@@ -142,7 +164,8 @@ def alert_blocks(message: InsightMessage) -> tuple[str, Blocks]:
             "elements": [
                 _mrkdwn(
                     f"Detected {_when(message.detected_at)} · "
-                    f"severity {message.severity} · {message.kind.replace('_', ' ')}"
+                    f"severity {SEVERITY_MEANINGS.get(message.severity, message.severity)} · "
+                    f"{message.kind.replace('_', ' ')}"
                 )
             ],
         },

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from lantern.config import Settings
 from lantern.db.base import utcnow
-from lantern.errors import BadRequest
+from lantern.errors import BadRequest, Unreachable
+from lantern.notify.base import NotifyError, TransientNotifyError
 from lantern.notify.models import Notification, SlackConnection, SlackOAuthState
+from lantern.notify.slack import SlackNotifier
+
+T = TypeVar("T")
 
 STATE_LIFETIME = timedelta(minutes=10)
 
@@ -80,8 +83,26 @@ def connection_status(session: Session, *, workspace_id: int, settings: Settings
     }
 
 
-def _client(settings: Settings, token: str | None = None) -> WebClient:
-    return WebClient(token=token, base_url=settings.slack_base_url, timeout=10)
+def ask_slack(doing: str, call: Callable[[], T], *, refused: str) -> T:
+    """One call to Slack made for a person waiting on it.
+
+    Slack unreachable, failing or rate-limiting is a 502 saying why (nothing was changed,
+    try again); Slack refusing is a 400 starting with `refused`.
+    """
+    try:
+        return call()
+    except TransientNotifyError as exc:
+        raise Unreachable(
+            f"Lantern could not {doing}: {exc.reason}. Nothing was changed: check that this "
+            "server can reach Slack (LANTERN_SLACK_BASE_URL), then try again",
+            error="slack_unreachable",
+        ) from None
+    except NotifyError as exc:
+        raise BadRequest(f"{refused}: {exc}") from None
+
+
+def _notifier(settings: Settings, bot_token: str) -> SlackNotifier:
+    return SlackNotifier(bot_token, base_url=settings.slack_base_url, timeout=10)
 
 
 def resolve_channel(settings: Settings, *, bot_token: str, channel: str) -> tuple[str, str]:
@@ -89,13 +110,12 @@ def resolve_channel(settings: Settings, *, bot_token: str, channel: str) -> tupl
 
     Slack's reading methods (used to reconcile) want the id, so the id is what is stored.
     """
-    from lantern.notify.base import NotifyError
-    from lantern.notify.slack import SlackNotifier
-
-    try:
-        return SlackNotifier(bot_token, base_url=settings.slack_base_url).resolve_channel(channel)
-    except NotifyError as exc:
-        raise BadRequest(f"Lantern could not find the channel in Slack: {exc}") from None
+    notifier = _notifier(settings, bot_token)
+    return ask_slack(
+        "ask Slack for the channel",
+        lambda: notifier.resolve_channel(channel),
+        refused="Lantern could not find the channel in Slack",
+    )
 
 
 def connect_with_token(
@@ -107,10 +127,16 @@ def connect_with_token(
         raise BadRequest("a bot token starts with xoxb-: copy it from your Slack app's OAuth page")
     if not channel:
         raise BadRequest("name the channel Lantern should post to, e.g. alerts")
+    notifier = _notifier(settings, bot_token)
     try:
-        identity = _client(settings, bot_token).auth_test()
-    except SlackApiError as exc:
-        raise BadRequest(f"Slack refused the token: {exc.response.get('error')}") from None
+        identity = ask_slack(
+            "check the token with Slack", notifier.identify, refused="Slack refused the token"
+        )
+    except BadRequest:
+        raise BadRequest(
+            "Slack refused the token: copy the Bot User OAuth Token (xoxb-…) from your Slack "
+            "app's OAuth & Permissions page"
+        ) from None
     channel_id, channel_name = resolve_channel(settings, bot_token=bot_token, channel=channel)
     return _store(
         session,
@@ -237,14 +263,13 @@ def finish_oauth(
 
 def send_test_message(session: Session, *, workspace_id: int, settings: Settings) -> None:
     """Post a test message to the workspace's channel; a readable error if Slack refuses."""
-    from lantern.notify.base import NotifyError
-    from lantern.notify.slack import SlackNotifier
-
     row = session.get(SlackConnection, workspace_id)
     if row is None or not row.channel:
         raise BadRequest("connect Slack and choose a channel first")
-    notifier = SlackNotifier(row.bot_token, base_url=settings.slack_base_url)
-    try:
-        notifier.send_test(row.channel)
-    except NotifyError as exc:
-        raise BadRequest(str(exc)) from None
+    notifier = _notifier(settings, row.bot_token)
+    channel = row.channel
+    ask_slack(
+        "send the test message",
+        lambda: notifier.send_test(channel),
+        refused="Slack refused the test message",
+    )

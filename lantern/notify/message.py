@@ -47,6 +47,7 @@ def build_message(
         detected_at=insight.detected_at,
         status=insight.status,
         severity=insight.severity,
+        score=insight.score,
         causes=tuple(
             FlagChangeCause(flag_key=k, old_version=o, new_version=n, changed_at=at)
             for k, o, n, at in causes

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import urllib.error
 from dataclasses import dataclass
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.oauth import AuthorizeUrlGenerator
 
-from lantern.errors import BadRequest
+from lantern.errors import BadRequest, Unreachable
 
 # chat:write to post, chat:write.public to post in public channels without an invite,
 # files:write for the chart, channels:read to list channels, channels:history to find a
@@ -51,7 +52,11 @@ def exchange_code(
         token = access["access_token"]
         identity = client.auth_test(token=token)
     except SlackApiError as exc:
+        if exc.response.status_code >= 500:
+            raise _unreachable(f"Slack answered {exc.response.status_code}") from None
         raise BadRequest(f"Slack refused the installation: {exc.response.get('error')}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise _unreachable(str(getattr(exc, "reason", exc))) from None
     team = access.get("team") or {}
     enterprise = access.get("enterprise") or {}
     webhook = access.get("incoming_webhook") or {}
@@ -66,4 +71,12 @@ def exchange_code(
         scopes=tuple((access.get("scope") or "").split(",")),
         incoming_webhook_channel_id=webhook.get("channel_id"),
         incoming_webhook_channel=webhook.get("channel"),
+    )
+
+
+def _unreachable(reason: str) -> Unreachable:
+    return Unreachable(
+        f"Lantern could not reach Slack to finish the install: {reason}. Start again from "
+        "Settings in a moment",
+        error="slack_unreachable",
     )

@@ -101,9 +101,12 @@ class SlackNotifier:
                 if doing:
                     raise UnknownOutcome(
                         f"Slack answered {status}; checking whether it was posted before "
-                        "trying again"
+                        "trying again",
+                        reason=f"Slack answered {status}",
                     ) from None
-                raise TransientNotifyError(f"Slack answered {status}; will retry") from None
+                raise TransientNotifyError(
+                    f"Slack answered {status}; will retry", reason=f"Slack answered {status}"
+                ) from None
             if code in WORKSPACE:
                 raise WorkspaceNotifyError(WORKSPACE[code], code) from None
             if code in MESSAGE:
@@ -115,11 +118,13 @@ class SlackNotifier:
             reason = getattr(exc, "reason", exc)
             if isinstance(reason, ConnectionRefusedError) or not doing:
                 raise TransientNotifyError(
-                    f"Slack could not be reached ({reason}); will retry"
+                    f"Slack could not be reached ({reason}); will retry",
+                    reason=f"Slack could not be reached: {reason}",
                 ) from None
             raise UnknownOutcome(
                 f"Slack did not answer in time ({reason}); checking whether it was posted "
-                "before trying again"
+                "before trying again",
+                reason=f"Slack did not answer in time: {reason}",
             ) from None
 
     def _post(
@@ -241,6 +246,11 @@ class SlackNotifier:
                 ):
                     return str(item["ts"])
         return None
+
+    def identify(self) -> dict[str, Any]:
+        """Who the token is: Slack's auth.test (team, bot user and bot ids)."""
+        answer = self._call(lambda: self.client.auth_test())
+        return dict(answer.data) if isinstance(answer.data, dict) else {}
 
     def resolve_channel(self, channel: str) -> tuple[str, str]:
         """(id, name) of a channel given by id or by name, as Slack knows it."""

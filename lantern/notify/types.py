@@ -40,6 +40,7 @@ class InsightMessage:
     detected_at: datetime
     status: str  # open | updated | resolved | accepted
     severity: str  # low | medium | high
+    score: float  # the detector's -log10 p: how sure (see lantern.insights.words)
     causes: tuple[FlagChangeCause, ...]
     dashboard_url: str
     ended_at: datetime | None = None

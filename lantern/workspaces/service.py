@@ -14,9 +14,11 @@ from sqlalchemy import Engine, delete, event, select
 from sqlalchemy.orm import Session
 
 from lantern.db.base import utcnow
-from lantern.errors import Conflict, NotFound, Unauthorized
+from lantern.errors import BadRequest, Conflict, NotFound, Unauthorized
 from lantern.workspaces.models import ApiToken, Source, Workspace
 
+# The workspace a command makes when the database has none and none is named.
+DEFAULT_WORKSPACE = "default"
 KEY_ALPHABET = string.ascii_letters + string.digits
 TOKEN_PREFIX = "lt_"
 AUTH_CACHE_SECONDS = 10.0
@@ -65,11 +67,53 @@ def get_or_create_workspace(
     return workspace
 
 
+def choose_workspace(
+    session: Session, *, name: str | None, create_with: str | None = None
+) -> Workspace:
+    """The workspace a command acts on: the one named, else the only one there is.
+
+    With `create_with` (a sensitivity), a named workspace that does not exist yet is made,
+    and so is DEFAULT_WORKSPACE in a database without any. With several workspaces and
+    none named, the error lists them and says how to name one.
+    """
+    names = list(session.scalars(select(Workspace.name).order_by(Workspace.id)))
+    if name is None:
+        if len(names) == 1:
+            name = names[0]
+        elif names:
+            raise Conflict(
+                f"there are {len(names)} workspaces ({_some(names)}): say which with "
+                f"--workspace NAME, e.g. --workspace {names[0]}",
+                error="workspace_ambiguous",
+            )
+        elif create_with is not None:
+            name = DEFAULT_WORKSPACE
+        else:
+            raise NotFound(
+                "there is no workspace yet: `lantern user create EMAIL` or `lantern source "
+                "create NAME` makes one",
+                error="no_workspace",
+            )
+    if name not in names and create_with is None:
+        known = f"; the workspaces are {_some(names)}" if names else ""
+        raise NotFound(
+            f"no workspace {name!r}{known} (pass one with --workspace NAME)",
+            error="no_workspace",
+        )
+    return get_or_create_workspace(session, name=name, sensitivity=create_with or "medium")
+
+
+def _some(names: list[str], shown: int = 10) -> str:
+    """Names for an error message: the first `shown`, then how many more."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
 def create_source(session: Session, *, workspace: Workspace, name: str) -> tuple[Source, str]:
     """A new source and its API key (the only time the key is visible)."""
     name = name.strip()
     if not name:
-        raise ValueError("a source needs a name")
+        raise BadRequest("a source needs a name that is not blank, e.g. web", error="invalid_name")
     exists = session.scalar(
         select(Source.id).where(Source.workspace_id == workspace.id, Source.name == name)
     )
@@ -99,9 +143,21 @@ def find_source(session: Session, *, name: str, workspace: str | None = None) ->
         query = query.join(Workspace).where(Workspace.name == workspace)
     found = session.scalars(query).all()
     if not found:
-        raise NotFound(f"no source called {name!r}" + (f" in {workspace!r}" if workspace else ""))
+        where = f" in workspace {workspace!r}" if workspace else ""
+        raise NotFound(f"no source called {name!r}{where}: `lantern source list` shows the sources")
     if len(found) > 1:
-        raise Conflict(f"several workspaces have a source called {name!r}: name the workspace")
+        spaces = ", ".join(
+            session.scalars(
+                select(Workspace.name)
+                .where(Workspace.id.in_([s.workspace_id for s in found]))
+                .order_by(Workspace.name)
+            )
+        )
+        raise Conflict(
+            f"workspaces {spaces} each have a source called {name!r}: say which with "
+            "--workspace NAME",
+            error="workspace_ambiguous",
+        )
     return found[0]
 
 

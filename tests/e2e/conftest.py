@@ -12,6 +12,18 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import Page, ViewportSize
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+LAPTOP: ViewportSize = {"width": 1280, "height": 860}
+PHONE: ViewportSize = {"width": 390, "height": 844}
+
+
+def shot(page: Page, name: str, database_url: str) -> None:
+    """A full-page screenshot under test-artifacts/, named by page and engine."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    engine = "postgresql" if database_url.startswith("postgresql") else "sqlite"
+    page.screenshot(path=str(ARTIFACTS / f"{name}-{engine}.png"), full_page=True)
 
 
 def free_port() -> int:

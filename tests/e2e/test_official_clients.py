@@ -132,7 +132,7 @@ def test_the_cli_creates_a_source_whose_key_works(
         check=True,
     )
     created = json.loads(made.stdout)
-    assert set(created) == {"id", "name", "api_key"}
+    assert set(created) == {"id", "name", "workspace", "api_key"}
     client = segment.Client(created["api_key"], host=served, sync_mode=True)
     client.track("user-1", "From CLI")
     listed = subprocess.run(

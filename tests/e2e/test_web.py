@@ -22,7 +22,6 @@ from playwright.sync_api import (
     ConsoleMessage,
     Page,
     Route,
-    ViewportSize,
     expect,
     sync_playwright,
 )
@@ -35,15 +34,13 @@ from lantern.metrics.service import epoch_hour
 from lantern.pipeline import run_hour
 from lantern.workspaces.models import Workspace
 from lantern.workspaces.service import create_api_token, get_or_create_workspace
-from tests.e2e.conftest import start_server
+from tests.e2e.conftest import LAPTOP, PHONE, start_server
+from tests.e2e.conftest import shot as _shot
 from tests.factories import history_events
 from tests.fakeslack import CLIENT_ID, CLIENT_SECRET, GOOD_CODE, FakeSlack
 
 CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 PASSWORD = "lantern-browser-test"
-LAPTOP: ViewportSize = {"width": 1280, "height": 860}
-PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
 @pytest.fixture(scope="module")
@@ -71,12 +68,6 @@ def _log_in(page: Page, served: str, email: str, next_path: str = "/") -> None:
     page.click("button[type=submit]")
     expect(page).to_have_url(served + next_path)
     page.wait_for_selector("body[data-ready='1']")
-
-
-def _shot(page: Page, name: str, database_url: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    engine = "postgresql" if database_url.startswith("postgresql") else "sqlite"
-    page.screenshot(path=str(ARTIFACTS / f"{name}-{engine}.png"), full_page=True)
 
 
 def _fits_width(page: Page) -> bool:

@@ -18,7 +18,7 @@ from lantern.db import session_scope
 from lantern.notify.connection import connect_with_token
 from lantern.notify.outbox import flush_outbox
 from lantern.workspaces.service import get_or_create_workspace
-from tests.e2e.conftest import start_server
+from tests.e2e.conftest import LAPTOP, PHONE, free_port, shot, start_server
 from tests.factories import make_insight, make_source
 from tests.fakeslack import GOOD_TOKEN, Answer, FakeSlack
 
@@ -77,6 +77,45 @@ def test_settings_show_why_an_alert_is_waiting_and_clear_once_it_is_delivered(
         expect(card).to_contain_text("posting to #alerts")
         expect(card).not_to_contain_text("waiting")
         assert len(fake_slack.posted_by(GOOD_TOKEN)) == 1
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_settings_say_why_slack_could_not_be_connected_when_slack_cannot_be_reached(
+    browser: Browser, engine: Engine, database_url: str, tmp_path: Path
+) -> None:
+    name = f"web-{uuid.uuid4().hex[:10]}"
+    email = f"{name}@example.com"
+    with session_scope(engine) as session:
+        workspace = get_or_create_workspace(session, name=name)
+        create_user(session, workspace=workspace, email=email, password=PASSWORD)
+    # a port nobody listens on: Slack "cannot be reached"
+    process, served = start_server(
+        database_url, tmp_path, LANTERN_SLACK_BASE_URL=f"http://127.0.0.1:{free_port()}/api/"
+    )
+    try:
+        for label, viewport in (("", LAPTOP), ("-phone", PHONE)):
+            context = browser.new_context(viewport=viewport, is_mobile=viewport is PHONE)
+            page = context.new_page()
+            page.goto(served + "/settings")
+            page.fill("input[name=email]", email)
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_selector("body[data-ready='1']")
+            page.fill("#slack input[name=bot_token]", GOOD_TOKEN)
+            page.fill("#slack input[name=channel]", "#alerts")
+            page.click("#slack form button[type=submit]")
+            problem = page.locator("#slack-problem [role=alert]")
+            expect(problem).to_contain_text("Lantern could not check the token with Slack")
+            expect(problem).to_contain_text("Connection refused")
+            expect(problem).not_to_contain_text("JSON")
+            # a second try replaces the message rather than piling another under it
+            page.click("#slack form button[type=submit]")
+            expect(problem).to_have_count(1)
+            expect(page.locator("#slack")).to_contain_text("Not connected yet")
+            shot(page, f"settings-slack-unreachable{label}", database_url)
+            context.close()
     finally:
         process.terminate()
         process.wait(timeout=10)

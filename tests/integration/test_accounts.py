@@ -73,7 +73,18 @@ def test_lantern_user_create_stores_an_argon2id_hash_and_never_the_password(
 def test_a_short_password_is_refused_with_the_reason(database_url: str, tmp_path: Path) -> None:
     env = {"LANTERN_DATA_DIR": str(tmp_path), "LANTERN_DATABASE_URL": database_url, "PATH": ""}
     run = subprocess.run(
-        [sys.executable, "-m", "lantern", "user", "create", "x@example.com", "--password", "short"],
+        [
+            sys.executable,
+            "-m",
+            "lantern",
+            "user",
+            "create",
+            "x@example.com",
+            "-w",
+            "team",
+            "--password",
+            "short",
+        ],
         env=env,
         capture_output=True,
         text=True,

@@ -116,11 +116,13 @@ def test_a_notebook_reads_an_average_metric_as_hourly_means_and_plots_it_as_an_a
     table = lantern.metrics(source=src.name)
     mine = table[table["name"] == "Page Load"]
     assert list(mine["measure"]) == ["average"]
-    assert lantern.info(int(mine.index[0])).series_kind == "mean"
+    # an id straight from the table (a numpy integer) is a metric id
+    assert lantern.info(mine.index[0]).series_kind == "mean"
 
-    series = lantern.series(int(mine.index[0]))
+    series = lantern.series(mine.index[0])
     assert series.iloc[:-2].tolist() == loads.iloc[:-2].tolist()
     assert pd.isna(series.iloc[-2])
-    figure = lantern.plot(int(mine.index[0]), days=7)
+    assert lantern.frame([mine.index[0]]).iloc[:-2, 0].tolist() == loads.iloc[:-2].tolist()
+    figure = lantern.plot(mine.index[0], days=7)
     assert figure.axes[0].get_ylabel() == "average value"
     assert "average value" in figure.axes[0].get_title(loc="left")

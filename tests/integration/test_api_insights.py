@@ -245,3 +245,26 @@ def test_the_newsfeed_the_chart_and_the_feedback_name_each_kind_as_people_read_i
         "drop": "Drop",
         "outage": "Outage",
     }
+
+
+def test_every_insight_says_how_sure_lantern_is_its_range_and_what_to_do_in_words(
+    client: TestClient, engine: Engine
+) -> None:
+    src = make_source(engine)
+    insight_id = make_insight(engine, src)  # score 8, 20 an hour against 45-75, 3 hours
+    (item,) = client.get("/api/v1/insights", headers=bearer(src)).json()["items"]
+    detail = client.get(f"/api/v1/insights/{insight_id}", headers=bearer(src)).json()
+    words = item["words"]
+    assert words["sureness"] == "very_sure"
+    assert words["how_sure"] == (
+        "Very unlikely to be chance: by chance, a change this large comes about once in "
+        "11,000 years of this metric's hours."
+    )
+    assert words["normal_range"] == (
+        "Normally 45\u201375 events an hour at this time of day and week; 20 an hour observed "
+        "over 3 hours."
+    )
+    assert words["severity"].startswith("high: ")
+    assert words["status"].startswith("open: going on now")
+    assert "release" in words["next_step"]
+    assert detail["words"] == words

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import numpy as np
 import pandas as pd
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
@@ -260,3 +261,62 @@ def test_a_long_metrics_chart_expects_what_a_replay_of_its_whole_history_expects
     whole = replay_expected(counts, stagger=metric_id % 24)
     shown = [p["expected"] for p in chart["points"]]
     np.testing.assert_allclose(shown, whole.expected[start:].to_numpy(), rtol=1e-6)
+
+
+def test_a_chart_up_to_now_ends_with_the_hour_under_way_counted_so_far_and_marked_partial(
+    client: TestClient, engine: Engine
+) -> None:
+    src = make_source(engine)
+    metric_id = make_metric(engine, src, days=10)
+    current = last_closed_hour() + pd.Timedelta(hours=1)
+    with session_scope(engine) as session:
+        add_to_buckets(session.connection(), {(metric_id, epoch_hour(current)): (7, 0.0, 0.0)})
+    now = pd.Timestamp.now(tz="UTC")
+    chart = client.get(
+        f"/api/v1/metrics/{metric_id}/series",
+        params={"start": (now - pd.Timedelta(days=7)).isoformat(), "end": now.isoformat()},
+        headers=bearer(src),
+    ).json()
+    last = chart["points"][-1]
+    assert pd.Timestamp(last["t"]) == current
+    assert (last["observed"], last["partial"], last["expected"]) == (7, True, None)
+    assert not any(p["partial"] for p in chart["points"][:-1])
+    assert chart["points"][-2]["expected"] is not None
+    closed_only = client.get(f"/api/v1/metrics/{metric_id}/series", headers=bearer(src)).json()
+    assert pd.Timestamp(closed_only["points"][-1]["t"]) == last_closed_hour()
+
+
+def test_a_daily_chart_averages_each_days_hours_and_counts_those_outside_the_band(
+    client: TestClient, engine: Engine
+) -> None:
+    src = make_source(engine)
+    index = pd.date_range(end=last_closed_hour(), periods=40 * 24, freq="h")
+    hours = np.arange(len(index))
+    counts = pd.Series(
+        np.random.default_rng(5).poisson(80 + 50 * np.sin(2 * np.pi * hours / 24)).astype(float),
+        index=index,
+    )
+    counts.iloc[-30:-26] = 0  # four silent hours a day or two ago
+    metric_id = make_metric(engine, src, counts=counts)
+    start = (last_closed_hour() - pd.Timedelta(days=29)).floor("D")
+    params = {"start": start.isoformat(), "end": pd.Timestamp.now(tz="UTC").isoformat()}
+    url = f"/api/v1/metrics/{metric_id}/series"
+    hourly = client.get(url, params=params, headers=bearer(src)).json()
+    daily = client.get(url, params={**params, "step": "day"}, headers=bearer(src)).json()
+
+    assert (hourly["step"], daily["step"]) == ("hour", "day")
+    assert len(daily["points"]) == 30
+    frame = pd.DataFrame([p for p in hourly["points"] if not p["partial"]])
+    frame["day"] = pd.to_datetime(frame["t"]).dt.floor("D")
+    frame["out"] = (frame["observed"] < frame["lower"]) | (frame["observed"] > frame["upper"])
+    for point in daily["points"]:
+        hours_of_day = frame[frame["day"] == pd.Timestamp(point["t"])]
+        assert point["hours"] == len(hours_of_day)
+        assert point["observed"] == pytest.approx(hours_of_day["observed"].mean())
+        assert point["lower"] == pytest.approx(hours_of_day["lower"].mean())
+        assert point["outside"] == int(hours_of_day["out"].sum())
+    # today's point, while today lasts, is partial (none before it is)
+    today = pd.Timestamp.now(tz="UTC").floor("D")
+    assert daily["points"][-1]["partial"] is (pd.Timestamp(daily["points"][-1]["t"]) == today)
+    assert not any(p["partial"] for p in daily["points"][:-1])
+    assert max(p["outside"] for p in daily["points"][-3:]) >= 4

@@ -83,6 +83,25 @@ def test_the_list_counts_metrics_the_training_countdown_and_the_last_hours_event
     assert listed["training_left_seconds"] == 0
 
 
+def test_a_backfill_counts_as_history_received_not_as_this_hours_traffic(
+    client: TestClient, engine: Engine
+) -> None:
+    src = make_source(engine)
+    now = pd.Timestamp.now(tz="UTC")
+    history = [
+        {**track("Signed Up"), "timestamp": (now - pd.Timedelta(days=d)).isoformat()}
+        for d in range(2, 12)
+    ]
+    imported = client.post("/v1/import", json={"batch": history}, auth=(src.key, ""))
+    assert imported.status_code == 200
+    live = client.post("/v1/batch", json={"batch": [track(), track()]}, auth=(src.key, ""))
+    assert live.status_code == 200
+    (listed,) = client.get("/api/v1/sources", headers=bearer(src)).json()
+    assert listed["events_this_hour"] == 2
+    assert listed["events_last_hour"] == 12  # received: the import and the live calls
+    assert listed["earlier_events_last_hour"] == 10
+
+
 def test_rotating_a_key_returns_a_new_one_and_the_old_one_stops_working(
     client: TestClient, engine: Engine
 ) -> None:

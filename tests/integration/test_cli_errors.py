@@ -11,8 +11,15 @@ from sqlalchemy import Engine
 from tests.factories import make_source
 
 
-def lantern(database_url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"LANTERN_DATA_DIR": str(tmp_path), "LANTERN_DATABASE_URL": database_url, "PATH": ""}
+def lantern(
+    database_url: str, tmp_path: Path, *args: str, **settings: str
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        "LANTERN_DATA_DIR": str(tmp_path),
+        "LANTERN_DATABASE_URL": database_url,
+        "PATH": "",
+        **settings,
+    }
     return subprocess.run(
         [sys.executable, "-m", "lantern", *args], env=env, capture_output=True, text=True
     )
@@ -28,6 +35,28 @@ def test_a_source_name_taken_a_missing_source_and_a_rotation_of_one_are_one_line
         (("source", "rotate", "nosuch", "-w", src.workspace), "no source called 'nosuch'"),
     ]:
         result = lantern(database_url, tmp_path, *args)
+        assert result.returncode == 1, result.stderr
+        assert says in result.stderr
+        assert "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_a_wrong_setting_an_unreachable_database_and_an_unknown_revision_are_one_line_errors(
+    database_url: str, tmp_path: Path
+) -> None:
+    nowhere = "postgresql+psycopg://127.0.0.1:1/lantern"
+    for url, args, env, says in [
+        (
+            database_url,
+            ("source", "list"),
+            {"LANTERN_SENSITIVITY": "extreme"},
+            "LANTERN_SENSITIVITY",
+        ),
+        (database_url, ("serve",), {"LANTERN_PORT": "eighty"}, "LANTERN_PORT"),
+        (nowhere, ("source", "list"), {}, "the database cannot be used"),
+        (database_url, ("db", "upgrade", "--revision", "nosuch"), {}, "'nosuch'"),
+    ]:
+        result = lantern(url, tmp_path, *args, **env)
         assert result.returncode == 1, result.stderr
         assert says in result.stderr
         assert "Traceback" not in result.stderr

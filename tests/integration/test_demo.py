@@ -71,4 +71,7 @@ def test_lantern_demo_prints_its_progress_and_summary_without_library_warnings(
     )
     assert run.returncode == 0, run.stderr
     assert "events imported" in run.stdout + run.stderr
+    # no progress bar that measures nothing ("scoring history 1/1"): a plain line instead
+    assert "scoring 336 hours of history" in run.stderr
+    assert "1/1" not in run.stderr
     assert "Warning" not in run.stderr, run.stderr

@@ -25,7 +25,7 @@ from lantern.notify.connection import (
 from lantern.notify.models import SlackConnection
 from lantern.workspaces.models import Workspace
 from tests.factories import MadeSource, make_source
-from tests.fakeslack import CLIENT_ID, CLIENT_SECRET, GOOD_CODE, GOOD_TOKEN, FakeSlack
+from tests.fakeslack import CLIENT_ID, CLIENT_SECRET, GOOD_CODE, GOOD_TOKEN, Answer, FakeSlack
 
 PASSWORD = "correct horse battery"
 
@@ -210,3 +210,78 @@ def test_the_api_connects_slack_for_a_token_holder_and_only_their_workspace(
     assert len(fake_slack.top_level()) == 1
     assert other["connected"] is False
     assert anonymous.status_code == 401
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port  # nothing listens there once the socket is closed
+
+
+def test_connecting_while_slack_cannot_be_reached_is_a_502_saying_why_and_changes_nothing(
+    engine: Engine, settings: Settings
+) -> None:
+    src = make_source(engine)
+    auth = {"Authorization": f"Bearer {src.token}"}
+    nowhere = settings.model_copy(
+        update={"slack_base_url": f"http://127.0.0.1:{_closed_port()}/api/"}
+    )
+    with TestClient(create_app(nowhere, engine)) as client:
+        put = client.put(
+            "/api/v1/slack/token", headers=auth, json={"bot_token": GOOD_TOKEN, "channel": "alerts"}
+        )
+        status = client.get("/api/v1/slack", headers=auth).json()
+    assert put.status_code == 502
+    body = put.json()
+    assert body["error"] == "slack_unreachable"
+    assert "could not check the token with Slack" in body["detail"]
+    assert "Connection refused" in body["detail"]
+    assert "Nothing was changed" in body["detail"]
+    assert set(body) == {"error", "detail", "code", "message"}
+    assert status["connected"] is False
+
+
+def test_a_slack_that_fails_while_connecting_or_testing_is_a_502_with_its_answer(
+    engine: Engine, oauth_settings: Settings, fake_slack: FakeSlack
+) -> None:
+    src = make_source(engine)
+    auth = {"Authorization": f"Bearer {src.token}"}
+    with TestClient(create_app(oauth_settings, engine)) as client:
+        fake_slack.script("auth.test", Answer(503, {"ok": False}), token=GOOD_TOKEN)
+        failed = client.put(
+            "/api/v1/slack/token", headers=auth, json={"bot_token": GOOD_TOKEN, "channel": "alerts"}
+        )
+        fake_slack.script("conversations.list", Answer(500, {"ok": False}), token=GOOD_TOKEN)
+        channel_failed = client.put(
+            "/api/v1/slack/token", headers=auth, json={"bot_token": GOOD_TOKEN, "channel": "alerts"}
+        )
+        connected = client.put(
+            "/api/v1/slack/token", headers=auth, json={"bot_token": GOOD_TOKEN, "channel": "alerts"}
+        )
+        fake_slack.script("chat.postMessage", Answer(500, {"ok": False}), token=GOOD_TOKEN)
+        test = client.post("/api/v1/slack/test", headers=auth)
+    assert failed.status_code == 502
+    assert "Slack answered 503" in failed.json()["detail"]
+    assert channel_failed.status_code == 502
+    assert "ask Slack for the channel: Slack answered 500" in channel_failed.json()["detail"]
+    assert connected.status_code == 200
+    assert test.status_code == 502
+    assert "send the test message: Slack answered 500" in test.json()["detail"]
+
+
+def test_an_unexpected_failure_is_still_the_documented_json_error(
+    app: FastAPI,
+) -> None:
+    @app.get("/api/v1/fails-for-the-test")
+    def fails() -> None:
+        raise RuntimeError("a fault of Lantern's own")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        answer = client.get("/api/v1/fails-for-the-test")
+    assert answer.status_code == 500
+    assert answer.json()["error"] == "internal_error"
+    assert "a fault of Lantern's own" not in answer.text
+    assert set(answer.json()) == {"error", "detail", "code", "message"}

@@ -81,6 +81,7 @@ def message(kind_label: str, held: Measure) -> InsightMessage:
         detected_at=START + timedelta(hours=5),
         status="open",
         severity="high",
+        score=9.0,
         causes=(),
         dashboard_url="http://127.0.0.1:8000/insights/3",
         measure=held,

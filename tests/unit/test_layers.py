@@ -42,6 +42,8 @@ EDGES = (
     "lantern.demo",
     "lantern.replay",
     "lantern.db.models",
+    # Alembic's environment and scripts, shipped in the package: they migrate every table
+    "lantern.migrations",
 )
 # What detection must never import: it runs on bare pandas Series, in notebooks and replay.
 NOT_IN_DETECT = ("sqlalchemy", "fastapi", "starlette", "alembic", "psycopg", "slack_sdk", "httpx")

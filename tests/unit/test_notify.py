@@ -44,6 +44,7 @@ MESSAGE = InsightMessage(
     detected_at=START + timedelta(hours=2),
     status="open",
     severity="medium",
+    score=7.3,
     causes=(FlagChangeCause("new-checkout", 3, 4, START - timedelta(minutes=30)),),
     dashboard_url="http://127.0.0.1:8000/insights/7",
 )

@@ -56,13 +56,23 @@ async function api(method, path, body) {
     throw new ApiError(401, null);
   }
   const text = await response.text();
-  const data = text ? JSON.parse(text) : null;
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    // not Lantern's answer (a proxy's error page): say so rather than fail to parse it
+    throw new ApiError(response.status, { detail: `The server answered ${response.status} ${response.statusText} without Lantern's usual reply; is Lantern running behind this address?` });
+  }
   if (!response.ok) throw new ApiError(response.status, data);
   return data;
 }
 
 function errorBox(err) {
   return h("div", { class: "error", role: "alert" }, err instanceof Error ? err.message : String(err));
+}
+
+function fmtCount(n) {
+  return Number(n || 0).toLocaleString("en-US");
 }
 
 function fmtTime(iso) {
@@ -172,12 +182,13 @@ function insightCard(i) {
     h("div", { class: "row spread" },
       h("span", { class: "title" }, i.metric_label),
       h("span", { class: "row" },
-        h("span", { class: `pill ${i.severity}` }, i.severity),
-        h("span", { class: `pill ${i.status}` }, i.status))),
+        h("span", { class: `pill sureness ${i.words.sureness}`, title: i.words.how_sure }, i.words.sureness_label),
+        h("span", { class: `pill ${i.severity}`, title: `Severity ${i.words.severity}` }, i.severity),
+        h("span", { class: `pill ${i.status}`, title: `Status ${i.words.status}` }, i.status))),
     h("div", { class: "row" },
       h("span", { class: `pill ${i.direction}` }, `${kindName(i.kind)} ${i.direction === "up" ? "↑" : "↓"}`),
       change,
-      h("span", {}, `observed ${LanternChart.fmt(i.observed)} vs expected ${LanternChart.fmt(i.expected)}`),
+      h("span", { class: "range" }, i.words.normal_range),
       h("span", { class: "muted" }, `· ${i.source_name} · since ${fmtTime(i.start)}`),
       i.related ? h("span", { class: "muted" }, `· +${i.related} related`) : null,
       i.useful === true ? h("span", { class: "pill" }, "marked useful") : null,
@@ -196,6 +207,8 @@ async function feedPage() {
   const source = h("select", { name: "source_id" }, h("option", { value: "" }, "any"),
     sources.map((s) => h("option", { value: s.id }, s.name)));
   let cursor = null;
+  const seen = new Map();
+  const legend = h("div", { class: "legend-words" });
 
   async function load(reset) {
     const params = new URLSearchParams({ limit: "20" });
@@ -205,8 +218,14 @@ async function feedPage() {
     if (!reset && cursor) params.set("cursor", cursor);
     try {
       const page_ = await api("GET", "/insights?" + params);
-      if (reset) fill(list);
-      page_.items.forEach((i) => list.appendChild(insightCard(i)));
+      if (reset) { fill(list); seen.clear(); }
+      page_.items.forEach((i) => {
+        list.appendChild(insightCard(i));
+        seen.set(`severity ${i.severity}`, i.words.severity).set(`status ${i.status}`, i.words.status);
+      });
+      // what the labels on this page mean, in the words the API gives each insight
+      fill(legend, seen.size ? h("details", { id: "labels" }, h("summary", {}, "What severity and status mean"),
+        h("ul", {}, [...seen.entries()].sort().map(([, meaning]) => h("li", {}, meaning)))) : null);
       if (reset && !page_.items.length) {
         list.appendChild(h("p", { class: "muted" }, sources.length
           ? "No insights match. Lantern tells you here when a metric changes in a way that matters."
@@ -225,7 +244,7 @@ async function feedPage() {
       h("label", { class: "inline" }, "Status", status),
       h("label", { class: "inline" }, "Kind", kind),
       h("label", { class: "inline" }, "Source", source)),
-    list, more);
+    legend, list, more);
   await load(true);
 }
 
@@ -233,11 +252,12 @@ async function feedPage() {
 
 function rangeChart(metricId, { days = 7, around = null } = {}) {
   const box = h("div", { class: "chart", id: "chart" });
+  const caption = h("p", { class: "muted chart-caption", id: "chart-caption" });
   const buttons = [7, 30, 90].map((d) => h("button", { type: "button", "data-days": d,
     "aria-pressed": String(d === days) }, `${d} days`));
   const legend = h("div", { class: "legend" },
     h("span", {}, h("i", { style: "background:#24292f;height:2px" }), "observed"),
-    h("span", {}, h("i", { style: "background:var(--band)" }), "expected band"),
+    h("span", {}, h("i", { style: "background:var(--band)" }), "normal range"),
     h("span", {}, h("i", { style: "background:rgba(207,34,46,.25)" }), "anomaly"));
   async function load(d) {
     buttons.forEach((b) => b.setAttribute("aria-pressed", String(Number(b.dataset.days) === d)));
@@ -246,12 +266,19 @@ function rangeChart(metricId, { days = 7, around = null } = {}) {
       const stop = around.ended_at ? Date.parse(around.ended_at) : Date.parse(around.detected_at);
       end = new Date(Math.min(Date.now(), stop + (d * 86400e3) / 4));
     }
+    // past a week, one point a day (each day's hours averaged) keeps the chart readable
+    const step = d > 7 ? "day" : "hour";
     const start = new Date(end.getTime() - d * 86400e3);
-    const params = new URLSearchParams({ start: start.toISOString(), end: end.toISOString() });
+    if (step === "day") start.setUTCHours(0, 0, 0, 0);
+    const params = new URLSearchParams({ start: start.toISOString(), end: end.toISOString(), step });
     try {
       const series = await api("GET", `/metrics/${metricId}/series?${params}`);
       LanternChart.draw(box, series);
+      fill(caption, step === "day"
+        ? "One point a day: each day's hourly figures averaged; hover for how many of its hours were outside the normal range."
+        : "One point an hour (UTC); the last, dashed, is the hour under way.");
       box.dataset.points = String(series.points.length);
+      box.dataset.step = series.step;
       box.dataset.anomalies = String(series.anomalies.length);
     } catch (err) {
       fill(box, errorBox(err));
@@ -259,7 +286,7 @@ function rangeChart(metricId, { days = 7, around = null } = {}) {
   }
   buttons.forEach((b) => b.addEventListener("click", () => load(Number(b.dataset.days))));
   return { node: h("div", { class: "card" }, h("div", { class: "row spread" }, legend,
-    h("div", { class: "row", role: "group", "aria-label": "range" }, buttons)), box), load: () => load(days) };
+    h("div", { class: "row", role: "group", "aria-label": "range" }, buttons)), box, caption), load: () => load(days) };
 }
 
 function watchControls(metric, onChange) {
@@ -316,10 +343,15 @@ async function insightPage() {
       + (i.ended_at ? ` · over ${fmtTime(i.ended_at)}` : "")),
     h("div", { class: "card grid" },
       fact(`Observed${averageWord(i.metric)}`, LanternChart.fmt(i.observed)),
-      fact(`Expected${averageWord(i.metric)}`, `${LanternChart.fmt(i.expected)} (${LanternChart.fmt(i.metric.measure === "count" ? Math.max(i.lower, 0) : i.lower)}–${LanternChart.fmt(i.upper)})`),
+      fact(`Expected${averageWord(i.metric)}`, `${LanternChart.fmt(i.expected)} (normally ${LanternChart.fmt(i.metric.measure === "count" ? Math.max(i.lower, 0) : i.lower)}–${LanternChart.fmt(i.upper)})`),
       fact("Change", pct(i.relative_change)),
       fact("Severity", i.severity),
       fact("Status", i.status)),
+    h("div", { class: "card", id: "meaning" },
+      h("p", { class: "how-sure" }, h("strong", {}, "How sure: "), i.words.how_sure),
+      h("p", {}, i.words.normal_range),
+      h("p", {}, h("strong", {}, "Severity "), i.words.severity, ". ", h("strong", {}, "Status "), i.words.status, "."),
+      h("p", { class: "next" }, h("strong", {}, "What to do: "), i.words.next_step)),
     chart.node,
     i.causes.length ? h("div", { class: "card", id: "causes" }, h("h2", {}, "Possible causes"),
       h("ul", {}, i.causes.map((c) => h("li", {}, `Flag `, h("code", {}, c.flag_key),
@@ -425,8 +457,11 @@ async function sourcesPage() {
       "Open a source to watch its events arrive. Keys are managed in ", h("a", { href: "/settings" }, "Settings"), "."),
     sources.length ? sources.map((s) => h("a", { class: "card insight", href: `/sources/${s.id}`, "data-source": s.id },
       h("div", { class: "row spread" }, h("span", { class: "title" }, s.name), countdown(s)),
-      h("div", { class: "muted" }, `${s.metrics} metrics · ${s.trained_metrics} trained · `
-        + `${s.events_last_hour} events in the last hour · last event ${fmtTime(s.last_event_at)}`)))
+      h("div", { class: "muted", "data-traffic": s.id }, `${s.metrics} metrics · ${s.trained_metrics} trained · `
+        + `${fmtCount(s.events_this_hour)} events this hour · last received ${fmtTime(s.last_event_at)}`,
+        // history sent to /v1/import is received now but dated earlier: say so, apart
+        s.earlier_events_last_hour
+          ? ` · ${fmtCount(s.earlier_events_last_hour)} older events received in the last hour (history sent to /v1/import)` : "")))
       : h("p", {}, "No sources yet. ", h("a", { href: "/settings" }, "Create one"), "."));
 }
 
@@ -438,6 +473,27 @@ function countdown(source) {
   return h("span", { class: "pill active countdown" }, "watching");
 }
 
+// Events per page of the debug view's tables: the page stays a few screens long.
+const DEBUG_PAGE = 10;
+
+/** A table body showing one page of `rows` (newest first), and its Newer/Older controls. */
+function pagedRows(tbody, nav, rows, state, empty) {
+  const pages = Math.max(1, Math.ceil(rows.length / DEBUG_PAGE));
+  state.page = Math.min(state.page, pages - 1);
+  const first = state.page * DEBUG_PAGE;
+  const shown = rows.slice(first, first + DEBUG_PAGE);
+  fill(tbody, ...(shown.length ? shown : [empty]));
+  if (rows.length <= DEBUG_PAGE) {
+    fill(nav);
+    return;
+  }
+  const go = (page) => () => { state.page = page; state.redraw(); };
+  fill(nav,
+    h("button", { type: "button", class: "newer", disabled: state.page === 0, onclick: go(state.page - 1) }, "← Newer"),
+    h("span", { class: "muted" }, `${first + 1}–${first + shown.length} of the latest ${rows.length}`),
+    h("button", { type: "button", class: "older", disabled: state.page === pages - 1, onclick: go(state.page + 1) }, "Older →"));
+}
+
 async function sourcePage() {
   const sources = await api("GET", "/sources");
   const source = sources.find((s) => String(s.id) === objectId);
@@ -447,6 +503,10 @@ async function sourcePage() {
   const minutes = h("div", { class: "card" });
   const accepted = h("tbody");
   const rejected = h("tbody");
+  const acceptedPages = h("div", { class: "row pager", id: "accepted-pages" });
+  const rejectedPages = h("div", { class: "row pager", id: "rejected-pages" });
+  const acceptedState = { page: 0, redraw: () => {} };
+  const rejectedState = { page: 0, redraw: () => {} };
   const reasons = h("div");
   const overCap = h("div", { id: "over-cap" });
   const paused = { value: false };
@@ -482,21 +542,21 @@ async function sourcePage() {
           title: `${fmtTime(m.minute)}: ${m.accepted} accepted, ${m.rejected} rejected`,
         }))),
         h("div", { class: "row spread muted" }, h("span", {}, "60 min ago"), h("span", {}, "now")));
-      fill(accepted, ...debug.accepted.map((e) => h("tr", {},
+      const acceptedRows = debug.accepted.map((e) => h("tr", {},
         h("td", { class: "hide-narrow" }, fmtTime(e.received_at)),
-        h("td", {}, h("pre", { class: "event" }, JSON.stringify(e.event, null, 1))))));
-      if (!debug.accepted.length) {
-        fill(accepted, h("tr", {}, h("td", { colspan: 2, class: "muted" },
+        h("td", {}, h("pre", { class: "event" }, JSON.stringify(e.event, null, 1)))));
+      acceptedState.redraw = () => pagedRows(accepted, acceptedPages, acceptedRows, acceptedState,
+        h("tr", {}, h("td", { colspan: 2, class: "muted" },
           "No events yet. Paste the source's API key into Segment, or point an analytics library at this server.")));
-      }
-      fill(rejected, ...debug.rejected.map((e) => h("tr", {},
+      acceptedState.redraw();
+      const rejectedRows = debug.rejected.map((e) => h("tr", {},
         h("td", { class: "hide-narrow" }, fmtTime(e.received_at)), h("td", {}, e.reason),
-        h("td", {}, h("pre", { class: "event" }, JSON.stringify(e.event, null, 1))))));
+        h("td", {}, h("pre", { class: "event" }, JSON.stringify(e.event, null, 1)))));
+      rejectedState.redraw = () => pagedRows(rejected, rejectedPages, rejectedRows, rejectedState,
+        h("tr", {}, h("td", { colspan: 3, class: "muted" }, "Nothing rejected lately.")));
+      rejectedState.redraw();
       fill(reasons, ...Object.entries(debug.rejection_reasons).map(([r, n]) =>
         h("span", { class: "pill" }, `${r}: ${n}`)));
-      if (!debug.rejected.length) {
-        fill(rejected, h("tr", {}, h("td", { colspan: 3, class: "muted" }, "Nothing rejected lately.")));
-      }
       fill(overCap, debug.over_cap.length ? h("div", { class: "notice" },
         `This source sends more distinct names than its metric cap; these count together in one overflow metric: `,
         debug.over_cap.join(", ")) : null);
@@ -507,9 +567,11 @@ async function sourcePage() {
   show(h("p", {}, h("a", { href: "/sources" }, "← Sources")), h("h1", {}, "Debug view"),
     summary, overCap, minutes,
     h("div", { class: "card table-wrap" }, h("h2", {}, "Accepted (as stored: nothing personal)"),
-      h("table", { id: "accepted" }, h("thead", {}, h("tr", {}, h("th", { class: "hide-narrow" }, "Received"), h("th", {}, "Event"))), accepted)),
+      h("table", { id: "accepted" }, h("thead", {}, h("tr", {}, h("th", { class: "hide-narrow" }, "Received"), h("th", {}, "Event"))), accepted),
+      acceptedPages),
     h("div", { class: "card table-wrap" }, h("h2", {}, "Rejected"), reasons,
-      h("table", { id: "rejected" }, h("thead", {}, h("tr", {}, h("th", { class: "hide-narrow" }, "Received"), h("th", {}, "Reason"), h("th", {}, "Event"))), rejected)));
+      h("table", { id: "rejected" }, h("thead", {}, h("tr", {}, h("th", { class: "hide-narrow" }, "Received"), h("th", {}, "Reason"), h("th", {}, "Event"))), rejected),
+      rejectedPages));
   await refresh();
   setInterval(refresh, 3000);
 }
@@ -571,12 +633,13 @@ async function settingsPage() {
 
   const slackBox = h("div", { id: "slack" });
   function drawSlack(state, message) {
+    const problem = h("div", { id: "slack-problem" });
     const add = h("button", { type: "button", class: "slack", id: "add-to-slack", onclick: async () => {
       try {
         const { url } = await api("POST", "/slack/install");
         location.href = url;
       } catch (err) {
-        slackBox.appendChild(errorBox(err));
+        fill(problem, errorBox(err));
       }
     } }, "Receive insights in Slack");
     const token = h("input", { name: "bot_token", placeholder: "xoxb-…", required: true });
@@ -586,7 +649,7 @@ async function settingsPage() {
       try {
         drawSlack(await api("PUT", "/slack/token", { bot_token: token.value, channel: channel.value }), "Slack connected.");
       } catch (err) {
-        slackBox.appendChild(errorBox(err));
+        fill(problem, errorBox(err));
       }
     } }, token, channel, h("button", { type: "submit" }, "Connect"));
     const test = h("button", { type: "button", onclick: async () => {
@@ -594,7 +657,7 @@ async function settingsPage() {
         await api("POST", "/slack/test");
         drawSlack(state, "Test message sent.");
       } catch (err) {
-        slackBox.appendChild(errorBox(err));
+        fill(problem, errorBox(err));
       }
     } }, "Send a test message");
     fill(slackBox, 
@@ -602,6 +665,7 @@ async function settingsPage() {
         ? h("p", {}, "Connected", state.team_name ? ` to ${state.team_name}` : "", state.channel ? `, posting to ${state.channel_name ? "#" + state.channel_name : state.channel}` : "", ". ")
         : h("p", { class: "muted" }, "Not connected yet."),
       message ? h("div", { class: "ok" }, message) : null,
+      problem,
       state.error ? h("div", { class: "error" }, state.error) : null,
       state.failed_notifications ? h("div", { class: "error" },
         `${state.failed_notifications} notification(s) could not be delivered: ${state.last_failure || ""}`) : null,

@@ -44,14 +44,27 @@ const LanternChart = (() => {
     return runs;
   }
 
-  /** Draw `series` ({points, anomalies}) into `container`; redraws on resize. */
+  /** Draw `series` ({points, anomalies, step}) into `container`; redraws on resize. */
   function draw(container, series) {
     container.classList.add("chart");
     container.innerHTML = "";
-    const points = series.points.map((p) => ({ ...p, time: Date.parse(p.t) }));
-    if (!points.length) {
+    const daily = series.step === "day";
+    let points = series.points.map((p) => ({ ...p, time: Date.parse(p.t) }));
+    // the range may start before the metric's first event: begin where its data begins
+    const firstData = points.findIndex((p) => typeof p.observed === "number" || typeof p.expected === "number");
+    if (firstData < 0) {
       container.innerHTML = '<p class="muted">No data in this range yet.</p>';
       return;
+    }
+    const trimmed = firstData > 0;
+    points = points.slice(firstData);
+    if (trimmed) {
+      const since = new Date(points[0].time).toLocaleDateString(undefined,
+        { month: "short", day: "numeric", timeZone: "UTC" });
+      const note = document.createElement("p");
+      note.className = "muted chart-note";
+      note.textContent = `This metric has data since ${since}: the chart starts there.`;
+      container.appendChild(note);
     }
     const width = Math.max(container.clientWidth, 280);
     const height = container.clientWidth < 640 ? 220 : 300;
@@ -86,7 +99,9 @@ const LanternChart = (() => {
       const label = every < 1
         ? d.toISOString().slice(11, 16)
         : d.toLocaleDateString(undefined, { month: "short", day: "numeric", timeZone: "UTC" });
-      el("text", { x: x(t), y: height - 8, "text-anchor": "middle" }, axis).textContent = label;
+      // a label at the right edge is right-aligned, so it is not cut off
+      const anchor = x(t) > width - PAD.right - 24 ? "end" : "middle";
+      el("text", { x: x(t), y: height - 8, "text-anchor": anchor }, axis).textContent = label;
     }
 
     for (const a of series.anomalies || []) {
@@ -108,9 +123,21 @@ const LanternChart = (() => {
       el("polyline", { class: "expected",
         points: run.map((p) => `${x(p.time)},${y(p.expected)}`).join(" ") }, svg);
     }
-    for (const run of segments(points, ["observed"])) {
+    const closed = points.filter((p) => !p.partial);
+    for (const run of segments(closed, ["observed"])) {
       el("polyline", { class: "observed",
         points: run.map((p) => `${x(p.time)},${y(p.observed)}`).join(" ") }, svg);
+    }
+    // the hour (or day) under way: dashed to a hollow dot, as it is counted so far
+    const partial = points.find((p) => p.partial && typeof p.observed === "number");
+    if (partial) {
+      const before = closed.filter((p) => typeof p.observed === "number").pop();
+      if (before) {
+        el("line", { class: "observed partial", x1: x(before.time), y1: y(before.observed),
+          x2: x(partial.time), y2: y(partial.observed) }, svg);
+      }
+      const dot = el("circle", { class: "partial", cx: x(partial.time), cy: y(partial.observed), r: 4 }, svg);
+      el("title", {}, dot).textContent = daily ? "today so far" : "this hour so far";
     }
 
     const cursor = el("line", { class: "cursor", y1: PAD.top, y2: height - PAD.bottom,
@@ -124,11 +151,7 @@ const LanternChart = (() => {
       cursor.setAttribute("x1", x(best.time));
       cursor.setAttribute("x2", x(best.time));
       cursor.setAttribute("visibility", "visible");
-      const when = new Date(best.time).toISOString().slice(0, 16).replace("T", " ");
-      const band = typeof best.lower === "number"
-        ? ` (band ${fmt(Math.max(best.lower, 0))}–${fmt(best.upper)})` : "";
-      tooltip.textContent =
-        `${when} UTC · observed ${fmt(best.observed)} · expected ${fmt(best.expected)}${band}`;
+      tooltip.textContent = describe(best, daily);
       tooltip.style.display = "block";
       const left = (x(best.time) / width) * box.width;
       tooltip.style.left = Math.min(left + 8, box.width - tooltip.offsetWidth) + "px";
@@ -150,5 +173,23 @@ const LanternChart = (() => {
     }
   }
 
-  return { draw, fmt };
+  /** One point in words, for the tooltip. */
+  function describe(p, daily) {
+    const band = typeof p.lower === "number"
+      ? ` (normally ${fmt(Math.max(p.lower, 0))}–${fmt(p.upper)})` : "";
+    const expected = typeof p.expected === "number" ? ` · expected ${fmt(p.expected)}${band}` : "";
+    if (daily) {
+      const day = new Date(p.time).toLocaleDateString(undefined,
+        { weekday: "short", month: "short", day: "numeric", timeZone: "UTC" });
+      const out = typeof p.outside === "number"
+        ? ` · ${p.outside} of ${p.hours} hours outside the normal range` : "";
+      const sofar = p.partial ? " (today so far)" : "";
+      return `${day}${sofar} · per hour on average: observed ${fmt(p.observed)}${expected}${out}`;
+    }
+    const when = new Date(p.time).toISOString().slice(0, 16).replace("T", " ");
+    if (p.partial) return `${when} UTC · so far this hour: ${fmt(p.observed)} (not judged until the hour ends)`;
+    return `${when} UTC · observed ${fmt(p.observed)}${expected}`;
+  }
+
+  return { draw, fmt, describe };
 })();
