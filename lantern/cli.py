@@ -35,12 +35,16 @@ class _LazyGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         # an ordinary mistake (a name taken, a source that does not exist) is a one-line
         # error saying what to do, with exit code 1, never a traceback
+        from pydantic import ValidationError
+
         from lantern.errors import LanternError
 
         try:
             return super().invoke(ctx)
         except LanternError as exc:
             raise click.ClickException(exc.detail) from None
+        except ValidationError as exc:  # a setting from the environment cannot be used
+            raise click.ClickException(_settings_error(exc)) from None
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.lazy:
@@ -50,6 +54,13 @@ class _LazyGroup(click.Group):
             command: click.Command = getattr(importlib.import_module(module), name)
             return command
         return super().get_command(ctx, cmd_name)
+
+
+def _settings_error(exc: Any) -> str:
+    """The first unusable setting, as one line naming its environment variable."""
+    error = exc.errors()[0]
+    name = f"LANTERN_{str(error['loc'][0]).upper()}: " if error["loc"] else ""
+    return f"{name}{error['msg'].removeprefix('Value error, ')}"
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -101,7 +112,15 @@ def serve(host: str | None, port: int | None, workers: int, demo: bool) -> None:
 
 
 @main.command()
-def worker() -> None:
+@click.option(
+    "--dask",
+    "dask_address",
+    metavar="ADDRESS",
+    default=None,
+    help="Score the hourly pass on the Dask scheduler at ADDRESS (tcp://host:8786); "
+    "the same as LANTERN_DASK_SCHEDULER_ADDRESS.",
+)
+def worker(dask_address: str | None) -> None:
     """Run the scheduled jobs alone (detection, notifications, clean-up), without the web app.
 
     Start as many as you like against one PostgreSQL: a database lock lets one of them run
@@ -110,14 +129,31 @@ def worker() -> None:
     import signal
     import threading
 
+    from lantern.config import Settings
     from lantern.db.migrate import upgrade
     from lantern.db.session import get_engine
     from lantern.scheduler import start_scheduler
+    from lantern.scoring import DaskUnavailable, close_dask_clients, dask_client
 
     settings = get_settings()
+    if dask_address is not None:
+        settings = Settings(detect_executor="dask", dask_scheduler_address=dask_address)
+    if settings.detect_executor == "dask":
+        assert settings.dask_scheduler_address is not None  # the settings' validator saw to it
+        try:  # connect now, once for the worker's life: a wrong address fails here
+            dask_client(settings.dask_scheduler_address)
+        except DaskUnavailable as exc:
+            raise click.ClickException(str(exc)) from None
     upgrade()
     scheduler = start_scheduler(settings, get_engine())
-    click.echo(f"Lantern worker running (database: {_safe_url(settings.resolved_database_url)})")
+    scored_on = (
+        f", detection on Dask at {settings.dask_scheduler_address}"
+        if settings.detect_executor == "dask"
+        else ""
+    )
+    click.echo(
+        f"Lantern worker running (database: {_safe_url(settings.resolved_database_url)}{scored_on})"
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -126,6 +162,7 @@ def worker() -> None:
         pass
     finally:
         scheduler.shutdown(wait=True)
+        close_dask_clients()
 
 
 def _safe_url(url: str) -> str:

@@ -22,7 +22,7 @@ from lantern.insights.service import severity
 from lantern.metrics.keys import label, measure, series_kind
 from lantern.metrics.models import Bucket, FlagChange, Metric
 from lantern.metrics.service import load_series
-from lantern.pipeline import refit_hour
+from lantern.scoring import refit_hour
 from lantern.workspaces.models import Source, Workspace
 
 MetricRef = int | str
