@@ -127,7 +127,15 @@ def serve(host: str | None, port: int | None, workers: int, demo: bool) -> None:
 
 
 @main.command()
-def worker() -> None:
+@click.option(
+    "--dask",
+    "dask_address",
+    metavar="ADDRESS",
+    default=None,
+    help="Score the hourly pass on the Dask scheduler at ADDRESS (tcp://host:8786); "
+    "the same as LANTERN_DASK_SCHEDULER_ADDRESS.",
+)
+def worker(dask_address: str | None) -> None:
     """Run the scheduled jobs alone (detection, notifications, clean-up), without the web app.
 
     Start as many as you like against one PostgreSQL: a database lock lets one of them run
@@ -136,14 +144,31 @@ def worker() -> None:
     import signal
     import threading
 
+    from lantern.config import Settings
     from lantern.db.migrate import upgrade
     from lantern.db.session import get_engine
     from lantern.scheduler import start_scheduler
+    from lantern.scoring import DaskUnavailable, close_dask_clients, dask_client
 
     settings = get_settings()
+    if dask_address is not None:
+        settings = Settings(detect_executor="dask", dask_scheduler_address=dask_address)
+    if settings.detect_executor == "dask":
+        assert settings.dask_scheduler_address is not None  # the settings' validator saw to it
+        try:  # connect now, once for the worker's life: a wrong address fails here
+            dask_client(settings.dask_scheduler_address)
+        except DaskUnavailable as exc:
+            raise click.ClickException(str(exc)) from None
     upgrade()
     scheduler = start_scheduler(settings, get_engine())
-    click.echo(f"Lantern worker running (database: {_safe_url(settings.resolved_database_url)})")
+    scored_on = (
+        f", detection on Dask at {settings.dask_scheduler_address}"
+        if settings.detect_executor == "dask"
+        else ""
+    )
+    click.echo(
+        f"Lantern worker running (database: {_safe_url(settings.resolved_database_url)}{scored_on})"
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -152,6 +177,7 @@ def worker() -> None:
         pass
     finally:
         scheduler.shutdown(wait=True)
+        close_dask_clients()
 
 
 def _settings_error(exc: Any) -> str:
@@ -159,7 +185,8 @@ def _settings_error(exc: Any) -> str:
     parts = []
     for error in exc.errors():
         name = "LANTERN_" + "_".join(str(p) for p in error["loc"]).upper()
-        parts.append(f"{name}: {error['msg']} (got {error.get('input')!r})")
+        message = str(error["msg"]).removeprefix("Value error, ")
+        parts.append(f"{name}: {message} (got {error.get('input')!r})")
     return "a setting is wrong: " + "; ".join(parts)
 
 

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Sensitivity = Literal["low", "medium", "high"]
@@ -68,8 +68,14 @@ class Settings(BaseSettings):
     sensitivity: Sensitivity = "medium"
     detection_grace_minutes: float = 5.0
     scheduler_enabled: bool = True
-    detect_executor: Literal["inline", "process", "dask"] = "inline"
-    dask_scheduler_address: str | None = None
+    detect_executor: Literal["inline", "process", "dask"] = Field(
+        default="inline",
+        description="Where the hourly pass scores metrics: inline, a process pool, or Dask "
+        "(the default once dask_scheduler_address is set).",
+    )
+    dask_scheduler_address: str | None = Field(
+        default=None, description="The Dask scheduler the hourly pass sends its partitions to."
+    )
 
     # Slack
     slack_client_id: str | None = None
@@ -86,6 +92,21 @@ class Settings(BaseSettings):
             if value.startswith(prefix):
                 return "postgresql+psycopg://" + value[len(prefix) :]
         return value
+
+    @model_validator(mode="after")
+    def _dask_needs_a_scheduler(self) -> Settings:
+        """A scheduler address means Dask, unless told otherwise; Dask needs an address."""
+        if self.dask_scheduler_address and "detect_executor" not in self.model_fields_set:
+            self.detect_executor = "dask"
+        if self.detect_executor == "dask":
+            address = self.dask_scheduler_address or ""
+            if "://" not in address:
+                raise ValueError(
+                    "detection on Dask needs the scheduler's address, such as "
+                    "tcp://10.0.0.5:8786, in LANTERN_DASK_SCHEDULER_ADDRESS or "
+                    f"`lantern worker --dask`; got {address!r}"
+                )
+        return self
 
     @property
     def resolved_database_url(self) -> str:

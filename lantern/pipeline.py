@@ -1,16 +1,17 @@
 """One hourly cycle for all trained metrics: load, detect, record insights, queue notifications.
 
 `run_hour` is what the scheduler, the end-to-end tests and `lantern demo` call, with the
-hour they mean. The detection itself is `score_partition`, a pure function over picklable
-inputs, run inline, in a process pool or on a Dask cluster (`LANTERN_DETECT_EXECUTOR`).
+hour they mean. The detection itself is `scoring.score_partition`, a pure function over
+picklable partitions, run inline, in a process pool or on a Dask cluster
+(`LANTERN_DETECT_EXECUTOR`); its outcomes are recorded here, by the process that claimed
+the hour.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Executor
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import groupby
@@ -25,9 +26,9 @@ from lantern.db.dialect import insert_for
 from lantern.db.session import session_scope
 from lantern.insights.models import DetectionRun, MetricWatch
 from lantern.insights.service import MetricRef, group_and_alert, queue_alerts, record_events
-from lantern.metrics.keys import series_kind
 from lantern.metrics.models import Bucket, Metric
 from lantern.metrics.service import epoch_hour, hour_index, load_series
+from lantern.scoring import Outcome, Partition, Scored, partition_mapper, score_partition
 from lantern.workspaces.models import Source, Workspace
 
 log = logging.getLogger(__name__)
@@ -38,29 +39,6 @@ MAX_CATCH_UP_HOURS = 7 * 24
 # A claimed hour whose pass has not finished after this long is taken for dead and re-run
 # (a pass of 100,000 metrics takes seconds; one that died holds its claim forever).
 STALE_CLAIM = timedelta(minutes=30)
-
-
-@dataclass(frozen=True, slots=True)
-class Task:
-    """One metric's work for one pass: its saved state and its series up to the hour."""
-
-    metric_id: int
-    kind: str
-    sensitivity: str
-    state: bytes | None
-    first_hour: int
-    hour: int
-    series: pd.Series
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """A metric's new state and the episode events of the pass (or the error it hit)."""
-
-    metric_id: int
-    state: bytes | None
-    events: list[Any]
-    error: str | None = None
 
 
 @dataclass
@@ -94,39 +72,6 @@ class Saved(NamedTuple):
 
 
 NOT_SCORED = Saved(None, None)
-
-
-def refit_hour(metric_id: int) -> int:
-    """The UTC hour of a metric's daily refit: spreads a fleet's refits over the day."""
-    return metric_id % 24
-
-
-def score_partition(tasks: list[Task]) -> list[Outcome]:
-    """Advance each metric's detector through its new hours; a failing metric is skipped."""
-    from dataclasses import replace
-
-    from lantern.detect import MetricState, advance, new_state
-    from lantern.detect.stream import hour_stamp
-
-    outcomes = []
-    for task in tasks:
-        try:
-            if task.state is None:
-                state = new_state(
-                    hour_stamp(task.first_hour),
-                    kind=series_kind(task.kind),
-                    sensitivity=task.sensitivity,  # type: ignore[arg-type]
-                    stagger=refit_hour(task.metric_id),
-                )
-            else:
-                state = MetricState.from_bytes(task.state)
-                if state.sensitivity != task.sensitivity:
-                    state = replace(state, sensitivity=task.sensitivity)  # type: ignore[arg-type]
-            state, events = advance(state, task.series, hour_stamp(task.hour))
-            outcomes.append(Outcome(task.metric_id, state.to_bytes(), list(events)))
-        except Exception as exc:  # one bad metric never stops the pass
-            outcomes.append(Outcome(task.metric_id, task.state, [], error=repr(exc)))
-    return outcomes
 
 
 def _claim(engine: Engine, hour: int, worker: str, now: datetime) -> bool:
@@ -178,35 +123,6 @@ def _trained_metrics(session: Session, hour: int, source_id: int | None) -> list
     if source_id is not None:
         query = query.where(Metric.source_id == source_id)
     return [MetricRow(*row) for row in session.execute(query).all()]
-
-
-def _executor_map(settings: Settings) -> Callable[..., Iterable[list[Outcome]]]:
-    if settings.detect_executor == "inline":
-        return map
-    if settings.detect_executor == "dask":
-        from dask.distributed import Client
-
-        client = Client(settings.dask_scheduler_address)
-
-        def dask_map(function: Callable[..., Any], items: Iterable[Any]) -> Iterator[Any]:
-            return iter(client.gather(client.map(function, list(items))))
-
-        return dask_map
-    return _process_pool().map
-
-
-_pool: Executor | None = None
-
-
-def _process_pool() -> Executor:
-    global _pool
-    if _pool is None:
-        import atexit
-        from concurrent.futures import ProcessPoolExecutor
-
-        _pool = ProcessPoolExecutor()
-        atexit.register(_pool.shutdown)
-    return _pool
 
 
 def run_hour(
@@ -284,15 +200,19 @@ def _score(
     hour: int,
 ) -> Iterator[Outcome]:
     """Each metric's outcome, in the order of `metrics`, scored partition by partition."""
-    partitions = [metrics[i : i + PARTITION] for i in range(0, len(metrics), PARTITION)]
-    mapper = _executor_map(settings)
-    tasks = (_tasks(engine, part, saved, hour) for part in partitions)
-    for outcomes in mapper(score_partition, tasks):
+    mapper = partition_mapper(settings)
+    parts = (
+        _partition(engine, metrics[i : i + PARTITION], saved, hour)
+        for i in range(0, len(metrics), PARTITION)
+    )
+    for outcomes in mapper(score_partition, parts):
         yield from outcomes
 
 
-def _tasks(engine: Engine, part: list[MetricRow], saved: dict[int, Saved], hour: int) -> list[Task]:
-    """A partition's tasks: each metric's saved state and its series up to `hour`."""
+def _partition(
+    engine: Engine, part: list[MetricRow], saved: dict[int, Saved], hour: int
+) -> Partition:
+    """A partition's metrics with their saved states, and their values up to `hour`."""
 
     # A metric scored before needs the fit window before its next hour; a new one replays
     # its whole history once, as `lantern replay` would.
@@ -311,18 +231,20 @@ def _tasks(engine: Engine, part: list[MetricRow], saved: dict[int, Saved], hour:
             end=hour_index(hour + 1),
             kinds={row.id: row.kind for row in part},
         )
-    return [
-        Task(
-            metric_id=row.id,
-            kind=row.kind,
-            sensitivity=row.sensitivity,
-            state=saved.get(row.id, NOT_SCORED).state,
-            first_hour=row.first_hour,
-            hour=hour,
-            series=series[row.id],
-        )
-        for row in part
-    ]
+    return Partition(
+        hour=hour,
+        metrics=tuple(
+            Scored(
+                metric_id=row.id,
+                kind=row.kind,
+                sensitivity=row.sensitivity,
+                first_hour=row.first_hour,
+                state=saved.get(row.id, NOT_SCORED).state,
+            )
+            for row in part
+        ),
+        frame=pd.DataFrame(series),
+    )
 
 
 def _record(

@@ -24,7 +24,7 @@ from lantern.insights.service import severity
 from lantern.metrics.keys import label, measure, series_kind
 from lantern.metrics.models import Bucket, FlagChange, Metric
 from lantern.metrics.service import load_series
-from lantern.pipeline import refit_hour
+from lantern.scoring import refit_hour
 from lantern.workspaces.models import Source, Workspace
 
 # An id (a Python or numpy integer, as `.metrics().index[0]` gives) or a metric's name.

@@ -267,7 +267,7 @@ class ExpectationCache:
             if hit is not None:
                 self._entries.move_to_end(key)
                 return hit
-        # the same stagger as the hourly pass (see pipeline.score_partition)
+        # the same stagger as the hourly pass (see scoring.score_partition)
         traced = replay_expected(
             series,
             kind=kind,

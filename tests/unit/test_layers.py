@@ -28,6 +28,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("lantern.notify.models",),
     ("lantern.ingest", "lantern.insights"),
     ("lantern.notify",),
+    # partitions of metrics scored where the configuration says (inline, processes, Dask)
+    ("lantern.scoring",),
     ("lantern.pipeline",),
     ("lantern.dashboard", "lantern.analysis"),
 ]
