@@ -118,6 +118,7 @@ def fit_baseline(
     reshaped: bool = False,
     prior: Baseline | None = None,
     prior_slope: float | None = None,
+    carried_slope: float | None = None,
 ) -> Baseline:
     """Fit a baseline on ``values`` at ``hours`` (all before ``fit_hour``).
 
@@ -127,7 +128,9 @@ def fit_baseline(
     and when ``reshaped`` (the cycle itself changed there) the daily profile is corrected by
     the hours after it too. Non-negative values are fitted as pseudo-counts (see the module
     docstring), which decides which of their missing hours are zeros: ``usable`` should not
-    exclude missing values.
+    exclude missing values. ``carried_slope`` is the slope along which the hours before
+    ``anchor`` are stood in for once none of them is used (`_stand_in`): the slope the
+    last model learned of the new normal.
     """
     unit = 1.0
     if kind == "mean":
@@ -148,6 +151,9 @@ def fit_baseline(
     if good.sum() < DAY:
         raise ValueError("fewer than 24 usable hours to fit on")
     filled = _fill(hours, y, good)
+    if anchor is not None and hours[0] < anchor and abs(carried_slope or 0.0) * WEEK > MODEL_ERROR:
+        # (a slope that moves the level by less than a forecast's error in a week is none)
+        filled = _stand_in(hours, y, good, filled, anchor, float(carried_slope or 0.0))
     weekly = len(y) >= 2 * WEEK + DAY
     # one week cannot tell a trend from the days of the week (STL(24)'s trend follows them,
     # a line through a week ending on a quiet weekend falls): a young model's cycle is
@@ -273,6 +279,38 @@ def _fill(hours: np.ndarray, y: np.ndarray, good: np.ndarray) -> np.ndarray:
     done = ~missing
     filled[missing] = np.interp(hours[missing], hours[done], filled[done])
     return filled
+
+
+def _stand_in(
+    hours: np.ndarray,
+    y: np.ndarray,
+    good: np.ndarray,
+    filled: np.ndarray,
+    anchor: int,
+    slope: float,
+) -> np.ndarray:
+    """Hours before the current normal, when none of them is used, stood in for by the new
+    normal's own weeks carried back along its slope.
+
+    Once the new normal has a week of its own, the old one no longer teaches the model
+    anything (`stream`), and `_fill` copies the new weeks back over it. Copied as they are,
+    the weeks of a metric that keeps growing repeat as a sawtooth that the decomposition
+    reads as a weekly cycle, and the growth vanishes from the trend; carried back along
+    the slope the model has learned of the new normal (``slope``, per hour), they
+    continue it.
+    """
+    before = hours < anchor
+    if good[before].any() or not (good & ~before).any():
+        return filled
+    out = filled.copy()
+    for i in np.flatnonzero(before):
+        weeks = -(-(anchor - hours[i]) // WEEK)
+        src = i + weeks * WEEK
+        while src < len(y) and not good[src]:
+            src += WEEK
+        if src < len(y):
+            out[i] = y[src] - slope * (hours[src] - hours[i])
+    return out
 
 
 def _weekly_trend(y: np.ndarray) -> np.ndarray:

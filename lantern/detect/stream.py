@@ -71,6 +71,12 @@ STILL_UP = 1.3  # observed/expected of an hour still up
 STILL_DOWN = 0.75  # observed/expected of an hour still down
 STILL_SCORE = 1.3  # -log10 p of an hour still off (p of 5%)
 RESOLVE_HOURS = 2
+# a short episode (spike, drop, outage) that begins within this many hours of the end of
+# the last one in the same direction, and is not much larger than it, is the same
+# turbulence again: followed, not told (a metric that bursts every few hours is one
+# incident); much larger is twice as far from expectation (`_size`, for counts a ratio)
+REPEAT_HOURS = DAY
+REPEAT_LARGER = 2.0
 _NS_PER_HOUR = 3_600_000_000_000
 YOUNG_ERROR = 0.07
 
@@ -97,10 +103,16 @@ class MetricState:
     anchor: int | None = None  # first hour of the current normal
     reshaped: bool = False  # whether the cycle is relearned from the anchor on
     prior_slope: float | None = None
+    # whether a trend change has been accepted: from then on, a week into each new normal,
+    # the hours before it are stood in for along the model's slope (`model._stand_in`)
+    trending: bool = False
     refit_due: bool = False
     quiet_until: int = 0  # before this hour only outages are reported (kept for old states)
     settled_until: int = 0  # before this hour no lasting change is reported
     masks: tuple[tuple[int, int], ...] = ()  # episodes' hours, kept out of fits and windows
+    # the last short episode: (direction, its last abnormal hour, its size); see `_repeat`
+    last_short: tuple[str, int, float] | None = None
+    outages: tuple[tuple[int, int], ...] = ()  # past outages' hours (`Evidence.calm`)
     episode: dict[str, Any] | None = field(default=None)
 
     def to_bytes(self) -> bytes:
@@ -115,6 +127,9 @@ class MetricState:
         data = json.loads(raw)
         data["model"] = Baseline.from_dict(data["model"]) if data["model"] else None
         data["masks"] = tuple(tuple(m) for m in data["masks"])
+        data["outages"] = tuple(tuple(m) for m in data.get("outages", ()))
+        if data.get("last_short") is not None:
+            data["last_short"] = tuple(data["last_short"])
         return cls(**data)
 
 
@@ -266,6 +281,8 @@ class _Run:
             anchor=s.anchor,
             reshaped=s.reshaped,
             prior_slope=s.prior_slope,
+            # the slope the model has learned of the new normal so far
+            carried_slope=s.model.slope if s.trending and s.model is not None else None,
         )
         self.state = replace(s, model=model, refit_due=False)
 
@@ -292,6 +309,9 @@ class _Run:
         # what the metric has done since its current normal began, episodes included
         since = s.anchor if s.anchor is not None else s.first_hour
         recent = (np.arange(lo, stop) >= max(since, s.first_hour)) & np.isfinite(x)
+        calm = recent.copy()
+        for first, last in s.outages:
+            calm[max(first - lo, 0) : max(last + 1 - lo, 0)] = False
         # a model that has seen one week knows the weekly cycle from one sample an hour
         young = not s.model.weekly
         # a new normal's level is known only as well as its few days tell
@@ -305,6 +325,7 @@ class _Run:
             dispersion=s.model.dispersion + (YOUNG_ERROR**2 if young else 0.0) + extra,
             window_error=float(np.sqrt((YOUNG_ERROR if young else WINDOW_ERROR) ** 2 + extra)),
             recent=recent,
+            calm=calm,
         )
         by_level, grades = graded_candidates(evidence)
         found = by_level[0]
@@ -375,6 +396,7 @@ class _Run:
                     reshaped=True,
                     masks=tuple(m for m in s.masks if m[1] >= 0),
                     prior_slope=episode.get("slope"),
+                    trending=s.trending or episode["kind"] == DetectionKind.TREND_CHANGE,
                     refit_due=True,
                     settled_until=u + SETTLE_HOURS[episode["kind"]],
                 )
@@ -394,11 +416,30 @@ class _Run:
                 (episode["start"], episode["last_abnormal"]),
             )
             self._emit("resolved", u, episode)
-            self.state = replace(s, episode=None, masks=self._prune(masks, u))
+            last = (
+                episode["direction"],
+                int(episode["last_abnormal"]),
+                float(episode.get("size", 0.0)),
+            )
+            outages = s.outages
+            if episode["kind"] == DetectionKind.OUTAGE:
+                outages = (*outages, (episode["start"], episode["last_abnormal"]))
+            outages = self._prune(outages, u)
+            self.state = replace(
+                s, episode=None, masks=self._prune(masks, u), last_short=last, outages=outages
+            )
             return True
         if u - episode["start"] >= SHORT_LIMIT[episode["kind"]]:
             kind = evidence.classify(i - (u - episode["start"]), i)
             episode = {**episode, "kind": kind, "opened_at": u}
+            if episode.get("repeat"):
+                # turbulence that has become a lasting change is news again
+                episode["repeat"] = False
+                if episode["grade"] >= self.level:
+                    episode.update(told=True, told_at=u, **self._told_of(episode))
+                    self._emit("opened", u, episode)
+                self.state = replace(s, episode=episode)
+                return False
             self._emit("updated", u, episode)
             self.state = replace(s, episode=episode)
             return False
@@ -408,6 +449,11 @@ class _Run:
         s = self.state
         assert s.model is not None
         start = int(u - c.start_offset)
+        size = self._size(c)
+        repeat = self._repeat(u, c, size)
+        if repeat:
+            told = None
+            size = max(size, s.last_short[2]) if s.last_short else size
         episode = {
             "kind": c.kind,
             "direction": c.direction,
@@ -420,6 +466,8 @@ class _Run:
             "observed": float(c.observed),
             "expected": float(c.expected),
             "score": float(c.score),
+            "size": size,
+            "repeat": repeat,
         }
         if told is not None:
             # what is told is the verdict at the metric's own setting
@@ -431,6 +479,42 @@ class _Run:
         # the episode's hours teach the model nothing until it is over or accepted
         self.state = replace(s, episode=episode, masks=(*s.masks, (start, -1)))
         return True
+
+    def _size(self, c: Candidate) -> float:
+        """How far a verdict's hours are from expectation: the log ratio for counts (and
+        pseudo-counts), the difference in residual deviations for values."""
+        model = self.state.model
+        assert model is not None
+        if model.kind == "count":
+            pad = 0.5 * model.unit
+            return abs(float(np.log((c.observed + pad) / (c.expected + pad))))
+        return abs(float(c.observed - c.expected)) / max(model.dispersion, 1e-9)
+
+    def _repeat(self, u: int, c: Candidate, size: float) -> bool:
+        """Whether a short verdict repeats the last short episode (`REPEAT_HOURS`)."""
+        last = self.state.last_short
+        if last is None or c.kind in PERSISTENT:
+            return False
+        direction, ended, before = last
+        model = self.state.model
+        assert model is not None
+        larger = (
+            size > before + np.log(REPEAT_LARGER)
+            if model.kind == "count"
+            else size > REPEAT_LARGER * before
+        )
+        return direction == c.direction and u - ended <= REPEAT_HOURS and not larger
+
+    @staticmethod
+    def _told_of(episode: dict[str, Any]) -> dict[str, Any]:
+        """The told fields of an episode from its own verdict (the state's, in its units)."""
+        return {
+            "told_kind": episode["kind"],
+            "told_direction": episode["direction"],
+            "told_observed": float(episode["observed"]),
+            "told_expected": float(episode["expected"]),
+            "told_score": float(episode["score"]),
+        }
 
     @staticmethod
     def _told(c: Candidate) -> dict[str, Any]:
@@ -448,9 +532,12 @@ class _Run:
     ) -> tuple[list[list[Candidate | None]], list[int]] | None:
         """The graded verdicts of the judged hours with the open episode's own hours in use,
         while its grade can still rise: the episode is followed at the most sensitive
-        setting, and told at a stricter one once its hours clear that one too."""
+        setting, and told at a stricter one once its hours clear that one too (a repeat,
+        `_repeat`, is never told)."""
         episode = self.state.episode
         if episode is None or episode.get("grade", len(LEVELS) - 1) >= len(LEVELS) - 1:
+            return None
+        if episode.get("repeat"):
             return None
         hours = np.arange(lo, stop)
         own = (hours >= episode["start"]) & np.isfinite(x)
@@ -463,6 +550,7 @@ class _Run:
             dispersion=evidence.dispersion,
             window_error=evidence.window_error,
             recent=evidence.recent,
+            calm=evidence.calm,
         )
         return graded_candidates(unmasked)
 
@@ -471,6 +559,8 @@ class _Run:
         metric's setting (the verdict then says what is told)."""
         episode = self.state.episode
         if episode is None or c is None or grade <= episode.get("grade", len(LEVELS) - 1):
+            return
+        if episode.get("repeat"):
             return
         if c.direction != episode["direction"]:
             return  # another movement than the episode's: not what it would tell

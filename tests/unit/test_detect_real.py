@@ -152,3 +152,43 @@ def test_every_episode_told_at_a_stricter_setting_is_told_no_later_at_a_laxer_on
         assert no_later_at(medium, high) == []
         compared += len(low) + len(medium)
     assert compared >= 10  # the settings did tell something to compare
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_a_metric_that_keeps_growing_after_a_trend_change_is_told_once(seed: int) -> None:
+    # growth of 10% a day that was news once is the new normal: the model carries it on
+    # (also once the old normal has left its window), and the weeks that follow raise no
+    # "level shift" every time the old level is left behind
+    lam = expected_volume(1000.0, weeks=7)
+    hours = np.arange(len(lam))
+    lam[CHANGE:] *= np.exp(0.1 * (hours[CHANGE:] - CHANGE) / DAY)
+    found = [(e.detection.kind, e.detection.direction, e.at) for e in alerts(noisy(lam, seed))]
+    assert len(found) == 1, found
+    assert found[0][1] == "up"
+    assert hour(CHANGE) <= found[0][2] <= hour(CHANGE + 7 * DAY)
+
+
+def test_bursts_that_repeat_within_hours_are_one_alert_and_a_much_larger_one_is_told() -> None:
+    lam = expected_volume(300.0, weeks=5)
+    first = CHANGE + 10
+    for offset in (0, 6, 13):  # the same turbulence: three bursts in half a day
+        lam[first + offset] *= 4.0
+    larger = first + 20
+    lam[larger] *= 40.0  # far larger than the turbulence before: news
+    series = noisy(lam, seed=2)
+    found = [(e.detection.kind, e.at) for e in alerts(series)]
+    assert found == [("spike", hour(first)), ("spike", hour(larger))], found
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_an_outage_last_week_does_not_hide_a_level_shift_this_week(seed: int) -> None:
+    # the outage is told and over; how far the metric's level wanders is judged without it
+    lam = expected_volume(1000.0, weeks=5)
+    outage = CHANGE - 6 * DAY + 8
+    lam[outage : outage + 8] *= 0.05
+    shift = CHANGE + 10
+    lam[shift:] *= 0.5
+    found = [(e.detection.kind, e.at) for e in alerts(noisy(lam, seed=seed))]
+    assert found[0] == ("outage", hour(outage)), found
+    assert found[1][0] in ("level_shift", "drop"), found
+    assert hour(shift) <= found[1][1] <= hour(shift + 3), found

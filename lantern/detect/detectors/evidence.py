@@ -50,7 +50,9 @@ class Evidence:
     outside an earlier episode, and not missing), *seen* when it has data at all (episodes'
     hours included); a window is *full* when `FULL_SHARE` of its hours are usable.
     ``recent`` marks the seen hours since the current normal began: what the metric has
-    done lately, however it was judged, against which `rare_total` asks how rare a window is.
+    done lately, however it was judged, against which `rare_total` asks how rare a short
+    event is; ``calm`` marks those of them outside past outages, against which it asks how
+    rare a lasting change is.
     """
 
     def __init__(
@@ -64,6 +66,7 @@ class Evidence:
         dispersion: float,
         window_error: float = WINDOW_ERROR,
         recent: np.ndarray | None = None,
+        calm: np.ndarray | None = None,
     ) -> None:
         self.kind = kind
         self.first = first
@@ -73,6 +76,7 @@ class Evidence:
         self.mu = np.where(usable, mu, 0.0)
         self.usable = usable
         self.recent = recent
+        self.calm = calm
         # episodes' hours included: what the metric did, however it was judged then
         seen = np.isfinite(x)
         self.seen_x = np.where(seen, np.nan_to_num(x), 0.0)
@@ -105,6 +109,9 @@ class Evidence:
                 "above": (self.weight > 0) & (hour_z > SIDE_Z),
                 "below": (self.weight > 0) & (hour_z < -SIDE_Z),
                 "recent": (usable if recent is None else recent).astype(float),
+                "calm": (calm if calm is not None else usable if recent is None else recent).astype(
+                    float
+                ),
             }.items()
         }
 
@@ -229,21 +236,27 @@ class Evidence:
         return lr, var, n >= FULL_SHARE * length
 
     def _totals(
-        self, stops: np.ndarray, length: int, *, seen: bool
+        self, stops: np.ndarray, length: int, *, seen: bool, calm: bool = False
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(observed, expected, every hour counts) of the ``length`` hours ending at each
-        index in ``stops``: usable hours, or (``seen``) hours seen since the current normal."""
+        index in ``stops``: usable hours, or (``seen``) hours seen since the current normal
+        (``calm``: outside past outages)."""
         stop = np.asarray(stops) + 1
         lo = np.maximum(stop - length, 0)
-        names = ("seen_x", "seen_mu", "recent") if seen else ("x", "mu", "usable")
+        names = ("x", "mu", "usable")
+        if seen:
+            names = ("seen_x", "seen_mu", "calm" if calm else "recent")
         s, m, n = (self._prefix[name][stop] - self._prefix[name][lo] for name in names)
         return s, m, n >= length
 
-    def total_z(self, stops: np.ndarray, length: int, *, seen: bool) -> np.ndarray:
+    def total_z(
+        self, stops: np.ndarray, length: int, *, seen: bool, calm: bool = False
+    ) -> np.ndarray:
         """The z of the totals of ``length`` hours ending at each index in ``stops``: of the
         log ratio for counts, of the mean difference for values; NaN where an hour is out
-        of use (``seen``: where it is unseen or before the current normal)."""
-        s, m, full = self._totals(stops, length, seen=seen)
+        of use (``seen``: where it is unseen or before the current normal; ``calm``: or in
+        a past outage)."""
+        s, m, full = self._totals(stops, length, seen=seen, calm=calm)
         if self.kind == "count":
             spread = np.sqrt(1.0 / (m + LOG_OFFSET) + self.dispersion / length)
             z = np.log((s + LOG_OFFSET) / (m + LOG_OFFSET)) / spread
@@ -272,7 +285,10 @@ class Evidence:
         Judged against the same statistic over `TAIL_HOURS` before the window (less the
         `TAIL_GAP` just before it), episodes included (`tails.rarity`): the model's own
         tail score for a short event (so that a metric the model describes well is judged
-        as the model judges it), the window's z for a lasting change. With less history
+        as the model judges it), the window's z for a lasting change, whose history leaves
+        out past outages (the data stopping last week says nothing of how far the metric's
+        level wanders, and must not hide a level shift this week; bursts and drops, which
+        are how a real metric wanders, stay in). With less history
         than that needs, a short event stands on the model alone, and a lasting change
         waits (``lasting``).
         """
@@ -282,7 +298,7 @@ class Evidence:
         now_at = np.array([i])
         if lasting:
             sign = 1.0 if up else -1.0
-            history = sign * self.total_z(past, length, seen=True)
+            history = sign * self.total_z(past, length, seen=True, calm=True)
             now = sign * self.total_z(now_at, length, seen=False)
             least_scale = None
         else:
