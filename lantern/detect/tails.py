@@ -67,14 +67,22 @@ def _rarity_one(seen: np.ndarray, value: float, least_scale: float | None) -> fl
     n = seen.size
     threshold = float(np.quantile(seen, TAIL_QUANTILE))
     above = seen[seen > threshold]
-    if value <= threshold or above.size == 0:
+    if value <= threshold:
         p = (np.count_nonzero(seen >= value) + 1) / (n + 1)
     else:
         if least_scale is None:
             bulk = 1.4826 * float(np.median(np.abs(seen - np.median(seen))))
             least_scale = NORMAL_EXCESS * bulk
-        scale = max(float(np.mean(above - threshold)), least_scale, 1e-9)
-        p = above.size / (n + 1) * np.exp(-(value - threshold) / scale)
+        if above.size:
+            scale = max(float(np.mean(above - threshold)), least_scale, 1e-9)
+            share = above.size / (n + 1)
+        else:
+            # nothing in the history beyond its upper decile (a calm metric's scores are
+            # mostly zero): the tail from there on is the least one, from the share of the
+            # history at the threshold, never the history's size alone
+            scale = max(least_scale, 1e-9)
+            share = np.count_nonzero(seen >= threshold) / (n + 1)
+        p = share * np.exp(-(value - threshold) / scale)
         # never rarer than the history itself says: a few bursts as high in a month are a
         # fact, whatever the fitted tail makes of them
         p = max(p, np.count_nonzero(seen >= value) / (n + 1))
