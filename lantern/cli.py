@@ -159,6 +159,10 @@ def worker(dask_address: str | None) -> None:
             dask_client(settings.dask_scheduler_address)
         except DaskUnavailable as exc:
             raise click.ClickException(str(exc)) from None
+    # the handler is in place before the worker says it is running: a stop asked for at
+    # any moment after that line is a clean one
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     upgrade()
     scheduler = start_scheduler(settings, get_engine())
     scored_on = (
@@ -169,8 +173,6 @@ def worker(dask_address: str | None) -> None:
     click.echo(
         f"Lantern worker running (database: {_safe_url(settings.resolved_database_url)}{scored_on})"
     )
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         stop.wait()
     except KeyboardInterrupt:
