@@ -309,9 +309,11 @@ class _Run:
         # what the metric has done since its current normal began, episodes included
         since = s.anchor if s.anchor is not None else s.first_hour
         recent = (np.arange(lo, stop) >= max(since, s.first_hour)) & np.isfinite(x)
-        calm = recent.copy()
-        for first, last in s.outages:
-            calm[max(first - lo, 0) : max(last + 1 - lo, 0)] = False
+        calm = None
+        if s.outages:
+            calm = recent.copy()
+            for first, last in s.outages:
+                calm[max(first - lo, 0) : max(last + 1 - lo, 0)] = False
         # a model that has seen one week knows the weekly cycle from one sample an hour
         young = not s.model.weekly
         # a new normal's level is known only as well as its few days tell
@@ -452,8 +454,8 @@ class _Run:
         size = self._size(c)
         repeat = self._repeat(u, c, size)
         if repeat:
-            told = None
-            size = max(size, s.last_short[2]) if s.last_short else size
+            assert s.last_short is not None  # what it repeats
+            told, size = None, max(size, s.last_short[2])
         episode = {
             "kind": c.kind,
             "direction": c.direction,
@@ -559,8 +561,6 @@ class _Run:
         metric's setting (the verdict then says what is told)."""
         episode = self.state.episode
         if episode is None or c is None or grade <= episode.get("grade", len(LEVELS) - 1):
-            return
-        if episode.get("repeat"):
             return
         if c.direction != episode["direction"]:
             return  # another movement than the episode's: not what it would tell

@@ -109,11 +109,14 @@ class Evidence:
                 "above": (self.weight > 0) & (hour_z > SIDE_Z),
                 "below": (self.weight > 0) & (hour_z < -SIDE_Z),
                 "recent": (usable if recent is None else recent).astype(float),
-                "calm": (calm if calm is not None else usable if recent is None else recent).astype(
-                    float
-                ),
             }.items()
         }
+        # without past outages to leave out, the calm hours are the recent ones
+        self._prefix["calm"] = (
+            self._prefix["recent"]
+            if calm is None
+            else np.concatenate([[0.0], np.cumsum(calm.astype(float))])
+        )
 
     @property
     def end(self) -> int:
