@@ -272,19 +272,18 @@ def gate_partitions(monkeypatch: pytest.MonkeyPatch, gate: Path, metric_id: int)
     )
 
 
-def test_a_worker_killed_mid_pass_has_its_partition_run_on_another_and_nothing_doubled(
-    fresh_engine: Engine,
-    dask_settings: Settings,
-    settings: Settings,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-) -> None:
-    metrics = seed_two_sources(fresh_engine)
+def a_gated_hour(
+    engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> tuple[dict[str, list[int]], int, dict[str, list[tuple[Any, ...]]], Path]:
+    """Two sources scored inline up to the last closed hour; that hour's inline outcome on a
+    copy (which opens the blog's spike), and a gate holding the partition of the blog's last
+    metric: (the sources' metric ids, hour, expected records, gate)."""
+    metrics = seed_two_sources(engine)
     hour = epoch_hour(last_closed_hour())
     inline = settings.model_copy(update={"detect_executor": "inline"})
     for before in range(hour - 3, hour):
-        run_hour_on(fresh_engine, inline, before)
-    with copy_of(fresh_engine) as reference:
+        run_hour_on(engine, inline, before)
+    with copy_of(engine) as reference:
         run_hour_on(reference, inline, hour)
         expected = recorded(reference)
         # the hour opens the blog's spike: its alert may be neither lost nor doubled
@@ -292,6 +291,17 @@ def test_a_worker_killed_mid_pass_has_its_partition_run_on_another_and_nothing_d
     gate = tmp_path / "gate"
     gate.mkdir()
     gate_partitions(monkeypatch, gate, metrics["blog"][-1])
+    return metrics, hour, expected, gate
+
+
+def test_a_worker_killed_mid_pass_has_its_partition_run_on_another_and_nothing_doubled(
+    fresh_engine: Engine,
+    dask_settings: Settings,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    _, hour, expected, gate = a_gated_hour(fresh_engine, settings, monkeypatch, tmp_path)
     result = kill_a_worker_mid_pass(fresh_engine, dask_settings, hour, gate)
     assert isinstance(result, pipeline.RunResult)
     assert result.metrics == 6 and result.failures == 0
@@ -307,19 +317,7 @@ def test_a_pass_whose_worker_dies_fails_whole_sources_and_the_next_pass_redoes_t
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    metrics = seed_two_sources(fresh_engine)
-    hour = epoch_hour(last_closed_hour())
-    inline = settings.model_copy(update={"detect_executor": "inline"})
-    for before in range(hour - 3, hour):
-        run_hour_on(fresh_engine, inline, before)
-    with copy_of(fresh_engine) as reference:
-        run_hour_on(reference, inline, hour)
-        expected = recorded(reference)
-        # the hour opens the blog's spike: its alert may be neither lost nor doubled
-        assert alerts_opened_at(reference, hour) == 1
-    gate = tmp_path / "gate"
-    gate.mkdir()
-    gate_partitions(monkeypatch, gate, metrics["blog"][-1])
+    metrics, hour, expected, gate = a_gated_hour(fresh_engine, settings, monkeypatch, tmp_path)
     # A cluster that retries nothing: the dead worker's partition fails the pass.
     monkeypatch.setattr(cluster.scheduler, "allowed_failures", 0)
     failed = kill_a_worker_mid_pass(fresh_engine, dask_settings, hour, gate)
