@@ -328,6 +328,7 @@ class _Run:
             window_error=float(np.sqrt((YOUNG_ERROR if young else WINDOW_ERROR) ** 2 + extra)),
             recent=recent,
             calm=calm,
+            young=young,
         )
         by_level, grades = graded_candidates(evidence)
         found = by_level[0]
@@ -335,7 +336,6 @@ class _Run:
         judged = stop
         for offset, (candidate, grade) in enumerate(zip(found, grades, strict=True)):
             u = int(t + offset)
-            self.state = replace(self.state, last_hour=u)
             if candidate is not None and unit != 1.0:
                 observed, expected = candidate.observed * unit, candidate.expected * unit
                 candidate = replace(candidate, observed=observed, expected=expected)
@@ -352,6 +352,7 @@ class _Run:
             if self._step(u, LOOKBACK + offset, candidate, told_here, grade, x, mu, evidence):
                 judged = u + 1
                 break
+        self.state = replace(self.state, last_hour=judged - 1)
         if self.trace is not None:
             self.trace(t, judged, unit * mu[LOOKBACK : LOOKBACK + judged - t], s.model)
         return judged
@@ -553,6 +554,7 @@ class _Run:
             window_error=evidence.window_error,
             recent=evidence.recent,
             calm=evidence.calm,
+            young=evidence.young,
         )
         return graded_candidates(unmasked)
 

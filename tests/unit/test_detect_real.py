@@ -204,3 +204,30 @@ def test_a_calm_history_leaves_the_model_its_own_tail() -> None:
     assert rarity(calm, np.array([3.0]), least_scale=1 / np.log(10.0))[0] == pytest.approx(
         3.0, abs=0.01
     )
+
+
+def spammed(seed: int, weeks: int = 5) -> np.ndarray:
+    """Counts hit twice a day, at random hours, by a burst of 15 to 25 times the metric's
+    mean (a bot, a tweet storm, a retrying client), from its first day on."""
+    rng = np.random.default_rng(seed)
+    lam = expected_volume(60.0, weeks)
+    bursts = rng.choice(len(lam), size=weeks * 7 * 2, replace=False)
+    lam[bursts] = rng.uniform(15.0, 25.0, len(bursts)) * lam.mean()
+    return lam
+
+
+def test_bursts_at_random_hours_are_not_expected_again_next_week() -> None:
+    # a burst learned into the weekly cycle is expected again a week later, and the quiet
+    # hour it meets is told as an outage or a drop (44 such alerts on these six metrics
+    # before bursts were left out of the fit, the cycle's means and the trend's days)
+    down = []
+    for seed in range(6):
+        series = noisy(spammed(seed), seed=seed)
+        down += [
+            (seed, e.at, e.detection.kind)
+            for e in alerts(series)
+            if e.detection.direction == "down"
+        ]
+    # four weeks of six metrics bursting twice a day: the rare coincidence of bursts in
+    # the same hours of two weeks may still leave one
+    assert len(down) <= 1, down

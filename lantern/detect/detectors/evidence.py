@@ -34,6 +34,7 @@ SIDE_Z = 2  # an hour's z beyond which it is counted as off above or below expec
 # the model's error at the same hours on the three days before, and a week before
 REFERENCE_LAGS = ((DAY, 2 * DAY, 3 * DAY), (WEEK,))
 REFERENCE_PRIOR = 1.0  # events added to both sides of a reference ratio: none seen is 1
+BULK_RATIO, BULK_SLACK = 3.0, 10.0  # an hour above this many times its expectation is a burst
 # hours before a judged window whose windows tell how rare its departure is: nearly the
 # four weeks the model is fitted on, so that a metric's weekly bursts are all in view
 TAIL_HOURS = 26 * DAY
@@ -52,7 +53,7 @@ class Evidence:
     ``recent`` marks the seen hours since the current normal began: what the metric has
     done lately, however it was judged, against which `rare_total` asks how rare a short
     event is; ``calm`` marks those of them outside past outages, against which it asks how
-    rare a lasting change is.
+    rare a lasting change is. ``young``: the model has seen less than two weeks.
     """
 
     def __init__(
@@ -67,8 +68,10 @@ class Evidence:
         window_error: float = WINDOW_ERROR,
         recent: np.ndarray | None = None,
         calm: np.ndarray | None = None,
+        young: bool = False,
     ) -> None:
         self.kind = kind
+        self.young = young
         self.first = first
         self.window_error = window_error
         self.raw_x, self.raw_mu = x, mu
@@ -93,11 +96,17 @@ class Evidence:
             hour_var = (dispersion / scale) ** 2 + window_error**2
             self.log_ratio = (self.x - self.mu) / scale
         self.weight = np.where(usable, 1.0 / hour_var, 0.0)
+        # what a day's level is made of: a burst counts as an hour BULK_RATIO times its
+        # expectation (plus BULK_SLACK events), so that a day with a burst is no higher day
+        self.bulk_x = (
+            np.minimum(self.x, BULK_RATIO * self.mu + BULK_SLACK) if kind == "count" else self.x
+        )
         hour_z = self.log_ratio * np.sqrt(self.weight)
         self._prefix = {
             name: np.concatenate([[0.0], np.cumsum(arr)])
             for name, arr in {
                 "x": self.x,
+                "bulk_x": self.bulk_x,
                 "seen_x": self.seen_x,
                 "seen_mu": self.seen_mu,
                 "mu": self.mu,
@@ -226,8 +235,9 @@ class Evidence:
     def block(
         self, length: int, back: int | np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(log ratio, its variance, full) of ``length`` hours ending ``back`` before each."""
-        s, m = self.window("x", length, back), self.window("mu", length, back)
+        """(log ratio, its variance, full) of ``length`` hours ending ``back`` before each,
+        of the hours' bulk (bursts capped: `bulk_x`)."""
+        s, m = self.window("bulk_x", length, back), self.window("mu", length, back)
         n = self.window("usable", length, back)
         lr = self.sum_log_ratio(s, m, n)
         if self.kind == "count":
