@@ -5,7 +5,7 @@ from lantern.db.base import Base
 from lantern.ingest.models import DebugEvent, DebugMinute, SeenMessage
 from lantern.insights.models import DetectionRun, Insight, InsightCause, MetricWatch
 from lantern.metrics.models import Bucket, FlagChange, FlagVersion, Metric
-from lantern.notify.models import Notification, SlackConnection, SlackOAuthState
+from lantern.notify.models import Notification, SlackAction, SlackConnection, SlackOAuthState
 from lantern.workspaces.models import ApiToken, Source, Workspace
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "MetricWatch",
     "Notification",
     "SeenMessage",
+    "SlackAction",
     "SlackConnection",
     "SlackOAuthState",
     "Source",

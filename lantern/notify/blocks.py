@@ -15,7 +15,7 @@ from typing import Any
 
 from lantern.detect.kinds import PERSISTENT, DetectionKind, phrase
 from lantern.insights.words import SEVERITY_MEANINGS, in_words
-from lantern.notify.types import InsightMessage
+from lantern.notify.types import BUTTONS, ActionTaken, InsightMessage
 
 ICONS = {"high": ":red_circle:", "medium": ":large_orange_circle:", "low": ":large_yellow_circle:"}
 
@@ -47,7 +47,9 @@ def _number(value: float) -> str:
 
 
 def _when(moment: datetime) -> str:
-    return moment.strftime("%a %d %b %H:%M UTC")
+    """A moment each reader sees in their own time zone; the UTC text where Slack cannot."""
+    fallback = moment.strftime("%a %d %b %H:%M UTC")
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
 
 
 def _change(message: InsightMessage) -> str:
@@ -121,18 +123,58 @@ def _related(message: InsightMessage) -> Blocks:
     return [{"type": "section", "text": _mrkdwn(text)}]
 
 
-def _link(message: InsightMessage) -> dict[str, Any]:
-    return {
-        "type": "actions",
-        "elements": [
-            {
+BUTTON_TEXTS = {
+    "useful": "Useful",
+    "not_useful": "Not useful",
+    "mute": "Mute metric",
+    "snooze_day": "Snooze 1 day",
+    "snooze_week": "Snooze 1 week",
+}
+
+
+def _buttons(message: InsightMessage) -> dict[str, Any]:
+    """Useful, Not useful, Mute, Snooze (when Slack can deliver the clicks), Open in Lantern."""
+    elements: Blocks = []
+    if message.interactive:
+        for action_id, action in BUTTONS.items():
+            button: dict[str, Any] = {
                 "type": "button",
-                "text": {"type": "plain_text", "text": "Open in Lantern"},
-                "url": message.dashboard_url,
-                "action_id": "open_insight",
+                "text": {"type": "plain_text", "text": BUTTON_TEXTS[action]},
+                "action_id": action_id,
+                "value": str(message.insight_id),
             }
-        ],
-    }
+            if action == "useful":
+                button["style"] = "primary"
+            elements.append(button)
+    elements.append(
+        {
+            "type": "button",
+            "text": {"type": "plain_text", "text": "Open in Lantern"},
+            "url": message.dashboard_url,
+            "action_id": "open_insight",
+        }
+    )
+    return {"type": "actions", "block_id": "lantern_actions", "elements": elements}
+
+
+def _did(taken: ActionTaken) -> str:
+    who = f"<@{taken.slack_user_id}>"  # Slack shows each reader the clicker's name
+    if taken.action == "useful":
+        return f":white_check_mark: Marked useful by {who}"
+    if taken.action == "not_useful":
+        return f":x: Marked not useful by {who}"
+    if taken.action == "mute":
+        return f":no_bell: Muted by {who}"
+    until = f" until {_when(taken.until)}" if taken.until else ""
+    length = "1 day" if taken.action == "snooze_day" else "1 week"
+    return f":zzz: Snoozed for {length} by {who}{until}"
+
+
+def _actions_taken(message: InsightMessage) -> Blocks:
+    if not message.actions:
+        return []
+    lines = " · ".join(_did(taken) for taken in message.actions[-5:])
+    return [{"type": "context", "block_id": "lantern_done", "elements": [_mrkdwn(lines)]}]
 
 
 def alert_blocks(message: InsightMessage) -> tuple[str, Blocks]:
@@ -158,7 +200,8 @@ def alert_blocks(message: InsightMessage) -> tuple[str, Blocks]:
         *_in_words(message),
         *_causes(message),
         *_related(message),
-        _link(message),
+        _buttons(message),
+        *_actions_taken(message),
         {
             "type": "context",
             "elements": [

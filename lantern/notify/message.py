@@ -12,8 +12,9 @@ from lantern.insights.service import insight_causes
 from lantern.metrics.keys import label, measure, series_kind
 from lantern.metrics.models import Metric
 from lantern.metrics.service import load_series
-from lantern.notify.models import Notification
-from lantern.notify.types import ChartData, FlagChangeCause, InsightMessage
+from lantern.notify.interactivity import interactive
+from lantern.notify.models import Notification, SlackAction, SlackConnection
+from lantern.notify.types import ActionTaken, ChartData, FlagChangeCause, InsightMessage
 from lantern.workspaces.models import Source
 
 CHART_DAYS = 7
@@ -55,10 +56,25 @@ def build_message(
         dashboard_url=f"{settings.resolved_public_url.rstrip('/')}/insights/{insight.id}",
         ended_at=insight.ended_at,
         related=_related(session, insight),
+        interactive=interactive(session.get(SlackConnection, row.workspace_id), settings),
+        actions=actions_taken(session, insight_id=insight.id),
     )
     if not with_chart:
         return message, None
     return message, _chart(session, insight, metric, message)
+
+
+def actions_taken(session: Session, *, insight_id: int) -> tuple[ActionTaken, ...]:
+    """The buttons clicked on the insight's alert, oldest first."""
+    rows = session.scalars(
+        select(SlackAction).where(SlackAction.insight_id == insight_id).order_by(SlackAction.id)
+    ).all()
+    return tuple(
+        ActionTaken(
+            action=row.action, slack_user_id=row.slack_user_id, at=row.created_at, until=row.until
+        )
+        for row in rows
+    )
 
 
 def _related(session: Session, insight: Insight) -> tuple[str, ...]:

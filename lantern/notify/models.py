@@ -61,6 +61,29 @@ class SlackConnection(Base):
     error: Mapped[str | None] = mapped_column(Text, default=None)
     # Rate-limited or unreachable: nothing is sent to this workspace before then.
     paused_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # A pasted bot token's own app signs its button clicks with this; Add to Slack
+    # installs use LANTERN_SLACK_SIGNING_SECRET.
+    signing_secret: Mapped[str | None] = mapped_column(String(200), default=None)
+
+
+class SlackAction(Base):
+    """A button clicked on an alert in Slack: who did what to which insight, and when."""
+
+    __tablename__ = "slack_actions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+    )
+    insight_id: Mapped[int] = mapped_column(
+        ForeignKey("insights.id", ondelete="CASCADE"), index=True
+    )
+    action: Mapped[str] = mapped_column(String(32))  # useful | not_useful | mute | snooze_*
+    slack_team_id: Mapped[str] = mapped_column(String(50))
+    slack_user_id: Mapped[str] = mapped_column(String(50))
+    slack_user_name: Mapped[str | None] = mapped_column(String(200), default=None)
+    until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)  # a snooze's end
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class SlackOAuthState(Base):

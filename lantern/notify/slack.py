@@ -167,6 +167,28 @@ class SlackNotifier:
         text, blocks = builder(message)
         return self._post(channel, text, blocks, notification_id, thread_ts=thread_ts)
 
+    def update_alert(
+        self, message: InsightMessage, *, channel: str, ts: str, notification_id: int
+    ) -> None:
+        """Rewrite a posted alert in place (chat.update), e.g. to say who muted its metric.
+
+        Updating twice to the same content is harmless, so an unknown outcome is only
+        transient here.
+        """
+        text, blocks = alert_blocks(message)
+        self._call(
+            lambda: self.client.chat_update(
+                channel=channel,
+                ts=ts,
+                text=text,
+                blocks=blocks,
+                metadata={
+                    "event_type": METADATA_EVENT,
+                    "event_payload": {"notification_id": notification_id},
+                },
+            )
+        )
+
     def upload_chart(
         self, png: bytes, *, channel: str, thread_ts: str, notification_id: int, title: str
     ) -> SentMessage:

@@ -21,6 +21,26 @@ class FlagChangeCause:
     changed_at: datetime
 
 
+# The buttons of an alert: action_id → what the click does (see `dashboard.slack_actions`).
+BUTTONS: dict[str, str] = {
+    "lantern_useful": "useful",
+    "lantern_not_useful": "not_useful",
+    "lantern_mute": "mute",
+    "lantern_snooze_day": "snooze_day",
+    "lantern_snooze_week": "snooze_week",
+}
+
+
+@dataclass(frozen=True)
+class ActionTaken:
+    """A button clicked on the alert: what, by which Slack user, when (and until when)."""
+
+    action: str  # a value of BUTTONS
+    slack_user_id: str
+    at: datetime
+    until: datetime | None = None
+
+
 @dataclass(frozen=True)
 class InsightMessage:
     """The facts of one insight, as a message needs them."""
@@ -46,6 +66,8 @@ class InsightMessage:
     ended_at: datetime | None = None
     related: tuple[str, ...] = ()  # other metrics of the source that moved with it
     measure: Measure = "count"  # what an hour holds: events, or the sum or average of values
+    interactive: bool = False  # Slack can deliver its button clicks (a signing secret is set)
+    actions: tuple[ActionTaken, ...] = ()  # buttons clicked so far, oldest first
 
 
 @dataclass(frozen=True)

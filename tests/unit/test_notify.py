@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import struct
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -286,12 +287,16 @@ def mrkdwn_texts(text: str, blocks: list[dict[str, Any]]) -> list[str]:
     return found
 
 
+OWN_DATE = re.compile(r"<!date\^\d+\^\{date_short_pretty\} \{time\}\|[A-Za-z0-9: ]+>")
+
+
 @pytest.mark.parametrize("builder", [alert_blocks, update_blocks, resolution_blocks])
 def test_names_people_chose_can_neither_ping_link_nor_format_in_slack(
     builder: Callable[[InsightMessage], tuple[str, list[dict[str, Any]]]],
 ) -> None:
     texts = mrkdwn_texts(*builder(hostile_message()))
-    joined = "\n".join(texts)
+    # Lantern's own dates are the one `<!…>` allowed: a fixed form around a number
+    joined = OWN_DATE.sub("", "\n".join(texts))
     assert "<!" not in joined and "<@" not in joined and "<http" not in joined
     assert "&lt;!channel&gt;" in joined
     assert "*bold*" not in joined and "_it_" not in joined and "~gone~" not in joined
