@@ -20,7 +20,7 @@ from lantern.notify.outbox import flush_outbox
 from lantern.workspaces.service import get_or_create_workspace
 from tests.e2e.conftest import LAPTOP, PHONE, free_port, shot, start_server
 from tests.factories import make_insight, make_source
-from tests.fakeslack import GOOD_TOKEN, Answer, FakeSlack
+from tests.fakeslack import GOOD_TOKEN, SIGNING_SECRET, Answer, FakeSlack
 
 CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "lantern-browser-test"
@@ -116,6 +116,45 @@ def test_settings_say_why_slack_could_not_be_connected_when_slack_cannot_be_reac
             expect(page.locator("#slack")).to_contain_text("Not connected yet")
             shot(page, f"settings-slack-unreachable{label}", database_url)
             context.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_settings_warn_of_a_missing_public_url_and_turn_the_alert_buttons_on(
+    browser: Browser, engine: Engine, database_url: str, tmp_path: Path, fake_slack: FakeSlack
+) -> None:
+    name = f"web-{uuid.uuid4().hex[:10]}"
+    email = f"{name}@example.com"
+    with session_scope(engine) as session:
+        workspace = get_or_create_workspace(session, name=name)
+        create_user(session, workspace=workspace, email=email, password=PASSWORD)
+    process, served = start_server(
+        database_url, tmp_path, LANTERN_SLACK_BASE_URL=fake_slack.api_url, LANTERN_PUBLIC_URL=""
+    )
+    try:
+        page = browser.new_context().new_page()
+        page.goto(served + "/settings")
+        page.fill("input[name=email]", email)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_selector("body[data-ready='1']")
+        expect(page.locator("#public-url-warning")).to_contain_text("LANTERN_PUBLIC_URL is not set")
+        expect(page.locator("#slack-buttons")).to_contain_text("only an “Open in Lantern” link")
+        page.click("#slack summary")
+        page.fill("#slack input[name=bot_token]", GOOD_TOKEN)
+        page.fill("#slack input[name=channel]", "#alerts")
+        page.fill("#slack input[name=signing_secret]", "not a secret")
+        page.click("#slack form button[type=submit]")
+        expect(page.locator("#slack-problem [role=alert]")).to_contain_text("Basic Information")
+        page.fill("#slack input[name=signing_secret]", SIGNING_SECRET)
+        page.click("#slack form button[type=submit]")
+        expect(page.locator("#slack")).to_contain_text("posting to #alerts")
+        expect(page.locator("#slack-buttons")).to_contain_text("Snooze buttons")
+        expect(page.locator("#interactivity-url")).to_have_text(
+            re.compile(r"^http://127\.0\.0\.1:\d+/slack/interactivity$")
+        )
+        shot(page, "settings-slack-buttons", database_url)
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -7,6 +7,7 @@ chat.update that rewrites the alert.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -252,3 +253,14 @@ def test_an_add_to_slack_install_takes_clicks_signed_with_lanterns_app_secret(
     assert "Snoozed for 1 week by <@U0ANA>" in said(fake_slack, alert["ts"])
     assert status.json()["buttons"] is True
     assert status.json()["interactivity_url"] == "https://lantern.example/slack/interactivity"
+
+
+def test_without_a_public_url_the_server_warns_at_start_up_and_settings_say_so(
+    engine: Engine, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    src = make_source(engine)
+    with caplog.at_level(logging.WARNING), TestClient(create_app(settings, engine)) as client:
+        status = client.get("/api/v1/slack", headers={"Authorization": f"Bearer {src.token}"})
+    assert "LANTERN_PUBLIC_URL is not set" in caplog.text
+    assert "LANTERN_PUBLIC_URL is not set" in status.json()["public_url_warning"]
+    assert status.json()["buttons"] is False

@@ -644,14 +644,24 @@ async function settingsPage() {
     } }, "Receive insights in Slack");
     const token = h("input", { name: "bot_token", placeholder: "xoxb-…", required: true });
     const channel = h("input", { name: "channel", placeholder: "#product-alerts", required: true });
+    const secret = h("input", { name: "signing_secret", type: "password", autocomplete: "off",
+      placeholder: "signing secret (for buttons)", "aria-label": "signing secret, optional" });
     const tokenForm = h("form", { class: "row", onsubmit: async (ev) => {
       ev.preventDefault();
       try {
-        drawSlack(await api("PUT", "/slack/token", { bot_token: token.value, channel: channel.value }), "Slack connected.");
+        const body = { bot_token: token.value, channel: channel.value };
+        if (secret.value.trim()) body.signing_secret = secret.value.trim();
+        drawSlack(await api("PUT", "/slack/token", body), "Slack connected.");
       } catch (err) {
         fill(problem, errorBox(err));
       }
-    } }, token, channel, h("button", { type: "submit" }, "Connect"));
+    } }, token, channel, secret, h("button", { type: "submit" }, "Connect"));
+    const url = h("code", { id: "interactivity-url" }, state.interactivity_url);
+    const buttons = h("div", { id: "slack-buttons" }, state.buttons
+      ? h("p", {}, "Alerts carry Useful, Not useful, Mute metric and Snooze buttons; Slack sends their clicks to ", url, ".")
+      : h("p", { class: "muted" }, "Alerts carry only an “Open in Lantern” link. For Useful, Not useful, Mute and Snooze buttons, ",
+        "turn on Interactivity in your Slack app with the Request URL ", url, ", then paste the app’s signing secret ",
+        "(Basic Information) with its bot token below; for an Add to Slack install, set LANTERN_SLACK_SIGNING_SECRET."));
     const test = h("button", { type: "button", onclick: async () => {
       try {
         await api("POST", "/slack/test");
@@ -660,7 +670,8 @@ async function settingsPage() {
         fill(problem, errorBox(err));
       }
     } }, "Send a test message");
-    fill(slackBox, 
+    fill(slackBox,
+      state.public_url_warning ? h("div", { class: "error", id: "public-url-warning" }, state.public_url_warning) : null,
       state.connected
         ? h("p", {}, "Connected", state.team_name ? ` to ${state.team_name}` : "", state.channel ? `, posting to ${state.channel_name ? "#" + state.channel_name : state.channel}` : "", ". ")
         : h("p", { class: "muted" }, "Not connected yet."),
@@ -673,6 +684,7 @@ async function settingsPage() {
         : h("p", { class: "muted" }, "“Add to Slack” needs LANTERN_SLACK_CLIENT_ID and LANTERN_SLACK_CLIENT_SECRET; or paste a bot token:"),
       h("details", { open: !state.add_to_slack_available && !state.connected },
         h("summary", {}, "Paste a bot token and channel instead"), tokenForm),
+      buttons,
       state.connected ? test : null);
   }
   drawSlack(slack);
