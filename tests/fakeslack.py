@@ -123,6 +123,14 @@ class FakeSlack:
         """Files shared into the thread of `ts`."""
         return [f for m in self.replies(ts) for f in m.get("files") or []]
 
+    def images(self, ts: str) -> list[bytes]:
+        """The uploaded files that the message `ts` shows in its image blocks."""
+        return [
+            self.uploads[block["slack_file"]["id"]]
+            for block in self.message(ts).get("blocks") or []
+            if block.get("type") == "image"
+        ]
+
     def calls(self, method: str) -> list[Recorded]:
         return [r for r in self.requests if r.path == f"/api/{method}"]
 
@@ -238,10 +246,29 @@ class FakeSlack:
         """Reading methods take only an id: a name is `channel_not_found`, as on Slack."""
         return str(value) if value in self.channels.values() else None
 
+    def _bad_image(self, blocks: Any) -> Answer | None:
+        """An image block must show a file this workspace holds, as on Slack."""
+        for block in _json(blocks) or []:
+            if block.get("type") != "image":
+                continue
+            file_id = (block.get("slack_file") or {}).get("id")
+            if file_id not in self.file_names or file_id not in self.uploads:
+                return Answer(
+                    body={
+                        "ok": False,
+                        "error": "invalid_blocks",
+                        "errors": ["invalid slack file [json-pointer:/blocks/0/slack_file]"],
+                    }
+                )
+        return None
+
     def _chat_postMessage(self, params: dict[str, Any]) -> Answer:
         channel = self._channel(params.get("channel"))
         if channel is None:
             return Answer(body={"ok": False, "error": "channel_not_found"})
+        refused = self._bad_image(params.get("blocks"))
+        if refused is not None:
+            return refused
         with self._lock:
             ts = f"{1_800_000_000 + next(self._ts)}.000100"
             message = {
@@ -268,6 +295,9 @@ class FakeSlack:
         message = found[0]
         if message["token"] != params["_token"]:
             return Answer(body={"ok": False, "error": "cant_update_message"})
+        refused = self._bad_image(params.get("blocks"))
+        if refused is not None:
+            return refused
         with self._lock:
             message["text"] = params.get("text", message["text"])
             if "blocks" in params:

@@ -59,6 +59,7 @@ class SentMessage:
 
     channel: str
     ts: str
+    chart_shown: bool = False  # an alert that shows its chart itself (no thread chart owed)
 
 
 class Notifier(Protocol):
@@ -73,6 +74,12 @@ class Notifier(Protocol):
     def upload_chart(
         self, png: bytes, *, channel: str, thread_ts: str, notification_id: int, title: str
     ) -> SentMessage: ...
+
+    def upload_image(self, png: bytes, *, notification_id: int, title: str) -> str: ...
+
+    def update_alert(
+        self, message: InsightMessage, *, channel: str, ts: str, notification_id: int
+    ) -> None: ...
 
     def find_sent(
         self,

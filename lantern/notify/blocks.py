@@ -84,6 +84,36 @@ def _facts(message: InsightMessage) -> str:
     )
 
 
+def _chart(message: InsightMessage) -> Blocks:
+    if not message.chart_file:
+        return []
+    return [
+        {
+            "type": "image",
+            "block_id": "lantern_chart",
+            "slack_file": {"id": message.chart_file},
+            "alt_text": f"{message.metric_name} over the last 7 days: observed against the "
+            "expected range, the anomaly shaded"[:2000],
+        }
+    ]
+
+
+def mention(owner: str) -> str:
+    """A Slack user (U…, W…) or user group (S…) as a mention; `owner` is validated on input."""
+    return f"<!subteam^{owner}>" if owner.startswith("S") else f"<@{owner}>"
+
+
+def _owner(message: InsightMessage) -> Blocks:
+    lines = []
+    if message.owner:
+        lines.append(f"*Owner* {mention(message.owner)}")
+    if message.note:
+        lines.append(f"*Check first:* {literal(message.note)}")
+    if not lines:
+        return []
+    return [{"type": "section", "text": _mrkdwn("\n".join(lines))}]
+
+
 def _in_words(message: InsightMessage) -> Blocks:
     """How sure Lantern is, the normal range as a range, and what to do next."""
     words = in_words(
@@ -197,6 +227,8 @@ def alert_blocks(message: InsightMessage) -> tuple[str, Blocks]:
                 f"{_facts(message)}"
             ),
         },
+        *_chart(message),
+        *_owner(message),
         *_in_words(message),
         *_causes(message),
         *_related(message),

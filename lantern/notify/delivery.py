@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, select
@@ -37,6 +38,7 @@ from lantern.notify.policy import (
     backoff,
 )
 from lantern.notify.slack import is_channel_id
+from lantern.notify.types import InsightMessage
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +167,7 @@ def _deliver(
                 thread_ts, target = alert.ts, alert.channel or channel
             uncertain = row.status == "sending"
             since = row.created_at - RECONCILE_MARGIN
+            file_id = row.file_id
         if not is_channel_id(target):
             # Older versions recorded the channel by name; Slack's reading methods want its id.
             target = notifier.resolve_channel(target)[0]
@@ -177,7 +180,9 @@ def _deliver(
                 chart=purpose == "chart",
             )
             if found is not None:
-                _record_sent(engine, row_id, SentMessage(target, found), now)
+                # an alert posted with its chart's file id showed the chart itself
+                shown = purpose == "alert" and file_id is not None
+                _record_sent(engine, row_id, SentMessage(target, found, shown), now)
                 result.reconciled += 1
                 _log_delivered(
                     row_id, workspace_id, insight_id, purpose, "reconciled", attempts, started
@@ -186,13 +191,14 @@ def _deliver(
         with session_scope(engine) as session:
             row = session.get(Notification, row_id)
             assert row is not None
-            message, chart = build_message(session, row, settings, with_chart=purpose == "chart")
+            pictured = purpose == "chart" or (purpose == "alert" and row.file_id is None)
+            message, chart = build_message(session, row, settings, with_chart=pictured)
             row.status, row.sending_since, row.channel = "sending", now, target
             row.attempts += 1
             attempts = row.attempts
         claimed = True
         if purpose == "alert":
-            sent = notifier.post_alert(message, channel=target, notification_id=row_id)
+            sent = _post_alert(engine, notifier, message, chart, channel=target, row_id=row_id)
         elif purpose == "chart":
             assert chart is not None and thread_ts is not None
             sent = notifier.upload_chart(
@@ -258,6 +264,47 @@ def _deliver(
         return True
 
 
+def _post_alert(
+    engine: Engine,
+    notifier: Notifier,
+    message: InsightMessage,
+    chart: bytes | None,
+    *,
+    channel: str,
+    row_id: int,
+) -> SentMessage:
+    """The alert with its chart in it: the chart is uploaded first (once), then shown.
+
+    If Slack refuses the layout with the image (a file it has not finished processing),
+    the alert goes without it, and its chart follows in its thread as before.
+    """
+    file_id = message.chart_file
+    if file_id is None and chart is not None:
+        file_id = notifier.upload_image(
+            chart, notification_id=row_id, title=f"{message.metric_name}: last 7 days"
+        )
+        with session_scope(engine) as session:
+            row = session.get(Notification, row_id)
+            assert row is not None
+            row.file_id = file_id
+    if file_id is None:
+        return notifier.post_alert(message, channel=channel, notification_id=row_id)
+    try:
+        sent = notifier.post_alert(
+            replace(message, chart_file=file_id), channel=channel, notification_id=row_id
+        )
+    except PermanentNotifyError as exc:
+        if exc.code != "invalid_blocks":
+            raise
+        log.warning("alert %s: Slack refused its chart (%s); sending it without", row_id, exc)
+        with session_scope(engine) as session:
+            row = session.get(Notification, row_id)
+            assert row is not None
+            row.file_id = None
+        return notifier.post_alert(message, channel=channel, notification_id=row_id)
+    return SentMessage(sent.channel, sent.ts, chart_shown=True)
+
+
 def _log_delivered(
     row_id: int,
     workspace_id: int,
@@ -299,7 +346,7 @@ def _record_sent(engine: Engine, row_id: int, sent: SentMessage, now: datetime) 
         connection = session.get(SlackConnection, row.workspace_id)
         if connection is not None:
             connection.error = None
-        if row.purpose == "alert":
+        if row.purpose == "alert" and not sent.chart_shown:
             queued = session.scalar(
                 select(Notification.id).where(
                     Notification.insight_id == row.insight_id, Notification.purpose == "chart"

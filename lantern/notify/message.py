@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,6 +20,12 @@ from lantern.notify.types import ActionTaken, ChartData, FlagChangeCause, Insigh
 from lantern.workspaces.models import Source
 
 CHART_DAYS = 7
+# The chart's y axis, by what an hour of the metric holds.
+UNITS = {
+    "count": "events per hour",
+    "sum": "sum of values per hour",
+    "average": "average value per hour",
+}
 
 
 def build_message(
@@ -56,6 +64,9 @@ def build_message(
         dashboard_url=f"{settings.resolved_public_url.rstrip('/')}/insights/{insight.id}",
         ended_at=insight.ended_at,
         related=_related(session, insight),
+        chart_file=row.file_id if row.purpose == "alert" else None,
+        owner=metric.owner,
+        note=metric.note,
         interactive=interactive(session.get(SlackConnection, row.workspace_id), settings),
         actions=actions_taken(session, insight_id=insight.id),
     )
@@ -92,6 +103,16 @@ def _related(session: Session, insight: Insight) -> tuple[str, ...]:
     )
 
 
+def anomaly_span(start: datetime, last_hour: datetime) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The hours to shade: from the start to the end of the last anomalous hour's bucket.
+
+    An hour's bucket runs to the next hour, so a spike or an outage detected in the hour it
+    began is one hour wide, never a line.
+    """
+    first = pd.Timestamp(start)
+    return first, max(pd.Timestamp(last_hour), first) + pd.Timedelta(hours=1)
+
+
 def _chart(session: Session, insight: Insight, metric: Metric, message: InsightMessage) -> bytes:
     from lantern.detect import SeriesKind, decompose
     from lantern.notify.chart import render_chart
@@ -107,14 +128,16 @@ def _chart(session: Session, insight: Insight, metric: Metric, message: InsightM
     )[metric.id]
     fitted = decompose(series, kind=kind)
     window = series.index >= end - pd.Timedelta(days=CHART_DAYS)
+    span = anomaly_span(insight.start, insight.ended_at or insight.detected_at)
     chart = ChartData(
         index=pd.DatetimeIndex(series.index[window]),
         observed=fitted.observed[window].to_numpy(),
         expected=fitted.expected[window].to_numpy(),
         lower=fitted.lower[window].to_numpy(),
         upper=fitted.upper[window].to_numpy(),
-        anomaly_start=pd.Timestamp(insight.start),
-        anomaly_end=pd.Timestamp(insight.ended_at or insight.detected_at),
+        anomaly_start=span[0],
+        anomaly_end=span[1],
+        unit=UNITS[message.measure],
     )
     title = f"{message.metric_name} ({message.metric_kind}, {message.source_name})"
     return render_chart(chart, title)

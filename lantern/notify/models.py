@@ -35,6 +35,8 @@ class Notification(Base):
     error: Mapped[str | None] = mapped_column(Text, default=None)
     channel: Mapped[str | None] = mapped_column(String(100), default=None)
     ts: Mapped[str | None] = mapped_column(String(50), default=None)
+    # An alert's chart, uploaded to Slack before the alert and shown in it (Slack's file id).
+    file_id: Mapped[str | None] = mapped_column(String(50), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 

@@ -189,6 +189,25 @@ class SlackNotifier:
             )
         )
 
+    def upload_image(self, png: bytes, *, notification_id: int, title: str) -> str:
+        """Upload a chart without sharing it anywhere; its file id goes in the alert's blocks.
+
+        An upload whose answer is lost is simply made again: an unshared file shows nowhere.
+        """
+        response = self._call(
+            lambda: self.client.files_upload_v2(
+                content=png, filename=chart_filename(notification_id), title=title
+            )
+        )
+        files = response.get("files") or [{}]
+        file_id = str(files[0].get("id") or "")
+        if not file_id:
+            raise TransientNotifyError(
+                "Slack did not say which file it stored; will retry",
+                reason="Slack did not return the chart's file id",
+            )
+        return file_id
+
     def upload_chart(
         self, png: bytes, *, channel: str, thread_ts: str, notification_id: int, title: str
     ) -> SentMessage:

@@ -68,6 +68,9 @@ class InsightMessage:
     measure: Measure = "count"  # what an hour holds: events, or the sum or average of values
     interactive: bool = False  # Slack can deliver its button clicks (a signing secret is set)
     actions: tuple[ActionTaken, ...] = ()  # buttons clicked so far, oldest first
+    chart_file: str | None = None  # Slack's id of the uploaded chart, shown in the alert
+    owner: str | None = None  # a Slack user (U…/W…) or user group (S…) the alert mentions
+    note: str | None = None  # the metric's "what to check first"
 
 
 @dataclass(frozen=True)
@@ -80,4 +83,5 @@ class ChartData:
     lower: np.ndarray
     upper: np.ndarray
     anomaly_start: pd.Timestamp
-    anomaly_end: pd.Timestamp
+    anomaly_end: pd.Timestamp  # the end of the last anomalous hour (start + 1 h at least)
+    unit: str = "events per hour"  # the y axis

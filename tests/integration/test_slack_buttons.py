@@ -151,12 +151,15 @@ def test_each_button_does_what_the_dashboard_does_and_the_alert_says_who_did_it(
     now = said(fake_slack, alert["ts"])
     assert "Muted by <@U0ANA>" in now and fake_slack.message(alert["ts"])["edited"]
     # the dashboard's own view of the same insight says the same
-    shown = client.get(f"/api/v1/insights/{insight}", headers={"Authorization": f"Bearer {src.token}"})
+    shown = client.get(
+        f"/api/v1/insights/{insight}", headers={"Authorization": f"Bearer {src.token}"}
+    )
     assert shown.status_code == 200
     assert (shown.json()["useful"], shown.json()["metric"]["muted"]) == (False, True)
     # the rewritten alert is still the alert: its text, its buttons, its id for reconciling
     message = fake_slack.message(alert["ts"])
     assert "Signed Up" in message["text"] and "Mute metric" in str(message["blocks"])
+    assert len(fake_slack.images(alert["ts"])) == 1  # its chart still in it
     assert message["metadata"] == alert_metadata(fake_slack, alert)
 
 

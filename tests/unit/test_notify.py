@@ -318,3 +318,45 @@ def test_messages_with_hostile_names_match_their_snapshot(
     snapshot = SNAPSHOTS / f"{builder.__name__}_hostile.json"
     built = json.dumps({"text": text, "blocks": blocks}, indent=2, ensure_ascii=False) + "\n"
     assert built == snapshot.read_text(encoding="utf-8")
+
+
+def test_a_spike_or_outage_detected_in_its_first_hour_is_shaded_an_hour_wide() -> None:
+    from lantern.notify.message import anomaly_span
+
+    assert anomaly_span(START, START) == (
+        pd.Timestamp(START),
+        pd.Timestamp(START + timedelta(hours=1)),
+    )
+    shaded = anomaly_span(START, START + timedelta(hours=3))
+    assert shaded[1] - shaded[0] == pd.Timedelta(hours=4)
+
+
+def test_the_alert_shows_its_chart_and_its_metrics_owner_and_note() -> None:
+    message = InsightMessage(
+        **{
+            **MESSAGE.__dict__,
+            "chart_file": "F0CHART",
+            "owner": "S0GROWTH",
+            "note": "<check> *ads*",
+        }
+    )
+    _, blocks = alert_blocks(message)
+    [image] = [b for b in blocks if b["type"] == "image"]
+    assert image["slack_file"] == {"id": "F0CHART"} and "Signed Up" in image["alt_text"]
+    body = str(blocks)
+    assert "*Owner* <!subteam^S0GROWTH>" in body
+    assert "&lt;check&gt; \u2217ads\u2217" in body  # the note is shown, never acted on
+    user = InsightMessage(**{**MESSAGE.__dict__, "owner": "U0ANA"})
+    assert "*Owner* <@U0ANA>" in str(alert_blocks(user)[1])
+
+
+def test_without_a_signing_secret_an_alert_carries_only_its_link() -> None:
+    def buttons(message: InsightMessage) -> list[str]:
+        [actions] = [b for b in alert_blocks(message)[1] if b["type"] == "actions"]
+        return [e["text"]["text"] for e in actions["elements"]]
+
+    assert buttons(MESSAGE) == ["Open in Lantern"]
+    assert buttons(InsightMessage(**{**MESSAGE.__dict__, "interactive": True}))[:2] == [
+        "Useful",
+        "Not useful",
+    ]

@@ -2,7 +2,8 @@
 
 `slack_actions` keeps each button clicked on an alert in Slack (who, what, which insight);
 a pasted bot token's connection keeps its app's signing secret, which checks those clicks.
-A metric gains an optional owner (a Slack user or user group its alerts mention) and a
+An alert's outbox row keeps the file id of its chart, uploaded before the alert and shown
+in it. A metric gains an optional owner (a Slack user or user group its alerts mention) and a
 note shown in its alerts.
 
 Revision ID: 7c3d1e9a5b20
@@ -64,12 +65,18 @@ def upgrade() -> None:
     with op.batch_alter_table("slack_connections", schema=None) as batch_op:
         batch_op.add_column(sa.Column("signing_secret", sa.String(length=200), nullable=True))
 
+    with op.batch_alter_table("notifications", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("file_id", sa.String(length=50), nullable=True))
+
 
 def downgrade() -> None:
     # SQLite 3.35+ drops a column in place: a copied table would cascade its drop to the
     # metrics' buckets and insights.
     with op.batch_alter_table("slack_connections", schema=None, recreate="never") as batch_op:
         batch_op.drop_column("signing_secret")
+
+    with op.batch_alter_table("notifications", schema=None, recreate="never") as batch_op:
+        batch_op.drop_column("file_id")
 
     with op.batch_alter_table("metrics", schema=None, recreate="never") as batch_op:
         batch_op.drop_column("note")
