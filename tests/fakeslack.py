@@ -1,7 +1,7 @@
 """A Slack-compatible Web API on loopback, for slack-sdk's WebClient(base_url=...).
 
-It implements what Lantern calls: chat.postMessage, chat.update, files.getUploadURLExternal, the upload,
-files.completeUploadExternal, conversations.history, conversations.replies,
+It implements what Lantern calls: chat.postMessage, chat.update, files.getUploadURLExternal,
+the upload, files.completeUploadExternal, conversations.history, conversations.replies,
 conversations.list, conversations.info, oauth.v2.access and auth.test. It records every
 request, checks bot tokens, and plays scripted answers (429 with Retry-After, 5xx,
 `ok: false`) before its normal ones, for every token or for one token (one workspace).
@@ -164,7 +164,7 @@ class FakeSlack:
             raise AssertionError(f"the message has no button {button!r}")
         block, element = found[0]
         stamp = int(time.time() if at is None else at)
-        payload = {
+        payload: dict[str, Any] = {
             "type": "block_actions",
             "user": {"id": user, "username": username, "name": username, "team_id": team},
             "api_app_id": "A0APP",
