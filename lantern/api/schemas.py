@@ -179,6 +179,10 @@ class MetricOut(BaseModel):
         "the average over them (null if none carried a value)"
     )
     open_insights: int
+    owner: str | None = Field(
+        default=None, description="the Slack user (U…, W…) or user group (S…) its alerts mention"
+    )
+    note: str | None = Field(default=None, description="what its alerts say to check first")
 
 
 class PointOut(BaseModel):
@@ -215,6 +219,30 @@ class SeriesOut(BaseModel):
 class WatchIn(Strict):
     muted: bool
     snoozed_until: Moment | None = None
+
+
+class OwnerIn(Strict):
+    owner: str | None = Field(
+        default=None,
+        max_length=30,
+        description="a Slack member id (U… or W…: a profile's ⋮ menu, Copy member ID) or a "
+        "user group id (S…), mentioned in the metric's alerts; null for nobody",
+    )
+    note: str | None = Field(
+        default=None, max_length=500, description="what to check first, shown in its alerts"
+    )
+
+    @field_validator("owner")
+    @classmethod
+    def _slack_id(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().removeprefix("<@").removeprefix("<!subteam^").rstrip(">")
+        if not re.fullmatch(r"[UWS][A-Z0-9]{2,20}", value):
+            raise ValueError(
+                "expected a Slack member id (U… or W…) or user group id (S…), e.g. U024BE7LH"
+            )
+        return value
 
 
 class MuteIn(Strict):

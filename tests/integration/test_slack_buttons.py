@@ -20,6 +20,7 @@ from sqlalchemy import Engine, select
 
 from lantern.api.app import create_app
 from lantern.config import Settings
+from lantern.dashboard.status import set_owner
 from lantern.db import session_scope
 from lantern.insights.models import Insight, MetricWatch
 from lantern.notify.connection import connect_with_token, finish_oauth, start_oauth
@@ -69,9 +70,23 @@ def pasted(
     return src
 
 
-def posted_alert(engine: Engine, settings: Settings, fake: FakeSlack, src: MadeSource) -> Any:
+def posted_alert(
+    engine: Engine, settings: Settings, fake: FakeSlack, src: MadeSource, owner: str | None = None
+) -> Any:
     """An insight whose alert is in the channel: (insight id, the message as Slack holds it)."""
     insight = make_insight(engine, src)
+    if owner is not None:
+        with session_scope(engine) as session:
+            found = session.get(Insight, insight)
+            assert found is not None
+            set_owner(
+                session,
+                workspace_id=src.workspace_id,
+                metric_id=found.metric_id,
+                owner=owner,
+                note="Check the <payment> provider first",
+                now=datetime.now(UTC),
+            )
     flush_outbox(engine, settings, now=datetime.now(UTC))
     [alert] = [m for m in fake.top_level() if m["metadata"] and "insight" not in m]
     alert["insight"] = insight
@@ -105,7 +120,9 @@ def test_each_button_does_what_the_dashboard_does_and_the_alert_says_who_did_it(
     engine: Engine, slack_settings: Settings, fake_slack: FakeSlack, client: TestClient
 ) -> None:
     src = pasted(engine, slack_settings)
-    insight, alert = posted_alert(engine, slack_settings, fake_slack, src)
+    insight, alert = posted_alert(engine, slack_settings, fake_slack, src, owner="S0GROWTH")
+    assert "*Owner* <!subteam^S0GROWTH>" in str(alert["blocks"])
+    assert "Check the &lt;payment&gt; provider first" in str(alert["blocks"])
     buttons = [
         e["text"]["text"] for b in alert["blocks"] if b["type"] == "actions" for e in b["elements"]
     ]

@@ -441,11 +441,35 @@ async function metricPage() {
     watchControls(m, drawHead));
   drawHead(metric);
   const insights = await api("GET", `/insights?metric_id=${metric.id}&limit=20`);
-  show(head, chart.node,
+  show(head, chart.node, ownerForm(metric),
     h("h2", {}, "Insights"),
     insights.items.length ? h("div", {}, insights.items.map(insightCard))
       : h("p", { class: "muted" }, "Nothing unusual so far."));
   await chart.load();
+}
+
+// Who the metric's Slack alerts mention, and what they say to check first.
+function ownerForm(metric) {
+  const owner = h("input", { name: "owner", value: metric.owner || "", maxlength: 30,
+    placeholder: "U024BE7LH or S0614TZR7", "aria-label": "Slack member or user group id" });
+  const note = h("textarea", { name: "note", maxlength: 500, rows: 2,
+    placeholder: "e.g. check the payment provider's status page first", "aria-label": "note" }, metric.note || "");
+  const said = h("div", { id: "owner-said" });
+  const form = h("form", { id: "owner-form", onsubmit: async (ev) => {
+    ev.preventDefault();
+    try {
+      const saved = await api("PUT", `/metrics/${metric.id}/owner`, { owner: owner.value.trim() || null, note: note.value.trim() || null });
+      fill(said, h("div", { class: "ok" }, saved.owner || saved.note ? "Saved: its alerts will show it." : "Saved: no owner or note."));
+    } catch (err) {
+      fill(said, errorBox(err));
+    }
+  } },
+  h("label", {}, "Owner to mention in its Slack alerts ", owner),
+  h("label", {}, "What to check first ", note),
+  h("button", { type: "submit" }, "Save"));
+  return h("div", { class: "card" }, h("h2", {}, "Alerts"),
+    h("p", { class: "muted" }, "A Slack member id (profile, ⋮, Copy member ID) or a user group id; the note is shown in every alert of this metric."),
+    form, said);
 }
 
 /* ---------- sources: countdown and debug view ---------- */
