@@ -76,6 +76,23 @@ def _facts(message: InsightMessage) -> str:
     # counts are events an hour; a sum or an average of values is in the values' own unit
     unit = " events/h" if message.measure == "count" else ""
     what = " average" if message.measure == "average" else ""
+    span = message.span
+    if span is not None and span.hours > 1:
+        # observed and expected over the same hours, and the range of such an average
+        low = max(span.lower, 0.0) if message.measure == "count" else span.lower
+        return (
+            f"*Observed{what}* {_number(span.observed)}{unit} vs *expected* "
+            f"{_number(span.expected)}{unit}, per hour over the {span.hours} hours since "
+            f"{_when(span.start)} (normally {_number(low)} to {_number(span.upper)} for "
+            f"{span.hours} hours like these)"
+        )
+    if span is not None:
+        low = max(span.lower, 0.0) if message.measure == "count" else span.lower
+        return (
+            f"*Observed{what}* {_number(span.observed)}{unit} vs *expected* "
+            f"{_number(span.expected)}{unit} (normal range {_number(low)} to "
+            f"{_number(span.upper)})\n*Since* {_when(span.start)}"
+        )
     return (
         f"*Observed{what}* {_number(message.observed)}{unit} vs *expected* "
         f"{_number(message.expected)}{unit} "
@@ -116,19 +133,21 @@ def _owner(message: InsightMessage) -> Blocks:
 
 def _in_words(message: InsightMessage) -> Blocks:
     """How sure Lantern is, the normal range as a range, and what to do next."""
+    span = message.span
     words = in_words(
         kind=message.kind,
         direction=message.direction,
         status=message.status,
         severity=message.severity,
         score=message.score,
-        observed=message.observed,
-        lower=message.lower,
-        upper=message.upper,
+        observed=span.observed if span is not None else message.observed,
+        lower=span.hour_lower if span is not None else message.lower,
+        upper=span.hour_upper if span is not None else message.upper,
         measure=message.measure,
-        start=message.start,
+        start=span.start if span is not None else message.start,
         detected_at=message.detected_at,
         has_causes=bool(message.causes),
+        hours=span.hours if span is not None else None,
     )
     text = f"*How sure:* {words.how_sure}\n{words.normal_range}\n*What to do:* {words.next_step}"
     return [{"type": "section", "text": _mrkdwn(text)}]

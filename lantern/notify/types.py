@@ -42,6 +42,25 @@ class ActionTaken:
 
 
 @dataclass(frozen=True)
+class SpanFigures:
+    """Observed and expected over one span of hours, with the range that fits that span.
+
+    `observed` and `expected` are per hour, averaged over the `hours` from `start` to the
+    detection; `lower` and `upper` bound such an average (narrower than one hour's band).
+    `hour_lower` and `hour_upper` are one hour's band, averaged over the same hours.
+    """
+
+    start: datetime
+    hours: int
+    observed: float
+    expected: float
+    lower: float
+    upper: float
+    hour_lower: float
+    hour_upper: float
+
+
+@dataclass(frozen=True)
 class InsightMessage:
     """The facts of one insight, as a message needs them."""
 
@@ -71,6 +90,7 @@ class InsightMessage:
     chart_file: str | None = None  # Slack's id of the uploaded chart, shown in the alert
     owner: str | None = None  # a Slack user (U…/W…) or user group (S…) the alert mentions
     note: str | None = None  # the metric's "what to check first"
+    span: SpanFigures | None = None  # the alert's figures, from the data its chart shows
 
 
 @dataclass(frozen=True)

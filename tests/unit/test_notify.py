@@ -360,3 +360,41 @@ def test_without_a_signing_secret_an_alert_carries_only_its_link() -> None:
         "Useful",
         "Not useful",
     ]
+
+
+def drop_from_two() -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A day at about 56.6 an hour (band 33 to 80.2) whose drop to 25 began at 02:00."""
+    index = pd.date_range("2026-03-02", periods=6, freq="h", tz="UTC")
+    observed = np.array([58.0, 55.0, 25.0, 25.0, 25.0, 25.0])
+    return index, observed, np.full(6, 56.6), np.full(6, 33.0), np.full(6, 80.2)
+
+
+def test_the_alert_dates_a_drop_from_the_first_hour_that_moved_and_its_figures_agree() -> None:
+    from lantern.notify.message import span_figures
+
+    span = span_figures(
+        *drop_from_two(),
+        start=datetime(2026, 3, 2, 1, tzinfo=UTC),  # the detector dated it an hour early
+        detected_at=datetime(2026, 3, 2, 5, tzinfo=UTC),
+        direction="down",
+    )
+    assert span is not None
+    assert (span.start, span.hours) == (datetime(2026, 3, 2, 2, tzinfo=UTC), 4)
+    assert (span.observed, span.expected) == (25.0, 56.6)
+    # the range is the one of a 4-hour average, and the observation is outside it
+    assert span.observed < span.lower < span.expected < span.upper < 80.2
+    text = str(alert_blocks(InsightMessage(**{**MESSAGE.__dict__, "span": span}))[1])
+    assert "25.0 events/h vs *expected* 56.6 events/h, per hour over the 4 hours since" in text
+    assert "normally 44.8 to 68.4 for 4 hours like these" in text
+
+
+def test_no_possible_cause_listed_comes_after_the_first_hour_that_moved() -> None:
+    from lantern.notify.message import possible_causes
+
+    at = lambda h, m: datetime(2026, 3, 2, h, m, tzinfo=UTC)  # noqa: E731
+    causes = [("a", 1, 2, at(0, 10)), ("b", 1, 2, at(1, 29)), ("c", 3, 4, at(2, 40))]
+    causes.append(("late", 1, 2, at(3, 10)))
+    start = datetime(2026, 3, 2, 2, tzinfo=UTC)
+    listed = possible_causes(causes, start=start)
+    assert [c[0] for c in listed] == ["a", "b", "c"]  # c: inside the 02:00 hour itself
+    assert all(c[3] < start + timedelta(hours=1) for c in listed)
