@@ -96,3 +96,45 @@ class SlackOAuthState(Base):
     state: Mapped[str] = mapped_column(String(100), primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Webhook(Base):
+    """A URL that receives each notification as a signed JSON POST (see `notify.webhooks`).
+
+    `cursor` is the last outbox row fanned out to it: rows after it get a delivery each.
+    """
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+    )
+    url: Mapped[str] = mapped_column(String(500))
+    secret: Mapped[str] = mapped_column(String(100))  # signs each POST; the receiver holds it
+    cursor: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One notification owed to one webhook; its id is the delivery id the receiver sees.
+
+    `status` is pending → sent, or failed (with `error`); a pending row that failed waits
+    for `next_attempt_at`. The same id is sent on every try, so a receiver that keeps the
+    ids it has processed acts on each notification exactly once.
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (UniqueConstraint("webhook_id", "notification_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    webhook_id: Mapped[int] = mapped_column(
+        ForeignKey("webhooks.id", ondelete="CASCADE"), index=True
+    )
+    notification_id: Mapped[int] = mapped_column(ForeignKey("notifications.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

@@ -131,6 +131,9 @@ def flush_outbox(
             outcomes = list(pool.map(one, workspaces))
     for outcome in outcomes:
         result.add(outcome)
+    from lantern.notify.webhooks import flush_webhooks
+
+    result.add(flush_webhooks(engine, settings, now=now))  # the other channel, same rows
     return result
 
 

@@ -21,6 +21,7 @@ from lantern.workspaces.service import get_or_create_workspace
 from tests.e2e.conftest import LAPTOP, PHONE, free_port, shot, start_server
 from tests.factories import make_insight, make_source
 from tests.fakeslack import GOOD_TOKEN, SIGNING_SECRET, Answer, FakeSlack
+from tests.fakewebhook import Receiver
 
 CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "lantern-browser-test"
@@ -121,8 +122,13 @@ def test_settings_say_why_slack_could_not_be_connected_when_slack_cannot_be_reac
         process.wait(timeout=10)
 
 
-def test_settings_warn_of_a_missing_public_url_and_turn_the_alert_buttons_on(
-    browser: Browser, engine: Engine, database_url: str, tmp_path: Path, fake_slack: FakeSlack
+def test_settings_warn_of_a_missing_public_url_turn_the_alert_buttons_on_and_add_a_webhook(
+    browser: Browser,
+    engine: Engine,
+    database_url: str,
+    tmp_path: Path,
+    fake_slack: FakeSlack,
+    receiver: Receiver,
 ) -> None:
     name = f"web-{uuid.uuid4().hex[:10]}"
     email = f"{name}@example.com"
@@ -154,6 +160,21 @@ def test_settings_warn_of_a_missing_public_url_and_turn_the_alert_buttons_on(
             re.compile(r"^http://127\.0\.0\.1:\d+/slack/interactivity$")
         )
         shot(page, "settings-slack-buttons", database_url)
+
+        # a webhook: added (its secret shown once), tested against a receiver, removed
+        page.fill("#add-webhook input[name=webhook_url]", receiver.url)
+        page.click("#add-webhook button[type=submit]")
+        receiver.secret = page.locator("#webhook-secret").input_value()
+        assert receiver.secret.startswith("whsec_")
+        row = page.locator("#webhooks tr[data-webhook]")
+        expect(row).to_contain_text(receiver.url)
+        row.locator("button", has_text="Send a test").click()
+        expect(page.locator("#webhook-said")).to_contain_text("Test event delivered")
+        assert [r["signed"] for r in receiver.received] == [True]
+        shot(page, "settings-webhooks", database_url)
+        page.on("dialog", lambda dialog: dialog.accept())
+        row.locator("button", has_text="Remove").click()
+        expect(page.locator("#webhooks")).to_contain_text("No webhooks")
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -603,8 +603,8 @@ async function sourcePage() {
 /* ---------- settings ---------- */
 
 async function settingsPage() {
-  const [sources, settings, slack] = await Promise.all([
-    api("GET", "/sources"), api("GET", "/settings"), api("GET", "/slack"),
+  const [sources, settings, slack, hooks] = await Promise.all([
+    api("GET", "/sources"), api("GET", "/settings"), api("GET", "/slack"), api("GET", "/webhooks"),
   ]);
   const sourceList = h("div", { id: "sources" });
   const newKey = h("div", { id: "new-key" });
@@ -713,6 +713,49 @@ async function settingsPage() {
   }
   drawSlack(slack);
 
+  const hookBox = h("div", { id: "webhooks" });
+  const hookSaid = h("div", { id: "webhook-said" });
+  function drawHooks(list) {
+    fill(hookBox, list.length ? h("div", { class: "table-wrap" }, h("table", {},
+      h("thead", {}, h("tr", {}, h("th", {}, "URL"), h("th", {}, "Delivered"), h("th", {}, "Waiting or failed"), h("th", {}, ""))),
+      h("tbody", {}, list.map((w) => h("tr", { "data-webhook": w.id },
+        h("td", { class: "mono" }, w.url),
+        h("td", { class: "num" }, String(w.sent)),
+        h("td", {}, w.waiting || w.failed ? `${w.waiting} waiting, ${w.failed} failed: ${w.last_error || ""}` : "–"),
+        h("td", { class: "row" },
+          h("button", { type: "button", onclick: async () => {
+            try {
+              await api("POST", `/webhooks/${w.id}/test`);
+              fill(hookSaid, h("div", { class: "ok" }, `Test event delivered to ${w.url}.`));
+            } catch (err) {
+              fill(hookSaid, errorBox(err));
+            }
+          } }, "Send a test"),
+          h("button", { type: "button", class: "danger", onclick: async () => {
+            if (!confirm(`Stop sending to ${w.url}?`)) return;
+            await api("DELETE", `/webhooks/${w.id}`);
+            fill(hookSaid);
+            drawHooks(await api("GET", "/webhooks"));
+          } }, "Remove")))))))
+      : h("p", { class: "muted" }, "No webhooks: insights go to Slack only."));
+  }
+  drawHooks(hooks);
+  const hookUrl = h("input", { name: "webhook_url", type: "url", placeholder: "https://example.com/hooks/lantern", required: true, maxlength: 500 });
+  const hookForm = h("form", { class: "row", id: "add-webhook", onsubmit: async (ev) => {
+    ev.preventDefault();
+    try {
+      const made = await api("POST", "/webhooks", { url: hookUrl.value });
+      hookUrl.value = "";
+      const secret = h("input", { readonly: true, value: made.secret, "aria-label": "webhook secret", id: "webhook-secret" });
+      fill(hookSaid, h("div", { class: "ok" }, h("strong", {}, "Webhook added. "),
+        h("p", {}, "Its secret signs every POST (X-Lantern-Signature); give it to the receiver. It is shown only once."),
+        h("div", { class: "key" }, secret, h("button", { type: "button", onclick: (e) => copy(made.secret, e.target) }, "Copy"))));
+      drawHooks(await api("GET", "/webhooks"));
+    } catch (err) {
+      fill(hookSaid, errorBox(err));
+    }
+  } }, hookUrl, h("button", { type: "submit" }, "Add webhook"));
+
   const sensitivity = h("select", { name: "sensitivity", id: "sensitivity" },
     ["low", "medium", "high"].map((s) => h("option", { value: s, selected: s === settings.sensitivity }, s)));
   const saved = h("span", { class: "muted" });
@@ -727,6 +770,9 @@ async function settingsPage() {
   show(h("h1", {}, "Settings"), h("p", { class: "muted" }, `Workspace ${settings.workspace.name}`),
     h("div", { class: "card" }, h("h2", {}, "Sources and API keys"), newKey, sourceList, createForm),
     h("div", { class: "card" }, h("h2", {}, "Slack"), slackBox),
+    h("div", { class: "card" }, h("h2", {}, "Webhooks"),
+      h("p", { class: "muted" }, "Each insight's alert, louder update and end, as a signed JSON POST: route Lantern to Teams, PagerDuty or your own bot."),
+      hookSaid, hookBox, hookForm),
     h("div", { class: "card" }, h("h2", {}, "Sensitivity"),
       h("p", { class: "muted" }, "Low tells you only about large changes; high also about smaller ones."),
       h("div", { class: "row" }, sensitivity, saved)));
