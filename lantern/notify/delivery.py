@@ -10,12 +10,14 @@ import logging
 import time
 from dataclasses import replace
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from lantern.config import Settings
 from lantern.db.session import session_scope
+from lantern.insights.models import Insight
 from lantern.notify.base import (
     Notifier,
     NotifyError,
@@ -36,9 +38,11 @@ from lantern.notify.policy import (
     FlushResult,
     NotifierFactory,
     backoff,
+    quiet_until,
 )
 from lantern.notify.slack import is_channel_id
 from lantern.notify.types import InsightMessage
+from lantern.workspaces.models import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +123,27 @@ def _channel_id(engine: Engine, notifier: Notifier, workspace_id: int, now: date
     return channel_id
 
 
+def _quiet_until(session: Session, row: Notification, now: datetime) -> datetime | None:
+    """When a row due in the workspace's quiet hours may go; None if it may go now.
+
+    Everything waits (alerts, their charts and replies, in order) but high-severity
+    outages, unless the workspace holds those too.
+    """
+    workspace = session.get(Workspace, row.workspace_id)
+    if workspace is None or workspace.quiet_start is None or workspace.quiet_end is None:
+        return None
+    if not workspace.quiet_holds_outages:
+        insight = session.get(Insight, row.insight_id)
+        if insight is not None and insight.kind == "outage" and insight.severity == "high":
+            return None
+    return quiet_until(
+        now,
+        time_zone=workspace.time_zone,
+        start=workspace.quiet_start,
+        end=workspace.quiet_end,
+    )
+
+
 def _alert_of(session: Session, row: Notification) -> Notification | None:
     return session.scalars(
         select(Notification)
@@ -149,6 +174,20 @@ def _deliver(
             if row is None or row.status not in UNDELIVERED or row.next_attempt_at > now:
                 return True
             purpose, insight_id, attempts = row.purpose, row.insight_id, row.attempts
+            if row.status == "pending":
+                held = _quiet_until(session, row, now)
+                if held is not None:
+                    row.next_attempt_at = held
+                    row.error = f"held for the workspace's quiet hours, until {held:%H:%M} UTC"
+                    workspace = session.get(Workspace, row.workspace_id)
+                    if workspace is not None and workspace.time_zone != "UTC":
+                        local = held.astimezone(ZoneInfo(workspace.time_zone))
+                        row.error = (
+                            "held for the workspace's quiet hours, until "
+                            f"{local:%H:%M} {workspace.time_zone}"
+                        )
+                    result.held += 1
+                    return True
             thread_ts: str | None = None
             target = row.channel if row.status == "sending" and row.channel else channel
             if purpose != "alert":

@@ -122,7 +122,7 @@ def test_settings_say_why_slack_could_not_be_connected_when_slack_cannot_be_reac
         process.wait(timeout=10)
 
 
-def test_settings_warn_of_a_missing_public_url_turn_the_alert_buttons_on_and_add_a_webhook(
+def test_settings_warn_of_a_missing_public_url_and_set_buttons_webhooks_and_quiet_hours(
     browser: Browser,
     engine: Engine,
     database_url: str,
@@ -175,6 +175,20 @@ def test_settings_warn_of_a_missing_public_url_turn_the_alert_buttons_on_and_add
         page.on("dialog", lambda dialog: dialog.accept())
         row.locator("button", has_text="Remove").click()
         expect(page.locator("#webhooks")).to_contain_text("No webhooks")
+
+        # quiet hours: a zone that does not exist is refused with the reason, then kept
+        page.fill("#quiet-hours input[name=time_zone]", "Mars/Olympus")
+        page.select_option("#quiet-hours select[name=quiet_start]", "22")
+        page.select_option("#quiet-hours select[name=quiet_end]", "7")
+        page.click("#quiet-hours button[type=submit]")
+        expect(page.locator("#quiet-said [role=alert]")).to_contain_text("IANA time zone")
+        page.fill("#quiet-hours input[name=time_zone]", "Europe/Paris")
+        page.click("#quiet-hours button[type=submit]")
+        expect(page.locator("#quiet-said")).to_contain_text("quiet from 22:00 to 7:00")
+        page.reload()
+        page.wait_for_selector("body[data-ready='1']")
+        expect(page.locator("#quiet-hours select[name=quiet_start]")).to_have_value("22")
+        expect(page.locator("#quiet-hours input[name=time_zone]")).to_have_value("Europe/Paris")
     finally:
         process.terminate()
         process.wait(timeout=10)

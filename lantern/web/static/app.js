@@ -767,12 +767,44 @@ async function settingsPage() {
       fill(saved, errorBox(err));
     }
   });
+  const delivery = settings.delivery;
+  const hours = (name, value) => h("select", { name },
+    h("option", { value: "" }, "–"),
+    Array.from({ length: 24 }, (_, i) => h("option", { value: i, selected: value === i }, `${String(i).padStart(2, "0")}:00`)));
+  const zone = h("input", { name: "time_zone", value: delivery.time_zone, maxlength: 64, "aria-label": "time zone" });
+  const quietStart = hours("quiet_start", delivery.quiet_start);
+  const quietEnd = hours("quiet_end", delivery.quiet_end);
+  const outages = h("input", { type: "checkbox", name: "quiet_holds_outages", checked: delivery.quiet_holds_outages });
+  const quietSaid = h("div", { id: "quiet-said" });
+  const quietForm = h("form", { id: "quiet-hours", onsubmit: async (ev) => {
+    ev.preventDefault();
+    const hour = (s) => (s.value === "" ? null : Number(s.value));
+    try {
+      const next = await api("PUT", "/settings", { delivery: { time_zone: zone.value.trim(),
+        quiet_start: hour(quietStart), quiet_end: hour(quietEnd), quiet_holds_outages: outages.checked } });
+      const d = next.delivery;
+      fill(quietSaid, h("div", { class: "ok" }, d.quiet_start === null ? "Saved: no quiet hours."
+        : `Saved: quiet from ${d.quiet_start}:00 to ${d.quiet_end}:00 (${d.time_zone}).`));
+    } catch (err) {
+      fill(quietSaid, errorBox(err));
+    }
+  } },
+  h("div", { class: "row" },
+    h("label", { class: "inline" }, "Time zone", zone),
+    h("label", { class: "inline" }, "Quiet from", quietStart),
+    h("label", { class: "inline" }, "to", quietEnd)),
+  h("label", {}, outages, " Hold high-severity outages too"),
+  h("div", {}, h("button", { type: "submit" }, "Save")));
+
   show(h("h1", {}, "Settings"), h("p", { class: "muted" }, `Workspace ${settings.workspace.name}`),
     h("div", { class: "card" }, h("h2", {}, "Sources and API keys"), newKey, sourceList, createForm),
     h("div", { class: "card" }, h("h2", {}, "Slack"), slackBox),
     h("div", { class: "card" }, h("h2", {}, "Webhooks"),
       h("p", { class: "muted" }, "Each insight's alert, louder update and end, as a signed JSON POST: route Lantern to Teams, PagerDuty or your own bot."),
       hookSaid, hookBox, hookForm),
+    h("div", { class: "card" }, h("h2", {}, "Quiet hours"),
+      h("p", { class: "muted" }, "Slack messages due in these hours wait for their end, then go in order; high-severity outages go at once unless held too. Webhooks are not held."),
+      quietSaid, quietForm),
     h("div", { class: "card" }, h("h2", {}, "Sensitivity"),
       h("p", { class: "muted" }, "Low tells you only about large changes; high also about smaller ones."),
       h("div", { class: "row" }, sensitivity, saved)));
