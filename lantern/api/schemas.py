@@ -352,6 +352,13 @@ class Delivery(Strict):
     quiet_holds_outages: bool = Field(
         default=False, description="hold high-severity outages too (by default they go at once)"
     )
+    digest_hour: int | None = Field(
+        default=None,
+        ge=0,
+        le=23,
+        description="local hour of a daily digest of low-severity alerts, which then are not "
+        "posted one by one; null: none",
+    )
 
     @field_validator("time_zone")
     @classmethod

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from lantern.notify.types import InsightMessage
 
@@ -69,6 +69,10 @@ class Notifier(Protocol):
 
     def post_reply(
         self, message: InsightMessage, *, channel: str, thread_ts: str, notification_id: int
+    ) -> SentMessage: ...
+
+    def post_digest(
+        self, text: str, blocks: list[dict[str, Any]], *, channel: str, notification_id: int
     ) -> SentMessage: ...
 
     def upload_chart(

@@ -10,7 +10,7 @@ Slack shows as written.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from lantern.detect.kinds import PERSISTENT, DetectionKind, phrase
@@ -298,3 +298,35 @@ def test_blocks() -> tuple[str, Blocks]:
     """The message sent by "Send a test message"."""
     text = "Lantern is connected: insights will be posted in this channel."
     return text, [{"type": "section", "text": _mrkdwn(f":wave: {text}")}]
+
+
+def digest_blocks(
+    by_source: dict[str, list[tuple[str, float, str, str, str]]], *, day: date, time_zone: str
+) -> tuple[str, Blocks]:
+    """The daily digest: each low-severity insight's change and link, grouped by source.
+
+    `by_source` maps a source's name to (metric label, relative change, kind, direction,
+    link) of each insight, in the order they were found.
+    """
+    count = sum(len(items) for items in by_source.values())
+    text = f"Lantern's daily digest for {day:%a %d %b}: {count} smaller change(s)"
+    blocks: Blocks = [
+        {"type": "header", "text": {"type": "plain_text", "text": text[:150]}},
+    ]
+    for source, items in by_source.items():
+        lines = []
+        for name, change, kind, direction, url in items:
+            if kind == DetectionKind.OUTAGE:
+                moved = DetectionKind.OUTAGE.phrase
+            else:
+                moved = f"{phrase(kind)}, {'up' if direction == 'up' else 'down'} {abs(change):.0%}"
+            lines.append(f"• {literal(name)} {moved} · <{url}|Open in Lantern>")
+        body = f"*{literal(source)}*\n" + "\n".join(lines)
+        blocks.append({"type": "section", "text": _mrkdwn(body[:3000])})
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [_mrkdwn(f"Low-severity insights, held for this digest ({time_zone})")],
+        }
+    )
+    return text, blocks

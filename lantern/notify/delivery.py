@@ -10,6 +10,7 @@ import logging
 import time
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, select
@@ -28,6 +29,7 @@ from lantern.notify.base import (
     UnknownOutcome,
     WorkspaceNotifyError,
 )
+from lantern.notify.digest import close_digest, digest_message, for_digest, queue_digest
 from lantern.notify.message import build_message
 from lantern.notify.models import Notification, SlackConnection
 from lantern.notify.policy import (
@@ -70,6 +72,7 @@ def flush_workspace(
     channel = _channel_id(engine, notifier, workspace_id, now)
     if channel is None:
         return result
+    queue_digest(engine, workspace_id=workspace_id, now=now)
     cursor = 0
     for _ in range(MAX_ROWS_PER_FLUSH):
         with session_scope(engine) as session:
@@ -123,6 +126,24 @@ def _channel_id(engine: Engine, notifier: Notifier, workspace_id: int, now: date
     return channel_id
 
 
+def _held(session: Session, row: Notification, now: datetime) -> bool:
+    """Whether the workspace's policy holds this row: for the daily digest, or quiet hours."""
+    workspace = session.get(Workspace, row.workspace_id)
+    if workspace is None:
+        return False
+    if for_digest(session, workspace, row):
+        row.status = "digest"
+        row.error = f"in the daily digest at {workspace.digest_hour:02d}:00 {workspace.time_zone}"
+        return True
+    held = _quiet_until(session, row, now)
+    if held is None:
+        return False
+    local = held.astimezone(ZoneInfo(workspace.time_zone))
+    row.next_attempt_at = held
+    row.error = f"held for the workspace's quiet hours, until {local:%H:%M} {workspace.time_zone}"
+    return True
+
+
 def _quiet_until(session: Session, row: Notification, now: datetime) -> datetime | None:
     """When a row due in the workspace's quiet hours may go; None if it may go now.
 
@@ -174,23 +195,12 @@ def _deliver(
             if row is None or row.status not in UNDELIVERED or row.next_attempt_at > now:
                 return True
             purpose, insight_id, attempts = row.purpose, row.insight_id, row.attempts
-            if row.status == "pending":
-                held = _quiet_until(session, row, now)
-                if held is not None:
-                    row.next_attempt_at = held
-                    row.error = f"held for the workspace's quiet hours, until {held:%H:%M} UTC"
-                    workspace = session.get(Workspace, row.workspace_id)
-                    if workspace is not None and workspace.time_zone != "UTC":
-                        local = held.astimezone(ZoneInfo(workspace.time_zone))
-                        row.error = (
-                            "held for the workspace's quiet hours, until "
-                            f"{local:%H:%M} {workspace.time_zone}"
-                        )
-                    result.held += 1
-                    return True
+            if row.status == "pending" and _held(session, row, now):
+                result.held += 1
+                return True
             thread_ts: str | None = None
             target = row.channel if row.status == "sending" and row.channel else channel
-            if purpose != "alert":
+            if purpose not in ("alert", "digest"):
                 alert = _alert_of(session, row)
                 if alert is None or alert.status == "skipped":
                     row.status, row.error = "skipped", "the alert for this insight was not sent"
@@ -231,12 +241,22 @@ def _deliver(
             row = session.get(Notification, row_id)
             assert row is not None
             pictured = purpose == "chart" or (purpose == "alert" and row.file_id is None)
-            message, chart = build_message(session, row, settings, with_chart=pictured)
+            digest: tuple[str, list[dict[str, Any]]] | None = None
+            if purpose == "digest":
+                digest = digest_message(session, row, settings)
+                if digest is None:
+                    row.status, row.error = "skipped", "nothing left for this digest"
+                    result.skipped += 1
+                    return True
+            else:
+                message, chart = build_message(session, row, settings, with_chart=pictured)
             row.status, row.sending_since, row.channel = "sending", now, target
             row.attempts += 1
             attempts = row.attempts
         claimed = True
-        if purpose == "alert":
+        if digest is not None:
+            sent = notifier.post_digest(*digest, channel=target, notification_id=row_id)
+        elif purpose == "alert":
             sent = _post_alert(engine, notifier, message, chart, channel=target, row_id=row_id)
         elif purpose == "chart":
             assert chart is not None and thread_ts is not None
@@ -385,6 +405,8 @@ def _record_sent(engine: Engine, row_id: int, sent: SentMessage, now: datetime) 
         connection = session.get(SlackConnection, row.workspace_id)
         if connection is not None:
             connection.error = None
+        if row.purpose == "digest":
+            close_digest(session, row)
         if row.purpose == "alert" and not sent.chart_shown:
             queued = session.scalar(
                 select(Notification.id).where(

@@ -86,8 +86,11 @@ def _due_workspaces(engine: Engine, now: datetime) -> list[int]:
                 select(Notification.workspace_id)
                 .join(SlackConnection, SlackConnection.workspace_id == Notification.workspace_id)
                 .where(
-                    Notification.status.in_(UNDELIVERED),
-                    Notification.next_attempt_at <= now,
+                    or_(
+                        Notification.status.in_(UNDELIVERED)
+                        & (Notification.next_attempt_at <= now),
+                        Notification.status == "digest",  # its digest may be due
+                    ),
                     awake,
                 )
                 .distinct()

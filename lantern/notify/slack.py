@@ -159,6 +159,12 @@ class SlackNotifier:
         text, blocks = alert_blocks(message)
         return self._post(channel, text, blocks, notification_id)
 
+    def post_digest(
+        self, text: str, blocks: list[dict[str, Any]], *, channel: str, notification_id: int
+    ) -> SentMessage:
+        """The daily digest, a message of its own in the channel."""
+        return self._post(channel, text, blocks, notification_id)
+
     def post_reply(
         self, message: InsightMessage, *, channel: str, thread_ts: str, notification_id: int
     ) -> SentMessage:

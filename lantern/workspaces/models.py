@@ -26,6 +26,8 @@ class Workspace(Base):
     quiet_start: Mapped[int | None] = mapped_column(Integer, default=None)
     quiet_end: Mapped[int | None] = mapped_column(Integer, default=None)
     quiet_holds_outages: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Low-severity alerts wait for one message a day at this local hour (none when null).
+    digest_hour: Mapped[int | None] = mapped_column(Integer, default=None)
 
 
 class Source(Base):

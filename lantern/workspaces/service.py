@@ -204,9 +204,11 @@ def set_delivery(
     quiet_start: int | None,
     quiet_end: int | None,
     quiet_holds_outages: bool,
+    digest_hour: int | None = None,
 ) -> Workspace:
-    """The workspace's time zone and quiet hours (Slack messages wait them out)."""
+    """The workspace's time zone, quiet hours (Slack messages wait them out) and digest hour."""
     workspace.time_zone = time_zone
+    workspace.digest_hour = digest_hour
     workspace.quiet_start, workspace.quiet_end = quiet_start, quiet_end
     workspace.quiet_holds_outages = quiet_holds_outages
     session.flush()

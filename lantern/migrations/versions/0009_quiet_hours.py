@@ -1,7 +1,8 @@
-"""quiet hours
+"""quiet hours and the daily digest
 
 A workspace's delivery policy: its time zone (`UTC` for every workspace so far), its quiet
-hours (none so far) and whether high-severity outages wait them out too (no).
+hours (none so far), whether high-severity outages wait them out too (no), and the local
+hour of its daily digest of low-severity alerts (none so far).
 
 Revision ID: 4d5e6f7a8b9c
 Revises: 1a2b3c4d5e6f
@@ -26,6 +27,7 @@ def upgrade() -> None:
         )
         batch_op.add_column(sa.Column("quiet_start", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("quiet_end", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("digest_hour", sa.Integer(), nullable=True))
         batch_op.add_column(
             sa.Column(
                 "quiet_holds_outages", sa.Boolean(), nullable=False, server_default=sa.false()
@@ -38,6 +40,7 @@ def downgrade() -> None:
     # drop to everything the workspaces own.
     with op.batch_alter_table("workspaces", schema=None, recreate="never") as batch_op:
         batch_op.drop_column("quiet_holds_outages")
+        batch_op.drop_column("digest_hour")
         batch_op.drop_column("quiet_end")
         batch_op.drop_column("quiet_start")
         batch_op.drop_column("time_zone")

@@ -775,16 +775,19 @@ async function settingsPage() {
   const quietStart = hours("quiet_start", delivery.quiet_start);
   const quietEnd = hours("quiet_end", delivery.quiet_end);
   const outages = h("input", { type: "checkbox", name: "quiet_holds_outages", checked: delivery.quiet_holds_outages });
+  const digestHour = hours("digest_hour", delivery.digest_hour);
   const quietSaid = h("div", { id: "quiet-said" });
   const quietForm = h("form", { id: "quiet-hours", onsubmit: async (ev) => {
     ev.preventDefault();
     const hour = (s) => (s.value === "" ? null : Number(s.value));
     try {
       const next = await api("PUT", "/settings", { delivery: { time_zone: zone.value.trim(),
-        quiet_start: hour(quietStart), quiet_end: hour(quietEnd), quiet_holds_outages: outages.checked } });
+        quiet_start: hour(quietStart), quiet_end: hour(quietEnd), quiet_holds_outages: outages.checked,
+        digest_hour: hour(digestHour) } });
       const d = next.delivery;
-      fill(quietSaid, h("div", { class: "ok" }, d.quiet_start === null ? "Saved: no quiet hours."
-        : `Saved: quiet from ${d.quiet_start}:00 to ${d.quiet_end}:00 (${d.time_zone}).`));
+      fill(quietSaid, h("div", { class: "ok" }, (d.quiet_start === null ? "Saved: no quiet hours"
+        : `Saved: quiet from ${d.quiet_start}:00 to ${d.quiet_end}:00 (${d.time_zone})`)
+        + (d.digest_hour === null ? "." : `; low-severity alerts in a digest at ${d.digest_hour}:00.`)));
     } catch (err) {
       fill(quietSaid, errorBox(err));
     }
@@ -794,6 +797,7 @@ async function settingsPage() {
     h("label", { class: "inline" }, "Quiet from", quietStart),
     h("label", { class: "inline" }, "to", quietEnd)),
   h("label", {}, outages, " Hold high-severity outages too"),
+  h("div", { class: "row" }, h("label", { class: "inline" }, "Daily digest of low-severity alerts at", digestHour)),
   h("div", {}, h("button", { type: "submit" }, "Save")));
 
   show(h("h1", {}, "Settings"), h("p", { class: "muted" }, `Workspace ${settings.workspace.name}`),
@@ -802,8 +806,8 @@ async function settingsPage() {
     h("div", { class: "card" }, h("h2", {}, "Webhooks"),
       h("p", { class: "muted" }, "Each insight's alert, louder update and end, as a signed JSON POST: route Lantern to Teams, PagerDuty or your own bot."),
       hookSaid, hookBox, hookForm),
-    h("div", { class: "card" }, h("h2", {}, "Quiet hours"),
-      h("p", { class: "muted" }, "Slack messages due in these hours wait for their end, then go in order; high-severity outages go at once unless held too. Webhooks are not held."),
+    h("div", { class: "card" }, h("h2", {}, "Quiet hours and digest"),
+      h("p", { class: "muted" }, "Slack messages due in these hours wait for their end, then go in order; high-severity outages go at once unless held too. With a digest hour, low-severity alerts are told once a day in one message. Webhooks receive everything at once."),
       quietSaid, quietForm),
     h("div", { class: "card" }, h("h2", {}, "Sensitivity"),
       h("p", { class: "muted" }, "Low tells you only about large changes; high also about smaller ones."),

@@ -1,4 +1,5 @@
-"""Quiet hours: Slack messages due at night wait for the morning; urgent outages do not.
+"""Delivery policy: quiet hours (Slack messages due at night wait for the morning, urgent
+outages do not) and the daily digest of low-severity alerts.
 
 The clock is the `now` each flush is given; Slack is the local Slack-compatible server.
 """
@@ -17,7 +18,7 @@ from lantern.notify.connection import connect_with_token, connection_status
 from lantern.notify.outbox import flush_outbox
 from lantern.notify.policy import quiet_until
 from tests.factories import MadeSource, make_insight, make_source
-from tests.fakeslack import GOOD_TOKEN, FakeSlack
+from tests.fakeslack import GOOD_TOKEN, Answer, FakeSlack
 
 PARIS = "Europe/Paris"
 
@@ -116,8 +117,9 @@ def test_delivery_settings_are_shown_kept_and_bad_ones_refused_with_the_reason(
         "quiet_start": None,
         "quiet_end": None,
         "quiet_holds_outages": False,
+        "digest_hour": None,
     }
-    night = {"time_zone": PARIS, "quiet_start": 22, "quiet_end": 7}
+    night = {"time_zone": PARIS, "quiet_start": 22, "quiet_end": 7, "digest_hour": 9}
     kept = client.put("/api/v1/settings", json={"delivery": night}, headers=bearer(src))
     assert kept.json()["delivery"]["time_zone"] == PARIS and kept.json()["sensitivity"] == "medium"
     for bad, reason in [
@@ -126,8 +128,47 @@ def test_delivery_settings_are_shown_kept_and_bad_ones_refused_with_the_reason(
         ({"quiet_start": 22}, "both quiet_start and quiet_end"),
         ({"quiet_start": 7, "quiet_end": 7}, "must differ"),
         ({"quiet_start": 24, "quiet_end": 7}, "quiet_start"),
+        ({"digest_hour": -1}, "digest_hour"),
     ]:
         refused = client.put("/api/v1/settings", json={"delivery": bad}, headers=bearer(src))
         assert refused.status_code == 422 and reason in refused.json()["detail"], refused.text
     again = client.get("/api/v1/settings", headers=bearer(src)).json()
     assert again["delivery"] == {**night, "quiet_holds_outages": False}
+
+
+def test_low_severity_alerts_wait_for_one_daily_digest_grouped_by_source_sent_once(
+    fresh_engine: Engine, fresh_client: TestClient, settings: Settings, fake_slack: FakeSlack
+) -> None:
+    settings = settings.model_copy(
+        update={"slack_base_url": fake_slack.api_url, "public_url": "https://lantern.example"}
+    )
+    src = night_workspace(fresh_engine, fresh_client, settings, quiet_start=None, quiet_end=None)
+    body = {"delivery": {"time_zone": "UTC", "digest_hour": 9}}
+    assert fresh_client.put("/api/v1/settings", json=body, headers=bearer(src)).status_code == 200
+    small = make_insight(fresh_engine, src, name="Invite Sent")
+    large = make_insight(fresh_engine, src, name="Signed Up")
+    with session_scope(fresh_engine) as session:
+        row = session.get(Insight, small)
+        assert row is not None
+        row.severity = "low"
+    morning = tomorrow_at(8)
+    early = flush_outbox(fresh_engine, settings, now=morning)
+    assert (early.sent, early.held) == (1, 1)  # the large one at once, the small one held
+    [alert] = fake_slack.top_level()
+    assert "Signed Up" in alert["text"]
+    # the digest's post is stored, but Slack's answer is a 500: it is found, never re-sent
+    fake_slack.script("chat.postMessage", Answer(500, {"ok": False}, store=True))
+    at_nine = flush_outbox(fresh_engine, settings, now=morning + timedelta(hours=1))
+    later = [
+        flush_outbox(fresh_engine, settings, now=morning + timedelta(hours=1, minutes=m))
+        for m in (5, 10)
+    ]
+    assert at_nine.retrying == 1 and later[0].reconciled == 1 and later[1].sent == 0
+    [_, digest] = fake_slack.top_level()
+    said = digest["text"] + str(digest["blocks"])
+    assert "daily digest" in said and "1 smaller change" in said
+    assert "*web*" in said and "Invite Sent" in said and "Signed Up" not in said
+    assert f"<https://lantern.example/insights/{small}|Open in Lantern>" in said
+    tomorrow = flush_outbox(fresh_engine, settings, now=morning + timedelta(days=1, hours=1))
+    assert tomorrow.sent == 0 and len(fake_slack.top_level()) == 2
+    assert large != small
