@@ -58,14 +58,14 @@ def upgrade() -> None:
             batch_op.f("ix_slack_actions_workspace_id"), ["workspace_id"], unique=False
         )
 
-    with op.batch_alter_table("metrics", schema=None) as batch_op:
+    with op.batch_alter_table("metrics", schema=None, recreate="never") as batch_op:
         batch_op.add_column(sa.Column("owner", sa.String(length=50), nullable=True))
         batch_op.add_column(sa.Column("note", sa.Text(), nullable=True))
 
-    with op.batch_alter_table("slack_connections", schema=None) as batch_op:
+    with op.batch_alter_table("slack_connections", schema=None, recreate="never") as batch_op:
         batch_op.add_column(sa.Column("signing_secret", sa.String(length=200), nullable=True))
 
-    with op.batch_alter_table("notifications", schema=None) as batch_op:
+    with op.batch_alter_table("notifications", schema=None, recreate="never") as batch_op:
         batch_op.add_column(sa.Column("file_id", sa.String(length=50), nullable=True))
 
 

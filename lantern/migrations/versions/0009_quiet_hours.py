@@ -21,7 +21,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("workspaces", schema=None) as batch_op:
+    with op.batch_alter_table("workspaces", schema=None, recreate="never") as batch_op:
         batch_op.add_column(
             sa.Column("time_zone", sa.String(length=64), nullable=False, server_default="UTC")
         )
