@@ -36,6 +36,7 @@ def test_settings_show_the_workspace_and_keep_a_new_sensitivity(
             "quiet_start": None,
             "quiet_end": None,
             "quiet_holds_outages": False,
+            "digest_hour": None,
         },
     }
     changed = client.put("/api/v1/settings", json={"sensitivity": "high"}, headers=bearer(src))
