@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from lantern.config import Settings
@@ -16,7 +16,7 @@ from lantern.insights.models import Insight
 from lantern.insights.service import insight_causes
 from lantern.metrics.keys import label, measure, series_kind
 from lantern.metrics.models import Metric
-from lantern.metrics.service import load_series
+from lantern.metrics.service import hour_index, load_series
 from lantern.notify.interactivity import interactive
 from lantern.notify.models import Notification, SlackAction, SlackConnection
 from lantern.notify.types import (
@@ -201,26 +201,49 @@ Fitted = tuple[pd.DatetimeIndex, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 def _fitted(session: Session, insight: Insight, metric: Metric) -> Fitted:
-    """The chart's last days: the index, observed, expected and its band."""
-    from lantern.detect import SeriesKind, decompose
+    """The chart's last days: the index, observed, and what the detector expected.
+
+    The expectation is the detector's own, replayed over the metric's buckets from its
+    first hour (`replay_expected`, as the dashboard's chart does), so the alert's chart,
+    its figures, the dashboard and the verdict agree. A series the detector cannot fit is
+    shown without a band.
+    """
+    from lantern.detect import SeriesKind, replay_expected
+    from lantern.metrics.models import Bucket
+    from lantern.workspaces.models import Workspace
 
     end = pd.Timestamp(insight.detected_at) + pd.Timedelta(hours=1)
     kind: SeriesKind = series_kind(metric.kind)
+    first = session.scalar(select(func.min(Bucket.hour)).where(Bucket.metric_id == metric.id))
+    begin = end - pd.Timedelta(days=CHART_DAYS)
+    if first is not None:
+        begin = min(begin, hour_index(first))
     series = load_series(
         session.connection(),
         metric_ids=[metric.id],
-        start=end - pd.Timedelta(days=35),
+        start=begin,
         end=end,
         kinds={metric.id: metric.kind},
     )[metric.id]
-    fitted = decompose(series, kind=kind)
+    workspace = session.get(Workspace, insight.workspace_id)
+    try:
+        traced = replay_expected(
+            series,
+            kind=kind,
+            sensitivity=workspace.sensitivity if workspace else "medium",  # type: ignore[arg-type]
+            stagger=metric.id % 24,  # as the hourly pass staggers it (scoring)
+        )
+        band = (traced.expected, traced.lower, traced.upper)
+    except ValueError:
+        band = (pd.Series(np.nan, index=series.index),) * 3
     window = series.index >= end - pd.Timedelta(days=CHART_DAYS)
+    expected, lower, upper = (part[window].to_numpy(dtype=float) for part in band)
     return (
         pd.DatetimeIndex(series.index[window]),
-        fitted.observed[window].to_numpy(),
-        fitted.expected[window].to_numpy(),
-        fitted.lower[window].to_numpy(),
-        fitted.upper[window].to_numpy(),
+        series[window].to_numpy(dtype=float),
+        expected,
+        lower,
+        upper,
     )
 
 
