@@ -13,9 +13,10 @@ from lantern.db.base import Base, UTCDateTime, utcnow
 class Notification(Base):
     """A step owed to Slack about an insight: the outbox row (see `notify.outbox`).
 
-    `status` is pending → sending → sent, or failed or skipped (with `error`). A `sending`
-    row's outcome is unknown: it is reconciled against the channel before it is ever sent
-    again. `error` also says why an undelivered row is waiting.
+    `status` is pending → sending → sent, or failed or skipped (with `error`); a
+    low-severity alert may wait as `digest` for the daily digest. A `sending` row's outcome
+    is unknown: it is reconciled against the channel before it is ever sent again. `error`
+    also says why an undelivered row is waiting.
     """
 
     __tablename__ = "notifications"
@@ -26,7 +27,8 @@ class Notification(Base):
         ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
     )
     insight_id: Mapped[int] = mapped_column(ForeignKey("insights.id", ondelete="CASCADE"))
-    purpose: Mapped[str] = mapped_column(String(16))  # alert | chart | update | resolution
+    # alert | chart | update | resolution | digest
+    purpose: Mapped[str] = mapped_column(String(16))
     sequence: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
