@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     slack_client_id: str | None = None
     slack_client_secret: str | None = None
     slack_base_url: str = "https://slack.com/api/"
+    slack_signing_secret: str | None = Field(
+        default=None,
+        description="The Slack app's signing secret (Basic Information page): checks the "
+        "button clicks of alerts sent through Add to Slack installs.",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -119,6 +124,17 @@ class Settings(BaseSettings):
     def resolved_public_url(self) -> str:
         """Where the dashboard is reached, for links in messages."""
         return self.public_url or f"http://{self.host}:{self.port}"
+
+    @property
+    def public_url_warning(self) -> str | None:
+        """Why links in messages will not work for their readers, while the URL is unset."""
+        if self.public_url:
+            return None
+        return (
+            f"LANTERN_PUBLIC_URL is not set: links in Slack messages point at "
+            f"{self.resolved_public_url}, which only this machine can open, and Slack cannot "
+            "reach the button endpoint. Set it to the address people use to open Lantern"
+        )
 
 
 @lru_cache

@@ -1,7 +1,7 @@
 """A Slack-compatible Web API on loopback, for slack-sdk's WebClient(base_url=...).
 
-It implements what Lantern calls: chat.postMessage, files.getUploadURLExternal, the upload,
-files.completeUploadExternal, conversations.history, conversations.replies,
+It implements what Lantern calls: chat.postMessage, chat.update, files.getUploadURLExternal,
+the upload, files.completeUploadExternal, conversations.history, conversations.replies,
 conversations.list, conversations.info, oauth.v2.access and auth.test. It records every
 request, checks bot tokens, and plays scripted answers (429 with Retry-After, 5xx,
 `ok: false`) before its normal ones, for every token or for one token (one workspace).
@@ -10,12 +10,19 @@ It behaves like Slack where delivery code breaks: a scripted answer with `store=
 the work first (the message is posted, the file shared) and only then answers 500 or
 stalls past the client's timeout; conversations.history holds no thread replies;
 conversations.history and conversations.replies want a channel id, not a name; message
-metadata is returned only when `include_all_metadata` is asked for.
+metadata is returned only when `include_all_metadata` is asked for; chat.update wants a
+channel id and rewrites only the bot's own messages.
+
+It also plays the other direction: `click` builds the request Slack sends to an app's
+interactivity URL when someone presses a button of a posted message (a form with one
+`payload` field of JSON, signed with the app's signing secret as Slack signs it).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import itertools
 import json
 import threading
@@ -25,13 +32,29 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, urlencode, urlparse
 
 import pytest
 
 GOOD_TOKEN = "xoxb-1111-2222-good"
 OTHER_TOKEN = "xoxb-3333-4444-other"  # a second workspace's bot
 CLIENT_ID, CLIENT_SECRET, GOOD_CODE = "111.222", "s3cret", "code-ok"
+SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"  # the app's, as on its Basic Information page
+TEAM_ID = "T0ACME"  # the team every token here belongs to (auth.test, oauth.v2.access)
+
+
+MESSAGE_NUMBERS = itertools.count(1)
+
+
+def sign(body: bytes, secret: str, timestamp: int) -> dict[str, str]:
+    """The headers Slack signs a request to an app with (v0, HMAC-SHA256 of ts and body)."""
+    base = b"v0:" + str(timestamp).encode() + b":" + body
+    digest = hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+    return {
+        "X-Slack-Request-Timestamp": str(timestamp),
+        "X-Slack-Signature": f"v0={digest}",
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
 
 
 @dataclass
@@ -70,7 +93,8 @@ class FakeSlack:
         self.scripts: dict[tuple[str, str | None], deque[Answer]] = defaultdict(deque)
         # ("received" | "answered", method, token), in order: who waited for whom.
         self.events: list[tuple[str, str, str]] = []
-        self._ts = itertools.count(1)
+        # one count for every fake of the test run: a ts is never seen twice in a database
+        self._ts = MESSAGE_NUMBERS
         self._lock = threading.Lock()
         self.base = ""
 
@@ -99,6 +123,14 @@ class FakeSlack:
         """Files shared into the thread of `ts`."""
         return [f for m in self.replies(ts) for f in m.get("files") or []]
 
+    def images(self, ts: str) -> list[bytes]:
+        """The uploaded files that the message `ts` shows in its image blocks."""
+        return [
+            self.uploads[block["slack_file"]["id"]]
+            for block in self.message(ts).get("blocks") or []
+            if block.get("type") == "image"
+        ]
+
     def calls(self, method: str) -> list[Recorded]:
         return [r for r in self.requests if r.path == f"/api/{method}"]
 
@@ -107,6 +139,73 @@ class FakeSlack:
 
     def replies(self, ts: str) -> list[dict[str, Any]]:
         return [m for m in self.messages if m.get("thread_ts") == ts and m["ts"] != ts]
+
+    def click(
+        self,
+        message: dict[str, Any],
+        button: str,
+        *,
+        user: str = "U0ANA",
+        username: str = "ana",
+        team: str = TEAM_ID,
+        secret: str = SIGNING_SECRET,
+        at: float | None = None,
+    ) -> tuple[bytes, dict[str, str]]:
+        """The body and headers Slack sends when `user` presses the button `button`
+        (its text, e.g. "Mute metric") of a posted message. The button must be on it."""
+        found = [
+            (block, element)
+            for block in message.get("blocks") or []
+            if block.get("type") == "actions"
+            for element in block.get("elements") or []
+            if element.get("text", {}).get("text") == button
+        ]
+        if not found:
+            raise AssertionError(f"the message has no button {button!r}")
+        block, element = found[0]
+        stamp = int(time.time() if at is None else at)
+        payload: dict[str, Any] = {
+            "type": "block_actions",
+            "user": {"id": user, "username": username, "name": username, "team_id": team},
+            "api_app_id": "A0APP",
+            "token": "legacy-verification-token",
+            "container": {
+                "type": "message",
+                "message_ts": message["ts"],
+                "channel_id": message["channel"],
+                "is_ephemeral": False,
+            },
+            "trigger_id": f"{stamp}.1.abc",
+            "team": {"id": team, "domain": "acme"},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "channel": {"id": message["channel"], "name": "alerts"},
+            "message": {
+                "type": "message",
+                "ts": message["ts"],
+                "text": message.get("text"),
+                "blocks": message.get("blocks"),
+            },
+            "state": {"values": {}},
+            "response_url": f"{self.base}/actions/{message['ts']}",
+            "actions": [
+                {
+                    "action_id": element.get("action_id"),
+                    "block_id": block.get("block_id", "b"),
+                    "text": element.get("text"),
+                    **({"value": element["value"]} if "value" in element else {}),
+                    "type": "button",
+                    "action_ts": f"{stamp}.000200",
+                }
+            ],
+        }
+        body = urlencode({"payload": json.dumps(payload)}).encode()
+        return body, sign(body, secret, stamp)
+
+    def message(self, ts: str) -> dict[str, Any]:
+        """The message `ts` as it is now (after any chat.update)."""
+        [found] = [m for m in self.messages if m["ts"] == ts]
+        return found
 
     # --- the API -------------------------------------------------------------------------
     def handle(self, method: str, headers: dict[str, str], params: dict[str, Any]) -> Answer:
@@ -147,10 +246,29 @@ class FakeSlack:
         """Reading methods take only an id: a name is `channel_not_found`, as on Slack."""
         return str(value) if value in self.channels.values() else None
 
+    def _bad_image(self, blocks: Any) -> Answer | None:
+        """An image block must show a file this workspace holds, as on Slack."""
+        for block in _json(blocks) or []:
+            if block.get("type") != "image":
+                continue
+            file_id = (block.get("slack_file") or {}).get("id")
+            if file_id not in self.file_names or file_id not in self.uploads:
+                return Answer(
+                    body={
+                        "ok": False,
+                        "error": "invalid_blocks",
+                        "errors": ["invalid slack file [json-pointer:/blocks/0/slack_file]"],
+                    }
+                )
+        return None
+
     def _chat_postMessage(self, params: dict[str, Any]) -> Answer:
         channel = self._channel(params.get("channel"))
         if channel is None:
             return Answer(body={"ok": False, "error": "channel_not_found"})
+        refused = self._bad_image(params.get("blocks"))
+        if refused is not None:
+            return refused
         with self._lock:
             ts = f"{1_800_000_000 + next(self._ts)}.000100"
             message = {
@@ -164,6 +282,32 @@ class FakeSlack:
             }
             self.messages.append(message)
         return Answer(body={"ok": True, "channel": channel, "ts": ts, "message": message})
+
+    def _chat_update(self, params: dict[str, Any]) -> Answer:
+        channel = self._channel_id(params.get("channel"))
+        if channel is None:
+            return Answer(body={"ok": False, "error": "channel_not_found"})
+        found = [
+            m for m in self.messages if m["channel"] == channel and m["ts"] == params.get("ts")
+        ]
+        if not found:
+            return Answer(body={"ok": False, "error": "message_not_found"})
+        message = found[0]
+        if message["token"] != params["_token"]:
+            return Answer(body={"ok": False, "error": "cant_update_message"})
+        refused = self._bad_image(params.get("blocks"))
+        if refused is not None:
+            return refused
+        with self._lock:
+            message["text"] = params.get("text", message["text"])
+            if "blocks" in params:
+                message["blocks"] = _json(params["blocks"])
+            if "metadata" in params:
+                message["metadata"] = _json(params["metadata"])
+            message["edited"] = True
+        return Answer(
+            body={"ok": True, "channel": channel, "ts": message["ts"], "text": message["text"]}
+        )
 
     def _files_getUploadURLExternal(self, params: dict[str, Any]) -> Answer:
         file_id = f"F{next(self._ts):06d}"
@@ -259,7 +403,7 @@ class FakeSlack:
             body={
                 "ok": True,
                 "team": "Acme",
-                "team_id": "T0ACME",
+                "team_id": TEAM_ID,
                 "user_id": "U0BOT",
                 "bot_id": "B0BOT",
                 "url": "https://acme/",
@@ -280,7 +424,7 @@ class FakeSlack:
                 "app_id": "A0APP",
                 "scope": "chat:write,files:write",
                 "bot_user_id": "U0BOT",
-                "team": {"id": "T0ACME", "name": "Acme"},
+                "team": {"id": TEAM_ID, "name": "Acme"},
                 "enterprise": None,
                 "incoming_webhook": {"channel_id": "C0ALERTS", "channel": "#alerts"},
             }

@@ -12,7 +12,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from lantern import __version__
 from lantern.accounts.limits import LoginLimiter
 from lantern.accounts.service import password_checker
-from lantern.api import auth, insights, metrics, slack_oauth, sources, tokens
+from lantern.api import (
+    auth,
+    insights,
+    metrics,
+    slack_interactivity,
+    slack_oauth,
+    sources,
+    tokens,
+    webhooks,
+)
 from lantern.api import settings as settings_api
 from lantern.api.ingest import router as ingest_router
 from lantern.api.lifespan import lifespan
@@ -116,7 +125,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(insights.router)
     app.include_router(settings_api.router)
     app.include_router(tokens.router)
+    app.include_router(webhooks.router)
     app.include_router(slack_oauth.router)
+    app.include_router(slack_interactivity.router)
     app.include_router(web.router)
     app.mount("/static", web.static_files, name="static")
     # the last added runs first: the access log times everything, headers go on every answer

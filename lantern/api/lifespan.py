@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+log = logging.getLogger(__name__)
+
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Start the job scheduler with the app (if `scheduler_enabled`), stop it after."""
+    """Warn of an unset public URL; start the job scheduler (if enabled), stop it after."""
     # Everything alive by now (modules, the app) lives as long as the process: frozen, the
     # cyclic collector stops walking it on each full pass, which ingest's many short-lived
     # objects trigger often (about 8 us of CPU per ingested event).
     gc.collect()
     gc.freeze()
+    warning = app.state.settings.public_url_warning
+    if warning:
+        log.warning(warning)
     scheduler = None
     if app.state.settings.scheduler_enabled:
         from lantern.scheduler import start_scheduler

@@ -7,9 +7,16 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from lantern.api.deps import API_DEPENDENCIES, SessionDep, WorkspaceDep
-from lantern.api.schemas import ERRORS, Id, MetricOut, Moment, SeriesOut, WatchIn
+from lantern.api.schemas import ERRORS, Id, MetricOut, Moment, OwnerIn, SeriesOut, WatchIn
 from lantern.dashboard.chart import Chart, Step, metric_chart
-from lantern.dashboard.status import MetricItem, Status, get_metric_item, metric_items, watch_metric
+from lantern.dashboard.status import (
+    MetricItem,
+    Status,
+    get_metric_item,
+    metric_items,
+    set_owner,
+    watch_metric,
+)
 from lantern.db.base import utcnow
 
 router = APIRouter(
@@ -81,5 +88,18 @@ def watch(metric_id: Id, body: WatchIn, workspace: WorkspaceDep, session: Sessio
         metric_id=metric_id,
         muted=body.muted,
         snoozed_until=body.snoozed_until,
+        now=utcnow(),
+    )
+
+
+@router.put("/{metric_id}/owner", response_model=MetricOut, summary="Who its alerts mention")
+def owner(metric_id: Id, body: OwnerIn, workspace: WorkspaceDep, session: SessionDep) -> MetricItem:
+    """Set the Slack user or group its alerts mention, and a note of what to check first."""
+    return set_owner(
+        session,
+        workspace_id=workspace.id,
+        metric_id=metric_id,
+        owner=body.owner,
+        note=body.note,
         now=utcnow(),
     )

@@ -6,6 +6,7 @@ import re
 import unicodedata
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import Path
 from pydantic import (
@@ -15,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     field_validator,
+    model_validator,
 )
 
 from lantern.dashboard.status import Status
@@ -179,6 +181,10 @@ class MetricOut(BaseModel):
         "the average over them (null if none carried a value)"
     )
     open_insights: int
+    owner: str | None = Field(
+        default=None, description="the Slack user (U…, W…) or user group (S…) its alerts mention"
+    )
+    note: str | None = Field(default=None, description="what its alerts say to check first")
 
 
 class PointOut(BaseModel):
@@ -215,6 +221,30 @@ class SeriesOut(BaseModel):
 class WatchIn(Strict):
     muted: bool
     snoozed_until: Moment | None = None
+
+
+class OwnerIn(Strict):
+    owner: str | None = Field(
+        default=None,
+        max_length=30,
+        description="a Slack member id (U… or W…: a profile's ⋮ menu, Copy member ID) or a "
+        "user group id (S…), mentioned in the metric's alerts; null for nobody",
+    )
+    note: str | None = Field(
+        default=None, max_length=500, description="what to check first, shown in its alerts"
+    )
+
+    @field_validator("owner")
+    @classmethod
+    def _slack_id(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().removeprefix("<@").removeprefix("<!subteam^").rstrip(">")
+        if not re.fullmatch(r"[UWS][A-Z0-9]{2,20}", value):
+            raise ValueError(
+                "expected a Slack member id (U… or W…) or user group id (S…), e.g. U024BE7LH"
+            )
+        return value
 
 
 class MuteIn(Strict):
@@ -309,10 +339,55 @@ class WorkspaceOut(BaseModel):
     name: str
 
 
+class Delivery(Strict):
+    time_zone: str = Field(
+        default="UTC", max_length=64, description="an IANA time zone, e.g. Europe/Paris"
+    )
+    quiet_start: int | None = Field(
+        default=None, ge=0, le=23, description="local hour the quiet hours begin; null: none"
+    )
+    quiet_end: int | None = Field(
+        default=None, ge=0, le=23, description="local hour they end (22 to 7 spans midnight)"
+    )
+    quiet_holds_outages: bool = Field(
+        default=False, description="hold high-severity outages too (by default they go at once)"
+    )
+    digest_hour: int | None = Field(
+        default=None,
+        ge=0,
+        le=23,
+        description="local hour of a daily digest of low-severity alerts, which then are not "
+        "posted one by one; null: none",
+    )
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                "expected an IANA time zone such as Europe/Paris or America/New_York"
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> Delivery:
+        if (self.quiet_start is None) != (self.quiet_end is None):
+            raise ValueError("give both quiet_start and quiet_end, or neither")
+        if self.quiet_start is not None and self.quiet_start == self.quiet_end:
+            raise ValueError("quiet_start and quiet_end must differ")
+        return self
+
+
 class SettingsOut(BaseModel):
     workspace: WorkspaceOut
     sensitivity: Sensitivity
+    delivery: Delivery = Field(description="when Slack messages wait: the quiet hours")
 
 
 class SettingsIn(Strict):
-    sensitivity: Sensitivity
+    sensitivity: Sensitivity | None = None
+    delivery: Delivery | None = Field(
+        default=None, description="Slack messages due in the quiet hours wait for their end"
+    )

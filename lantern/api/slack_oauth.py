@@ -40,6 +40,16 @@ router = APIRouter(
 
 class SlackStatus(BaseModel):
     connected: bool
+    buttons: bool = Field(
+        description="alerts carry Useful, Not useful, Mute and Snooze buttons: Lantern "
+        "knows the signing secret that checks their clicks"
+    )
+    interactivity_url: str = Field(
+        description="the Request URL to enter under Interactivity & Shortcuts in the Slack app"
+    )
+    public_url_warning: str | None = Field(
+        description="set while LANTERN_PUBLIC_URL is unset: links and buttons cannot work"
+    )
     method: str | None
     channel: str | None = Field(description="Slack's id of the channel insights go to")
     channel_name: str | None
@@ -60,6 +70,11 @@ class InstallUrl(BaseModel):
 class TokenIn(Strict):
     bot_token: str = Field(min_length=6, max_length=300, description="xoxb-... bot token")
     channel: str = Field(min_length=1, max_length=100, description="channel name or id")
+    signing_secret: str | None = Field(
+        default=None,
+        max_length=200,
+        description="the app's signing secret (Basic Information): enables the alert buttons",
+    )
 
 
 @router.get("/api/v1/slack", response_model=SlackStatus, summary="Slack connection status")
@@ -106,6 +121,7 @@ def slack_token(
         bot_token=body.bot_token,
         channel=body.channel,
         settings=settings,
+        signing_secret=body.signing_secret,
     )
     return connection_status(session, workspace_id=workspace.id, settings=settings)
 

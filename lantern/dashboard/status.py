@@ -47,6 +47,8 @@ class MetricItem:
     volume_7d: float | None
     open_insights: int
     first_hour: datetime | None
+    owner: str | None = None
+    note: str | None = None
 
 
 def metric_status(
@@ -99,6 +101,8 @@ def metric_items(
             Metric.name,
             MetricWatch.muted,
             MetricWatch.snoozed_until,
+            Metric.owner,
+            Metric.note,
             per_metric(func.min(Bucket.hour)),
             per_metric(func.max(Bucket.hour)),
             latest.with_only_columns(Bucket.count).scalar_subquery(),
@@ -123,8 +127,8 @@ def metric_items(
     items = []
     needle = q.strip().lower() if q else ""
     for row in session.execute(query).all():
-        (mid, sid, source_name, kind, name, muted, snoozed, first, last) = row[:9]
-        latest_count, latest_sum, week_count, week_sum, open_count = row[9:]
+        (mid, sid, source_name, kind, name, muted, snoozed, owner, note, first, last) = row[:11]
+        latest_count, latest_sum, week_count, week_sum, open_count = row[11:]
         value, held = is_value_kind(kind), measure(kind)
         first_hour = hour_index(first).to_pydatetime() if first is not None else None
         state, left = metric_status(
@@ -148,6 +152,8 @@ def metric_items(
             volume_7d=_hourly(held, week_count, week_sum),
             open_insights=int(open_count or 0),
             first_hour=first_hour,
+            owner=owner,
+            note=note,
         )
         if status is not None and item.status != status:
             continue
@@ -205,6 +211,25 @@ def watch_metric(
         watch.muted = muted
     if not keep_snooze:
         watch.snoozed_until = snoozed_until
+    session.flush()
+    return get_metric_item(session, workspace_id=workspace_id, metric_id=metric_id, now=now)
+
+
+def set_owner(
+    session: Session,
+    *,
+    workspace_id: int,
+    metric_id: int,
+    owner: str | None,
+    note: str | None,
+    now: datetime,
+) -> MetricItem:
+    """Who the metric's alerts mention (a Slack user or group id) and what they say to check."""
+    get_metric_item(session, workspace_id=workspace_id, metric_id=metric_id, now=now)
+    metric = session.get(Metric, metric_id)
+    assert metric is not None
+    metric.owner = owner or None
+    metric.note = (note or "").strip() or None
     session.flush()
     return get_metric_item(session, workspace_id=workspace_id, metric_id=metric_id, now=now)
 

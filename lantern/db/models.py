@@ -5,7 +5,14 @@ from lantern.db.base import Base
 from lantern.ingest.models import DebugEvent, DebugMinute, SeenMessage
 from lantern.insights.models import DetectionRun, Insight, InsightCause, MetricWatch
 from lantern.metrics.models import Bucket, FlagChange, FlagVersion, Metric
-from lantern.notify.models import Notification, SlackConnection, SlackOAuthState
+from lantern.notify.models import (
+    Notification,
+    SlackAction,
+    SlackConnection,
+    SlackOAuthState,
+    Webhook,
+    WebhookDelivery,
+)
 from lantern.workspaces.models import ApiToken, Source, Workspace
 
 __all__ = [
@@ -23,10 +30,13 @@ __all__ = [
     "MetricWatch",
     "Notification",
     "SeenMessage",
+    "SlackAction",
     "SlackConnection",
     "SlackOAuthState",
     "Source",
     "User",
     "WebSession",
+    "Webhook",
+    "WebhookDelivery",
     "Workspace",
 ]

@@ -190,13 +190,14 @@ def in_words(
     start: datetime,
     detected_at: datetime,
     has_causes: bool = False,
+    hours: int | None = None,
 ) -> InWords:
-    """Every sentence about one insight."""
+    """Every sentence about one insight; `hours` when the figures' span is known."""
     # when opened, the figures are per hour over the hours from its start to its detection;
     # an update or the end replaces them with the latest verdict's
-    hours = 1
-    if status == "open":
+    if hours is None and status == "open":
         hours = max(1, int((detected_at - start).total_seconds() // 3600) + 1)
+    hours = hours or 1
     return InWords(
         sureness=sureness(score),
         sureness_label=SURENESS_LABELS[sureness(score)],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lantern.db.base import Base, UTCDateTime, utcnow
@@ -25,6 +25,9 @@ class Metric(Base):
     kind: Mapped[str] = mapped_column(String(16))
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Who its alerts mention (a Slack user U… or user group S…), and what to check first.
+    owner: Mapped[str | None] = mapped_column(String(50), default=None)
+    note: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class Bucket(Base):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from lantern.notify.types import InsightMessage
 
@@ -59,6 +59,7 @@ class SentMessage:
 
     channel: str
     ts: str
+    chart_shown: bool = False  # an alert that shows its chart itself (no thread chart owed)
 
 
 class Notifier(Protocol):
@@ -70,9 +71,19 @@ class Notifier(Protocol):
         self, message: InsightMessage, *, channel: str, thread_ts: str, notification_id: int
     ) -> SentMessage: ...
 
+    def post_digest(
+        self, text: str, blocks: list[dict[str, Any]], *, channel: str, notification_id: int
+    ) -> SentMessage: ...
+
     def upload_chart(
         self, png: bytes, *, channel: str, thread_ts: str, notification_id: int, title: str
     ) -> SentMessage: ...
+
+    def upload_image(self, png: bytes, *, notification_id: int, title: str) -> str: ...
+
+    def update_alert(
+        self, message: InsightMessage, *, channel: str, ts: str, notification_id: int
+    ) -> None: ...
 
     def find_sent(
         self,

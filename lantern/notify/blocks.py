@@ -10,12 +10,12 @@ Slack shows as written.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from lantern.detect.kinds import PERSISTENT, DetectionKind, phrase
 from lantern.insights.words import SEVERITY_MEANINGS, in_words
-from lantern.notify.types import InsightMessage
+from lantern.notify.types import BUTTONS, ActionTaken, InsightMessage
 
 ICONS = {"high": ":red_circle:", "medium": ":large_orange_circle:", "low": ":large_yellow_circle:"}
 
@@ -47,7 +47,9 @@ def _number(value: float) -> str:
 
 
 def _when(moment: datetime) -> str:
-    return moment.strftime("%a %d %b %H:%M UTC")
+    """A moment each reader sees in their own time zone; the UTC text where Slack cannot."""
+    fallback = moment.strftime("%a %d %b %H:%M UTC")
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
 
 
 def _change(message: InsightMessage) -> str:
@@ -74,6 +76,23 @@ def _facts(message: InsightMessage) -> str:
     # counts are events an hour; a sum or an average of values is in the values' own unit
     unit = " events/h" if message.measure == "count" else ""
     what = " average" if message.measure == "average" else ""
+    span = message.span
+    if span is not None and span.hours > 1:
+        # observed and expected over the same hours, and the range of such an average
+        low = max(span.lower, 0.0) if message.measure == "count" else span.lower
+        return (
+            f"*Observed{what}* {_number(span.observed)}{unit} vs *expected* "
+            f"{_number(span.expected)}{unit}, per hour over the {span.hours} hours since "
+            f"{_when(span.start)} (normally {_number(low)} to {_number(span.upper)} for "
+            f"{span.hours} hours like these)"
+        )
+    if span is not None:
+        low = max(span.lower, 0.0) if message.measure == "count" else span.lower
+        return (
+            f"*Observed{what}* {_number(span.observed)}{unit} vs *expected* "
+            f"{_number(span.expected)}{unit} (normal range {_number(low)} to "
+            f"{_number(span.upper)})\n*Since* {_when(span.start)}"
+        )
     return (
         f"*Observed{what}* {_number(message.observed)}{unit} vs *expected* "
         f"{_number(message.expected)}{unit} "
@@ -82,21 +101,53 @@ def _facts(message: InsightMessage) -> str:
     )
 
 
+def _chart(message: InsightMessage) -> Blocks:
+    if not message.chart_file:
+        return []
+    return [
+        {
+            "type": "image",
+            "block_id": "lantern_chart",
+            "slack_file": {"id": message.chart_file},
+            "alt_text": f"{message.metric_name} over the last 7 days: observed against the "
+            "expected range, the anomaly shaded"[:2000],
+        }
+    ]
+
+
+def mention(owner: str) -> str:
+    """A Slack user (U…, W…) or user group (S…) as a mention; `owner` is validated on input."""
+    return f"<!subteam^{owner}>" if owner.startswith("S") else f"<@{owner}>"
+
+
+def _owner(message: InsightMessage) -> Blocks:
+    lines = []
+    if message.owner:
+        lines.append(f"*Owner* {mention(message.owner)}")
+    if message.note:
+        lines.append(f"*Check first:* {literal(message.note)}")
+    if not lines:
+        return []
+    return [{"type": "section", "text": _mrkdwn("\n".join(lines))}]
+
+
 def _in_words(message: InsightMessage) -> Blocks:
     """How sure Lantern is, the normal range as a range, and what to do next."""
+    span = message.span
     words = in_words(
         kind=message.kind,
         direction=message.direction,
         status=message.status,
         severity=message.severity,
         score=message.score,
-        observed=message.observed,
-        lower=message.lower,
-        upper=message.upper,
+        observed=span.observed if span is not None else message.observed,
+        lower=span.hour_lower if span is not None else message.lower,
+        upper=span.hour_upper if span is not None else message.upper,
         measure=message.measure,
-        start=message.start,
+        start=span.start if span is not None else message.start,
         detected_at=message.detected_at,
         has_causes=bool(message.causes),
+        hours=span.hours if span is not None else None,
     )
     text = f"*How sure:* {words.how_sure}\n{words.normal_range}\n*What to do:* {words.next_step}"
     return [{"type": "section", "text": _mrkdwn(text)}]
@@ -121,18 +172,58 @@ def _related(message: InsightMessage) -> Blocks:
     return [{"type": "section", "text": _mrkdwn(text)}]
 
 
-def _link(message: InsightMessage) -> dict[str, Any]:
-    return {
-        "type": "actions",
-        "elements": [
-            {
+BUTTON_TEXTS = {
+    "useful": "Useful",
+    "not_useful": "Not useful",
+    "mute": "Mute metric",
+    "snooze_day": "Snooze 1 day",
+    "snooze_week": "Snooze 1 week",
+}
+
+
+def _buttons(message: InsightMessage) -> dict[str, Any]:
+    """Useful, Not useful, Mute, Snooze (when Slack can deliver the clicks), Open in Lantern."""
+    elements: Blocks = []
+    if message.interactive:
+        for action_id, action in BUTTONS.items():
+            button: dict[str, Any] = {
                 "type": "button",
-                "text": {"type": "plain_text", "text": "Open in Lantern"},
-                "url": message.dashboard_url,
-                "action_id": "open_insight",
+                "text": {"type": "plain_text", "text": BUTTON_TEXTS[action]},
+                "action_id": action_id,
+                "value": str(message.insight_id),
             }
-        ],
-    }
+            if action == "useful":
+                button["style"] = "primary"
+            elements.append(button)
+    elements.append(
+        {
+            "type": "button",
+            "text": {"type": "plain_text", "text": "Open in Lantern"},
+            "url": message.dashboard_url,
+            "action_id": "open_insight",
+        }
+    )
+    return {"type": "actions", "block_id": "lantern_actions", "elements": elements}
+
+
+def _did(taken: ActionTaken) -> str:
+    who = f"<@{taken.slack_user_id}>"  # Slack shows each reader the clicker's name
+    if taken.action == "useful":
+        return f":white_check_mark: Marked useful by {who}"
+    if taken.action == "not_useful":
+        return f":x: Marked not useful by {who}"
+    if taken.action == "mute":
+        return f":no_bell: Muted by {who}"
+    until = f" until {_when(taken.until)}" if taken.until else ""
+    length = "1 day" if taken.action == "snooze_day" else "1 week"
+    return f":zzz: Snoozed for {length} by {who}{until}"
+
+
+def _actions_taken(message: InsightMessage) -> Blocks:
+    if not message.actions:
+        return []
+    lines = " · ".join(_did(taken) for taken in message.actions[-5:])
+    return [{"type": "context", "block_id": "lantern_done", "elements": [_mrkdwn(lines)]}]
 
 
 def alert_blocks(message: InsightMessage) -> tuple[str, Blocks]:
@@ -155,10 +246,13 @@ def alert_blocks(message: InsightMessage) -> tuple[str, Blocks]:
                 f"{_facts(message)}"
             ),
         },
+        *_chart(message),
+        *_owner(message),
         *_in_words(message),
         *_causes(message),
         *_related(message),
-        _link(message),
+        _buttons(message),
+        *_actions_taken(message),
         {
             "type": "context",
             "elements": [
@@ -204,3 +298,35 @@ def test_blocks() -> tuple[str, Blocks]:
     """The message sent by "Send a test message"."""
     text = "Lantern is connected: insights will be posted in this channel."
     return text, [{"type": "section", "text": _mrkdwn(f":wave: {text}")}]
+
+
+def digest_blocks(
+    by_source: dict[str, list[tuple[str, float, str, str, str]]], *, day: date, time_zone: str
+) -> tuple[str, Blocks]:
+    """The daily digest: each low-severity insight's change and link, grouped by source.
+
+    `by_source` maps a source's name to (metric label, relative change, kind, direction,
+    link) of each insight, in the order they were found.
+    """
+    count = sum(len(items) for items in by_source.values())
+    text = f"Lantern's daily digest for {day:%a %d %b}: {count} smaller change(s)"
+    blocks: Blocks = [
+        {"type": "header", "text": {"type": "plain_text", "text": text[:150]}},
+    ]
+    for source, items in by_source.items():
+        lines = []
+        for name, change, kind, direction, url in items:
+            if kind == DetectionKind.OUTAGE:
+                moved = DetectionKind.OUTAGE.phrase
+            else:
+                moved = f"{phrase(kind)}, {'up' if direction == 'up' else 'down'} {abs(change):.0%}"
+            lines.append(f"• {literal(name)} {moved} · <{url}|Open in Lantern>")
+        body = f"*{literal(source)}*\n" + "\n".join(lines)
+        blocks.append({"type": "section", "text": _mrkdwn(body[:3000])})
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [_mrkdwn(f"Low-severity insights, held for this digest ({time_zone})")],
+        }
+    )
+    return text, blocks

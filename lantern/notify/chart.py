@@ -7,13 +7,14 @@ import io
 import matplotlib
 
 matplotlib.use("Agg")
+from matplotlib.dates import DateFormatter, DayLocator, HourLocator
 from matplotlib.figure import Figure
 
 from lantern.notify.types import ChartData
 
 
 def render_chart(chart: ChartData, title: str) -> bytes:
-    """A PNG of observed vs expected with its band; the anomaly's hours shaded."""
+    """A PNG of observed vs expected with its band; the anomaly's hours shaded, axes labelled."""
     figure = Figure(figsize=(8, 3.2), dpi=100)
     axes = figure.add_subplot()
     x = chart.index.to_pydatetime()
@@ -30,11 +31,18 @@ def render_chart(chart: ChartData, title: str) -> bytes:
         label="anomaly",
     )
     axes.set_title(title, fontsize=10, loc="left")
+    axes.set_ylabel(chart.unit, fontsize=8)
+    axes.set_xlabel("time (UTC)", fontsize=8)
+    axes.xaxis.set_major_locator(DayLocator(tz="UTC"))
+    axes.xaxis.set_major_formatter(DateFormatter("%a %d %b", tz="UTC"))
+    axes.xaxis.set_minor_locator(HourLocator(byhour=[12], tz="UTC"))
+    axes.xaxis.set_minor_formatter(DateFormatter("%H:%M", tz="UTC"))
+    axes.tick_params(axis="x", which="both", labelsize=7)
+    axes.tick_params(axis="x", which="minor", colors="#666666")
     if min(chart.observed.min(initial=0), chart.lower.min(initial=0)) >= 0:
         axes.set_ylim(bottom=0)
     axes.grid(alpha=0.3)
     axes.legend(loc="upper left", fontsize=7, ncols=4, frameon=False)
-    figure.autofmt_xdate()
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from collections.abc import Callable
 from datetime import timedelta
@@ -21,6 +22,8 @@ from lantern.notify.slack import SlackNotifier
 T = TypeVar("T")
 
 STATE_LIFETIME = timedelta(minutes=10)
+# Slack's signing secrets are 32 hexadecimal digits; a little leeway for the future.
+SIGNING_SECRET = re.compile(r"^[0-9A-Za-z]{16,128}$")
 
 
 def _count(session: Session, workspace_id: int, *conditions: Any) -> int:
@@ -67,8 +70,13 @@ def connection_status(session: Session, *, workspace_id: int, settings: Settings
             .limit(1)
         ).first()
         error = f"{waiting} notification(s) waiting to be delivered: {newest}"
+    from lantern.notify.interactivity import INTERACTIVITY_PATH, interactive
+
     return {
         "connected": row is not None,
+        "buttons": interactive(row, settings),
+        "interactivity_url": settings.resolved_public_url.rstrip("/") + INTERACTIVITY_PATH,
+        "public_url_warning": settings.public_url_warning,
         "method": row.method if row else None,
         "channel": row.channel if row else None,
         "channel_name": row.channel_name if row else None,
@@ -119,12 +127,30 @@ def resolve_channel(settings: Settings, *, bot_token: str, channel: str) -> tupl
 
 
 def connect_with_token(
-    session: Session, *, workspace_id: int, bot_token: str, channel: str, settings: Settings
+    session: Session,
+    *,
+    workspace_id: int,
+    bot_token: str,
+    channel: str,
+    settings: Settings,
+    signing_secret: str | None = None,
 ) -> SlackConnection:
-    """Store a pasted bot token and channel, after Slack confirms the token works."""
+    """Store a pasted bot token and channel, after Slack confirms the token works.
+
+    With the app's signing secret, alerts carry buttons whose clicks Lantern can check.
+    """
     bot_token, channel = bot_token.strip(), channel.strip().lstrip("#")
     if not bot_token.startswith("xoxb-"):
         raise BadRequest("a bot token starts with xoxb-: copy it from your Slack app's OAuth page")
+    secret = (signing_secret or "").strip() or None
+    if secret is not None and not SIGNING_SECRET.match(secret):
+        raise BadRequest(
+            "a signing secret is 32 letters and digits: copy it from your Slack app's Basic "
+            "Information page (App Credentials), not the bot token or the client secret"
+        )
+    existing = session.get(SlackConnection, workspace_id)
+    if secret is None and existing is not None and existing.method == "token":
+        secret = existing.signing_secret  # a new channel or token keeps the buttons working
     if not channel:
         raise BadRequest("name the channel Lantern should post to, e.g. alerts")
     notifier = _notifier(settings, bot_token)
@@ -149,6 +175,7 @@ def connect_with_token(
         team_name=identity.get("team"),
         bot_user_id=identity.get("user_id"),
         bot_id=identity.get("bot_id"),
+        signing_secret=secret,
     )
 
 

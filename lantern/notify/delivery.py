@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from lantern.config import Settings
 from lantern.db.session import session_scope
+from lantern.insights.models import Insight
 from lantern.notify.base import (
     Notifier,
     NotifyError,
@@ -25,6 +29,7 @@ from lantern.notify.base import (
     UnknownOutcome,
     WorkspaceNotifyError,
 )
+from lantern.notify.digest import close_digest, digest_message, for_digest, queue_digest
 from lantern.notify.message import build_message
 from lantern.notify.models import Notification, SlackConnection
 from lantern.notify.policy import (
@@ -35,8 +40,11 @@ from lantern.notify.policy import (
     FlushResult,
     NotifierFactory,
     backoff,
+    quiet_until,
 )
 from lantern.notify.slack import is_channel_id
+from lantern.notify.types import InsightMessage
+from lantern.workspaces.models import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +72,7 @@ def flush_workspace(
     channel = _channel_id(engine, notifier, workspace_id, now)
     if channel is None:
         return result
+    queue_digest(engine, workspace_id=workspace_id, now=now)
     cursor = 0
     for _ in range(MAX_ROWS_PER_FLUSH):
         with session_scope(engine) as session:
@@ -117,6 +126,45 @@ def _channel_id(engine: Engine, notifier: Notifier, workspace_id: int, now: date
     return channel_id
 
 
+def _held(session: Session, row: Notification, now: datetime) -> bool:
+    """Whether the workspace's policy holds this row: for the daily digest, or quiet hours."""
+    workspace = session.get(Workspace, row.workspace_id)
+    if workspace is None:
+        return False
+    if for_digest(session, workspace, row):
+        row.status = "digest"
+        row.error = f"in the daily digest at {workspace.digest_hour:02d}:00 {workspace.time_zone}"
+        return True
+    held = _quiet_until(session, row, now)
+    if held is None:
+        return False
+    local = held.astimezone(ZoneInfo(workspace.time_zone))
+    row.next_attempt_at = held
+    row.error = f"held for the workspace's quiet hours, until {local:%H:%M} {workspace.time_zone}"
+    return True
+
+
+def _quiet_until(session: Session, row: Notification, now: datetime) -> datetime | None:
+    """When a row due in the workspace's quiet hours may go; None if it may go now.
+
+    Everything waits (alerts, their charts and replies, in order) but high-severity
+    outages, unless the workspace holds those too.
+    """
+    workspace = session.get(Workspace, row.workspace_id)
+    if workspace is None or workspace.quiet_start is None or workspace.quiet_end is None:
+        return None
+    if not workspace.quiet_holds_outages:
+        insight = session.get(Insight, row.insight_id)
+        if insight is not None and insight.kind == "outage" and insight.severity == "high":
+            return None
+    return quiet_until(
+        now,
+        time_zone=workspace.time_zone,
+        start=workspace.quiet_start,
+        end=workspace.quiet_end,
+    )
+
+
 def _alert_of(session: Session, row: Notification) -> Notification | None:
     return session.scalars(
         select(Notification)
@@ -147,9 +195,12 @@ def _deliver(
             if row is None or row.status not in UNDELIVERED or row.next_attempt_at > now:
                 return True
             purpose, insight_id, attempts = row.purpose, row.insight_id, row.attempts
+            if row.status == "pending" and _held(session, row, now):
+                result.held += 1
+                return True
             thread_ts: str | None = None
             target = row.channel if row.status == "sending" and row.channel else channel
-            if purpose != "alert":
+            if purpose not in ("alert", "digest"):
                 alert = _alert_of(session, row)
                 if alert is None or alert.status == "skipped":
                     row.status, row.error = "skipped", "the alert for this insight was not sent"
@@ -165,6 +216,7 @@ def _deliver(
                 thread_ts, target = alert.ts, alert.channel or channel
             uncertain = row.status == "sending"
             since = row.created_at - RECONCILE_MARGIN
+            file_id = row.file_id
         if not is_channel_id(target):
             # Older versions recorded the channel by name; Slack's reading methods want its id.
             target = notifier.resolve_channel(target)[0]
@@ -177,7 +229,9 @@ def _deliver(
                 chart=purpose == "chart",
             )
             if found is not None:
-                _record_sent(engine, row_id, SentMessage(target, found), now)
+                # an alert posted with its chart's file id showed the chart itself
+                shown = purpose == "alert" and file_id is not None
+                _record_sent(engine, row_id, SentMessage(target, found, shown), now)
                 result.reconciled += 1
                 _log_delivered(
                     row_id, workspace_id, insight_id, purpose, "reconciled", attempts, started
@@ -186,13 +240,24 @@ def _deliver(
         with session_scope(engine) as session:
             row = session.get(Notification, row_id)
             assert row is not None
-            message, chart = build_message(session, row, settings, with_chart=purpose == "chart")
+            pictured = purpose == "chart" or (purpose == "alert" and row.file_id is None)
+            digest: tuple[str, list[dict[str, Any]]] | None = None
+            if purpose == "digest":
+                digest = digest_message(session, row, settings)
+                if digest is None:
+                    row.status, row.error = "skipped", "nothing left for this digest"
+                    result.skipped += 1
+                    return True
+            else:
+                message, chart = build_message(session, row, settings, with_chart=pictured)
             row.status, row.sending_since, row.channel = "sending", now, target
             row.attempts += 1
             attempts = row.attempts
         claimed = True
-        if purpose == "alert":
-            sent = notifier.post_alert(message, channel=target, notification_id=row_id)
+        if digest is not None:
+            sent = notifier.post_digest(*digest, channel=target, notification_id=row_id)
+        elif purpose == "alert":
+            sent = _post_alert(engine, notifier, message, chart, channel=target, row_id=row_id)
         elif purpose == "chart":
             assert chart is not None and thread_ts is not None
             sent = notifier.upload_chart(
@@ -258,6 +323,47 @@ def _deliver(
         return True
 
 
+def _post_alert(
+    engine: Engine,
+    notifier: Notifier,
+    message: InsightMessage,
+    chart: bytes | None,
+    *,
+    channel: str,
+    row_id: int,
+) -> SentMessage:
+    """The alert with its chart in it: the chart is uploaded first (once), then shown.
+
+    If Slack refuses the layout with the image (a file it has not finished processing),
+    the alert goes without it, and its chart follows in its thread as before.
+    """
+    file_id = message.chart_file
+    if file_id is None and chart is not None:
+        file_id = notifier.upload_image(
+            chart, notification_id=row_id, title=f"{message.metric_name}: last 7 days"
+        )
+        with session_scope(engine) as session:
+            row = session.get(Notification, row_id)
+            assert row is not None
+            row.file_id = file_id
+    if file_id is None:
+        return notifier.post_alert(message, channel=channel, notification_id=row_id)
+    try:
+        sent = notifier.post_alert(
+            replace(message, chart_file=file_id), channel=channel, notification_id=row_id
+        )
+    except PermanentNotifyError as exc:
+        if exc.code != "invalid_blocks":
+            raise
+        log.warning("alert %s: Slack refused its chart (%s); sending it without", row_id, exc)
+        with session_scope(engine) as session:
+            row = session.get(Notification, row_id)
+            assert row is not None
+            row.file_id = None
+        return notifier.post_alert(message, channel=channel, notification_id=row_id)
+    return SentMessage(sent.channel, sent.ts, chart_shown=True)
+
+
 def _log_delivered(
     row_id: int,
     workspace_id: int,
@@ -299,7 +405,9 @@ def _record_sent(engine: Engine, row_id: int, sent: SentMessage, now: datetime) 
         connection = session.get(SlackConnection, row.workspace_id)
         if connection is not None:
             connection.error = None
-        if row.purpose == "alert":
+        if row.purpose == "digest":
+            close_digest(session, row)
+        if row.purpose == "alert" and not sent.chart_shown:
             queued = session.scalar(
                 select(Notification.id).where(
                     Notification.insight_id == row.insight_id, Notification.purpose == "chart"

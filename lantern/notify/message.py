@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import numpy as np
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from lantern.config import Settings
@@ -11,25 +16,53 @@ from lantern.insights.models import Insight
 from lantern.insights.service import insight_causes
 from lantern.metrics.keys import label, measure, series_kind
 from lantern.metrics.models import Metric
-from lantern.metrics.service import load_series
-from lantern.notify.models import Notification
-from lantern.notify.types import ChartData, FlagChangeCause, InsightMessage
+from lantern.metrics.service import hour_index, load_series
+from lantern.notify.interactivity import interactive
+from lantern.notify.models import Notification, SlackAction, SlackConnection
+from lantern.notify.types import (
+    ActionTaken,
+    ChartData,
+    FlagChangeCause,
+    InsightMessage,
+    SpanFigures,
+)
 from lantern.workspaces.models import Source
 
 CHART_DAYS = 7
+# The chart's y axis, by what an hour of the metric holds.
+UNITS = {
+    "count": "events per hour",
+    "sum": "sum of values per hour",
+    "average": "average value per hour",
+}
 
 
 def build_message(
     session: Session, row: Notification, settings: Settings, *, with_chart: bool
 ) -> tuple[InsightMessage, bytes | None]:
-    """The facts of the notification's insight, and a PNG chart when asked for."""
+    """The facts of the notification's insight, and a PNG chart when asked for.
+
+    An alert's figures (its start, observed and expected, the range) and its chart come
+    from the same data (`span_figures`), and only causes before the end of the first hour
+    that moved are listed (`possible_causes`).
+    """
     insight = session.get(Insight, row.insight_id)
     assert insight is not None
     metric = session.get(Metric, insight.metric_id)
     assert metric is not None
     source = session.get(Source, metric.source_id)
     assert source is not None
-    causes = insight_causes(session, insight_id=insight.id)
+    fitted = _fitted(session, insight, metric) if row.purpose in ("alert", "chart") else None
+    span = None
+    if fitted is not None:
+        span = span_figures(
+            *fitted,
+            start=insight.start,
+            detected_at=insight.detected_at,
+            direction=insight.direction,
+        )
+    start = span.start if span is not None else insight.start
+    causes = possible_causes(insight_causes(session, insight_id=insight.id), start=start)
     message = InsightMessage(
         insight_id=insight.id,
         metric_name=metric.name,
@@ -55,10 +88,88 @@ def build_message(
         dashboard_url=f"{settings.resolved_public_url.rstrip('/')}/insights/{insight.id}",
         ended_at=insight.ended_at,
         related=_related(session, insight),
+        chart_file=row.file_id if row.purpose == "alert" else None,
+        owner=metric.owner,
+        note=metric.note,
+        span=span,
+        interactive=interactive(session.get(SlackConnection, row.workspace_id), settings),
+        actions=actions_taken(session, insight_id=insight.id),
     )
-    if not with_chart:
+    if not with_chart or fitted is None:
         return message, None
-    return message, _chart(session, insight, metric, message)
+    return message, _chart(insight, fitted, message)
+
+
+def possible_causes(causes: Sequence[Any], *, start: datetime) -> list[Any]:
+    """The flag changes that may have caused a move that began in the hour `start`.
+
+    A change after the end of that hour came after the move: it is not listed, so no
+    cause shown ever postdates the stated start's hour.
+    """
+    end = pd.Timestamp(start) + pd.Timedelta(hours=1)
+    return [cause for cause in causes if pd.Timestamp(cause[3]) < end]
+
+
+def span_figures(
+    index: pd.DatetimeIndex,
+    observed: np.ndarray,
+    expected: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    *,
+    start: datetime,
+    detected_at: datetime,
+    direction: str,
+) -> SpanFigures | None:
+    """The alert's figures over one span: where the move began, and what it was there.
+
+    The start is the detector's estimate moved on to the first hour, up to the detection,
+    whose observation is outside the band in the insight's direction (the detector may
+    date a drop an hour or two early; the chart shows when it began). Observed and
+    expected are averaged over the same hours, from that start to the detection, and the
+    range is the one for such an average: one hour's band narrowed by the square root of
+    the hours (independent hours), so the figures never contradict one another.
+    """
+    first, last = pd.Timestamp(start), pd.Timestamp(detected_at)
+    inside = (index >= first) & (index <= last)
+    if not inside.any():
+        return None
+    seen, wanted = observed[inside], expected[inside]
+    low, high = lower[inside], upper[inside]
+    off = seen < low if direction == "down" else seen > high
+    off &= np.isfinite(seen)
+    begin = int(np.argmax(off)) if off.any() else 0
+    seen, wanted, low, high = seen[begin:], wanted[begin:], low[begin:], high[begin:]
+    valid = np.isfinite(seen) & np.isfinite(wanted)
+    if not valid.any():
+        return None
+    hours = int(valid.sum())
+    mean_expected = float(np.mean(wanted[valid]))
+    hour_lower, hour_upper = float(np.mean(low[valid])), float(np.mean(high[valid]))
+    narrow = 1 / np.sqrt(hours)
+    return SpanFigures(
+        start=pd.Timestamp(index[inside][begin]).to_pydatetime(),
+        hours=hours,
+        observed=float(np.mean(seen[valid])),
+        expected=mean_expected,
+        lower=mean_expected - (mean_expected - hour_lower) * narrow,
+        upper=mean_expected + (hour_upper - mean_expected) * narrow,
+        hour_lower=hour_lower,
+        hour_upper=hour_upper,
+    )
+
+
+def actions_taken(session: Session, *, insight_id: int) -> tuple[ActionTaken, ...]:
+    """The buttons clicked on the insight's alert, oldest first."""
+    rows = session.scalars(
+        select(SlackAction).where(SlackAction.insight_id == insight_id).order_by(SlackAction.id)
+    ).all()
+    return tuple(
+        ActionTaken(
+            action=row.action, slack_user_id=row.slack_user_id, at=row.created_at, until=row.until
+        )
+        for row in rows
+    )
 
 
 def _related(session: Session, insight: Insight) -> tuple[str, ...]:
@@ -76,29 +187,81 @@ def _related(session: Session, insight: Insight) -> tuple[str, ...]:
     )
 
 
-def _chart(session: Session, insight: Insight, metric: Metric, message: InsightMessage) -> bytes:
-    from lantern.detect import SeriesKind, decompose
-    from lantern.notify.chart import render_chart
+def anomaly_span(start: datetime, last_hour: datetime) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The hours to shade: from the start to the end of the last anomalous hour's bucket.
+
+    An hour's bucket runs to the next hour, so a spike or an outage detected in the hour it
+    began is one hour wide, never a line.
+    """
+    first = pd.Timestamp(start)
+    return first, max(pd.Timestamp(last_hour), first) + pd.Timedelta(hours=1)
+
+
+Fitted = tuple[pd.DatetimeIndex, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _fitted(session: Session, insight: Insight, metric: Metric) -> Fitted:
+    """The chart's last days: the index, observed, and what the detector expected.
+
+    The expectation is the detector's own, replayed over the metric's buckets from its
+    first hour (`replay_expected`, as the dashboard's chart does), so the alert's chart,
+    its figures, the dashboard and the verdict agree. A series the detector cannot fit is
+    shown without a band.
+    """
+    from lantern.detect import SeriesKind, replay_expected
+    from lantern.metrics.models import Bucket
+    from lantern.workspaces.models import Workspace
 
     end = pd.Timestamp(insight.detected_at) + pd.Timedelta(hours=1)
     kind: SeriesKind = series_kind(metric.kind)
+    first = session.scalar(select(func.min(Bucket.hour)).where(Bucket.metric_id == metric.id))
+    begin = end - pd.Timedelta(days=CHART_DAYS)
+    if first is not None:
+        begin = min(begin, hour_index(first))
     series = load_series(
         session.connection(),
         metric_ids=[metric.id],
-        start=end - pd.Timedelta(days=35),
+        start=begin,
         end=end,
         kinds={metric.id: metric.kind},
     )[metric.id]
-    fitted = decompose(series, kind=kind)
+    workspace = session.get(Workspace, insight.workspace_id)
+    try:
+        traced = replay_expected(
+            series,
+            kind=kind,
+            sensitivity=workspace.sensitivity if workspace else "medium",  # type: ignore[arg-type]
+            stagger=metric.id % 24,  # as the hourly pass staggers it (scoring)
+        )
+        band = (traced.expected, traced.lower, traced.upper)
+    except ValueError:
+        band = (pd.Series(np.nan, index=series.index),) * 3
     window = series.index >= end - pd.Timedelta(days=CHART_DAYS)
+    expected, lower, upper = (part[window].to_numpy(dtype=float) for part in band)
+    return (
+        pd.DatetimeIndex(series.index[window]),
+        series[window].to_numpy(dtype=float),
+        expected,
+        lower,
+        upper,
+    )
+
+
+def _chart(insight: Insight, fitted: Fitted, message: InsightMessage) -> bytes:
+    from lantern.notify.chart import render_chart
+
+    start = message.span.start if message.span is not None else insight.start
+    span = anomaly_span(start, insight.ended_at or insight.detected_at)
+    index, observed, expected, lower, upper = fitted
     chart = ChartData(
-        index=pd.DatetimeIndex(series.index[window]),
-        observed=fitted.observed[window].to_numpy(),
-        expected=fitted.expected[window].to_numpy(),
-        lower=fitted.lower[window].to_numpy(),
-        upper=fitted.upper[window].to_numpy(),
-        anomaly_start=pd.Timestamp(insight.start),
-        anomaly_end=pd.Timestamp(insight.ended_at or insight.detected_at),
+        index=index,
+        observed=observed,
+        expected=expected,
+        lower=lower,
+        upper=upper,
+        anomaly_start=span[0],
+        anomaly_end=span[1],
+        unit=UNITS[message.measure],
     )
     title = f"{message.metric_name} ({message.metric_kind}, {message.source_name})"
     return render_chart(chart, title)

@@ -13,9 +13,10 @@ from lantern.db.base import Base, UTCDateTime, utcnow
 class Notification(Base):
     """A step owed to Slack about an insight: the outbox row (see `notify.outbox`).
 
-    `status` is pending → sending → sent, or failed or skipped (with `error`). A `sending`
-    row's outcome is unknown: it is reconciled against the channel before it is ever sent
-    again. `error` also says why an undelivered row is waiting.
+    `status` is pending → sending → sent, or failed or skipped (with `error`); a
+    low-severity alert may wait as `digest` for the daily digest. A `sending` row's outcome
+    is unknown: it is reconciled against the channel before it is ever sent again. `error`
+    also says why an undelivered row is waiting.
     """
 
     __tablename__ = "notifications"
@@ -26,7 +27,8 @@ class Notification(Base):
         ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
     )
     insight_id: Mapped[int] = mapped_column(ForeignKey("insights.id", ondelete="CASCADE"))
-    purpose: Mapped[str] = mapped_column(String(16))  # alert | chart | update | resolution
+    # alert | chart | update | resolution | digest
+    purpose: Mapped[str] = mapped_column(String(16))
     sequence: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -35,6 +37,8 @@ class Notification(Base):
     error: Mapped[str | None] = mapped_column(Text, default=None)
     channel: Mapped[str | None] = mapped_column(String(100), default=None)
     ts: Mapped[str | None] = mapped_column(String(50), default=None)
+    # An alert's chart, uploaded to Slack before the alert and shown in it (Slack's file id).
+    file_id: Mapped[str | None] = mapped_column(String(50), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
@@ -61,6 +65,29 @@ class SlackConnection(Base):
     error: Mapped[str | None] = mapped_column(Text, default=None)
     # Rate-limited or unreachable: nothing is sent to this workspace before then.
     paused_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # A pasted bot token's own app signs its button clicks with this; Add to Slack
+    # installs use LANTERN_SLACK_SIGNING_SECRET.
+    signing_secret: Mapped[str | None] = mapped_column(String(200), default=None)
+
+
+class SlackAction(Base):
+    """A button clicked on an alert in Slack: who did what to which insight, and when."""
+
+    __tablename__ = "slack_actions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+    )
+    insight_id: Mapped[int] = mapped_column(
+        ForeignKey("insights.id", ondelete="CASCADE"), index=True
+    )
+    action: Mapped[str] = mapped_column(String(32))  # useful | not_useful | mute | snooze_*
+    slack_team_id: Mapped[str] = mapped_column(String(50))
+    slack_user_id: Mapped[str] = mapped_column(String(50))
+    slack_user_name: Mapped[str | None] = mapped_column(String(200), default=None)
+    until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)  # a snooze's end
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class SlackOAuthState(Base):
@@ -71,3 +98,45 @@ class SlackOAuthState(Base):
     state: Mapped[str] = mapped_column(String(100), primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Webhook(Base):
+    """A URL that receives each notification as a signed JSON POST (see `notify.webhooks`).
+
+    `cursor` is the last outbox row fanned out to it: rows after it get a delivery each.
+    """
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+    )
+    url: Mapped[str] = mapped_column(String(500))
+    secret: Mapped[str] = mapped_column(String(100))  # signs each POST; the receiver holds it
+    cursor: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One notification owed to one webhook; its id is the delivery id the receiver sees.
+
+    `status` is pending → sent, or failed (with `error`); a pending row that failed waits
+    for `next_attempt_at`. The same id is sent on every try, so a receiver that keeps the
+    ids it has processed acts on each notification exactly once.
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (UniqueConstraint("webhook_id", "notification_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    webhook_id: Mapped[int] = mapped_column(
+        ForeignKey("webhooks.id", ondelete="CASCADE"), index=True
+    )
+    notification_id: Mapped[int] = mapped_column(ForeignKey("notifications.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

@@ -1,7 +1,12 @@
 """The outbox: each notification reaches Slack exactly once, per workspace, under every fault.
 
-A row is one step owed to Slack: an alert, its chart (shared into the alert's thread
-once the alert is recorded), an update or a resolution (replies in that thread).
+A row is one step owed to Slack: an alert (its chart uploaded just before and shown in
+it; shared into its thread instead, as a `chart` row, only if Slack refused the image),
+an update or a resolution (replies in that thread), or a workspace's daily `digest`
+(`notify.digest`). The workspace's policy may hold a row: for its quiet hours
+(`next_attempt_at` moves to their end) or, a low-severity alert, for the digest. The same
+rows are fanned out to the workspace's webhooks (`notify.webhooks`), each with its own
+delivery, retried with the same backoff.
 
 Exactly once. A row is claimed (`sending`, committed) before the Slack call and recorded
 (`sent`, with the ts) after it. Every message carries the row's id in its metadata, and
@@ -86,8 +91,11 @@ def _due_workspaces(engine: Engine, now: datetime) -> list[int]:
                 select(Notification.workspace_id)
                 .join(SlackConnection, SlackConnection.workspace_id == Notification.workspace_id)
                 .where(
-                    Notification.status.in_(UNDELIVERED),
-                    Notification.next_attempt_at <= now,
+                    or_(
+                        Notification.status.in_(UNDELIVERED)
+                        & (Notification.next_attempt_at <= now),
+                        Notification.status == "digest",  # its digest may be due
+                    ),
                     awake,
                 )
                 .distinct()
@@ -131,6 +139,9 @@ def flush_outbox(
             outcomes = list(pool.map(one, workspaces))
     for outcome in outcomes:
         result.add(outcome)
+    from lantern.notify.webhooks import flush_webhooks
+
+    result.add(flush_webhooks(engine, settings, now=now))  # the other channel, same rows
     return result
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from lantern.config import Settings
 from lantern.notify.base import Notifier
@@ -34,6 +35,7 @@ class FlushResult:
     retrying: int = 0
     reconciled: int = 0
     skipped: int = 0
+    held: int = 0  # waiting for the end of the workspace's quiet hours
 
     def add(self, other: FlushResult) -> None:
         for item in fields(self):
@@ -42,3 +44,27 @@ class FlushResult:
 
 NotifierFactory = Callable[[str, Settings], Notifier]
 AfterSend = Callable[[Notification], None]
+
+
+def quiet_until(
+    now: datetime, *, time_zone: str, start: int | None, end: int | None
+) -> datetime | None:
+    """The end (UTC) of the quiet hours `now` is in, or None when it is not in them.
+
+    Quiet hours run from the local hour `start` to the local hour `end` of `time_zone`,
+    across midnight when `start` > `end` (22 to 7); none when either is None.
+    """
+    if start is None or end is None or start == end:
+        return None
+    zone = ZoneInfo(time_zone)
+    local = now.astimezone(zone)
+    hour = local.hour
+    inside = start <= hour < end if start < end else hour >= start or hour < end
+    if not inside:
+        return None
+    day = local.date()
+    ends = datetime(day.year, day.month, day.day, end, tzinfo=zone)
+    if ends <= local:
+        day += timedelta(days=1)
+        ends = datetime(day.year, day.month, day.day, end, tzinfo=zone)
+    return ends.astimezone(now.tzinfo)

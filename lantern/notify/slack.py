@@ -159,6 +159,12 @@ class SlackNotifier:
         text, blocks = alert_blocks(message)
         return self._post(channel, text, blocks, notification_id)
 
+    def post_digest(
+        self, text: str, blocks: list[dict[str, Any]], *, channel: str, notification_id: int
+    ) -> SentMessage:
+        """The daily digest, a message of its own in the channel."""
+        return self._post(channel, text, blocks, notification_id)
+
     def post_reply(
         self, message: InsightMessage, *, channel: str, thread_ts: str, notification_id: int
     ) -> SentMessage:
@@ -166,6 +172,47 @@ class SlackNotifier:
         builder = update_blocks if message.status in ("open", "updated") else resolution_blocks
         text, blocks = builder(message)
         return self._post(channel, text, blocks, notification_id, thread_ts=thread_ts)
+
+    def update_alert(
+        self, message: InsightMessage, *, channel: str, ts: str, notification_id: int
+    ) -> None:
+        """Rewrite a posted alert in place (chat.update), e.g. to say who muted its metric.
+
+        Updating twice to the same content is harmless, so an unknown outcome is only
+        transient here.
+        """
+        text, blocks = alert_blocks(message)
+        self._call(
+            lambda: self.client.chat_update(
+                channel=channel,
+                ts=ts,
+                text=text,
+                blocks=blocks,
+                metadata={
+                    "event_type": METADATA_EVENT,
+                    "event_payload": {"notification_id": notification_id},
+                },
+            )
+        )
+
+    def upload_image(self, png: bytes, *, notification_id: int, title: str) -> str:
+        """Upload a chart without sharing it anywhere; its file id goes in the alert's blocks.
+
+        An upload whose answer is lost is simply made again: an unshared file shows nowhere.
+        """
+        response = self._call(
+            lambda: self.client.files_upload_v2(
+                content=png, filename=chart_filename(notification_id), title=title
+            )
+        )
+        files = response.get("files") or [{}]
+        file_id = str(files[0].get("id") or "")
+        if not file_id:
+            raise TransientNotifyError(
+                "Slack did not say which file it stored; will retry",
+                reason="Slack did not return the chart's file id",
+            )
+        return file_id
 
     def upload_chart(
         self, png: bytes, *, channel: str, thread_ts: str, notification_id: int, title: str

@@ -21,6 +21,45 @@ class FlagChangeCause:
     changed_at: datetime
 
 
+# The buttons of an alert: action_id → what the click does (see `dashboard.slack_actions`).
+BUTTONS: dict[str, str] = {
+    "lantern_useful": "useful",
+    "lantern_not_useful": "not_useful",
+    "lantern_mute": "mute",
+    "lantern_snooze_day": "snooze_day",
+    "lantern_snooze_week": "snooze_week",
+}
+
+
+@dataclass(frozen=True)
+class ActionTaken:
+    """A button clicked on the alert: what, by which Slack user, when (and until when)."""
+
+    action: str  # a value of BUTTONS
+    slack_user_id: str
+    at: datetime
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SpanFigures:
+    """Observed and expected over one span of hours, with the range that fits that span.
+
+    `observed` and `expected` are per hour, averaged over the `hours` from `start` to the
+    detection; `lower` and `upper` bound such an average (narrower than one hour's band).
+    `hour_lower` and `hour_upper` are one hour's band, averaged over the same hours.
+    """
+
+    start: datetime
+    hours: int
+    observed: float
+    expected: float
+    lower: float
+    upper: float
+    hour_lower: float
+    hour_upper: float
+
+
 @dataclass(frozen=True)
 class InsightMessage:
     """The facts of one insight, as a message needs them."""
@@ -46,6 +85,12 @@ class InsightMessage:
     ended_at: datetime | None = None
     related: tuple[str, ...] = ()  # other metrics of the source that moved with it
     measure: Measure = "count"  # what an hour holds: events, or the sum or average of values
+    interactive: bool = False  # Slack can deliver its button clicks (a signing secret is set)
+    actions: tuple[ActionTaken, ...] = ()  # buttons clicked so far, oldest first
+    chart_file: str | None = None  # Slack's id of the uploaded chart, shown in the alert
+    owner: str | None = None  # a Slack user (U…/W…) or user group (S…) the alert mentions
+    note: str | None = None  # the metric's "what to check first"
+    span: SpanFigures | None = None  # the alert's figures, from the data its chart shows
 
 
 @dataclass(frozen=True)
@@ -58,4 +103,5 @@ class ChartData:
     lower: np.ndarray
     upper: np.ndarray
     anomaly_start: pd.Timestamp
-    anomaly_end: pd.Timestamp
+    anomaly_end: pd.Timestamp  # the end of the last anomalous hour (start + 1 h at least)
+    unit: str = "events per hour"  # the y axis

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lantern.db.base import Base, UTCDateTime, utcnow
@@ -19,6 +19,15 @@ class Workspace(Base):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     sensitivity: Mapped[str] = mapped_column(String(10), default="medium")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Delivery policy: Slack messages wait out the quiet hours, local hours of `time_zone`
+    # from `quiet_start` to `quiet_end` (none when either is null); high-severity outages
+    # go at once unless `quiet_holds_outages`.
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC")
+    quiet_start: Mapped[int | None] = mapped_column(Integer, default=None)
+    quiet_end: Mapped[int | None] = mapped_column(Integer, default=None)
+    quiet_holds_outages: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Low-severity alerts wait for one message a day at this local hour (none when null).
+    digest_hour: Mapped[int | None] = mapped_column(Integer, default=None)
 
 
 class Source(Base):

@@ -196,6 +196,25 @@ def set_sensitivity(session: Session, *, workspace: Workspace, sensitivity: str)
     return workspace
 
 
+def set_delivery(
+    session: Session,
+    *,
+    workspace: Workspace,
+    time_zone: str,
+    quiet_start: int | None,
+    quiet_end: int | None,
+    quiet_holds_outages: bool,
+    digest_hour: int | None = None,
+) -> Workspace:
+    """The workspace's time zone, quiet hours (Slack messages wait them out) and digest hour."""
+    workspace.time_zone = time_zone
+    workspace.digest_hour = digest_hour
+    workspace.quiet_start, workspace.quiet_end = quiet_start, quiet_end
+    workspace.quiet_holds_outages = quiet_holds_outages
+    session.flush()
+    return workspace
+
+
 def create_api_token(session: Session, *, workspace: Workspace, name: str) -> tuple[ApiToken, str]:
     """A new workspace API token (the only time it is visible)."""
     token = new_api_token()

@@ -215,6 +215,16 @@ def test_with_history_an_insight_opens_from_the_newsfeed_with_its_chart_and_its_
     page.click("button[data-days='30']")
     expect(page.locator("button[data-days='30']")).to_have_attribute("aria-pressed", "true")
     expect(chart.locator("polyline.observed")).not_to_have_count(0)
+    # who its Slack alerts mention, and what they say to check first
+    page.fill("#owner-form input[name=owner]", "@ana")
+    page.click("#owner-form button[type=submit]")
+    expect(page.locator("#owner-said [role=alert]")).to_contain_text("Slack member id")
+    page.fill("#owner-form input[name=owner]", "U0ANA")
+    page.fill("#owner-form textarea[name=note]", "Check the payment provider first")
+    page.click("#owner-form button[type=submit]")
+    expect(page.locator("#owner-said")).to_contain_text("Saved")
+    shown = api.get(f"/metrics/{metric['id']}").json()
+    assert (shown["owner"], shown["note"]) == ("U0ANA", "Check the payment provider first")
     _shot(page, "metric", database_url)
     context.close()
     assert violations == []

@@ -20,7 +20,8 @@ from lantern.notify.outbox import flush_outbox
 from lantern.workspaces.service import get_or_create_workspace
 from tests.e2e.conftest import LAPTOP, PHONE, free_port, shot, start_server
 from tests.factories import make_insight, make_source
-from tests.fakeslack import GOOD_TOKEN, Answer, FakeSlack
+from tests.fakeslack import GOOD_TOKEN, SIGNING_SECRET, Answer, FakeSlack
+from tests.fakewebhook import Receiver
 
 CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "lantern-browser-test"
@@ -116,6 +117,80 @@ def test_settings_say_why_slack_could_not_be_connected_when_slack_cannot_be_reac
             expect(page.locator("#slack")).to_contain_text("Not connected yet")
             shot(page, f"settings-slack-unreachable{label}", database_url)
             context.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_settings_warn_of_a_missing_public_url_and_set_buttons_webhooks_and_quiet_hours(
+    browser: Browser,
+    engine: Engine,
+    database_url: str,
+    tmp_path: Path,
+    fake_slack: FakeSlack,
+    receiver: Receiver,
+) -> None:
+    name = f"web-{uuid.uuid4().hex[:10]}"
+    email = f"{name}@example.com"
+    with session_scope(engine) as session:
+        workspace = get_or_create_workspace(session, name=name)
+        create_user(session, workspace=workspace, email=email, password=PASSWORD)
+    process, served = start_server(
+        database_url, tmp_path, LANTERN_SLACK_BASE_URL=fake_slack.api_url, LANTERN_PUBLIC_URL=""
+    )
+    try:
+        page = browser.new_context().new_page()
+        page.goto(served + "/settings")
+        page.fill("input[name=email]", email)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_selector("body[data-ready='1']")
+        expect(page.locator("#public-url-warning")).to_contain_text("LANTERN_PUBLIC_URL is not set")
+        expect(page.locator("#slack-buttons")).to_contain_text("only an “Open in Lantern” link")
+        page.fill("#slack input[name=bot_token]", GOOD_TOKEN)
+        page.fill("#slack input[name=channel]", "#alerts")
+        page.fill("#slack input[name=signing_secret]", "not a secret")
+        page.click("#slack form button[type=submit]")
+        expect(page.locator("#slack-problem [role=alert]")).to_contain_text("Basic Information")
+        page.fill("#slack input[name=signing_secret]", SIGNING_SECRET)
+        page.click("#slack form button[type=submit]")
+        expect(page.locator("#slack")).to_contain_text("posting to #alerts")
+        expect(page.locator("#slack-buttons")).to_contain_text("Snooze buttons")
+        expect(page.locator("#interactivity-url")).to_have_text(
+            re.compile(r"^http://127\.0\.0\.1:\d+/slack/interactivity$")
+        )
+        shot(page, "settings-slack-buttons", database_url)
+
+        # a webhook: added (its secret shown once), tested against a receiver, removed
+        page.fill("#add-webhook input[name=webhook_url]", receiver.url)
+        page.click("#add-webhook button[type=submit]")
+        receiver.secret = page.locator("#webhook-secret").input_value()
+        assert receiver.secret.startswith("whsec_")
+        row = page.locator("#webhooks tr[data-webhook]")
+        expect(row).to_contain_text(receiver.url)
+        row.locator("button", has_text="Send a test").click()
+        expect(page.locator("#webhook-said")).to_contain_text("Test event delivered")
+        assert [r["signed"] for r in receiver.received] == [True]
+        shot(page, "settings-webhooks", database_url)
+        page.on("dialog", lambda dialog: dialog.accept())
+        row.locator("button", has_text="Remove").click()
+        expect(page.locator("#webhooks")).to_contain_text("No webhooks")
+
+        # quiet hours: a zone that does not exist is refused with the reason, then kept
+        page.fill("#quiet-hours input[name=time_zone]", "Mars/Olympus")
+        page.select_option("#quiet-hours select[name=quiet_start]", "22")
+        page.select_option("#quiet-hours select[name=quiet_end]", "7")
+        page.click("#quiet-hours button[type=submit]")
+        expect(page.locator("#quiet-said [role=alert]")).to_contain_text("IANA time zone")
+        page.fill("#quiet-hours input[name=time_zone]", "Europe/Paris")
+        page.select_option("#quiet-hours select[name=digest_hour]", "9")
+        page.click("#quiet-hours button[type=submit]")
+        expect(page.locator("#quiet-said")).to_contain_text("quiet from 22:00 to 7:00")
+        expect(page.locator("#quiet-said")).to_contain_text("in a digest at 9:00")
+        page.reload()
+        page.wait_for_selector("body[data-ready='1']")
+        expect(page.locator("#quiet-hours select[name=quiet_start]")).to_have_value("22")
+        expect(page.locator("#quiet-hours input[name=time_zone]")).to_have_value("Europe/Paris")
     finally:
         process.terminate()
         process.wait(timeout=10)

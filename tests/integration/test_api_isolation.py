@@ -10,6 +10,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import fastapi.routing
@@ -25,6 +26,7 @@ from lantern.config import Settings
 from lantern.db import session_scope
 from lantern.insights.models import Insight, MetricWatch
 from lantern.notify.models import SlackConnection
+from lantern.notify.webhooks import add_webhook
 from lantern.workspaces.models import Workspace
 from lantern.workspaces.service import create_api_token
 from tests.factories import MadeSource, add_insight, last_closed_hour, make_insight, make_source
@@ -58,6 +60,9 @@ BODIES: dict[str, dict[str, Any]] = {
     "FeedbackIn": {"useful": False},
     "SettingsIn": {"sensitivity": "medium"},
     "TokenIn": {"bot_token": "xoxb-workspace-a", "channel": "#a-alerts"},
+    "OwnerIn": {"owner": "U0AOWNER", "note": "a's note"},
+    # never posted to: a webhook is only tried by its test route, which is B's here
+    "WebhookIn": {"url": "http://127.0.0.1:9/a-hook"},
 }
 
 
@@ -80,6 +85,7 @@ class Victim:
     insight_id: int
     child_id: int
     token_id: int
+    webhook_id: int
     secrets: list[str]
 
 
@@ -107,9 +113,15 @@ def seed_victim(engine: Engine) -> Victim:
         assert workspace is not None
         token, _ = create_api_token(session, workspace=workspace, name=f"b-token-{tag}")
         token_id = token.id
+        hook = add_webhook(
+            session,
+            workspace_id=src.workspace_id,
+            url=f"http://127.0.0.1:9/b-hook-{tag}",
+            now=datetime.now(UTC),
+        )
     secrets = [src.workspace, src.name, f"B secret metric {tag}", f"b-channel-{tag}", src.key]
-    secrets += [src.token, f"b-token-{tag}"]
-    return Victim(src, metric_id, insight_id, child_id, token_id, secrets)
+    secrets += [src.token, f"b-token-{tag}", f"b-hook-{tag}", hook["secret"]]
+    return Victim(src, metric_id, insight_id, child_id, token_id, hook["id"], secrets)
 
 
 @pytest.fixture
@@ -129,6 +141,7 @@ def test_every_api_route_refuses_another_workspaces_objects_and_leaks_nothing(
         "metric_id": victim.metric_id,
         "insight_id": victim.insight_id,
         "token_id": victim.token_id,
+        "webhook_id": victim.webhook_id,
     }
     tried = []
     with TestClient(isolated_app) as client:
@@ -199,6 +212,7 @@ def test_every_api_route_answers_401_without_a_token_or_with_an_unknown_one(
         "metric_id": victim.metric_id,
         "insight_id": victim.insight_id,
         "token_id": victim.token_id,
+        "webhook_id": victim.webhook_id,
     }
     with TestClient(isolated_app) as client:
         for method, path, route in api_routes(isolated_app):

@@ -118,6 +118,34 @@ def test_a_metric_is_muted_snoozed_and_woken_through_its_watch(
     assert woken.json()["status"] == "active"
 
 
+def test_a_metric_gets_an_owner_and_a_note_and_bad_ones_are_refused_with_the_reason(
+    client: TestClient, engine: Engine
+) -> None:
+    src, other = make_source(engine), make_source(engine)
+    metric_id = make_metric(engine, src, days=2)
+    url = f"/api/v1/metrics/{metric_id}/owner"
+    body = {"owner": "<@U024BE7LH>", "note": "  Check the payment provider first "}
+    saved = client.put(url, json=body, headers=bearer(src))
+    assert (saved.json()["owner"], saved.json()["note"]) == (
+        "U024BE7LH",
+        "Check the payment provider first",
+    )
+    for bad, reason in [
+        ({"owner": "@ana"}, "Slack member id"),
+        ({"owner": "U1; DROP"}, "Slack member id"),
+        ({"note": "x" * 501}, "note"),
+        ({"note": "a\x00b"}, "note"),
+        ({"owner": "S0GROUP", "extra": 1}, "extra"),
+    ]:
+        refused = client.put(url, json=bad, headers=bearer(src))
+        assert refused.status_code == 422 and reason in refused.json()["detail"], refused.text
+    assert client.put(url, json={"owner": "S0GROUP"}, headers=bearer(other)).status_code == 404
+    kept = client.get(f"/api/v1/metrics/{metric_id}", headers=bearer(src)).json()
+    assert (kept["owner"], kept["note"]) == ("U024BE7LH", "Check the payment provider first")
+    cleared = client.put(url, json={"owner": None, "note": ""}, headers=bearer(src)).json()
+    assert (cleared["owner"], cleared["note"]) == (None, None)
+
+
 def test_a_muted_metric_is_still_scored_but_nobody_is_told(
     fresh_client: TestClient, fresh_engine: Engine
 ) -> None:

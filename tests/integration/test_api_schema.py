@@ -69,6 +69,10 @@ def test_every_api_operation_answers_within_its_documented_schema(
     for result in schema.include(path_regex="^/api/v1/").get_all_operations():
         if isinstance(result, Err):
             raise result.err()  # the spec itself is invalid
+        if result.ok().path == "/api/v1/webhooks/{webhook_id}/test":
+            # it POSTs to a webhook's URL: a generated URL must send nothing off this
+            # machine (tests/integration/test_webhooks.py covers it, with a receiver)
+            continue
         operations.append(result.ok())
     # deleting the seeded source goes last, so the others meet its objects first
     operations.sort(key=lambda op: op.method.upper() == "DELETE")

@@ -31,6 +31,13 @@ def test_settings_show_the_workspace_and_keep_a_new_sensitivity(
     assert shown == {
         "workspace": {"id": src.workspace_id, "name": src.workspace},
         "sensitivity": "medium",
+        "delivery": {
+            "time_zone": "UTC",
+            "quiet_start": None,
+            "quiet_end": None,
+            "quiet_holds_outages": False,
+            "digest_hour": None,
+        },
     }
     changed = client.put("/api/v1/settings", json={"sensitivity": "high"}, headers=bearer(src))
     assert changed.json()["sensitivity"] == "high"

@@ -116,7 +116,7 @@ def keep_flushing(engine: Engine, settings: Settings, start: datetime) -> list[F
     ]
 
 
-def test_an_alert_its_chart_and_its_resolution_reach_slack_once_in_one_thread(
+def test_an_alert_with_its_chart_and_its_resolution_reach_slack_once_in_one_thread(
     fresh_engine: Engine, settings: Settings, fake_slack: FakeSlack
 ) -> None:
     settings = slack_settings(settings, fake_slack)
@@ -127,19 +127,16 @@ def test_an_alert_its_chart_and_its_resolution_reach_slack_once_in_one_thread(
     resolve_insight(fresh_engine, insight)
     second = flush_outbox(fresh_engine, settings, now=now + timedelta(minutes=1))
     third = flush_outbox(fresh_engine, settings, now=now + timedelta(minutes=2))
-    assert (first.sent, second.sent, third.sent) == (2, 1, 0)
+    assert (first.sent, second.sent, third.sent) == (1, 1, 0)
     [alert] = fake_slack.top_level()
     assert "Signed Up" in alert["text"] and "66%" in alert["text"]
-    [chart] = fake_slack.charts(alert["ts"])
-    assert next(iter(fake_slack.uploads.values()))[:4] == b"\x89PNG"
-    assert chart["title"] == "Signed Up: last 7 days"
+    # the chart is in the alert itself, seen in the channel, not a file in its thread
+    [png] = fake_slack.images(alert["ts"])
+    assert png[:4] == b"\x89PNG" and fake_slack.charts(alert["ts"]) == []
+    assert fake_slack.completed[0]["files"][0]["title"] == "Signed Up: last 7 days"
     [reply] = replies_said(fake_slack, alert["ts"])
     assert reply.startswith("Signed Up is back to normal")
-    assert statuses(fresh_engine, insight) == [
-        ("alert", "sent"),
-        ("chart", "sent"),
-        ("resolution", "sent"),
-    ]
+    assert statuses(fresh_engine, insight) == [("alert", "sent"), ("resolution", "sent")]
 
 
 @pytest.mark.parametrize("fault", FAULTS)
@@ -152,8 +149,8 @@ def test_an_alert_is_in_slack_exactly_once_whatever_slack_or_the_process_does(
     play(fake_slack, fault, fresh_engine)
     keep_flushing(fresh_engine, settings, datetime.now(UTC))
     [alert] = fake_slack.top_level()
-    assert len(fake_slack.charts(alert["ts"])) == 1
-    assert statuses(fresh_engine, insight) == [("alert", "sent"), ("chart", "sent")]
+    assert len(fake_slack.images(alert["ts"])) == 1 and not fake_slack.charts(alert["ts"])
+    assert statuses(fresh_engine, insight) == [("alert", "sent")]
     with session_scope(fresh_engine) as session:
         row = session.scalars(
             select(Notification).where(
@@ -210,12 +207,12 @@ def test_a_server_error_before_posting_is_sent_once_after_looking(
     first = flush_outbox(fresh_engine, settings, now=now)
     too_soon = flush_outbox(fresh_engine, settings, now=now + timedelta(seconds=10))
     later = flush_outbox(fresh_engine, settings, now=now + timedelta(minutes=5))
-    assert (first.retrying, too_soon.sent, later.sent) == (1, 0, 2)
-    assert statuses(fresh_engine, insight) == [("alert", "sent"), ("chart", "sent")]
+    assert (first.retrying, too_soon.sent, later.sent) == (1, 0, 1)
+    assert statuses(fresh_engine, insight) == [("alert", "sent")]
     assert len(fake_slack.top_level()) == 1
 
 
-def test_a_chart_that_fails_to_upload_is_uploaded_later_and_only_once(
+def test_a_chart_that_fails_to_upload_is_uploaded_again_and_the_alert_shows_it_once(
     fresh_engine: Engine, settings: Settings, fake_slack: FakeSlack
 ) -> None:
     settings = slack_settings(settings, fake_slack)
@@ -225,6 +222,21 @@ def test_a_chart_that_fails_to_upload_is_uploaded_later_and_only_once(
     fake_slack.script("files.completeUploadExternal", Answer(500, {"ok": False}, store=True))
     keep_flushing(fresh_engine, settings, datetime.now(UTC))
     [alert] = fake_slack.top_level()
+    assert len(fake_slack.images(alert["ts"])) == 1 and not fake_slack.charts(alert["ts"])
+    assert statuses(fresh_engine, insight) == [("alert", "sent")]
+
+
+def test_an_alert_slack_refuses_with_its_image_goes_without_it_and_its_chart_follows_in_thread(
+    fresh_engine: Engine, settings: Settings, fake_slack: FakeSlack
+) -> None:
+    settings = slack_settings(settings, fake_slack)
+    src = connected(fresh_engine, settings)
+    insight = make_insight(fresh_engine, src)
+    # as Slack does while an uploaded file is still being processed
+    fake_slack.script("chat.postMessage", Answer(200, {"ok": False, "error": "invalid_blocks"}))
+    first = flush_outbox(fresh_engine, settings, now=datetime.now(UTC))
+    [alert] = fake_slack.top_level()
+    assert first.sent == 2 and fake_slack.images(alert["ts"]) == []
     assert len(fake_slack.charts(alert["ts"])) == 1
     assert statuses(fresh_engine, insight) == [("alert", "sent"), ("chart", "sent")]
 
@@ -245,7 +257,7 @@ def test_one_workspaces_failing_reconcile_never_stops_another_and_shows_why(
     seen = status_of(fresh_engine, settings, troubled)
     fake_slack.scripts.clear()
     after = keep_flushing(fresh_engine, settings, now + timedelta(minutes=10))
-    assert during.sent == 2  # the healthy workspace's alert and chart
+    assert during.sent == 1  # the healthy workspace's alert, its chart in it
     assert len(fake_slack.posted_by(OTHER_TOKEN)) == 1
     assert seen["waiting_notifications"] == 1
     assert "Slack answered 500" in seen["error"]
@@ -276,7 +288,7 @@ def test_a_rate_limited_workspace_waits_as_told_while_others_are_delivered(
     on_time = flush_outbox(fresh_engine, settings, now=now + timedelta(seconds=12))
     # One call each: nobody slept through Retry-After inside the flush.
     assert posts_first == 2
-    assert len(fake_slack.posted_by(OTHER_TOKEN)) == 1 and first.sent == 2
+    assert len(fake_slack.posted_by(OTHER_TOKEN)) == 1 and first.sent == 1
     assert paused["paused_until"] is not None and "wait 12 s" in paused["error"]
     assert early.sent == 0
     assert on_time.sent == 0 and on_time.retrying == 1  # the 2nd 429: 12 s more
@@ -322,11 +334,13 @@ def test_a_revoked_token_holds_alerts_with_the_reason_and_reconnecting_sends_the
         )
     after = flush_outbox(fresh_engine, settings, now=now + timedelta(minutes=1))
     assert (first.sent, again.sent) == (0, 0)
-    assert len(fake_slack.calls("chat.postMessage")) == 2  # one refused, then the real one
+    # the chart's upload, the alert's first step, was refused; then all went once
+    assert len(fake_slack.calls("files.getUploadURLExternal")) == 2
+    assert len(fake_slack.calls("chat.postMessage")) == 1
     assert "reconnect Slack" in held["error"] and held["waiting_notifications"] == 1
-    assert after.sent == 2
+    assert after.sent == 1
     assert len(fake_slack.top_level()) == 1
-    assert statuses(fresh_engine, insight) == [("alert", "sent"), ("chart", "sent")]
+    assert statuses(fresh_engine, insight) == [("alert", "sent")]
     assert status_of(fresh_engine, settings, src)["error"] is None
 
 
@@ -336,7 +350,8 @@ def test_alerts_given_up_are_sent_once_slack_is_reconnected(
     settings = slack_settings(settings, fake_slack)
     src = connected(fresh_engine, settings)
     insight = make_insight(fresh_engine, src)
-    fake_slack.script("chat.postMessage", Answer(400, {"ok": False, "error": "invalid_blocks"}))
+    refused = Answer(400, {"ok": False, "error": "invalid_blocks"})
+    fake_slack.script("chat.postMessage", refused, refused)  # with its image, and without
     now = datetime.now(UTC)
     flush_outbox(fresh_engine, settings, now=now)
     given_up = status_of(fresh_engine, settings, src)
@@ -352,7 +367,7 @@ def test_alerts_given_up_are_sent_once_slack_is_reconnected(
     assert given_up["failed_notifications"] == 1
     assert "layout" in given_up["last_failure"]
     assert len(fake_slack.top_level()) == 1
-    assert statuses(fresh_engine, insight) == [("alert", "sent"), ("chart", "sent")]
+    assert statuses(fresh_engine, insight) == [("alert", "sent")]
 
 
 def test_without_slack_an_alert_waits_and_goes_out_once_slack_is_connected(
@@ -374,8 +389,8 @@ def test_without_slack_an_alert_waits_and_goes_out_once_slack_is_connected(
         )
     after = flush_outbox(fresh_engine, settings, now=now + timedelta(minutes=1))
     assert before.sent == 0 and "not connected" in waiting["last_failure"]
-    assert after.sent == 2
-    assert statuses(fresh_engine, insight) == [("alert", "sent"), ("chart", "sent")]
+    assert after.sent == 1
+    assert statuses(fresh_engine, insight) == [("alert", "sent")]
 
 
 def test_without_slack_for_a_week_an_alert_is_dropped_not_kept_forever(

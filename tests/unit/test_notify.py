@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import struct
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -286,12 +287,16 @@ def mrkdwn_texts(text: str, blocks: list[dict[str, Any]]) -> list[str]:
     return found
 
 
+OWN_DATE = re.compile(r"<!date\^\d+\^\{date_short_pretty\} \{time\}\|[A-Za-z0-9: ]+>")
+
+
 @pytest.mark.parametrize("builder", [alert_blocks, update_blocks, resolution_blocks])
 def test_names_people_chose_can_neither_ping_link_nor_format_in_slack(
     builder: Callable[[InsightMessage], tuple[str, list[dict[str, Any]]]],
 ) -> None:
     texts = mrkdwn_texts(*builder(hostile_message()))
-    joined = "\n".join(texts)
+    # Lantern's own dates are the one `<!…>` allowed: a fixed form around a number
+    joined = OWN_DATE.sub("", "\n".join(texts))
     assert "<!" not in joined and "<@" not in joined and "<http" not in joined
     assert "&lt;!channel&gt;" in joined
     assert "*bold*" not in joined and "_it_" not in joined and "~gone~" not in joined
@@ -313,3 +318,83 @@ def test_messages_with_hostile_names_match_their_snapshot(
     snapshot = SNAPSHOTS / f"{builder.__name__}_hostile.json"
     built = json.dumps({"text": text, "blocks": blocks}, indent=2, ensure_ascii=False) + "\n"
     assert built == snapshot.read_text(encoding="utf-8")
+
+
+def test_a_spike_or_outage_detected_in_its_first_hour_is_shaded_an_hour_wide() -> None:
+    from lantern.notify.message import anomaly_span
+
+    assert anomaly_span(START, START) == (
+        pd.Timestamp(START),
+        pd.Timestamp(START + timedelta(hours=1)),
+    )
+    shaded = anomaly_span(START, START + timedelta(hours=3))
+    assert shaded[1] - shaded[0] == pd.Timedelta(hours=4)
+
+
+def test_the_alert_shows_its_chart_and_its_metrics_owner_and_note() -> None:
+    message = InsightMessage(
+        **{
+            **MESSAGE.__dict__,
+            "chart_file": "F0CHART",
+            "owner": "S0GROWTH",
+            "note": "<check> *ads*",
+        }
+    )
+    _, blocks = alert_blocks(message)
+    [image] = [b for b in blocks if b["type"] == "image"]
+    assert image["slack_file"] == {"id": "F0CHART"} and "Signed Up" in image["alt_text"]
+    body = str(blocks)
+    assert "*Owner* <!subteam^S0GROWTH>" in body
+    assert "&lt;check&gt; \u2217ads\u2217" in body  # the note is shown, never acted on
+    user = InsightMessage(**{**MESSAGE.__dict__, "owner": "U0ANA"})
+    assert "*Owner* <@U0ANA>" in str(alert_blocks(user)[1])
+
+
+def test_without_a_signing_secret_an_alert_carries_only_its_link() -> None:
+    def buttons(message: InsightMessage) -> list[str]:
+        [actions] = [b for b in alert_blocks(message)[1] if b["type"] == "actions"]
+        return [e["text"]["text"] for e in actions["elements"]]
+
+    assert buttons(MESSAGE) == ["Open in Lantern"]
+    assert buttons(InsightMessage(**{**MESSAGE.__dict__, "interactive": True}))[:2] == [
+        "Useful",
+        "Not useful",
+    ]
+
+
+def drop_from_two() -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A day at about 56.6 an hour (band 33 to 80.2) whose drop to 25 began at 02:00."""
+    index = pd.date_range("2026-03-02", periods=6, freq="h", tz="UTC")
+    observed = np.array([58.0, 55.0, 25.0, 25.0, 25.0, 25.0])
+    return index, observed, np.full(6, 56.6), np.full(6, 33.0), np.full(6, 80.2)
+
+
+def test_the_alert_dates_a_drop_from_the_first_hour_that_moved_and_its_figures_agree() -> None:
+    from lantern.notify.message import span_figures
+
+    span = span_figures(
+        *drop_from_two(),
+        start=datetime(2026, 3, 2, 1, tzinfo=UTC),  # the detector dated it an hour early
+        detected_at=datetime(2026, 3, 2, 5, tzinfo=UTC),
+        direction="down",
+    )
+    assert span is not None
+    assert (span.start, span.hours) == (datetime(2026, 3, 2, 2, tzinfo=UTC), 4)
+    assert (span.observed, span.expected) == (25.0, 56.6)
+    # the range is the one of a 4-hour average, and the observation is outside it
+    assert span.observed < span.lower < span.expected < span.upper < 80.2
+    text = str(alert_blocks(InsightMessage(**{**MESSAGE.__dict__, "span": span}))[1])
+    assert "25.0 events/h vs *expected* 56.6 events/h, per hour over the 4 hours since" in text
+    assert "normally 44.8 to 68.4 for 4 hours like these" in text
+
+
+def test_no_possible_cause_listed_comes_after_the_first_hour_that_moved() -> None:
+    from lantern.notify.message import possible_causes
+
+    at = lambda h, m: datetime(2026, 3, 2, h, m, tzinfo=UTC)  # noqa: E731
+    causes = [("a", 1, 2, at(0, 10)), ("b", 1, 2, at(1, 29)), ("c", 3, 4, at(2, 40))]
+    causes.append(("late", 1, 2, at(3, 10)))
+    start = datetime(2026, 3, 2, 2, tzinfo=UTC)
+    listed = possible_causes(causes, start=start)
+    assert [c[0] for c in listed] == ["a", "b", "c"]  # c: inside the 02:00 hour itself
+    assert all(c[3] < start + timedelta(hours=1) for c in listed)

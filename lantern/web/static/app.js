@@ -441,11 +441,35 @@ async function metricPage() {
     watchControls(m, drawHead));
   drawHead(metric);
   const insights = await api("GET", `/insights?metric_id=${metric.id}&limit=20`);
-  show(head, chart.node,
+  show(head, chart.node, ownerForm(metric),
     h("h2", {}, "Insights"),
     insights.items.length ? h("div", {}, insights.items.map(insightCard))
       : h("p", { class: "muted" }, "Nothing unusual so far."));
   await chart.load();
+}
+
+// Who the metric's Slack alerts mention, and what they say to check first.
+function ownerForm(metric) {
+  const owner = h("input", { name: "owner", value: metric.owner || "", maxlength: 30,
+    placeholder: "U024BE7LH or S0614TZR7", "aria-label": "Slack member or user group id" });
+  const note = h("textarea", { name: "note", maxlength: 500, rows: 2,
+    placeholder: "e.g. check the payment provider's status page first", "aria-label": "note" }, metric.note || "");
+  const said = h("div", { id: "owner-said" });
+  const form = h("form", { id: "owner-form", onsubmit: async (ev) => {
+    ev.preventDefault();
+    try {
+      const saved = await api("PUT", `/metrics/${metric.id}/owner`, { owner: owner.value.trim() || null, note: note.value.trim() || null });
+      fill(said, h("div", { class: "ok" }, saved.owner || saved.note ? "Saved: its alerts will show it." : "Saved: no owner or note."));
+    } catch (err) {
+      fill(said, errorBox(err));
+    }
+  } },
+  h("label", {}, "Owner to mention in its Slack alerts ", owner),
+  h("label", {}, "What to check first ", note),
+  h("button", { type: "submit" }, "Save"));
+  return h("div", { class: "card" }, h("h2", {}, "Alerts"),
+    h("p", { class: "muted" }, "A Slack member id (profile, ⋮, Copy member ID) or a user group id; the note is shown in every alert of this metric."),
+    form, said);
 }
 
 /* ---------- sources: countdown and debug view ---------- */
@@ -579,8 +603,8 @@ async function sourcePage() {
 /* ---------- settings ---------- */
 
 async function settingsPage() {
-  const [sources, settings, slack] = await Promise.all([
-    api("GET", "/sources"), api("GET", "/settings"), api("GET", "/slack"),
+  const [sources, settings, slack, hooks] = await Promise.all([
+    api("GET", "/sources"), api("GET", "/settings"), api("GET", "/slack"), api("GET", "/webhooks"),
   ]);
   const sourceList = h("div", { id: "sources" });
   const newKey = h("div", { id: "new-key" });
@@ -644,14 +668,24 @@ async function settingsPage() {
     } }, "Receive insights in Slack");
     const token = h("input", { name: "bot_token", placeholder: "xoxb-…", required: true });
     const channel = h("input", { name: "channel", placeholder: "#product-alerts", required: true });
+    const secret = h("input", { name: "signing_secret", type: "password", autocomplete: "off",
+      placeholder: "signing secret (for buttons)", "aria-label": "signing secret, optional" });
     const tokenForm = h("form", { class: "row", onsubmit: async (ev) => {
       ev.preventDefault();
       try {
-        drawSlack(await api("PUT", "/slack/token", { bot_token: token.value, channel: channel.value }), "Slack connected.");
+        const body = { bot_token: token.value, channel: channel.value };
+        if (secret.value.trim()) body.signing_secret = secret.value.trim();
+        drawSlack(await api("PUT", "/slack/token", body), "Slack connected.");
       } catch (err) {
         fill(problem, errorBox(err));
       }
-    } }, token, channel, h("button", { type: "submit" }, "Connect"));
+    } }, token, channel, secret, h("button", { type: "submit" }, "Connect"));
+    const url = h("code", { id: "interactivity-url" }, state.interactivity_url);
+    const buttons = h("div", { id: "slack-buttons" }, state.buttons
+      ? h("p", {}, "Alerts carry Useful, Not useful, Mute metric and Snooze buttons; Slack sends their clicks to ", url, ".")
+      : h("p", { class: "muted" }, "Alerts carry only an “Open in Lantern” link. For Useful, Not useful, Mute and Snooze buttons, ",
+        "turn on Interactivity in your Slack app with the Request URL ", url, ", then paste the app’s signing secret ",
+        "(Basic Information) with its bot token below; for an Add to Slack install, set LANTERN_SLACK_SIGNING_SECRET."));
     const test = h("button", { type: "button", onclick: async () => {
       try {
         await api("POST", "/slack/test");
@@ -660,7 +694,8 @@ async function settingsPage() {
         fill(problem, errorBox(err));
       }
     } }, "Send a test message");
-    fill(slackBox, 
+    fill(slackBox,
+      state.public_url_warning ? h("div", { class: "error", id: "public-url-warning" }, state.public_url_warning) : null,
       state.connected
         ? h("p", {}, "Connected", state.team_name ? ` to ${state.team_name}` : "", state.channel ? `, posting to ${state.channel_name ? "#" + state.channel_name : state.channel}` : "", ". ")
         : h("p", { class: "muted" }, "Not connected yet."),
@@ -673,9 +708,53 @@ async function settingsPage() {
         : h("p", { class: "muted" }, "“Add to Slack” needs LANTERN_SLACK_CLIENT_ID and LANTERN_SLACK_CLIENT_SECRET; or paste a bot token:"),
       h("details", { open: !state.add_to_slack_available && !state.connected },
         h("summary", {}, "Paste a bot token and channel instead"), tokenForm),
+      buttons,
       state.connected ? test : null);
   }
   drawSlack(slack);
+
+  const hookBox = h("div", { id: "webhooks" });
+  const hookSaid = h("div", { id: "webhook-said" });
+  function drawHooks(list) {
+    fill(hookBox, list.length ? h("div", { class: "table-wrap" }, h("table", {},
+      h("thead", {}, h("tr", {}, h("th", {}, "URL"), h("th", {}, "Delivered"), h("th", {}, "Waiting or failed"), h("th", {}, ""))),
+      h("tbody", {}, list.map((w) => h("tr", { "data-webhook": w.id },
+        h("td", { class: "mono" }, w.url),
+        h("td", { class: "num" }, String(w.sent)),
+        h("td", {}, w.waiting || w.failed ? `${w.waiting} waiting, ${w.failed} failed: ${w.last_error || ""}` : "–"),
+        h("td", { class: "row" },
+          h("button", { type: "button", onclick: async () => {
+            try {
+              await api("POST", `/webhooks/${w.id}/test`);
+              fill(hookSaid, h("div", { class: "ok" }, `Test event delivered to ${w.url}.`));
+            } catch (err) {
+              fill(hookSaid, errorBox(err));
+            }
+          } }, "Send a test"),
+          h("button", { type: "button", class: "danger", onclick: async () => {
+            if (!confirm(`Stop sending to ${w.url}?`)) return;
+            await api("DELETE", `/webhooks/${w.id}`);
+            fill(hookSaid);
+            drawHooks(await api("GET", "/webhooks"));
+          } }, "Remove")))))))
+      : h("p", { class: "muted" }, "No webhooks: insights go to Slack only."));
+  }
+  drawHooks(hooks);
+  const hookUrl = h("input", { name: "webhook_url", type: "url", placeholder: "https://example.com/hooks/lantern", required: true, maxlength: 500 });
+  const hookForm = h("form", { class: "row", id: "add-webhook", onsubmit: async (ev) => {
+    ev.preventDefault();
+    try {
+      const made = await api("POST", "/webhooks", { url: hookUrl.value });
+      hookUrl.value = "";
+      const secret = h("input", { readonly: true, value: made.secret, "aria-label": "webhook secret", id: "webhook-secret" });
+      fill(hookSaid, h("div", { class: "ok" }, h("strong", {}, "Webhook added. "),
+        h("p", {}, "Its secret signs every POST (X-Lantern-Signature); give it to the receiver. It is shown only once."),
+        h("div", { class: "key" }, secret, h("button", { type: "button", onclick: (e) => copy(made.secret, e.target) }, "Copy"))));
+      drawHooks(await api("GET", "/webhooks"));
+    } catch (err) {
+      fill(hookSaid, errorBox(err));
+    }
+  } }, hookUrl, h("button", { type: "submit" }, "Add webhook"));
 
   const sensitivity = h("select", { name: "sensitivity", id: "sensitivity" },
     ["low", "medium", "high"].map((s) => h("option", { value: s, selected: s === settings.sensitivity }, s)));
@@ -688,9 +767,48 @@ async function settingsPage() {
       fill(saved, errorBox(err));
     }
   });
+  const delivery = settings.delivery;
+  const hours = (name, value) => h("select", { name },
+    h("option", { value: "" }, "–"),
+    Array.from({ length: 24 }, (_, i) => h("option", { value: i, selected: value === i }, `${String(i).padStart(2, "0")}:00`)));
+  const zone = h("input", { name: "time_zone", value: delivery.time_zone, maxlength: 64, "aria-label": "time zone" });
+  const quietStart = hours("quiet_start", delivery.quiet_start);
+  const quietEnd = hours("quiet_end", delivery.quiet_end);
+  const outages = h("input", { type: "checkbox", name: "quiet_holds_outages", checked: delivery.quiet_holds_outages });
+  const digestHour = hours("digest_hour", delivery.digest_hour);
+  const quietSaid = h("div", { id: "quiet-said" });
+  const quietForm = h("form", { id: "quiet-hours", onsubmit: async (ev) => {
+    ev.preventDefault();
+    const hour = (s) => (s.value === "" ? null : Number(s.value));
+    try {
+      const next = await api("PUT", "/settings", { delivery: { time_zone: zone.value.trim(),
+        quiet_start: hour(quietStart), quiet_end: hour(quietEnd), quiet_holds_outages: outages.checked,
+        digest_hour: hour(digestHour) } });
+      const d = next.delivery;
+      fill(quietSaid, h("div", { class: "ok" }, (d.quiet_start === null ? "Saved: no quiet hours"
+        : `Saved: quiet from ${d.quiet_start}:00 to ${d.quiet_end}:00 (${d.time_zone})`)
+        + (d.digest_hour === null ? "." : `; low-severity alerts in a digest at ${d.digest_hour}:00.`)));
+    } catch (err) {
+      fill(quietSaid, errorBox(err));
+    }
+  } },
+  h("div", { class: "row" },
+    h("label", { class: "inline" }, "Time zone", zone),
+    h("label", { class: "inline" }, "Quiet from", quietStart),
+    h("label", { class: "inline" }, "to", quietEnd)),
+  h("label", {}, outages, " Hold high-severity outages too"),
+  h("div", { class: "row" }, h("label", { class: "inline" }, "Daily digest of low-severity alerts at", digestHour)),
+  h("div", {}, h("button", { type: "submit" }, "Save")));
+
   show(h("h1", {}, "Settings"), h("p", { class: "muted" }, `Workspace ${settings.workspace.name}`),
     h("div", { class: "card" }, h("h2", {}, "Sources and API keys"), newKey, sourceList, createForm),
     h("div", { class: "card" }, h("h2", {}, "Slack"), slackBox),
+    h("div", { class: "card" }, h("h2", {}, "Webhooks"),
+      h("p", { class: "muted" }, "Each insight's alert, louder update and end, as a signed JSON POST: route Lantern to Teams, PagerDuty or your own bot."),
+      hookSaid, hookBox, hookForm),
+    h("div", { class: "card" }, h("h2", {}, "Quiet hours and digest"),
+      h("p", { class: "muted" }, "Slack messages due in these hours wait for their end, then go in order; high-severity outages go at once unless held too. With a digest hour, low-severity alerts are told once a day in one message. Webhooks receive everything at once."),
+      quietSaid, quietForm),
     h("div", { class: "card" }, h("h2", {}, "Sensitivity"),
       h("p", { class: "muted" }, "Low tells you only about large changes; high also about smaller ones."),
       h("div", { class: "row" }, sensitivity, saved)));
