@@ -328,7 +328,6 @@ class _Run:
             window_error=float(np.sqrt((YOUNG_ERROR if young else WINDOW_ERROR) ** 2 + extra)),
             recent=recent,
             calm=calm,
-            young=young,
         )
         by_level, grades = graded_candidates(evidence)
         found = by_level[0]
@@ -554,7 +553,6 @@ class _Run:
             window_error=evidence.window_error,
             recent=evidence.recent,
             calm=evidence.calm,
-            young=evidence.young,
         )
         return graded_candidates(unmasked)
 

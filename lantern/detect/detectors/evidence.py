@@ -53,7 +53,7 @@ class Evidence:
     ``recent`` marks the seen hours since the current normal began: what the metric has
     done lately, however it was judged, against which `rare_total` asks how rare a short
     event is; ``calm`` marks those of them outside past outages, against which it asks how
-    rare a lasting change is. ``young``: the model has seen less than two weeks.
+    rare a lasting change is.
     """
 
     def __init__(
@@ -68,10 +68,8 @@ class Evidence:
         window_error: float = WINDOW_ERROR,
         recent: np.ndarray | None = None,
         calm: np.ndarray | None = None,
-        young: bool = False,
     ) -> None:
         self.kind = kind
-        self.young = young
         self.first = first
         self.window_error = window_error
         self.raw_x, self.raw_mu = x, mu
@@ -290,7 +288,14 @@ class Evidence:
         return np.where(full, score, np.nan)
 
     def rare_total(
-        self, i: int, length: int, *, up: bool, least: float, lasting: bool = False
+        self,
+        i: int,
+        length: int,
+        *,
+        up: bool,
+        least: float,
+        lasting: bool = False,
+        needs_history: bool = False,
     ) -> bool:
         """Whether the total of the ``length`` hours ending at ``i`` departs from expectation
         more rarely than 10^-``least`` for this metric, in direction ``up``.
@@ -303,7 +308,7 @@ class Evidence:
         level wanders, and must not hide a level shift this week; bursts and drops, which
         are how a real metric wanders, stay in). With less history
         than that needs, a short event stands on the model alone, and a lasting change
-        waits (``lasting``).
+        waits (``lasting``), as does a short event that ``needs_history``.
         """
         last = i - length - TAIL_GAP
         past = np.arange(last - TAIL_HOURS + 1, last + 1)
@@ -320,6 +325,6 @@ class Evidence:
             least_scale = SCORE_TAIL_SCALE
         if not np.isfinite(now[0]):
             return False
-        unknown = 0.0 if lasting else MAX_SCORE
+        unknown = 0.0 if lasting or needs_history else MAX_SCORE
         found = rarity(history[None, :], now, unknown=unknown, least_scale=least_scale)
         return bool(found[0] >= least)

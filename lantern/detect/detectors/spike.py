@@ -8,13 +8,14 @@ import numpy as np
 
 from lantern.detect.detectors.evidence import Evidence
 from lantern.detect.kinds import DetectionKind
-from lantern.detect.verdicts import Candidate, up_score
+from lantern.detect.verdicts import Candidate, down_score, up_score
 
 SPIKE_FLOOR = 3.0  # events an hour below which a spike's expectation is not taken at its word
 BURST_MIN_HOURS = 2  # a single high hour is a spike on its own
 BURST_HOURS = 4  # longest run of high hours judged on its total as one spike
 BURST_END = 1.5  # a burst is judged once an hour is back under this many times its expectation
 VALUE_SPIKE_SIGMAS = 3  # a value's spike adds at least this many of its standard deviations
+VALUE_BACK = 0.5  # a value's spike is over once an hour is this close (a share of it) again
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class SpikeParams:
     ratio: float  # least observed/expected
     min_events: float  # least events a count's spike adds over expectation
     rarity: float  # least -log10 p of the departure against the metric's own recent weeks
+    value_change: float  # least |change| of a measured value, as a share of its level
 
 
 class SpikeDetector:
@@ -43,7 +45,7 @@ class SpikeDetector:
     from being called a spike.
     """
 
-    kinds = (DetectionKind.SPIKE,)
+    kinds = (DetectionKind.SPIKE, DetectionKind.DROP)
 
     def __init__(self, params: SpikeParams) -> None:
         self.params = params
@@ -54,12 +56,22 @@ class SpikeDetector:
         # corrections (which only raise it), `burst` for the rest
         hours = np.arange(evidence.first, evidence.end)
         x, mu = evidence.x[hours], evidence.mu[hours]
-        up = up_score(x, mu, evidence.dispersion, evidence.kind)
         p = self.params
-        least = (
-            p.min_events if evidence.kind == "count" else VALUE_SPIKE_SIGMAS * evidence.dispersion
-        )
-        maybe = (up >= p.score) & (x >= p.ratio * mu) & (x - mu >= least)
+        if evidence.kind == "value":
+            # each judged hour tells of the hour before it, which stood alone once this
+            # one is back (`value_at`): the hours that may, from the one before the first
+            prior = np.arange(evidence.first - 1, evidence.end - 1)
+            px, pmu = evidence.x[prior], evidence.mu[prior]
+            up = up_score(px, pmu, evidence.dispersion, "value")
+            down = down_score(px, pmu, evidence.dispersion, "value")
+            least = self.value_least(evidence, pmu)
+            maybe = ((up >= p.score) | (down >= p.score)) & (np.abs(px - pmu) >= least)
+            return [
+                self.value_at(evidence, int(i)) if evidence.usable[i] and maybe[j] else None
+                for j, i in enumerate(hours)
+            ]
+        up = up_score(x, mu, evidence.dispersion, evidence.kind)
+        maybe = (up >= p.score) & (x >= p.ratio * mu) & (x - mu >= p.min_events)
         out: list[Candidate | None] = []
         for j, i in enumerate(hours):
             if not evidence.usable[i]:
@@ -69,6 +81,39 @@ class SpikeDetector:
             else:
                 out.append(self.burst(evidence, int(i)))
         return out
+
+    def value_least(self, evidence: Evidence, mu: np.ndarray) -> np.ndarray:
+        """The least departure of a measured value's hour: three of its standard deviations,
+        and `SpikeParams.value_change` of its level."""
+        spread = evidence.dispersion
+        return np.maximum(
+            VALUE_SPIKE_SIGMAS * spread, self.params.value_change * (np.abs(mu) + spread)
+        )
+
+    def value_at(self, evidence: Evidence, i: int) -> Candidate | None:
+        """A measured value's hour far above its expectation (a spike) or far below it (a
+        drop of one hour: a speed that collapses in a jam), judged once the next hour is
+        back near expectation, or the first hour of a new level would be one."""
+        if i < 1 or not evidence.usable[i - 1]:
+            return None
+        x, mu, up, down = evidence.hourly(i - 1)
+        least = float(self.value_least(evidence, np.array([mu]))[0])
+        upward = up >= down
+        score = up if upward else down
+        if score < self.params.score or abs(x - mu) < least:
+            return None
+        now, expected = evidence.x[i], evidence.mu[i]
+        if abs(now - expected) > VALUE_BACK * abs(x - mu):
+            return None
+        # a measurement's own tail is all there is to go by: its Gaussian model knows
+        # nothing of how often a price or a load time jumps, so it waits for three days
+        # of history since the current normal
+        if not evidence.rare_total(
+            i - 1, 1, up=upward, least=self.params.rarity, needs_history=True
+        ):
+            return None
+        kind = DetectionKind.SPIKE if upward else DetectionKind.DROP
+        return Candidate(kind.value, "up" if upward else "down", 1, x, mu, score)
 
     def at(self, evidence: Evidence, i: int) -> Candidate | None:
         """A spike at hour i, or a burst that ended just before it."""
@@ -121,9 +166,6 @@ class SpikeDetector:
         return None
 
     def is_spike(self, evidence: Evidence, x: float, mu: float, up: float) -> bool:
-        """Far enough above ``mu``; a spike adds a handful of events, or three sigma of a value."""
+        """A count far enough above ``mu``: significant, a ratio, and a handful of events."""
         p = self.params
-        least = (
-            p.min_events if evidence.kind == "count" else VALUE_SPIKE_SIGMAS * evidence.dispersion
-        )
-        return up >= p.score and x >= p.ratio * mu and x - mu >= least
+        return up >= p.score and x >= p.ratio * mu and x - mu >= p.min_events

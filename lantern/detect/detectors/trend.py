@@ -91,9 +91,7 @@ class TrendChangeDetector:
         bent = enough & (best_rss <= step_rss) & (np.abs(best_c) >= p.slope)
         out: list[Candidate | None] = []
         for j in range(n_out):
-            # a model that has seen one week cannot tell a bend from a weekend: its
-            # weekly rhythm rests on one sample an hour, its slope on a few days
-            if evidence.young or not (bent[j] and score[j] >= p.score and reach[j] >= TREND_REACH):
+            if not (bent[j] and score[j] >= p.score and reach[j] >= TREND_REACH):
                 out.append(None)
                 continue
             onset = int((days - 1 - best_k[j]) * DAY + DAY // 2)
@@ -114,8 +112,7 @@ class TrendChangeDetector:
             )
         # a level window turns into a trend only where the bend beats a step clearly: a step
         # a few hours old fits the last block's bend about as well as it fits a step
-        bends = bent & (best_rss + BEND_MARGIN <= step_rss) & (not evidence.young)
-        return TrendFit(best_c, bends, out)
+        return TrendFit(best_c, bent & (best_rss + BEND_MARGIN <= step_rss), out)
 
     def rename(self, found: Candidate, fit: TrendFit, j: int) -> Candidate:
         """A level shift at judged hour j, renamed a trend change if it has been drifting away."""
