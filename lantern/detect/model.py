@@ -398,7 +398,8 @@ def _weekly_profile(
     values, extrapolated to the last week): at a few events an hour it copies the noise
     of the last weeks into the forecast. Here the daily cycle is the mean of the
     detrended hours by hour of day (some 28 values each); what is left, by hour of the
-    week, is the weekly rhythm, smoothed over neighbouring hours and pulled towards that
+    week, is the weekly rhythm (both means winsorized, `_slot_means`, so that a burst is
+    no rhythm), smoothed over neighbouring hours and pulled towards that
     smooth version as far as its own scatter says it is noise (empirical Bayes, James &
     Stein): a weekend that is quieter by a factor of three stands, the chance of a slow
     Tuesday at 4 a.m. does not. A slot's noise is the larger of that scatter (once there
