@@ -143,8 +143,28 @@ def database_backends(database_url: str, application: str) -> list[int]:
         engine.dispose()
 
 
+def fill_to_cap(database_url: str, source_id: int, cap: int) -> None:
+    """Give the source `cap` metrics of its own, so every new name falls past the cap."""
+    from sqlalchemy import create_engine, insert
+
+    from lantern.metrics.models import Metric
+
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                insert(Metric),
+                [
+                    {"source_id": source_id, "kind": "track", "name": f"Earlier {n}"}
+                    for n in range(cap)
+                ],
+            )
+    finally:
+        engine.dispose()
+
+
 def start_server(
-    database_url: str | None, workers: int, application: str
+    database_url: str | None, workers: int, application: str, *, at_cap: int | None = None
 ) -> tuple[subprocess.Popen[bytes], str, str]:
     data = tempfile.mkdtemp(prefix="lantern-bench-")
     env = {**os.environ, "LANTERN_DATA_DIR": data, "LANTERN_SCHEDULER_ENABLED": "false"}
@@ -169,6 +189,12 @@ def start_server(
         check=True,
     )
     key = json.loads(made.stdout)["api_key"]
+    if at_cap:
+        fill_to_cap(
+            database_url or f"sqlite:///{Path(data) / 'lantern.db'}",
+            json.loads(made.stdout)["id"],
+            at_cap,
+        )
     port = 18000 + random.randrange(1000)
     process = subprocess.Popen(
         [sys.executable, "-m", "lantern", "serve", "--port", str(port), "--workers", str(workers)],
@@ -369,6 +395,13 @@ def main() -> None:
         help="events/s of the latency phase [default: half the measured throughput]",
     )
     parser.add_argument(
+        "--at-cap",
+        type=int,
+        metavar="CAP",
+        help="first give the source CAP metrics (the server's LANTERN_METRIC_CAP, 10000 by "
+        "default), so that every event name of the load falls past its metric cap",
+    )
+    parser.add_argument(
         "--no-limit",
         action="store_true",
         help="skip the run of the parse-only app (the limit) after Lantern's",
@@ -392,7 +425,9 @@ def main() -> None:
             parser.error("--url needs --key")
         url, key = args.url, args.key
     else:
-        process, url, key = start_server(args.database_url, args.workers, application)
+        process, url, key = start_server(
+            args.database_url, args.workers, application, at_cap=args.at_cap
+        )
         pid = process.pid
 
     def backends() -> dict[int, float]:
@@ -455,7 +490,8 @@ def main() -> None:
     p99 = timings[int(len(timings) * 0.99) - 1] * 1000
     engine = (args.database_url or "sqlite").split(":")[0]
     cpu_us = cpu_used / events * 1e6 if cpu_used is not None else None
-    print(f"engine {engine}  workers {args.workers}  batch {args.batch}  load {args.load}")
+    at_cap = f"  source at its cap of {args.at_cap:,} metrics" if args.at_cap else ""
+    print(f"engine {engine}  workers {args.workers}  batch {args.batch}  load {args.load}{at_cap}")
     print(
         "machine load average (1 min) before/after: "
         f"{load_before[0]:.2f} / {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
@@ -495,6 +531,7 @@ def main() -> None:
                 "peak_rss_mb": round(rss) if rss is not None else None,
                 "pss_mb": round(pss) if pss is not None else None,
                 "workers": args.workers,
+                "at_cap": args.at_cap,
                 "limit_events_per_s": round(limit_rate) if limit_rate is not None else None,
                 "limit_cpu_us_per_event": round(limit_us, 1) if limit_us is not None else None,
             }
