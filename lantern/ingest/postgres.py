@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 from sqlalchemy.engine import Connection
 
+from lantern.db.dialect import fetch_all
 from lantern.ingest.dedupe import seen_second
 from lantern.ingest.events import Verdict
 from lantern.ingest.types import IngestResult, Judged
@@ -185,6 +186,6 @@ def write_at_once(
         **{f"shown_{name}": shown[name] for name in SHOWN_COLUMNS},
     }
     fresh: dict[int, set[bytes]] = {request.source_id: set() for request in requests}
-    for source, digest in connection.exec_driver_sql(STATEMENT, params):
+    for source, digest in fetch_all(connection, STATEMENT, params):
         fresh[source].add(bytes(digest))
     return fresh
