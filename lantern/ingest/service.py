@@ -161,18 +161,15 @@ def store(engine: Engine, *, requests: list[Judged]) -> list[IngestResult]:
         unique.append(kept)
     url = str(engine.url)
     if engine.dialect.name == "postgresql":
-        known = _known_ids(url, requests, unique)
-        if known is not None:
-            with engine.connect() as connection:
-                fresh = write_at_once(
-                    connection.execution_options(isolation_level="AUTOCOMMIT"),
-                    requests=requests,
-                    results=results,
-                    unique=unique,
-                    ids=known,
-                    per_request=DEBUG_PER_REQUEST,
-                )
-            _count(requests, results, unique, fresh)
+        written = write_at_once(
+            engine,
+            requests=requests,
+            results=results,
+            unique=unique,
+            per_request=DEBUG_PER_REQUEST,
+        )
+        if written is not None:
+            _count(requests, results, unique, written)
             return results
     committed: list[tuple[int, Resolved, int]] = []
     with write_serialized(engine), engine.begin() as connection:
@@ -269,25 +266,6 @@ def _count(
         result.accepted = len(counted)
         counted_per_request.append(counted)
     return counted_per_request
-
-
-def _known_ids(
-    url: str, requests: list[Judged], unique: list[list[Verdict]]
-) -> dict[tuple[int, MetricKey], int] | None:
-    """The id of every metric the group increments, if all are known and none is a flag."""
-    ids: dict[tuple[int, MetricKey], int] = {}
-    for request, kept in zip(requests, unique, strict=True):
-        source = request.source_id
-        for verdict in kept:
-            if verdict.flag is not None:
-                return None
-            for key, _ in verdict.increments:
-                if (source, key) not in ids:
-                    metric_id = metric_ids.get(url, source, key)
-                    if metric_id is None:
-                        return None
-                    ids[(source, key)] = metric_id
-    return ids
 
 
 def _record_debug(
