@@ -6,6 +6,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
@@ -274,9 +275,15 @@ def _record_debug(
     counted: list[list[Verdict]],
     results: list[IngestResult],
 ) -> None:
-    """Per-minute counts, and the last few stripped events of each verdict of each request."""
+    """Per-minute counts, and the last few stripped events of each verdict of each request.
+
+    Plain statements with the rows bound as the driver takes them: the debug events are a
+    few rows per request, each of which SQLAlchemy would otherwise compile and process.
+    """
     minutes: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-    shown: list[dict[str, Any]] = []
+    shown: list[tuple[Any, ...]] = []
+    # The column's own conversion (naive UTC; SQLite's text form), done once per request.
+    stored_time = DebugEvent.__table__.c.received_at.type.bind_processor(connection.dialect)
     for request, result, kept in zip(requests, results, counted, strict=True):
         cell = minutes[(request.source_id, int(request.received_at.timestamp() // 60))]
         cell[0] += result.accepted
@@ -284,17 +291,21 @@ def _record_debug(
         cell[2] += result.duplicates
         cell[3] += result.over_cap
         rejected = [v for v in request.verdicts if not v.accepted][-DEBUG_PER_REQUEST:]
+        received = (
+            stored_time(request.received_at) if stored_time is not None else request.received_at
+        )
         shown.extend(
-            {
-                "source_id": request.source_id,
-                "received_at": request.received_at,
-                "accepted": v.accepted,
-                "reason": v.reason,
-                "event": v.summary,
-            }
+            (
+                request.source_id,
+                received,
+                v.accepted,
+                v.reason,
+                orjson.dumps(v.summary).decode(),
+            )
             for v in kept[-DEBUG_PER_REQUEST:] + rejected
         )
-    mark = "%s" if connection.dialect.name == "postgresql" else "?"
+    postgres = connection.dialect.name == "postgresql"
+    mark = "%s" if postgres else "?"
     connection.exec_driver_sql(
         "INSERT INTO debug_minutes (source_id, minute, accepted, rejected, duplicates, over_cap) "
         f"VALUES ({', '.join([mark] * 6)}) ON CONFLICT (source_id, minute) DO UPDATE SET "
@@ -305,7 +316,12 @@ def _record_debug(
         [(source_id, minute, *counts) for (source_id, minute), counts in sorted(minutes.items())],
     )
     if shown:
-        connection.execute(insert(DebugEvent), shown)
+        event = "%s::json" if postgres else "?"
+        connection.exec_driver_sql(
+            "INSERT INTO debug_events (source_id, received_at, accepted, reason, event) "
+            f"VALUES ({mark}, {mark}, {mark}, {mark}, {event})",
+            shown,
+        )
 
 
 def source_exists(engine: Engine, *, source_id: int) -> bool:
