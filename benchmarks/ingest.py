@@ -18,7 +18,10 @@ Then, in the same invocation, the same throughput phase runs against the limit
 Lantern's CPU per event and rate are printed as ratios to it. `--no-limit` skips it.
 
 CPU and memory are read from /proc (Linux): the server this script starts, or `--pid`.
-On PostgreSQL the backends serving the server are measured too (they share the cores).
+On PostgreSQL the backends serving the server are measured too (they share the cores),
+and so is the load generator. Their sum is the CPU an event costs on this machine, and
+the rate the machine's cores would take at that cost, were they given to this run alone,
+is printed beside the rate measured: on a machine shared with other work the two differ.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -237,8 +241,8 @@ def start_limit(key: str) -> tuple[subprocess.Popen[bytes], str]:
 
 def throughput(
     url: str, key: str, *, seconds: float, connections: int, size: int
-) -> tuple[int, float]:
-    """(events sent, seconds) with Python threads driving the load."""
+) -> tuple[int, float, float]:
+    """(events sent, seconds, the load's CPU seconds) with Python threads driving the load."""
     # Bodies are made before the clock starts: the client shares the machine's two cores.
     bodies = [batch_body(size) for _ in range(int(seconds * 400))]
     sent = [0] * connections
@@ -257,23 +261,31 @@ def throughput(
                 sent[slot] += size
                 i += connections
 
-    started = time.monotonic()
+    started, cpu = time.monotonic(), time.process_time()
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(connections)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return sum(sent), time.monotonic() - started
+    return sum(sent), time.monotonic() - started, time.process_time() - cpu
+
+
+def children_cpu() -> float:
+    """User + system CPU seconds of this script's finished child processes."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
 
 
 def throughput_wrk(
     url: str, key: str, *, seconds: float, connections: int, size: int
-) -> tuple[int, float]:
-    """(events sent, seconds) with wrk driving the load: a C client leaves the cores to
-    the server. batch.lua writes 100 events a request and reports any answer but 200."""
+) -> tuple[int, float, float]:
+    """(events sent, seconds, wrk's CPU seconds) with wrk driving the load: a C client
+    leaves the cores to the server. batch.lua writes 100 events a request and reports any
+    answer but 200."""
     import base64
 
     auth = base64.b64encode(f"{key}:".encode()).decode()
+    cpu = children_cpu()
     run = subprocess.run(
         [
             "wrk",
@@ -308,7 +320,8 @@ def throughput_wrk(
             duration = rest.split(",")[0]
             factor = {"ms": 1e-3, "m": 60.0, "s": 1.0}
             unit = next(u for u in ("ms", "m", "s") if duration.endswith(u))
-            return int(requests) * size, float(duration[: -len(unit)]) * factor[unit]
+            elapsed = float(duration[: -len(unit)]) * factor[unit]
+            return int(requests) * size, elapsed, children_cpu() - cpu
     raise SystemExit(f"could not read wrk's output: {run.stdout}")
 
 
@@ -436,7 +449,7 @@ def main() -> None:
             return {}
         return {b: cpu_of([b]) for b in database_backends(args.database_url, application)}
 
-    def load(seconds: float, target: str | None = None) -> tuple[int, float]:
+    def load(seconds: float, target: str | None = None) -> tuple[int, float, float]:
         target = target or url
         if args.load == "wrk":
             return throughput_wrk(
@@ -452,7 +465,7 @@ def main() -> None:
         try:
             load(2, limit_url)
             before = cpu_seconds(limit_process.pid)
-            events, elapsed = load(args.seconds, limit_url)
+            events, elapsed, _ = load(args.seconds, limit_url)
             spent = cpu_seconds(limit_process.pid) - before
         finally:
             limit_process.terminate()
@@ -464,7 +477,7 @@ def main() -> None:
         load(2)  # warm-up: imports, caches, the first metrics
         cpu_before = cpu_seconds(pid) if pid else None
         db_before = backends()
-        events, elapsed = load(args.seconds)
+        events, elapsed, load_cpu = load(args.seconds)
         cpu_used = cpu_seconds(pid) - cpu_before if pid and cpu_before is not None else None
         db_after = backends()
         db_used = sum(spent - db_before.get(b, 0.0) for b, spent in db_after.items())
@@ -502,6 +515,18 @@ def main() -> None:
         print(f"server CPU: {cpu_us:.1f} us/event ({cpu_used:.1f} CPU s for {events:,} events)")
     if db_us is not None:
         print(f"PostgreSQL backends' CPU: {db_us:.1f} us/event (same cores, not in the above)")
+    load_us = load_cpu / events * 1e6
+    print(f"load generator's CPU: {load_us:.1f} us/event ({args.load})")
+    if cpu_us is not None:
+        whole = cpu_us + (db_us or 0.0) + load_us
+        cores = os.cpu_count() or 1
+        bound = cores * 1e6 / whole
+        if args.workers:  # each server process runs its Python on one core at most
+            bound = min(bound, args.workers * 1e6 / cpu_us)
+        print(
+            f"all of it: {whole:.1f} us of CPU an event; the {cores} cores given to this run "
+            f"alone would take about {bound:,.0f} events/s"
+        )
     print(f"at {paced:,.0f} events/s: p50 {p50:.1f} ms  p99 {p99:.1f} ms   (budget p99 <= 50 ms)")
     if rss is not None and pss is not None:
         print(
@@ -525,6 +550,8 @@ def main() -> None:
                 "events_per_s": round(rate),
                 "cpu_us_per_event": round(cpu_us, 1) if cpu_us is not None else None,
                 "db_cpu_us_per_event": round(db_us, 1) if db_us is not None else None,
+                "load_cpu_us_per_event": round(load_us, 1),
+                "machine_load": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
                 "latency_at": round(paced),
                 "p50_ms": round(p50, 1),
                 "p99_ms": round(p99, 1),
