@@ -3,6 +3,7 @@
 
     python benchmarks/ingest.py                      # starts its own server on SQLite
     python benchmarks/ingest.py --workers 1          # ... with one worker process
+    python benchmarks/ingest.py --at-cap 10000       # a source at its metric cap
     python benchmarks/ingest.py --database-url postgresql+psycopg://127.0.0.1/test
     python benchmarks/ingest.py --url http://127.0.0.1:8000 --key KEY   # an existing server
 
