@@ -58,7 +58,9 @@ candidates AS (
         %(cand_shape)b::int[], %(cand_hour)b::int[], %(cand_value)b::float8[]
     ) AS c(source_id, minute, digest, shape, hour, value)
 ),
-increments AS (
+-- Materialized: summed by hashing, then only the sums are sorted for the upsert's key
+-- order (inlined, the planner sorted every event's rows to group them).
+increments AS MATERIALIZED (
     SELECT p.metric_id, c.hour, count(*) AS n,
         coalesce(sum(c.value) FILTER (WHERE p.valued), 0) AS v,
         coalesce(sum(c.value * c.value) FILTER (WHERE p.valued), 0) AS q
