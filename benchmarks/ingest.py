@@ -3,6 +3,7 @@
 
     python benchmarks/ingest.py                      # starts its own server on SQLite
     python benchmarks/ingest.py --workers 1          # ... with one worker process
+    python benchmarks/ingest.py --at-cap 10000       # a source at its metric cap
     python benchmarks/ingest.py --database-url postgresql+psycopg://127.0.0.1/test
     python benchmarks/ingest.py --url http://127.0.0.1:8000 --key KEY   # an existing server
 
@@ -13,8 +14,15 @@ else the machine runs. Phase 2 sends at half that rate (open loop, fixed schedul
 reports p50/p99 request latency. The server's peak RSS (all its processes) closes the
 report. Each event has a fresh messageId and one of 50 event names.
 
+Then, in the same invocation, the same throughput phase runs against the limit
+(`benchmarks/ingest_limit.py`: the same HTTP server, only authenticating and parsing), and
+Lantern's CPU per event and rate are printed as ratios to it. `--no-limit` skips it.
+
 CPU and memory are read from /proc (Linux): the server this script starts, or `--pid`.
-On PostgreSQL the backends serving the server are measured too (they share the cores).
+On PostgreSQL the backends serving the server are measured too (they share the cores),
+and so is the load generator. Their sum is the CPU an event costs on this machine, and
+the rate the machine's cores would take at that cost, were they given to this run alone,
+is printed beside the rate measured: on a machine shared with other work the two differ.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -139,8 +148,28 @@ def database_backends(database_url: str, application: str) -> list[int]:
         engine.dispose()
 
 
+def fill_to_cap(database_url: str, source_id: int, cap: int) -> None:
+    """Give the source `cap` metrics of its own, so every new name falls past the cap."""
+    from sqlalchemy import create_engine, insert
+
+    from lantern.metrics.models import Metric
+
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                insert(Metric),
+                [
+                    {"source_id": source_id, "kind": "track", "name": f"Earlier {n}"}
+                    for n in range(cap)
+                ],
+            )
+    finally:
+        engine.dispose()
+
+
 def start_server(
-    database_url: str | None, workers: int, application: str
+    database_url: str | None, workers: int, application: str, *, at_cap: int | None = None
 ) -> tuple[subprocess.Popen[bytes], str, str]:
     data = tempfile.mkdtemp(prefix="lantern-bench-")
     env = {**os.environ, "LANTERN_DATA_DIR": data, "LANTERN_SCHEDULER_ENABLED": "false"}
@@ -165,6 +194,12 @@ def start_server(
         check=True,
     )
     key = json.loads(made.stdout)["api_key"]
+    if at_cap:
+        fill_to_cap(
+            database_url or f"sqlite:///{Path(data) / 'lantern.db'}",
+            json.loads(made.stdout)["id"],
+            at_cap,
+        )
     port = 18000 + random.randrange(1000)
     process = subprocess.Popen(
         [sys.executable, "-m", "lantern", "serve", "--port", str(port), "--workers", str(workers)],
@@ -181,10 +216,34 @@ def start_server(
     raise SystemExit("the server did not start")
 
 
+def start_limit(key: str) -> tuple[subprocess.Popen[bytes], str]:
+    """The parse-only app of `ingest_limit.py`, accepting `key`, on a port of its own."""
+    port = 18000 + random.randrange(1000)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("ingest_limit.py")),
+            "--port",
+            str(port),
+            "--key",
+            key,
+        ]
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            httpx.get(url + "/", timeout=1)
+            return process, url
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    process.kill()
+    raise SystemExit("the parse-only app did not start")
+
+
 def throughput(
     url: str, key: str, *, seconds: float, connections: int, size: int
-) -> tuple[int, float]:
-    """(events sent, seconds) with Python threads driving the load."""
+) -> tuple[int, float, float]:
+    """(events sent, seconds, the load's CPU seconds) with Python threads driving the load."""
     # Bodies are made before the clock starts: the client shares the machine's two cores.
     bodies = [batch_body(size) for _ in range(int(seconds * 400))]
     sent = [0] * connections
@@ -203,23 +262,31 @@ def throughput(
                 sent[slot] += size
                 i += connections
 
-    started = time.monotonic()
+    started, cpu = time.monotonic(), time.process_time()
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(connections)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return sum(sent), time.monotonic() - started
+    return sum(sent), time.monotonic() - started, time.process_time() - cpu
+
+
+def children_cpu() -> float:
+    """User + system CPU seconds of this script's finished child processes."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
 
 
 def throughput_wrk(
     url: str, key: str, *, seconds: float, connections: int, size: int
-) -> tuple[int, float]:
-    """(events sent, seconds) with wrk driving the load: a C client leaves the cores to
-    the server. batch.lua writes 100 events a request and reports any answer but 200."""
+) -> tuple[int, float, float]:
+    """(events sent, seconds, wrk's CPU seconds) with wrk driving the load: a C client
+    leaves the cores to the server. batch.lua writes 100 events a request and reports any
+    answer but 200."""
     import base64
 
     auth = base64.b64encode(f"{key}:".encode()).decode()
+    cpu = children_cpu()
     run = subprocess.run(
         [
             "wrk",
@@ -254,7 +321,8 @@ def throughput_wrk(
             duration = rest.split(",")[0]
             factor = {"ms": 1e-3, "m": 60.0, "s": 1.0}
             unit = next(u for u in ("ms", "m", "s") if duration.endswith(u))
-            return int(requests) * size, float(duration[: -len(unit)]) * factor[unit]
+            elapsed = float(duration[: -len(unit)]) * factor[unit]
+            return int(requests) * size, elapsed, children_cpu() - cpu
     raise SystemExit(f"could not read wrk's output: {run.stdout}")
 
 
@@ -341,6 +409,18 @@ def main() -> None:
         help="events/s of the latency phase [default: half the measured throughput]",
     )
     parser.add_argument(
+        "--at-cap",
+        type=int,
+        metavar="CAP",
+        help="first give the source CAP metrics (the server's LANTERN_METRIC_CAP, 10000 by "
+        "default), so that every event name of the load falls past its metric cap",
+    )
+    parser.add_argument(
+        "--no-limit",
+        action="store_true",
+        help="skip the run of the parse-only app (the limit) after Lantern's",
+    )
+    parser.add_argument(
         "--load",
         choices=["wrk", "python"],
         default="wrk" if shutil.which("wrk") else "python",
@@ -359,7 +439,9 @@ def main() -> None:
             parser.error("--url needs --key")
         url, key = args.url, args.key
     else:
-        process, url, key = start_server(args.database_url, args.workers, application)
+        process, url, key = start_server(
+            args.database_url, args.workers, application, at_cap=args.at_cap
+        )
         pid = process.pid
 
     def backends() -> dict[int, float]:
@@ -368,18 +450,35 @@ def main() -> None:
             return {}
         return {b: cpu_of([b]) for b in database_backends(args.database_url, application)}
 
-    def load(seconds: float) -> tuple[int, float]:
+    def load(seconds: float, target: str | None = None) -> tuple[int, float, float]:
+        target = target or url
         if args.load == "wrk":
             return throughput_wrk(
-                url, key, seconds=seconds, connections=args.connections, size=args.batch
+                target, key, seconds=seconds, connections=args.connections, size=args.batch
             )
-        return throughput(url, key, seconds=seconds, connections=args.connections, size=args.batch)
+        return throughput(
+            target, key, seconds=seconds, connections=args.connections, size=args.batch
+        )
 
+    def limit() -> tuple[float, float]:
+        """(events/s, CPU us per event) of the parse-only app under the same load."""
+        limit_process, limit_url = start_limit(key)
+        try:
+            load(2, limit_url)
+            before = cpu_seconds(limit_process.pid)
+            events, elapsed, _ = load(args.seconds, limit_url)
+            spent = cpu_seconds(limit_process.pid) - before
+        finally:
+            limit_process.terminate()
+            limit_process.wait()
+        return events / elapsed, spent / events * 1e6
+
+    load_before = os.getloadavg()
     try:
         load(2)  # warm-up: imports, caches, the first metrics
         cpu_before = cpu_seconds(pid) if pid else None
         db_before = backends()
-        events, elapsed = load(args.seconds)
+        events, elapsed, load_cpu = load(args.seconds)
         cpu_used = cpu_seconds(pid) - cpu_before if pid and cpu_before is not None else None
         db_after = backends()
         db_used = sum(spent - db_before.get(b, 0.0) for b, spent in db_after.items())
@@ -399,27 +498,52 @@ def main() -> None:
         if process is not None:
             process.terminate()
             process.wait()
+    limit_rate, limit_us = limit() if not args.no_limit else (None, None)
     timings.sort()
     p50 = statistics.median(timings) * 1000
     p99 = timings[int(len(timings) * 0.99) - 1] * 1000
     engine = (args.database_url or "sqlite").split(":")[0]
     cpu_us = cpu_used / events * 1e6 if cpu_used is not None else None
-    print(f"engine {engine}  workers {args.workers}  batch {args.batch}  load {args.load}")
-    print(f"throughput: {rate:,.0f} events/s   (budget >= 20,000)")
+    at_cap = f"  source at its cap of {args.at_cap:,} metrics" if args.at_cap else ""
+    print(f"engine {engine}  workers {args.workers}  batch {args.batch}  load {args.load}{at_cap}")
+    print(
+        "machine load average (1 min) before/after: "
+        f"{load_before[0]:.2f} / {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
+    )
+    print(f"throughput: {rate:,.0f} events/s   (budget >= 50,000)")
     db_us = db_used / events * 1e6 if postgres and process is not None else None
     if cpu_us is not None and cpu_used is not None:
-        print(
-            f"server CPU: {cpu_us:.1f} us/event ({cpu_used:.1f} CPU s for {events:,} events)"
-            "   (budget <= 80)"
-        )
+        print(f"server CPU: {cpu_us:.1f} us/event ({cpu_used:.1f} CPU s for {events:,} events)")
     if db_us is not None:
         print(f"PostgreSQL backends' CPU: {db_us:.1f} us/event (same cores, not in the above)")
-    print(f"at {paced:,.0f} events/s: p50 {p50:.1f} ms  p99 {p99:.1f} ms   (budget p99 <= 100 ms)")
+    load_us = load_cpu / events * 1e6
+    print(f"load generator's CPU: {load_us:.1f} us/event ({args.load})")
+    if cpu_us is not None:
+        whole = cpu_us + (db_us or 0.0) + load_us
+        cores = os.cpu_count() or 1
+        bound = cores * 1e6 / whole
+        if args.workers:  # each server process runs its Python on one core at most
+            bound = min(bound, args.workers * 1e6 / cpu_us)
+        print(
+            f"all of it: {whole:.1f} us of CPU an event; the {cores} cores given to this run "
+            f"alone would take about {bound:,.0f} events/s"
+        )
+    print(f"at {paced:,.0f} events/s: p50 {p50:.1f} ms  p99 {p99:.1f} ms   (budget p99 <= 50 ms)")
     if rss is not None and pss is not None:
         print(
             f"server peak RSS: {rss:,.0f} MB, each process's peak summed   (budget <= 500);"
             f" PSS at the end: {pss:,.0f} MB"
         )
+    if limit_rate is not None and limit_us is not None:
+        print(
+            f"limit (parse-only app, same load): {limit_rate:,.0f} events/s, "
+            f"{limit_us:.1f} us/event of CPU"
+        )
+        if cpu_us is not None:
+            print(
+                f"Lantern against the limit: {rate / limit_rate:.1%} of its rate, "
+                f"{cpu_us / limit_us:.1f}x its CPU per event"
+            )
     print(
         json.dumps(
             {
@@ -427,12 +551,17 @@ def main() -> None:
                 "events_per_s": round(rate),
                 "cpu_us_per_event": round(cpu_us, 1) if cpu_us is not None else None,
                 "db_cpu_us_per_event": round(db_us, 1) if db_us is not None else None,
+                "load_cpu_us_per_event": round(load_us, 1),
+                "machine_load": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
                 "latency_at": round(paced),
                 "p50_ms": round(p50, 1),
                 "p99_ms": round(p99, 1),
                 "peak_rss_mb": round(rss) if rss is not None else None,
                 "pss_mb": round(pss) if pss is not None else None,
                 "workers": args.workers,
+                "at_cap": args.at_cap,
+                "limit_events_per_s": round(limit_rate) if limit_rate is not None else None,
+                "limit_cpu_us_per_event": round(limit_us, 1) if limit_us is not None else None,
             }
         )
     )

@@ -96,8 +96,8 @@ def main() -> None:
     type=click.IntRange(min=1),
     default=1,
     show_default=True,
-    help="Worker processes. One meets the ingest budget on two cores, in the least "
-    "memory; each more takes about 150 MB.",
+    help="Worker processes. One runs its Python on one core at most; more use more "
+    "cores for ingest (figures in docs/operating.md), each about 200 MB more.",
 )
 @click.option(
     "--demo",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import orjson
@@ -102,7 +101,10 @@ async def _ingest(
     )
 
     judged = Judged(identity.source_id, verdicts, received_at, settings.metric_cap)
-    return _answer(await asyncio.wrap_future(writer_for(engine).submit(judged)))
+    # The parsed body is not needed past here: let it go before waiting for the commit,
+    # rather than keep a thousand objects alive per waiting request.
+    del raw, payload
+    return _answer(await writer_for(engine).submit_async(judged))
 
 
 @router.post("/v1/batch", summary='Segment batch: {"batch": [events...]}')

@@ -168,13 +168,19 @@ def corrected_time(event: dict[str, Any], window: Window) -> datetime | str:
         )
 
 
+# Type tuples for isinstance, built once: `int | float` written in a call builds a new
+# union object each time it runs, and these checks run several times an event.
+_NUMBER_TYPES = (int, float)
+_CONTAINER_TYPES = (dict, list)
+
+
 class OutOfRange(ValueError):
     """A number that cannot be counted: infinite, NaN, or beyond `MAX_VALUE`."""
 
 
 def _number(value: Any) -> float | None:
     """A JSON number as a float; None if it is not one; OutOfRange if it cannot be counted."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, _NUMBER_TYPES):
         return None
     try:
         number = float(value)
@@ -196,7 +202,7 @@ def _name(value: Any) -> str | None:
 
 def message_digest(message_id: Any) -> bytes | None:
     """A 16-byte digest of a message id, or None when there is no usable id."""
-    if message_id is None or isinstance(message_id, dict | list):
+    if message_id is None or isinstance(message_id, _CONTAINER_TYPES):
         return None
     text = str(message_id)
     if not text:
@@ -329,7 +335,7 @@ def judge_in(event: Any, window: Window) -> Verdict:
         text = message_id if isinstance(message_id, str) else str(message_id)
         if len(text) > MAX_MESSAGE_ID:
             return Verdict(False, kind, reason="messageId is longer than 100 characters")
-        if text and not isinstance(message_id, dict | list):
+        if text and not isinstance(message_id, _CONTAINER_TYPES):
             digest = hashlib.blake2b(text.encode(), digest_size=16).digest()
     if kind == "alias":
         if not event.get("userId") or not event.get("previousId"):

@@ -6,11 +6,12 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from lantern.config import Settings
-from lantern.db.dialect import insert_for
+from lantern.db.dialect import fetch_all, insert_for
 from lantern.db.session import write_serialized
 from lantern.ingest.dedupe import seen_second
 from lantern.ingest.events import Limits, Verdict, Window, judge_in, merge_batch_fields
@@ -20,7 +21,7 @@ from lantern.ingest.protocol import Payload
 from lantern.ingest.types import IngestResult, Judged
 from lantern.metrics.keys import MetricKey
 from lantern.metrics.models import FlagChange, FlagVersion
-from lantern.metrics.service import add_to_buckets, metric_ids, resolve_metrics
+from lantern.metrics.service import Resolved, add_to_buckets, metric_ids, resolve_metrics
 from lantern.workspaces.models import Source
 
 # How many events of each verdict one request may add to the debug view.
@@ -60,7 +61,8 @@ def _new_digests(
         return set()
     stamp = seen_second(now)
     if connection.dialect.name == "postgresql":
-        rows = connection.exec_driver_sql(
+        rows = fetch_all(
+            connection,
             "INSERT INTO seen_messages (source_id, digest, seen_second) "
             "SELECT %s, d, %s FROM unnest(%s::bytea[]) AS d "
             "ON CONFLICT DO NOTHING RETURNING digest",
@@ -74,7 +76,8 @@ def _new_digests(
         params: list[object] = []
         for digest in chunk:
             params += (source_id, digest, stamp)
-        rows = connection.exec_driver_sql(
+        rows = fetch_all(
+            connection,
             f"INSERT INTO seen_messages (source_id, digest, seen_second) VALUES {values} "
             "ON CONFLICT DO NOTHING RETURNING digest",
             tuple(params),
@@ -159,20 +162,17 @@ def store(engine: Engine, *, requests: list[Judged]) -> list[IngestResult]:
         unique.append(kept)
     url = str(engine.url)
     if engine.dialect.name == "postgresql":
-        known = _known_ids(url, requests, unique)
-        if known is not None:
-            with engine.connect() as connection:
-                fresh = write_at_once(
-                    connection.execution_options(isolation_level="AUTOCOMMIT"),
-                    requests=requests,
-                    results=results,
-                    unique=unique,
-                    ids=known,
-                    per_request=DEBUG_PER_REQUEST,
-                )
-            _count(requests, results, unique, fresh)
+        written = write_at_once(
+            engine,
+            requests=requests,
+            results=results,
+            unique=unique,
+            per_request=DEBUG_PER_REQUEST,
+        )
+        if written is not None:
+            _count(requests, results, unique, written)
             return results
-    resolved_ids: dict[int, dict[MetricKey, int]] = {}
+    committed: list[tuple[int, Resolved, int]] = []
     with write_serialized(engine), engine.begin() as connection:
         seen_at = max(request.received_at for request in requests)
         fresh = {
@@ -180,47 +180,76 @@ def store(engine: Engine, *, requests: list[Judged]) -> list[IngestResult]:
             for source_id, found in digests.items()
         }
         counted_per_request = _count(requests, results, unique, fresh)
-        keys: dict[int, set[MetricKey]] = defaultdict(set)
+        # The group's increments summed per source, metric key and hour, in one pass over
+        # the events; metric ids are looked up once per key, not once per event.
+        cells: dict[int, dict[tuple[MetricKey, int], list[float]]] = {}
         caps: dict[int, int] = {}
-        for request, counted in zip(requests, counted_per_request, strict=True):
-            wanted = keys[request.source_id]
-            for verdict in counted:
-                wanted.update(key for key, _ in verdict.increments)
-            caps.setdefault(request.source_id, request.metric_cap)
-        resolved = {
-            source_id: resolve_metrics(
-                connection, source_id=source_id, keys=wanted, cap=caps[source_id]
-            )
-            for source_id, wanted in keys.items()
-        }
-        increments: dict[tuple[int, int], list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
         flags: dict[int, list[tuple[str, int, datetime]]] = defaultdict(list)
-        for request, result, counted in zip(requests, results, counted_per_request, strict=True):
-            ids, over_cap = resolved[request.source_id].ids, resolved[request.source_id].over_cap
+        for request, counted in zip(requests, counted_per_request, strict=True):
+            caps.setdefault(request.source_id, request.metric_cap)
+            summed = cells.get(request.source_id)
+            if summed is None:
+                summed = cells[request.source_id] = defaultdict(lambda: [0, 0.0, 0.0])
             for verdict in counted:
+                hour = verdict.hour
                 for key, value in verdict.increments:
-                    if key in over_cap:
-                        result.over_cap += 1
-                    cell = increments[(ids[key], verdict.hour)]
+                    cell = summed[(key, hour)]
                     cell[0] += 1
                     if value is not None:
                         cell[1] += value
                         cell[2] += value * value
                 if verdict.flag is not None:
                     flags[request.source_id].append(verdict.flag)
+        increments: dict[tuple[int, int], list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
+        for source_id, summed in cells.items():
+            found = resolve_metrics(
+                connection,
+                source_id=source_id,
+                keys={key for key, _ in summed},
+                cap=caps[source_id],
+            )
+            ids = found.ids
+            for (key, hour), (count, value_sum, value_sq) in summed.items():
+                cell = increments[(ids[key], hour)]
+                cell[0] += count
+                cell[1] += value_sum
+                cell[2] += value_sq
+            if found.over_cap:
+                _count_over_cap(requests, results, counted_per_request, source_id, found)
+            committed.append((source_id, found, caps[source_id]))
         add_to_buckets(
             connection, {k: (int(c), float(v), float(q)) for k, (c, v, q) in increments.items()}
         )
         for source_id in sorted(flags):
             _record_flags(connection, source_id, flags[source_id])
         _record_debug(connection, requests, counted_per_request, results)
-        resolved_ids = {
-            source_id: {k: v for k, v in found.ids.items() if k not in found.over_cap}
-            for source_id, found in resolved.items()
-        }
-    for source_id, committed in resolved_ids.items():
-        metric_ids.remember(url, source_id, committed)
+    for source_id, found, cap in committed:
+        overflow = found.ids.get(next(iter(found.over_cap))) if found.over_cap else None
+        metric_ids.remember(
+            url,
+            source_id,
+            {k: v for k, v in found.ids.items() if k not in found.over_cap},
+            over_cap=found.over_cap,
+            cap=cap,
+            overflow_id=overflow,
+        )
     return results
+
+
+def _count_over_cap(
+    requests: list[Judged],
+    results: list[IngestResult],
+    counted_per_request: list[list[Verdict]],
+    source_id: int,
+    found: Resolved,
+) -> None:
+    """Count, for each request of the source, the increments that fell past the cap."""
+    over_cap = found.over_cap
+    for request, result, counted in zip(requests, results, counted_per_request, strict=True):
+        if request.source_id == source_id:
+            result.over_cap += sum(
+                1 for verdict in counted for key, _ in verdict.increments if key in over_cap
+            )
 
 
 def _count(
@@ -240,34 +269,21 @@ def _count(
     return counted_per_request
 
 
-def _known_ids(
-    url: str, requests: list[Judged], unique: list[list[Verdict]]
-) -> dict[tuple[int, MetricKey], int] | None:
-    """The id of every metric the group increments, if all are known and none is a flag."""
-    ids: dict[tuple[int, MetricKey], int] = {}
-    for request, kept in zip(requests, unique, strict=True):
-        source = request.source_id
-        for verdict in kept:
-            if verdict.flag is not None:
-                return None
-            for key, _ in verdict.increments:
-                if (source, key) not in ids:
-                    metric_id = metric_ids.get(url, source, key)
-                    if metric_id is None:
-                        return None
-                    ids[(source, key)] = metric_id
-    return ids
-
-
 def _record_debug(
     connection: Connection,
     requests: list[Judged],
     counted: list[list[Verdict]],
     results: list[IngestResult],
 ) -> None:
-    """Per-minute counts, and the last few stripped events of each verdict of each request."""
+    """Per-minute counts, and the last few stripped events of each verdict of each request.
+
+    Plain statements with the rows bound as the driver takes them: the debug events are a
+    few rows per request, each of which SQLAlchemy would otherwise compile and process.
+    """
     minutes: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-    shown: list[dict[str, Any]] = []
+    shown: list[tuple[Any, ...]] = []
+    # The column's own conversion (naive UTC; SQLite's text form), done once per request.
+    stored_time = DebugEvent.__table__.c.received_at.type.bind_processor(connection.dialect)
     for request, result, kept in zip(requests, results, counted, strict=True):
         cell = minutes[(request.source_id, int(request.received_at.timestamp() // 60))]
         cell[0] += result.accepted
@@ -275,17 +291,21 @@ def _record_debug(
         cell[2] += result.duplicates
         cell[3] += result.over_cap
         rejected = [v for v in request.verdicts if not v.accepted][-DEBUG_PER_REQUEST:]
+        received = (
+            stored_time(request.received_at) if stored_time is not None else request.received_at
+        )
         shown.extend(
-            {
-                "source_id": request.source_id,
-                "received_at": request.received_at,
-                "accepted": v.accepted,
-                "reason": v.reason,
-                "event": v.summary,
-            }
+            (
+                request.source_id,
+                received,
+                v.accepted,
+                v.reason,
+                orjson.dumps(v.summary).decode(),
+            )
             for v in kept[-DEBUG_PER_REQUEST:] + rejected
         )
-    mark = "%s" if connection.dialect.name == "postgresql" else "?"
+    postgres = connection.dialect.name == "postgresql"
+    mark = "%s" if postgres else "?"
     connection.exec_driver_sql(
         "INSERT INTO debug_minutes (source_id, minute, accepted, rejected, duplicates, over_cap) "
         f"VALUES ({', '.join([mark] * 6)}) ON CONFLICT (source_id, minute) DO UPDATE SET "
@@ -296,7 +316,12 @@ def _record_debug(
         [(source_id, minute, *counts) for (source_id, minute), counts in sorted(minutes.items())],
     )
     if shown:
-        connection.execute(insert(DebugEvent), shown)
+        event = "%s::json" if postgres else "?"
+        connection.exec_driver_sql(
+            "INSERT INTO debug_events (source_id, received_at, accepted, reason, event) "
+            f"VALUES ({mark}, {mark}, {mark}, {mark}, {event})",
+            shown,
+        )
 
 
 def source_exists(engine: Engine, *, source_id: int) -> bool:

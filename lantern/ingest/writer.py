@@ -4,17 +4,22 @@ Ingest's cost is mostly per transaction (the commit, the B-tree pages it rewrite
 round trips), not per event. While one group commits, the next requests queue; the
 thread then takes them all (up to `max_events`) into the next transaction. Under light
 load a group is one request and nothing waits; under heavy load groups grow by themselves.
-Each request still gets its own answer, sent only after its group is committed.
+Each request still gets its own answer, sent only after its group is committed. Requests
+from the event loop (`submit_async`) get their answers in one call onto the loop per
+group, not a wake-up of the loop per request.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import queue
 import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
@@ -37,7 +42,17 @@ IDLE_SECONDS = 30.0
 @dataclass(slots=True)
 class _Item:
     judged: Judged
-    answer: Future[IngestResult]
+    answer: Future[IngestResult] | asyncio.Future[IngestResult]
+    loop: asyncio.AbstractEventLoop | None = None  # the loop an asyncio answer belongs to
+
+    def start(self) -> bool:
+        """Whether the caller still waits: one that gave up before its turn is dropped."""
+        if self.loop is None:
+            assert isinstance(self.answer, Future)
+            return self.answer.set_running_or_notify_cancel()
+        # Read from this thread; a cancel that lands after this look finds the request
+        # running, as a thread's future would.
+        return not self.answer.cancelled()
 
 
 class GroupWriter:
@@ -53,13 +68,23 @@ class GroupWriter:
 
     def submit(self, judged: Judged) -> Future[IngestResult]:
         """Queue a request; the future resolves once its increments are committed."""
-        item = _Item(judged, Future())
+        answer: Future[IngestResult] = Future()
+        self._put(_Item(judged, answer))
+        return answer
+
+    def submit_async(self, judged: Judged) -> asyncio.Future[IngestResult]:
+        """`submit` for a caller on the running event loop: await the answer there."""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[IngestResult] = loop.create_future()
+        self._put(_Item(judged, answer, loop))
+        return answer
+
+    def _put(self, item: _Item) -> None:
         with self._lock:
             self._queue.put(item)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
                 self._thread.start()
-        return item.answer
 
     def _run(self) -> None:
         while True:
@@ -76,7 +101,7 @@ class GroupWriter:
             while True:
                 # A request whose caller gave up before its turn is dropped unanswered, as
                 # if never sent; once running, its answer can no longer be cancelled.
-                if item.answer.set_running_or_notify_cancel():
+                if item.start():
                     group.append(item)
                     events += len(item.judged.verdicts)
                 if events >= self.max_events:
@@ -94,13 +119,30 @@ class GroupWriter:
         outcomes = store_together(self.engine, requests)
         if self._checkpointer is not None:
             self._checkpointer.nudge()
+        on_loops: dict[asyncio.AbstractEventLoop, list[tuple[_Item, Any]]] = {}
         for item, outcome in zip(group, outcomes, strict=True):
-            if isinstance(outcome, Exception):
+            if item.loop is not None:
+                on_loops.setdefault(item.loop, []).append((item, outcome))
+            elif isinstance(outcome, Exception):
                 item.answer.set_exception(outcome)
             else:
                 item.answer.set_result(outcome)
+        for loop, answers in on_loops.items():
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody left to answer
+                loop.call_soon_threadsafe(_answer_all, answers)
         if log.isEnabledFor(logging.DEBUG):
             _log_group(requests, outcomes, time.perf_counter() - started)
+
+
+def _answer_all(answers: list[tuple[_Item, IngestResult | Exception]]) -> None:
+    """On the event loop: settle each waiting request's answer (unless it gave up)."""
+    for item, outcome in answers:
+        if item.answer.done():
+            continue
+        if isinstance(outcome, Exception):
+            item.answer.set_exception(outcome)
+        else:
+            item.answer.set_result(outcome)
 
 
 def _log_group(

@@ -22,24 +22,47 @@ HOUR = pd.Timedelta(hours=1)
 class MetricIdCache:
     """Metric ids already known to exist, so ingest rarely queries the metrics table.
 
-    Only committed ids enter the cache (`remember` is called after commit).
+    Only committed ids enter the cache (`remember` is called after commit). Names found
+    past a source's cap are remembered too, with the cap and the overflow metric's id: a
+    source's metrics are never deleted while it exists, so a name past the cap stays past
+    it for as long as the cap is the same, and a source at its cap does not query the
+    metrics table for each group of events.
     """
 
     def __init__(self) -> None:
         self._ids: dict[tuple[str, int, MetricKey], int] = {}
+        self._over: dict[tuple[str, int, MetricKey], tuple[int, int]] = {}
         self._lock = threading.Lock()
 
     def get(self, url: str, source_id: int, key: MetricKey) -> int | None:
         return self._ids.get((url, source_id, key))
 
-    def remember(self, url: str, source_id: int, ids: dict[MetricKey, int]) -> None:
+    def over_cap(self, url: str, source_id: int, key: MetricKey, cap: int) -> int | None:
+        """The overflow metric's id if `key` was found past the cap `cap`, else None."""
+        found = self._over.get((url, source_id, key))
+        return found[1] if found is not None and found[0] == cap else None
+
+    def remember(
+        self,
+        url: str,
+        source_id: int,
+        ids: dict[MetricKey, int],
+        *,
+        over_cap: Iterable[MetricKey] = (),
+        cap: int = 0,
+        overflow_id: int | None = None,
+    ) -> None:
         with self._lock:
             for key, metric_id in ids.items():
                 self._ids[(url, source_id, key)] = metric_id
+            if overflow_id is not None:
+                for key in over_cap:
+                    self._over[(url, source_id, key)] = (cap, overflow_id)
 
     def clear(self) -> None:
         with self._lock:
             self._ids.clear()
+            self._over.clear()
 
 
 metric_ids = MetricIdCache()
@@ -60,18 +83,22 @@ def resolve_metrics(
     url = str(connection.engine.url)
     ids: dict[MetricKey, int] = {}
     missing: list[MetricKey] = []
+    over_cap: set[MetricKey] = set()
     for key in keys:
         known = metric_ids.get(url, source_id, key)
+        if known is None:
+            known = metric_ids.over_cap(url, source_id, key, cap)
+            if known is not None:
+                over_cap.add(key)
         if known is None:
             missing.append(key)
         else:
             ids[key] = known
     if not missing:
-        return Resolved(ids, set())
+        return Resolved(ids, over_cap)
     found = _select_ids(connection, source_id, missing)
     ids.update(found)
     new = [key for key in missing if key not in found]
-    over_cap: set[MetricKey] = set()
     if new:
         # Past the cap, an event's count and sum come before its average: the average last.
         capped = sorted(
@@ -91,9 +118,9 @@ def resolve_metrics(
                 or 0
             )
             room = max(0, cap - existing)
-            over_cap = set(capped[room:])
+            over_cap.update(capped[room:])
         new = [key for key in new if key not in over_cap]
-        if over_cap:
+        if over_cap and (MetricKind.OVERFLOW, OVERFLOW_NAME) not in ids:
             new.append((MetricKind.OVERFLOW, OVERFLOW_NAME))
         insert = insert_for(connection, Metric).on_conflict_do_nothing()
         connection.execute(

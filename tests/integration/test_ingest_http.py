@@ -355,6 +355,34 @@ def test_new_names_past_the_cap_count_into_one_overflow_metric(
     assert found[("total", "track")] == 6
 
 
+def test_names_past_the_cap_stay_in_the_overflow_request_after_request_until_the_cap_rises(
+    app: Any, engine: Engine, src: MadeSource
+) -> None:
+    app.state.settings.metric_cap = 3
+    with TestClient(app) as capped:
+        for _ in range(3):
+            events = [track(f"Event {i}") for i in range(5)]
+            sent = capped.post("/v1/batch", json={"batch": events}, headers=basic(src.key))
+            assert sent.json()["accepted"] == 5
+        found = totals(engine, src.id)
+        assert {name for kind, name in found if kind == "track"} == {
+            "Event 0",
+            "Event 1",
+            "Event 2",
+        }
+        assert found[("overflow", "(over the metric cap)")] == 6
+        view = capped.get(
+            f"/api/v1/sources/{src.id}/debug", headers={"Authorization": f"Bearer {src.token}"}
+        )
+        assert view.json()["over_cap_last_hour"] == 6
+        # Room made by a higher cap is used by the next event that names a new metric.
+        app.state.settings.metric_cap = 4
+        capped.post("/v1/batch", json={"batch": [track("Event 3")]}, headers=basic(src.key))
+    found = totals(engine, src.id)
+    assert found[("track", "Event 3")] == 1
+    assert found[("overflow", "(over the metric cap)")] == 6
+
+
 def test_the_debug_view_shows_recent_events_and_minutes_to_a_token(
     client: TestClient, src: MadeSource, engine: Engine
 ) -> None:
