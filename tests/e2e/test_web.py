@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -23,7 +22,6 @@ from playwright.sync_api import (
     Page,
     Route,
     expect,
-    sync_playwright,
 )
 from sqlalchemy import Engine
 
@@ -39,16 +37,7 @@ from tests.e2e.conftest import shot as _shot
 from tests.factories import history_events
 from tests.fakeslack import CLIENT_ID, CLIENT_SECRET, GOOD_CODE, FakeSlack
 
-CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "lantern-browser-test"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        yield launched
-        launched.close()
 
 
 def _workspace_with_user(engine: Engine) -> tuple[str, str]:
