@@ -52,7 +52,7 @@ def _backfilled(served: str, engine: Engine) -> Backfilled:
     assert httpx.post(
         served + "/v1/batch", json={"batch": live}, auth=(made["api_key"], "")
     ).is_success
-    metrics = api.get("/metrics", params={"source_id": made["id"]}).json()
+    metrics = api.get("/metrics", params={"source_id": made["id"]}).json()["items"]
     (metric,) = [m for m in metrics if m["name"] == "Checkout Completed"]
     return Backfilled(email, made["id"], metric["id"], len(events) - int(counts.iloc[-1]))
 
