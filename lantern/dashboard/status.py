@@ -72,7 +72,10 @@ class MetricItem:
 def metric_status(
     *, first_hour: datetime | None, muted: bool, snoozed_until: datetime | None, now: datetime
 ) -> tuple[Status, int | None]:
-    """The status and the training seconds left of a metric first seen at `first_hour`."""
+    """The status and the training seconds left of a metric first seen at `first_hour`.
+
+    `_has_status` is the same rule in SQL, for the list's status filter.
+    """
     if first_hour is None:
         return "training", None
     left = int(training_remaining(first_hour, now).total_seconds())  # type: ignore[arg-type]
@@ -92,10 +95,9 @@ def metric_items(
     now: datetime,
     source_id: int | None = None,
     metric_ids: Sequence[int] | None = None,
-    status: Status | None = None,
-    q: str | None = None,
 ) -> list[MetricItem]:
-    """A workspace's metrics, by source and label, filtered by source, status and text."""
+    """A workspace's metrics (of one source, or these ids) with their figures, by source and
+    label; `metric_page` filters and pages the list."""
     since = epoch_hour(now) - VOLUME_HOURS + 1
 
     def per_metric(column: ColumnElement[float] | ColumnElement[int]) -> ColumnElement[float]:
@@ -143,7 +145,6 @@ def metric_items(
     if metric_ids is not None:
         query = query.where(Metric.id.in_(list(metric_ids)))
     items = []
-    needle = q.strip().lower() if q else ""
     for row in session.execute(query).all():
         (mid, sid, source_name, kind, name, muted, snoozed, owner, note, first, last) = row[:11]
         latest_count, latest_sum, week_count, week_sum, open_count = row[11:]
@@ -173,10 +174,6 @@ def metric_items(
             owner=owner,
             note=note,
         )
-        if status is not None and item.status != status:
-            continue
-        if needle and needle not in item.label.lower() and needle not in item.source_name.lower():
-            continue
         items.append(item)
     return items
 
@@ -226,14 +223,21 @@ def metric_page(
     text (in the label or the source name, any case); the filters run in SQL."""
     if source_id is not None:
         get_source(session, workspace_id=workspace_id, source_id=source_id)
-    order = (Source.name, Metric.kind, Metric.name, Metric.id)
     matching = _matching(
         workspace_id=workspace_id, now=now, source_id=source_id, status=status, q=q
     )
-    total = session.scalar(select(func.count()).select_from(matching.subquery())) or 0
+    # One pass: the count of every match rides along with the page's rows.
+    listed = matching.add_columns(
+        Source.name.label("source_name"),
+        Metric.kind.label("kind"),
+        Metric.name.label("metric_name"),
+        func.count().over().label("total"),
+    ).subquery()
+    order = (listed.c.source_name, listed.c.kind, listed.c.metric_name, listed.c.id)
+    page = select(listed.c.id, listed.c.total).order_by(*order).limit(limit + 1)
     if cursor is not None:
         after = session.execute(
-            select(*order)
+            select(Source.name, Metric.kind, Metric.name, Metric.id)
             .join(Source, Source.id == Metric.source_id)
             .where(Metric.id == decode_cursor(cursor), Source.workspace_id == workspace_id)
         ).one_or_none()
@@ -242,8 +246,13 @@ def metric_page(
                 "cursor: the metric this page started after is gone (its source was deleted); "
                 "start again from the first page"
             )
-        matching = matching.where(tuple_(*order) > tuple_(*after))
-    ids = list(session.scalars(matching.order_by(*order).limit(limit + 1)))
+        page = page.where(tuple_(*order) > tuple_(*after))
+    rows = session.execute(page).all()
+    ids = [row.id for row in rows]
+    if rows:
+        total = int(rows[0].total)
+    else:  # nothing on this page: count apart
+        total = session.scalar(select(func.count()).select_from(matching.subquery())) or 0
     shown = ids[:limit]
     found = {
         item.id: item
@@ -302,23 +311,22 @@ def _label() -> ColumnElement[str]:
 
 def _has_status(status: Status, now: datetime) -> ColumnElement[bool]:
     """`metric_status(...) == status` of the metric row, in SQL."""
-    first = select(func.min(Bucket.hour)).where(Bucket.metric_id == Metric.id).scalar_subquery()
     # metric_status counts whole seconds of training left: a metric first seen at hour h
     # trains while h * 3600 s + TRAINING_DAYS - now is at least one second.
     micros = (now - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
     hour_us, training_us = 3_600_000_000, TRAINING_DAYS * 86_400_000_000
     trains_from = -((training_us - 1_000_000 - micros) // hour_us)  # ceil division
-    training = or_(first.is_(None), first >= trains_from)
+    # trained: it has an hour before that (one probe of the buckets' primary key)
+    trained = select(Bucket.hour).where(Bucket.metric_id == Metric.id, Bucket.hour < trains_from)
+    if status == "training":
+        return ~trained.exists()
     muted = func.coalesce(MetricWatch.muted, false())
     snoozed = and_(MetricWatch.snoozed_until.is_not(None), MetricWatch.snoozed_until > now)
-    if status == "training":
-        return training
-    trained = and_(first.is_not(None), first < trains_from)
     if status == "muted":
-        return and_(trained, muted.is_(True))
+        return and_(trained.exists(), muted.is_(True))
     if status == "snoozed":
-        return and_(trained, muted.is_(False), snoozed)
-    return and_(trained, muted.is_(False), ~snoozed)
+        return and_(trained.exists(), muted.is_(False), snoozed)
+    return and_(trained.exists(), muted.is_(False), ~snoozed)
 
 
 def _hourly(held: Measure, count: int | None, total: float | None) -> float | None:
