@@ -6,9 +6,10 @@
 Needs only Python 3.11+. Creates ./.venv if missing, installs Lantern with its `dev`
 extra, installs Debian's Chromium for the browser tests when it is missing and we are
 root, checks the code (ruff check, ruff format --check, and mypy over lantern/, tests/ and
-scripts/: any finding fails the run), and runs pytest over tests/ (database tests run on
-SQLite and on PostgreSQL at 127.0.0.1:5432; with CI=true an unreachable PostgreSQL fails
-the run).
+scripts/: any finding fails the run), and runs pytest over tests/ on two worker processes
+(pytest-xdist; database tests run on SQLite and on PostgreSQL at 127.0.0.1:5432; with
+CI=true an unreachable PostgreSQL fails the run). Pytest arguments given replace tests/ and
+the checks; `-n 0` among them runs the tests in one process. The total time is printed last.
 """
 
 from __future__ import annotations
@@ -17,12 +18,17 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = ROOT / ".venv"
 PYTHON = VENV / "bin" / "python"
+# Two workers: the machines this runs on have two cores, and the tests spend much of their
+# time waiting on servers, subprocesses and PostgreSQL. Tests sharing a module-scoped fixture
+# stay on one worker (tests/conftest.py groups them for --dist loadgroup).
+WORKERS = ["-n", "2", "--dist", "loadgroup"]
 
 
 def run(*args: str | Path) -> None:
@@ -62,7 +68,7 @@ def check_code() -> int:
     return 0
 
 
-def main() -> int:
+def run_all() -> int:
     ensure_venv()
     ensure_chromium()
     if not sys.argv[1:]:
@@ -70,8 +76,18 @@ def main() -> int:
         if code:
             return code
     args = sys.argv[1:] or ["tests"]
-    result = subprocess.run([str(PYTHON), "-m", "pytest", *args], cwd=ROOT)
+    print("+", "python -m pytest", " ".join([*WORKERS, *args]), flush=True)
+    result = subprocess.run([str(PYTHON), "-m", "pytest", *WORKERS, *args], cwd=ROOT)
     return result.returncode
+
+
+def main() -> int:
+    started = time.monotonic()
+    try:
+        return run_all()
+    finally:
+        minutes, seconds = divmod(round(time.monotonic() - started), 60)
+        print(f"scripts/test.py took {minutes} min {seconds:02d} s in all", flush=True)
 
 
 if __name__ == "__main__":

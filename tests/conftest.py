@@ -1,8 +1,12 @@
 """Fixtures: every database test runs on SQLite and on PostgreSQL.
 
-Each engine is migrated once per session. Tests isolate themselves by creating their own
-workspace and source (see `tests/factories.py`), which also lets a live server in another
-thread see their rows.
+Each engine is migrated once per session (once per pytest-xdist worker). Tests isolate
+themselves by creating their own workspace and source (see `tests/factories.py`), which also
+lets a live server in another thread see their rows.
+
+Under pytest-xdist (`-n 2 --dist loadgroup`, as `scripts/test.py` runs it), the tests that
+share a module-scoped fixture run on one worker, so that fixture is built once per module
+(and engine): see `pytest_collection_modifyitems`.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -32,6 +37,53 @@ PG_ADMIN_URL = os.environ.get(
     "LANTERN_TEST_POSTGRES_URL", "postgresql+psycopg://127.0.0.1:5432/test"
 )
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+# PostgreSQL checkpoints on every DROP DATABASE (a second or more on a busy machine): the
+# databases of single tests are dropped here, behind the tests, and all are gone when the
+# session ends.
+_DROPS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drop-database")
+
+
+def _drop(admin: Engine, name: str) -> None:
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def drop_database_later(admin: Engine, name: str) -> None:
+    """Drop database `name` (its connections closed by force) in the background."""
+    _DROPS.submit(_drop, admin, name)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    _DROPS.shutdown(wait=True)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist, keep the tests that share a module-scoped fixture on one worker.
+
+    Their group is the module and the engine, so the two engines' halves of a module still
+    run side by side (a module-scoped fixture that is not built per engine, such as the
+    browser, is then built once per half). A module whose fixture must be built only once
+    (a Dask cluster) names its group itself with `pytest.mark.xdist_group`, which wins.
+    `--dist loadgroup` honours the groups; any other test goes to whichever worker is free.
+    """
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None or item.get_closest_marker("xdist_group") is not None:
+            continue
+        found = info.name2fixturedefs.values()
+        if not any(defs and defs[-1].scope == "module" for defs in found):
+            continue
+        group = item.nodeid.split("::")[0]
+        callspec = getattr(item, "callspec", None)
+        engine = callspec.params.get("database_url") if callspec is not None else None
+        if engine:
+            group += f":{engine}"
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 def _postgres_or_skip() -> Engine:
@@ -86,9 +138,7 @@ def empty_database_url(database_url: str, tmp_path: Path) -> Iterator[str]:
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     yield admin.url.set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    drop_database_later(admin, name)
 
 
 @pytest.fixture
@@ -138,6 +188,7 @@ def client(app: FastAPI) -> Iterator[TestClient]:
 
 
 def _free_port() -> int:
+    """A loopback port nobody listens on just now (another process may take it later)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -147,11 +198,13 @@ def _free_port() -> int:
 @pytest.fixture
 def live_server(app: FastAPI) -> Iterator[str]:
     """The app served by uvicorn on a loopback port; yields its base URL."""
-    port = _free_port()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))  # held from here on: no other process can take the port
+    port = sock.getsockname()[1]
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
     )
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:
@@ -161,3 +214,4 @@ def live_server(app: FastAPI) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
+    sock.close()

@@ -7,13 +7,25 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from lantern.api.deps import API_DEPENDENCIES, SessionDep, WorkspaceDep
-from lantern.api.schemas import ERRORS, Id, MetricOut, Moment, OwnerIn, SeriesOut, WatchIn
+from lantern.api.schemas import (
+    ERRORS,
+    Id,
+    MetricOut,
+    MetricPageOut,
+    Moment,
+    OwnerIn,
+    SeriesOut,
+    WatchIn,
+)
 from lantern.dashboard.chart import Chart, Step, metric_chart
 from lantern.dashboard.status import (
+    MAX_PAGE_LIMIT,
+    PAGE_LIMIT,
     MetricItem,
+    MetricPage,
     Status,
     get_metric_item,
-    metric_items,
+    metric_page,
     set_owner,
     watch_metric,
 )
@@ -24,7 +36,7 @@ router = APIRouter(
 )
 
 
-@router.get("", response_model=list[MetricOut], summary="List metrics")
+@router.get("", response_model=MetricPageOut, summary="List metrics")
 def list_metrics(
     workspace: WorkspaceDep,
     session: SessionDep,
@@ -35,13 +47,27 @@ def list_metrics(
         Query(
             max_length=200,
             pattern=r"^[^\x00]*$",
-            description="text in the label or the source name",
+            description="text in the label or the source name, in any case",
         ),
     ] = None,
-) -> list[MetricItem]:
-    """The workspace's metrics with status, training countdown, latest value and volume."""
-    return metric_items(
-        session, workspace_id=workspace.id, now=utcnow(), source_id=source_id, status=status, q=q
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_PAGE_LIMIT, description="metrics a page")
+    ] = PAGE_LIMIT,
+    cursor: Annotated[
+        str | None, Query(max_length=200, pattern=r"^[^\x00]*$", description="a next_cursor")
+    ] = None,
+) -> MetricPage:
+    """The workspace's metrics with status, training countdown, latest value and volume, by
+    source and label, a page at a time; `total` counts every metric the filters match."""
+    return metric_page(
+        session,
+        workspace_id=workspace.id,
+        now=utcnow(),
+        source_id=source_id,
+        status=status,
+        q=q,
+        limit=limit,
+        cursor=cursor,
     )
 
 

@@ -187,6 +187,14 @@ class MetricOut(BaseModel):
     note: str | None = Field(default=None, description="what its alerts say to check first")
 
 
+class MetricPageOut(BaseModel):
+    items: list[MetricOut]
+    next_cursor: str | None = Field(
+        description="pass it back as `cursor` for the next page; null on the last page"
+    )
+    total: int = Field(description="how many metrics the filters match, on every page")
+
+
 class PointOut(BaseModel):
     t: datetime
     observed: float | None

@@ -1,20 +1,36 @@
-"""Metrics as the dashboard lists them: status, training countdown, latest values, watch."""
+"""Metrics as the dashboard lists them: status, training countdown, latest values, watch.
+
+The list is filtered (source, status, text) and paged in SQL: a page's figures are computed
+for its own metrics only, so a source at its 10,000-metric cap lists as fast as a small one.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, Select, and_, case, false, func, literal, or_, select, tuple_
 from sqlalchemy.orm import Session
 
-from lantern.db.dialect import insert_for
+from lantern.db.dialect import insert_for, text_lower
 from lantern.detect.series import TRAINING_DAYS, training_remaining
 from lantern.errors import Invalid, NotFound
 from lantern.insights.models import Insight, MetricWatch
-from lantern.metrics.keys import Measure, display_name, is_value_kind, measure
+from lantern.metrics.keys import (
+    IDENTIFY_VOLUME,
+    NAME_SUFFIX,
+    OVER_THE_CAP,
+    TOTAL_WORDS,
+    Measure,
+    MetricKind,
+    display_name,
+    is_value_kind,
+    measure,
+)
 from lantern.metrics.models import Bucket, Metric
 from lantern.metrics.service import epoch_hour, hour_index
 from lantern.workspaces.models import Source
@@ -24,6 +40,8 @@ Status = Literal["training", "active", "muted", "snoozed"]
 STATUSES: tuple[Status, ...] = ("training", "active", "muted", "snoozed")
 OPEN_STATUSES = ("open", "updated")
 VOLUME_HOURS = 7 * 24
+PAGE_LIMIT = 50  # metrics a page when the caller does not say
+MAX_PAGE_LIMIT = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +72,10 @@ class MetricItem:
 def metric_status(
     *, first_hour: datetime | None, muted: bool, snoozed_until: datetime | None, now: datetime
 ) -> tuple[Status, int | None]:
-    """The status and the training seconds left of a metric first seen at `first_hour`."""
+    """The status and the training seconds left of a metric first seen at `first_hour`.
+
+    `_has_status` is the same rule in SQL, for the list's status filter.
+    """
     if first_hour is None:
         return "training", None
     left = int(training_remaining(first_hour, now).total_seconds())  # type: ignore[arg-type]
@@ -74,10 +95,9 @@ def metric_items(
     now: datetime,
     source_id: int | None = None,
     metric_ids: Sequence[int] | None = None,
-    status: Status | None = None,
-    q: str | None = None,
 ) -> list[MetricItem]:
-    """A workspace's metrics, by source and label, filtered by source, status and text."""
+    """A workspace's metrics (of one source, or these ids) with their figures, by source and
+    label; `metric_page` filters and pages the list."""
     since = epoch_hour(now) - VOLUME_HOURS + 1
 
     def per_metric(column: ColumnElement[float] | ColumnElement[int]) -> ColumnElement[float]:
@@ -125,7 +145,6 @@ def metric_items(
     if metric_ids is not None:
         query = query.where(Metric.id.in_(list(metric_ids)))
     items = []
-    needle = q.strip().lower() if q else ""
     for row in session.execute(query).all():
         (mid, sid, source_name, kind, name, muted, snoozed, owner, note, first, last) = row[:11]
         latest_count, latest_sum, week_count, week_sum, open_count = row[11:]
@@ -155,12 +174,159 @@ def metric_items(
             owner=owner,
             note=note,
         )
-        if status is not None and item.status != status:
-            continue
-        if needle and needle not in item.label.lower() and needle not in item.source_name.lower():
-            continue
         items.append(item)
     return items
+
+
+@dataclass(frozen=True, slots=True)
+class MetricPage:
+    """One page of a workspace's metrics, the cursor of the next page, and how many match."""
+
+    items: list[MetricItem]
+    next_cursor: str | None
+    total: int
+
+
+BAD_CURSOR = "cursor: not a cursor this API gave; pass next_cursor back unchanged"
+
+
+def encode_cursor(metric_id: int) -> str:
+    """An opaque cursor after the metric `metric_id` (in the list's order)."""
+    return base64.urlsafe_b64encode(f"metric:{metric_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    """Inverse of `encode_cursor`; Invalid for anything else."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, _, number = raw.partition(":")
+        metric_id = int(number)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise Invalid(BAD_CURSOR) from None
+    if prefix != "metric" or not 1 <= metric_id <= 2_147_483_647:
+        raise Invalid(BAD_CURSOR)
+    return metric_id
+
+
+def metric_page(
+    session: Session,
+    *,
+    workspace_id: int,
+    now: datetime,
+    source_id: int | None = None,
+    status: Status | None = None,
+    q: str | None = None,
+    limit: int = PAGE_LIMIT,
+    cursor: str | None = None,
+) -> MetricPage:
+    """A page of a workspace's metrics, by source and label, filtered by source, status and
+    text (in the label or the source name, any case); the filters run in SQL."""
+    if source_id is not None:
+        get_source(session, workspace_id=workspace_id, source_id=source_id)
+    matching = _matching(
+        workspace_id=workspace_id, now=now, source_id=source_id, status=status, q=q
+    )
+    # One pass: the count of every match rides along with the page's rows.
+    listed = matching.add_columns(
+        Source.name.label("source_name"),
+        Metric.kind.label("kind"),
+        Metric.name.label("metric_name"),
+        func.count().over().label("total"),
+    ).subquery()
+    order = (listed.c.source_name, listed.c.kind, listed.c.metric_name, listed.c.id)
+    page = select(listed.c.id, listed.c.total).order_by(*order).limit(limit + 1)
+    if cursor is not None:
+        after = session.execute(
+            select(Source.name, Metric.kind, Metric.name, Metric.id)
+            .join(Source, Source.id == Metric.source_id)
+            .where(Metric.id == decode_cursor(cursor), Source.workspace_id == workspace_id)
+        ).one_or_none()
+        if after is None:
+            raise Invalid(
+                "cursor: the metric this page started after is gone (its source was deleted); "
+                "start again from the first page"
+            )
+        page = page.where(tuple_(*order) > tuple_(*after))
+    rows = session.execute(page).all()
+    ids = [row.id for row in rows]
+    if rows:
+        total = int(rows[0].total)
+    else:  # nothing on this page: count apart
+        total = session.scalar(select(func.count()).select_from(matching.subquery())) or 0
+    shown = ids[:limit]
+    found = {
+        item.id: item
+        for item in metric_items(session, workspace_id=workspace_id, now=now, metric_ids=shown)
+    }
+    return MetricPage(
+        items=[found[i] for i in shown if i in found],
+        next_cursor=encode_cursor(shown[-1]) if len(ids) > limit else None,
+        total=total,
+    )
+
+
+def _matching(
+    *, workspace_id: int, now: datetime, source_id: int | None, status: Status | None, q: str | None
+) -> Select[tuple[int]]:
+    """The ids of the workspace's metrics that pass the filters, unordered."""
+    query = (
+        select(Metric.id)
+        .join(Source, Source.id == Metric.source_id)
+        .outerjoin(MetricWatch, MetricWatch.metric_id == Metric.id)
+        .where(Source.workspace_id == workspace_id)
+    )
+    if source_id is not None:
+        query = query.where(Metric.source_id == source_id)
+    needle = q.strip().lower() if q else ""
+    if needle:
+        query = query.where(
+            or_(
+                text_lower(_label()).contains(needle, autoescape=True),
+                text_lower(Source.name).contains(needle, autoescape=True),
+            )
+        )
+    if status is not None:
+        query = query.where(_has_status(status, now))
+    return query
+
+
+def _label() -> ColumnElement[str]:
+    """`display_name` of the metric row, in SQL."""
+    suffix = case(
+        *((Metric.kind == kind.value, words) for kind, words in NAME_SUFFIX.items()),
+        else_=Metric.kind,
+    )
+    before, after = TOTAL_WORDS
+    return case(
+        (Metric.kind == MetricKind.TRACK.value, Metric.name),
+        (
+            and_(Metric.kind == MetricKind.TOTAL.value, Metric.name == "identify"),
+            literal(IDENTIFY_VOLUME),
+        ),
+        (Metric.kind == MetricKind.TOTAL.value, literal(before) + Metric.name + literal(after)),
+        (Metric.kind == MetricKind.OVERFLOW.value, literal(OVER_THE_CAP)),
+        else_=Metric.name + literal(" (") + suffix + literal(")"),
+    )
+
+
+def _has_status(status: Status, now: datetime) -> ColumnElement[bool]:
+    """`metric_status(...) == status` of the metric row, in SQL."""
+    # metric_status counts whole seconds of training left: a metric first seen at hour h
+    # trains while h * 3600 s + TRAINING_DAYS - now is at least one second.
+    micros = (now - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    hour_us, training_us = 3_600_000_000, TRAINING_DAYS * 86_400_000_000
+    trains_from = -((training_us - 1_000_000 - micros) // hour_us)  # ceil division
+    # trained: it has an hour before that (one probe of the buckets' primary key)
+    trained = select(Bucket.hour).where(Bucket.metric_id == Metric.id, Bucket.hour < trains_from)
+    if status == "training":
+        return ~trained.exists()
+    muted = func.coalesce(MetricWatch.muted, false())
+    snoozed = and_(MetricWatch.snoozed_until.is_not(None), MetricWatch.snoozed_until > now)
+    if status == "muted":
+        return and_(trained.exists(), muted.is_(True))
+    if status == "snoozed":
+        return and_(trained.exists(), muted.is_(False), snoozed)
+    return and_(trained.exists(), muted.is_(False), ~snoozed)
 
 
 def _hourly(held: Measure, count: int | None, total: float | None) -> float | None:

@@ -1,12 +1,16 @@
-"""INSERT ... ON CONFLICT for the engine in use (SQLite and PostgreSQL spell it alike), and
+"""What SQLite and PostgreSQL spell differently: INSERT ... ON CONFLICT, lowercase text; and
 plain statements whose many rows are read straight from the driver."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import String
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import GenericFunction
 
 from lantern.db.base import Base
 
@@ -34,3 +38,27 @@ def fetch_all(connection: Connection, statement: str, parameters: Any) -> list[A
     finally:
         result.close()
     return rows
+
+
+# SQLite's own lower() changes ASCII letters only; Lantern's SQLite connections have this
+# one, Python's str.lower (lantern.db.session), so a search for "é" finds "École" there too.
+SQLITE_LOWER = "lantern_lower"
+
+
+def sqlite_lower(value: object) -> object:
+    """str.lower for SQLite (NULL and non-text values pass through)."""
+    return value.lower() if isinstance(value, str) else value
+
+
+class text_lower(GenericFunction[str]):
+    """lower(text) that lowercases every letter, on both engines."""
+
+    type = String()
+    name = "lower"
+    inherit_cache = True
+    _register = False  # func.lower stays SQL's own
+
+
+@compiles(text_lower, "sqlite")
+def _sqlite_text_lower(element: text_lower, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"{SQLITE_LOWER}({compiler.process(element.clauses, **kw)})"

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from lantern.config import get_settings
 from lantern.db.checkpoint import WAL_AUTOCHECKPOINT_PAGES
+from lantern.db.dialect import SQLITE_LOWER, sqlite_lower
 
 # Page cache per SQLite connection, in KB: a bound on what each may hold, whatever the
 # size of the file.
@@ -49,6 +50,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # sustained ingest the maps alone grew the server past its 500 MB budget.
     cursor.execute("PRAGMA mmap_size=0")
     cursor.close()
+    dbapi_connection.create_function(SQLITE_LOWER, 1, sqlite_lower, deterministic=True)
 
 
 def make_engine(url: str) -> Engine:

@@ -72,20 +72,28 @@ def series_kind(kind: str) -> SeriesKind:
     return "value" if kind == MetricKind.VALUE else "count"
 
 
+# How a list names a metric (`display_name`); the metrics list's search reads the same words
+# in SQL (lantern.dashboard.status), so they live here once.
+IDENTIFY_VOLUME = "Identify volume"
+TOTAL_WORDS = ("All ", " calls")  # around the call type: "All page calls"
+OVER_THE_CAP = "Metrics over the cap"
+NAME_SUFFIX = {
+    MetricKind.PAGE: "page",
+    MetricKind.SCREEN: "screen",
+    MetricKind.VALUE: "value",
+    MetricKind.MEAN: "average value",
+    MetricKind.FLAG: "flag evaluations",
+    MetricKind.EXPERIMENT: "experiment",
+}
+
+
 def display_name(kind: str, name: str) -> str:
     """A metric's name as a list shows it: "Signed Up", "Page Load (average value)"."""
     if kind == MetricKind.TRACK:
         return name
     if kind == MetricKind.TOTAL:
-        return "Identify volume" if name == "identify" else f"All {name} calls"
+        return IDENTIFY_VOLUME if name == "identify" else name.join(TOTAL_WORDS)
     if kind == MetricKind.OVERFLOW:
-        return "Metrics over the cap"
-    suffix = {
-        MetricKind.PAGE: "page",
-        MetricKind.SCREEN: "screen",
-        MetricKind.VALUE: "value",
-        MetricKind.MEAN: "average value",
-        MetricKind.FLAG: "flag evaluations",
-        MetricKind.EXPERIMENT: "experiment",
-    }.get(MetricKind(kind), kind)
+        return OVER_THE_CAP
+    suffix = NAME_SUFFIX.get(MetricKind(kind), kind)
     return f"{name} ({suffix})"

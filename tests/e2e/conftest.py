@@ -1,4 +1,4 @@
-"""A real `lantern serve` process on a loopback port, on each engine."""
+"""A real `lantern serve` process on a loopback port, on each engine, and a browser."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Page, ViewportSize
+from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
 LAPTOP: ViewportSize = {"width": 1280, "height": 860}
 PHONE: ViewportSize = {"width": 390, "height": 844}
 
@@ -68,10 +69,27 @@ def start_server(
     raise RuntimeError("lantern serve did not answer /healthz within 30 s")
 
 
-@pytest.fixture
-def served(database_url: str, tmp_path: Path) -> Iterator[str]:
-    """The base URL of a `lantern serve` process on the test database."""
-    process, url = start_server(database_url, tmp_path)
+@pytest.fixture(scope="module")
+def served(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The base URL of a `lantern serve` process on the test database, one per module.
+
+    A test that needs a server of its own (other settings, or one it stops) starts it with
+    `start_server`; the tests sharing this one each work in a workspace of their own.
+    """
+    process, url = start_server(database_url, tmp_path_factory.mktemp("served"))
     yield url
     process.terminate()
     process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's headless Chromium; each test opens its own context (cookies, storage).
+
+    Module-scoped, not session-scoped: while Playwright's sync API is open, the main thread
+    counts as running its event loop, and `asyncio.run` in a later test would refuse to run.
+    """
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield launched
+        launched.close()

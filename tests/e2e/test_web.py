@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -23,7 +22,6 @@ from playwright.sync_api import (
     Page,
     Route,
     expect,
-    sync_playwright,
 )
 from sqlalchemy import Engine
 
@@ -36,19 +34,10 @@ from lantern.workspaces.models import Workspace
 from lantern.workspaces.service import create_api_token, get_or_create_workspace
 from tests.e2e.conftest import LAPTOP, PHONE, start_server
 from tests.e2e.conftest import shot as _shot
-from tests.factories import history_events
+from tests.factories import history_events, make_metric, make_source
 from tests.fakeslack import CLIENT_ID, CLIENT_SECRET, GOOD_CODE, FakeSlack
 
-CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "lantern-browser-test"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        yield launched
-        launched.close()
 
 
 def _workspace_with_user(engine: Engine) -> tuple[str, str]:
@@ -321,3 +310,37 @@ def test_logging_in_with_a_next_on_this_site_goes_there(
     landed = page.url
     context.close()
     assert landed == served + "/metrics?source_id=3"
+
+
+def test_the_metrics_page_pages_through_a_long_list_and_searches_it(
+    browser: Browser, served: str, engine: Engine, database_url: str
+) -> None:
+    name, email = _workspace_with_user(engine)
+    src = make_source(engine, workspace=name)
+    for number in range(60):
+        make_metric(engine, src, name=f"Event {number:02d}", days=1)
+    context = browser.new_context(viewport=LAPTOP)
+    page = context.new_page()
+    _log_in(page, served, email, "/metrics")
+    rows = page.locator("tbody tr[data-metric]")
+    where = page.locator("#metrics-where")
+    expect(where).to_have_text("1\N{EN DASH}50 of 60")
+    expect(rows).to_have_count(50)
+    expect(page.locator("#metrics-prev")).to_be_disabled()
+    page.click("#metrics-next")
+    expect(where).to_have_text("51\N{EN DASH}60 of 60")
+    expect(rows).to_have_count(10)
+    expect(rows.first).to_contain_text("Event 50")
+    expect(page.locator("#metrics-next")).to_be_disabled()
+    _shot(page, "metrics-page-2", database_url)
+    page.click("#metrics-prev")
+    expect(where).to_have_text("1\N{EN DASH}50 of 60")
+    expect(rows.first).to_contain_text("Event 00")
+    page.click("#metrics-next")
+    page.fill("input[name=q]", "event 3")  # a new search starts from its first page
+    expect(where).to_have_text("1\N{EN DASH}10 of 10")
+    expect(rows).to_have_count(10)
+    expect(page.locator("#metrics-pager")).to_be_hidden()
+    page.fill("input[name=q]", "no such event")
+    expect(page.locator("tbody")).to_contain_text("No metric matches these filters.")
+    context.close()

@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import httpx
 import numpy as np
 import pandas as pd
-import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 from sqlalchemy import Engine
 
 from lantern.db import session_scope
 from lantern.workspaces.models import Workspace
 from lantern.workspaces.service import create_api_token, get_or_create_workspace
-from tests.e2e.test_web import CHROMIUM, LAPTOP, _log_in, _shot, _workspace_with_user
+from tests.e2e.test_web import LAPTOP, _log_in, _shot, _workspace_with_user
 from tests.factories import MadeSource, add_insight, last_closed_hour, make_metric
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        yield launched
-        launched.close()
 
 
 def test_an_average_metric_and_its_insight_are_shown_as_averages(

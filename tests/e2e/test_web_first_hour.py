@@ -6,30 +6,20 @@ Screenshots of each page at laptop and phone widths go to test-artifacts/.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
 import numpy as np
 import pandas as pd
-import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import Engine
 
 from lantern.db import session_scope
 from lantern.workspaces.models import Workspace
 from lantern.workspaces.service import create_api_token, get_or_create_workspace
 from tests.e2e.conftest import LAPTOP, PHONE, shot
-from tests.e2e.test_web import CHROMIUM, _fits_width, _log_in, _workspace_with_user
+from tests.e2e.test_web import _fits_width, _log_in, _workspace_with_user
 from tests.factories import history_events, last_closed_hour, make_insight, make_source
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        yield launched
-        launched.close()
 
 
 @dataclass(frozen=True)
@@ -62,7 +52,7 @@ def _backfilled(served: str, engine: Engine) -> Backfilled:
     assert httpx.post(
         served + "/v1/batch", json={"batch": live}, auth=(made["api_key"], "")
     ).is_success
-    metrics = api.get("/metrics", params={"source_id": made["id"]}).json()
+    metrics = api.get("/metrics", params={"source_id": made["id"]}).json()["items"]
     (metric,) = [m for m in metrics if m["name"] == "Checkout Completed"]
     return Backfilled(email, made["id"], metric["id"], len(events) - int(counts.iloc[-1]))
 

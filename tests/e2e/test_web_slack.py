@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 from sqlalchemy import Engine
 
 from lantern.accounts.service import create_user
@@ -23,16 +21,7 @@ from tests.factories import make_insight, make_source
 from tests.fakeslack import GOOD_TOKEN, SIGNING_SECRET, Answer, FakeSlack
 from tests.fakewebhook import Receiver
 
-CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "lantern-browser-test"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        yield launched
-        launched.close()
 
 
 def test_settings_show_why_an_alert_is_waiting_and_clear_once_it_is_delivered(

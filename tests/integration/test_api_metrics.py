@@ -33,7 +33,7 @@ def bearer(src: MadeSource) -> dict[str, str]:
 def by_label(client: TestClient, src: MadeSource, query: str = "") -> dict[str, dict]:
     response = client.get(f"/api/v1/metrics{query}", headers=bearer(src))
     assert response.status_code == 200, response.text
-    return {item["label"]: item for item in response.json()}
+    return {item["label"]: item for item in response.json()["items"]}
 
 
 def test_metrics_are_listed_with_labels_status_countdown_latest_value_and_weekly_volume(

@@ -174,7 +174,7 @@ def test_the_api_shows_an_average_metric_as_an_average_with_its_mean(
         track("Checkout", latest, value=v) for v in (50, 70, 90)
     ]
     import_events(client, src.key, events)
-    listed = client.get(f"/api/v1/metrics?source_id={src.id}", headers=bearer(src)).json()
+    listed = client.get(f"/api/v1/metrics?source_id={src.id}", headers=bearer(src)).json()["items"]
     by_label = {m["label"]: m for m in listed}
     average = by_label["Checkout (average value)"]
     assert (average["kind"], average["measure"], average["value_metric"]) == (

@@ -37,10 +37,13 @@ from lantern.insights.models import DetectionRun, Insight, MetricWatch
 from lantern.metrics.service import epoch_hour, hour_index
 from lantern.notify.models import Notification
 from lantern.scoring import Partition, close_dask_clients, dask_client, score_partition
-from tests.conftest import PG_ADMIN_URL
+from tests.conftest import PG_ADMIN_URL, drop_database_later
 from tests.factories import last_closed_hour, make_metric, make_source
 
 distributed = pytest.importorskip("distributed")
+
+# One cluster for the whole module, both engines: one pytest-xdist worker runs it all.
+pytestmark = pytest.mark.xdist_group("dask-cluster")
 
 DAYS = 10
 
@@ -136,9 +139,7 @@ def copy_of(engine: Engine) -> Iterator[Engine]:
         yield copied
     finally:
         copied.dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        drop_database_later(admin, name)
 
 
 def recorded(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:

@@ -26,7 +26,7 @@ from lantern.config import Settings
 from lantern.db.migrate import upgrade
 from lantern.db.session import make_engine
 from lantern.demo import make_demo
-from tests.conftest import _postgres_or_skip
+from tests.conftest import _postgres_or_skip, drop_database_later
 
 FOLDER = Path(__file__).resolve().parents[2] / "notebooks"
 NOTEBOOKS = sorted(p.name for p in FOLDER.glob("*.ipynb"))
@@ -79,9 +79,7 @@ def demo_url(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     engine.dispose()
     yield url
     if admin is not None:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        drop_database_later(admin, name)
 
 
 @pytest.fixture(scope="module")

@@ -387,13 +387,25 @@ async function metricsPage() {
     ["", "training", "active", "muted", "snoozed"].map((s) => h("option", { value: s }, s || "any")));
   const search = h("input", { type: "search", name: "q", placeholder: "name contains…" });
   const body = h("tbody");
+  const PAGE = 50;
+  // the cursors of the pages before this one: "Previous" goes back one
+  let cursors = [];
+  let cursor = null;
+  let next = null;
+  const where = h("span", { class: "muted", id: "metrics-where" });
+  const prev = h("button", { type: "button", id: "metrics-prev", onclick: () => turn(-1) }, "← Previous");
+  const more = h("button", { type: "button", id: "metrics-next", onclick: () => turn(1) }, "Next →");
+  const pager = h("div", { class: "row", id: "metrics-pager" }, prev, where, more);
   async function load() {
     const params = new URLSearchParams();
     if (source.value) params.set("source_id", source.value);
     if (status.value) params.set("status", status.value);
     if (search.value.trim()) params.set("q", search.value.trim());
+    params.set("limit", String(PAGE));
+    if (cursor) params.set("cursor", cursor);
     try {
-      const metrics = await api("GET", "/metrics?" + params);
+      const page = await api("GET", "/metrics?" + params);
+      const metrics = page.items;
       fill(body, ...metrics.map((m) => h("tr", { "data-metric": m.id },
         h("td", {}, h("a", { href: `/metrics/${m.id}` }, m.label)),
         h("td", { class: "hide-narrow" }, m.source_name),
@@ -403,18 +415,43 @@ async function metricsPage() {
           LanternChart.fmt(m.volume_7d)),
         h("td", { class: "num" }, m.open_insights ? String(m.open_insights) : ""))));
       if (!metrics.length) {
-        fill(body, h("tr", {}, h("td", { colspan: 6, class: "muted" },
-          "No metrics yet. Every event name, page and screen a source sends becomes one.")));
+        const filtered = source.value || status.value || search.value.trim();
+        fill(body, h("tr", {}, h("td", { colspan: 6, class: "muted" }, filtered
+          ? "No metric matches these filters."
+          : "No metrics yet. Every event name, page and screen a source sends becomes one.")));
       }
+      next = page.next_cursor;
+      const first = cursors.length * PAGE + 1;
+      where.textContent = metrics.length
+        ? `${fmtCount(first)}–${fmtCount(first + metrics.length - 1)} of ${fmtCount(page.total)}`
+        : "";
+      prev.disabled = !cursors.length;
+      more.disabled = !next;
+      pager.hidden = !cursors.length && !next;
     } catch (err) {
       fill(body, h("tr", {}, h("td", { colspan: 6 }, errorBox(err))));
     }
   }
-  [source, status].forEach((s) => s.addEventListener("change", load));
+  // a change of filter starts again from the first page
+  function restart() {
+    cursors = [];
+    cursor = null;
+    return load();
+  }
+  async function turn(step) {
+    if (step > 0 && next) {
+      cursors.push(cursor);
+      cursor = next;
+    } else if (step < 0 && cursors.length) {
+      cursor = cursors.pop();
+    } else return;
+    await load();
+  }
+  [source, status].forEach((s) => s.addEventListener("change", restart));
   let timer = null;
-  search.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(load, 250); });
+  search.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(restart, 250); });
   show(h("h1", {}, "Metrics"),
-    h("form", { class: "filters", onsubmit: (e) => { e.preventDefault(); load(); } },
+    h("form", { class: "filters", onsubmit: (e) => { e.preventDefault(); restart(); } },
       h("label", { class: "inline" }, "Source", source),
       h("label", { class: "inline" }, "Status", status),
       h("label", { class: "inline" }, "Search", search)),
@@ -422,7 +459,8 @@ async function metricsPage() {
       h("thead", {}, h("tr", {}, h("th", {}, "Metric"), h("th", { class: "hide-narrow" }, "Source"),
         h("th", {}, "Status"), h("th", { class: "num" }, "Last hour"),
         h("th", { class: "num hide-narrow" }, "7 days"), h("th", { class: "num" }, "Open"))),
-      body)));
+      body)),
+    pager);
   await load();
 }
 
