@@ -84,7 +84,9 @@ def counts(*, peak: float, seed: int, spike_hours: int = 0, silent_hours: int = 
     daily = 0.55 + 0.45 * np.sin((index.hour.to_numpy() - 6) / 24 * 2 * np.pi)
     values = np.random.default_rng(seed).poisson(peak * daily).astype(float)
     if spike_hours:
-        values[-spike_hours:] *= 5
+        # five times the hour and a peak hour's worth more: a spike at any hour of the day
+        # (at 23:00 this rhythm runs at a few events an hour, where five times is no spike)
+        values[-spike_hours:] = values[-spike_hours:] * 5 + peak
     if silent_hours:
         values[-silent_hours:] = 0
     return pd.Series(values, index=index)
