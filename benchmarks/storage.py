@@ -132,7 +132,7 @@ def hourly_passes(engine: Engine, url: str, folder: Path, last: int, first: Exec
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--metrics", type=int, default=1000)
+    parser.add_argument("--metrics", type=int, default=1000, help="metrics to create")
     parser.add_argument("--hours", type=int, default=30 * 24, help="hours of buckets a metric")
     parser.add_argument(
         "--database-url",
@@ -144,7 +144,7 @@ def main() -> None:
         "--first-pass",
         choices=["inline", "process"],
         default="inline",
-        help="where the untimed-for-budget first pass scores (process: a pool on this machine)",
+        help="where each metric's first pass scores (process: a pool here); the next is inline",
     )
     parser.add_argument("--pass", dest="run_pass", action="store_true", help="time run_hour")
     args = parser.parse_args()
