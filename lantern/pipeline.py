@@ -25,7 +25,13 @@ from lantern.config import Settings
 from lantern.db.dialect import insert_for
 from lantern.db.session import session_scope
 from lantern.insights.models import DetectionRun, MetricWatch
-from lantern.insights.service import MetricRef, group_and_alert, queue_alerts, record_events
+from lantern.insights.service import (
+    MetricRef,
+    feedback_raised,
+    group_and_alert,
+    queue_alerts,
+    record_events,
+)
 from lantern.metrics.models import Bucket, Metric
 from lantern.metrics.service import epoch_hour, hour_index, load_series
 from lantern.scoring import Outcome, Partition, Scored, partition_mapper, score_partition
@@ -231,6 +237,7 @@ def _partition(
             end=hour_index(hour + 1),
             kinds={row.id: row.kind for row in part},
         )
+        raised = feedback_raised(connection, [row.id for row in part])
     return Partition(
         hour=hour,
         metrics=tuple(
@@ -240,6 +247,7 @@ def _partition(
                 sensitivity=row.sensitivity,
                 first_hour=row.first_hour,
                 state=saved.get(row.id, NOT_SCORED).state,
+                raised=raised.get(row.id, ()),
             )
             for row in part
         ),

@@ -67,7 +67,9 @@ def stagger_of(name: str) -> int:
     return zlib.crc32(name.encode()) % 24
 
 
-def alerts_of(path: Path, kind: SeriesKind, sensitivity: str) -> list[dict[str, Any]]:
+def alerts_of(
+    path: Path, kind: SeriesKind, sensitivity: str, feedback: dict[str, int] | None = None
+) -> list[dict[str, Any]]:
     """The JSON records of every alert (opened episode) of one CSV file."""
     series = read_series(path, kind=kind)
     events = replay_series(
@@ -75,6 +77,7 @@ def alerts_of(path: Path, kind: SeriesKind, sensitivity: str) -> list[dict[str, 
         kind=kind,
         sensitivity=sensitivity,  # type: ignore[arg-type]
         stagger=stagger_of(path.stem),
+        raised=feedback,
     )
     return [
         {
@@ -93,16 +96,38 @@ def alerts_of(path: Path, kind: SeriesKind, sensitivity: str) -> list[dict[str, 
 
 
 def _results(
-    files: list[Path], kind: SeriesKind, sensitivity: str, jobs: int
+    files: list[Path], kind: SeriesKind, sensitivity: str, jobs: int, feedback: dict[str, int]
 ) -> Iterator[list[dict[str, Any]]]:
     if jobs <= 1 or len(files) < POOL_THRESHOLD:
         for path in files:
-            yield alerts_of(path, kind, sensitivity)
+            yield alerts_of(path, kind, sensitivity, feedback)
         return
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         yield from pool.map(
-            alerts_of, files, [kind] * len(files), [sensitivity] * len(files), chunksize=4
+            alerts_of,
+            files,
+            [kind] * len(files),
+            [sensitivity] * len(files),
+            [feedback] * len(files),
+            chunksize=4,
         )
+
+
+def _feedback(values: tuple[str, ...]) -> dict[str, int]:
+    """``--feedback KIND=N`` options as {kind: settings}; a usage error names a bad one."""
+    from lantern.detect import KINDS
+
+    raised: dict[str, int] = {}
+    for value in values:
+        kind, _, count = value.partition("=")
+        if kind not in KINDS or not count.isdigit():
+            raise click.BadParameter(
+                f"{value!r}: give KIND=N, KIND one of {', '.join(sorted(KINDS))} and N the "
+                "settings to raise its bar by (e.g. spike=1)",
+                param_hint="--feedback",
+            )
+        raised[kind] = int(count)
+    return raised
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -134,8 +159,21 @@ def _results(
     default=None,
     help="Processes to use [default: one per CPU].",
 )
+@click.option(
+    "--feedback",
+    "feedback_options",
+    multiple=True,
+    metavar="KIND=N",
+    help="Replay as if the team had said 'not useful' N more times than 'useful' on "
+    "alerts of KIND (e.g. spike=1): its bar is raised by N settings, towards low. Repeatable.",
+)
 def replay(
-    paths: tuple[Path, ...], out: Path | None, sensitivity: str, kind: str, jobs: int | None
+    paths: tuple[Path, ...],
+    out: Path | None,
+    sensitivity: str,
+    kind: str,
+    jobs: int | None,
+    feedback_options: tuple[str, ...],
 ) -> None:
     """Replay detection over PATHS, hour by hour, as the live service would have run it.
 
@@ -159,10 +197,11 @@ def replay(
             read_series(path, kind=kind)  # type: ignore[arg-type]
     except SeriesError as exc:
         raise click.UsageError(str(exc)) from None
+    feedback = _feedback(feedback_options)
     workers = jobs or os.cpu_count() or 1
     sink: IO[str] = out.open("w") if out else sys.stdout
     try:
-        results = _results(files, kind, sensitivity, workers)  # type: ignore[arg-type]
+        results = _results(files, kind, sensitivity, workers, feedback)  # type: ignore[arg-type]
         for records in tqdm(results, total=len(files), unit="series", file=sys.stderr):
             for record in records:
                 sink.write(json.dumps(record) + "\n")

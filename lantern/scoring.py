@@ -50,6 +50,8 @@ class Scored:
     sensitivity: str
     first_hour: int
     state: bytes | None
+    # the team's feedback: (kind, settings) its bar is raised by (`detect.feedback_bar`)
+    raised: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,19 +115,23 @@ def score_partition(partition: Partition) -> list[Outcome]:
 
 
 def _state_of(metric: Scored) -> Any:
-    """The metric's saved state, or a new one; its workspace's sensitivity in force."""
+    """The metric's saved state, or a new one; its workspace's sensitivity and the team's
+    feedback in force."""
     from lantern.detect.stream import MetricState, hour_stamp, new_state
 
     if metric.state is None:
-        return new_state(
+        state = new_state(
             hour_stamp(metric.first_hour),
             kind=series_kind(metric.kind),
             sensitivity=metric.sensitivity,  # type: ignore[arg-type]
             stagger=refit_hour(metric.metric_id),
         )
-    state = MetricState.from_bytes(metric.state)
+    else:
+        state = MetricState.from_bytes(metric.state)
     if state.sensitivity != metric.sensitivity:
         state = replace(state, sensitivity=metric.sensitivity)  # type: ignore[arg-type]
+    if state.raised != metric.raised:
+        state = replace(state, raised=metric.raised)
     return state
 
 

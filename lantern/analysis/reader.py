@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from numbers import Integral
 from pathlib import Path
@@ -202,13 +202,21 @@ class Lantern:
                 loaded[n] = loaded[n].rename(titles[info.id])
         return pd.concat(loaded, axis=1)
 
-    def replay(self, metric: MetricRef, *, sensitivity: str | None = None) -> pd.DataFrame:
+    def replay(
+        self,
+        metric: MetricRef,
+        *,
+        sensitivity: str | None = None,
+        feedback: Mapping[str, int] | None = None,
+    ) -> pd.DataFrame:
         """Every episode event the detector raises on the metric's history, as a table.
 
-        Without `sensitivity`, the workspace's setting: what the service itself ran.
+        Without `sensitivity`, the workspace's setting: what the service itself ran. With
+        `feedback` ({kind: settings}, e.g. ``{"spike": 1}`` after a "not useful" on a
+        spike), what the team's feedback would have changed (`detect.feedback_bar`).
         """
         info = self.info(metric)
-        return events_frame(_replay(info, self._load([info])[0], sensitivity))
+        return events_frame(_replay(info, self._load([info])[0], sensitivity, feedback))
 
     def replay_alerts(
         self,
@@ -392,7 +400,12 @@ def _utc(moment: Any) -> pd.Timestamp:
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
-def _replay(info: MetricInfo, series: pd.Series, sensitivity: str | None) -> list[EpisodeEvent]:
+def _replay(
+    info: MetricInfo,
+    series: pd.Series,
+    sensitivity: str | None,
+    feedback: Mapping[str, int] | None = None,
+) -> list[EpisodeEvent]:
     """The service's detection over a whole series, with the metric's own refit hour."""
     if series.empty:
         return []
@@ -401,6 +414,7 @@ def _replay(info: MetricInfo, series: pd.Series, sensitivity: str | None) -> lis
         kind=info.series_kind,
         sensitivity=(sensitivity or info.sensitivity),  # type: ignore[arg-type]
         stagger=refit_hour(info.id),
+        raised=feedback,
     )
 
 

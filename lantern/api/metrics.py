@@ -26,6 +26,7 @@ from lantern.dashboard.status import (
     Status,
     get_metric_item,
     metric_page,
+    reset_feedback,
     set_owner,
     watch_metric,
 )
@@ -129,3 +130,12 @@ def owner(metric_id: Id, body: OwnerIn, workspace: WorkspaceDep, session: Sessio
         note=body.note,
         now=utcnow(),
     )
+
+
+@router.delete(
+    "/{metric_id}/feedback", response_model=MetricOut, summary="Forget the team's feedback"
+)
+def forget_feedback(metric_id: Id, workspace: WorkspaceDep, session: SessionDep) -> MetricItem:
+    """Forget every "useful" / "not useful" said of the metric's insights: its bars go back
+    to the workspace's sensitivity at the next hourly pass."""
+    return reset_feedback(session, workspace_id=workspace.id, metric_id=metric_id, now=utcnow())

@@ -185,6 +185,11 @@ class MetricOut(BaseModel):
         default=None, description="the Slack user (U…, W…) or user group (S…) its alerts mention"
     )
     note: str | None = Field(default=None, description="what its alerts say to check first")
+    feedback: dict[str, int] | None = Field(
+        default=None,
+        description="one metric only: the kinds whose bar the team's 'not useful' raised, and "
+        'by how many settings (towards low), e.g. {"spike": 1}; {} when none',
+    )
 
 
 class MetricPageOut(BaseModel):

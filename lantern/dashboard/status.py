@@ -9,17 +9,30 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import ColumnElement, Select, and_, case, false, func, literal, or_, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from lantern.db.dialect import insert_for, text_lower
 from lantern.detect.series import TRAINING_DAYS, training_remaining
 from lantern.errors import Invalid, NotFound
 from lantern.insights.models import Insight, MetricWatch
+from lantern.insights.service import feedback_raised
 from lantern.metrics.keys import (
     IDENTIFY_VOLUME,
     NAME_SUFFIX,
@@ -67,6 +80,8 @@ class MetricItem:
     first_hour: datetime | None
     owner: str | None = None
     note: str | None = None
+    # kinds whose bar the team's feedback raised, and by how many settings
+    feedback: dict[str, int] | None = None
 
 
 def metric_status(
@@ -345,7 +360,23 @@ def get_metric_item(
     found = metric_items(session, workspace_id=workspace_id, now=now, metric_ids=[metric_id])
     if not found:
         raise NotFound(f"no metric {metric_id} in this workspace")
-    return found[0]
+    raised = feedback_raised(session, [metric_id]).get(metric_id, ())
+    return replace(found[0], feedback=dict(raised))
+
+
+def reset_feedback(
+    session: Session, *, workspace_id: int, metric_id: int, now: datetime
+) -> MetricItem:
+    """Forget the team's "useful" / "not useful" on the metric's insights: its bars go
+    back to the workspace's setting at the next hourly pass."""
+    get_metric_item(session, workspace_id=workspace_id, metric_id=metric_id, now=now)
+    session.execute(
+        update(Insight)
+        .where(Insight.metric_id == metric_id, Insight.useful.is_not(None))
+        .values(useful=None, feedback_at=None)
+    )
+    session.flush()
+    return get_metric_item(session, workspace_id=workspace_id, metric_id=metric_id, now=now)
 
 
 def watch_metric(

@@ -113,6 +113,9 @@ class MetricState:
     # the last short episode: (direction, its last abnormal hour, its size); see `_repeat`
     last_short: tuple[str, int, float] | None = None
     outages: tuple[tuple[int, int], ...] = ()  # past outages' hours (`Evidence.calm`)
+    # the team's feedback: (kind, settings) by which the bar to tell that kind is raised
+    # from the metric's own setting towards `low` (`feedback_bar`)
+    raised: tuple[tuple[str, int], ...] = ()
     episode: dict[str, Any] | None = field(default=None)
 
     def to_bytes(self) -> bytes:
@@ -128,6 +131,7 @@ class MetricState:
         data["model"] = Baseline.from_dict(data["model"]) if data["model"] else None
         data["masks"] = tuple(tuple(m) for m in data["masks"])
         data["outages"] = tuple(tuple(m) for m in data.get("outages", ()))
+        data["raised"] = tuple(tuple(one) for one in data.get("raised", ()))
         if data.get("last_short") is not None:
             data["last_short"] = tuple(data["last_short"])
         return cls(**data)
@@ -158,6 +162,17 @@ def new_state(
     )
 
 
+def feedback_bar(
+    not_useful: Mapping[str, int], useful: Mapping[str, int]
+) -> tuple[tuple[str, int], ...]:
+    """The raise of each kind's bar from a team's feedback on its alerts: one setting for
+    each "not useful" more than "useful" (`MetricState.raised`; `_Run._level_of` keeps it
+    within the presets, so a metric at `medium` is raised to `low` at most)."""
+    kinds = sorted(set(not_useful) | set(useful))
+    net = ((kind, not_useful.get(kind, 0) - useful.get(kind, 0)) for kind in kinds)
+    return tuple((kind, count) for kind, count in net if count > 0)
+
+
 def advance(
     state: MetricState, series: pd.Series, now: pd.Timestamp
 ) -> tuple[MetricState, list[EpisodeEvent]]:
@@ -181,10 +196,15 @@ def replay_series(
     kind: SeriesKind = "count",
     sensitivity: Sensitivity = "medium",
     stagger: int = 0,
+    raised: Mapping[str, int] | None = None,
 ) -> list[EpisodeEvent]:
-    """Every episode event a live service would have raised on ``series``, hour by hour."""
+    """Every episode event a live service would have raised on ``series``, hour by hour;
+    with ``raised`` (kind: settings, as `feedback_bar` makes them), as it would with that
+    feedback from the team."""
     clean = validate_series(series, kind=kind)
     state = new_state(clean.index[0], kind=kind, sensitivity=sensitivity, stagger=stagger)
+    if raised:
+        state = replace(state, raised=tuple(sorted(raised.items())))
     _, events = advance(state, clean, clean.index[-1])
     return events
 
@@ -339,9 +359,10 @@ class _Run:
                 observed, expected = candidate.observed * unit, candidate.expected * unit
                 candidate = replace(candidate, observed=observed, expected=expected)
             if upgrades is not None and self.state.episode is not None:
-                told = upgrades[0][self.level][offset]
+                told = upgrades[0][self._level_of(self.state.episode["kind"])][offset]
                 self._upgrade(u, told, upgrades[1][offset], unit)
-            told_here = by_level[self.level][offset] if grade >= self.level else None
+            level = self._level_of(candidate.kind) if candidate is not None else self.level
+            told_here = by_level[level][offset] if grade >= level else None
             if told_here is not None and unit != 1.0:
                 told_here = replace(
                     told_here,
@@ -437,7 +458,7 @@ class _Run:
             if episode.get("repeat"):
                 # turbulence that has become a lasting change is news again
                 episode["repeat"] = False
-                if episode["grade"] >= self.level:
+                if episode["grade"] >= self._level_of(kind):
                     episode.update(told=True, told_at=u, **self._told_of(episode))
                     self._emit("opened", u, episode)
                 self.state = replace(s, episode=episode)
@@ -566,7 +587,7 @@ class _Run:
             return  # another movement than the episode's: not what it would tell
         told = episode["told"]
         episode = {**episode, "grade": grade}
-        if not told and grade >= self.level:
+        if not told and grade >= self._level_of(episode["kind"]):
             # what is told is this hour's evidence; the opening's stays for the state's use,
             # which must not depend on the setting
             scaled = replace(c, observed=c.observed * unit, expected=c.expected * unit)
@@ -574,6 +595,12 @@ class _Run:
         self.state = replace(self.state, episode=episode)
         if not told and episode["told"]:
             self._emit("opened", u, episode)
+
+    def _level_of(self, kind: str) -> int:
+        """The setting (index in `LEVELS`) an episode of ``kind`` is told at: the metric's
+        own, raised by the team's feedback on that kind, never beyond `low`."""
+        raised = dict(self.state.raised).get(kind, 0)
+        return min(self.level + max(raised, 0), len(LEVELS) - 1)
 
     def _new_normal_var(self, t: int) -> float:
         """The extra variance of a level learned since a lasting change: `NEW_NORMAL_VAR`

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from lantern.detect import feedback_bar
 from lantern.insights.models import Insight, InsightCause, MetricWatch
 from lantern.metrics.models import FlagChange
 from lantern.notify.models import Notification
@@ -341,3 +342,23 @@ def insight_causes(session: Session, *, insight_id: int) -> list[Any]:
             .order_by(FlagChange.changed_at, FlagChange.id)
         ).all()
     )
+
+
+def feedback_raised(
+    connection: Any, metric_ids: list[int]
+) -> dict[int, tuple[tuple[str, int], ...]]:
+    """Each metric's raised bars (`detect.feedback_bar`) from the team's "useful" and "not
+    useful" on its insights, by kind; metrics without feedback are left out."""
+    counts: dict[int, tuple[dict[str, int], dict[str, int]]] = {}
+    if not metric_ids:
+        return {}
+    rows = connection.execute(
+        select(Insight.metric_id, Insight.kind, Insight.useful, func.count())
+        .where(Insight.metric_id.in_(metric_ids), Insight.useful.is_not(None))
+        .group_by(Insight.metric_id, Insight.kind, Insight.useful)
+    ).all()
+    for metric_id, kind, useful, count in rows:
+        not_useful, was_useful = counts.setdefault(metric_id, ({}, {}))
+        (was_useful if useful else not_useful)[kind] = int(count)
+    raised = {metric_id: feedback_bar(*pair) for metric_id, pair in counts.items()}
+    return {metric_id: bars for metric_id, bars in raised.items() if bars}

@@ -348,3 +348,25 @@ def test_a_daily_chart_averages_each_days_hours_and_counts_those_outside_the_ban
     assert daily["points"][-1]["partial"] is (pd.Timestamp(daily["points"][-1]["t"]) == today)
     assert not any(p["partial"] for p in daily["points"][:-1])
     assert max(p["outside"] for p in daily["points"][-3:]) >= 4
+
+
+def test_a_metrics_page_shows_the_teams_feedback_and_it_can_be_forgotten(
+    client: TestClient, engine: Engine
+) -> None:
+    src, other = make_source(engine), make_source(engine)
+    insight_id = make_insight(engine, src)
+    with session_scope(engine) as session:
+        metric_id = session.get_one(Insight, insight_id).metric_id
+    url = f"/api/v1/metrics/{metric_id}"
+    assert client.get(url, headers=bearer(src)).json()["feedback"] == {}
+    said = client.post(
+        f"/api/v1/insights/{insight_id}/feedback", json={"useful": False}, headers=bearer(src)
+    )
+    assert said.status_code == 200, said.text
+    # the insight is a level shift: its bar rises one setting
+    assert client.get(url, headers=bearer(src)).json()["feedback"] == {"level_shift": 1}
+    assert client.delete(f"{url}/feedback", headers=bearer(other)).status_code == 404
+    forgotten = client.delete(f"{url}/feedback", headers=bearer(src))
+    assert forgotten.status_code == 200 and forgotten.json()["feedback"] == {}
+    with session_scope(engine) as session:
+        assert session.get_one(Insight, insight_id).useful is None

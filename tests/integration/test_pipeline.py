@@ -243,3 +243,47 @@ def test_a_process_pool_finds_what_the_inline_pass_finds(
         run_hour(engine, pooled, hour=hour, worker="pool")
     found = insights_of(engine, src.id)
     assert ("Checkout", "spike", "up") in found
+
+
+def test_not_useful_on_a_metrics_small_spikes_stops_the_next_and_a_large_one_is_told(
+    fresh_engine: Engine, settings: Settings
+) -> None:
+    from lantern.dashboard.feed import give_feedback
+    from tests.factories import make_metric
+    from tests.unit.test_detect_real import feedback_series
+
+    series, at = feedback_series()
+    # the same hours of the week as the unit test's series (it starts on a Monday at 00:00)
+    start = (recent_end() - pd.Timedelta(weeks=8)).floor("D")
+    start -= pd.Timedelta(days=start.day_of_week)
+    series.index = pd.date_range(start, periods=len(series), freq="h")
+    end = series.index[-1]
+    src = make_source(fresh_engine, name="web")
+    metric_id = make_metric(fresh_engine, src, name="Search", counts=series)
+    hour_of = {name: epoch_hour(series.index[i]) for name, i in at.items()}
+    # a metric's first pass records what its last hour raised: the first small spike
+    run_hour(fresh_engine, settings, hour=hour_of["first"], worker="test")
+    with session_scope(fresh_engine) as session:
+        spikes = session.scalars(select(Insight).where(Insight.metric_id == metric_id)).all()
+        assert [(i.kind, epoch_hour(i.detected_at)) for i in spikes] == [
+            ("spike", hour_of["first"])
+        ]
+        give_feedback(
+            session,
+            workspace_id=src.workspace_id,
+            insight_id=spikes[0].id,
+            useful=False,
+            now=datetime.now(UTC),
+        )
+    run_hour(fresh_engine, settings, hour=epoch_hour(end), worker="test")
+    with session_scope(fresh_engine) as session:
+        told = session.execute(
+            select(Insight.kind, Insight.detected_at)
+            .where(Insight.metric_id == metric_id)
+            .order_by(Insight.detected_at)
+        ).all()
+    # the second small spike is not told; the large one is
+    assert [(kind, epoch_hour(at)) for kind, at in told] == [
+        ("spike", hour_of["first"]),
+        ("spike", hour_of["large"]),
+    ]

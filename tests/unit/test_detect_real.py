@@ -259,3 +259,30 @@ def test_a_measured_value_that_collapses_for_an_hour_is_a_drop_and_one_that_jump
         for e in alerts(pd.Series(load_ms, index=index), kind="mean")
     ]
     assert found == [("spike", "up", hour(slow + 1))]
+
+
+def feedback_series() -> tuple[pd.Series, dict[str, int]]:
+    """Seven weeks with a small spike (threefold: it clears `medium`, not `low`) on day 10,
+    another four weeks later (beyond the first's reach in the metric's own tail), and a
+    twelvefold one a week after that: their hours."""
+    lam = expected_volume(300.0, weeks=7)
+    at = {"first": 10 * DAY + 14, "second": 38 * DAY + 14, "large": 45 * DAY + 14}
+    lam[[at["first"], at["second"]]] *= 3.0
+    lam[at["large"]] *= 12.0
+    return noisy(lam, seed=3), at
+
+
+def test_not_useful_on_small_spikes_stops_the_next_small_one_and_a_large_one_is_told() -> None:
+    from lantern.detect.stream import feedback_bar
+
+    series, at = feedback_series()
+    before = [(e.detection.kind, e.at) for e in alerts(series)]
+    assert before == [("spike", hour(at[name])) for name in ("first", "second", "large")]
+    # three "not useful" on its small spikes, one "useful" on another kind
+    raised = dict(feedback_bar({"spike": 3}, {"level_shift": 1}))
+    assert raised == {"spike": 3}
+    events = replay_series(series, raised=raised)
+    after = [(e.detection.kind, e.at) for e in events if e.status == "opened"]
+    assert after == [("spike", hour(at["large"]))]
+    # "useful" as often as "not useful" lowers the bar back
+    assert feedback_bar({"spike": 3}, {"spike": 3}) == ()

@@ -104,3 +104,23 @@ def test_replay_kind_mean_reads_hourly_averages_and_leaves_gaps_missing(tmp_path
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(r["kind"], r["direction"]) for r in records] == [("level_shift", "up")]
     assert records[0]["expected"] > 200  # in milliseconds, the series' own unit
+
+
+def test_replay_applies_the_teams_feedback_and_names_a_bad_one(tmp_path: Path) -> None:
+    from tests.unit.test_detect_real import feedback_series
+
+    series, at = feedback_series()
+    series.rename_axis("timestamp").rename("value").to_frame().to_csv(tmp_path / "search.csv")
+
+    def told(*options: str) -> list[str]:
+        out = tmp_path / "alerts.jsonl"
+        result = CliRunner().invoke(replay, [str(tmp_path), "--out", str(out), *options])
+        assert result.exit_code == 0, result.output
+        return [json.loads(line)["detected_at"] for line in out.read_text().splitlines()]
+
+    hours = {name: series.index[i].isoformat() for name, i in at.items()}
+    assert told() == [hours["first"], hours["second"], hours["large"]]
+    assert told("--feedback", "spike=1") == [hours["large"]]
+    bad = CliRunner().invoke(replay, [str(tmp_path), "--feedback", "spikes=1"])
+    assert bad.exit_code == 2
+    assert "--feedback" in bad.output and "KIND=N" in bad.output

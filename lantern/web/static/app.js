@@ -479,11 +479,31 @@ async function metricPage() {
     watchControls(m, drawHead));
   drawHead(metric);
   const insights = await api("GET", `/insights?metric_id=${metric.id}&limit=20`);
-  show(head, chart.node, ownerForm(metric),
+  show(head, chart.node, feedbackCard(metric), ownerForm(metric),
     h("h2", {}, "Insights"),
     insights.items.length ? h("div", {}, insights.items.map(insightCard))
       : h("p", { class: "muted" }, "Nothing unusual so far."));
   await chart.load();
+}
+
+// What the team's "not useful" changed for this metric, and a way to undo it.
+function feedbackCard(metric) {
+  const kinds = Object.entries(metric.feedback || {});
+  if (!kinds.length) return null;
+  const said = h("div", { id: "feedback-said" });
+  const reset = h("button", { type: "button", id: "feedback-reset", onclick: async () => {
+    try {
+      await api("DELETE", `/metrics/${metric.id}/feedback`);
+      fill(said, h("div", { class: "ok" }, "Forgotten: from the next hourly pass its alerts follow the workspace's sensitivity again."));
+      reset.disabled = true;
+    } catch (err) {
+      fill(said, errorBox(err));
+    }
+  } }, "Reset");
+  return h("div", { class: "card", id: "feedback" }, h("h2", {}, "Your feedback"),
+    h("ul", {}, kinds.map(([kind, n]) => h("li", {},
+      `${kind.replace("_", " ")}: \"not useful\" ${n} more time${n > 1 ? "s" : ""} than \"useful\", so its alerts need ${n} setting${n > 1 ? "s" : ""} more evidence (up to low)`))),
+    reset, said);
 }
 
 // Who the metric's Slack alerts mention, and what they say to check first.
