@@ -215,6 +215,15 @@ def test_with_history_an_insight_opens_from_the_newsfeed_with_its_chart_and_its_
     shown = api.get(f"/metrics/{metric['id']}").json()
     assert (shown["owner"], shown["note"]) == ("U0ANA", "Check the payment provider first")
     _shot(page, "metric", database_url)
+    # the team's "not useful" shows on the metric's page, which forgets it on request
+    assert api.post(f"/insights/{insight_id}/feedback", json={"useful": False}).is_success
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    said = page.locator("#metric-feedback")
+    expect(said).to_contain_text('"not useful" 1 more time than "useful"')
+    said.locator("button", has_text="Reset").click()
+    expect(page.locator("#feedback-said")).to_contain_text("Forgotten")
+    assert api.get(f"/metrics/{metric['id']}").json()["feedback"] == {}
     context.close()
     assert violations == []
 

@@ -500,7 +500,7 @@ function feedbackCard(metric) {
       fill(said, errorBox(err));
     }
   } }, "Reset");
-  return h("div", { class: "card", id: "feedback" }, h("h2", {}, "Your feedback"),
+  return h("div", { class: "card", id: "metric-feedback" }, h("h2", {}, "Your feedback"),
     h("ul", {}, kinds.map(([kind, n]) => h("li", {},
       `${kind.replace("_", " ")}: \"not useful\" ${n} more time${n > 1 ? "s" : ""} than \"useful\", so its alerts need ${n} setting${n > 1 ? "s" : ""} more evidence (up to low)`))),
     reset, said);
