@@ -116,13 +116,13 @@ class SpikeDetector:
         return Candidate(kind.value, "up" if upward else "down", 1, x, mu, score)
 
     def at(self, evidence: Evidence, i: int) -> Candidate | None:
-        """A spike at hour i, or a burst that ended just before it."""
+        """A count's spike at hour i, or a burst that ended just before it."""
         if not evidence.usable[i]:
             return None
         x, mu, up, _ = evidence.hourly(i)
         # the corrections below only ever raise the bar, so they are computed for hours
         # that clear it without them
-        if self.is_spike(evidence, x, mu, up) and evidence.kind == "count":
+        if self.is_spike(evidence, x, mu, up):
             # a quiet hour's expectation rests on a handful of events: never trust it below
             # a few, or a stray burst at night pages someone
             mu = max(mu * evidence.reference(i, i + 1, up=True), SPIKE_FLOOR)
