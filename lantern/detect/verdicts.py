@@ -97,6 +97,19 @@ def far_tail_score(x: np.ndarray, mu: np.ndarray, spread: float, *, up: bool) ->
     return np.where(beyond, np.maximum(far, MAX_SCORE), exact)
 
 
+def far_z_score(z: np.ndarray) -> np.ndarray:
+    """`score_from_z` without its cap, to tell extremes of a measured value apart.
+
+    Beyond `MAX_SCORE` the normal tail is its first term, ``P(Z >= z) ~ phi(z) / z``,
+    computed on the log scale: a price 25 times its usual spread off is told from one 16
+    times off, where both would score the cap.
+    """
+    exact = score_from_z(z)
+    a = np.maximum(np.abs(z), 1.0)
+    far = (0.5 * a**2 + np.log(a * np.sqrt(2 * np.pi))) / np.log(10)
+    return np.where(exact >= MAX_SCORE, np.maximum(far, MAX_SCORE), exact)
+
+
 def classify_run(x: np.ndarray, mu: np.ndarray, spread: float, kind: SeriesKind) -> str:
     """Whether a run of hours moved as a level (a mean shift) or as a cycle."""
     if kind == "count":

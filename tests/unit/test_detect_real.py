@@ -286,3 +286,47 @@ def test_not_useful_on_small_spikes_stops_the_next_small_one_and_a_large_one_is_
     assert after == [("spike", hour(at["large"]))]
     # "useful" as often as "not useful" lowers the bar back
     assert feedback_bar({"spike": 3}, {"spike": 3}) == ()
+
+
+def price_like(seed: int, weeks: int = 5) -> tuple[np.ndarray, pd.DatetimeIndex]:
+    """An hourly average price: a wide daily cycle (0.2 at night to 0.8 by day), a small
+    scatter around it."""
+    rng = np.random.default_rng(seed)
+    hours = np.arange(weeks * 168)
+    price = 0.5 + 0.3 * np.sin(2 * np.pi * hours / DAY) + rng.normal(0, 0.02, len(hours))
+    return price, pd.date_range(START, periods=len(hours), freq="h", tz="UTC")
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_measured_hour_within_its_normal_range_is_no_drop_and_one_beyond_it_is(
+    seed: int,
+) -> None:
+    # the price's hours range over 0.2-0.8 every day: an hour 0.3 under its expectation at
+    # midday is 15 of its standard deviations and 40% of its level, yet inside what the
+    # price does every day; 0.75 under it is beyond that
+    price, index = price_like(seed)
+    noon = (CHANGE // DAY + 1) * DAY + 6  # the cycle's top
+    price[noon] -= 0.3
+    found = [(e.detection.kind, e.at) for e in alerts(pd.Series(price, index=index), "mean")]
+    assert found == []
+    price[noon + 5 * DAY] -= 0.75
+    found = [(e.detection.direction, e.at) for e in alerts(pd.Series(price, index=index), "mean")]
+    assert len(found) == 1, found
+    assert found[0][0] == "down"
+    assert hour(noon + 5 * DAY) <= found[0][1] <= hour(noon + 5 * DAY + 1)
+
+
+def test_a_measured_value_far_beyond_its_earlier_jumps_is_told() -> None:
+    # a price that jumps fivefold for an hour every few days, then 25-fold: the jumps are
+    # its habit (not told), the last is news, though on a normal law all of them are past
+    # any score that can be written down
+    price, index = price_like(seed=5, weeks=6)
+    jumps = np.arange(2 * DAY + 6, 40 * DAY, 2 * DAY + 5)
+    price[jumps] *= 5.0
+    huge = 38 * DAY + 18
+    price[huge] = 25 * 0.8
+    found = [(e.detection.kind, e.at) for e in alerts(pd.Series(price, index=index), "mean")]
+    assert ("spike", hour(huge + 1)) in found, found
+    # after three weeks of them, a fivefold hour is the price's habit
+    late = [at for _, at in found if at >= hour(24 * DAY) and at != hour(huge + 1)]
+    assert late == [], found

@@ -21,7 +21,7 @@ from lantern.detect.verdicts import (
     classify_run,
     down_score,
     far_tail_score,
-    score_from_z,
+    far_z_score,
     up_score,
 )
 
@@ -276,7 +276,7 @@ class Evidence:
         return np.where(full, z, np.nan)
 
     def total_score(self, stops: np.ndarray, length: int, *, up: bool, seen: bool) -> np.ndarray:
-        """The model's tail score (-log10 p, as `verdicts` computes it, uncapped for counts)
+        """The model's tail score (-log10 p, as `verdicts` computes it, uncapped)
         of the totals of ``length`` hours ending at each index in ``stops``, in direction
         ``up``; NaN as in `total_z`."""
         s, m, full = self._totals(stops, length, seen=seen)
@@ -284,7 +284,7 @@ class Evidence:
             score = far_tail_score(s, m, self.dispersion, up=up)
         else:
             z = (s - m) / (self.dispersion * np.sqrt(length))
-            score = np.where(z > 0 if up else z < 0, score_from_z(z), 0.0)
+            score = np.where(z > 0 if up else z < 0, far_z_score(z), 0.0)
         return np.where(full, score, np.nan)
 
     def rare_total(

@@ -16,6 +16,11 @@ BURST_HOURS = 4  # longest run of high hours judged on its total as one spike
 BURST_END = 1.5  # a burst is judged once an hour is back under this many times its expectation
 VALUE_SPIKE_SIGMAS = 3  # a value's spike adds at least this many of its standard deviations
 VALUE_BACK = 0.5  # a value's spike is over once an hour is this close (a share of it) again
+# a measured value's normal range: the 5th to 95th percentile of its hours over the last two
+# weeks (since its current normal began), once it holds three days of them
+NORMAL_RANGE = (0.05, 0.95)
+NORMAL_RANGE_HOURS = 14 * 24
+NORMAL_RANGE_MIN_HOURS = 72
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,7 @@ class SpikeParams:
     min_events: float  # least events a count's spike adds over expectation
     rarity: float  # least -log10 p of the departure against the metric's own recent weeks
     value_change: float  # least |change| of a measured value, as a share of its level
+    value_range: float  # least |change| of a measured value, as a share of its normal range
 
 
 class SpikeDetector:
@@ -84,7 +90,8 @@ class SpikeDetector:
 
     def value_least(self, evidence: Evidence, mu: np.ndarray) -> np.ndarray:
         """The least departure of a measured value's hour: three of its standard deviations,
-        and `SpikeParams.value_change` of its level."""
+        and `SpikeParams.value_change` of its level (`value_at` asks, besides, for a share
+        of its normal range)."""
         spread = evidence.dispersion
         return np.maximum(
             VALUE_SPIKE_SIGMAS * spread, self.params.value_change * (np.abs(mu) + spread)
@@ -108,6 +115,8 @@ class SpikeDetector:
         # a measurement's own tail is all there is to go by: its Gaussian model knows
         # nothing of how often a price or a load time jumps, so it waits for three days
         # of history since the current normal
+        if abs(x - mu) < self.params.value_range * normal_range(evidence, i - 1):
+            return None
         if not evidence.rare_total(
             i - 1, 1, up=upward, least=self.params.rarity, needs_history=True
         ):
@@ -169,3 +178,23 @@ class SpikeDetector:
         """A count far enough above ``mu``: significant, a ratio, and a handful of events."""
         p = self.params
         return up >= p.score and x >= p.ratio * mu and x - mu >= p.min_events
+
+
+def normal_range(evidence: Evidence, i: int) -> float:
+    """The width of a measured value's normal range before hour i (`NORMAL_RANGE` of its
+    hours over `NORMAL_RANGE_HOURS`, episodes included); infinite with too few of them.
+
+    A measurement's zero is arbitrary (a temperature, a latency with a fixed floor), so a
+    change as a share of its level says little; how far its hours normally range does. A
+    price whose hours range from 0.2 to 0.6 and one hour at 0.35 below expectation has not
+    left its normal behaviour, however small its residual scatter; a latency that never
+    leaves 44-47 ms and jumps to 53 has.
+    """
+    window = np.arange(max(i - NORMAL_RANGE_HOURS, 0), i)
+    seen = np.isfinite(evidence.raw_x[window])
+    if evidence.recent is not None:
+        seen &= evidence.recent[window]
+    if np.count_nonzero(seen) < NORMAL_RANGE_MIN_HOURS:
+        return float("inf")
+    low, high = np.quantile(evidence.seen_x[window[seen]], NORMAL_RANGE)
+    return float(high - low)
