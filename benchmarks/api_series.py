@@ -24,10 +24,10 @@ from fastapi.testclient import TestClient
 
 from lantern.api.app import create_app
 from lantern.config import Settings
-from lantern.dashboard.chart import expectations
 from lantern.db import session_scope
 from lantern.db.migrate import upgrade
 from lantern.db.session import make_engine
+from lantern.insights.expectations import replays
 from lantern.metrics.models import Metric
 from lantern.metrics.service import add_to_buckets, epoch_hour
 from lantern.workspaces.service import create_api_token, create_source, get_or_create_workspace
@@ -71,7 +71,7 @@ def main() -> None:
             path = f"/api/v1/metrics/{metric_id}/series"
             first, again, cpu = [], [], []
             for _ in range(args.repeat):
-                expectations.clear()
+                replays.clear()
                 for times in (first, again):
                     began, busy = time.perf_counter(), time.process_time()
                     response = client.get(path, params={"start": start}, headers=headers)
