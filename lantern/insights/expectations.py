@@ -2,11 +2,12 @@
 every chart (the dashboard's, the Slack alert's, the analysis API's), so that all of them
 show what was judged.
 
-An hour with no stored row (judged before the table existed, by a pass that has not run
-yet, or for a metric never scored) is replayed instead: the detector is run over the
-metric's buckets from its first hour, as `lantern replay` would (`replay_expected`), and
-the replay kept in memory for the next view. Stored rows always win over a replay: they
-are what the detector expected when it judged the hour, whatever arrived later.
+An hour closed since the metric's last pass (in the minutes before the next one) is judged
+from the metric's saved state, as that pass will judge it. Any other hour without a stored
+row (judged before the table existed, or a metric never scored) is replayed: the detector
+is run over the metric's buckets from its first hour, as `lantern replay` would
+(`replay_expected`), and the replay kept in memory for the next view. Stored rows always
+win: they are what the detector expected when it judged the hour, whatever arrived later.
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ from sqlalchemy import Connection, delete, func, select
 from sqlalchemy.orm import Session
 
 from lantern.db.dialect import insert_for
-from lantern.detect import JudgedHours, replay_expected
+from lantern.detect import JudgedHours, MetricState, replay_expected, score_batch_judged
 from lantern.detect.series import TRAINING_DAYS
-from lantern.insights.models import HourExpectation
+from lantern.detect.stream import FIT_HOURS
+from lantern.insights.models import HourExpectation, MetricWatch
 from lantern.metrics.keys import series_kind
 from lantern.metrics.models import Bucket, Metric
-from lantern.metrics.service import epoch_hour, load_series
+from lantern.metrics.service import epoch_hour, hour_index, load_series
 
 Band = tuple[pd.Series, pd.Series, pd.Series]
 TRAINING_HOURS = TRAINING_DAYS * 24
@@ -83,24 +85,73 @@ def expected_band(
 ) -> Band:
     """Expected, lower and upper for each hour of [start, stop), NaN where nothing is expected.
 
-    Stored rows first; hours past the metric's training that have none are replayed from
-    the metric's first hour (see the module docstring). `first_hour` is the metric's first
-    bucket hour (hours since the epoch).
+    Stored rows first. Hours past the metric's training without one are, when they all
+    come after the last hour the pass judged, judged from the metric's saved state as the
+    next pass will judge them (`_ahead`); otherwise replayed from the metric's first hour
+    (see the module docstring). `first_hour` is the metric's first bucket hour (hours
+    since the epoch).
     """
     index = pd.date_range(start, stop, freq="h", inclusive="left")
-    band = _stored(connection, metric_id, index)
+    band, present = _stored(connection, metric_id, index)
     hours = epoch_hour(start) + np.arange(len(index))
-    wanted = hours >= first_hour + TRAINING_HOURS
-    missing = wanted & np.isnan(band[0].to_numpy())
+    missing = (hours >= first_hour + TRAINING_HOURS) & ~present
     if not missing.any():
         return band
-    replayed = _replayed(connection, metric_id, metric_kind, first_hour, stop, sensitivity)
+    filler = _ahead(connection, metric_id, metric_kind, first_hour, int(hours[missing][0]), stop)
+    if filler is None:
+        filler = _replayed(connection, metric_id, metric_kind, first_hour, stop, sensitivity)
     filled = []
-    for stored, again in zip(band, replayed, strict=True):
+    for stored, again in zip(band, filler, strict=True):
         values = stored.to_numpy(copy=True)
         values[missing] = again.reindex(index).to_numpy(dtype=float)[missing]
         filled.append(pd.Series(values, index=index, name=stored.name))
     return filled[0], filled[1], filled[2]
+
+
+def _ahead(
+    connection: Connection,
+    metric_id: int,
+    metric_kind: str,
+    first_hour: int,
+    first_missing: int,
+    stop: datetime,
+) -> Band | None:
+    """Hours closed since the last pass, judged from the metric's saved state; None unless
+    every hour missing comes after the last one the pass judged.
+
+    This is the next pass's own computation (its state, the fit window before it), so
+    what it gives is what that pass will store; it spares a replay of the whole history
+    in the minutes between an hour's close and its pass.
+    """
+    saved = connection.execute(
+        select(MetricWatch.state, MetricWatch.scored_hour).where(MetricWatch.metric_id == metric_id)
+    ).first()
+    if saved is None or saved.state is None or saved.scored_hour is None:
+        return None
+    if first_missing <= saved.scored_hour:
+        return None
+    last = epoch_hour(stop) - 1
+    begin = max(first_hour, saved.scored_hour + 1 - FIT_HOURS)
+    series = load_series(
+        connection,
+        metric_ids=[metric_id],
+        start=hour_index(begin),
+        end=hour_index(last + 1),
+        kinds={metric_id: metric_kind},
+    )
+    try:
+        state = MetricState.from_bytes(saved.state)
+        judged = score_batch_judged({metric_id: state}, pd.DataFrame(series), hour_index(last))[
+            metric_id
+        ][2]
+    except (ValueError, TypeError, KeyError):
+        return None  # a state the pass cannot use either: replay instead
+    index = pd.DatetimeIndex([hour_index(int(h)) for h in judged.hours])
+    return (
+        pd.Series(judged.expected, index=index, name="expected"),
+        pd.Series(judged.lower, index=index, name="lower"),
+        pd.Series(judged.upper, index=index, name="upper"),
+    )
 
 
 def forget_unbucketed(session: Session) -> int:
@@ -131,10 +182,11 @@ def forget_unbucketed(session: Session) -> int:
     return gone
 
 
-def _stored(connection: Connection, metric_id: int, index: pd.DatetimeIndex) -> Band:
-    """The stored rows of [index[0], index[-1]], NaN for hours without one."""
-    empty = np.full(len(index), np.nan)
-    columns = {"expected": empty, "lower": empty.copy(), "upper": empty.copy()}
+def _stored(connection: Connection, metric_id: int, index: pd.DatetimeIndex) -> tuple[Band, Any]:
+    """The stored rows of [index[0], index[-1]] (NaN for hours without one), and which
+    hours have a row."""
+    present = np.zeros(len(index), dtype=bool)
+    columns = {name: np.full(len(index), np.nan) for name in ("expected", "lower", "upper")}
     if len(index):
         first = epoch_hour(index[0].to_pydatetime())
         rows = connection.execute(
@@ -152,13 +204,15 @@ def _stored(connection: Connection, metric_id: int, index: pd.DatetimeIndex) -> 
         if rows:
             table = np.array([tuple(row) for row in rows], dtype=float)
             at = table[:, 0].astype(np.int64) - first
+            present[at] = True
             for n, name in enumerate(("expected", "lower", "upper"), start=1):
                 columns[name][at] = table[:, n]
-    return (
+    band = (
         pd.Series(columns["expected"], index=index, name="expected"),
         pd.Series(columns["lower"], index=index, name="lower"),
         pd.Series(columns["upper"], index=index, name="upper"),
     )
+    return band, present
 
 
 def _replayed(

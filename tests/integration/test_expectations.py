@@ -247,3 +247,26 @@ def test_an_installation_upgraded_with_history_charts_it_and_stores_from_its_nex
         assert kept is not None
     finally:
         engine.dispose()
+
+
+def test_an_hour_closed_before_its_pass_is_charted_as_that_pass_then_stores_it(
+    fresh_client: TestClient, fresh_engine: Engine, settings: Settings
+) -> None:
+    src, _, last = scored_source(fresh_client, fresh_engine, settings)
+    search = metric_id(fresh_engine, src.id, "Search")
+    url = f"/api/v1/metrics/{search}/series"
+    params = {
+        "start": hour_index(last - 47).isoformat(),
+        "end": hour_index(last + 2).isoformat(),
+    }
+    replays.clear()
+    before = fresh_client.get(url, params=params, headers=bearer(src)).json()["points"]
+    assert len(replays) == 0  # judged from the saved state, not replayed
+    unjudged = [p for p in before if pd.Timestamp(p["t"]) > hour_index(last)]
+    assert len(unjudged) == 1 and unjudged[0]["expected"] is not None
+    run_hour(fresh_engine, settings, hour=last + 1, worker="test")
+    kept = stored(fresh_engine, search).loc[hour_index(last + 1)]
+    after = fresh_client.get(url, params=params, headers=bearer(src)).json()["points"]
+    assert after == before
+    for name in ("expected", "lower", "upper"):
+        assert unjudged[0][name] == pytest.approx(kept[name], rel=1e-9, abs=1e-6)
