@@ -270,3 +270,16 @@ def test_an_hour_closed_before_its_pass_is_charted_as_that_pass_then_stores_it(
     assert after == before
     for name in ("expected", "lower", "upper"):
         assert unjudged[0][name] == pytest.approx(kept[name], rel=1e-9, abs=1e-6)
+
+
+def test_deleting_a_source_takes_its_metrics_expectations(
+    fresh_client: TestClient, fresh_engine: Engine, settings: Settings
+) -> None:
+    src, _, _ = scored_source(fresh_client, fresh_engine, settings)
+    checkout = metric_id(fresh_engine, src.id, "Checkout")
+    assert not stored(fresh_engine, checkout).empty
+    deleted = fresh_client.delete(f"/api/v1/sources/{src.id}", headers=bearer(src))
+    assert deleted.status_code == 204
+    with fresh_engine.connect() as connection:
+        left = connection.scalar(select(func.count()).select_from(HourExpectation))
+    assert left == 0
