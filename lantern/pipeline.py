@@ -1,4 +1,5 @@
-"""One hourly cycle for all trained metrics: load, detect, record insights, queue notifications.
+"""One hourly cycle for all trained metrics: load, detect, store what the detector expected,
+record insights, queue notifications.
 
 `run_hour` is what the scheduler, the end-to-end tests and `lantern demo` call, with the
 hour they mean. The detection itself is `scoring.score_partition`, a pure function over
@@ -148,8 +149,9 @@ def run_hour(
 
     The steps: claim the hour; read the metrics due and their saved states; score them in
     partitions (`score_partition`, on the configured executor); for each source, in one
-    transaction, save its detectors' states, record its insights and queue their alerts
-    (grouped into stories); then mark the hour done. A pass that dies leaves each source
+    transaction, save its detectors' states and what they expected of the hours they
+    judged (`insights.expectations`), record its insights and queue their alerts (grouped
+    into stories); then mark the hour done. A pass that dies leaves each source
     either wholly recorded or untouched, and the next pass takes over what it left.
 
     With `source_id`, only that source's metrics are scored and the hour is not claimed:
