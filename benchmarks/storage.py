@@ -15,7 +15,9 @@ file's size after a checkpoint against the empty migrated file; on PostgreSQL
 With `--pass`, it then runs `pipeline.run_hour` inline twice: for the hour before the last
 (each metric's first pass, fitting its model on its whole history) and for the last hour
 (a trained metric's ordinary pass: its saved state and 29 days of buckets), and prints
-the wall time of each per metric, with the process's peak RSS.
+the wall time of each per metric, with the process's peak RSS, and the bytes per
+metric-hour of what the passes stored of what the detector expected (the first pass
+stores each metric's whole judged history).
 """
 
 from __future__ import annotations
@@ -27,19 +29,19 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 import numpy as np
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
+from lantern import pipeline
 from lantern.config import Settings
 from lantern.db import session_scope
 from lantern.db.migrate import upgrade
 from lantern.db.session import make_engine
 from lantern.metrics.models import Metric
 from lantern.metrics.service import add_to_buckets
-from lantern.pipeline import run_hour
 from lantern.workspaces.service import create_source, get_or_create_workspace
 
 CHUNK = 100  # metrics written per transaction
@@ -116,18 +118,55 @@ def hourly_passes(engine: Engine, url: str, folder: Path, last: int, first: Exec
         (f"first pass (fit on whole history, {first})", last - 1, first),
         ("trained pass (inline)", last, "inline"),
     )
+    storing = [0.0]  # seconds the pass spent storing what the detector expected
+    record = pipeline.record_expectations
+
+    def timed_record(*args: Any, **kwargs: Any) -> int:
+        began = time.perf_counter()
+        try:
+            return record(*args, **kwargs)
+        finally:
+            storing[0] += time.perf_counter() - began
+
+    pipeline.record_expectations = timed_record
     for label, hour, executor in passes:
         settings = Settings(
             data_dir=folder, database_url=url, scheduler_enabled=False, detect_executor=executor
         )
+        storing[0] = 0.0
         began = time.perf_counter()
-        result = run_hour(engine, settings, hour=hour, worker="bench")
+        result = pipeline.run_hour(engine, settings, hour=hour, worker="bench")
         seconds = time.perf_counter() - began
         scored = result.metrics if result else 0
         per = 1000 * seconds / max(scored, 1)
-        print(f"  run_hour, {label}: {scored} metrics in {seconds:.1f} s = {per:.2f} ms a metric")
+        print(
+            f"  run_hour, {label}: {scored} metrics in {seconds:.1f} s = {per:.2f} ms a metric, "
+            f"of which storing expectations {1000 * storing[0] / max(scored, 1):.3f} ms"
+        )
+    pipeline.record_expectations = record
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"  peak RSS of this process: {peak:.0f} MB")
+    rows, size = expectations_bytes(engine)
+    print(
+        f"  expectations stored by the passes: {rows:,} metric-hours, {size / 1e6:.1f} MB: "
+        f"{size / max(rows, 1):.1f} bytes per metric-hour"
+    )
+
+
+def expectations_bytes(engine: Engine) -> tuple[int, int]:
+    """Rows of the `expectations` table, and its bytes (with its primary key's index)."""
+    with engine.connect() as connection:
+        rows = int(connection.exec_driver_sql("SELECT count(*) FROM expectations").scalar_one())
+        if engine.dialect.name == "postgresql":
+            size = connection.execute(
+                text("SELECT pg_total_relation_size('expectations')")
+            ).scalar_one()
+        else:
+            # a WITHOUT ROWID table is its primary key's B-tree
+            size = connection.exec_driver_sql(
+                "SELECT sum(pgsize) FROM dbstat WHERE name = 'expectations'"
+            ).scalar_one()
+    return rows, int(size or 0)
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""One hourly cycle for all trained metrics: load, detect, record insights, queue notifications.
+"""One hourly cycle for all trained metrics: load, detect, store what the detector expected,
+record insights, queue notifications.
 
 `run_hour` is what the scheduler, the end-to-end tests and `lantern demo` call, with the
 hour they mean. The detection itself is `scoring.score_partition`, a pure function over
@@ -15,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import groupby
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pandas as pd
 from sqlalchemy import Engine, delete, func, select, update
@@ -24,6 +25,7 @@ from sqlalchemy.orm import Session
 from lantern.config import Settings
 from lantern.db.dialect import insert_for
 from lantern.db.session import session_scope
+from lantern.insights.expectations import forget_unbucketed, record_expectations
 from lantern.insights.models import DetectionRun, MetricWatch
 from lantern.insights.service import (
     MetricRef,
@@ -36,6 +38,9 @@ from lantern.metrics.models import Bucket, Metric
 from lantern.metrics.service import epoch_hour, hour_index, load_series
 from lantern.scoring import Outcome, Partition, Scored, partition_mapper, score_partition
 from lantern.workspaces.models import Source, Workspace
+
+if TYPE_CHECKING:
+    from lantern.detect import JudgedHours
 
 log = logging.getLogger(__name__)
 
@@ -144,8 +149,9 @@ def run_hour(
 
     The steps: claim the hour; read the metrics due and their saved states; score them in
     partitions (`score_partition`, on the configured executor); for each source, in one
-    transaction, save its detectors' states, record its insights and queue their alerts
-    (grouped into stories); then mark the hour done. A pass that dies leaves each source
+    transaction, save its detectors' states and what they expected of the hours they
+    judged (`insights.expectations`), record its insights and queue their alerts (grouped
+    into stories); then mark the hour done. A pass that dies leaves each source
     either wholly recorded or untouched, and the next pass takes over what it left.
 
     With `source_id`, only that source's metrics are scored and the hour is not claimed:
@@ -263,13 +269,15 @@ def _record(
     source_id: int | None,
     result: RunResult,
 ) -> list[datetime]:
-    """Save each metric's new state and record its episode events as insights.
+    """Save each metric's new state, what it expected of the hours it judged, and record its
+    episode events as insights.
 
     Returns the detection hours at which insights opened, oldest first. Nothing is queued
     here (`queue_alerts=False`): alerts are queued once the whole source is recorded, so
     that its insights of one hour are told as one story.
     """
     opened: set[datetime] = set()
+    judged: list[tuple[int, JudgedHours]] = []
     for row, outcome in outcomes:
         result.metrics += 1
         if outcome.error is not None:
@@ -290,6 +298,8 @@ def _record(
             since = -1 if source_id is not None else hour - 1
         fresh = [e for e in outcome.events if _hour_of(e) > since]
         watch.state, watch.scored_hour = outcome.state, hour
+        if outcome.judged is not None:
+            judged.append((row.id, outcome.judged))
         opened.update(
             hour_index(_hour_of(e)).to_pydatetime() for e in fresh if e.status == "opened"
         )
@@ -302,6 +312,7 @@ def _record(
             queue_alerts=False,
             notify=source_id is None,
         )
+    record_expectations(session, judged)
     return sorted(opened)
 
 
@@ -403,7 +414,8 @@ def forget_message_ids(engine: Engine, settings: Settings, *, now: datetime) -> 
 
 
 def clean_up(engine: Engine, settings: Settings, *, now: datetime) -> None:
-    """Drop old debug rows, expired states and sessions (message ids go hourly, on their own)."""
+    """Drop old debug rows, expired states and sessions, and the expectations of buckets gone
+    (message ids go hourly, on their own)."""
     from lantern.accounts.models import WebSession
     from lantern.ingest.service import purge_debug
     from lantern.notify.models import SlackOAuthState
@@ -416,3 +428,4 @@ def clean_up(engine: Engine, settings: Settings, *, now: datetime) -> None:
     with session_scope(engine) as session:
         session.execute(delete(SlackOAuthState).where(SlackOAuthState.expires_at < now))
         session.execute(delete(WebSession).where(WebSession.expires_at < now))
+        forget_unbucketed(session)

@@ -27,6 +27,8 @@ from lantern.metrics.keys import series_kind
 if TYPE_CHECKING:
     from distributed import Client
 
+    from lantern.detect.stream import JudgedHours
+
 log = logging.getLogger(__name__)
 
 Mapper = Callable[[Callable[["Partition"], list["Outcome"]], Iterable["Partition"]], Iterator[Any]]
@@ -69,12 +71,14 @@ class Partition:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """A metric's new state and the episode events of the pass (or the error it hit)."""
+    """A metric's new state, the episode events of the pass and what the detector expected
+    of the hours it judged (`detect.JudgedHours`), or the error it hit."""
 
     metric_id: int
     state: bytes | None
     events: list[Any]
     error: str | None = None
+    judged: JudgedHours | None = None
 
 
 def refit_hour(metric_id: int) -> int:
@@ -84,7 +88,7 @@ def refit_hour(metric_id: int) -> int:
 
 def score_partition(partition: Partition) -> list[Outcome]:
     """Advance each metric's detector through its new hours; a failing metric is skipped."""
-    from lantern.detect.stream import MetricState, hour_stamp, score_batch
+    from lantern.detect.stream import MetricState, hour_stamp, score_batch_judged
 
     states: dict[int, MetricState] = {}
     errors: dict[int, str] = {}
@@ -95,13 +99,15 @@ def score_partition(partition: Partition) -> list[Outcome]:
             errors[metric.metric_id] = repr(exc)
     now = hour_stamp(partition.hour)
     try:
-        scored = score_batch(states, partition.frame, now)
+        scored = score_batch_judged(states, partition.frame, now)
     except Exception:
         # find the metric that failed: score them one by one
         scored = {}
         for metric_id, state in states.items():
             try:
-                scored.update(score_batch({metric_id: state}, partition.frame[[metric_id]], now))
+                scored.update(
+                    score_batch_judged({metric_id: state}, partition.frame[[metric_id]], now)
+                )
             except Exception as exc:
                 errors[metric_id] = repr(exc)
     outcomes = []
@@ -109,8 +115,8 @@ def score_partition(partition: Partition) -> list[Outcome]:
         if metric.metric_id in errors:
             outcomes.append(Outcome(metric.metric_id, metric.state, [], errors[metric.metric_id]))
             continue
-        state, events = scored[metric.metric_id]
-        outcomes.append(Outcome(metric.metric_id, state.to_bytes(), list(events)))
+        state, events, judged = scored[metric.metric_id]
+        outcomes.append(Outcome(metric.metric_id, state.to_bytes(), list(events), judged=judged))
     return outcomes
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from numbers import Integral
 from pathlib import Path
 from typing import Any
@@ -19,17 +19,19 @@ from lantern.analysis.tables import SENSITIVITIES, events_frame, mark_sent, metr
 from lantern.db.session import make_engine
 from lantern.detect import Decomposition, EpisodeEvent, decompose, replay_series
 from lantern.detect.series import SeriesKind
+from lantern.insights.expectations import expected_band
 from lantern.insights.models import Insight, InsightCause
 from lantern.insights.service import severity
 from lantern.metrics.keys import label, measure, series_kind
 from lantern.metrics.models import Bucket, FlagChange, Metric
-from lantern.metrics.service import load_series
+from lantern.metrics.service import epoch_hour, load_series
 from lantern.scoring import refit_hour
 from lantern.workspaces.models import Source, Workspace
 
 # An id (a Python or numpy integer, as `.metrics().index[0]` gives) or a metric's name.
 MetricRef = int | np.integer[Any] | str
 _NAME_ORDER = {"track": 0, "page": 1, "screen": 2, "flag": 3, "value": 4, "mean": 5}
+HOUR = pd.Timedelta(hours=1)
 # What the observed values of a plot are, by what an hour of the metric holds.
 _UNITS = {"count": "events per hour", "sum": "sum of values per hour", "average": "average value"}
 
@@ -273,11 +275,48 @@ class Lantern:
         info = self.info(metric)
         return decompose(self._load([info])[0], kind=info.series_kind)
 
+    def expected(self, metric: MetricRef, *, start: Any = None, end: Any = None) -> pd.DataFrame:
+        """Observed hours against what the detector expected of each when it judged it.
+
+        Columns `observed`, `expected`, `lower`, `upper` (the band insights report), one row
+        per hour up to the last closed hour (or `end`). The expectation is the one the
+        hourly pass stored, as the dashboard's chart and the Slack alert's show it; hours
+        without a stored row (judged before it was kept, or not yet) are replayed by the
+        same detector. NaN during training.
+        """
+        info = self.info(metric)
+        observed = self._load([info], start=start, end=end)[0]
+        frame = pd.DataFrame({"observed": observed.to_numpy(dtype=float)}, index=observed.index)
+        if info.first_hour is None or observed.empty:
+            return frame.assign(expected=np.nan, lower=np.nan, upper=np.nan)
+        with self.engine.connect() as connection:
+            band = expected_band(
+                connection,
+                metric_id=info.id,
+                metric_kind=info.kind,
+                first_hour=epoch_hour(info.first_hour),
+                start=observed.index[0],
+                stop=observed.index[-1] + pd.Timedelta(hours=1),
+                sensitivity=info.sensitivity,
+            )
+        for part in band:
+            frame[str(part.name)] = part.to_numpy(dtype=float)
+        return frame
+
     def plot(self, metric: MetricRef, *, sensitivity: str | None = None, days: int = 28) -> Figure:
-        """Observed against expected with its band, and where the detector would alert."""
+        """Observed against what the detector expected of each hour (`expected`), the
+        seasonal and trend parts of today's fit (`decompose`) below, and where the detector
+        would alert at `sensitivity`."""
         info = self.info(metric)
         series = self._load([info])[0]
         fitted = decompose(series, kind=info.series_kind)
+        judged = self.expected(info.id, start=series.index[0], end=series.index[-1] + HOUR)
+        fitted = replace(
+            fitted,
+            expected=judged["expected"].rename("expected"),
+            lower=judged["lower"].rename("lower"),
+            upper=judged["upper"].rename("upper"),
+        )
         alerts = events_frame(_replay(info, series, sensitivity))
         return plot_decomposition(
             fitted,

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -15,12 +12,10 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from lantern.dashboard.status import MetricItem, get_metric_item
-from lantern.detect import replay_expected
 from lantern.detect.kinds import label
-from lantern.detect.series import SeriesKind
 from lantern.errors import Invalid
+from lantern.insights.expectations import expected_band
 from lantern.insights.models import Insight
-from lantern.metrics.keys import series_kind
 from lantern.metrics.service import epoch_hour, hour_index, load_series
 
 MAX_RANGE = timedelta(days=400)
@@ -97,8 +92,9 @@ def metric_chart(
 ) -> Chart:
     """Observed, expected and band for each hour of [start, end), and the insights in it.
 
-    The expectation is the one the hourly pass had: the same detector, replayed with the
-    workspace's sensitivity and the metric's refit hour, each hour judged on earlier data.
+    The expectation is the one the hourly pass stored when it judged each hour; hours it
+    has not stored (judged before the store existed, or not judged yet) are replayed by
+    the same detector, each hour judged on earlier data (`insights.expectations`).
     A range reaching into the hour under way ends with that hour's count so far, marked
     partial; hours after it have no point. With `step="day"`, one point per UTC day.
     """
@@ -209,91 +205,42 @@ def _points(
     session: Session, metric: MetricItem, begin: datetime, stop: datetime, sensitivity: str
 ) -> list[Point]:
     assert metric.first_hour is not None
-    # the detector is replayed from the metric's first hour: what it expected at an hour
-    # depends on every episode before it (each one's hours are kept out of later fits, and
-    # its own recent weeks set how rare a departure is), so a shorter warm-up can differ
-    origin = metric.first_hour
     index = pd.date_range(begin, stop, freq="h", inclusive="left")
-    if origin >= stop:
+    first = epoch_hour(metric.first_hour)
+    if metric.first_hour >= stop:
         series = pd.Series(np.nan, index=index)
         expected = lower = upper = series
     else:
-        kind = series_kind(metric.kind)
+        connection = session.connection()
         series = load_series(
-            session.connection(),
+            connection,
             metric_ids=[metric.id],
-            start=origin,
+            start=max(begin, metric.first_hour),
             end=stop,
             kinds={metric.id: metric.kind},
-        )[metric.id]
-        try:
-            band = expectations.get(
-                str(session.connection().engine.url), metric.id, series, kind, sensitivity
-            )
-        except ValueError:
-            # a series the detector cannot fit (too few values) is skipped by the hourly
-            # pass as well: the chart shows it without an expectation
-            band = (pd.Series(np.nan, index=series.index),) * 3
-        series, expected, lower, upper = (s.reindex(index) for s in (series, *band))
+        )[metric.id].reindex(index)
+        expected, lower, upper = expected_band(
+            connection,
+            metric_id=metric.id,
+            metric_kind=metric.kind,
+            first_hour=first,
+            start=begin,
+            stop=stop,
+            sensitivity=sensitivity,
+        )
         # before the metric's first event there is nothing to show, not zeros
         series[index < pd.Timestamp(metric.first_hour)] = np.nan
     columns = [_floats(s) for s in (series, expected, lower, upper)]
     return [
-        Point(t=t.to_pydatetime(), observed=o, expected=e, lower=lo, upper=hi)
-        for t, o, e, lo, hi in zip(index, *columns, strict=True)
+        Point(t=t, observed=o, expected=e, lower=lo, upper=hi)
+        for t, o, e, lo, hi in zip(index.to_pydatetime(), *columns, strict=True)
     ]
-
-
-class ExpectationCache:
-    """The detector's replays of the charts viewed lately, keyed by the data they read.
-
-    A chart viewed again within the hour (or by a second person) costs one read of its
-    buckets; a late event or a backfill changes the data, and so the key.
-    """
-
-    def __init__(self, size: int = 32) -> None:
-        self.size = size
-        self._entries: OrderedDict[tuple[Any, ...], Band] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(
-        self, url: str, metric_id: int, series: pd.Series, kind: SeriesKind, sensitivity: str
-    ) -> Band:
-        """Expected, lower and upper for each hour of `series`, as the hourly pass had them."""
-        digest = hashlib.blake2b(series.to_numpy().tobytes(), digest_size=16).digest()
-        key = (url, metric_id, kind, sensitivity, series.index[0], len(series), digest)
-        with self._lock:
-            hit = self._entries.get(key)
-            if hit is not None:
-                self._entries.move_to_end(key)
-                return hit
-        # the same stagger as the hourly pass (see scoring.score_partition)
-        traced = replay_expected(
-            series,
-            kind=kind,
-            sensitivity=sensitivity,  # type: ignore[arg-type]
-            stagger=metric_id % 24,
-        )
-        band = (traced.expected, traced.lower, traced.upper)
-        with self._lock:
-            self._entries[key] = band
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
-        return band
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-
-Band = tuple[pd.Series, pd.Series, pd.Series]
-expectations = ExpectationCache()
 
 
 def _floats(series: pd.Series) -> list[Any]:
     """Values as floats, with None for NaN (JSON has no NaN)."""
-    values = series.to_numpy(dtype=float)
-    return [None if np.isnan(v) else round(float(v), 6) for v in values]
+    # (Python floats from tolist(): a 90-day chart has 8,640 of them to round)
+    return [None if v != v else round(v, 6) for v in series.to_numpy(dtype=float).tolist()]
 
 
 def _hour_floor(moment: datetime) -> datetime:

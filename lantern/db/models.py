@@ -3,7 +3,13 @@
 from lantern.accounts.models import User, WebSession
 from lantern.db.base import Base
 from lantern.ingest.models import DebugEvent, DebugMinute, SeenMessage
-from lantern.insights.models import DetectionRun, Insight, InsightCause, MetricWatch
+from lantern.insights.models import (
+    DetectionRun,
+    HourExpectation,
+    Insight,
+    InsightCause,
+    MetricWatch,
+)
 from lantern.metrics.models import Bucket, FlagChange, FlagVersion, Metric
 from lantern.notify.models import (
     Notification,
@@ -24,6 +30,7 @@ __all__ = [
     "DetectionRun",
     "FlagChange",
     "FlagVersion",
+    "HourExpectation",
     "Insight",
     "InsightCause",
     "Metric",

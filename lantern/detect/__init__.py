@@ -109,14 +109,17 @@ from lantern.detect.series import (
 )
 from lantern.detect.stream import (
     EpisodeEvent,
+    JudgedHours,
     MetricState,
     Sensitivity,
     advance,
     advance_array,
+    advance_judged,
     feedback_bar,
     new_state,
     replay_series,
     score_batch,
+    score_batch_judged,
 )
 from lantern.detect.verdicts import Detection
 
@@ -131,12 +134,14 @@ __all__ = [
     "DetectionKind",
     "EpisodeEvent",
     "Expectation",
+    "JudgedHours",
     "MetricState",
     "Sensitivity",
     "SeriesError",
     "SeriesKind",
     "advance",
     "advance_array",
+    "advance_judged",
     "decompose",
     "feedback_bar",
     "fit_baseline",
@@ -144,6 +149,7 @@ __all__ = [
     "replay_expected",
     "replay_series",
     "score_batch",
+    "score_batch_judged",
     "training_remaining",
     "validate_series",
 ]

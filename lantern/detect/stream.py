@@ -190,6 +190,57 @@ def advance_array(
     return run.state, run.events
 
 
+@dataclass(frozen=True)
+class JudgedHours:
+    """What the detector expected of the hours one call judged, and the band insights report.
+
+    ``hours`` are hour numbers (hours since the epoch), one per hour judged, in order; the
+    other fields are aligned to them, in the series' own unit. Empty when nothing was judged
+    (a metric still in training, or already judged up to ``now``).
+    """
+
+    hours: np.ndarray
+    expected: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+
+
+class _Bands:
+    """A `_Run` trace that keeps each judged hour's expectation and band."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[int, int, np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def __call__(self, first: int, stop: int, mu: np.ndarray, model: Baseline) -> None:
+        low, high = model.band(mu)
+        self.parts.append((first, stop, mu, low, high))
+
+    def judged(self) -> JudgedHours:
+        if not self.parts:
+            empty = np.empty(0)
+            return JudgedHours(np.empty(0, dtype=np.int64), empty, empty, empty)
+        return JudgedHours(
+            hours=np.concatenate([np.arange(a, b, dtype=np.int64) for a, b, *_ in self.parts]),
+            expected=np.concatenate([part[2] for part in self.parts]),
+            lower=np.concatenate([part[3] for part in self.parts]),
+            upper=np.concatenate([part[4] for part in self.parts]),
+        )
+
+
+def advance_judged(
+    state: MetricState, origin: int, values: np.ndarray, now: int
+) -> tuple[MetricState, list[EpisodeEvent], JudgedHours]:
+    """`advance_array`, also returning what the detector expected of each hour it judged.
+
+    The verdicts are `advance_array`'s, to the bit: the expectation is only read off the
+    models that judged the hours, as `replay_expected` reads it.
+    """
+    bands = _Bands()
+    run = _Run(state, origin, values, trace=bands)
+    run.until(min(now, origin + len(values) - 1))
+    return run.state, run.events, bands.judged()
+
+
 def replay_series(
     series: pd.Series,
     *,
@@ -218,20 +269,39 @@ def score_batch(
     still young). Inputs and outputs pickle, so partitions of a fleet can run in a process
     pool or on Dask workers.
     """
+    origin, target = _batch_hours(frame, now)
+    return {
+        key: advance_array(state, origin, _column(frame, key, state), target)
+        for key, state in states.items()
+    }
+
+
+def score_batch_judged(
+    states: Mapping[K, MetricState], frame: pd.DataFrame, now: pd.Timestamp
+) -> dict[K, tuple[MetricState, list[EpisodeEvent], JudgedHours]]:
+    """`score_batch`, also returning each metric's `JudgedHours` (what the hourly pass
+    stores, so that every chart shows what was judged)."""
+    origin, target = _batch_hours(frame, now)
+    return {
+        key: advance_judged(state, origin, _column(frame, key, state), target)
+        for key, state in states.items()
+    }
+
+
+def _batch_hours(frame: pd.DataFrame, now: pd.Timestamp) -> tuple[int, int]:
+    """The hour numbers of a batch frame's first row and of ``now``, the frame checked."""
     index = frame.index
     if not isinstance(index, pd.DatetimeIndex) or len(index) == 0:
         raise SeriesError("the frame needs a non-empty hourly DatetimeIndex")
     validate_series(pd.Series(0.0, index=index))
     if len(index) != (index[-1] - index[0]) / pd.Timedelta(hours=1) + 1:
         raise SeriesError("the frame's index must list every hour: reindex it first")
-    origin, target = hour_number(index[0]), hour_number(now)
-    out: dict[K, tuple[MetricState, list[EpisodeEvent]]] = {}
-    for key, state in states.items():
-        values = frame[key].to_numpy(dtype=float)
-        if state.kind == "count":
-            values = np.nan_to_num(values)
-        out[key] = advance_array(state, origin, values, target)
-    return out
+    return hour_number(index[0]), hour_number(now)
+
+
+def _column(frame: pd.DataFrame, key: Any, state: MetricState) -> np.ndarray:
+    values = frame[key].to_numpy(dtype=float)
+    return np.nan_to_num(values) if state.kind == "count" else values
 
 
 Trace = Callable[[int, int, np.ndarray, Baseline], None]

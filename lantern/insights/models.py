@@ -1,4 +1,5 @@
-"""Tables for insights, their possible causes, detector state and hourly detection runs."""
+"""Tables for insights, their possible causes, detector state, what the detector expected of
+each hour it judged, and hourly detection runs."""
 
 from __future__ import annotations
 
@@ -81,6 +82,28 @@ class MetricWatch(Base):
     snoozed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     state: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
     scored_hour: Mapped[int | None] = mapped_column(Integer, default=None)
+
+
+class HourExpectation(Base):
+    """What the detector expected of one metric's hour when the hourly pass judged it.
+
+    `hour` counts hours since the Unix epoch, as a bucket's does; `expected` is in the
+    metric's own unit, and `lower`/`upper` are the band insights report (three sigmas).
+    NULL where the model gave no finite value. Written once, by the pass that judged the
+    hour, and read by every chart (`lantern.insights.expectations`).
+    """
+
+    __tablename__ = "expectations"
+    # Clustered on the primary key on SQLite, as buckets are: one B-tree to write.
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    metric_id: Mapped[int] = mapped_column(
+        ForeignKey("metrics.id", ondelete="CASCADE"), primary_key=True
+    )
+    hour: Mapped[int] = mapped_column(Integer, primary_key=True)
+    expected: Mapped[float | None] = mapped_column(Float, default=None)
+    lower: Mapped[float | None] = mapped_column(Float, default=None)
+    upper: Mapped[float | None] = mapped_column(Float, default=None)
 
 
 class DetectionRun(Base):

@@ -228,11 +228,16 @@ def load_series(
     result: dict[int, pd.Series] = {}
     if not metric_ids:
         return result
-    rows = connection.execute(
-        select(Bucket.metric_id, Bucket.hour, Bucket.count, Bucket.value_sum).where(
-            Bucket.metric_id.in_(list(metric_ids)), Bucket.hour >= first, Bucket.hour < last
+    # plain tuples: pandas builds a frame from SQLAlchemy rows ten times slower (it probes
+    # each row for attributes the row answers with a caught lookup error)
+    rows = [
+        tuple(row)
+        for row in connection.execute(
+            select(Bucket.metric_id, Bucket.hour, Bucket.count, Bucket.value_sum).where(
+                Bucket.metric_id.in_(list(metric_ids)), Bucket.hour >= first, Bucket.hour < last
+            )
         )
-    ).all()
+    ]
     frame = pd.DataFrame(rows, columns=["metric_id", "hour", "count", "value_sum"])
     kinds = kinds or {}
     groups = dict(tuple(frame.groupby("metric_id"))) if len(frame) else {}

@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session
 from lantern.config import Settings
 from lantern.insights.models import Insight
 from lantern.insights.service import insight_causes
-from lantern.metrics.keys import label, measure, series_kind
+from lantern.metrics.keys import label, measure
 from lantern.metrics.models import Metric
-from lantern.metrics.service import hour_index, load_series
+from lantern.metrics.service import epoch_hour, hour_index, load_series
 from lantern.notify.interactivity import interactive
 from lantern.notify.models import Notification, SlackAction, SlackConnection
 from lantern.notify.types import (
@@ -52,7 +52,7 @@ def build_message(
     assert metric is not None
     source = session.get(Source, metric.source_id)
     assert source is not None
-    fitted = _fitted(session, insight, metric) if row.purpose in ("alert", "chart") else None
+    fitted = alert_series(session, insight, metric) if row.purpose in ("alert", "chart") else None
     span = None
     if fitted is not None:
         span = span_figures(
@@ -200,47 +200,46 @@ def anomaly_span(start: datetime, last_hour: datetime) -> tuple[pd.Timestamp, pd
 Fitted = tuple[pd.DatetimeIndex, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
-def _fitted(session: Session, insight: Insight, metric: Metric) -> Fitted:
+def alert_series(session: Session, insight: Insight, metric: Metric) -> Fitted:
     """The chart's last days: the index, observed, and what the detector expected.
 
-    The expectation is the detector's own, replayed over the metric's buckets from its
-    first hour (`replay_expected`, as the dashboard's chart does), so the alert's chart,
-    its figures, the dashboard and the verdict agree. A series the detector cannot fit is
-    shown without a band.
+    The expectation is the one the hourly pass stored when it judged each hour, read as
+    the dashboard's chart reads it (`insights.expectations.expected_band`, which replays
+    the detector for hours without a stored row), so the alert's chart, its figures, the
+    dashboard and the verdict agree. A series the detector cannot fit has no band.
     """
-    from lantern.detect import SeriesKind, replay_expected
+    from lantern.insights.expectations import expected_band
     from lantern.metrics.models import Bucket
     from lantern.workspaces.models import Workspace
 
     end = pd.Timestamp(insight.detected_at) + pd.Timedelta(hours=1)
-    kind: SeriesKind = series_kind(metric.kind)
     first = session.scalar(select(func.min(Bucket.hour)).where(Bucket.metric_id == metric.id))
     begin = end - pd.Timedelta(days=CHART_DAYS)
-    if first is not None:
-        begin = min(begin, hour_index(first))
+    if first is None:
+        first = epoch_hour(begin)
+    begin = max(begin, hour_index(first))
+    connection = session.connection()
     series = load_series(
-        session.connection(),
+        connection,
         metric_ids=[metric.id],
         start=begin,
         end=end,
         kinds={metric.id: metric.kind},
     )[metric.id]
     workspace = session.get(Workspace, insight.workspace_id)
-    try:
-        traced = replay_expected(
-            series,
-            kind=kind,
-            sensitivity=workspace.sensitivity if workspace else "medium",  # type: ignore[arg-type]
-            stagger=metric.id % 24,  # as the hourly pass staggers it (scoring)
-        )
-        band = (traced.expected, traced.lower, traced.upper)
-    except ValueError:
-        band = (pd.Series(np.nan, index=series.index),) * 3
-    window = series.index >= end - pd.Timedelta(days=CHART_DAYS)
-    expected, lower, upper = (part[window].to_numpy(dtype=float) for part in band)
+    band = expected_band(
+        connection,
+        metric_id=metric.id,
+        metric_kind=metric.kind,
+        first_hour=first,
+        start=begin,
+        stop=end,
+        sensitivity=workspace.sensitivity if workspace else "medium",
+    )
+    expected, lower, upper = (part.to_numpy(dtype=float) for part in band)
     return (
-        pd.DatetimeIndex(series.index[window]),
-        series[window].to_numpy(dtype=float),
+        pd.DatetimeIndex(series.index),
+        series.to_numpy(dtype=float),
         expected,
         lower,
         upper,

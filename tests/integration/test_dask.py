@@ -1,5 +1,6 @@
-"""The hourly pass on a Dask cluster: what it records equals the inline pass's, byte for byte,
-and a worker killed in the middle of a pass loses nothing and doubles nothing.
+"""The hourly pass on a Dask cluster: what it records (insights, states, alerts and what the
+detector expected) equals the inline pass's, byte for byte, and a worker killed in the middle
+of a pass loses nothing and doubles nothing.
 
 The cluster is a `LocalCluster` of two worker processes on loopback, started once for the
 module and closed (with the pass's client) at its end.
@@ -33,7 +34,7 @@ from lantern import pipeline
 from lantern.config import Settings
 from lantern.db import session_scope
 from lantern.db.session import make_engine
-from lantern.insights.models import DetectionRun, Insight, MetricWatch
+from lantern.insights.models import DetectionRun, HourExpectation, Insight, MetricWatch
 from lantern.metrics.service import epoch_hour, hour_index
 from lantern.notify.models import Notification
 from lantern.scoring import Partition, close_dask_clients, dask_client, score_partition
@@ -158,6 +159,12 @@ def recorded(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
             "notifications": [
                 tuple(row) for row in session.execute(select(Notification.__table__).order_by("id"))
             ],
+            "expectations": [
+                tuple(row)
+                for row in session.execute(
+                    select(HourExpectation.__table__).order_by("metric_id", "hour")
+                )
+            ],
         }
 
 
@@ -197,6 +204,8 @@ def test_the_pass_on_dask_records_what_the_inline_pass_records_byte_for_byte(
     assert found["insights"] == expected["insights"]
     assert found["states"] == expected["states"]
     assert found["notifications"] == expected["notifications"]
+    assert len(found["expectations"]) > 0
+    assert found["expectations"] == expected["expectations"]
     assert unfinished_hours(fresh_engine) == []
 
 
