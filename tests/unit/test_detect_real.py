@@ -330,3 +330,27 @@ def test_a_measured_value_far_beyond_its_earlier_jumps_is_told() -> None:
     # after three weeks of them, a fivefold hour is the price's habit
     late = [at for _, at in found if at >= hour(24 * DAY) and at != hour(huge + 1)]
     assert late == [], found
+
+
+def wandering(seed: int) -> pd.Series:
+    """Eight weeks of a busy count whose days wander: each day's level keeps 60% of the
+    day before's departure and adds its own (8%), with no change of trend anywhere."""
+    rng = np.random.default_rng(100 + seed)
+    lam = expected_volume(500.0, weeks=8)
+    walk = np.zeros(len(lam) // DAY)
+    for day in range(1, len(walk)):
+        walk[day] = 0.6 * walk[day - 1] + rng.normal(0, 0.08)
+    return noisy(lam * np.exp(np.repeat(walk, DAY)), seed=seed)
+
+
+def test_days_that_wander_are_no_change_of_trend() -> None:
+    # fourteen daily blocks scatter by their own wandering: the hinge's standard error is
+    # measured on a dozen degrees of freedom, and read as Student's t it is not a trend
+    # change every week or two (twenty of them on these twelve metrics on the normal law)
+    trends = [
+        (seed, e.at)
+        for seed in range(12)
+        for e in alerts(wandering(seed))
+        if e.detection.kind == "trend_change"
+    ]
+    assert len(trends) <= 8, trends

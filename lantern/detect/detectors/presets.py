@@ -51,7 +51,7 @@ SENSITIVITY: dict[str, Preset] = {
         ),
         low_run=LowRunParams(outage_score=4.5, drop_score=6, drop_ratio=0.55, rarity=3.5),
         level=LevelParams(score=5.5, change=0.22, rarity=4.5),
-        trend=TrendParams(score=5.5, slope=0.025),
+        trend=TrendParams(score=5.5, slope=0.025, student=False),
         seasonality=SeasonalityParams(score=7, amplitude=0.18, rarity=4.5),
         cycle=CycleParams(score=6, amplitude=0.05),
     ),

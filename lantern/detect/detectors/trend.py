@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import special
 
 from lantern.detect.detectors.evidence import DAY, Evidence
 from lantern.detect.kinds import DetectionKind
@@ -25,6 +26,9 @@ class TrendParams:
 
     score: float  # least -log10 p of the hinge's slope
     slope: float  # least |change of log level| per day
+    # whether a hinge whose scale is measured from the days' scatter is read on Student's t
+    # (`_hinge_score`); the normal law reads it more eagerly
+    student: bool = True
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,11 @@ class TrendChangeDetector:
     hinge's slope is the change of trend, judged against the data's own line rather than
     the daily refit (which follows a drift in progress). A block's variance is its count
     noise plus `TREND_ERROR`, scaled up by the fit's own residual scatter when the days
-    scatter more than that (quasi-likelihood; McCullagh and Nelder 1989). The change must
+    scatter more than that (quasi-likelihood; McCullagh and Nelder 1989); a slope whose
+    standard error was so measured, on a dozen degrees of freedom, is read on Student's t
+    (`TrendParams.student`; at `high`, on the normal law, which reads it more eagerly: the
+    episodes followed are the most sensitive setting's, so a stricter reading at `medium`
+    and `low` changes what is told, never what the state follows). The change must
     be steep, significant, have moved the metric by `TREND_REACH` so far, and fit better
     than a step (a step is a level shift). A level shift found by `LevelShiftDetector` is
     renamed a trend change where the bend beats a step clearly (`rename`).
@@ -75,7 +83,7 @@ class TrendChangeDetector:
         regressors = [np.maximum(time - k, 0.0) for k in bends]
         regressors += [(time > k).astype(float) for k in steps]
         design = np.stack([np.stack([np.ones(days), time, r]) for r in regressors])
-        c, se, rss = _wls_last(design, lr, w)
+        c, se, rss, dof = _wls_last(design, lr, w)
         nb = len(bends)
         z = np.where(enough, c[:nb] / se[:nb], 0.0)
         pick = np.argmax(np.abs(z), axis=0)
@@ -86,7 +94,7 @@ class TrendChangeDetector:
         best_k = np.where(found, np.asarray(bends)[pick], 0)
         best_rss = np.where(found, rss[pick, cols], np.inf)
         step_rss = rss[nb:].min(0)
-        score = score_from_z(best_z)
+        score = _hinge_score(best_z, dof[pick, cols] if p.student else np.zeros(n_out))
         reach = np.abs(best_c) * (days - 1 - best_k)
         bent = enough & (best_rss <= step_rss) & (np.abs(best_c) >= p.slope)
         out: list[Candidate | None] = []
@@ -134,14 +142,30 @@ class TrendChangeDetector:
         )
 
 
+def _hinge_score(z: np.ndarray, dof: np.ndarray) -> np.ndarray:
+    """-log10 p of a hinge's z: Student's t where its scale was measured, else normal.
+
+    Where the days scatter more than their count noise promises, the standard error is
+    scaled by that scatter as measured on the fourteen blocks themselves: a dozen degrees
+    of freedom, so the statistic is Student's t, not normal (a z of 6 is p 1e-9 on the
+    normal law and about 1e-4 on t with 11 degrees of freedom). `dof` is 0 where the
+    weights' promise held and no scale was measured.
+    """
+    normal = score_from_z(z)
+    t_tail = special.stdtr(np.maximum(dof, 1.0), -np.abs(z))
+    t_score = -np.log10(np.maximum(t_tail, 1e-300))
+    return np.where(dof > 0, np.minimum(t_score, normal), normal)
+
+
 def _wls_last(
     design: np.ndarray, y: np.ndarray, w: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Weighted least squares of each column of ``y`` (n x k) on each design (m x p x n).
 
     Returns, per design and column (m x k), the last coefficient, its standard error
-    (scaled up by the residual scatter when that exceeds the weights' promise) and the
-    weighted residual sum of squares.
+    (scaled up by the residual scatter when that exceeds the weights' promise), the
+    weighted residual sum of squares, and the residual degrees of freedom where that
+    scatter set the standard error (0 where the weights' promise held).
     """
     p = design.shape[1]
     xtwx = np.einsum("min,mjn,nk->mkij", design, design, w)
@@ -159,4 +183,5 @@ def _wls_last(
         np.where(good, beta[..., -1], 0.0),
         np.where(good, se, np.inf),
         np.where(good, rss, np.inf),
+        np.where(rss > dof, dof, 0).astype(float),
     )
