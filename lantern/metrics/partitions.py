@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, Engine, bindparam, select, text
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from lantern.db.session import write_serialized
 from lantern.metrics.models import Metric
@@ -54,7 +55,7 @@ PARTITIONS_AHEAD = 4
 DEFAULT_PARTITION = "buckets_default"
 # How long a partition's creation or drop waits for a lock before trying again next
 # run: ingest's inserts would queue behind a waiting ACCESS EXCLUSIVE request.
-LOCK_TIMEOUT = "5s"
+LOCK_TIMEOUT = "2s"
 # Metrics whose expired rows one delete takes (one short transaction each).
 EXPIRE_METRICS_A_CHUNK = 200
 
@@ -191,8 +192,10 @@ def ensure_partitions(
             continue
         try:
             _create_week(engine, start, moving=start in strays)
-        except Exception as exc:  # a lock not granted in time: the next run tries again
-            log.warning("partition %s not created: %s", week_name(start), exc)
+        # A lock not granted in time, or an event for this week that reached the default
+        # partition meanwhile (the attach refuses the range): the next run tries again.
+        except (OperationalError, IntegrityError) as exc:
+            log.warning("partition %s not created: %s", week_name(start), _first_line(exc))
             continue
         created.append(week_name(start))
     if created:
@@ -253,8 +256,8 @@ def expire_buckets(engine: Engine, *, now: datetime, retention_days: int) -> Exp
                 with engine.begin() as connection:
                     connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
                     connection.exec_driver_sql(f"DROP TABLE {part.name}")
-            except Exception as exc:  # a lock not granted in time: tomorrow's run drops it
-                log.warning("partition %s not dropped: %s", part.name, exc)
+            except OperationalError as exc:  # a lock not granted in time: tomorrow's run
+                log.warning("partition %s not dropped: %s", part.name, _first_line(exc))
                 continue
             dropped.append(part.name)
         elif not part.is_week and (part.lower is None or part.lower < keep_from):
@@ -281,6 +284,10 @@ def _delete_before(engine: Engine, table: str, keep_from: int) -> int:
             result = connection.execute(statement, {"ids": chunk, "keep_from": keep_from})
             deleted += result.rowcount or 0
     return deleted
+
+
+def _first_line(exc: Exception) -> str:
+    return str(getattr(exc, "orig", exc)).strip().splitlines()[0]
 
 
 def _chunks(items: list[int], size: int) -> Iterable[list[int]]:

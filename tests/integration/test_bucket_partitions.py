@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
 from fastapi.testclient import TestClient
@@ -258,3 +259,31 @@ def test_the_hours_from_before_the_upgrade_expire_like_the_others(
     cleanup_tick(fresh_engine, settings_for(fresh_engine, tmp_path, retention_days=30), now=NOW)
 
     assert set(stored(fresh_engine, metric)) == {keep_from, THIS_HOUR}
+
+
+def test_a_partition_that_cannot_have_its_lock_waits_for_the_next_run_and_loses_nothing(
+    fresh_engine: Engine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    if fresh_engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no partitions")
+    src = make_source(fresh_engine)
+    metric = new_metric(fresh_engine, src.id)
+    stray = week_of(THIS_HOUR) - 10 * HOURS_A_WEEK + 5
+    with fresh_engine.begin() as connection:
+        add_to_buckets(connection, {(metric, stray): (7, 0.0, 0.0)})
+    settings = settings_for(fresh_engine, tmp_path)
+    # A long query holding the default partition: the move gives up rather than wait.
+    with fresh_engine.connect() as holder:
+        holder.exec_driver_sql(f"LOCK TABLE {DEFAULT_PARTITION} IN ACCESS SHARE MODE")
+        holder.exec_driver_sql(f"SELECT count(*) FROM {DEFAULT_PARTITION}")
+        with caplog.at_level("WARNING", logger="lantern.metrics.partitions"):
+            partitions_tick(fresh_engine, settings, now=NOW)
+        assert partition_of(fresh_engine, metric, stray) == DEFAULT_PARTITION
+        holder.rollback()
+    assert f"partition {week_name(week_of(stray))} not created" in caplog.text
+    assert stored(fresh_engine, metric) == {stray: (7, 0.0, 0.0)}
+
+    partitions_tick(fresh_engine, settings, now=NOW)
+
+    assert partition_of(fresh_engine, metric, stray) == week_name(week_of(stray))
+    assert stored(fresh_engine, metric) == {stray: (7, 0.0, 0.0)}
