@@ -100,15 +100,16 @@ def sqlite_bytes(engine: Engine, path: Path) -> int:
 def postgres_bytes(engine: Engine) -> dict[str, int]:
     """`pg_total_relation_size` of the tables that grow with metric-hours.
 
-    A partitioned table holds nothing itself: its size is its partitions' (`pg_partition_tree`
-    also gives a plain table alone).
+    A partitioned table holds nothing itself: its size is its partitions'
+    (`pg_partition_tree`, which has no rows for a plain table).
     """
     with engine.connect() as connection:
         return {
             table: int(
                 connection.execute(
                     text(
-                        "SELECT sum(pg_total_relation_size(relid)) "
+                        "SELECT coalesce(sum(pg_total_relation_size(relid)), "
+                        "pg_total_relation_size(CAST(:t AS regclass))) "
                         "FROM pg_partition_tree(CAST(:t AS regclass))"
                     ),
                     {"t": table},
