@@ -10,7 +10,8 @@ fills it with N metrics x H hours of buckets through the service's own write pat
 (`add_to_buckets`, one transaction per 100 metrics): bench-like hourly counts, each
 bucket written once. Prints the database's growth in bytes per metric-hour: on SQLite the
 file's size after a checkpoint against the empty migrated file; on PostgreSQL
-`pg_total_relation_size` (heap, indexes, TOAST) of the buckets and metrics tables.
+`pg_total_relation_size` (heap, indexes, TOAST) of the buckets table's partitions and of
+the metrics table.
 
 With `--pass`, it then runs `pipeline.run_hour` inline twice: for the hour before the last
 (each metric's first pass, fitting its model on its whole history) and for the last hour
@@ -97,12 +98,21 @@ def sqlite_bytes(engine: Engine, path: Path) -> int:
 
 
 def postgres_bytes(engine: Engine) -> dict[str, int]:
-    """`pg_total_relation_size` of the tables that grow with metric-hours."""
+    """`pg_total_relation_size` of the tables that grow with metric-hours.
+
+    A partitioned table holds nothing itself: its size is its partitions'
+    (`pg_partition_tree`, which has no rows for a plain table).
+    """
     with engine.connect() as connection:
         return {
             table: int(
                 connection.execute(
-                    text("SELECT pg_total_relation_size(CAST(:t AS regclass))"), {"t": table}
+                    text(
+                        "SELECT coalesce(sum(pg_total_relation_size(relid)), "
+                        "pg_total_relation_size(CAST(:t AS regclass))) "
+                        "FROM pg_partition_tree(CAST(:t AS regclass))"
+                    ),
+                    {"t": table},
                 ).scalar_one()
             )
             for table in ("buckets", "metrics")

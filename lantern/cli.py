@@ -186,8 +186,11 @@ def _settings_error(exc: Any) -> str:
     """A pydantic error about LANTERN_* variables, as one line naming the variable."""
     parts = []
     for error in exc.errors():
-        name = "LANTERN_" + "_".join(str(p) for p in error["loc"]).upper()
         message = str(error["msg"]).removeprefix("Value error, ")
+        if not error["loc"]:  # a rule between settings: its message names them
+            parts.append(message)
+            continue
+        name = "LANTERN_" + "_".join(str(p) for p in error["loc"]).upper()
         parts.append(f"{name}: {message} (got {error.get('input')!r})")
     return "a setting is wrong: " + "; ".join(parts)
 

@@ -11,6 +11,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Sensitivity = Literal["low", "medium", "high"]
 
+# The hourly pass reads 29 days of a metric's buckets, and a metric trains for 7: a
+# shorter retention would take hours from under it.
+MIN_RETENTION_DAYS = 30
+# Hours since the Unix epoch are stored in 32-bit integers; a century is far inside them.
+MAX_RETENTION_DAYS = 36_500
+
 
 class Settings(BaseSettings):
     """Everything Lantern can be told; the defaults need no environment at all."""
@@ -64,6 +70,13 @@ class Settings(BaseSettings):
     metric_cap: int = 10_000
     debug_recent_events: int = 50
 
+    # storage
+    retention_days: int = Field(
+        default=400,
+        description="Days of buckets kept; older hours are dropped daily (at least "
+        f"{MIN_RETENTION_DAYS}: the hourly pass reads 29 days).",
+    )
+
     # detection and alerts
     sensitivity: Sensitivity = "medium"
     detection_grace_minutes: float = 5.0
@@ -97,6 +110,46 @@ class Settings(BaseSettings):
             if value.startswith(prefix):
                 return "postgresql+psycopg://" + value[len(prefix) :]
         return value
+
+    @field_validator("retention_days", mode="before")
+    @classmethod
+    def _whole_days(cls, value: object) -> object:
+        """Days as a whole number within range, with a message that says how to fix it."""
+        number: float | None = None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            number = float(value)
+        elif isinstance(value, str):
+            try:
+                number = float(value.strip())
+            except ValueError:
+                number = None
+        if number is None or not number.is_integer():
+            raise ValueError("the retention is a whole number of days, such as 400")
+        if not MIN_RETENTION_DAYS <= number <= MAX_RETENTION_DAYS:
+            raise ValueError(
+                f"the retention must be from {MIN_RETENTION_DAYS} days (the hourly pass "
+                f"reads 29) to {MAX_RETENTION_DAYS}"
+            )
+        return int(number)
+
+    @model_validator(mode="after")
+    def _history_within_retention(self) -> Settings:
+        """Imported history is never older than what is kept: it would go at the next clean-up.
+
+        A retention shorter than the default import horizon shortens the horizon with it;
+        both set, and the horizon longer, is an error.
+        """
+        if self.import_horizon_days <= self.retention_days:
+            return self
+        if "import_horizon_days" not in self.model_fields_set:
+            self.import_horizon_days = float(self.retention_days)
+            return self
+        raise ValueError(
+            f"LANTERN_IMPORT_HORIZON_DAYS ({self.import_horizon_days:g}) is longer than "
+            f"LANTERN_RETENTION_DAYS ({self.retention_days}): imported history older than "
+            "the retention would be deleted at the next clean-up; shorten the import "
+            "horizon or lengthen the retention"
+        )
 
     @model_validator(mode="after")
     def _dask_needs_a_scheduler(self) -> Settings:

@@ -413,13 +413,28 @@ def forget_message_ids(engine: Engine, settings: Settings, *, now: datetime) -> 
     return purge_seen_messages(engine, now=now, horizon_hours=settings.dedupe_hours)
 
 
+def prepare_partitions(engine: Engine, settings: Settings, *, now: datetime) -> list[str]:
+    """Make sure the weeks ahead have bucket partitions (PostgreSQL); returns those created."""
+    from lantern.metrics.partitions import ensure_partitions
+
+    return ensure_partitions(engine, now=now, retention_days=settings.retention_days)
+
+
 def clean_up(engine: Engine, settings: Settings, *, now: datetime) -> None:
-    """Drop old debug rows, expired states and sessions, and the expectations of buckets gone
-    (message ids go hourly, on their own)."""
+    """Drop buckets past the retention, then the expectations of buckets gone, old debug
+    rows, expired states and sessions (message ids go hourly, on their own)."""
     from lantern.accounts.models import WebSession
     from lantern.ingest.service import purge_debug
+    from lantern.metrics.partitions import expire_buckets
     from lantern.notify.models import SlackOAuthState
 
+    expired = expire_buckets(engine, now=now, retention_days=settings.retention_days)
+    log.info(
+        "buckets past the retention removed: days=%d partitions_dropped=%d rows_deleted=%d",
+        settings.retention_days,
+        len(expired.dropped),
+        expired.deleted_rows,
+    )
     purge_debug(
         engine,
         keep=settings.debug_recent_events,

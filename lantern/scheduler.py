@@ -5,8 +5,11 @@
 - notifications: every minute, the outbox is flushed;
 - message ids: every hour at minute 35 (and at start-up), the digests seen only before
   the dedupe horizon (`dedupe_hours`) go, so the table holds one horizon of ids;
-- clean-up: daily at 03:15 UTC (and at start-up), old debug rows, OAuth states and
-  sessions go.
+- partitions: every hour at minute 50 (and at start-up), on PostgreSQL, the bucket
+  partitions of this week and the next four are made to exist, and hours that landed in
+  the default partition get theirs (`lantern/metrics/partitions.py`);
+- clean-up: daily at 03:15 UTC (and at start-up), buckets past the retention
+  (`retention_days`), old debug rows, OAuth states and sessions go.
 
 Each job takes a database lock first, so with several processes on one PostgreSQL
 exactly one of them runs a job at a time; the others skip that tick.
@@ -66,6 +69,15 @@ def dedupe_tick(engine: Engine, settings: Settings, now: datetime | None = None)
             forget_message_ids(engine, settings, now=now or utcnow())
 
 
+def partitions_tick(engine: Engine, settings: Settings, now: datetime | None = None) -> None:
+    """Create the bucket partitions ahead."""
+    from lantern.pipeline import prepare_partitions
+
+    with job_lock(engine, "partitions") as held:
+        if held:
+            prepare_partitions(engine, settings, now=now or utcnow())
+
+
 def cleanup_tick(engine: Engine, settings: Settings, now: datetime | None = None) -> None:
     """Drop expired rows."""
     from lantern.pipeline import clean_up
@@ -83,7 +95,7 @@ def _safely(job: str, function: object, engine: Engine, settings: Settings) -> N
 
 
 def build_scheduler(settings: Settings, engine: Engine) -> BackgroundScheduler:
-    """The scheduler with Lantern's four jobs, not yet started."""
+    """The scheduler with Lantern's five jobs, not yet started."""
     scheduler = BackgroundScheduler(
         timezone="UTC",
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
@@ -93,6 +105,7 @@ def build_scheduler(settings: Settings, engine: Engine) -> BackgroundScheduler:
         ("detection", detection_tick, CronTrigger(minute=grace % 60, timezone="UTC")),
         ("notifications", notification_tick, IntervalTrigger(minutes=1)),
         ("dedupe", dedupe_tick, CronTrigger(minute=35, timezone="UTC")),
+        ("partitions", partitions_tick, CronTrigger(minute=50, timezone="UTC")),
         ("cleanup", cleanup_tick, CronTrigger(hour=3, minute=15, timezone="UTC")),
     )
     for name, function, trigger in jobs:

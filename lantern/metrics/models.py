@@ -40,8 +40,12 @@ class Bucket(Base):
     """
 
     __tablename__ = "buckets"
-    # Clustered on the primary key on SQLite: one B-tree to write instead of two.
-    __table_args__ = {"sqlite_with_rowid": False}
+    __table_args__ = {
+        # Clustered on the primary key on SQLite: one B-tree to write instead of two.
+        "sqlite_with_rowid": False,
+        # A partition a week on PostgreSQL (lantern/metrics/partitions.py, migration 0011).
+        "postgresql_partition_by": "RANGE (hour)",
+    }
 
     metric_id: Mapped[int] = mapped_column(
         ForeignKey("metrics.id", ondelete="CASCADE"), primary_key=True

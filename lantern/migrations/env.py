@@ -8,6 +8,7 @@ from sqlalchemy import Connection
 from lantern.config import get_settings
 from lantern.db.models import Base
 from lantern.db.session import get_engine
+from lantern.metrics.partitions import compared_by_alembic
 
 config = context.config
 target_metadata = Base.metadata
@@ -19,6 +20,7 @@ def run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=compared_by_alembic,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -53,6 +53,12 @@ def test_a_wrong_setting_an_unreachable_database_and_an_unknown_revision_are_one
             "LANTERN_SENSITIVITY",
         ),
         (database_url, ("serve",), {"LANTERN_PORT": "eighty"}, "LANTERN_PORT"),
+        (
+            database_url,
+            ("serve",),
+            {"LANTERN_RETENTION_DAYS": "a year"},
+            "LANTERN_RETENTION_DAYS: the retention is a whole number of days",
+        ),
         (nowhere, ("source", "list"), {}, "the database cannot be used"),
         (database_url, ("db", "upgrade", "--revision", "nosuch"), {}, "'nosuch'"),
     ]:

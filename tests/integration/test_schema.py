@@ -18,13 +18,19 @@ from lantern.db.migrate import alembic_config, current_revision, head_revision, 
 from lantern.db.models import Base
 from lantern.db.session import make_engine
 from lantern.metrics.models import Metric
+from lantern.metrics.partitions import compared_by_alembic
 from lantern.metrics.service import add_to_buckets, hour_index, load_series
 
 
 def test_autogenerate_finds_no_difference_between_models_and_migrations(engine: Engine) -> None:
     with engine.connect() as connection:
         context = MigrationContext.configure(
-            connection, opts={"compare_type": True, "render_as_batch": True}
+            connection,
+            opts={
+                "compare_type": True,
+                "render_as_batch": True,
+                "include_name": compared_by_alembic,
+            },
         )
         diff = compare_metadata(context, Base.metadata)
     assert diff == []

@@ -33,3 +33,9 @@ def test_clean_up_runs_daily_at_03_15_utc_as_how_it_works_says() -> None:
         "02 03:15",
     ]
     assert "daily at 03:15 UTC" in " ".join(DOCS.read_text().split())
+
+
+def test_the_bucket_partitions_are_checked_every_hour_at_minute_50_as_how_it_works_says() -> None:
+    times = fire_times("partitions", datetime(2026, 11, 29, 10, 55, tzinfo=UTC), 3)
+    assert [t.astimezone(UTC).strftime("%H:%M") for t in times] == ["11:50", "12:50", "13:50"]
+    assert "every hour at minute 50" in " ".join(DOCS.read_text().split())
