@@ -213,6 +213,7 @@ class SlackLane:
         )
 
     def describe(self, row: Notification) -> str:
+        """The row's ids for its log lines."""
         return f"workspace={row.workspace_id} insight={row.insight_id} purpose={row.purpose}"
 
     def prepare(self, session: Session, row: Notification, now: datetime) -> SlackStep | Settled:

@@ -260,6 +260,7 @@ class WebhookChannel:
         return None
 
     def deliver(self, step: WebhookStep) -> SentMessage:
+        """One signed POST; it landed when the receiver answered 2xx."""
         self.notifier.post(step.body, event=step.event, delivery_id=str(step.delivery_id))
         return SentMessage(channel=self.notifier.url, ts=str(step.delivery_id))
 
@@ -267,7 +268,7 @@ class WebhookChannel:
 class WebhookLane:
     """One webhook's deliveries, strictly in order: a waiting one holds the later ones."""
 
-    noun = "webhook delivery"
+    noun = "webhook"  # its log lines: "webhook delivered: id=31 webhook=2 notification=17 …"
     log = log
     model = WebhookDelivery
 
@@ -291,6 +292,7 @@ class WebhookLane:
         return WebhookChannel(self.factory(url, secret))
 
     def next_due(self, session: Session, *, after: int, now: datetime) -> int | None:
+        """The oldest undelivered delivery after `after`, if it is due."""
         first = session.scalars(
             select(WebhookDelivery)
             .where(
@@ -306,9 +308,11 @@ class WebhookLane:
         return first.id
 
     def describe(self, row: WebhookDelivery) -> str:
+        """The delivery's ids for its log lines."""
         return f"webhook={row.webhook_id} notification={row.notification_id}"
 
     def prepare(self, session: Session, row: WebhookDelivery, now: datetime) -> WebhookStep:
+        """The insight as the notification tells it now, as the JSON body of its event."""
         from lantern.insights.models import Insight
         from lantern.notify.message import build_message
 
