@@ -100,14 +100,16 @@ class Channel(Protocol[StepT_contra]):
         """Where an earlier try of this step landed; None if it did not, or cannot be told."""
         ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Let go of what the channel holds open (a webhook's HTTP client)."""
+        ...
 
 
 class Lane(Protocol[StepT, RowT]):
     """One ordered queue of steps to one destination, and the rows that keep them."""
 
     name: str  # for logs: "Slack of workspace 3", "webhook 2"
-    noun: str  # what its log lines call a row: "notification", "webhook delivery"
+    noun: str  # what its log lines call a row: "notification", "webhook"
     log: logging.Logger  # where its rows' deliveries, retries and failures are logged
     model: type[RowT]  # the table of its rows
 
