@@ -31,7 +31,7 @@ from lantern.config import Settings
 from lantern.db.migrate import upgrade
 from lantern.db.session import make_engine
 from tests.fakeslack import fake_slack  # noqa: F401  (a fixture)
-from tests.fakewebhook import receiver  # noqa: F401  (a fixture)
+from tests.fakewebhook import other_receiver, receiver  # noqa: F401  (fixtures)
 
 PG_ADMIN_URL = os.environ.get(
     "LANTERN_TEST_POSTGRES_URL", "postgresql+psycopg://127.0.0.1:5432/test"

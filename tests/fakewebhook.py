@@ -1,7 +1,8 @@
 """A webhook receiver on loopback: checks Lantern's signature, acts once per delivery id.
 
-It answers as scripted (`answers`: a status, or "drop" to act and never answer) and
-records every request with whether its signature and timestamp were good.
+It answers as scripted (`answers`: a status - a 429 says Retry-After: 12 -, "drop" to act
+and never answer, or "slow" to act and answer 200 after 2.5 s) and records every request
+with whether its signature and timestamp were good, and when it came and was answered.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class Receiver:
     answers: deque[int | str] = field(default_factory=deque)  # a status, or "drop"
     received: list[dict[str, Any]] = field(default_factory=list)
     acted_on: list[Any] = field(default_factory=list)
+    answered: list[float] = field(default_factory=list)  # when each answer was sent
 
     def take(self, headers: dict[str, str], raw: bytes) -> int | str:
         stamp = headers.get("x-lantern-timestamp", "")
@@ -39,7 +41,9 @@ class Receiver:
         signed = hmac.compare_digest(expected, headers.get("x-lantern-signature", ""))
         fresh = stamp.isdigit() and abs(time.time() - int(stamp)) < 300
         body = json.loads(raw)
-        self.received.append({"headers": headers, "body": body, "signed": signed and fresh})
+        self.received.append(
+            {"headers": headers, "body": body, "signed": signed and fresh, "at": time.monotonic()}
+        )
         if not (signed and fresh):
             return 401
         if headers["x-lantern-delivery"] not in self.acted_on:
@@ -49,6 +53,16 @@ class Receiver:
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
+    yield from listening()
+
+
+@pytest.fixture
+def other_receiver() -> Iterator[Receiver]:
+    yield from listening()
+
+
+def listening() -> Iterator[Receiver]:
+    """A receiver on a port of its own, until the test ends."""
     found = Receiver()
 
     class Handler(BaseHTTPRequestHandler):
@@ -62,9 +76,18 @@ def receiver() -> Iterator[Receiver]:
                 self.close_connection = True
                 self.connection.close()
                 return
-            self.send_response(int(answer))
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            if answer == "slow":  # acted on, answered after the client stopped waiting
+                time.sleep(2.5)
+                answer = 200
+            try:
+                self.send_response(int(answer))
+                if answer == 429:
+                    self.send_header("Retry-After", "12")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            except OSError:
+                pass  # the client gave up waiting
+            found.answered.append(time.monotonic())
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     found.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/lantern"

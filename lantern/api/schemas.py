@@ -24,6 +24,8 @@ from lantern.metrics.keys import Measure
 
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 Sensitivity = Literal["low", "medium", "high"]
+# How the alerts held in the quiet hours go when they end (see `notify.summary`).
+QUIET_HOURS_DELIVERY = ("each", "summary")
 DetectorKind = Literal[
     "level_shift", "trend_change", "seasonality_change", "spike", "drop", "outage"
 ]
@@ -365,6 +367,13 @@ class Delivery(Strict):
     quiet_holds_outages: bool = Field(
         default=False, description="hold high-severity outages too (by default they go at once)"
     )
+    quiet_hours_delivery: str = Field(
+        default="each",
+        max_length=16,
+        description="how the alerts held in the quiet hours go when they end: `each` (one "
+        "message per insight) or `summary` (one message listing them, their threads in it)",
+        json_schema_extra={"enum": list(QUIET_HOURS_DELIVERY)},
+    )
     digest_hour: int | None = Field(
         default=None,
         ge=0,
@@ -382,6 +391,16 @@ class Delivery(Strict):
             raise ValueError(
                 "expected an IANA time zone such as Europe/Paris or America/New_York"
             ) from None
+        return value
+
+    @field_validator("quiet_hours_delivery")
+    @classmethod
+    def _how(cls, value: str) -> str:
+        if value not in QUIET_HOURS_DELIVERY:
+            raise ValueError(
+                "quiet_hours_delivery is `each` (one message per insight when the quiet hours "
+                "end) or `summary` (one message listing them all)"
+            )
         return value
 
     @model_validator(mode="after")

@@ -25,6 +25,7 @@ def _out(workspace: Workspace) -> dict[str, Any]:
             "quiet_start": workspace.quiet_start,
             "quiet_end": workspace.quiet_end,
             "quiet_holds_outages": workspace.quiet_holds_outages,
+            "quiet_hours_delivery": workspace.quiet_hours_delivery,
             "digest_hour": workspace.digest_hour,
         },
     }
@@ -52,6 +53,7 @@ def write_settings(
             quiet_start=body.delivery.quiet_start,
             quiet_end=body.delivery.quiet_end,
             quiet_holds_outages=body.delivery.quiet_holds_outages,
+            quiet_hours_delivery=body.delivery.quiet_hours_delivery,
             digest_hour=body.delivery.digest_hour,
         )
     return _out(workspace)

@@ -115,6 +115,22 @@ def parse_click(body: bytes) -> Click | None:
     )
 
 
+def _is_summary(session: Session, click: Click) -> bool:
+    """Whether the message is a summary of quiet hours: its alerts share its ts, not its buttons."""
+    return (
+        session.scalar(
+            select(Notification.id)
+            .where(
+                Notification.purpose == "summary",
+                Notification.channel == click.channel,
+                Notification.ts == click.message_ts,
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
 def apply_click(
     session: Session, *, click: Click, secret: str, settings: Settings, now: datetime
 ) -> int:
@@ -133,7 +149,7 @@ def apply_click(
         )
         .limit(1)
     ).first()
-    if alert is None:
+    if alert is None or _is_summary(session, click):
         raise Forbidden("this message is not an alert Lantern posted: nothing was changed")
     connection = session.get(SlackConnection, alert.workspace_id)
     expected = signing_secret(connection, settings) if connection is not None else None

@@ -300,18 +300,16 @@ def test_blocks() -> tuple[str, Blocks]:
     return text, [{"type": "section", "text": _mrkdwn(f":wave: {text}")}]
 
 
-def digest_blocks(
-    by_source: dict[str, list[tuple[str, float, str, str, str]]], *, day: date, time_zone: str
-) -> tuple[str, Blocks]:
-    """The daily digest: each low-severity insight's change and link, grouped by source.
+def listing_blocks(
+    by_source: dict[str, list[tuple[str, float, str, str, str]]], *, headline: str, footnote: str
+) -> Blocks:
+    """A message that lists insights: each one's change and link, grouped by source.
 
     `by_source` maps a source's name to (metric label, relative change, kind, direction,
     link) of each insight, in the order they were found.
     """
-    count = sum(len(items) for items in by_source.values())
-    text = f"Lantern's daily digest for {day:%a %d %b}: {count} smaller change(s)"
     blocks: Blocks = [
-        {"type": "header", "text": {"type": "plain_text", "text": text[:150]}},
+        {"type": "header", "text": {"type": "plain_text", "text": headline[:150]}},
     ]
     for source, items in by_source.items():
         lines = []
@@ -323,10 +321,37 @@ def digest_blocks(
             lines.append(f"• {literal(name)} {moved} · <{url}|Open in Lantern>")
         body = f"*{literal(source)}*\n" + "\n".join(lines)
         blocks.append({"type": "section", "text": _mrkdwn(body[:3000])})
-    blocks.append(
-        {
-            "type": "context",
-            "elements": [_mrkdwn(f"Low-severity insights, held for this digest ({time_zone})")],
-        }
+    blocks.append({"type": "context", "elements": [_mrkdwn(footnote)]})
+    return blocks
+
+
+def digest_blocks(
+    by_source: dict[str, list[tuple[str, float, str, str, str]]], *, day: date, time_zone: str
+) -> tuple[str, Blocks]:
+    """The daily digest: each low-severity insight's change and link, grouped by source."""
+    count = sum(len(items) for items in by_source.values())
+    text = f"Lantern's daily digest for {day:%a %d %b}: {count} smaller change(s)"
+    footnote = f"Low-severity insights, held for this digest ({time_zone})"
+    return text, listing_blocks(by_source, headline=text, footnote=footnote)
+
+
+def summary_blocks(
+    by_source: dict[str, list[tuple[str, float, str, str, str]]],
+    *,
+    start: int | None,
+    end: int | None,
+    time_zone: str,
+) -> tuple[str, Blocks]:
+    """The summary of the quiet hours: each alert they held, its change and link, by source.
+
+    `start` and `end` are the quiet hours (local hours of `time_zone`) as the workspace
+    now has them; None if it no longer has any.
+    """
+    count = sum(len(items) for items in by_source.values())
+    hours = f" ({start:02d}:00 to {end:02d}:00 {time_zone})" if start is not None else ""
+    text = f"While it was quiet{hours}: {count} new insight(s)"
+    footnote = (
+        "Held for the workspace's quiet hours and told together; what follows of each "
+        "insight (louder, over) is in this thread"
     )
-    return text, blocks
+    return text, listing_blocks(by_source, headline=text, footnote=footnote)

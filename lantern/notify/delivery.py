@@ -1,15 +1,17 @@
-"""One workspace's turn of the outbox: its due rows, oldest first, each reconciled or sent.
+"""The Slack lane: a workspace's outbox rows, as the driver (`notify.driver`) delivers them.
 
-See `notify.outbox` for the guarantee. Every failure is caught here and written down on
-the row (and on the connection when a person must act), never raised to the flush.
+The lane decides what a due row owes: the workspace's policy may hold it (the daily
+digest, the quiet hours); a reply or a chart waits for its alert's thread; a digest or a
+summary lists the rows it tells. The channel (`SlackChannel`) posts it with the row's id
+in the message's metadata (a chart: in its file name), and finds it there when an earlier
+try's outcome is unknown. See `notify.outbox` for the guarantee.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,395 +21,251 @@ from sqlalchemy.orm import Session
 from lantern.config import Settings
 from lantern.db.session import session_scope
 from lantern.insights.models import Insight
-from lantern.notify.base import (
-    Notifier,
-    NotifyError,
-    PermanentNotifyError,
-    RateLimited,
-    SentMessage,
-    TransientNotifyError,
-    UnknownOutcome,
-    WorkspaceNotifyError,
-)
+from lantern.notify.base import Notifier, NotifyError, PermanentNotifyError, SentMessage, Settled
 from lantern.notify.digest import close_digest, digest_message, for_digest, queue_digest
 from lantern.notify.message import build_message
 from lantern.notify.models import Notification, SlackConnection
-from lantern.notify.policy import (
-    MAX_ATTEMPTS,
-    RECONCILE_MARGIN,
-    UNDELIVERED,
-    AfterSend,
-    FlushResult,
-    NotifierFactory,
-    backoff,
-    quiet_until,
-)
+from lantern.notify.policy import RECONCILE_MARGIN, UNDELIVERED, NotifierFactory, backoff
+from lantern.notify.policy import quiet_until as quiet_end_of
 from lantern.notify.slack import is_channel_id
+from lantern.notify.summary import close_summary, queue_summary, summary_message
 from lantern.notify.types import InsightMessage
 from lantern.workspaces.models import Workspace
 
 log = logging.getLogger(__name__)
 
-# Rows one workspace sends in one flush at most; the rest go at the next one.
-MAX_ROWS_PER_FLUSH = 500
+# Rows that list other rows, posted at the top of the channel like an alert.
+LISTINGS = ("digest", "summary")
 
 
-def flush_workspace(
-    engine: Engine,
-    settings: Settings,
-    *,
-    workspace_id: int,
-    now: datetime,
-    notifier_factory: NotifierFactory,
-    after_send: AfterSend | None,
-) -> FlushResult:
-    """Deliver the workspace's due rows until done or until its Slack says stop."""
-    result = FlushResult()
-    with session_scope(engine) as session:
-        connection = session.get(SlackConnection, workspace_id)
-        if connection is None:
-            return result
-        token = connection.bot_token
-    notifier = notifier_factory(token, settings)
-    channel = _channel_id(engine, notifier, workspace_id, now)
-    if channel is None:
-        return result
-    queue_digest(engine, workspace_id=workspace_id, now=now)
-    cursor = 0
-    for _ in range(MAX_ROWS_PER_FLUSH):
-        with session_scope(engine) as session:
-            row_id = session.scalar(
-                select(Notification.id)
-                .where(
-                    Notification.workspace_id == workspace_id,
-                    Notification.id > cursor,
-                    Notification.status.in_(UNDELIVERED),
-                    Notification.next_attempt_at <= now,
-                )
-                .order_by(Notification.id)
-                .limit(1)
-            )
-        if row_id is None:
-            break
-        cursor = row_id
-        go_on = _deliver(
-            engine,
-            settings,
-            notifier,
-            workspace_id=workspace_id,
-            row_id=row_id,
-            channel=channel,
-            now=now,
-            after_send=after_send,
-            result=result,
+@dataclass(frozen=True)
+class SlackStep:
+    """What one outbox row owes Slack, and where it goes."""
+
+    row_id: int  # the delivery id, in the message's metadata
+    purpose: str  # alert | chart | update | resolution | digest | summary
+    target: str  # the channel
+    thread_ts: str | None  # the alert's ts, for a reply or a chart
+    since: datetime  # how far back a reconcile looks
+    file_id: str | None  # an alert's chart, already uploaded
+    message: InsightMessage | None = None
+    chart: bytes | None = None
+    listing: tuple[str, list[dict[str, Any]]] | None = None  # a digest's or summary's text, blocks
+
+
+class SlackChannel:
+    """A workspace's Slack channel, as the driver delivers to it."""
+
+    def __init__(self, engine: Engine, notifier: Notifier) -> None:
+        self.engine, self.notifier = engine, notifier
+
+    def close(self) -> None:
+        pass
+
+    def _target(self, step: SlackStep) -> str:
+        # Older versions recorded the channel by name; Slack's reading methods want its id.
+        if is_channel_id(step.target):
+            return step.target
+        return self.notifier.resolve_channel(step.target)[0]
+
+    def find(self, step: SlackStep) -> SentMessage | None:
+        """The step's message (a chart: its file) in the channel or the thread, if there."""
+        target = self._target(step)
+        found = self.notifier.find_sent(
+            channel=target,
+            notification_id=step.row_id,
+            since=step.since,
+            thread_ts=step.thread_ts,
+            chart=step.purpose == "chart",
         )
-        if not go_on:
-            break
-    return result
-
-
-def _channel_id(engine: Engine, notifier: Notifier, workspace_id: int, now: datetime) -> str | None:
-    """The connection's channel id; a channel stored by name (older versions) is resolved once."""
-    with session_scope(engine) as session:
-        connection = session.get(SlackConnection, workspace_id)
-        assert connection is not None
-        channel = connection.channel
-    if is_channel_id(channel):
-        return channel
-    try:
-        channel_id, name = notifier.resolve_channel(channel)
-    except NotifyError as exc:
-        _pause_workspace(engine, workspace_id, str(exc), now + backoff(1), person=True)
-        return None
-    with session_scope(engine) as session:
-        connection = session.get(SlackConnection, workspace_id)
-        assert connection is not None
-        connection.channel, connection.channel_name = channel_id, name
-    return channel_id
-
-
-def _held(session: Session, row: Notification, now: datetime) -> bool:
-    """Whether the workspace's policy holds this row: for the daily digest, or quiet hours."""
-    workspace = session.get(Workspace, row.workspace_id)
-    if workspace is None:
-        return False
-    if for_digest(session, workspace, row):
-        row.status = "digest"
-        row.error = f"in the daily digest at {workspace.digest_hour:02d}:00 {workspace.time_zone}"
-        return True
-    held = _quiet_until(session, row, now)
-    if held is None:
-        return False
-    local = held.astimezone(ZoneInfo(workspace.time_zone))
-    row.next_attempt_at = held
-    row.error = f"held for the workspace's quiet hours, until {local:%H:%M} {workspace.time_zone}"
-    return True
-
-
-def _quiet_until(session: Session, row: Notification, now: datetime) -> datetime | None:
-    """When a row due in the workspace's quiet hours may go; None if it may go now.
-
-    Everything waits (alerts, their charts and replies, in order) but high-severity
-    outages, unless the workspace holds those too.
-    """
-    workspace = session.get(Workspace, row.workspace_id)
-    if workspace is None or workspace.quiet_start is None or workspace.quiet_end is None:
-        return None
-    if not workspace.quiet_holds_outages:
-        insight = session.get(Insight, row.insight_id)
-        if insight is not None and insight.kind == "outage" and insight.severity == "high":
+        if found is None:
             return None
-    return quiet_until(
-        now,
-        time_zone=workspace.time_zone,
-        start=workspace.quiet_start,
-        end=workspace.quiet_end,
-    )
+        # an alert posted with its chart's file id showed the chart itself
+        return SentMessage(target, found, step.purpose == "alert" and step.file_id is not None)
 
-
-def _alert_of(session: Session, row: Notification) -> Notification | None:
-    return session.scalars(
-        select(Notification)
-        .where(Notification.insight_id == row.insight_id, Notification.purpose == "alert")
-        .order_by(Notification.id)
-        .limit(1)
-    ).first()
-
-
-def _deliver(
-    engine: Engine,
-    settings: Settings,
-    notifier: Notifier,
-    *,
-    workspace_id: int,
-    row_id: int,
-    channel: str,
-    now: datetime,
-    after_send: AfterSend | None,
-    result: FlushResult,
-) -> bool:
-    """Reconcile or send one row; False when the workspace should wait for a later flush."""
-    started = time.perf_counter()
-    claimed = False
-    try:
-        with session_scope(engine) as session:
-            row = session.get(Notification, row_id)
-            if row is None or row.status not in UNDELIVERED or row.next_attempt_at > now:
-                return True
-            purpose, insight_id, attempts = row.purpose, row.insight_id, row.attempts
-            if row.status == "pending" and _held(session, row, now):
-                result.held += 1
-                return True
-            thread_ts: str | None = None
-            target = row.channel if row.status == "sending" and row.channel else channel
-            if purpose not in ("alert", "digest"):
-                alert = _alert_of(session, row)
-                if alert is None or alert.status == "skipped":
-                    row.status, row.error = "skipped", "the alert for this insight was not sent"
-                    result.skipped += 1
-                    return True
-                if alert.status == "failed":
-                    row.status = "failed"
-                    row.error = "the alert for this insight could not be delivered"
-                    result.failed += 1
-                    return True
-                if alert.status != "sent" or not alert.ts:
-                    return True  # the alert goes first; this waits for its thread
-                thread_ts, target = alert.ts, alert.channel or channel
-            uncertain = row.status == "sending"
-            since = row.created_at - RECONCILE_MARGIN
-            file_id = row.file_id
-        if not is_channel_id(target):
-            # Older versions recorded the channel by name; Slack's reading methods want its id.
-            target = notifier.resolve_channel(target)[0]
-        if uncertain:
-            found = notifier.find_sent(
+    def deliver(self, step: SlackStep) -> SentMessage:
+        """Post the step: a listing or an alert in the channel, the rest in the alert's thread."""
+        target = self._target(step)
+        if step.listing is not None:
+            text, blocks = step.listing
+            return self.notifier.post_digest(
+                text, blocks, channel=target, notification_id=step.row_id
+            )
+        assert step.message is not None
+        if step.purpose == "alert":
+            return self._post_alert(step, target)
+        assert step.thread_ts is not None
+        if step.purpose == "chart":
+            assert step.chart is not None
+            return self.notifier.upload_chart(
+                step.chart,
                 channel=target,
-                notification_id=row_id,
-                since=since,
-                thread_ts=thread_ts,
-                chart=purpose == "chart",
+                thread_ts=step.thread_ts,
+                notification_id=step.row_id,
+                title=f"{step.message.metric_name}: last 7 days",
             )
-            if found is not None:
-                # an alert posted with its chart's file id showed the chart itself
-                shown = purpose == "alert" and file_id is not None
-                _record_sent(engine, row_id, SentMessage(target, found, shown), now)
-                result.reconciled += 1
-                _log_delivered(
-                    row_id, workspace_id, insight_id, purpose, "reconciled", attempts, started
-                )
-                return True
-        with session_scope(engine) as session:
-            row = session.get(Notification, row_id)
-            assert row is not None
-            pictured = purpose == "chart" or (purpose == "alert" and row.file_id is None)
-            digest: tuple[str, list[dict[str, Any]]] | None = None
-            if purpose == "digest":
-                digest = digest_message(session, row, settings)
-                if digest is None:
-                    row.status, row.error = "skipped", "nothing left for this digest"
-                    result.skipped += 1
-                    return True
-            else:
-                message, chart = build_message(session, row, settings, with_chart=pictured)
-            row.status, row.sending_since, row.channel = "sending", now, target
-            row.attempts += 1
-            attempts = row.attempts
-        claimed = True
-        if digest is not None:
-            sent = notifier.post_digest(*digest, channel=target, notification_id=row_id)
-        elif purpose == "alert":
-            sent = _post_alert(engine, notifier, message, chart, channel=target, row_id=row_id)
-        elif purpose == "chart":
-            assert chart is not None and thread_ts is not None
-            sent = notifier.upload_chart(
-                chart,
-                channel=target,
-                thread_ts=thread_ts,
-                notification_id=row_id,
-                title=f"{message.metric_name}: last 7 days",
+        return self.notifier.post_reply(
+            step.message, channel=target, thread_ts=step.thread_ts, notification_id=step.row_id
+        )
+
+    def _post_alert(self, step: SlackStep, target: str) -> SentMessage:
+        """The alert with its chart in it: the chart is uploaded first (once), then shown.
+
+        If Slack refuses the layout with the image (a file it has not finished processing),
+        the alert goes without it, and its chart follows in its thread as before.
+        """
+        assert step.message is not None
+        message, row_id = step.message, step.row_id
+        file_id = message.chart_file
+        if file_id is None and step.chart is not None:
+            file_id = self.notifier.upload_image(
+                step.chart, notification_id=row_id, title=f"{message.metric_name}: last 7 days"
             )
-        else:
-            assert thread_ts is not None
-            sent = notifier.post_reply(
-                message, channel=target, thread_ts=thread_ts, notification_id=row_id
+            self._keep_file(row_id, file_id)
+        if file_id is None:
+            return self.notifier.post_alert(message, channel=target, notification_id=row_id)
+        try:
+            sent = self.notifier.post_alert(
+                replace(message, chart_file=file_id), channel=target, notification_id=row_id
             )
-        if after_send is not None:
-            with session_scope(engine) as session:
-                stored = session.get(Notification, row_id)
-                assert stored is not None
-                after_send(stored)
-        _record_sent(engine, row_id, sent, now)
-        result.sent += 1
-        _log_delivered(row_id, workspace_id, insight_id, purpose, "sent", attempts, started)
-        return True
-    except RateLimited as exc:
-        until = now + timedelta(seconds=exc.retry_after)
-        back = "pending" if claimed else None
-        _retry_later(engine, row_id, str(exc), now, until=until, status=back, tried=not claimed)
-        _pause_workspace(engine, workspace_id, None, until)
-        result.retrying += 1
-        return False
-    except UnknownOutcome as exc:
-        _retry_later(engine, row_id, str(exc), now, status="sending")
-        result.retrying += 1
-        return False
-    except WorkspaceNotifyError as exc:
-        until = _retry_later(
-            engine, row_id, str(exc), now, status="pending" if claimed else None, give_up=False
-        )
-        _pause_workspace(engine, workspace_id, str(exc), until, person=True)
-        result.retrying += 1
-        return False
-    except PermanentNotifyError as exc:
-        _fail(engine, row_id, str(exc))
-        result.failed += 1
-        return True
-    except TransientNotifyError as exc:
-        back = "pending" if claimed else None
-        _retry_later(engine, row_id, str(exc), now, status=back, tried=not claimed)
-        result.retrying += 1
-        return False
-    except Exception as exc:  # a row that cannot be built or read never stops the others
-        log.exception("notification %s could not be delivered", row_id)
-        _retry_later(
-            engine,
-            row_id,
-            f"Lantern could not prepare this notification ({exc.__class__.__name__}: {exc}); "
-            "will retry",
-            now,
-            status="sending" if claimed else None,
-            tried=not claimed,
-        )
-        result.retrying += 1
-        return True
+        except PermanentNotifyError as exc:
+            if exc.code != "invalid_blocks":
+                raise
+            log.warning("alert %s: Slack refused its chart (%s); sending it without", row_id, exc)
+            self._keep_file(row_id, None)
+            return self.notifier.post_alert(message, channel=target, notification_id=row_id)
+        return SentMessage(sent.channel, sent.ts, chart_shown=True)
 
-
-def _post_alert(
-    engine: Engine,
-    notifier: Notifier,
-    message: InsightMessage,
-    chart: bytes | None,
-    *,
-    channel: str,
-    row_id: int,
-) -> SentMessage:
-    """The alert with its chart in it: the chart is uploaded first (once), then shown.
-
-    If Slack refuses the layout with the image (a file it has not finished processing),
-    the alert goes without it, and its chart follows in its thread as before.
-    """
-    file_id = message.chart_file
-    if file_id is None and chart is not None:
-        file_id = notifier.upload_image(
-            chart, notification_id=row_id, title=f"{message.metric_name}: last 7 days"
-        )
-        with session_scope(engine) as session:
+    def _keep_file(self, row_id: int, file_id: str | None) -> None:
+        with session_scope(self.engine) as session:
             row = session.get(Notification, row_id)
             assert row is not None
             row.file_id = file_id
-    if file_id is None:
-        return notifier.post_alert(message, channel=channel, notification_id=row_id)
-    try:
-        sent = notifier.post_alert(
-            replace(message, chart_file=file_id), channel=channel, notification_id=row_id
+
+
+class SlackLane:
+    """One workspace's outbox rows, oldest first, to its Slack channel."""
+
+    noun = "notification"
+    log = log
+    model = Notification
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        *,
+        workspace_id: int,
+        notifier_factory: NotifierFactory,
+    ) -> None:
+        self.engine, self.settings, self.workspace_id = engine, settings, workspace_id
+        self.notifier_factory = notifier_factory
+        self.name = f"Slack of workspace {workspace_id}"
+        self.channel = ""
+
+    def open(self, now: datetime) -> SlackChannel | None:
+        """The workspace's channel, resolved once; today's digest or summary queued if due."""
+        with session_scope(self.engine) as session:
+            connection = session.get(SlackConnection, self.workspace_id)
+            if connection is None:
+                return None
+            token = connection.bot_token
+        notifier = self.notifier_factory(token, self.settings)
+        channel = self._channel_id(notifier, now)
+        if channel is None:
+            return None
+        self.channel = channel
+        queue_digest(self.engine, workspace_id=self.workspace_id, now=now)
+        queue_summary(self.engine, workspace_id=self.workspace_id, now=now)
+        return SlackChannel(self.engine, notifier)
+
+    def _channel_id(self, notifier: Notifier, now: datetime) -> str | None:
+        """The connection's channel id; one stored by name (older versions) is resolved once."""
+        with session_scope(self.engine) as session:
+            connection = session.get(SlackConnection, self.workspace_id)
+            assert connection is not None
+            channel = connection.channel
+        if is_channel_id(channel):
+            return channel
+        try:
+            channel_id, name = notifier.resolve_channel(channel)
+        except NotifyError as exc:
+            self.pause(now + backoff(1), str(exc))
+            return None
+        with session_scope(self.engine) as session:
+            connection = session.get(SlackConnection, self.workspace_id)
+            assert connection is not None
+            connection.channel, connection.channel_name = channel_id, name
+        return channel_id
+
+    def next_due(self, session: Session, *, after: int, now: datetime) -> int | None:
+        """The next due row: a row that waits its backoff lets the later ones go first."""
+        return session.scalar(
+            select(Notification.id)
+            .where(
+                Notification.workspace_id == self.workspace_id,
+                Notification.id > after,
+                Notification.status.in_(UNDELIVERED),
+                Notification.next_attempt_at <= now,
+            )
+            .order_by(Notification.id)
+            .limit(1)
         )
-    except PermanentNotifyError as exc:
-        if exc.code != "invalid_blocks":
-            raise
-        log.warning("alert %s: Slack refused its chart (%s); sending it without", row_id, exc)
-        with session_scope(engine) as session:
-            row = session.get(Notification, row_id)
-            assert row is not None
-            row.file_id = None
-        return notifier.post_alert(message, channel=channel, notification_id=row_id)
-    return SentMessage(sent.channel, sent.ts, chart_shown=True)
 
+    def describe(self, row: Notification) -> str:
+        """The row's ids for its log lines."""
+        return f"workspace={row.workspace_id} insight={row.insight_id} purpose={row.purpose}"
 
-def _log_delivered(
-    row_id: int,
-    workspace_id: int,
-    insight_id: int,
-    purpose: str,
-    outcome: str,
-    attempts: int,
-    started: float,
-) -> None:
-    """One line per notification that reached Slack: ids, purpose, how, and how long it took.
-
-    `outcome` is `sent`, or `reconciled` when an earlier try's message was found in Slack.
-    """
-    log.info(
-        "notification delivered: id=%d workspace=%d insight=%d purpose=%s outcome=%s "
-        "attempts=%d ms=%.1f",
-        row_id,
-        workspace_id,
-        insight_id,
-        purpose,
-        outcome,
-        attempts,
-        (time.perf_counter() - started) * 1000,
-    )
-
-
-def _record_sent(engine: Engine, row_id: int, sent: SentMessage, now: datetime) -> None:
-    """The row is in Slack: record it, clear the workspace's error, queue an alert's chart."""
-    with session_scope(engine) as session:
-        row = session.get(Notification, row_id)
-        assert row is not None
-        row.status, row.ts, row.channel, row.sent_at, row.error = (
-            "sent",
-            sent.ts,
-            sent.channel,
-            now,
-            None,
+    def prepare(self, session: Session, row: Notification, now: datetime) -> SlackStep | Settled:
+        """What the row owes Slack now, or why it waits (held, its alert's thread) or ends."""
+        if row.status == "pending" and _held(session, row, now):
+            return "held"
+        thread_ts: str | None = None
+        target = row.channel if row.status == "sending" and row.channel else self.channel
+        if row.purpose not in ("alert", *LISTINGS):
+            alert = _alert_of(session, row)
+            if alert is None or alert.status == "skipped":
+                row.status, row.error = "skipped", "the alert for this insight was not sent"
+                return "skipped"
+            if alert.status == "failed":
+                row.status = "failed"
+                row.error = "the alert for this insight could not be delivered"
+                return "failed"
+            if alert.status != "sent" or not alert.ts:
+                return "waiting"  # the alert goes first; this waits for its thread
+            thread_ts, target = alert.ts, alert.channel or self.channel
+        row.channel = target
+        step = SlackStep(
+            row_id=row.id,
+            purpose=row.purpose,
+            target=target,
+            thread_ts=thread_ts,
+            since=row.created_at - RECONCILE_MARGIN,
+            file_id=row.file_id,
         )
+        if row.purpose in LISTINGS:
+            listing = (digest_message if row.purpose == "digest" else summary_message)(
+                session, row, self.settings
+            )
+            if listing is None:
+                row.status, row.error = "skipped", f"nothing left for this {row.purpose}"
+                return "skipped"
+            return replace(step, listing=listing)
+        pictured = row.purpose == "chart" or (row.purpose == "alert" and row.file_id is None)
+        message, chart = build_message(session, row, self.settings, with_chart=pictured)
+        return replace(step, message=message, chart=chart)
+
+    def sent(self, session: Session, row: Notification, where: SentMessage, now: datetime) -> None:
+        """The row is in Slack: keep where, clear the workspace's error, queue what follows."""
+        row.ts, row.channel = where.ts, where.channel
         connection = session.get(SlackConnection, row.workspace_id)
         if connection is not None:
             connection.error = None
         if row.purpose == "digest":
             close_digest(session, row)
-        if row.purpose == "alert" and not sent.chart_shown:
+        elif row.purpose == "summary":
+            close_summary(session, row, now)
+        elif row.purpose == "alert" and not where.chart_shown:
             queued = session.scalar(
                 select(Notification.id).where(
                     Notification.insight_id == row.insight_id, Notification.purpose == "chart"
@@ -425,62 +283,81 @@ def _record_sent(engine: Engine, row_id: int, sent: SentMessage, now: datetime) 
                     )
                 )
 
-
-def _fail(engine: Engine, row_id: int, error: str) -> None:
-    with session_scope(engine) as session:
-        row = session.get(Notification, row_id)
-        assert row is not None
-        row.status, row.error = "failed", error
-    log.warning("notification %s failed: %s", row_id, error)
-
-
-def _retry_later(
-    engine: Engine,
-    row_id: int,
-    error: str,
-    now: datetime,
-    *,
-    until: datetime | None = None,
-    status: str | None = None,
-    give_up: bool = True,
-    tried: bool = False,
-) -> datetime:
-    """Write the reason, and when to try again; past MAX_ATTEMPTS the row is given up.
-
-    `tried` counts a try that failed before any post (a reconcile, the message's
-    preparation), so that its backoff grows too.
-    """
-    with session_scope(engine) as session:
-        row = session.get(Notification, row_id)
-        assert row is not None
-        row.error = error
-        if tried:
-            row.attempts += 1
-        if status is not None:
-            row.status = status
-        row.next_attempt_at = until or now + backoff(row.attempts)
-        if give_up and row.attempts >= MAX_ATTEMPTS:
-            row.status = "failed"
-            log.warning("notification %s gave up after %s tries: %s", row_id, row.attempts, error)
-        else:
-            log.info(
-                "notification %s will be retried at %s: %s", row_id, row.next_attempt_at, error
+    def pause(self, until: datetime, error: str | None) -> None:
+        """Nothing more for this workspace before `until`; `error` is shown if a person must act."""
+        with session_scope(self.engine) as session:
+            connection = session.get(SlackConnection, self.workspace_id)
+            if connection is None:
+                return
+            connection.paused_until = until
+            if error is not None:
+                connection.error = error
+        if error is not None:
+            log.warning(
+                "Slack delivery for workspace %s paused until %s: %s",
+                self.workspace_id,
+                until,
+                error,
             )
-        return row.next_attempt_at
 
 
-def _pause_workspace(
-    engine: Engine, workspace_id: int, error: str | None, until: datetime, *, person: bool = False
-) -> None:
-    """Nothing more for this workspace before `until`; `error` is shown if a person must act."""
-    with session_scope(engine) as session:
-        connection = session.get(SlackConnection, workspace_id)
-        if connection is None:
-            return
-        connection.paused_until = until
-        if person:
-            connection.error = error
-    if person:
-        log.warning(
-            "Slack delivery for workspace %s paused until %s: %s", workspace_id, until, error
+def _held(session: Session, row: Notification, now: datetime) -> bool:
+    """Whether the workspace's policy holds this row: for the daily digest, or quiet hours.
+
+    An alert held in the quiet hours of a workspace that wants them summed up waits as
+    `summary`, for the one message that lists them when they end (`notify.summary`).
+    """
+    workspace = session.get(Workspace, row.workspace_id)
+    if workspace is None:
+        return False
+    if for_digest(session, workspace, row):
+        row.status = "digest"
+        row.error = f"in the daily digest at {workspace.digest_hour:02d}:00 {workspace.time_zone}"
+        return True
+    held = _quiet_until(session, workspace, row, now)
+    if held is None:
+        return False
+    local = held.astimezone(ZoneInfo(workspace.time_zone))
+    row.next_attempt_at = held
+    if row.purpose == "alert" and workspace.quiet_hours_delivery == "summary":
+        row.status = "summary"
+        row.error = (
+            "held for the workspace's quiet hours, to be told in one summary at "
+            f"{local:%H:%M} {workspace.time_zone}"
         )
+    else:
+        row.error = (
+            f"held for the workspace's quiet hours, until {local:%H:%M} {workspace.time_zone}"
+        )
+    return True
+
+
+def _quiet_until(
+    session: Session, workspace: Workspace, row: Notification, now: datetime
+) -> datetime | None:
+    """When a row due in the workspace's quiet hours may go; None if it may go now.
+
+    Everything waits (alerts, their charts and replies, in order) but high-severity
+    outages, unless the workspace holds those too.
+    """
+    if workspace.quiet_start is None or workspace.quiet_end is None:
+        return None
+    if not workspace.quiet_holds_outages:
+        insight = session.get(Insight, row.insight_id)
+        if insight is not None and insight.kind == "outage" and insight.severity == "high":
+            return None
+    return quiet_end_of(
+        now,
+        time_zone=workspace.time_zone,
+        start=workspace.quiet_start,
+        end=workspace.quiet_end,
+    )
+
+
+def _alert_of(session: Session, row: Notification) -> Notification | None:
+    return session.scalars(
+        select(Notification)
+        .where(Notification.insight_id == row.insight_id, Notification.purpose == "alert")
+        .order_by(Notification.id)
+        .limit(1)
+    ).first()

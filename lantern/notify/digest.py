@@ -100,26 +100,28 @@ def _held(session: Session, digest: Notification) -> list[Notification]:
     )
 
 
-def digest_message(
-    session: Session, digest: Notification, settings: Settings
-) -> tuple[str, list[dict[str, Any]]] | None:
-    """The digest's text and blocks: each held insight's change and link, by source."""
-    rows = _held(session, digest)
-    if not rows:
-        return None
+Listing = dict[str, list[tuple[str, float, str, str, str]]]
+
+
+def by_source(session: Session, rows: list[Notification], settings: Settings) -> Listing:
+    """Each row's insight as a listing tells it (metric, change, kind, direction, link), by source.
+
+    Sources are in name order, insights in the order of their rows; shared by the daily
+    digest and the summary of the quiet hours (`notify.summary`).
+    """
     base = settings.resolved_public_url.rstrip("/")
-    by_source: dict[str, list[tuple[str, float, str, str, str]]] = defaultdict(list)
+    found: Listing = defaultdict(list)
     for row in rows:
-        found = session.execute(
+        item = session.execute(
             select(Insight, Metric.kind, Metric.name, Source.name)
             .join(Metric, Metric.id == Insight.metric_id)
             .join(Source, Source.id == Metric.source_id)
             .where(Insight.id == row.insight_id)
         ).first()
-        if found is None:
+        if item is None:
             continue
-        insight, kind, name, source = found
-        by_source[source].append(
+        insight, kind, name, source = item
+        found[source].append(
             (
                 display_name(kind, name),
                 insight.relative_change,
@@ -128,12 +130,20 @@ def digest_message(
                 f"{base}/insights/{insight.id}",
             )
         )
-    if not by_source:
+    return dict(sorted(found.items()))
+
+
+def digest_message(
+    session: Session, digest: Notification, settings: Settings
+) -> tuple[str, list[dict[str, Any]]] | None:
+    """The digest's text and blocks: each held insight's change and link, by source."""
+    listing = by_source(session, _held(session, digest), settings)
+    if not listing:
         return None
     workspace = session.get(Workspace, digest.workspace_id)
     zone = workspace.time_zone if workspace is not None else "UTC"
     day = datetime.fromordinal(digest.sequence).date()
-    return digest_blocks(dict(sorted(by_source.items())), day=day, time_zone=zone)
+    return digest_blocks(listing, day=day, time_zone=zone)
 
 
 def close_digest(session: Session, digest: Notification) -> None:

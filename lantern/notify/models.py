@@ -1,4 +1,4 @@
-"""Tables for the notification outbox and each workspace's Slack connection."""
+"""Tables for the notification outbox, each workspace's Slack connection and its webhooks."""
 
 from __future__ import annotations
 
@@ -10,13 +10,29 @@ from sqlalchemy.orm import Mapped, mapped_column
 from lantern.db.base import Base, UTCDateTime, utcnow
 
 
-class Notification(Base):
-    """A step owed to Slack about an insight: the outbox row (see `notify.outbox`).
+class DeliveryState:
+    """What the outbox keeps of one step owed to one channel, whatever the channel.
 
-    `status` is pending → sending → sent, or failed or skipped (with `error`); a
-    low-severity alert may wait as `digest` for the daily digest. A `sending` row's outcome
-    is unknown: it is reconciled against the channel before it is ever sent again. `error`
-    also says why an undelivered row is waiting.
+    `status` is pending → sending → sent, or failed (given up, with `error`); `sending`
+    means claimed and its outcome unknown: the channel is asked whether it landed before
+    it is ever sent again (`notify.driver`). `error` also says why an undelivered row waits.
+    """
+
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sending_since: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class Notification(DeliveryState, Base):
+    """A step about an insight, owed to the workspace's Slack: the outbox row (`notify.outbox`).
+
+    Beside the states of `DeliveryState`, a row may be `skipped` (with `error`), and an
+    alert may wait as `digest` for the daily digest or as `summary` for the summary of the
+    quiet hours. Webhooks receive the same rows as deliveries of their own.
     """
 
     __tablename__ = "notifications"
@@ -30,17 +46,10 @@ class Notification(Base):
     # alert | chart | update | resolution | digest
     purpose: Mapped[str] = mapped_column(String(16))
     sequence: Mapped[int] = mapped_column(Integer, default=0)
-    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    sending_since: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
-    error: Mapped[str | None] = mapped_column(Text, default=None)
     channel: Mapped[str | None] = mapped_column(String(100), default=None)
     ts: Mapped[str | None] = mapped_column(String(50), default=None)
     # An alert's chart, uploaded to Slack before the alert and shown in it (Slack's file id).
     file_id: Mapped[str | None] = mapped_column(String(50), default=None)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
 class SlackConnection(Base):
@@ -118,12 +127,11 @@ class Webhook(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class WebhookDelivery(Base):
+class WebhookDelivery(DeliveryState, Base):
     """One notification owed to one webhook; its id is the delivery id the receiver sees.
 
-    `status` is pending → sent, or failed (with `error`); a pending row that failed waits
-    for `next_attempt_at`. The same id is sent on every try, so a receiver that keeps the
-    ids it has processed acts on each notification exactly once.
+    The states are `DeliveryState`'s. The same id is sent on every try, so a receiver that
+    keeps the ids it has processed acts on each notification exactly once.
     """
 
     __tablename__ = "webhook_deliveries"
@@ -134,9 +142,3 @@ class WebhookDelivery(Base):
         ForeignKey("webhooks.id", ondelete="CASCADE"), index=True
     )
     notification_id: Mapped[int] = mapped_column(ForeignKey("notifications.id", ondelete="CASCADE"))
-    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    error: Mapped[str | None] = mapped_column(Text, default=None)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

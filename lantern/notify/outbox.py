@@ -1,37 +1,47 @@
-"""The outbox: each notification reaches Slack exactly once, per workspace, under every fault.
+"""The outbox: each notification reaches each channel exactly once, under every fault.
 
-A row is one step owed to Slack: an alert (its chart uploaded just before and shown in
+A row is one step about an insight: an alert (its chart uploaded just before and shown in
 it; shared into its thread instead, as a `chart` row, only if Slack refused the image),
-an update or a resolution (replies in that thread), or a workspace's daily `digest`
-(`notify.digest`). The workspace's policy may hold a row: for its quiet hours
-(`next_attempt_at` moves to their end) or, a low-severity alert, for the digest. The same
-rows are fanned out to the workspace's webhooks (`notify.webhooks`), each with its own
-delivery, retried with the same backoff.
+an update or a resolution (replies in that thread), a workspace's daily `digest`
+(`notify.digest`) or the `summary` of its quiet hours (`notify.summary`). The
+workspace's policy may hold a row: for its quiet hours (`next_attempt_at` moves to their
+end), for their summary, or, a low-severity alert, for the digest. The rows about an
+insight are also fanned out to the workspace's webhooks (`notify.webhooks`), a delivery
+each.
 
-Exactly once. A row is claimed (`sending`, committed) before the Slack call and recorded
-(`sent`, with the ts) after it. Every message carries the row's id in its metadata, and
-every chart the row's id in its file name. When the outcome is unknown - Slack answered
-5xx or did not answer in time, or the process died between the call and the record - the
-row stays `sending`, and before anything is sent again the channel is read
-(`conversations.history` for alerts, `conversations.replies` of the alert's thread for
-replies and charts): found, the row is recorded as sent; not found, it is sent. Nothing
-is ever sent blindly twice; slack-sdk's own retries are off (see `notify.slack`).
+One driver, many lanes. A lane is one ordered queue to one destination: a workspace's
+Slack channel (`notify.delivery.SlackLane`, its rows in `notifications`) or one webhook
+(`notify.webhooks.WebhookLane`, its rows in `webhook_deliveries`). Both implement the
+seam of `notify.base` (a `Lane` and its `Channel`), and `notify.driver` drives them all
+the same way; each lane runs on its own thread, so one stuck destination delays no other.
 
-Per workspace. Each workspace is flushed on its own thread, and every failure stays with
-its row or its workspace: a reconcile that fails, a revoked token, a missing channel, a
-rate limit (`Retry-After` becomes the workspace's `paused_until`, nobody sleeps), a
-timeout. The row keeps the reason in `error` and a `next_attempt_at` with backoff; the
-workspace's connection keeps what needs a person in `error`; Settings and
-`GET /api/v1/slack` show both while they last (`connection.connection_status`). A row
-is given up (`failed`) only when Slack refuses that message itself, or after
-MAX_ATTEMPTS; reconnecting Slack puts a workspace's recent failed rows back in line.
+Exactly once. A row is claimed (`sending`, committed) before the channel is called and
+recorded (`sent`) after it, and its id goes with every try (Slack: in the message's
+metadata and the chart's file name; a webhook: `X-Lantern-Delivery`). When the outcome
+is unknown - a 5xx, no answer in time, or the process died between the call and the
+record - the row stays `sending`, and before anything is sent again the channel is asked:
+Slack's is read (`conversations.history` for alerts, `conversations.replies` of the
+alert's thread for replies and charts): found, the row is recorded as sent; not found, it
+is sent. A webhook's receiver cannot be asked: it gets the delivery again with the same id.
+slack-sdk's own retries are off (see `notify.slack`).
+
+Every failure stays with its row or its lane: a reconcile that fails, a revoked token, a
+missing channel, a rate limit (`Retry-After` becomes the workspace's `paused_until`, or
+the webhook delivery's next attempt; nobody sleeps), a timeout. The row keeps the reason
+in `error` and a `next_attempt_at` with backoff; a workspace's Slack connection keeps what
+needs a person in `error`; Settings and `GET /api/v1/slack` and `/api/v1/webhooks` show
+them while they last. A row is given up (`failed`) only when the channel refuses that
+message itself, or after MAX_ATTEMPTS; reconnecting Slack puts a workspace's recent failed
+rows back in line.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from functools import partial
 
 from sqlalchemy import Engine, exists, or_, select, update
 from sqlalchemy.orm import Session
@@ -39,16 +49,18 @@ from sqlalchemy.orm import Session
 from lantern.config import Settings
 from lantern.db.session import session_scope
 from lantern.notify.base import Notifier
-from lantern.notify.delivery import flush_workspace
-from lantern.notify.models import Notification, SlackConnection
-from lantern.notify.policy import UNDELIVERED, AfterSend, FlushResult, NotifierFactory
+from lantern.notify.delivery import SlackLane
+from lantern.notify.driver import AfterSend, drive
+from lantern.notify.models import Notification, SlackConnection, Webhook
+from lantern.notify.policy import UNDELIVERED, FlushResult, NotifierFactory
+from lantern.notify.webhooks import WebhookFactory, WebhookLane, new_webhook_notifier
 
 log = logging.getLogger(__name__)
 
 # Rows of a workspace without Slack wait this long for it to be connected.
 HOLD = timedelta(days=7)
-# Workspaces flushed at once; each has its own thread, so one slow Slack delays no other.
-WORKSPACE_THREADS = 8
+# Lanes flushed at once; each has its own thread, so one slow destination delays no other.
+LANE_THREADS = 8
 NOT_CONNECTED = "Slack is not connected for this workspace: waiting for it to be connected"
 
 
@@ -80,7 +92,7 @@ def _hold_unconnected(engine: Engine, now: datetime) -> int:
             )
             .values(status="skipped", error="not sent: Slack was not connected within a week")
         )
-    return int(dropped.rowcount or 0)  # type: ignore[attr-defined]
+    return int(getattr(dropped, "rowcount", 0) or 0)
 
 
 def _due_workspaces(engine: Engine, now: datetime) -> list[int]:
@@ -94,7 +106,8 @@ def _due_workspaces(engine: Engine, now: datetime) -> list[int]:
                     or_(
                         Notification.status.in_(UNDELIVERED)
                         & (Notification.next_attempt_at <= now),
-                        Notification.status == "digest",  # its digest may be due
+                        # its digest, or the summary of its quiet hours, may be due
+                        Notification.status.in_(("digest", "summary")),
                     ),
                     awake,
                 )
@@ -104,44 +117,52 @@ def _due_workspaces(engine: Engine, now: datetime) -> list[int]:
         )
 
 
+def _webhooks(engine: Engine) -> list[int]:
+    with session_scope(engine) as session:
+        return list(session.scalars(select(Webhook.id).order_by(Webhook.id)).all())
+
+
 def flush_outbox(
     engine: Engine,
     settings: Settings,
     *,
     now: datetime,
     notifier_factory: NotifierFactory = _notifier,
+    webhook_factory: WebhookFactory = new_webhook_notifier,
     after_send: AfterSend | None = None,
 ) -> FlushResult:
-    """Deliver every due row, each workspace on its own; `after_send` is a test hook for crashes."""
-    result = FlushResult(skipped=_hold_unconnected(engine, now))
-    workspaces = _due_workspaces(engine, now)
+    """Deliver every due row of every lane, each on its own thread.
 
-    def one(workspace_id: int) -> FlushResult:
+    `after_send` is a test hook: it runs between a send and its record (a crash there).
+    """
+    result = FlushResult(skipped=_hold_unconnected(engine, now))
+    lanes: list[tuple[str, Callable[[], FlushResult]]] = []
+    for workspace_id in _due_workspaces(engine, now):
+        slack = SlackLane(
+            engine, settings, workspace_id=workspace_id, notifier_factory=notifier_factory
+        )
+        lanes.append((slack.name, partial(drive, engine, slack, now=now, after_send=after_send)))
+    for webhook_id in _webhooks(engine):
+        hook = WebhookLane(engine, settings, webhook_id=webhook_id, factory=webhook_factory)
+        lanes.append((hook.name, partial(drive, engine, hook, now=now, after_send=after_send)))
+
+    def one(lane: tuple[str, Callable[[], FlushResult]]) -> FlushResult:
+        name, flush = lane
         try:
-            return flush_workspace(
-                engine,
-                settings,
-                workspace_id=workspace_id,
-                now=now,
-                notifier_factory=notifier_factory,
-                after_send=after_send,
-            )
-        except Exception:  # never lets one workspace stop the others
-            log.exception("flushing the outbox of workspace %s failed", workspace_id)
+            return flush()
+        except Exception:  # never lets one lane stop the others
+            log.exception("flushing the outbox's lane %s failed", name)
             return FlushResult()
 
-    if len(workspaces) <= 1:
-        outcomes = [one(w) for w in workspaces]
+    if len(lanes) <= 1:
+        outcomes = [one(lane) for lane in lanes]
     else:
         with ThreadPoolExecutor(
-            max_workers=min(WORKSPACE_THREADS, len(workspaces)), thread_name_prefix="outbox"
+            max_workers=min(LANE_THREADS, len(lanes)), thread_name_prefix="outbox"
         ) as pool:
-            outcomes = list(pool.map(one, workspaces))
+            outcomes = list(pool.map(one, lanes))
     for outcome in outcomes:
         result.add(outcome)
-    from lantern.notify.webhooks import flush_webhooks
-
-    result.add(flush_webhooks(engine, settings, now=now))  # the other channel, same rows
     return result
 
 

@@ -1,7 +1,7 @@
 """How the outbox treats a row: which states are still owed, when to try again, when to give up.
 
-Shared by the flush of all workspaces (`notify.outbox`) and one workspace's turn
-(`notify.delivery`).
+Shared by the flush of all lanes (`notify.outbox`), their driver (`notify.driver`) and
+the Slack lane (`notify.delivery`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from zoneinfo import ZoneInfo
 
 from lantern.config import Settings
 from lantern.notify.base import Notifier
-from lantern.notify.models import Notification
 
 MAX_ATTEMPTS = 20  # with the backoff below: about fifteen hours of trying
 # How far back a reconcile looks before the row was queued (clocks differ).
@@ -43,7 +42,6 @@ class FlushResult:
 
 
 NotifierFactory = Callable[[str, Settings], Notifier]
-AfterSend = Callable[[Notification], None]
 
 
 def quiet_until(

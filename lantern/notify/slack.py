@@ -12,6 +12,7 @@ import re
 import urllib.error
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from functools import partial
 from typing import Any, TypeVar
 
 from slack_sdk import WebClient
@@ -234,7 +235,7 @@ class SlackNotifier:
     def _pages(self, call: Callable[[str | None], Any]) -> Iterator[dict[str, Any]]:
         cursor: str | None = None
         for _ in range(MAX_PAGES):
-            response = self._call(lambda at=cursor: call(at))  # type: ignore[misc]
+            response = self._call(partial(call, cursor))
             yield response
             cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
             if not cursor:

@@ -3,7 +3,8 @@
 A team routes Lantern to Teams, PagerDuty or its own bot by adding a webhook (a URL; Lantern
 makes the secret and shows it once). Each outbox row about an insight (its alert, a louder
 update, its end) becomes one delivery per webhook of the workspace, fanned out when the
-outbox is flushed (`flush_webhooks`, called by `notify.outbox.flush_outbox`).
+outbox is flushed. Each webhook is a lane of the outbox (`WebhookLane`), delivered by its
+one driver (`notify.driver`) as Slack is, under the same guarantees.
 
 The request. `POST <url>` with `Content-Type: application/json` and
 
@@ -16,14 +17,15 @@ The body is `{"delivery_id", "event", "insight": {...}}` (`payload`). A receiver
 signature over the exact bytes received and that the timestamp is recent, then keeps the
 delivery ids it has acted on.
 
-Exactly once. A delivery is sent until the receiver answers 2xx; an answer that is lost
-(a timeout, a dropped connection) means it is sent again, with the same delivery id, so a
-receiver that ignores an id it has already processed acts on each notification exactly
-once. A failure (no answer, any other status) is retried with the outbox's backoff (1, 2,
-4 … minutes, at most an hour; `Retry-After` on a 429 is honoured) and given up after the
-outbox's MAX_ATTEMPTS; while one delivery of a webhook waits, the webhook's later ones wait
-behind it, in order. Each webhook is flushed on its own thread: one slow receiver delays
-no other.
+Exactly once. A delivery is claimed (`sending`) before its POST and recorded (`sent`)
+when the receiver answers 2xx. An answer that is lost (a timeout, a dropped connection,
+the process dying after the POST) leaves it `sending`; a receiver cannot be asked whether
+it acted, so it is sent again with the same delivery id, and a receiver that ignores an
+id it has already processed acts on each notification exactly once. A failure (no
+answer, any other status) is retried with the outbox's backoff (1, 2, 4 … minutes, at most
+an hour; `Retry-After` on a 429 is honoured) and given up after the outbox's MAX_ATTEMPTS;
+while one delivery of a webhook waits, the webhook's later ones wait behind it, in order.
+Each webhook is a lane on its own thread: one slow receiver delays no other, nor Slack.
 """
 
 from __future__ import annotations
@@ -35,8 +37,8 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -47,17 +49,21 @@ from sqlalchemy.orm import Session
 from lantern.config import Settings
 from lantern.db.session import session_scope
 from lantern.errors import BadRequest, NotFound, Unreachable
-from lantern.notify.base import NotifyError, RateLimited, TransientNotifyError
+from lantern.notify.base import (
+    NotifyError,
+    RateLimited,
+    SentMessage,
+    TransientNotifyError,
+    UnknownOutcome,
+)
 from lantern.notify.models import Notification, Webhook, WebhookDelivery
-from lantern.notify.policy import MAX_ATTEMPTS, FlushResult, backoff
+from lantern.notify.policy import UNDELIVERED
 from lantern.notify.types import InsightMessage
 
 log = logging.getLogger(__name__)
 
 PURPOSES = ("alert", "update", "resolution")
 MAX_WEBHOOKS = 10  # per workspace
-MAX_ROWS_PER_FLUSH = 500  # per webhook
-WEBHOOK_THREADS = 8
 TIMEOUT_SECONDS = 10.0
 
 
@@ -134,7 +140,11 @@ class WebhookNotifier:
         self.client.close()
 
     def post(self, body: dict[str, Any], *, event: str, delivery_id: str) -> None:
-        """One POST; returns when the receiver answered 2xx."""
+        """One POST; returns when the receiver answered 2xx.
+
+        Not reached (refused, no route) is worth a retry; sent without an answer (a
+        timeout, a dropped connection) is an unknown outcome: the receiver may have acted.
+        """
         raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
         stamp = int(time.time())
         headers = {
@@ -147,11 +157,18 @@ class WebhookNotifier:
         }
         try:
             answer = self.client.post(self.url, content=raw, headers=headers)
-        except httpx.HTTPError as exc:
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol) as exc:
             reason = str(exc) or exc.__class__.__name__
             raise TransientNotifyError(
                 f"the webhook could not be reached ({reason}); will retry",
                 reason=f"the webhook could not be reached: {reason}",
+            ) from None
+        except httpx.HTTPError as exc:
+            reason = str(exc) or exc.__class__.__name__
+            raise UnknownOutcome(
+                f"the webhook did not answer ({reason}); will send it again with the same "
+                "delivery id",
+                reason=f"the webhook did not answer: {reason}",
             ) from None
         if 200 <= answer.status_code < 300:
             return
@@ -168,7 +185,7 @@ class WebhookNotifier:
 WebhookFactory = Callable[[str, str], WebhookNotifier]
 
 
-def _notifier(url: str, secret: str) -> WebhookNotifier:
+def new_webhook_notifier(url: str, secret: str) -> WebhookNotifier:
     return WebhookNotifier(url, secret)
 
 
@@ -220,110 +237,100 @@ def _alert_owed(session: Session, webhook_id: int, insight_id: int) -> bool:
     )
 
 
-def _flush_one(
-    engine: Engine, settings: Settings, webhook_id: int, now: datetime, factory: WebhookFactory
-) -> FlushResult:
-    from lantern.insights.models import Insight
-    from lantern.notify.message import build_message
+@dataclass(frozen=True)
+class WebhookStep:
+    """One delivery owed to a webhook: its id, its event and its JSON body."""
 
-    result = FlushResult()
-    with session_scope(engine) as session:
-        webhook = session.get(Webhook, webhook_id)
-        if webhook is None:
-            return result
-        _fan_out(session, webhook, now)
-        url, secret = webhook.url, webhook.secret
-    notifier = factory(url, secret)
-    try:
-        for _ in range(MAX_ROWS_PER_FLUSH):
-            with session_scope(engine) as session:
-                delivery = session.scalars(
-                    select(WebhookDelivery)
-                    .where(
-                        WebhookDelivery.webhook_id == webhook_id,
-                        WebhookDelivery.status == "pending",
-                    )
-                    .order_by(WebhookDelivery.id)
-                    .limit(1)
-                ).first()
-                if delivery is None or delivery.next_attempt_at > now:
-                    break  # in order: a waiting delivery holds the later ones behind it
-                row = session.get(Notification, delivery.notification_id)
-                assert row is not None
-                insight = session.get(Insight, row.insight_id)
-                assert insight is not None
-                message, _ = build_message(session, row, settings, with_chart=False)
-                event = event_of(row.purpose, insight.status)
-                body = payload(message, event=event, delivery_id=delivery.id)
-                delivery_id = delivery.id
-            try:
-                notifier.post(body, event=event, delivery_id=str(delivery_id))
-            except NotifyError as exc:
-                _retry_later(engine, delivery_id, exc, now)
-                result.retrying += 1
-                break
-            with session_scope(engine) as session:
-                done = session.get(WebhookDelivery, delivery_id)
-                assert done is not None
-                done.status, done.sent_at, done.error = "sent", now, None
-                done.attempts += 1
-            result.sent += 1
-            log.info("webhook delivered: id=%d webhook=%d event=%s", delivery_id, webhook_id, event)
-    finally:
-        notifier.close()
-    return result
+    delivery_id: int
+    event: str
+    body: dict[str, Any]
 
 
-def _retry_later(engine: Engine, delivery_id: int, exc: NotifyError, now: datetime) -> None:
-    with session_scope(engine) as session:
-        delivery = session.get(WebhookDelivery, delivery_id)
-        assert delivery is not None
-        delivery.attempts += 1
-        delivery.error = str(exc)
-        wait = backoff(delivery.attempts)
-        if isinstance(exc, RateLimited):
-            wait = max(wait, timedelta(seconds=exc.retry_after))
-        delivery.next_attempt_at = now + wait
-        if delivery.attempts >= MAX_ATTEMPTS:
-            delivery.status = "failed"
-            log.warning(
-                "webhook delivery %s gave up after %s tries: %s",
-                delivery_id,
-                delivery.attempts,
-                exc,
+class WebhookChannel:
+    """One webhook, as the driver delivers to it."""
+
+    def __init__(self, notifier: WebhookNotifier) -> None:
+        self.notifier = notifier
+
+    def close(self) -> None:
+        self.notifier.close()
+
+    def find(self, step: WebhookStep) -> SentMessage | None:
+        """A receiver cannot be asked: the delivery is sent again, with the same id."""
+        return None
+
+    def deliver(self, step: WebhookStep) -> SentMessage:
+        """One signed POST; it landed when the receiver answered 2xx."""
+        self.notifier.post(step.body, event=step.event, delivery_id=str(step.delivery_id))
+        return SentMessage(channel=self.notifier.url, ts=str(step.delivery_id))
+
+
+class WebhookLane:
+    """One webhook's deliveries, strictly in order: a waiting one holds the later ones."""
+
+    noun = "webhook"  # its log lines: "webhook delivered: id=31 webhook=2 notification=17 …"
+    log = log
+    model = WebhookDelivery
+
+    def __init__(
+        self, engine: Engine, settings: Settings, *, webhook_id: int, factory: WebhookFactory
+    ) -> None:
+        self.engine, self.settings, self.webhook_id = engine, settings, webhook_id
+        self.factory = factory
+        self.name = f"webhook {webhook_id}"
+
+    def open(self, now: datetime) -> WebhookChannel | None:
+        """Fan out what was queued since the last flush; the channel if anything is due."""
+        with session_scope(self.engine) as session:
+            webhook = session.get(Webhook, self.webhook_id)
+            if webhook is None:
+                return None
+            _fan_out(session, webhook, now)
+            if self.next_due(session, after=0, now=now) is None:
+                return None
+            url, secret = webhook.url, webhook.secret
+        return WebhookChannel(self.factory(url, secret))
+
+    def next_due(self, session: Session, *, after: int, now: datetime) -> int | None:
+        """The oldest undelivered delivery after `after`, if it is due."""
+        first = session.scalars(
+            select(WebhookDelivery)
+            .where(
+                WebhookDelivery.webhook_id == self.webhook_id,
+                WebhookDelivery.id > after,
+                WebhookDelivery.status.in_(UNDELIVERED),
             )
-        else:
-            log.info(
-                "webhook delivery %s will be retried at %s: %s",
-                delivery_id,
-                delivery.next_attempt_at,
-                exc,
-            )
+            .order_by(WebhookDelivery.id)
+            .limit(1)
+        ).first()
+        if first is None or first.next_attempt_at > now:
+            return None  # in order: a waiting delivery holds the later ones behind it
+        return first.id
 
+    def describe(self, row: WebhookDelivery) -> str:
+        """The delivery's ids for its log lines."""
+        return f"webhook={row.webhook_id} notification={row.notification_id}"
 
-def flush_webhooks(
-    engine: Engine, settings: Settings, *, now: datetime, factory: WebhookFactory = _notifier
-) -> FlushResult:
-    """Deliver every due delivery of every webhook, each webhook on its own thread."""
-    with session_scope(engine) as session:
-        ids = list(session.scalars(select(Webhook.id).order_by(Webhook.id)).all())
-    result = FlushResult()
-    if not ids:
-        return result
+    def prepare(self, session: Session, row: WebhookDelivery, now: datetime) -> WebhookStep:
+        """The insight as the notification tells it now, as the JSON body of its event."""
+        from lantern.insights.models import Insight
+        from lantern.notify.message import build_message
 
-    def one(webhook_id: int) -> FlushResult:
-        try:
-            return _flush_one(engine, settings, webhook_id, now, factory)
-        except Exception:  # one receiver's fault never stops the others
-            log.exception("flushing webhook %s failed", webhook_id)
-            return FlushResult()
+        notification = session.get(Notification, row.notification_id)
+        assert notification is not None
+        insight = session.get(Insight, notification.insight_id)
+        assert insight is not None
+        message, _ = build_message(session, notification, self.settings, with_chart=False)
+        event = event_of(notification.purpose, insight.status)
+        return WebhookStep(row.id, event, payload(message, event=event, delivery_id=row.id))
 
-    with ThreadPoolExecutor(
-        max_workers=min(WEBHOOK_THREADS, len(ids)), thread_name_prefix="webhooks"
-    ) as pool:
-        for outcome in pool.map(one, ids):
-            result.add(outcome)
-    return result
+    def sent(
+        self, session: Session, row: WebhookDelivery, where: SentMessage, now: datetime
+    ) -> None:
+        pass  # nothing follows a delivery
+
+    def pause(self, until: datetime, error: str | None) -> None:
+        pass  # the delivery waits until then, and holds the later ones behind it
 
 
 # --- the workspace's webhooks, for Settings and the API ----------------------------------
@@ -351,14 +358,14 @@ def _counts(session: Session, webhook_id: int) -> dict[str, Any]:
         .where(
             WebhookDelivery.webhook_id == webhook_id,
             WebhookDelivery.error.is_not(None),
-            WebhookDelivery.status.in_(("pending", "failed")),
+            WebhookDelivery.status.in_((*UNDELIVERED, "failed")),
         )
         .order_by(WebhookDelivery.id.desc())
         .limit(1)
     ).first()
     return {
         "sent": counts.get("sent", 0),
-        "waiting": counts.get("pending", 0),
+        "waiting": counts.get("pending", 0) + counts.get("sending", 0),
         "failed": counts.get("failed", 0),
         "last_error": last_error,
     }
@@ -417,7 +424,11 @@ def remove_webhook(session: Session, *, workspace_id: int, webhook_id: int) -> N
 
 
 def send_webhook_test(
-    session: Session, *, workspace_id: int, webhook_id: int, factory: WebhookFactory = _notifier
+    session: Session,
+    *,
+    workspace_id: int,
+    webhook_id: int,
+    factory: WebhookFactory = new_webhook_notifier,
 ) -> None:
     """Send a signed `test` event now; 502 saying what the receiver did if it was not 2xx."""
     hook = get_webhook(session, workspace_id=workspace_id, webhook_id=webhook_id)

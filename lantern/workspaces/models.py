@@ -26,6 +26,11 @@ class Workspace(Base):
     quiet_start: Mapped[int | None] = mapped_column(Integer, default=None)
     quiet_end: Mapped[int | None] = mapped_column(Integer, default=None)
     quiet_holds_outages: Mapped[bool] = mapped_column(Boolean, default=False)
+    # How the alerts held in the quiet hours go when they end: `each` (one message per
+    # insight) or `summary` (one message listing them; see `notify.summary`).
+    quiet_hours_delivery: Mapped[str] = mapped_column(
+        String(16), default="each", server_default="each"
+    )
     # Low-severity alerts wait for one message a day at this local hour (none when null).
     digest_hour: Mapped[int | None] = mapped_column(Integer, default=None)
 

@@ -204,13 +204,19 @@ def set_delivery(
     quiet_start: int | None,
     quiet_end: int | None,
     quiet_holds_outages: bool,
+    quiet_hours_delivery: str = "each",
     digest_hour: int | None = None,
 ) -> Workspace:
-    """The workspace's time zone, quiet hours (Slack messages wait them out) and digest hour."""
+    """The workspace's time zone, quiet hours (Slack messages wait them out) and digest hour.
+
+    `quiet_hours_delivery` says how the alerts held go when the quiet hours end: `each`
+    on its own, or one `summary` listing them.
+    """
     workspace.time_zone = time_zone
     workspace.digest_hour = digest_hour
     workspace.quiet_start, workspace.quiet_end = quiet_start, quiet_end
     workspace.quiet_holds_outages = quiet_holds_outages
+    workspace.quiet_hours_delivery = quiet_hours_delivery
     session.flush()
     return workspace
 

@@ -36,6 +36,7 @@ def test_settings_show_the_workspace_and_keep_a_new_sensitivity(
             "quiet_start": None,
             "quiet_end": None,
             "quiet_holds_outages": False,
+            "quiet_hours_delivery": "each",
             "digest_hour": None,
         },
     }

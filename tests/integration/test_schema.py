@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 from alembic import command
@@ -14,6 +14,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import DateTime, Engine, bindparam, inspect, select, text
 
 from lantern.config import get_settings
+from lantern.db import session_scope
 from lantern.db.migrate import alembic_config, current_revision, head_revision, upgrade
 from lantern.db.models import Base
 from lantern.db.session import make_engine
@@ -250,3 +251,54 @@ def test_the_average_metrics_migration_backfills_no_more_than_the_metric_cap_all
         engine.dispose()
     # two value metrics, room for one more metric: "A" gets its average, "B" will at ingest
     assert means == {("mean", "A", HOUR)}
+
+
+def test_the_quiet_summary_migration_keeps_workspaces_and_webhook_deliveries_both_ways(
+    empty_database_url: str,
+) -> None:
+    from lantern.notify.models import Notification, Webhook, WebhookDelivery
+    from lantern.workspaces.models import Workspace
+    from tests.factories import make_insight, make_source
+
+    before = "5e6f7a8b9c0d"  # expectations: the revision before the summary of quiet hours
+    engine = make_engine(empty_database_url)
+    try:
+        upgrade(engine)
+        src = make_source(engine)
+        make_insight(engine, src)
+        with session_scope(engine) as session:
+            workspace = session.get(Workspace, src.workspace_id)
+            assert workspace is not None
+            workspace.quiet_start, workspace.quiet_end = 22, 7
+            workspace.quiet_hours_delivery = "summary"
+            hook = Webhook(workspace_id=src.workspace_id, url="https://example.com/h", secret="s")
+            session.add(hook)
+            session.flush()
+            alert = session.scalars(select(Notification.id)).one()
+            session.add(
+                WebhookDelivery(
+                    webhook_id=hook.id,
+                    notification_id=alert,
+                    status="sending",
+                    attempts=1,
+                    sending_since=datetime(2026, 11, 30, 3, 0, tzinfo=UTC),
+                )
+            )
+        _downgrade(engine, before)
+        with engine.connect() as connection:
+            old = connection.execute(text("SELECT status, attempts FROM webhook_deliveries")).all()
+            quiet = connection.execute(text("SELECT quiet_start, quiet_end FROM workspaces")).all()
+        old_columns = {c["name"] for c in inspect(engine).get_columns("workspaces")}
+        upgrade(engine)
+        with session_scope(engine) as session:
+            workspace = session.get(Workspace, src.workspace_id)
+            assert workspace is not None
+            again = (workspace.quiet_start, workspace.quiet_hours_delivery)
+            delivery = session.scalars(select(WebhookDelivery)).one()
+            kept = (delivery.status, delivery.attempts, delivery.sending_since)
+    finally:
+        engine.dispose()
+    # a delivery claimed when the schema went back is sent again, with the same id
+    assert [tuple(r) for r in old] == [("pending", 1)]
+    assert [tuple(r) for r in quiet] == [(22, 7)] and "quiet_hours_delivery" not in old_columns
+    assert again == (22, "each") and kept == ("pending", 1, None)

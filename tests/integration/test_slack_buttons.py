@@ -7,6 +7,7 @@ chat.update that rewrites the alert.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -233,6 +234,35 @@ def test_a_click_from_another_team_or_app_changes_nothing(
         headers = sign(content, SIGNING_SECRET, int(time.time()))
         answer = client.post("/slack/interactivity", content=content, headers=headers)
         assert answer.status_code == 400 and answer.json()["detail"], answer.text
+    assert state(engine, insight) == (None, False, None, 0)
+    assert not fake_slack.calls("chat.update")
+
+
+def test_a_click_claiming_the_summary_of_the_quiet_hours_changes_nothing(
+    engine: Engine, slack_settings: Settings, fake_slack: FakeSlack, client: TestClient
+) -> None:
+    src = pasted(engine, slack_settings)
+    other = posted_alert(engine, slack_settings, fake_slack, src)[1]
+    body = {"delivery": {"quiet_start": 22, "quiet_end": 7, "quiet_hours_delivery": "summary"}}
+    auth = {"Authorization": f"Bearer {src.token}"}
+    assert client.put("/api/v1/settings", json=body, headers=auth).status_code == 200
+    insight = make_insight(engine, src, name="Checkout")
+    night = (datetime.now(UTC) + timedelta(days=1)).replace(hour=23, minute=5)
+    flush_outbox(engine, slack_settings, now=night)
+    flush_outbox(engine, slack_settings, now=night + timedelta(hours=8))
+    [summary] = [m for m in fake_slack.top_level() if "quiet" in m["text"]]
+    assert "Checkout" in str(summary["blocks"])
+    # its alert's row holds the summary's ts, but the summary has no buttons to press: a
+    # button for that insight, claimed to be on the summary, is refused
+    buttons = json.dumps(other["blocks"]).replace(
+        f'"value": "{other["insight"]}"', f'"value": "{insight}"'
+    )
+    assert str(insight) in buttons
+    forged, headers = fake_slack.click(
+        {**other, "ts": summary["ts"], "blocks": json.loads(buttons)}, "Mute metric"
+    )
+    answer = client.post("/slack/interactivity", content=forged, headers=headers)
+    assert answer.status_code == 403 and "nothing was changed" in answer.json()["detail"]
     assert state(engine, insight) == (None, False, None, 0)
     assert not fake_slack.calls("chat.update")
 

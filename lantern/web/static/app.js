@@ -833,6 +833,9 @@ async function settingsPage() {
   const quietStart = hours("quiet_start", delivery.quiet_start);
   const quietEnd = hours("quiet_end", delivery.quiet_end);
   const outages = h("input", { type: "checkbox", name: "quiet_holds_outages", checked: delivery.quiet_holds_outages });
+  const held = h("select", { name: "quiet_hours_delivery" },
+    h("option", { value: "each", selected: delivery.quiet_hours_delivery === "each" }, "each alert on its own"),
+    h("option", { value: "summary", selected: delivery.quiet_hours_delivery === "summary" }, "one summary listing them"));
   const digestHour = hours("digest_hour", delivery.digest_hour);
   const quietSaid = h("div", { id: "quiet-said" });
   const quietForm = h("form", { id: "quiet-hours", onsubmit: async (ev) => {
@@ -841,10 +844,11 @@ async function settingsPage() {
     try {
       const next = await api("PUT", "/settings", { delivery: { time_zone: zone.value.trim(),
         quiet_start: hour(quietStart), quiet_end: hour(quietEnd), quiet_holds_outages: outages.checked,
-        digest_hour: hour(digestHour) } });
+        quiet_hours_delivery: held.value, digest_hour: hour(digestHour) } });
       const d = next.delivery;
       fill(quietSaid, h("div", { class: "ok" }, (d.quiet_start === null ? "Saved: no quiet hours"
-        : `Saved: quiet from ${d.quiet_start}:00 to ${d.quiet_end}:00 (${d.time_zone})`)
+        : `Saved: quiet from ${d.quiet_start}:00 to ${d.quiet_end}:00 (${d.time_zone}), then `
+          + (d.quiet_hours_delivery === "summary" ? "one summary" : "each alert on its own"))
         + (d.digest_hour === null ? "." : `; low-severity alerts in a digest at ${d.digest_hour}:00.`)));
     } catch (err) {
       fill(quietSaid, errorBox(err));
@@ -855,6 +859,7 @@ async function settingsPage() {
     h("label", { class: "inline" }, "Quiet from", quietStart),
     h("label", { class: "inline" }, "to", quietEnd)),
   h("label", {}, outages, " Hold high-severity outages too"),
+  h("div", { class: "row" }, h("label", { class: "inline" }, "When they end, send the alerts held", held)),
   h("div", { class: "row" }, h("label", { class: "inline" }, "Daily digest of low-severity alerts at", digestHour)),
   h("div", {}, h("button", { type: "submit" }, "Save")));
 
@@ -865,7 +870,7 @@ async function settingsPage() {
       h("p", { class: "muted" }, "Each insight's alert, louder update and end, as a signed JSON POST: route Lantern to Teams, PagerDuty or your own bot."),
       hookSaid, hookBox, hookForm),
     h("div", { class: "card" }, h("h2", {}, "Quiet hours and digest"),
-      h("p", { class: "muted" }, "Slack messages due in these hours wait for their end, then go in order; high-severity outages go at once unless held too. With a digest hour, low-severity alerts are told once a day in one message. Webhooks receive everything at once."),
+      h("p", { class: "muted" }, "Slack messages due in these hours wait for their end, then go in order, each alert on its own or all of them in one summary (whose thread then carries their updates); high-severity outages go at once unless held too. With a digest hour, low-severity alerts are told once a day in one message. Webhooks receive everything at once."),
       quietSaid, quietForm),
     h("div", { class: "card" }, h("h2", {}, "Sensitivity"),
       h("p", { class: "muted" }, "Low tells you only about large changes; high also about smaller ones."),
