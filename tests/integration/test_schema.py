@@ -260,7 +260,7 @@ def test_the_quiet_summary_migration_keeps_workspaces_and_webhook_deliveries_bot
     from lantern.workspaces.models import Workspace
     from tests.factories import make_insight, make_source
 
-    before = "5e6f7a8b9c0d"  # expectations: the revision before the summary of quiet hours
+    before = "6e1f2a3b4c5d"  # bucket partitions: the revision before the summary of quiet hours
     engine = make_engine(empty_database_url)
     try:
         upgrade(engine)

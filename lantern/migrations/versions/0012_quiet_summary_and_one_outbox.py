@@ -7,7 +7,7 @@ Webhook deliveries take the outbox's states: `sending` (claimed, outcome unknown
 are already in one of the old states, which keep their meaning.
 
 Revision ID: 6f7a8b9c0d1e
-Revises: 5e6f7a8b9c0d
+Revises: 6e1f2a3b4c5d
 Create Date: 2026-11-30 03:40:00.000000
 """
 
@@ -19,7 +19,7 @@ from alembic import op
 import lantern.db.base
 
 revision: str = "6f7a8b9c0d1e"
-down_revision: str | None = "5e6f7a8b9c0d"
+down_revision: str | None = "6e1f2a3b4c5d"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
