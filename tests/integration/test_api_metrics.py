@@ -324,7 +324,9 @@ def test_a_daily_chart_averages_each_days_hours_and_counts_those_outside_the_ban
         np.random.default_rng(5).poisson(80 + 50 * np.sin(2 * np.pi * hours / 24)).astype(float),
         index=index,
     )
-    counts.iloc[-30:-26] = 0  # four silent hours a day or two ago
+    # four silent hours two days ago, within one day whatever the time of the run
+    silent = last_closed_hour().floor("D") - pd.Timedelta(days=2) + pd.Timedelta(hours=10)
+    counts.loc[silent : silent + pd.Timedelta(hours=3)] = 0
     metric_id = make_metric(engine, src, counts=counts)
     start = (last_closed_hour() - pd.Timedelta(days=29)).floor("D")
     params = {"start": start.isoformat(), "end": pd.Timestamp.now(tz="UTC").isoformat()}
