@@ -22,7 +22,6 @@ import os
 import statistics
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,7 +30,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
+from scratch import scratch_database
+from sqlalchemy import text
 
 from lantern.api.app import create_app
 from lantern.config import Settings
@@ -54,20 +54,10 @@ PG_ADMIN_URL = os.environ.get(
 @contextmanager
 def database(engine_name: str) -> Iterator[str]:
     """The URL of a new, empty database on `engine_name`, removed afterwards."""
-    if engine_name == "sqlite":
-        with tempfile.TemporaryDirectory() as folder:
-            yield f"sqlite:///{Path(folder) / 'lantern.db'}"
-        return
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"lantern_bench_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin.url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with tempfile.TemporaryDirectory() as folder:
+        admin = PG_ADMIN_URL if engine_name == "postgresql" else None
+        with scratch_database(admin, Path(folder)) as url:
+            yield url
 
 
 def fill(url: str, *, metrics: int, days: int) -> tuple[int, str]:

@@ -21,18 +21,16 @@ requests), two ways in the same run:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import statistics
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, func, select, text
+from scratch import scratch_database
+from sqlalchemy import func, select
 
 from lantern.api.app import create_app
 from lantern.config import Settings
@@ -58,26 +56,8 @@ def main() -> None:
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp())
-    with database(args.postgresql, folder) as url:
+    with scratch_database(args.postgresql, folder) as url:
         run(args, url, folder)
-
-
-@contextlib.contextmanager
-def database(admin_url: str | None, folder: Path) -> Iterator[str]:
-    """A new, empty database: a SQLite file, or one on the PostgreSQL server given."""
-    if admin_url is None:
-        yield f"sqlite:///{folder / 'lantern.db'}"
-        return
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    name = f"lantern_bench_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin.url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def run(args: argparse.Namespace, url: str, folder: Path) -> None:

@@ -28,13 +28,12 @@ import os
 import resource
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any, Literal, cast
 
 import numpy as np
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
+from scratch import scratch_database
+from sqlalchemy import Engine, text
 
 from lantern import pipeline
 from lantern.config import Settings
@@ -201,23 +200,16 @@ def main() -> None:
         parser.error("--pass needs at least 170 hours: a metric trains on 7 days")
 
     last = int(time.time() // 3600) - 1  # the last closed hour, in epoch hours
-    with tempfile.TemporaryDirectory() as tmp:
+    postgres = args.database_url is not None
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        scratch_database(args.database_url, Path(tmp), prefix="lantern_storage") as url_text,
+    ):
         folder = Path(tmp)
-        admin: Engine | None = None
-        name = ""
-        if args.database_url:
-            admin = create_engine(args.database_url, isolation_level="AUTOCOMMIT")
-            name = f"lantern_storage_{uuid.uuid4().hex[:10]}"
-            with admin.connect() as connection:
-                connection.execute(text(f'CREATE DATABASE "{name}"'))
-            url = make_url(args.database_url).set(database=name)
-            url_text = url.render_as_string(hide_password=False)
-        else:
-            url_text = f"sqlite:///{folder / 'lantern.db'}"
         engine = make_engine(url_text)
         try:
             upgrade(engine)
-            empty = 0 if admin else sqlite_bytes(engine, folder / "lantern.db")
+            empty = 0 if postgres else sqlite_bytes(engine, folder / "lantern.db")
             seconds = fill(engine, args.metrics, args.hours, last, args.kind)
             cells = args.metrics * args.hours
             print(
@@ -225,7 +217,7 @@ def main() -> None:
                 f"{cells:,} buckets written in {seconds:.1f} s "
                 f"({cells / seconds:,.0f} buckets/s); load average {_load()}"
             )
-            if admin:
+            if postgres:
                 sizes = postgres_bytes(engine)
                 total = sum(sizes.values())
                 parts = ", ".join(f"{t} {b / 1e6:.1f} MB" for t, b in sizes.items())
@@ -238,10 +230,6 @@ def main() -> None:
                 print(f"  load average {_load()}")
         finally:
             engine.dispose()
-            if admin:
-                with admin.connect() as connection:
-                    connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-                admin.dispose()
 
 
 def _load() -> str:
