@@ -147,6 +147,8 @@ def bench(engine_name: str, *, metrics: int, days: int, repeat: int) -> None:
                 ("status=training", {"status": "training"}),
                 ('status=active, "event 01"', {"status": "active", "q": "event 01"}),
             ]
+            # with few metrics there is no next or last page to time
+            cases = [(name, params) for name, params in cases if None not in params.values()]
             print(f"  total {first['total']:,}; limit {LIMIT_SECONDS * 1000:.0f} ms a page")
             for name, params in cases:
                 matched = get(**params)
