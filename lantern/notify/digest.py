@@ -70,20 +70,29 @@ def queue_digest(engine: Engine, *, workspace_id: int, now: datetime) -> None:
         )
         if done is not None:
             return
-        session.execute(
-            insert_for(session.connection(), Notification)
-            .values(
-                workspace_id=workspace_id,
-                insight_id=first.insight_id,
-                purpose="digest",
-                sequence=day,
-                status="pending",
-                attempts=0,
-                next_attempt_at=now,
-                created_at=now,
-            )
-            .on_conflict_do_nothing()
+        queue_roundup(session, first, purpose="digest", sequence=day, now=now)
+
+
+def queue_roundup(
+    session: Session, first: Notification, *, purpose: str, sequence: int, now: datetime
+) -> None:
+    """Queue one message telling held alerts (the digest, the summary of the quiet hours),
+    keyed on its first held row's insight and ``sequence``: every process queues the same
+    row, and a second is a conflict that does nothing."""
+    session.execute(
+        insert_for(session.connection(), Notification)
+        .values(
+            workspace_id=first.workspace_id,
+            insight_id=first.insight_id,
+            purpose=purpose,
+            sequence=sequence,
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
         )
+        .on_conflict_do_nothing()
+    )
 
 
 def _held(session: Session, digest: Notification) -> list[Notification]:
@@ -110,14 +119,18 @@ def by_source(session: Session, rows: list[Notification], settings: Settings) ->
     digest and the summary of the quiet hours (`notify.summary`).
     """
     base = settings.resolved_public_url.rstrip("/")
-    found: Listing = defaultdict(list)
-    for row in rows:
-        item = session.execute(
+    items = {
+        insight.id: (insight, kind, name, source)
+        for insight, kind, name, source in session.execute(
             select(Insight, Metric.kind, Metric.name, Source.name)
             .join(Metric, Metric.id == Insight.metric_id)
             .join(Source, Source.id == Metric.source_id)
-            .where(Insight.id == row.insight_id)
-        ).first()
+            .where(Insight.id.in_({row.insight_id for row in rows}))
+        )
+    }
+    found: Listing = defaultdict(list)
+    for row in rows:
+        item = items.get(row.insight_id)
         if item is None:
             continue
         insight, kind, name, source = item

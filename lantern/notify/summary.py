@@ -24,10 +24,9 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from lantern.config import Settings
-from lantern.db.dialect import insert_for
 from lantern.db.session import session_scope
 from lantern.notify.blocks import summary_blocks
-from lantern.notify.digest import by_source
+from lantern.notify.digest import by_source, queue_roundup
 from lantern.notify.models import Notification
 from lantern.notify.policy import UNDELIVERED, quiet_until
 from lantern.workspaces.models import Workspace
@@ -66,20 +65,7 @@ def queue_summary(engine: Engine, *, workspace_id: int, now: datetime) -> None:
         )
         if waiting is not None:
             return  # one summary at a time: it tells every alert held when it was queued
-        session.execute(
-            insert_for(session.connection(), Notification)
-            .values(
-                workspace_id=workspace_id,
-                insight_id=first.insight_id,
-                purpose="summary",
-                sequence=first.id,
-                status="pending",
-                attempts=0,
-                next_attempt_at=now,
-                created_at=now,
-            )
-            .on_conflict_do_nothing()
-        )
+        queue_roundup(session, first, purpose="summary", sequence=first.id, now=now)
 
 
 def _told(session: Session, summary: Notification) -> list[Notification]:
