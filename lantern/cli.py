@@ -142,7 +142,7 @@ def worker(dask_address: str | None) -> None:
     each job at a time.
     """
     import signal
-    import threading
+    import time
 
     from lantern.config import Settings
     from lantern.db.migrate import upgrade
@@ -160,9 +160,11 @@ def worker(dask_address: str | None) -> None:
         except DaskUnavailable as exc:
             raise click.ClickException(str(exc)) from None
     # the handler is in place before the worker says it is running: a stop asked for at
-    # any moment after that line is a clean one
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # any moment after that line is a clean one. It only flips a flag: a handler runs in
+    # the main thread between two of its steps, and one that took a lock (threading.Event
+    # does) would wait forever on a lock the main thread held when the signal came
+    stopping: list[bool] = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     upgrade()
     scheduler = start_scheduler(settings, get_engine())
     scored_on = (
@@ -174,7 +176,8 @@ def worker(dask_address: str | None) -> None:
         f"Lantern worker running (database: {_safe_url(settings.resolved_database_url)}{scored_on})"
     )
     try:
-        stop.wait()
+        while not stopping:
+            time.sleep(0.2)  # a signal cuts the sleep short only to run its handler
     except KeyboardInterrupt:
         pass
     finally:
