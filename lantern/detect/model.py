@@ -428,10 +428,38 @@ def _weekly_profile(
     kernel = np.array([1.0, 2.0, 3.0, 2.0, 1.0])
     wrap = np.concatenate([raw[-2:], raw, raw[:2]])
     smooth = np.convolve(wrap, kernel / kernel.sum(), "valid")
+    if (dof < MIN_SCATTER_DOF).all():
+        smooth, noise = _one_week(raw, smooth, noise)
     signal = max(float(np.mean((raw - smooth) ** 2) - np.mean(noise)), 1e-6)
     weekly = smooth + signal / (signal + noise) * (raw - smooth)
     profile = daily[slot_hod] + weekly
     return profile - profile.mean()
+
+
+# the share of white noise's variance that the mean square of (x - its 5-hour smooth)
+# keeps: 1 - 2 * 3/9 + (1 + 4 + 9 + 4 + 1) / 81
+ROUGH_SHARE = 1.0 - 2.0 * 3.0 / 9.0 + 19.0 / 81.0
+
+
+def _one_week(
+    raw: np.ndarray, smooth: np.ndarray, noise: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """A young cycle's shrinkage target and noise, which no scatter across weeks gives yet.
+
+    Until the hours of the day have `MIN_SCATTER_DOF` repeats to measure a slot's scatter,
+    one week cannot tell a weekly rhythm from one unusual evening: six hours of a
+    Wednesday that ran high by chance look like a rhythm, and a smooth over neighbouring
+    hours keeps them (in three of six demos the next, ordinary, Wednesday evening was
+    told as a level shift down). So the target is each day's own level (a weekend that
+    is quieter stands; a weekend whose hours differ in shape keeps its shape as far as
+    the hours' spread about their days' levels exceeds the noise), and the noise is read
+    from how rough the hours are about their smooth, which holds the overdispersion that
+    the Poisson variance leaves out.
+    """
+    by_day = raw.reshape(WEEK // DAY, DAY)
+    target = np.repeat(by_day.mean(axis=1), DAY)
+    rough = float(np.mean((raw - smooth) ** 2)) / ROUGH_SHARE
+    return target, np.maximum(noise, rough)
 
 
 def _arranged(hours: np.ndarray, values: np.ndarray, good: np.ndarray, size: int) -> np.ndarray:

@@ -354,3 +354,21 @@ def test_days_that_wander_are_no_change_of_trend() -> None:
         if e.detection.kind == "trend_change"
     ]
     assert len(trends) <= 8, trends
+
+
+def test_one_unusual_evening_in_the_first_week_is_not_expected_again_a_week_later() -> None:
+    # a shop at 35 an hour at its evening peak, noisy as real counts are (a fifth either
+    # way); on the Wednesday of its first week six evening hours ran half as high again by
+    # chance, and the next Wednesday's evening is a little slow. A one-week model that
+    # copied the busy evening into its cycle told the ordinary one as a level shift down
+    # (on four of these six metrics; three of six demos had such an alarm)
+    told = []
+    for seed in range(6):
+        lam = expected_volume(35.0, weeks=3)
+        evening = 2 * DAY + 16  # Wednesday 16:00
+        lam[evening : evening + 6] *= 1.5
+        lam[evening + 168 : evening + 174] *= 0.85
+        series = noisy(lam, seed=seed, cv=0.2)
+        told += [(seed, e.at, e.detection.kind) for e in alerts(series) if e.at < hour(10 * DAY)]
+    # chance alone still makes an afternoon or an evening of the second week look low
+    assert len(told) <= 2, told
