@@ -212,8 +212,10 @@ def start_server(
     checkout's lantern (the baseline) instead of this one."""
     data = tempfile.mkdtemp(prefix="lantern-bench-")
     env = {**os.environ, "LANTERN_DATA_DIR": data, "LANTERN_SCHEDULER_ENABLED": "false"}
-    if code:
-        env["PYTHONPATH"] = str(Path(code).resolve())
+    # `python -m` puts the working folder first on the path: the baseline runs from its own.
+    cwd = str(Path(code).resolve()) if code else None
+    if cwd:
+        env["PYTHONPATH"] = cwd
     if database_url:
         env["LANTERN_DATABASE_URL"] = database_url
         env["PGAPPNAME"] = application  # libpq names the server's connections
@@ -233,6 +235,7 @@ def start_server(
         capture_output=True,
         text=True,
         check=True,
+        cwd=cwd,
     )
     key = json.loads(made.stdout)["api_key"]
     if at_cap:
@@ -245,6 +248,7 @@ def start_server(
     process = subprocess.Popen(
         [sys.executable, "-m", "lantern", "serve", "--port", str(port), "--workers", str(workers)],
         env=env,
+        cwd=cwd,
     )
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):

@@ -15,8 +15,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import unquote
+
+T = TypeVar("T")
 
 # The defaults, in the order they are shown: each is read by a function of the context.
 DEFAULT_DIMENSIONS = ("os", "app_version", "library", "country", "page_path")
@@ -25,6 +27,8 @@ PROPERTY_PREFIX = "properties."
 MAX_DIMENSIONS = 10
 # Characters kept of a value: enough for a version, an OS, a short path or a plan name.
 MAX_VALUE = 64
+# Characters of a value read at most: a longer one is no label (and is not scanned).
+MAX_CHECKED = 4 * MAX_VALUE
 # Characters of a property key: Segment's own keys are far shorter.
 MAX_KEY = 64
 # How an hour's values past the cap are shown; stored as the empty string, which no
@@ -126,12 +130,13 @@ class Spec:
 
 def _clean_label(raw: Any) -> str | None:
     """A short label from a string field of the context; None if it is not one."""
-    if not isinstance(raw, str):
+    if not isinstance(raw, str) or len(raw) > MAX_CHECKED:
         return None
-    value = raw.strip()[:MAX_VALUE].strip()
+    value = raw.strip()
+    # Checked whole, then cut: a cut could keep a harmless-looking part of a personal value.
     if not value or not _LABEL.match(value) or _looks_personal(value) is not None:
         return None
-    return value
+    return value[:MAX_VALUE].strip()
 
 
 def _looks_personal(value: str) -> str | None:
@@ -152,21 +157,42 @@ def _looks_personal(value: str) -> str | None:
     return None
 
 
+class Remembered(Generic[T]):
+    """A check's verdicts on the strings it saw last: a field takes the same few values
+    again and again, and ingest reads it on every event. Bounded: emptied when full."""
+
+    SIZE = 4096
+
+    def __init__(self, check: Callable[[Any], T]) -> None:
+        self.check = check
+        self.seen: dict[str, T] = {}
+
+    def __call__(self, raw: Any) -> T:
+        if not isinstance(raw, str) or len(raw) > MAX_CHECKED:
+            return self.check(raw)
+        if raw in self.seen:
+            return self.seen[raw]
+        if len(self.seen) >= self.SIZE:
+            self.seen.clear()
+        found = self.seen[raw] = self.check(raw)
+        return found
+
+
 def _context_field(context: dict[str, Any], section: str, name: str) -> Any:
     part = context.get(section)
     return part.get(name) if isinstance(part, dict) else None
 
 
 def _os(event: dict[str, Any], context: dict[str, Any]) -> str | None:
-    return _clean_label(_context_field(context, "os", "name"))
+    return _label(_context_field(context, "os", "name"))
 
 
 def _app_version(event: dict[str, Any], context: dict[str, Any]) -> str | None:
-    return _clean_label(_context_field(context, "app", "version"))
+    return _label(_context_field(context, "app", "version"))
 
 
 def _library(event: dict[str, Any], context: dict[str, Any]) -> str | None:
-    return _clean_label(_context_field(context, "library", "name"))
+    return _label(_context_field(context, "library", "name"))
 
 
 def _country(event: dict[str, Any], context: dict[str, Any]) -> str | None:
@@ -191,6 +217,11 @@ def _page_path(event: dict[str, Any], context: dict[str, Any]) -> str | None:
             path = props.get("path")
     if not isinstance(path, str):
         path = _context_field(context, "page", "path")
+    return _path(path)
+
+
+def _clean_path(path: Any) -> str | None:
+    """A path as kept: see `_page_path`."""
     if not isinstance(path, str) or not path.startswith("/") or len(path) > 2048:
         return None
     path = path.split("?", 1)[0].split("#", 1)[0]
@@ -218,6 +249,8 @@ def _path_segment(segment: str) -> str:
         return PATH_ID
     return plain
 
+
+_path = Remembered(_clean_path)
 
 _DEFAULT_READERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], str | None]] = {
     "os": _os,
@@ -249,26 +282,14 @@ def property_value(raw: Any) -> str | Refusal | None:
     value = raw.strip()
     if not value or "\x00" in value or not value.isprintable():
         return None
-    reason = _looks_personal(value[: MAX_VALUE * 4])
+    reason = _looks_personal(value[:MAX_CHECKED])
     if reason is not None:
         return Refusal(0, reason)
     return value[:MAX_VALUE].strip()
 
 
-_PROPERTY_CACHE_SIZE = 4096
-_property_cache: dict[str, str | Refusal | None] = {}
-
-
-def _cached_property_value(raw: Any) -> str | Refusal | None:
-    """`property_value`, remembered for the few strings a property takes again and again."""
-    if not isinstance(raw, str) or len(raw) > MAX_VALUE:
-        return property_value(raw)
-    found = _property_cache.get(raw, _property_cache)
-    if found is _property_cache:
-        if len(_property_cache) >= _PROPERTY_CACHE_SIZE:
-            _property_cache.clear()
-        found = _property_cache[raw] = property_value(raw)
-    return found  # type: ignore[return-value]
+_label = Remembered(_clean_label)
+_property = Remembered(property_value)
 
 
 def event_dimensions(
@@ -289,7 +310,7 @@ def event_dimensions(
             if props is None:
                 props = event.get("properties")
                 props = props if isinstance(props, dict) else {}
-            got = _cached_property_value(props.get(name[len(PROPERTY_PREFIX) :]))
+            got = _property(props.get(name[len(PROPERTY_PREFIX) :]))
             if isinstance(got, Refusal):
                 refusal = refusal or Refusal(dimension_id, got.reason)
                 continue

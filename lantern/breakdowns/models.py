@@ -48,8 +48,9 @@ class BreakdownValue(Base):
 class BreakdownBucket(Base):
     """One metric's events with one dimension value in one UTC hour (epoch hours).
 
-    `count` and `value_sum` mean what they mean in `Bucket`; an average metric has no
-    rows of its own (its value metric's rows hold its count and sum).
+    `count` is the events; `valued` those of them that carried a value and `value_sum`
+    its sum. Value and average metrics have no rows of their own: their event's count
+    metric (a track event, a LaunchDarkly experiment) carries their count and sum.
     """
 
     __tablename__ = "breakdown_buckets"
@@ -66,4 +67,5 @@ class BreakdownBucket(Base):
     )
     hour: Mapped[int] = mapped_column(Integer, primary_key=True)
     count: Mapped[int] = mapped_column(BigInteger, default=0)
+    valued: Mapped[int] = mapped_column(BigInteger, default=0)
     value_sum: Mapped[float] = mapped_column(Float, default=0.0)

@@ -48,11 +48,15 @@ def breakdown_series(
     source_id, kind, name = metric
     held = measure(kind)
     counted_id = metric_id
-    if kind == MetricKind.MEAN:  # its count and sum are its value metric's
+    if kind in (MetricKind.VALUE, MetricKind.MEAN):  # their rows are their event's metric's
         sibling = connection.scalar(
-            select(Metric.id).where(
-                Metric.source_id == source_id, Metric.kind == MetricKind.VALUE, Metric.name == name
+            select(Metric.id)
+            .where(
+                Metric.source_id == source_id,
+                Metric.kind.in_([MetricKind.TRACK, MetricKind.EXPERIMENT]),
+                Metric.name == name,
             )
+            .order_by(Metric.kind.desc())  # a track event before an experiment of that name
         )
         counted_id = sibling if sibling is not None else metric_id
     dimension_id = connection.scalar(
@@ -67,8 +71,13 @@ def breakdown_series(
     first, last = epoch_hour(start), epoch_hour(end)
     index = pd.date_range(hour_index(first), periods=max(0, last - first), freq="h")
     rows = connection.execute(
-        select(BreakdownValue.value, BreakdownBucket.hour, BreakdownBucket.count)
-        .add_columns(BreakdownBucket.value_sum)
+        select(
+            BreakdownValue.value,
+            BreakdownBucket.hour,
+            BreakdownBucket.count,
+            BreakdownBucket.valued,
+            BreakdownBucket.value_sum,
+        )
         .join(BreakdownBucket, BreakdownBucket.value_id == BreakdownValue.id)
         .where(
             BreakdownValue.dimension_id == dimension_id,
@@ -78,24 +87,24 @@ def breakdown_series(
         )
     ).all()
     frame = pd.DataFrame(
-        [tuple(row) for row in rows], columns=["value", "hour", "count", "value_sum"]
+        [tuple(row) for row in rows], columns=["value", "hour", "count", "valued", "value_sum"]
     )
     columns: dict[str, np.ndarray] = {}
     for value, part in frame.groupby("value", sort=False) if len(frame) else []:
         values = np.full(len(index), 0.0 if held == "count" else np.nan)
         positions = part["hour"].to_numpy() - first
-        counts = part["count"].to_numpy(dtype=float)
         if held == "count":
-            values[positions] = counts
-        elif held == "sum":
-            values[positions] = part["value_sum"].to_numpy(dtype=float)
+            values[positions] = part["count"].to_numpy(dtype=float)
         else:
+            counts = part["valued"].to_numpy(dtype=float)
+            sums = part["value_sum"].to_numpy(dtype=float)
             valued = counts > 0
             values[positions[valued]] = (
-                part["value_sum"].to_numpy(dtype=float)[valued] / counts[valued]
+                sums[valued] if held == "sum" else sums[valued] / counts[valued]
             )
         columns[label_of(str(value))] = values
-    totals = frame.groupby("value")["count"].sum() if len(frame) else pd.Series(dtype=float)
+    weight = "count" if held == "count" else "valued"
+    totals = frame.groupby("value")[weight].sum() if len(frame) else pd.Series(dtype=float)
     order = sorted(columns, key=lambda c: (c == OTHER, -float(totals.get(_stored(c), 0)), c))
     result = pd.DataFrame({c: columns[c] for c in order}, index=index)
     result.columns.name = dimension

@@ -222,9 +222,10 @@ def refuse_dimensions(connection: Connection, *, reasons: dict[int, str], now: d
 
 # Built once: this runs for every ingest transaction that counts a breakdown.
 _UPSERT = (
-    "INSERT INTO breakdown_buckets (value_id, metric_id, hour, count, value_sum) {rows} "
+    "INSERT INTO breakdown_buckets (value_id, metric_id, hour, count, valued, value_sum) {rows} "
     "ON CONFLICT (value_id, metric_id, hour) DO UPDATE SET "
     "count = breakdown_buckets.count + excluded.count, "
+    "valued = breakdown_buckets.valued + excluded.valued, "
     "value_sum = breakdown_buckets.value_sum + excluded.value_sum"
 )
 
@@ -235,15 +236,17 @@ def breakdown_upsert(rows: str) -> str:
 
 
 _FROM_ARRAYS = breakdown_upsert(
-    "SELECT * FROM unnest(%s::int[], %s::int[], %s::int[], %s::bigint[], %s::float8[])"
+    "SELECT * FROM unnest(%s::int[], %s::int[], %s::int[], %s::bigint[], %s::bigint[], "
+    "%s::float8[])"
 )
-_FROM_VALUES = breakdown_upsert("VALUES (?, ?, ?, ?, ?)")
+_FROM_VALUES = breakdown_upsert("VALUES (?, ?, ?, ?, ?, ?)")
 
 
 def add_to_breakdowns(
-    connection: Connection, increments: dict[tuple[int, int, int], tuple[int, float]]
+    connection: Connection, increments: dict[tuple[int, int, int], tuple[int, int, float]]
 ) -> None:
-    """Add counts and value sums to breakdown buckets `(value_id, metric_id, hour)`."""
+    """Add (events, events with a value, value sum) to breakdown buckets `(value_id,
+    metric_id, hour)`."""
     if not increments:
         return
     rows = sorted(increments.items())
@@ -256,6 +259,7 @@ def add_to_breakdowns(
                 [key[2] for key, _ in rows],
                 [value[0] for _, value in rows],
                 [value[1] for _, value in rows],
+                [value[2] for _, value in rows],
             ),
         )
     else:

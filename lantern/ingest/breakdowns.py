@@ -2,8 +2,10 @@
 
 Most events of a group share their metrics, their dimension values and their hour, so
 each event adds to one cell keyed by all three; the cells are spread over each metric and
-each dimension value only once per group. An average metric gets no rows: its value
-metric's rows hold the same count and sum.
+each dimension value only once per group. Value and average metrics get no rows of their
+own: the event's count metric (its track event, or its LaunchDarkly experiment) carries
+the value's count and sum beside its events, which halves the rows an hour takes; the
+reading side (`lantern.breakdowns.read`) finds them there.
 """
 
 from __future__ import annotations
@@ -25,23 +27,29 @@ from lantern.ingest.events import Verdict
 from lantern.ingest.types import Judged
 from lantern.metrics.keys import MetricKey, MetricKind
 
-_MEAN = MetricKind.MEAN.value
-Marks = tuple[tuple[MetricKey, bool], ...]  # a metric an event increments, and if valued
+# Metrics with no breakdown rows of their own, and those that carry an event's value.
+NOT_SPLIT = frozenset({MetricKind.VALUE.value, MetricKind.MEAN.value})
+CARRY_VALUE = frozenset({MetricKind.TRACK.value, MetricKind.EXPERIMENT.value})
+Marks = tuple[tuple[MetricKey, bool], ...]  # the metrics split, each marked if it takes the value
 Dims = tuple[tuple[int, str], ...]
+# (value id, metric id, hour) -> (events, events with a value, their sum)
+Rows = dict[tuple[int, int, int], tuple[int, int, float]]
 
 
-def split_marks(verdict: Verdict) -> tuple[Marks, float]:
-    """The metrics an event's breakdowns count (not averages), each marked if it takes the
-    event's value, and that value (0 when none)."""
-    value = 0.0
-    marks: list[tuple[MetricKey, bool]] = []
-    for key, given in verdict.increments:
-        if key[0] == _MEAN:
-            continue
+def split_marks(verdict: Verdict) -> tuple[Marks, float | None]:
+    """The metrics an event's breakdowns count, each marked if it carries the event's
+    value, and that value (None when the event has none)."""
+    value: float | None = None
+    for _, given in verdict.increments:
         if given is not None:
             value = given
-        marks.append((key, given is not None))
-    return tuple(marks), value
+            break
+    marks = tuple(
+        (key, value is not None and key[0] in CARRY_VALUE)
+        for key, _ in verdict.increments
+        if key[0] not in NOT_SPLIT
+    )
+    return marks, value
 
 
 def find_refusals(requests: Sequence[Judged], unique: Sequence[list[Verdict]]) -> dict[int, str]:
@@ -79,11 +87,16 @@ class BreakdownCells:
             return
         summed = self.cells.get(source_id)
         if summed is None:
-            summed = self.cells[source_id] = defaultdict(lambda: [0, 0.0])
+            summed = self.cells[source_id] = {}
         marks, value = split_marks(verdict)
-        cell = summed[(marks, verdict.dims, verdict.hour)]
+        key = (marks, verdict.dims, verdict.hour)
+        cell = summed.get(key)
+        if cell is None:
+            cell = summed[key] = [0, 0, 0.0]
         cell[0] += 1
-        cell[1] += value
+        if value is not None:
+            cell[1] += 1
+            cell[2] += value
 
     def increments(
         self,
@@ -91,30 +104,35 @@ class BreakdownCells:
         *,
         metric_ids: dict[int, dict[MetricKey, int]],
         refused: set[int],
-    ) -> tuple[dict[tuple[int, int, int], tuple[int, float]], dict[int, KnownValues]]:
-        """Rows `(value_id, metric_id, hour) -> (count, value_sum)` to add, new values
-        admitted within the cap; and the dimensions' values to remember after commit."""
-        wanted: dict[int, list[str]] = {}
+    ) -> tuple[Rows, dict[int, KnownValues]]:
+        """Rows to add, new values admitted within the cap; and the dimensions' values to
+        remember after commit."""
+        wanted: dict[int, dict[str, None]] = {}
         for summed in self.cells.values():
             for _, dims, _ in summed:
                 for dimension_id, value in dims:
                     if dimension_id not in refused:
-                        wanted.setdefault(dimension_id, []).append(value)
+                        wanted.setdefault(dimension_id, {})[value] = None
         found, learned = resolve_values(
-            connection, wanted={d: list(dict.fromkeys(v)) for d, v in wanted.items()}
+            connection, wanted={d: list(values) for d, values in wanted.items()}
         )
         learned.update({dimension_id: KnownValues(refused=True) for dimension_id in refused})
-        rows: dict[tuple[int, int, int], list[float]] = defaultdict(lambda: [0, 0.0])
+        rows: dict[tuple[int, int, int], list[float]] = {}
         for source_id, summed in self.cells.items():
             ids = metric_ids[source_id]
-            for (marks, dims, hour), (count, value_sum) in summed.items():
+            for (marks, dims, hour), (count, valued, value_sum) in summed.items():
+                targets = [(ids[key], carries) for key, carries in marks]
                 for pair in dims:
                     value_id = found.get(pair)
                     if value_id is None:
                         continue
-                    for key, valued in marks:
-                        cell = rows[(value_id, ids[key], hour)]
+                    for metric_id, carries in targets:
+                        row = (value_id, metric_id, hour)
+                        cell = rows.get(row)
+                        if cell is None:
+                            cell = rows[row] = [0, 0, 0.0]
                         cell[0] += count
-                        if valued:
-                            cell[1] += value_sum
-        return {k: (int(c), float(v)) for k, (c, v) in rows.items()}, learned
+                        if carries:
+                            cell[1] += valued
+                            cell[2] += value_sum
+        return {k: (int(c), int(n), float(v)) for k, (c, n, v) in rows.items()}, learned

@@ -30,13 +30,13 @@ from sqlalchemy import Engine
 
 from lantern.breakdowns.service import breakdown_upsert, value_ids
 from lantern.db.dialect import fetch_all
+from lantern.ingest.breakdowns import CARRY_VALUE, NOT_SPLIT
 from lantern.ingest.dedupe import seen_second
 from lantern.ingest.events import Verdict
 from lantern.ingest.types import IngestResult, Judged
-from lantern.metrics.keys import MetricKey, MetricKind
+from lantern.metrics.keys import MetricKey
 from lantern.metrics.service import bucket_upsert, metric_ids
 
-_MEAN = MetricKind.MEAN.value
 # The arrays describing the events offered to the debug view, one value per event.
 SHOWN_COLUMNS = ("request", "pos", "source", "digest", "received", "accepted", "reason", "event")
 # How many of a request's last events are offered to the debug view, of which the last
@@ -65,8 +65,8 @@ candidates AS (
 shape_rows AS MATERIALIZED (
     SELECT * FROM unnest(
         %(shape_number)b::int[], %(shape_metric)b::int[], %(shape_valued)b::bool[],
-        %(shape_split)b::bool[]
-    ) AS p(shape, metric_id, valued, split)
+        %(shape_split)b::bool[], %(shape_carries)b::bool[]
+    ) AS p(shape, metric_id, valued, split, carries)
 ),
 -- Materialized: summed by hashing, then only the sums are sorted for the upsert's key
 -- order (inlined, the planner sorted every event's rows to group them).
@@ -86,7 +86,8 @@ bucket_rows AS (
 -- Each counted event with dimension values, once per metric it splits and per value.
 breakdown_increments AS MATERIALIZED (
     SELECT d.value_id, p.metric_id, c.hour, count(*) AS n,
-        coalesce(sum(c.value) FILTER (WHERE p.valued), 0) AS v
+        count(c.value) FILTER (WHERE p.carries) AS k,
+        coalesce(sum(c.value) FILTER (WHERE p.carries), 0) AS v
     FROM candidates AS c
     JOIN shape_rows AS p ON p.shape = c.shape AND p.split
     JOIN unnest(%(combo_number)b::int[], %(combo_value)b::int[]) AS d(combo, value_id)
@@ -146,7 +147,7 @@ SELECT source_id, digest FROM fresh
 ).replace(
     "{BREAKDOWN_ROWS}",
     breakdown_upsert(
-        "SELECT value_id, metric_id, hour, n, v FROM breakdown_increments "
+        "SELECT value_id, metric_id, hour, n, k, v FROM breakdown_increments "
         "WHERE (SELECT count(*) FROM bucket_rows) >= 0 ORDER BY value_id, metric_id, hour"
     ),
 )
@@ -165,6 +166,7 @@ class Shapes:
     metric: list[int] = field(default_factory=list)
     valued: list[bool] = field(default_factory=list)
     split: list[bool] = field(default_factory=list)  # whether breakdowns count it
+    carries: list[bool] = field(default_factory=list)  # ... with the event's value
 
 
 @dataclass(slots=True)
@@ -235,7 +237,8 @@ def shape_of(
             shapes.number.append(number)
             shapes.metric.append(metric_id)
             shapes.valued.append(valued)
-            shapes.split.append(key[0] != _MEAN)
+            shapes.split.append(key[0] not in NOT_SPLIT)
+            shapes.carries.append(key[0] in CARRY_VALUE)
         shapes.of[found] = number
     return number, value
 
@@ -322,6 +325,7 @@ def write_at_once(
         "shape_metric": shapes.metric,
         "shape_valued": shapes.valued,
         "shape_split": shapes.split,
+        "shape_carries": shapes.carries,
         "cand_combo": cand_combo,
         "combo_number": combos.number,
         "combo_value": combos.value,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -14,7 +15,9 @@ from sqlalchemy import Engine, func, select
 from lantern.analysis import Lantern
 from lantern.breakdowns.models import BreakdownValue
 from lantern.breakdowns.service import VALUES_PER_DIMENSION
+from lantern.config import Settings
 from lantern.metrics.models import Metric
+from lantern.pipeline import clean_up
 from tests.factories import MadeSource, make_source
 
 # The context each library fills in, as analytics-ios, analytics-android and analytics.js
@@ -186,19 +189,24 @@ def test_an_allowed_property_is_counted_by_value(client: TestClient, engine: Eng
     )
     assert response.status_code == 200, response.text
     assert [d["name"] for d in response.json()["dimensions"]] == ["os", "properties.plan"]
-    plans = ["pro", "pro", "free", "team"]
-    send(client, src, [event(IOS, properties={"plan": p, "value": 2}) for p in plans])
-    assert split(engine, src, "properties.plan").to_dict() == {"pro": 2, "free": 1, "team": 1}
-    assert split(engine, src, "os").to_dict() == {"iOS": 4}
+    plans = [("pro", 2), ("pro", 4), ("free", 1), ("team", 5)]
+    send(client, src, [event(IOS, properties={"plan": p, "value": v}) for p, v in plans])
+    send(client, src, [event(IOS, properties={"plan": "free"})])  # no value: counted only
+    assert split(engine, src, "properties.plan").to_dict() == {"pro": 2, "free": 2, "team": 1}
+    assert split(engine, src, "os").to_dict() == {"iOS": 5}
     with engine.connect() as connection:
-        value_id = connection.scalar(
-            select(Metric.id).where(
-                Metric.source_id == src.id, Metric.kind == "value", Metric.name == "Checkout"
-            )
+        ids = dict(
+            connection.execute(
+                select(Metric.kind, Metric.id).where(
+                    Metric.source_id == src.id, Metric.name == "Checkout"
+                )
+            ).all()
         )
-    assert value_id is not None
-    sums = Lantern(engine).breakdown(value_id, "properties.plan").sum()
-    assert sums.to_dict() == {"pro": 4.0, "free": 2.0, "team": 2.0}
+    lantern = Lantern(engine)
+    sums = lantern.breakdown(ids["value"], "properties.plan").sum()
+    means = lantern.breakdown(ids["mean"], "properties.plan").mean()
+    assert sums.to_dict() == {"pro": 6.0, "team": 5.0, "free": 1.0}
+    assert means.to_dict() == {"pro": 3.0, "team": 5.0, "free": 1.0}
 
 
 def test_a_property_whose_values_are_email_addresses_is_refused_and_its_counts_deleted(
@@ -279,3 +287,19 @@ def test_a_breakdown_frame_is_hourly_and_zero_filled_like_the_metric_s_series(
     assert frame.index.equals(series.index)
     assert (frame.sum(axis=1) == series).all()
     assert frame.loc[series.index[0], "iOS"] == 1 and frame.loc[series.index[1], "iOS"] == 0
+
+
+def test_the_daily_clean_up_drops_breakdown_hours_past_the_retention(
+    fresh_client: TestClient, fresh_engine: Engine, tmp_path: Path
+) -> None:
+    src = make_source(fresh_engine)
+    old = (datetime.now(UTC) - timedelta(days=40)).isoformat()
+    response = fresh_client.post(
+        "/v1/import",
+        json={"batch": [event(IOS, timestamp=old), event(ANDROID)]},
+        auth=(src.key, ""),
+    )
+    assert response.status_code == 200 and response.json()["accepted"] == 2
+    settings = Settings(data_dir=tmp_path, retention_days=30, scheduler_enabled=False)
+    clean_up(fresh_engine, settings, now=datetime.now(UTC))
+    assert split(fresh_engine, src, "os").to_dict() == {"Android": 1}

@@ -71,6 +71,7 @@ def upgrade() -> None:
         sa.Column("metric_id", sa.Integer(), nullable=False),
         sa.Column("hour", sa.Integer(), nullable=False),
         sa.Column("count", sa.BigInteger(), nullable=False),
+        sa.Column("valued", sa.BigInteger(), nullable=False),
         sa.Column("value_sum", sa.Float(), nullable=False),
         sa.ForeignKeyConstraint(
             ["metric_id"],
