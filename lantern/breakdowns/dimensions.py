@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 from urllib.parse import unquote
 
@@ -123,9 +123,35 @@ class Refusal:
 
 @dataclass(frozen=True, slots=True)
 class Spec:
-    """A source's dimensions as ingest reads them: (id, name) pairs, defaults first."""
+    """A source's dimensions as ingest reads them: (id, name) pairs, defaults first.
+
+    Worked out once per source: which default each id is (`defaults`, positions in
+    `DEFAULT_DIMENSIONS`), the property keys, and a memo of the defaults' values per
+    combination of the context fields they are read from (a source's clients send a few
+    hundred combinations, again and again).
+    """
 
     dimensions: tuple[tuple[int, str], ...]
+    defaults: tuple[tuple[int, int], ...] = field(init=False, compare=False, repr=False)
+    properties: tuple[tuple[int, str], ...] = field(init=False, compare=False, repr=False)
+    memo: dict[tuple[Any, ...], tuple[tuple[int, str], ...]] = field(
+        init=False, compare=False, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        defaults = tuple(
+            (DEFAULT_DIMENSIONS.index(name), dimension_id)
+            for dimension_id, name in self.dimensions
+            if name in DEFAULT_DIMENSIONS
+        )
+        properties = tuple(
+            (dimension_id, name[len(PROPERTY_PREFIX) :])
+            for dimension_id, name in self.dimensions
+            if name.startswith(PROPERTY_PREFIX)
+        )
+        object.__setattr__(self, "defaults", defaults)
+        object.__setattr__(self, "properties", properties)
+        object.__setattr__(self, "memo", {})
 
 
 def _clean_label(raw: Any) -> str | None:
@@ -178,26 +204,8 @@ class Remembered(Generic[T]):
         return found
 
 
-def _context_field(context: dict[str, Any], section: str, name: str) -> Any:
-    part = context.get(section)
-    return part.get(name) if isinstance(part, dict) else None
-
-
-def _os(event: dict[str, Any], context: dict[str, Any]) -> str | None:
-    return _label(_context_field(context, "os", "name"))
-
-
-def _app_version(event: dict[str, Any], context: dict[str, Any]) -> str | None:
-    return _label(_context_field(context, "app", "version"))
-
-
-def _library(event: dict[str, Any], context: dict[str, Any]) -> str | None:
-    return _label(_context_field(context, "library", "name"))
-
-
-def _country(event: dict[str, Any], context: dict[str, Any]) -> str | None:
+def _country(locale: Any) -> str | None:
     """The region of `context.locale` ("en-US" -> "US"); never anything from the IP."""
-    locale = context.get("locale")
     if not isinstance(locale, str) or len(locale) > 35:
         return None
     for part in re.split(r"[-_]", locale)[1:]:
@@ -208,20 +216,8 @@ def _country(event: dict[str, Any], context: dict[str, Any]) -> str | None:
     return None
 
 
-def _page_path(event: dict[str, Any], context: dict[str, Any]) -> str | None:
-    """The page's path without query string or fragment, its id-like segments as ":id"."""
-    path = None
-    if event.get("type") == "page":
-        props = event.get("properties")
-        if isinstance(props, dict):
-            path = props.get("path")
-    if not isinstance(path, str):
-        path = _context_field(context, "page", "path")
-    return _path(path)
-
-
 def _clean_path(path: Any) -> str | None:
-    """A path as kept: see `_page_path`."""
+    """The page's path without query string or fragment, its id-like segments as ":id"."""
     if not isinstance(path, str) or not path.startswith("/") or len(path) > 2048:
         return None
     path = path.split("?", 1)[0].split("#", 1)[0]
@@ -248,17 +244,6 @@ def _path_segment(segment: str) -> str:
     ):
         return PATH_ID
     return plain
-
-
-_path = Remembered(_clean_path)
-
-_DEFAULT_READERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], str | None]] = {
-    "os": _os,
-    "app_version": _app_version,
-    "library": _library,
-    "country": _country,
-    "page_path": _page_path,
-}
 
 
 def property_value(raw: Any) -> str | Refusal | None:
@@ -288,8 +273,54 @@ def property_value(raw: Any) -> str | Refusal | None:
     return value[:MAX_VALUE].strip()
 
 
-_label = Remembered(_clean_label)
+# The checks of the defaults, in the order of DEFAULT_DIMENSIONS, and of property values.
+_CHECKS: tuple[Callable[[Any], str | None], ...] = (
+    _clean_label,
+    _clean_label,
+    _clean_label,
+    _country,
+    _clean_path,
+)
 _property = Remembered(property_value)
+# Context combinations a spec remembers at most (each field at most MAX_CHECKED long, so
+# about a megabyte at worst); past it, its memo starts again. Ingest reads a source's spec
+# afresh every few seconds, memo included.
+MEMO_SIZE = 1024
+_NO_CONTEXT: dict[str, Any] = {}
+
+
+def _section(context: dict[str, Any], section: str, name: str) -> Any:
+    part = context.get(section)
+    return part.get(name) if type(part) is dict else None
+
+
+def _raw_defaults(event: dict[str, Any], context: dict[str, Any]) -> tuple[Any, ...]:
+    """The fields the defaults are read from, as sent: os.name, app.version, library.name,
+    locale, and the page path (a page call's `properties.path`, else `context.page.path`)."""
+    path = None
+    if event.get("type") == "page":
+        props = event.get("properties")
+        if type(props) is dict:
+            path = props.get("path")
+    if type(path) is not str:
+        path = _section(context, "page", "path")
+    return (
+        _section(context, "os", "name"),
+        _section(context, "app", "version"),
+        _section(context, "library", "name"),
+        context.get("locale"),
+        path,
+    )
+
+
+def _default_values(spec: Spec, raw: tuple[Any, ...]) -> tuple[tuple[int, str], ...]:
+    """The spec's default dimensions' values for these raw fields, each checked."""
+    found: list[tuple[int, str]] = []
+    for position, dimension_id in spec.defaults:
+        value = _CHECKS[position](raw[position])
+        if value is not None:
+            found.append((dimension_id, value))
+    return tuple(found)
 
 
 def event_dimensions(
@@ -297,32 +328,42 @@ def event_dimensions(
 ) -> tuple[tuple[tuple[int, str], ...], Refusal | None]:
     """The event's (dimension id, value) pairs, and the first property refused on its value."""
     context = event.get("context")
-    if not isinstance(context, dict):
-        context = {}
-    found: list[tuple[int, str]] = []
-    refusal: Refusal | None = None
-    props: Any = None
-    for dimension_id, name in spec.dimensions:
-        reader = _DEFAULT_READERS.get(name)
-        if reader is not None:
-            value = reader(event, context)
+    if type(context) is not dict:
+        context = _NO_CONTEXT
+    found: tuple[tuple[int, str], ...] = ()
+    if spec.defaults:
+        raw = _raw_defaults(event, context)
+        try:
+            known = spec.memo.get(raw)
+        except TypeError:  # an object or a list where a string belongs: no memo
+            found = _default_values(spec, raw)
         else:
-            if props is None:
-                props = event.get("properties")
-                props = props if isinstance(props, dict) else {}
-            got = _property(props.get(name[len(PROPERTY_PREFIX) :]))
-            if isinstance(got, Refusal):
-                refusal = refusal or Refusal(dimension_id, got.reason)
-                continue
-            value = got
-        if value is not None:
-            found.append((dimension_id, value))
-    return tuple(found), refusal
+            if known is None:
+                known = _default_values(spec, raw)
+                # Only short fields are remembered: the memo's memory stays small.
+                if all(type(v) is not str or len(v) <= MAX_CHECKED for v in raw):
+                    if len(spec.memo) >= MEMO_SIZE:
+                        spec.memo.clear()
+                    spec.memo[raw] = known
+            found = known
+    if not spec.properties:
+        return found, None
+    refusal: Refusal | None = None
+    props = event.get("properties")
+    props = props if type(props) is dict else _NO_CONTEXT
+    kept = list(found)
+    for dimension_id, key in spec.properties:
+        got = _property(props.get(key))
+        if isinstance(got, Refusal):
+            refusal = refusal or Refusal(dimension_id, got.reason)
+        elif got is not None:
+            kept.append((dimension_id, got))
+    return tuple(kept), refusal
 
 
 def check_dimension_name(name: str) -> str | None:
     """Why `name` cannot be a dimension, or None: a default, or `properties.<key>` not personal."""
-    if name in _DEFAULT_READERS:
+    if name in DEFAULT_DIMENSIONS:
         return None
     if not name.startswith(PROPERTY_PREFIX):
         defaults = ", ".join(DEFAULT_DIMENSIONS)

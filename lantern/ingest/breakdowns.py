@@ -30,26 +30,9 @@ from lantern.metrics.keys import MetricKey, MetricKind
 # Metrics with no breakdown rows of their own, and those that carry an event's value.
 NOT_SPLIT = frozenset({MetricKind.VALUE.value, MetricKind.MEAN.value})
 CARRY_VALUE = frozenset({MetricKind.TRACK.value, MetricKind.EXPERIMENT.value})
-Marks = tuple[tuple[MetricKey, bool], ...]  # the metrics split, each marked if it takes the value
 Dims = tuple[tuple[int, str], ...]
 # (value id, metric id, hour) -> (events, events with a value, their sum)
 Rows = dict[tuple[int, int, int], tuple[int, int, float]]
-
-
-def split_marks(verdict: Verdict) -> tuple[Marks, float | None]:
-    """The metrics an event's breakdowns count, each marked if it carries the event's
-    value, and that value (None when the event has none)."""
-    value: float | None = None
-    for _, given in verdict.increments:
-        if given is not None:
-            value = given
-            break
-    marks = tuple(
-        (key, value is not None and key[0] in CARRY_VALUE)
-        for key, _ in verdict.increments
-        if key[0] not in NOT_SPLIT
-    )
-    return marks, value
 
 
 def find_refusals(requests: Sequence[Judged], unique: Sequence[list[Verdict]]) -> dict[int, str]:
@@ -76,27 +59,41 @@ def find_refusals(requests: Sequence[Judged], unique: Sequence[list[Verdict]]) -
 
 
 class BreakdownCells:
-    """A group's counted events summed per source, metrics, dimension values and hour."""
+    """A group's counted events summed per source, metric, dimension values and hour.
+
+    A cell is keyed by one metric the event counts in, the event's dimension values (one
+    tuple, the same object for every event of the same client context) and its hour; it
+    holds the events, those with a value that this metric carries, and their sum.
+    """
 
     def __init__(self) -> None:
-        self.cells: dict[int, dict[tuple[Marks, Dims, int], list[float]]] = {}
+        self.cells: dict[int, dict[tuple[MetricKey, Dims, int], list[float]]] = {}
 
     def add(self, source_id: int, verdict: Verdict) -> None:
         """Count one event that was counted in its metrics."""
-        if not verdict.dims:
+        dims = verdict.dims
+        if not dims:
             return
         summed = self.cells.get(source_id)
         if summed is None:
             summed = self.cells[source_id] = {}
-        marks, value = split_marks(verdict)
-        key = (marks, verdict.dims, verdict.hour)
-        cell = summed.get(key)
-        if cell is None:
-            cell = summed[key] = [0, 0, 0.0]
-        cell[0] += 1
-        if value is not None:
-            cell[1] += 1
-            cell[2] += value
+        hour = verdict.hour
+        value: float | None = None
+        for _, given in verdict.increments:
+            if given is not None:
+                value = given
+                break
+        for key, _ in verdict.increments:
+            kind = key[0]
+            if kind in NOT_SPLIT:
+                continue
+            cell = summed.get((key, dims, hour))
+            if cell is None:
+                cell = summed[(key, dims, hour)] = [0, 0, 0.0]
+            cell[0] += 1
+            if value is not None and kind in CARRY_VALUE:
+                cell[1] += 1
+                cell[2] += value
 
     def increments(
         self,
@@ -109,7 +106,8 @@ class BreakdownCells:
         remember after commit."""
         wanted: dict[int, dict[str, None]] = {}
         for summed in self.cells.values():
-            for _, dims, _ in summed:
+            # in the order the events came: the first values met are the ones admitted
+            for dims in dict.fromkeys(dims for _, dims, _ in summed):
                 for dimension_id, value in dims:
                     if dimension_id not in refused:
                         wanted.setdefault(dimension_id, {})[value] = None
@@ -120,19 +118,18 @@ class BreakdownCells:
         rows: dict[tuple[int, int, int], list[float]] = {}
         for source_id, summed in self.cells.items():
             ids = metric_ids[source_id]
-            for (marks, dims, hour), (count, valued, value_sum) in summed.items():
-                targets = [(ids[key], carries) for key, carries in marks]
-                for pair in dims:
-                    value_id = found.get(pair)
-                    if value_id is None:
-                        continue
-                    for metric_id, carries in targets:
-                        row = (value_id, metric_id, hour)
-                        cell = rows.get(row)
-                        if cell is None:
-                            cell = rows[row] = [0, 0, 0.0]
+            value_ids: dict[Dims, list[int]] = {}
+            for (key, dims, hour), (count, valued, value_sum) in summed.items():
+                targets = value_ids.get(dims)
+                if targets is None:
+                    targets = value_ids[dims] = [found[p] for p in dims if p in found]
+                metric_id = ids[key]
+                for value_id in targets:
+                    cell = rows.get((value_id, metric_id, hour))
+                    if cell is None:
+                        rows[(value_id, metric_id, hour)] = [count, valued, value_sum]
+                    else:
                         cell[0] += count
-                        if carries:
-                            cell[1] += valued
-                            cell[2] += value_sum
+                        cell[1] += valued
+                        cell[2] += value_sum
         return {k: (int(c), int(n), float(v)) for k, (c, n, v) in rows.items()}, learned

@@ -195,13 +195,12 @@ def test_an_allowed_property_is_counted_by_value(client: TestClient, engine: Eng
     assert split(engine, src, "properties.plan").to_dict() == {"pro": 2, "free": 2, "team": 1}
     assert split(engine, src, "os").to_dict() == {"iOS": 5}
     with engine.connect() as connection:
-        ids = dict(
-            connection.execute(
-                select(Metric.kind, Metric.id).where(
-                    Metric.source_id == src.id, Metric.name == "Checkout"
-                )
-            ).all()
+        rows = connection.execute(
+            select(Metric.kind, Metric.id).where(
+                Metric.source_id == src.id, Metric.name == "Checkout"
+            )
         )
+        ids = {str(kind): int(metric_id) for kind, metric_id in rows}
     lantern = Lantern(engine)
     sums = lantern.breakdown(ids["value"], "properties.plan").sum()
     means = lantern.breakdown(ids["mean"], "properties.plan").mean()
