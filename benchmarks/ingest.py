@@ -530,9 +530,9 @@ def main() -> None:
             limit_process.wait()
         return events / elapsed, spent / events * 1e6
 
-    def baseline() -> tuple[float, float | None]:
-        """(server CPU us per event, its PostgreSQL backends' CPU us per event) of the
-        baseline code, under the same throughput load."""
+    def baseline() -> tuple[float, float | None, float]:
+        """(server CPU us per event, its PostgreSQL backends' CPU us per event, its peak
+        RSS in MB) of the baseline code, under the same throughput load."""
         base_url = args.baseline_database_url or (None if not postgres else args.database_url)
         if postgres and base_url == args.database_url:
             parser.error("--baseline on PostgreSQL needs --baseline-database-url")
@@ -549,12 +549,13 @@ def main() -> None:
             sent, _, _ = load(args.seconds, base_target)
             spent = cpu_seconds(base.pid) - before
             after = {b: cpu_of([b]) for b in database_backends(base_url, tag)} if postgres else {}
+            base_rss = peak_rss_mb(base.pid)
         finally:
             key = own_key
             base.terminate()
             base.wait()
         db_spent = sum(cpu - dbs.get(b, 0.0) for b, cpu in after.items())
-        return spent / sent * 1e6, (db_spent / sent * 1e6 if postgres else None)
+        return spent / sent * 1e6, (db_spent / sent * 1e6 if postgres else None), base_rss
 
     load_before = os.getloadavg()
     try:
@@ -582,7 +583,7 @@ def main() -> None:
             process.terminate()
             process.wait()
     limit_rate, limit_us = limit() if not args.no_limit else (None, None)
-    base_us, base_db_us = baseline() if args.baseline else (None, None)
+    base_us, base_db_us, base_rss = baseline() if args.baseline else (None, None, None)
     timings.sort()
     p50 = statistics.median(timings) * 1000
     p99 = timings[int(len(timings) * 0.99) - 1] * 1000
@@ -629,7 +630,10 @@ def main() -> None:
                 f"{cpu_us / limit_us:.1f}x its CPU per event"
             )
     if base_us is not None and cpu_us is not None:
-        print(f"baseline ({args.baseline}), same load: server CPU {base_us:.1f} us/event")
+        print(
+            f"baseline ({args.baseline}), same load: server CPU {base_us:.1f} us/event, "
+            f"peak RSS {base_rss:,.0f} MB (throughput phase only)"
+        )
         if base_db_us is not None and db_us is not None:
             print(f"baseline's PostgreSQL backends' CPU: {base_db_us:.1f} us/event")
         mine = cpu_us + (db_us or 0.0)
