@@ -182,10 +182,13 @@ def store(engine: Engine, *, requests: list[Judged]) -> list[IngestResult]:
             return results
     committed: list[tuple[int, Resolved, int]] = []
     split = BreakdownCells()
-    with write_serialized(engine), engine.begin() as connection:
-        seen_at = max(request.received_at for request in requests)
-        if refusals:
+    seen_at = max(request.received_at for request in requests)
+    if refusals:
+        # Committed on its own, first: what a refused property counted is deleted even if
+        # the group fails, and no row lock of the deletion is held while buckets are locked.
+        with write_serialized(engine), engine.begin() as connection:
             refuse_dimensions(connection, reasons=refusals, now=seen_at)
+    with write_serialized(engine), engine.begin() as connection:
         fresh = {
             source_id: _new_digests(connection, source_id, sorted(found), seen_at)
             for source_id, found in digests.items()
