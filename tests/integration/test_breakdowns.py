@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
 from lantern.analysis import Lantern
-from lantern.breakdowns.models import BreakdownValue
+from lantern.breakdowns.models import BreakdownDimension, BreakdownValue
 from lantern.breakdowns.service import VALUES_PER_DIMENSION
 from lantern.config import Settings
 from lantern.metrics.models import Metric
@@ -302,3 +302,26 @@ def test_the_daily_clean_up_drops_breakdown_hours_past_the_retention(
     settings = Settings(data_dir=tmp_path, retention_days=30, scheduler_enabled=False)
     clean_up(fresh_engine, settings, now=datetime.now(UTC))
     assert split(fresh_engine, src, "os").to_dict() == {"Android": 1}
+
+
+def test_a_dimension_taken_off_the_list_is_deleted_with_its_counts_and_an_empty_list_stops_all(
+    client: TestClient, engine: Engine
+) -> None:
+    src = make_source(engine)
+    send(client, src, [event(IOS)])
+    url = f"/api/v1/sources/{src.id}/breakdowns"
+    kept = client.put(url, json={"dimensions": ["os"]}, headers=bearer(src))
+    assert [d["name"] for d in kept.json()["dimensions"]] == ["os"]
+    send(client, src, [event(ANDROID)])
+    assert split(engine, src, "os").to_dict() == {"iOS": 1, "Android": 1}
+    client.put(url, json={"dimensions": []}, headers=bearer(src))
+    send(client, src, [event(ANDROID)])
+    with engine.connect() as connection:
+        stored = connection.scalars(
+            select(BreakdownValue.value)
+            .join(BreakdownDimension, BreakdownDimension.id == BreakdownValue.dimension_id)
+            .where(BreakdownDimension.source_id == src.id)
+        ).all()
+    assert stored == []
+    debug = client.get(f"/api/v1/sources/{src.id}/debug", headers=bearer(src)).json()
+    assert debug["dimensions"] == []
