@@ -6,13 +6,16 @@
     python benchmarks/ingest.py --at-cap 10000       # a source at its metric cap
     python benchmarks/ingest.py --database-url postgresql+psycopg://127.0.0.1/test
     python benchmarks/ingest.py --url http://127.0.0.1:8000 --key KEY   # an existing server
+    python benchmarks/ingest.py --baseline /tmp/main   # and main's code, in the same run
 
 Phase 1 sends batches of 100 events as fast as N concurrent connections allow (with wrk
 when it is installed, else Python threads) and reports events/s, and the server's CPU time
 per accepted event: the figure to drive down, since wall-clock rates move with whatever
 else the machine runs. Phase 2 sends at half that rate (open loop, fixed schedule) and
 reports p50/p99 request latency. The server's peak RSS (all its processes) closes the
-report. Each event has a fresh messageId and one of 50 event names.
+report. Each event has a fresh messageId, one of 50 event names, and the context of one
+of 420 clients (mobile and web libraries, OS names, app versions, locales, page paths):
+every default breakdown dimension has values to count.
 
 Then, in the same invocation, the same throughput phase runs against the limit
 (`benchmarks/ingest_limit.py`: the same HTTP server, only authenticating and parsing), and
@@ -115,6 +118,35 @@ def peak_rss_mb(pid: int) -> float:
     return total / 1024
 
 
+def client_context(n: int) -> dict[str, object]:
+    """The context of one of a few hundred clients: what the official libraries send.
+
+    Mobile and web libraries, a few OS names, app versions and locales, and page paths
+    for the web, so that every default breakdown dimension has values to count.
+    """
+    library, os_name = [
+        ("analytics-ios", "iOS"),
+        ("analytics-android", "Android"),
+        ("analytics.js", None),
+        ("analytics-python", None),
+    ][n % 4]
+    context: dict[str, object] = {
+        "library": {"name": library, "version": "4.1.0"},
+        "locale": ["en-US", "de-DE", "fr-FR", "pt-BR", "en-GB", "ja-JP"][n % 6],
+        "ip": f"198.51.100.{n % 250}",
+    }
+    if os_name:
+        context["os"] = {"name": os_name, "version": "17.1"}
+        context["app"] = {"name": "Shop", "version": f"5.{n % 7}"}
+    elif library == "analytics.js":
+        path = ["/", "/pricing", "/docs", "/checkout", "/orders/1234"][n % 5]
+        context["page"] = {"path": path, "url": f"https://shop.example{path}?utm=x"}
+    return context
+
+
+CONTEXTS = [client_context(n) for n in range(420)]
+
+
 def batch_body(size: int) -> bytes:
     now = datetime.now(UTC).isoformat()
     events = [
@@ -125,7 +157,7 @@ def batch_body(size: int) -> bytes:
             "messageId": str(uuid.uuid4()),
             "timestamp": now,
             "properties": {"value": random.random(), "plan": "pro"},
-            "context": {"library": {"name": "analytics-python", "version": "2.4.0"}},
+            "context": random.choice(CONTEXTS),
         }
         for _ in range(size)
     ]
@@ -169,10 +201,21 @@ def fill_to_cap(database_url: str, source_id: int, cap: int) -> None:
 
 
 def start_server(
-    database_url: str | None, workers: int, application: str, *, at_cap: int | None = None
+    database_url: str | None,
+    workers: int,
+    application: str,
+    *,
+    at_cap: int | None = None,
+    code: str | None = None,
 ) -> tuple[subprocess.Popen[bytes], str, str]:
+    """A `lantern serve` on a fresh data folder and a new source; `code` runs another
+    checkout's lantern (the baseline) instead of this one."""
     data = tempfile.mkdtemp(prefix="lantern-bench-")
     env = {**os.environ, "LANTERN_DATA_DIR": data, "LANTERN_SCHEDULER_ENABLED": "false"}
+    # `python -m` puts the working folder first on the path: the baseline runs from its own.
+    cwd = str(Path(code).resolve()) if code else None
+    if cwd:
+        env["PYTHONPATH"] = cwd
     if database_url:
         env["LANTERN_DATABASE_URL"] = database_url
         env["PGAPPNAME"] = application  # libpq names the server's connections
@@ -192,6 +235,7 @@ def start_server(
         capture_output=True,
         text=True,
         check=True,
+        cwd=cwd,
     )
     key = json.loads(made.stdout)["api_key"]
     if at_cap:
@@ -204,6 +248,7 @@ def start_server(
     process = subprocess.Popen(
         [sys.executable, "-m", "lantern", "serve", "--port", str(port), "--workers", str(workers)],
         env=env,
+        cwd=cwd,
     )
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
@@ -421,6 +466,18 @@ def main() -> None:
         help="skip the run of the parse-only app (the limit) after Lantern's",
     )
     parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="a checkout of other code (`git archive main | tar -x -C DIR`): its server is "
+        "measured in the same run under the same load, and its CPU per event printed beside "
+        "this code's",
+    )
+    parser.add_argument(
+        "--baseline-database-url",
+        help="the baseline's database on PostgreSQL (not --database-url's: each server "
+        "migrates its own)",
+    )
+    parser.add_argument(
         "--load",
         choices=["wrk", "python"],
         default="wrk" if shutil.which("wrk") else "python",
@@ -473,6 +530,33 @@ def main() -> None:
             limit_process.wait()
         return events / elapsed, spent / events * 1e6
 
+    def baseline() -> tuple[float, float | None, float]:
+        """(server CPU us per event, its PostgreSQL backends' CPU us per event, its peak
+        RSS in MB) of the baseline code, under the same throughput load."""
+        base_url = args.baseline_database_url or (None if not postgres else args.database_url)
+        if postgres and base_url == args.database_url:
+            parser.error("--baseline on PostgreSQL needs --baseline-database-url")
+        tag = f"{application}-base"
+        base, base_target, base_key = start_server(
+            base_url, args.workers, tag, at_cap=args.at_cap, code=args.baseline
+        )
+        nonlocal key
+        key, own_key = base_key, key
+        try:
+            load(2, base_target)
+            before = cpu_seconds(base.pid)
+            dbs = {b: cpu_of([b]) for b in database_backends(base_url, tag)} if postgres else {}
+            sent, _, _ = load(args.seconds, base_target)
+            spent = cpu_seconds(base.pid) - before
+            after = {b: cpu_of([b]) for b in database_backends(base_url, tag)} if postgres else {}
+            base_rss = peak_rss_mb(base.pid)
+        finally:
+            key = own_key
+            base.terminate()
+            base.wait()
+        db_spent = sum(cpu - dbs.get(b, 0.0) for b, cpu in after.items())
+        return spent / sent * 1e6, (db_spent / sent * 1e6 if postgres else None), base_rss
+
     load_before = os.getloadavg()
     try:
         load(2)  # warm-up: imports, caches, the first metrics
@@ -499,6 +583,7 @@ def main() -> None:
             process.terminate()
             process.wait()
     limit_rate, limit_us = limit() if not args.no_limit else (None, None)
+    base_us, base_db_us, base_rss = baseline() if args.baseline else (None, None, None)
     timings.sort()
     p50 = statistics.median(timings) * 1000
     p99 = timings[int(len(timings) * 0.99) - 1] * 1000
@@ -544,11 +629,28 @@ def main() -> None:
                 f"Lantern against the limit: {rate / limit_rate:.1%} of its rate, "
                 f"{cpu_us / limit_us:.1f}x its CPU per event"
             )
+    if base_us is not None and cpu_us is not None:
+        print(
+            f"baseline ({args.baseline}), same load: server CPU {base_us:.1f} us/event, "
+            f"peak RSS {base_rss:,.0f} MB (throughput phase only)"
+        )
+        if base_db_us is not None and db_us is not None:
+            print(f"baseline's PostgreSQL backends' CPU: {base_db_us:.1f} us/event")
+        mine = cpu_us + (db_us or 0.0)
+        theirs = base_us + (base_db_us or 0.0)
+        print(
+            f"this code against the baseline: {mine - theirs:+.1f} us/event of server"
+            f"{' and database' if db_us is not None else ''} CPU ({mine / theirs - 1:+.1%})"
+        )
     print(
         json.dumps(
             {
                 "engine": engine,
                 "events_per_s": round(rate),
+                "baseline_cpu_us_per_event": round(base_us, 1) if base_us is not None else None,
+                "baseline_db_cpu_us_per_event": (
+                    round(base_db_us, 1) if base_db_us is not None else None
+                ),
                 "cpu_us_per_event": round(cpu_us, 1) if cpu_us is not None else None,
                 "db_cpu_us_per_event": round(db_us, 1) if db_us is not None else None,
                 "load_cpu_us_per_event": round(load_us, 1),

@@ -256,6 +256,7 @@ def source_create(name: str, workspace: str | None, as_json: bool) -> None:
 
     With one workspace (say the demo's), the source is made there, so its logins see it.
     """
+    from lantern.breakdowns.service import add_default_dimensions
     from lantern.db import session_scope
     from lantern.db.migrate import upgrade
     from lantern.workspaces.service import choose_workspace, create_source
@@ -264,6 +265,7 @@ def source_create(name: str, workspace: str | None, as_json: bool) -> None:
     with session_scope() as session:
         space = choose_workspace(session, name=workspace, create_with=get_settings().sensitivity)
         row, key = create_source(session, workspace=space, name=name)
+        add_default_dimensions(session, source_id=row.id)
         data = {"id": row.id, "name": row.name, "workspace": space.name, "api_key": key}
     if as_json:
         _echo_json(data)

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, select
 
+from lantern.breakdowns.service import add_default_dimensions
 from lantern.config import Settings
 from lantern.db.session import session_scope
 from lantern.metrics.service import epoch_hour
@@ -203,6 +204,7 @@ def make_demo(
             session, name=DEMO_WORKSPACE, sensitivity=settings.sensitivity
         )
         source, key = create_source(session, workspace=workspace, name=DEMO_SOURCE)
+        add_default_dimensions(session, source_id=source.id)
         create_user(session, workspace=workspace, email=DEMO_EMAIL, password=password)
         source_id, workspace_id = source.id, workspace.id
     end = pd.Timestamp.now(tz="UTC").floor("h") - pd.Timedelta(hours=1)

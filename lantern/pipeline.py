@@ -421,9 +421,10 @@ def prepare_partitions(engine: Engine, settings: Settings, *, now: datetime) -> 
 
 
 def clean_up(engine: Engine, settings: Settings, *, now: datetime) -> None:
-    """Drop buckets past the retention, then the expectations of buckets gone, old debug
-    rows, expired states and sessions (message ids go hourly, on their own)."""
+    """Drop buckets and breakdown rows past the retention, then the expectations of buckets
+    gone, old debug rows, expired states and sessions (message ids go hourly, on their own)."""
     from lantern.accounts.models import WebSession
+    from lantern.breakdowns.service import expire_breakdowns
     from lantern.ingest.service import purge_debug
     from lantern.metrics.partitions import expire_buckets
     from lantern.notify.models import SlackOAuthState
@@ -435,6 +436,8 @@ def clean_up(engine: Engine, settings: Settings, *, now: datetime) -> None:
         len(expired.dropped),
         expired.deleted_rows,
     )
+    split = expire_breakdowns(engine, now=now, retention_days=settings.retention_days)
+    log.info("breakdown rows past the retention removed: %d", split)
     purge_debug(
         engine,
         keep=settings.debug_recent_events,

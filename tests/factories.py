@@ -9,6 +9,7 @@ import pandas as pd
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from lantern.breakdowns.service import add_default_dimensions
 from lantern.db import session_scope
 from lantern.workspaces.service import create_api_token, create_source, get_or_create_workspace
 
@@ -31,6 +32,7 @@ def make_source(engine: Engine, *, name: str = "web", workspace: str | None = No
     with session_scope(engine) as session:
         space = get_or_create_workspace(session, name=workspace)
         source, key = create_source(session, workspace=space, name=name)
+        add_default_dimensions(session, source_id=source.id)
         _, token = create_api_token(session, workspace=space, name="tests")
         return MadeSource(source.id, name, key, space.id, workspace, token)
 

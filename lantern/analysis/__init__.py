@@ -5,6 +5,7 @@
     lantern.metrics(source="web")                      # one row per metric
     signups = lantern.series("Signed Up")              # hourly pandas Series
     lantern.frame(["Signed Up", "Checkout"])           # several, one column each
+    lantern.breakdown("Signed Up", "os")               # one column per value of a dimension
     lantern.replay("Signed Up", sensitivity="high")    # what detection would have said
     lantern.plot("Signed Up")                          # decomposition and alerts
     alerts = lantern.replay_alerts(source="web")       # every sensitivity, every metric

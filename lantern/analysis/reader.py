@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 
 from lantern.analysis.plots import plot_decomposition
 from lantern.analysis.tables import SENSITIVITIES, events_frame, mark_sent, metric_titles
+from lantern.breakdowns.read import breakdown_series
 from lantern.db.session import make_engine
 from lantern.detect import Decomposition, EpisodeEvent, decompose, replay_series
 from lantern.detect.series import SeriesKind
@@ -191,6 +192,21 @@ class Lantern:
     def series(self, metric: MetricRef, *, start: Any = None, end: Any = None) -> pd.Series:
         """A metric's hourly series up to the last closed hour (counts zero-filled)."""
         return self._load([self.info(metric)], start=start, end=end)[0]
+
+    def breakdown(
+        self, metric: MetricRef, dimension: str, *, start: Any = None, end: Any = None
+    ) -> pd.DataFrame:
+        """A metric split by one dimension: hourly, one column per value ("(other)" last),
+        over the metric's hours up to the last closed one unless a window is given."""
+        info = self.info(metric)
+        closed = pd.Timestamp.now(tz="UTC").floor("h")
+        last = info.last_hour + HOUR if info.last_hour is not None else closed
+        begin = _utc(start) if start is not None else (info.first_hour or closed)
+        stop = _utc(end) if end is not None else max(closed, last)
+        with self.engine.connect() as connection:
+            return breakdown_series(
+                connection, metric_id=info.id, dimension=dimension, start=begin, end=stop
+            )
 
     def frame(self, metrics: Sequence[MetricRef], **window: Any) -> pd.DataFrame:
         """Several metrics side by side, one column each, on one hourly index."""

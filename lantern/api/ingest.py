@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from starlette.requests import ClientDisconnect
 
 from lantern.api.deps import EngineDep, SettingsDep
+from lantern.breakdowns.service import specs
 from lantern.config import Settings
 from lantern.db.base import utcnow
 from lantern.errors import BadRequest
@@ -96,11 +97,12 @@ async def _ingest(
     _check_sizes(payload, settings, len(raw))
 
     identity = source_keys.authenticate(engine, key)
+    spec = specs.get(engine, identity.source_id)
     verdicts = judge_payload(
-        payload, received_at=received_at, limits=limits_for(settings, history=history)
+        payload, received_at=received_at, limits=limits_for(settings, history=history), spec=spec
     )
 
-    judged = Judged(identity.source_id, verdicts, received_at, settings.metric_cap)
+    judged = Judged(identity.source_id, verdicts, received_at, settings.metric_cap, spec)
     # The parsed body is not needed past here: let it go before waiting for the commit,
     # rather than keep a thousand objects alive per waiting request.
     del raw, payload

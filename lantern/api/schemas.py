@@ -141,6 +141,34 @@ class DebugMinuteOut(BaseModel):
     over_cap: int
 
 
+class DimensionValueOut(BaseModel):
+    value: str = Field(description='a value, or "(other)" for the values past the cap')
+    events: int = Field(description="events with this value in the last 24 hours")
+
+
+class DimensionOut(BaseModel):
+    name: str = Field(description='a default ("os", "country", ...) or "properties.<key>"')
+    recording: bool = Field(description="false once refused: it counts nothing")
+    refused: str | None = Field(description="why its values were found personal")
+    refused_at: datetime | None
+    values: list[DimensionValueOut]
+    full: bool = Field(description='its cap of values is reached: new values are "(other)"')
+
+
+class DimensionsOut(BaseModel):
+    source_id: int
+    cap: int = Field(description="values a dimension counts on their own; the rest are other")
+    dimensions: list[DimensionOut]
+
+
+class DimensionsIn(Strict):
+    dimensions: list[Annotated[str, Field(max_length=200)]] = Field(
+        max_length=50,
+        description='the whole list: defaults by name ("os", "app_version", "library", '
+        '"country", "page_path") and "properties.<key>"',
+    )
+
+
 class DebugOut(BaseModel):
     source_id: int
     accepted: list[dict[str, Any]]
@@ -150,6 +178,7 @@ class DebugOut(BaseModel):
     over_cap_latest_hour: int = Field(description="events in the overflow metric's latest hour")
     over_cap_last_hour: int = Field(description="events received in the last hour over the cap")
     over_cap: list[str] = Field(description="recently sent names that fell into the overflow")
+    dimensions: list[DimensionOut] = Field(description="breakdown dimensions and values seen")
 
 
 # Metrics

@@ -1,4 +1,5 @@
-"""Sources: list with training countdown, create, rotate the key, delete, debug view."""
+"""Sources: list with training countdown, create, rotate the key, delete, debug view,
+breakdowns."""
 
 from __future__ import annotations
 
@@ -10,12 +11,16 @@ from lantern.api.deps import API_DEPENDENCIES, EngineDep, SessionDep, WorkspaceD
 from lantern.api.schemas import (
     ERRORS,
     DebugOut,
+    DimensionsIn,
+    DimensionsOut,
     ErrorOut,
     Id,
     SourceIn,
     SourceKeyOut,
     SourceOut,
 )
+from lantern.breakdowns.read import dimensions_seen
+from lantern.breakdowns.service import VALUES_PER_DIMENSION, add_default_dimensions, set_dimensions
 from lantern.dashboard.debug import debug_view
 from lantern.dashboard.overview import SourceOverview, source_overview, source_overviews
 from lantern.db.base import utcnow
@@ -54,6 +59,7 @@ def list_sources(workspace: WorkspaceDep, session: SessionDep) -> list[SourceOve
 def add_source(body: SourceIn, workspace: WorkspaceDep, session: SessionDep) -> dict[str, Any]:
     """A new source and its API key, shown only in this response."""
     source, key = create_source(session, workspace=workspace, name=body.name)
+    add_default_dimensions(session, source_id=source.id)
     return _with_key(source, key)
 
 
@@ -88,3 +94,29 @@ def source_debug(
     with engine.connect() as connection:
         view = debug_view(connection, source_id=source_id, now=utcnow())
     return {"source_id": source_id, **view}
+
+
+@router.get(
+    "/{source_id}/breakdowns", response_model=DimensionsOut, summary="A source's breakdowns"
+)
+def read_breakdowns(source_id: Id, workspace: WorkspaceDep, session: SessionDep) -> dict[str, Any]:
+    """The dimensions the source's metrics are split by, refused ones with their reason."""
+    get_source(session, workspace_id=workspace.id, source_id=source_id)
+    return _breakdowns(session, source_id)
+
+
+@router.put(
+    "/{source_id}/breakdowns", response_model=DimensionsOut, summary="Choose the breakdowns"
+)
+def write_breakdowns(
+    source_id: Id, body: DimensionsIn, workspace: WorkspaceDep, session: SessionDep
+) -> dict[str, Any]:
+    """Set the whole list of dimensions; a name that looks personal is refused with a 400."""
+    get_source(session, workspace_id=workspace.id, source_id=source_id)
+    set_dimensions(session, source_id=source_id, names=body.dimensions)
+    return _breakdowns(session, source_id)
+
+
+def _breakdowns(session: SessionDep, source_id: int) -> dict[str, Any]:
+    seen = dimensions_seen(session.connection(), source_id=source_id, now=utcnow())
+    return {"source_id": source_id, "cap": VALUES_PER_DIMENSION, "dimensions": seen}

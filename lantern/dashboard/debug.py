@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.engine import Connection
 
+from lantern.breakdowns.read import dimensions_seen
 from lantern.ingest.models import DebugEvent, DebugMinute
 from lantern.metrics.keys import MetricKind
 from lantern.metrics.models import Bucket, Metric
@@ -16,7 +18,8 @@ from lantern.metrics.models import Bucket, Metric
 def debug_view(
     connection: Connection, *, source_id: int, now: datetime, limit: int = 50
 ) -> dict[str, Any]:
-    """Recent accepted and rejected events, per-minute counts for the last hour, overflow."""
+    """Recent accepted and rejected events, per-minute counts for the last hour, overflow,
+    and the breakdown dimensions with the values seen in the last 24 hours."""
 
     def recent(accepted: bool) -> list[dict[str, Any]]:
         rows = connection.execute(
@@ -71,6 +74,9 @@ def debug_view(
         "over_cap_latest_hour": int(overflow or 0),
         "over_cap_last_hour": sum(m["over_cap"] for m in per_minute),
         "over_cap": over_cap_names(connection, source_id=source_id) if overflow else [],
+        "dimensions": [
+            asdict(seen) for seen in dimensions_seen(connection, source_id=source_id, now=now)
+        ],
     }
 
 

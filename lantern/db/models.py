@@ -1,6 +1,7 @@
 """Every table, imported in one place so Alembic and create_all see the whole schema."""
 
 from lantern.accounts.models import User, WebSession
+from lantern.breakdowns.models import BreakdownBucket, BreakdownDimension, BreakdownValue
 from lantern.db.base import Base
 from lantern.ingest.models import DebugEvent, DebugMinute, SeenMessage
 from lantern.insights.models import (
@@ -24,6 +25,9 @@ from lantern.workspaces.models import ApiToken, Source, Workspace
 __all__ = [
     "ApiToken",
     "Base",
+    "BreakdownBucket",
+    "BreakdownDimension",
+    "BreakdownValue",
     "Bucket",
     "DebugEvent",
     "DebugMinute",

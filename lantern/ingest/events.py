@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from lantern.breakdowns.dimensions import Refusal, Spec, event_dimensions
 from lantern.metrics.keys import MetricKey, MetricKind
 
 KNOWN_TYPES = frozenset({"track", "page", "screen", "identify", "group", "alias"})
@@ -64,6 +65,10 @@ class Verdict:
     flag: tuple[str, int, datetime] | None = None
     stamp: datetime | None = None
     details: dict[str, Any] | None = None  # name, value, LaunchDarkly fields
+    # (dimension id, value) pairs of the source's breakdowns, and a property refused
+    # because this event's value of it looked personal (the value is not kept).
+    dims: tuple[tuple[int, str], ...] = ()
+    refusal: Refusal | None = None
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -316,8 +321,9 @@ def judge(
     return judge_in(event, window)
 
 
-def judge_in(event: Any, window: Window) -> Verdict:
-    """`judge` for a request's events, with the request's window worked out once."""
+def judge_in(event: Any, window: Window, spec: Spec | None = None) -> Verdict:
+    """`judge` for a request's events, with the request's window worked out once; `spec`
+    names the source's breakdown dimensions, read from each counted event."""
     if not isinstance(event, dict):
         return Verdict(False, None, reason="an event must be a JSON object")
     kind = event.get("type")
@@ -360,6 +366,8 @@ def judge_in(event: Any, window: Window) -> Verdict:
         verdict.increments.append(_IDENTIFY)
     if problem is not None:
         return Verdict(False, kind, reason=problem, stamp=stamp)
+    if spec is not None and spec.dimensions and verdict.increments:
+        verdict.dims, verdict.refusal = event_dimensions(event, spec)
     return verdict
 
 

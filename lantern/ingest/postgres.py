@@ -6,8 +6,9 @@ recent events. It locks rows in the order the general path does (digests, bucket
 key, then minutes), so writers in several processes wait for each other but never
 deadlock. Each round trip (BEGIN, each INSERT, COMMIT) would cost a wake-up of the
 server and of the writer thread, while the bucket rows it locks wait for the commit.
-`store` takes this path when every metric the group names is already known; new
-metrics, the metric cap and LaunchDarkly flag versions take the general one.
+`store` takes this path when every metric the group names is already known, and every
+breakdown value its events carry has its row; new metrics, new breakdown values, the
+metric cap and LaunchDarkly flag versions take the general one.
 
 The increments do not travel one row per event and metric: most events of a group
 increment the same few sets of metrics (an event name's count, value and average, and
@@ -27,7 +28,9 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine
 
+from lantern.breakdowns.service import breakdown_upsert, value_ids
 from lantern.db.dialect import fetch_all
+from lantern.ingest.breakdowns import CARRY_VALUE, NOT_SPLIT
 from lantern.ingest.dedupe import seen_second
 from lantern.ingest.events import Verdict
 from lantern.ingest.types import IngestResult, Judged
@@ -51,12 +54,19 @@ WITH fresh AS (
     RETURNING source_id, digest
 ),
 candidates AS (
-    SELECT c.source_id, c.minute, c.shape, c.hour, c.value, c.digest IS NULL
+    SELECT c.source_id, c.minute, c.shape, c.combo, c.hour, c.value, c.digest IS NULL
         OR (c.source_id, c.digest) IN (SELECT source_id, digest FROM fresh) AS counted
     FROM unnest(
         %(cand_source)b::int[], %(cand_minute)b::int[], %(cand_digest)b::bytea[],
-        %(cand_shape)b::int[], %(cand_hour)b::int[], %(cand_value)b::float8[]
-    ) AS c(source_id, minute, digest, shape, hour, value)
+        %(cand_shape)b::int[], %(cand_combo)b::int[], %(cand_hour)b::int[],
+        %(cand_value)b::float8[]
+    ) AS c(source_id, minute, digest, shape, combo, hour, value)
+),
+shape_rows AS MATERIALIZED (
+    SELECT * FROM unnest(
+        %(shape_number)b::int[], %(shape_metric)b::int[], %(shape_valued)b::bool[],
+        %(shape_split)b::bool[], %(shape_carries)b::bool[]
+    ) AS p(shape, metric_id, valued, split, carries)
 ),
 -- Materialized: summed by hashing, then only the sums are sorted for the upsert's key
 -- order (inlined, the planner sorted every event's rows to group them).
@@ -65,13 +75,28 @@ increments AS MATERIALIZED (
         coalesce(sum(c.value) FILTER (WHERE p.valued), 0) AS v,
         coalesce(sum(c.value * c.value) FILTER (WHERE p.valued), 0) AS q
     FROM candidates AS c
-    JOIN unnest(%(shape_number)b::int[], %(shape_metric)b::int[], %(shape_valued)b::bool[])
-        AS p(shape, metric_id, valued) ON p.shape = c.shape
+    JOIN shape_rows AS p ON p.shape = c.shape
     WHERE c.counted
     GROUP BY p.metric_id, c.hour
 ),
 bucket_rows AS (
     {BUCKET_ROWS}
+    RETURNING 1
+),
+-- Each counted event with dimension values, once per metric it splits and per value.
+breakdown_increments AS MATERIALIZED (
+    SELECT d.value_id, p.metric_id, c.hour, count(*) AS n,
+        count(c.value) FILTER (WHERE p.carries) AS k,
+        coalesce(sum(c.value) FILTER (WHERE p.carries), 0) AS v
+    FROM candidates AS c
+    JOIN shape_rows AS p ON p.shape = c.shape AND p.split
+    JOIN unnest(%(combo_number)b::int[], %(combo_value)b::int[]) AS d(combo, value_id)
+        ON d.combo = c.combo
+    WHERE c.counted
+    GROUP BY d.value_id, p.metric_id, c.hour
+),
+breakdown_rows AS (
+    {BREAKDOWN_ROWS}
     RETURNING 1
 ),
 minute_rows AS (
@@ -88,8 +113,9 @@ minute_rows AS (
             %(req_duplicates)b::int[]
         ) AS r(source_id, minute, rejected, duplicates)
     ) AS m
-    -- Buckets first, then minutes, as every ingest transaction locks them: no deadlock.
-    WHERE (SELECT count(*) FROM bucket_rows) >= 0
+    -- Buckets first, then breakdowns, then minutes, as every ingest transaction locks
+    -- them: no deadlock.
+    WHERE (SELECT count(*) FROM breakdown_rows) >= 0
     GROUP BY source_id, minute
     ORDER BY source_id, minute
     ON CONFLICT (source_id, minute) DO UPDATE SET
@@ -118,6 +144,12 @@ SELECT source_id, digest FROM fresh
 """.replace(
     "{BUCKET_ROWS}",
     bucket_upsert("SELECT metric_id, hour, n, v, q FROM increments ORDER BY metric_id, hour"),
+).replace(
+    "{BREAKDOWN_ROWS}",
+    breakdown_upsert(
+        "SELECT value_id, metric_id, hour, n, k, v FROM breakdown_increments "
+        "WHERE (SELECT count(*) FROM bucket_rows) >= 0 ORDER BY value_id, metric_id, hour"
+    ),
 )
 
 
@@ -133,6 +165,44 @@ class Shapes:
     number: list[int] = field(default_factory=list)
     metric: list[int] = field(default_factory=list)
     valued: list[bool] = field(default_factory=list)
+    split: list[bool] = field(default_factory=list)  # whether breakdowns count it
+    carries: list[bool] = field(default_factory=list)  # ... with the event's value
+
+
+@dataclass(slots=True)
+class Combos:
+    """The distinct sets of dimension values a group's events carry, numbered from 1: each
+    is its values' ids (`combo_of` gives the number of one; 0 is no value at all)."""
+
+    of: dict[tuple[tuple[int, str], ...], int] = field(default_factory=dict)
+    number: list[int] = field(default_factory=list)
+    value: list[int] = field(default_factory=list)
+
+
+def combo_of(url: str, combos: Combos, dims: tuple[tuple[int, str], ...]) -> int | None:
+    """The number of an event's dimension values; None if one needs the general path (a
+    value not yet admitted, or a dimension this process has not read yet)."""
+    if not dims:
+        return 0
+    number = combos.of.get(dims)
+    if number is not None:
+        return number
+    ids: list[int] = []
+    for dimension_id, value in dims:
+        known = value_ids.get(url, dimension_id)
+        if known is None:
+            return None
+        if known.refused:
+            continue
+        value_id = known.lookup(value)
+        if value_id is None:
+            return None
+        ids.append(value_id)
+    number = len(combos.of) + 1
+    combos.of[dims] = number
+    combos.number.extend([number] * len(ids))
+    combos.value.extend(ids)
+    return number
 
 
 def shape_of(
@@ -167,6 +237,8 @@ def shape_of(
             shapes.number.append(number)
             shapes.metric.append(metric_id)
             shapes.valued.append(valued)
+            shapes.split.append(key[0] not in NOT_SPLIT)
+            shapes.carries.append(key[0] in CARRY_VALUE)
         shapes.of[found] = number
     return number, value
 
@@ -187,6 +259,8 @@ def write_at_once(
     """
     url = str(engine.url)
     shapes = Shapes()
+    combos = Combos()
+    cand_combo: list[int] = []
     seen_source: list[int] = []
     seen_digest: list[bytes] = []
     cand_source: list[int] = []
@@ -211,6 +285,10 @@ def write_at_once(
             shaped = shape_of(url, shapes, source, verdict)
             if shaped is None:
                 return None
+            combo = combo_of(url, combos, verdict.dims)
+            if combo is None:
+                return None
+            cand_combo.append(combo)
             digest = verdict.digest
             if digest is not None:
                 seen_source.append(source)
@@ -246,6 +324,11 @@ def write_at_once(
         "shape_number": shapes.number,
         "shape_metric": shapes.metric,
         "shape_valued": shapes.valued,
+        "shape_split": shapes.split,
+        "shape_carries": shapes.carries,
+        "cand_combo": cand_combo,
+        "combo_number": combos.number,
+        "combo_value": combos.value,
         **{f"req_{name}": values for name, values in req.items()},
         **{f"shown_{name}": shown[name] for name in SHOWN_COLUMNS},
     }

@@ -10,9 +10,12 @@ import orjson
 from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
+from lantern.breakdowns.dimensions import Spec
+from lantern.breakdowns.service import add_to_breakdowns, refuse_dimensions, value_ids
 from lantern.config import Settings
 from lantern.db.dialect import fetch_all, insert_for
 from lantern.db.session import write_serialized
+from lantern.ingest.breakdowns import BreakdownCells, find_refusals
 from lantern.ingest.dedupe import seen_second
 from lantern.ingest.events import Limits, Verdict, Window, judge_in, merge_batch_fields
 from lantern.ingest.models import DebugEvent, DebugMinute
@@ -37,14 +40,17 @@ def limits_for(settings: Settings, *, history: bool) -> Limits:
     return Limits(late=timedelta(days=late), future=timedelta(minutes=settings.future_skew_minutes))
 
 
-def judge_payload(payload: Payload, *, received_at: datetime, limits: Limits) -> list[Verdict]:
-    """A verdict for every event of a request, batch-level fields merged in."""
+def judge_payload(
+    payload: Payload, *, received_at: datetime, limits: Limits, spec: Spec | None = None
+) -> list[Verdict]:
+    """A verdict for every event of a request, batch-level fields merged in; `spec` names
+    the source's breakdown dimensions."""
     window = Window.of(received_at=received_at, batch_sent_at=payload.sent_at, limits=limits)
     context, integrations = payload.context, payload.integrations
     if context is None and integrations is None:
-        return [judge_in(event, window) for event in payload.events]
+        return [judge_in(event, window, spec) for event in payload.events]
     return [
-        judge_in(merge_batch_fields(event, context, integrations), window)
+        judge_in(merge_batch_fields(event, context, integrations), window, spec)
         for event in payload.events
     ]
 
@@ -161,7 +167,9 @@ def store(engine: Engine, *, requests: list[Judged]) -> list[IngestResult]:
                 kept.append(verdict)
         unique.append(kept)
     url = str(engine.url)
-    if engine.dialect.name == "postgresql":
+    # A property refused for its data is recorded by the general path, which also skips it.
+    refusals = find_refusals(requests, unique)
+    if engine.dialect.name == "postgresql" and not refusals:
         written = write_at_once(
             engine,
             requests=requests,
@@ -173,8 +181,14 @@ def store(engine: Engine, *, requests: list[Judged]) -> list[IngestResult]:
             _count(requests, results, unique, written)
             return results
     committed: list[tuple[int, Resolved, int]] = []
+    split = BreakdownCells()
+    seen_at = max(request.received_at for request in requests)
+    if refusals:
+        # Committed on its own, first: what a refused property counted is deleted even if
+        # the group fails, and no row lock of the deletion is held while buckets are locked.
+        with write_serialized(engine), engine.begin() as connection:
+            refuse_dimensions(connection, reasons=refusals, now=seen_at)
     with write_serialized(engine), engine.begin() as connection:
-        seen_at = max(request.received_at for request in requests)
         fresh = {
             source_id: _new_digests(connection, source_id, sorted(found), seen_at)
             for source_id, found in digests.items()
@@ -200,6 +214,7 @@ def store(engine: Engine, *, requests: list[Judged]) -> list[IngestResult]:
                         cell[2] += value * value
                 if verdict.flag is not None:
                     flags[request.source_id].append(verdict.flag)
+                split.add(request.source_id, verdict)
         increments: dict[tuple[int, int], list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
         for source_id, summed in cells.items():
             found = resolve_metrics(
@@ -220,9 +235,16 @@ def store(engine: Engine, *, requests: list[Judged]) -> list[IngestResult]:
         add_to_buckets(
             connection, {k: (int(c), float(v), float(q)) for k, (c, v, q) in increments.items()}
         )
+        split_rows, learned = split.increments(
+            connection,
+            metric_ids={source_id: found.ids for source_id, found, _ in committed},
+            refused=set(refusals),
+        )
+        add_to_breakdowns(connection, split_rows)
         for source_id in sorted(flags):
             _record_flags(connection, source_id, flags[source_id])
         _record_debug(connection, requests, counted_per_request, results)
+    value_ids.remember(url, learned)
     for source_id, found, cap in committed:
         overflow = found.ids.get(next(iter(found.over_cap))) if found.over_cap else None
         metric_ids.remember(

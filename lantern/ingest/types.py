@@ -6,7 +6,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from lantern.breakdowns.dimensions import Spec
 from lantern.ingest.events import Verdict
+
+NO_BREAKDOWNS = Spec(())
 
 
 @dataclass(slots=True)
@@ -27,3 +30,4 @@ class Judged:
     verdicts: list[Verdict]
     received_at: datetime
     metric_cap: int
+    spec: Spec = NO_BREAKDOWNS  # the source's breakdown dimensions when it was judged

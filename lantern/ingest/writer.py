@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
+from lantern.breakdowns.service import specs, value_ids
 from lantern.db.checkpoint import checkpointer_for
 from lantern.errors import Unauthorized
 from lantern.ingest.service import source_exists, store
@@ -181,7 +182,8 @@ def _store_again(engine: Engine, request: Judged, exc: Exception) -> IngestResul
     """What a request that failed alone gets: 401 if its source is gone, else one more try.
 
     A source deleted by another process leaves its key and metric ids in this one's caches
-    for a while; its rows then break a foreign key. The key no longer exists: that is a
+    for a while; its rows then break a foreign key (as do the value ids of a breakdown
+    dimension another process removed or refused). The key no longer exists: that is a
     401, which clients do not retry, never a 5xx, which they retry forever. If the source
     still exists, a cached metric id was stale (SQLite may give a deleted source's id to a
     new one): the caches are dropped and the request stored once more.
@@ -190,6 +192,8 @@ def _store_again(engine: Engine, request: Judged, exc: Exception) -> IngestResul
         return exc
     source_keys.clear()
     metric_ids.clear()
+    value_ids.clear()
+    specs.clear()
     # Nothing may escape: the writer thread must live to answer the next requests.
     try:
         if not source_exists(engine, source_id=request.source_id):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,7 @@ PII = {
     "previous_id": "pii-previous-1199",
     "message_id": "pii-message-3ef0",
     "phone": "+1-555-0100-7788",
+    "path": "/u/pii-path-7731",
 }
 
 
@@ -41,7 +43,9 @@ def context() -> dict[str, object]:
         "device": {"id": PII["device_id"], "advertisingId": PII["advertising_id"]},
         "traits": {"email": PII["email"], "name": PII["name"], "phone": PII["phone"]},
         "location": {"city": PII["city"]},
-        "page": {"url": PII["url"]},
+        "page": {"url": PII["url"], "path": PII["path"]},
+        "locale": "en-GB",
+        "os": {"name": "iOS", "version": "17.1"},
     }
 
 
@@ -81,6 +85,14 @@ def test_pii_in_every_field_reaches_no_table_log_or_debug_view(
 ) -> None:
     process, url = start_server(database_url, tmp_path, LANTERN_LOG_LEVEL="debug")
     src = make_source(engine)
+    auth = {"Authorization": f"Bearer {src.token}"}
+    # `plan` carries a personal-looking value below: a breakdown on it must refuse itself.
+    allowed = httpx.put(
+        f"{url}/api/v1/sources/{src.id}/breakdowns",
+        json={"dimensions": ["os", "library", "country", "page_path", "properties.plan"]},
+        headers=auth,
+    )
+    assert allowed.status_code == 200, allowed.text
     client = segment.Client(src.key, host=url, gzip=True)
     props = {"plan": PII["property"], "email": PII["email"], "value": 5, "url": PII["url"]}
     client.track(
@@ -110,9 +122,8 @@ def test_pii_in_every_field_reaches_no_table_log_or_debug_view(
     client.alias(PII["user_id"], PII["previous_id"], context=context())
     client.flush()
     client.shutdown()
-    debug = httpx.get(
-        f"{url}/api/v1/sources/{src.id}/debug", headers={"Authorization": f"Bearer {src.token}"}
-    ).text
+    debug = httpx.get(f"{url}/api/v1/sources/{src.id}/debug", headers=auth).text
+    dimensions = json.loads(debug)
     process.terminate()
     logs = process.communicate(timeout=10)[0].decode()
 
@@ -120,6 +131,12 @@ def test_pii_in_every_field_reaches_no_table_log_or_debug_view(
     assert totals(engine, src.id)[("total", "identify")] == 1
     stored = database_text(engine)
     assert "Checkout" in stored  # the metric is there, so the search below is meaningful
+    # ... and so are its breakdowns: the library, the locale's country, the path's words
+    assert {"analytics-python", "GB", "iOS", "/u/:id"} <= set(
+        v["value"] for d in dimensions["dimensions"] for v in d["values"]
+    )
+    plan = next(d for d in dimensions["dimensions"] if d["name"] == "properties.plan")
+    assert plan["recording"] is False and "random ids" in plan["refused"]
     for label, value in PII.items():
         assert value not in stored, f"{label} reached the database"
         assert value not in logs, f"{label} reached the logs"

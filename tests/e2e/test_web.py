@@ -125,6 +125,9 @@ def test_a_new_user_logs_in_creates_a_source_and_watches_its_events_arrive(
     expect(page.locator("#accepted")).not_to_contain_text("user-secret-id")
     expect(page.locator("#accepted")).not_to_contain_text("secret@example.com")
     expect(page.locator(".countdown")).to_have_text(re.compile(r"training · 6 d 2\d h left"))
+    # ... and the breakdowns: the library's name, counted per value, never the ids
+    expect(page.locator("#breakdowns")).to_contain_text("analytics-python: 3")
+    expect(page.locator("#breakdowns")).not_to_contain_text("user-secret-id")
     _shot(page, "debug-view", database_url)
 
     page.goto(served + "/metrics")

@@ -63,6 +63,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "OwnerIn": {"owner": "U0AOWNER", "note": "a's note"},
     # never posted to: a webhook is only tried by its test route, which is B's here
     "WebhookIn": {"url": "http://127.0.0.1:9/a-hook"},
+    "DimensionsIn": {"dimensions": ["os", "properties.plan"]},
 }
 
 

@@ -302,3 +302,28 @@ def test_the_quiet_summary_migration_keeps_workspaces_and_webhook_deliveries_bot
     assert [tuple(r) for r in old] == [("pending", 1)]
     assert [tuple(r) for r in quiet] == [(22, 7)] and "quiet_hours_delivery" not in old_columns
     assert again == (22, "each") and kept == ("pending", 1, None)
+
+
+def test_the_breakdowns_migration_gives_every_source_the_defaults_and_goes_both_ways(
+    empty_database_url: str,
+) -> None:
+    before = "6f7a8b9c0d1e"
+    engine = make_engine(empty_database_url)
+    try:
+        upgrade(engine, before)
+        source = _source_with_metrics(engine, {("track", "Signed Up"): {HOUR: (3, 0.0)}})
+        upgrade(engine)
+        with engine.connect() as connection:
+            names = connection.scalars(
+                text("SELECT name FROM breakdown_dimensions WHERE source_id = :s ORDER BY id"),
+                {"s": source},
+            ).all()
+        _downgrade(engine, before)
+        tables = set(inspect(engine).get_table_names())
+        with engine.connect() as connection:
+            kept = connection.scalar(text("SELECT count(*) FROM buckets"))
+    finally:
+        engine.dispose()
+    assert names == ["os", "app_version", "library", "country", "page_path"]
+    assert not {"breakdown_dimensions", "breakdown_values", "breakdown_buckets"} & tables
+    assert kept == 1

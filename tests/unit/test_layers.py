@@ -23,6 +23,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("lantern.metrics",),
     ("lantern.workspaces",),
     ("lantern.accounts",),
+    # a source's dimensions and the hourly counts per value, beside its buckets
+    ("lantern.breakdowns",),
     # The outbox table: an insight and the notifications it owes are written in one
     # transaction, while notify's code, above insights, delivers them.
     ("lantern.notify.models",),

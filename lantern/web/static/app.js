@@ -591,6 +591,7 @@ async function sourcePage() {
   const rejectedState = { page: 0, redraw: () => {} };
   const reasons = h("div");
   const overCap = h("div", { id: "over-cap" });
+  const dimensions = h("tbody", { id: "dimensions" });
   const paused = { value: false };
   const pause = h("button", { type: "button", onclick: () => {
     paused.value = !paused.value;
@@ -639,6 +640,12 @@ async function sourcePage() {
       rejectedState.redraw();
       fill(reasons, ...Object.entries(debug.rejection_reasons).map(([r, n]) =>
         h("span", { class: "pill" }, `${r}: ${n}`)));
+      fill(dimensions, ...debug.dimensions.map((d) => h("tr", {},
+        h("td", {}, d.name),
+        h("td", {}, d.recording
+          ? (d.values.length ? d.values.map((v) => h("span", { class: "pill" }, `${v.value}: ${v.events}`)) : h("span", { class: "muted" }, "no value yet"))
+          : h("span", { class: "notice" }, `Refused: ${d.refused}. Nothing is counted for it.`)),
+        h("td", { class: "hide-narrow muted" }, d.full ? "cap reached: new values count as (other)" : ""))));
       fill(overCap, debug.over_cap.length ? h("div", { class: "notice" },
         `This source sends more distinct names than its metric cap; these count together in one overflow metric: `,
         debug.over_cap.join(", ")) : null);
@@ -653,7 +660,9 @@ async function sourcePage() {
       acceptedPages),
     h("div", { class: "card table-wrap" }, h("h2", {}, "Rejected"), reasons,
       h("table", { id: "rejected" }, h("thead", {}, h("tr", {}, h("th", { class: "hide-narrow" }, "Received"), h("th", {}, "Reason"), h("th", {}, "Event"))), rejected),
-      rejectedPages));
+      rejectedPages),
+    h("div", { class: "card table-wrap" }, h("h2", {}, "Breakdowns: values seen in the last 24 hours"),
+      h("table", { id: "breakdowns" }, h("thead", {}, h("tr", {}, h("th", {}, "Dimension"), h("th", {}, "Values (events)"), h("th", { class: "hide-narrow" }, ""))), dimensions)));
   await refresh();
   setInterval(refresh, 3000);
 }
