@@ -1,9 +1,10 @@
 """A group of ingest requests written to PostgreSQL in one statement, one round trip.
 
 The statement is its own transaction: it records the message digests, and from the ones
-that were new it adds the bucket increments, the debug view's minute counts and its
-recent events. It locks rows in the order the general path does (digests, buckets by
-key, then minutes), so writers in several processes wait for each other but never
+that were new it adds the bucket increments (moving back the first hour of a metric they
+come before), the debug view's minute counts and its recent events. It locks rows in the
+order the general path does (digests, buckets by key, metrics whose first hour moves by
+id, then minutes), so writers in several processes wait for each other but never
 deadlock. Each round trip (BEGIN, each INSERT, COMMIT) would cost a wake-up of the
 server and of the writer thread, while the bucket rows it locks wait for the commit.
 `store` takes this path when every metric the group names is already known; new
@@ -32,7 +33,7 @@ from lantern.ingest.dedupe import seen_second
 from lantern.ingest.events import Verdict
 from lantern.ingest.types import IngestResult, Judged
 from lantern.metrics.keys import MetricKey
-from lantern.metrics.service import bucket_upsert, metric_ids
+from lantern.metrics.service import bucket_upsert, first_hour_update, metric_ids
 
 # The arrays describing the events offered to the debug view, one value per event.
 SHOWN_COLUMNS = ("request", "pos", "source", "digest", "received", "accepted", "reason", "event")
@@ -74,6 +75,10 @@ bucket_rows AS (
     {BUCKET_ROWS}
     RETURNING 1
 ),
+first_rows AS (
+    {FIRST_ROWS}
+    RETURNING 1
+),
 minute_rows AS (
     INSERT INTO debug_minutes (source_id, minute, accepted, rejected, duplicates, over_cap)
     SELECT source_id, minute, sum(accepted), sum(rejected), sum(duplicates), 0
@@ -88,8 +93,8 @@ minute_rows AS (
             %(req_duplicates)b::int[]
         ) AS r(source_id, minute, rejected, duplicates)
     ) AS m
-    -- Buckets first, then minutes, as every ingest transaction locks them: no deadlock.
-    WHERE (SELECT count(*) FROM bucket_rows) >= 0
+    -- Buckets, then first hours, then minutes, as every ingest transaction locks them.
+    WHERE (SELECT count(*) FROM first_rows) >= 0
     GROUP BY source_id, minute
     ORDER BY source_id, minute
     ON CONFLICT (source_id, minute) DO UPDATE SET
@@ -118,6 +123,13 @@ SELECT source_id, digest FROM fresh
 """.replace(
     "{BUCKET_ROWS}",
     bucket_upsert("SELECT metric_id, hour, n, v, q FROM increments ORDER BY metric_id, hour"),
+).replace(
+    "{FIRST_ROWS}",
+    # after the buckets: every writer locks a metric's row after its buckets
+    first_hour_update(
+        "SELECT metric_id, min(hour) FROM increments "
+        "WHERE (SELECT count(*) FROM bucket_rows) >= 0 GROUP BY metric_id"
+    ),
 )
 
 
