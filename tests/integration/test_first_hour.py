@@ -3,18 +3,84 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
+from typing import Any
 
+import pandas as pd
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
+from lantern.config import Settings
 from lantern.db import session_scope
 from lantern.metrics.models import Metric
 from lantern.metrics.service import (
     add_to_buckets,
     bucket_upsert,
+    epoch_hour,
     first_hour_update,
+    hour_index,
 )
-from tests.factories import make_source
+from lantern.pipeline import run_hour
+from tests.factories import MadeSource, history_events, import_events, make_source
+
+WEEK = 7 * 24
+# the metrics one track event feeds: its own count and the total of track calls
+METRICS_OF_AN_EVENT = 2
+
+
+def hours_of_events(first: int, last: int) -> pd.Series:
+    """Two events an hour over hours [first, last]."""
+    index = pd.date_range(hour_index(first), hour_index(last), freq="h")
+    return pd.Series(2, index=index)
+
+
+def scored_at(engine: Engine, settings: Settings, src: MadeSource, hour: int) -> int:
+    """How many of the source's metrics the hourly pass of `hour` scores."""
+    result = run_hour(engine, settings, hour=hour, worker="test", source_id=src.id)
+    assert result is not None
+    return result.metrics
+
+
+def listed(client: TestClient, src: MadeSource) -> dict[str, dict[str, Any]]:
+    """The source's metrics as the dashboard's list shows them, by label."""
+    response = client.get(
+        f"/api/v1/metrics?source_id={src.id}",
+        headers={"Authorization": f"Bearer {src.token}"},
+    )
+    assert response.status_code == 200, response.text
+    return {item["label"]: item for item in response.json()["items"]}
+
+
+def test_a_metric_is_scored_from_the_pass_that_ends_its_first_week_of_data(
+    client: TestClient, engine: Engine, settings: Settings
+) -> None:
+    src = make_source(engine)
+    first = epoch_hour(datetime.now(UTC)) - 10 * 24
+    import_events(client, src.key, history_events(hours_of_events(first, first + WEEK)))
+    assert scored_at(engine, settings, src, first + WEEK - 2) == 0
+    assert scored_at(engine, settings, src, first + WEEK - 1) == METRICS_OF_AN_EVENT
+    assert listed(client, src)["Signed Up"]["status"] == "active"
+
+
+def test_history_older_than_the_first_event_seen_starts_the_training_week_earlier(
+    client: TestClient, engine: Engine, settings: Settings
+) -> None:
+    src = make_source(engine)
+    first = epoch_hour(datetime.now(UTC)) - 8 * 24
+    seen = first + 5 * 24  # three days ago: the metric is in training
+    import_events(client, src.key, history_events(hours_of_events(seen, seen + 12)))
+    before = listed(client, src)["Signed Up"]
+    # then older history comes (on PostgreSQL through ingest's one-statement path: the
+    # metrics are known by now)
+    import_events(client, src.key, history_events(hours_of_events(first, first + 2)))
+    after = listed(client, src)["Signed Up"]
+
+    # first seen three days ago: four days of training left, until the older history came
+    assert before["status"] == "training" and before["training_left_seconds"] > 3 * 86_400
+    assert after["status"] == "active" and after["training_left_seconds"] == 0
+    assert scored_at(engine, settings, src, first + WEEK - 2) == 0
+    assert scored_at(engine, settings, src, first + WEEK - 1) == METRICS_OF_AN_EVENT
 
 
 def test_data_arriving_after_the_first_hour_never_moves_it_later(engine: Engine) -> None:
