@@ -428,10 +428,12 @@ def clean_up(engine: Engine, settings: Settings, *, now: datetime) -> None:
 
     expired = expire_buckets(engine, now=now, retention_days=settings.retention_days)
     log.info(
-        "buckets past the retention removed: days=%d partitions_dropped=%d rows_deleted=%d",
+        "buckets past the retention removed: days=%d partitions_dropped=%d rows_deleted=%d "
+        "metrics_untrained=%d",
         settings.retention_days,
         len(expired.dropped),
         expired.deleted_rows,
+        expired.untrained,
     )
     purge_debug(
         engine,

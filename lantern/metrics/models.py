@@ -22,7 +22,8 @@ class Metric(Base):
     hourly pass's training gate and a new metric's origin read it here instead of taking
     the minimum over all of the metric's buckets. When the retention drops a metric's
     oldest buckets it stays where it was: the metric has had its training week whatever
-    is kept (the retention is at least 30 days, so it was trained and scored before).
+    is kept (the retention is at least 30 days, so it was trained and scored before). When
+    it drops all of them the clean-up clears it (`partitions.expire_buckets`).
     """
 
     __tablename__ = "metrics"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -14,6 +15,7 @@ from sqlalchemy import Engine, select
 from lantern.config import Settings
 from lantern.db import session_scope
 from lantern.metrics.models import Metric
+from lantern.metrics.partitions import oldest_kept_hour
 from lantern.metrics.service import (
     add_to_buckets,
     bucket_upsert,
@@ -22,6 +24,7 @@ from lantern.metrics.service import (
     hour_index,
 )
 from lantern.pipeline import run_hour
+from lantern.scheduler import cleanup_tick, partitions_tick
 from tests.factories import MadeSource, history_events, import_events, make_source
 
 WEEK = 7 * 24
@@ -162,3 +165,39 @@ def test_two_writers_that_created_buckets_of_the_same_new_metrics_both_commit(
     with engine.connect() as connection:
         found = connection.scalars(select(Metric.first_hour).where(Metric.id.in_(ids))).all()
     assert found == [early] * 3
+
+
+def test_a_metric_stays_trained_when_its_first_weeks_expire_and_trains_again_once_all_did(
+    fresh_client: TestClient, fresh_engine: Engine, tmp_path: Path
+) -> None:
+    engine = fresh_engine
+    url = engine.url.render_as_string(hide_password=False)
+    settings = Settings(
+        data_dir=tmp_path, database_url=url, scheduler_enabled=False, retention_days=30
+    )
+    now = datetime.now(UTC)
+    expired = oldest_kept_hour(now, retention_days=30) - 20 * 24
+    last = epoch_hour(now) - 1
+    src = make_source(engine)
+    with session_scope(engine) as session:
+        steady = Metric(source_id=src.id, kind="track", name="Steady")
+        gone = Metric(source_id=src.id, kind="track", name="Gone")
+        session.add_all([steady, gone])
+        session.flush()
+        add_to_buckets(
+            session.connection(),
+            {(steady.id, expired): (1, 0.0, 0.0), (gone.id, expired): (1, 0.0, 0.0)}
+            | {(steady.id, h): (5, 0.0, 0.0) for h in range(last - 9 * 24, last + 1)},
+        )
+    # the old weeks get partitions of their own on PostgreSQL, which the retention drops
+    partitions_tick(engine, settings, now=hour_index(expired).to_pydatetime())
+    cleanup_tick(engine, settings, now=now)
+
+    shown = listed(fresh_client, src)
+    assert shown["Steady"]["status"] == "active"
+    assert shown["Gone"]["status"] == "training"
+    assert scored_at(engine, settings, src, last) == 1  # Steady only
+    # events come back: a week of training from them
+    with engine.begin() as connection:
+        add_to_buckets(connection, {(gone.id, last): (1, 0.0, 0.0)})
+    assert listed(fresh_client, src)["Gone"]["training_left_seconds"] > 6 * 86_400
