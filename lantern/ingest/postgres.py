@@ -1,14 +1,14 @@
 """A group of ingest requests written to PostgreSQL in one statement, one round trip.
 
 The statement is its own transaction: it records the message digests, and from the ones
-that were new it adds the bucket increments (moving back the first hour of a metric they
-come before), the debug view's minute counts and its recent events. It locks rows in the
-order the general path does (digests, buckets by key, metrics whose first hour moves by
-id, then minutes), so writers in several processes wait for each other but never
-deadlock. Each round trip (BEGIN, each INSERT, COMMIT) would cost a wake-up of the
-server and of the writer thread, while the bucket rows it locks wait for the commit.
-`store` takes this path when every metric the group names is already known; new
-metrics, the metric cap and LaunchDarkly flag versions take the general one.
+that were new it adds the bucket increments (moving back the first hour of a metric whose
+new bucket comes before it), the debug view's minute counts and its recent events. It
+locks rows in the order the general path does (digests, buckets by key, metrics whose
+first hour moves by id, then minutes), so writers in several processes wait for each
+other but never deadlock. Each round trip (BEGIN, each INSERT, COMMIT) would cost a
+wake-up of the server and of the writer thread, while the bucket rows it locks wait for
+the commit. `store` takes this path when every metric the group names is already known;
+new metrics, the metric cap and LaunchDarkly flag versions take the general one.
 
 The increments do not travel one row per event and metric: most events of a group
 increment the same few sets of metrics (an event name's count, value and average, and
@@ -33,7 +33,12 @@ from lantern.ingest.dedupe import seen_second
 from lantern.ingest.events import Verdict
 from lantern.ingest.types import IngestResult, Judged
 from lantern.metrics.keys import MetricKey
-from lantern.metrics.service import bucket_upsert, first_hour_update, metric_ids
+from lantern.metrics.service import (
+    CREATED_FIRST_HOURS,
+    bucket_upsert,
+    first_hour_update,
+    metric_ids,
+)
 
 # The arrays describing the events offered to the debug view, one value per event.
 SHOWN_COLUMNS = ("request", "pos", "source", "digest", "received", "accepted", "reason", "event")
@@ -73,7 +78,7 @@ increments AS MATERIALIZED (
 ),
 bucket_rows AS (
     {BUCKET_ROWS}
-    RETURNING 1
+    RETURNING metric_id, hour, count
 ),
 first_rows AS (
     {FIRST_ROWS}
@@ -124,12 +129,10 @@ SELECT source_id, digest FROM fresh
     "{BUCKET_ROWS}",
     bucket_upsert("SELECT metric_id, hour, n, v, q FROM increments ORDER BY metric_id, hour"),
 ).replace(
+    # after the buckets, whose new rows it reads: every writer locks a metric's row after
+    # its buckets
     "{FIRST_ROWS}",
-    # after the buckets: every writer locks a metric's row after its buckets
-    first_hour_update(
-        "SELECT metric_id, min(hour) FROM increments "
-        "WHERE (SELECT count(*) FROM bucket_rows) >= 0 GROUP BY metric_id"
-    ),
+    first_hour_update(CREATED_FIRST_HOURS),
 )
 
 

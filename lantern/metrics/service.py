@@ -153,8 +153,8 @@ def bucket_upsert(rows: str) -> str:
     value_sq)`, in key order so that concurrent writers lock buckets in the same order.
     SQLite and PostgreSQL spell it alike; every path that writes buckets builds it here
     (`add_to_buckets` on both engines, and ingest's one-statement PostgreSQL group in
-    `lantern.ingest.postgres`), and keeps the metrics' first hours with it
-    (`first_hour_update`).
+    `lantern.ingest.postgres`), and each keeps the metrics' first hours in the same
+    transaction (`first_hour_update` on PostgreSQL).
     """
     # A sum of squares added to one never kept (NULL) stays unknown: the hour's spread is lost.
     return (
@@ -187,12 +187,28 @@ def first_hour_update(rows: str) -> str:
     )
 
 
+# The earliest hour, per metric, of the buckets that the upsert `bucket_rows` (returning
+# metric_id, hour, count) created from the increments `increments` (metric_id, hour, n):
+# only a new bucket can come before its metric's first hour, and a bucket whose count is
+# the increment's own after the upsert is a new one (or held no event: a lookup for
+# nothing). Buckets are created once an hour and added to many times, so most groups of
+# events look up no metric at all.
+CREATED_FIRST_HOURS = (
+    "SELECT b.metric_id, min(b.hour) FROM bucket_rows AS b "
+    "JOIN increments AS i ON i.metric_id = b.metric_id AND i.hour = b.hour "
+    "WHERE b.count = i.n GROUP BY b.metric_id"
+)
+
 # Built once: these run for every ingest transaction.
-_BUCKETS_FROM_ARRAYS = bucket_upsert(
-    "SELECT * FROM unnest(%s::int[], %s::int[], %s::bigint[], %s::float8[], %s::float8[])"
+_BUCKETS_FROM_ARRAYS = (
+    "WITH increments AS (SELECT * FROM unnest(%s::int[], %s::int[], %s::bigint[], "
+    "%s::float8[], %s::float8[]) AS i (metric_id, hour, n, v, q)), "
+    "bucket_rows AS ("
+    + bucket_upsert("SELECT * FROM increments ORDER BY metric_id, hour")
+    + " RETURNING metric_id, hour, count) "
+    + first_hour_update(CREATED_FIRST_HOURS)
 )
 _BUCKETS_FROM_VALUES = bucket_upsert("VALUES (?, ?, ?, ?, ?)")
-_FIRST_HOURS_FROM_ARRAYS = first_hour_update("SELECT * FROM unnest(%s::int[], %s::int[])")
 # SQLite writes one transaction at a time: a plain conditional update per metric.
 _FIRST_HOURS_FROM_VALUES = (
     "UPDATE metrics SET first_hour = ? WHERE id = ? AND (first_hour IS NULL OR first_hour > ?)"
@@ -205,16 +221,14 @@ def add_to_buckets(
     """Add counts, value sums and sums of squares to buckets `(metric_id, hour)`, and move
     each metric's `first_hour` back to the earliest of its hours.
 
-    One plain statement per engine for each (see `bucket_upsert` and `first_hour_update`):
-    PostgreSQL takes the rows as arrays, SQLite as parameter rows. The first hours cost a
-    lookup of each metric's row per call, not per event, and a write only when one moves.
+    PostgreSQL takes the rows as arrays, in one statement that looks up the metrics of the
+    buckets it created (`CREATED_FIRST_HOURS`); SQLite takes them as parameter rows, then
+    looks up each metric of the call (see `bucket_upsert` and `first_hour_update`). A
+    metric's row is written only when its first hour moves.
     """
     if not increments:
         return
     rows = sorted(increments.items())
-    firsts: dict[int, int] = {}
-    for (metric_id, hour), _ in rows:  # in key order: a metric's first row is its earliest
-        firsts.setdefault(metric_id, hour)
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql(
             _BUCKETS_FROM_ARRAYS,
@@ -226,8 +240,10 @@ def add_to_buckets(
                 [value[2] for _, value in rows],
             ),
         )
-        connection.exec_driver_sql(_FIRST_HOURS_FROM_ARRAYS, (list(firsts), list(firsts.values())))
     else:
+        firsts: dict[int, int] = {}
+        for (metric_id, hour), _ in rows:  # in key order: a metric's first is its earliest
+            firsts.setdefault(metric_id, hour)
         connection.exec_driver_sql(
             _BUCKETS_FROM_VALUES, [(key[0], key[1], *value) for key, value in rows]
         )
