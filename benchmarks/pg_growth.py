@@ -23,7 +23,7 @@ metric's first hour kept as ingest keeps it, then `VACUUM ANALYZE`d. What is mea
   metric at a new hour, 500 increments a transaction, at three new hours: once creating
   the rows, then twice adding to them; microseconds per increment, of the median
   transaction; and as a baseline the same with the bucket statement alone, as it was
-  before migration 0013 kept the first hours;
+  before migration 0013 kept the first hours (the two take turns, a transaction each);
 - **read**: the query `run_hour` runs to load a partition's series (`load_series`'s, for
   500 metrics and the 29 days before the hour judged, `pipeline.HISTORY_HOURS`), for
   every metric, three times: its time in the database (`EXPLAIN ANALYZE`'s planning and
@@ -189,28 +189,35 @@ def buckets_alone(
     connection.exec_driver_sql(BUCKETS_ALONE, tuple(list(c) for c in zip(*rows, strict=True)))
 
 
-def insert_cost(
-    engine: Engine, ids: list[int], hours: list[int], write: Write = add_to_buckets
-) -> tuple[float, float]:
-    """Microseconds per increment, the median transaction's: creating the buckets of
-    `hours`, then adding to them (twice), with `write`."""
-    rounds: list[list[float]] = []
+def insert_costs(
+    engine: Engine, ids: list[int], hours: dict[str, list[int]], writes: dict[str, Write]
+) -> dict[str, tuple[float, float]]:
+    """Microseconds per increment, the median transaction's, per writer: creating the
+    buckets of its `hours`, then adding to them (twice). The writers take turns
+    transaction by transaction, so that they share whatever else loads the machine."""
+    rounds: dict[str, list[list[float]]] = {name: [] for name in writes}
     for again in range(3):
-        took = []
-        for hour in hours:
+        took: dict[str, list[float]] = {name: [] for name in writes}
+        for n in range(len(next(iter(hours.values())))):
             for i in range(0, len(ids), INCREMENTS_A_TRANSACTION):
                 part = ids[i : i + INCREMENTS_A_TRANSACTION]
-                began = time.perf_counter()
-                with engine.begin() as connection:
-                    write(connection, {(m, hour): (3, 0.0, 0.0) for m in part})
-                took.append((time.perf_counter() - began) / len(part) * 1e6)
-        rounds.append(took)
+                for name, write in writes.items():
+                    hour = hours[name][n]
+                    began = time.perf_counter()
+                    with engine.begin() as connection:
+                        write(connection, {(m, hour): (3, 0.0, 0.0) for m in part})
+                    took[name].append((time.perf_counter() - began) / len(part) * 1e6)
+        for name in writes:
+            rounds[name].append(took[name])
         if again == 0:
             with engine.connect() as connection:
                 connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
                     "ANALYZE buckets"
                 )
-    return statistics.median(rounds[0]), statistics.median(rounds[1] + rounds[2])
+    return {
+        name: (statistics.median(r[0]), statistics.median(r[1] + r[2]))
+        for name, r in rounds.items()
+    }
 
 
 # What `load_series` asks the database (its IN list as one array parameter).
@@ -296,10 +303,13 @@ def measure(
 ) -> dict[str, float]:
     """Every line of a column; `new_hours`: six hours no bucket holds yet. `today` is False
     on the plain schema: it has no `metrics.first_hour`, so only the baselines run there."""
-    created, added = (
-        insert_cost(engine, ids, new_hours[:3]) if today else (float("nan"), float("nan"))
-    )
-    alone_created, alone_added = insert_cost(engine, ids, new_hours[3:], buckets_alone)
+    writes: dict[str, Write] = {"alone": buckets_alone}
+    if today:
+        writes["today"] = add_to_buckets
+    costs = insert_costs(engine, ids, {"today": new_hours[:3], "alone": new_hours[3:]}, writes)
+    nan = (float("nan"), float("nan"))
+    created, added = costs.get("today", nan)
+    alone_created, alone_added = costs["alone"]
     return {
         "insert: us an increment, new bucket": created,
         "insert: us an increment, existing bucket": added,
