@@ -14,21 +14,28 @@ metrics in one source. Then it measures twice, on the same metrics and the same 
    `--rows` buckets (on the partitioned schema each week first gets its partition, as the
    scheduler would have made it then).
 
-Rows are generated in SQL (`generate_series`), hour by hour as ingest writes them, then
-`VACUUM ANALYZE`d. What is measured each time:
+Rows are generated in SQL (`generate_series`), hour by hour as ingest writes them, each
+metric's first hour kept as ingest keeps it, then `VACUUM ANALYZE`d. What is measured each time:
 
 - **insert**: ingest's bucket upsert (`add_to_buckets`, the statement ingest's
-  PostgreSQL path also runs), for every metric at a new hour, 500 increments a
-  transaction, at three new hours: once creating the rows, then twice adding to them;
-  microseconds per increment, of the median transaction;
+  PostgreSQL path also runs: the buckets, then the first hours of the metrics whose
+  buckets it created), for every
+  metric at a new hour, 500 increments a transaction, at three new hours: once creating
+  the rows, then twice adding to them; microseconds per increment, of the median
+  transaction; and as a baseline the same with the bucket statement alone, as it was
+  before migration 0013 kept the first hours (the two take turns, a transaction each);
 - **read**: the query `run_hour` runs to load a partition's series (`load_series`'s, for
   500 metrics and the 29 days before the hour judged, `pipeline.HISTORY_HOURS`), for
   every metric, three times: its time in the database (`EXPLAIN ANALYZE`'s planning and
   execution), the query with its rows fetched as the driver's tuples, and `load_series`
   itself, which also builds the frames (on four partitions); milliseconds, the median
   partition of 500 metrics;
-- **trained metrics**: `run_hour`'s other read of buckets, the first hour of every
-  metric (`pipeline._trained_metrics`), which aggregates the whole table.
+- **trained metrics**: the first hour of every metric as `run_hour` finds it
+  (`pipeline._trained_metrics`, reading `metrics.first_hour`), and as a baseline the
+  aggregate over every bucket it ran before migration 0013.
+
+On `--schema plain` (a revision before migration 0013, without `metrics.first_hour`)
+only the baselines run; the lines of today's code print nan.
 
 Prints both columns side by side, with the time each fill took and the table's size.
 """
@@ -39,18 +46,24 @@ import argparse
 import os
 import statistics
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from lantern.db import session_scope
 from lantern.db.migrate import upgrade
 from lantern.db.session import make_engine
 from lantern.metrics.partitions import HOURS_A_WEEK, ensure_partitions, week_of
-from lantern.metrics.service import add_to_buckets, epoch_hour, hour_index, load_series
+from lantern.metrics.service import (
+    add_to_buckets,
+    bucket_upsert,
+    epoch_hour,
+    hour_index,
+    load_series,
+)
 from lantern.pipeline import HISTORY_HOURS, PARTITION, _trained_metrics
-from lantern.workspaces.service import create_source, get_or_create_workspace
 
 DATABASE = "lantern_growth"
 BEFORE_PARTITIONS = "5e6f7a8b9c0d"  # the revision before migration 0011
@@ -75,11 +88,22 @@ def drop_database(admin_url: str) -> None:
 
 
 def make_metrics(engine: Engine, metrics: int) -> list[int]:
-    with session_scope(engine) as session:
-        workspace = get_or_create_workspace(session, name="growth")
-        source, _ = create_source(session, workspace=workspace, name="web")
-        source_id = source.id
+    """`metrics` count metrics in one source, in SQL: the plain schema's revision is older
+    than the models."""
     with engine.begin() as connection:
+        workspace = connection.scalar(
+            text(
+                "INSERT INTO workspaces (name, sensitivity, created_at) "
+                "VALUES ('growth', 'medium', now()) RETURNING id"
+            )
+        )
+        source_id = connection.scalar(
+            text(
+                "INSERT INTO sources (workspace_id, name, key_hash, key_hint, created_at) "
+                "VALUES (:w, 'web', 'growth', 'grow', now()) RETURNING id"
+            ),
+            {"w": workspace},
+        )
         connection.execute(
             text(
                 "INSERT INTO metrics (source_id, kind, name, created_at) "
@@ -114,10 +138,19 @@ def fill(engine: Engine, first: int, last: int, ids: list[int], partitioned: boo
                 ),
                 {"a": start, "b": end - 1, "lo": low, "hi": high},
             )
+            if partitioned:  # each metric's first hour, as every write of buckets keeps it
+                connection.execute(
+                    text(
+                        "UPDATE metrics SET first_hour = :a WHERE id BETWEEN :lo AND :hi "
+                        "AND (first_hour IS NULL OR first_hour > :a)"
+                    ),
+                    {"a": start, "lo": low, "hi": high},
+                )
         start = end
     with engine.connect() as connection:
+        # the metrics too: moving their first hours back a week at a time left dead rows
         connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
-            "VACUUM ANALYZE buckets"
+            "VACUUM ANALYZE buckets, metrics"
         )
     return time.perf_counter() - began
 
@@ -139,26 +172,52 @@ def rows_and_bytes(engine: Engine) -> tuple[int, int]:
     return rows, size
 
 
-def insert_cost(engine: Engine, ids: list[int], hours: list[int]) -> tuple[float, float]:
-    """Microseconds per increment, the median transaction's: creating the buckets of
-    `hours`, then adding to them (twice)."""
-    rounds: list[list[float]] = []
+Write = Callable[[Connection, dict[tuple[int, int], tuple[int, float, float]]], None]
+
+
+# `add_to_buckets`'s statement on PostgreSQL before migration 0013: the buckets alone.
+BUCKETS_ALONE = bucket_upsert(
+    "SELECT * FROM unnest(%s::int[], %s::int[], %s::bigint[], %s::float8[], %s::float8[])"
+)
+
+
+def buckets_alone(
+    connection: Connection, increments: dict[tuple[int, int], tuple[int, float, float]]
+) -> None:
+    """The bucket upsert without the metrics' first hours: `add_to_buckets` before 0013."""
+    rows = [(*key, *value) for key, value in sorted(increments.items())]
+    connection.exec_driver_sql(BUCKETS_ALONE, tuple(list(c) for c in zip(*rows, strict=True)))
+
+
+def insert_costs(
+    engine: Engine, ids: list[int], hours: dict[str, list[int]], writes: dict[str, Write]
+) -> dict[str, tuple[float, float]]:
+    """Microseconds per increment, the median transaction's, per writer: creating the
+    buckets of its `hours`, then adding to them (twice). The writers take turns
+    transaction by transaction, so that they share whatever else loads the machine."""
+    rounds: dict[str, list[list[float]]] = {name: [] for name in writes}
     for again in range(3):
-        took = []
-        for hour in hours:
+        took: dict[str, list[float]] = {name: [] for name in writes}
+        for n in range(len(next(iter(hours.values())))):
             for i in range(0, len(ids), INCREMENTS_A_TRANSACTION):
                 part = ids[i : i + INCREMENTS_A_TRANSACTION]
-                began = time.perf_counter()
-                with engine.begin() as connection:
-                    add_to_buckets(connection, {(m, hour): (3, 0.0, 0.0) for m in part})
-                took.append((time.perf_counter() - began) / len(part) * 1e6)
-        rounds.append(took)
+                for name, write in writes.items():
+                    hour = hours[name][n]
+                    began = time.perf_counter()
+                    with engine.begin() as connection:
+                        write(connection, {(m, hour): (3, 0.0, 0.0) for m in part})
+                    took[name].append((time.perf_counter() - began) / len(part) * 1e6)
+        for name in writes:
+            rounds[name].append(took[name])
         if again == 0:
             with engine.connect() as connection:
                 connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
                     "ANALYZE buckets"
                 )
-    return statistics.median(rounds[0]), statistics.median(rounds[1] + rounds[2])
+    return {
+        name: (statistics.median(r[0]), statistics.median(r[1] + r[2]))
+        for name, r in rounds.items()
+    }
 
 
 # What `load_series` asks the database (its IN list as one array parameter).
@@ -208,20 +267,56 @@ def read_cost(engine: Engine, ids: list[int], hour: int) -> dict[str, float]:
     }
 
 
-def trained_cost(engine: Engine, hour: int) -> float:
-    began = time.perf_counter()
-    with session_scope(engine) as session:
-        _trained_metrics(session, hour, None)
-    return (time.perf_counter() - began) * 1000
+# How `_trained_metrics` found each metric's first hour before migration 0013.
+FIRST_HOURS_AGGREGATED = "SELECT metric_id, min(hour) FROM buckets GROUP BY metric_id"
 
 
-def measure(engine: Engine, ids: list[int], hour: int, new_hours: list[int]) -> dict[str, float]:
-    created, added = insert_cost(engine, ids, new_hours)
+def trained_cost(engine: Engine, hour: int, metrics: int, today: bool) -> dict[str, float]:
+    """Milliseconds, the median of three: `_trained_metrics` as the pass runs it (`today`:
+    not on the plain schema, which has no `metrics.first_hour`), and the aggregate over
+    every bucket it ran before (the baseline)."""
+    kept, aggregated = [], []
+    for _ in range(3):
+        if today:
+            began = time.perf_counter()
+            with session_scope(engine) as session:
+                trained = _trained_metrics(session, hour, None)
+            kept.append((time.perf_counter() - began) * 1000)
+            assert len(trained) == metrics
+        began = time.perf_counter()
+        with engine.connect() as connection:
+            found = connection.exec_driver_sql(FIRST_HOURS_AGGREGATED).fetchall()
+        aggregated.append((time.perf_counter() - began) * 1000)
+        assert len(found) == metrics
+    return {
+        "trained metrics (first hours of all, metrics.first_hour): ms": (
+            statistics.median(kept) if kept else float("nan")
+        ),
+        "baseline: first hours aggregated over all buckets (before 0013): ms": (
+            statistics.median(aggregated)
+        ),
+    }
+
+
+def measure(
+    engine: Engine, ids: list[int], hour: int, new_hours: list[int], today: bool
+) -> dict[str, float]:
+    """Every line of a column; `new_hours`: six hours no bucket holds yet. `today` is False
+    on the plain schema: it has no `metrics.first_hour`, so only the baselines run there."""
+    writes: dict[str, Write] = {"alone": buckets_alone}
+    if today:
+        writes["today"] = add_to_buckets
+    costs = insert_costs(engine, ids, {"today": new_hours[:3], "alone": new_hours[3:]}, writes)
+    nan = (float("nan"), float("nan"))
+    created, added = costs.get("today", nan)
+    alone_created, alone_added = costs["alone"]
     return {
         "insert: us an increment, new bucket": created,
         "insert: us an increment, existing bucket": added,
+        "baseline: the bucket statement alone (before 0013), new bucket": alone_created,
+        "baseline: the bucket statement alone (before 0013), existing bucket": alone_added,
         **read_cost(engine, ids, hour),
-        "trained metrics (first hours of all): ms": trained_cost(engine, hour),
+        **trained_cost(engine, hour, len(ids), today),
     }
 
 
@@ -250,11 +345,11 @@ def main() -> None:
             ensure_partitions(engine, now=hour_index(now), retention_days=36_500)
         fills = [fill(engine, fresh_first, judged + 1, ids, partitioned)]
         sizes = [rows_and_bytes(engine)]
-        columns = [measure(engine, ids, judged, [now, now + 1, now + 2])]
+        columns = [measure(engine, ids, judged, list(range(now, now + 6)), partitioned)]
         older = max(0, args.rows - sizes[0][0]) // len(ids)
         fills.append(fill(engine, fresh_first - older, fresh_first, ids, partitioned))
         sizes.append(rows_and_bytes(engine))
-        columns.append(measure(engine, ids, judged, [now + 3, now + 4, now + 5]))
+        columns.append(measure(engine, ids, judged, list(range(now + 6, now + 12)), partitioned))
     finally:
         engine.dispose()
         if not args.keep:

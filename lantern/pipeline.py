@@ -34,7 +34,7 @@ from lantern.insights.service import (
     queue_alerts,
     record_events,
 )
-from lantern.metrics.models import Bucket, Metric
+from lantern.metrics.models import Metric
 from lantern.metrics.service import epoch_hour, hour_index, load_series
 from lantern.scoring import Outcome, Partition, Scored, partition_mapper, score_partition
 from lantern.workspaces.models import Source, Workspace
@@ -109,12 +109,11 @@ def _claim(engine: Engine, hour: int, worker: str, now: datetime) -> bool:
 
 
 def _trained_metrics(session: Session, hour: int, source_id: int | None) -> list[MetricRow]:
-    """Metrics with at least the training window of data before `hour`, source by source."""
-    first = (
-        select(Bucket.metric_id, func.min(Bucket.hour).label("first_hour"))
-        .group_by(Bucket.metric_id)
-        .subquery()
-    )
+    """Metrics with at least the training window of data before `hour`, source by source.
+
+    Each metric's first hour is read from its row (`Metric.first_hour`, kept by every write
+    of buckets), so the pass reads the metrics table, whatever the buckets hold.
+    """
     query = (
         select(
             Metric.id,
@@ -122,12 +121,11 @@ def _trained_metrics(session: Session, hour: int, source_id: int | None) -> list
             Metric.source_id,
             Source.workspace_id,
             Workspace.sensitivity,
-            first.c.first_hour,
+            Metric.first_hour,
         )
-        .join(first, first.c.metric_id == Metric.id)
         .join(Source, Source.id == Metric.source_id)
         .join(Workspace, Workspace.id == Source.workspace_id)
-        .where(first.c.first_hour <= hour + 1 - TRAINING_HOURS)
+        .where(Metric.first_hour <= hour + 1 - TRAINING_HOURS)
         # A source's metrics come together: its insights are recorded and grouped at once.
         .order_by(Metric.source_id, Metric.id)
     )
@@ -431,10 +429,12 @@ def clean_up(engine: Engine, settings: Settings, *, now: datetime) -> None:
 
     expired = expire_buckets(engine, now=now, retention_days=settings.retention_days)
     log.info(
-        "buckets past the retention removed: days=%d partitions_dropped=%d rows_deleted=%d",
+        "buckets past the retention removed: days=%d partitions_dropped=%d rows_deleted=%d "
+        "metrics_untrained=%d",
         settings.retention_days,
         len(expired.dropped),
         expired.deleted_rows,
+        expired.untrained,
     )
     split = expire_breakdowns(engine, now=now, retention_days=settings.retention_days)
     log.info("breakdown rows past the retention removed: %d", split)

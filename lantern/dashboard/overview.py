@@ -47,12 +47,9 @@ def source_overviews(
     ids = [source.id for source in sources]
     if not ids:
         return []
-    first_hour = (
-        select(func.min(Bucket.hour)).where(Bucket.metric_id == Metric.id).scalar_subquery()
-    )
     firsts: dict[int, list[datetime | None]] = {i: [] for i in ids}
     for sid, first in session.execute(
-        select(Metric.source_id, first_hour).where(Metric.source_id.in_(ids))
+        select(Metric.source_id, Metric.first_hour).where(Metric.source_id.in_(ids))
     ):
         firsts[sid].append(hour_index(first).to_pydatetime() if first is not None else None)
     minute = int(now.timestamp() // 60)

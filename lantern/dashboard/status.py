@@ -138,7 +138,7 @@ def metric_items(
             MetricWatch.snoozed_until,
             Metric.owner,
             Metric.note,
-            per_metric(func.min(Bucket.hour)),
+            Metric.first_hour,
             per_metric(func.max(Bucket.hour)),
             latest.with_only_columns(Bucket.count).scalar_subquery(),
             latest.with_only_columns(Bucket.value_sum).scalar_subquery(),
@@ -331,17 +331,17 @@ def _has_status(status: Status, now: datetime) -> ColumnElement[bool]:
     micros = (now - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
     hour_us, training_us = 3_600_000_000, TRAINING_DAYS * 86_400_000_000
     trains_from = -((training_us - 1_000_000 - micros) // hour_us)  # ceil division
-    # trained: it has an hour before that (one probe of the buckets' primary key)
-    trained = select(Bucket.hour).where(Bucket.metric_id == Metric.id, Bucket.hour < trains_from)
+    # trained: its first hour is before that (a metric without buckets trains)
+    trained = func.coalesce(Metric.first_hour < trains_from, false())
     if status == "training":
-        return ~trained.exists()
+        return ~trained
     muted = func.coalesce(MetricWatch.muted, false())
     snoozed = and_(MetricWatch.snoozed_until.is_not(None), MetricWatch.snoozed_until > now)
     if status == "muted":
-        return and_(trained.exists(), muted.is_(True))
+        return and_(trained, muted.is_(True))
     if status == "snoozed":
-        return and_(trained.exists(), muted.is_(False), snoozed)
-    return and_(trained.exists(), muted.is_(False), ~snoozed)
+        return and_(trained, muted.is_(False), snoozed)
+    return and_(trained, muted.is_(False), ~snoozed)
 
 
 def _hourly(held: Measure, count: int | None, total: float | None) -> float | None:

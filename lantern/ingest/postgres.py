@@ -1,14 +1,16 @@
 """A group of ingest requests written to PostgreSQL in one statement, one round trip.
 
 The statement is its own transaction: it records the message digests, and from the ones
-that were new it adds the bucket increments, the debug view's minute counts and its
-recent events. It locks rows in the order the general path does (digests, buckets by
-key, then minutes), so writers in several processes wait for each other but never
-deadlock. Each round trip (BEGIN, each INSERT, COMMIT) would cost a wake-up of the
-server and of the writer thread, while the bucket rows it locks wait for the commit.
-`store` takes this path when every metric the group names is already known, and every
-breakdown value its events carry has its row; new metrics, new breakdown values, the
-metric cap and LaunchDarkly flag versions take the general one.
+that were new it adds the bucket increments (moving back the first hour of a metric whose
+new bucket comes before it), the breakdown increments, the debug view's minute counts and
+its recent events. It locks rows in the order the general path does (digests, buckets by
+key, metrics whose first hour moves by id, breakdowns by key, then minutes), so writers in
+several processes wait for each other but never deadlock. Each round trip (BEGIN, each
+INSERT, COMMIT) would cost a wake-up of the server and of the writer thread, while the
+bucket rows it locks wait for the commit. `store` takes this path when every metric the
+group names is already known, and every breakdown value its events carry has its row; new
+metrics, new breakdown values, the metric cap and LaunchDarkly flag versions take the
+general one.
 
 The increments do not travel one row per event and metric: most events of a group
 increment the same few sets of metrics (an event name's count, value and average, and
@@ -35,7 +37,12 @@ from lantern.ingest.dedupe import seen_second
 from lantern.ingest.events import Verdict
 from lantern.ingest.types import IngestResult, Judged
 from lantern.metrics.keys import MetricKey
-from lantern.metrics.service import bucket_upsert, metric_ids
+from lantern.metrics.service import (
+    CREATED_FIRST_HOURS,
+    bucket_upsert,
+    first_hour_update,
+    metric_ids,
+)
 
 # The arrays describing the events offered to the debug view, one value per event.
 SHOWN_COLUMNS = ("request", "pos", "source", "digest", "received", "accepted", "reason", "event")
@@ -44,7 +51,8 @@ SHOWN_COLUMNS = ("request", "pos", "source", "digest", "received", "accepted", "
 SHOWN_CANDIDATES = 10
 
 # %(name)b: binary parameters, which psycopg packs without escaping each array element.
-STATEMENT = """
+STATEMENT = (
+    """
 WITH fresh AS (
     INSERT INTO seen_messages (source_id, digest, seen_second)
     SELECT s, d, %(seen_second)s
@@ -81,6 +89,10 @@ increments AS MATERIALIZED (
 ),
 bucket_rows AS (
     {BUCKET_ROWS}
+    RETURNING metric_id, hour, count
+),
+first_rows AS (
+    {FIRST_ROWS}
     RETURNING 1
 ),
 -- Each counted event with dimension values, once per metric it splits and per value.
@@ -113,8 +125,8 @@ minute_rows AS (
             %(req_duplicates)b::int[]
         ) AS r(source_id, minute, rejected, duplicates)
     ) AS m
-    -- Buckets first, then breakdowns, then minutes, as every ingest transaction locks
-    -- them: no deadlock.
+    -- Buckets, then first hours, then breakdowns, then minutes, as every ingest
+    -- transaction locks them: no deadlock.
     WHERE (SELECT count(*) FROM breakdown_rows) >= 0
     GROUP BY source_id, minute
     ORDER BY source_id, minute
@@ -142,14 +154,22 @@ shown_rows AS (
 )
 SELECT source_id, digest FROM fresh
 """.replace(
-    "{BUCKET_ROWS}",
-    bucket_upsert("SELECT metric_id, hour, n, v, q FROM increments ORDER BY metric_id, hour"),
-).replace(
-    "{BREAKDOWN_ROWS}",
-    breakdown_upsert(
-        "SELECT value_id, metric_id, hour, n, k, v FROM breakdown_increments "
-        "WHERE (SELECT count(*) FROM bucket_rows) >= 0 ORDER BY value_id, metric_id, hour"
-    ),
+        "{BUCKET_ROWS}",
+        bucket_upsert("SELECT metric_id, hour, n, v, q FROM increments ORDER BY metric_id, hour"),
+    )
+    .replace(
+        # after the buckets, whose new rows it reads: every writer locks a metric's row after
+        # its buckets
+        "{FIRST_ROWS}",
+        first_hour_update(CREATED_FIRST_HOURS),
+    )
+    .replace(
+        "{BREAKDOWN_ROWS}",
+        breakdown_upsert(
+            "SELECT value_id, metric_id, hour, n, k, v FROM breakdown_increments "
+            "WHERE (SELECT count(*) FROM first_rows) >= 0 ORDER BY value_id, metric_id, hour"
+        ),
+    )
 )
 
 

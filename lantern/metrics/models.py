@@ -15,6 +15,15 @@ class Metric(Base):
 
     `kind` is one of the names in `lantern.metrics.keys.MetricKind`; `name` is the event,
     page or screen name (or the call type for totals, the flag key for flags).
+
+    `first_hour` is the earliest hour (epoch hours) any of its buckets was written for,
+    NULL until one is: every write of buckets keeps it (`add_to_buckets` and ingest's
+    PostgreSQL statement move it back when late or imported events come before it). The
+    hourly pass's training gate and a new metric's origin read it here instead of taking
+    the minimum over all of the metric's buckets. When the retention drops a metric's
+    oldest buckets it stays where it was: the metric has had its training week whatever
+    is kept (the retention is at least 30 days, so it was trained and scored before). When
+    it drops all of them the clean-up clears it (`partitions.expire_buckets`).
     """
 
     __tablename__ = "metrics"
@@ -28,6 +37,7 @@ class Metric(Base):
     # Who its alerts mention (a Slack user U… or user group S…), and what to check first.
     owner: Mapped[str | None] = mapped_column(String(50), default=None)
     note: Mapped[str | None] = mapped_column(Text, default=None)
+    first_hour: Mapped[int | None] = mapped_column(Integer, default=None)
 
 
 class Bucket(Base):

@@ -238,16 +238,20 @@ class Expired:
 
     dropped: tuple[str, ...]
     deleted_rows: int
+    # metrics whose every bucket has gone: they train again when events come back
+    untrained: int = 0
 
 
 def expire_buckets(engine: Engine, *, now: datetime, retention_days: int) -> Expired:
-    """Remove the buckets of hours older than the retention (see the module's docstring)."""
+    """Remove the buckets of hours older than the retention (see the module's docstring),
+    then the first hour of each metric left without any."""
     keep_from = oldest_kept_hour(now, retention_days=retention_days)
     with engine.connect() as connection:
         partitioned = is_partitioned(connection)
         parts = partitions(connection) if partitioned else []
     if not partitioned:
-        return Expired((), _delete_before(engine, "buckets", keep_from))
+        deleted = _delete_before(engine, "buckets", keep_from)
+        return Expired((), deleted, _forget_first_hours(engine, keep_from))
     dropped: list[str] = []
     deleted = 0
     for part in parts:
@@ -264,7 +268,26 @@ def expire_buckets(engine: Engine, *, now: datetime, retention_days: int) -> Exp
             deleted += _delete_before(engine, part.name, keep_from)
     if dropped:
         log.info("bucket partitions dropped: %s", ",".join(dropped))
-    return Expired(tuple(dropped), deleted)
+    return Expired(tuple(dropped), deleted, _forget_first_hours(engine, keep_from))
+
+
+def _forget_first_hours(engine: Engine, keep_from: int) -> int:
+    """Clear the first hour of the metrics left without buckets; returns how many.
+
+    A metric whose first weeks expired keeps its first hour: it had its training week, and
+    the pass goes on scoring it. One whose every bucket expired (no event for the whole
+    retention) leaves the pass and trains again when events come back, as its first hour
+    read from its buckets would say. Only metrics first seen before `keep_from` can be
+    left without buckets; each costs a lookup of its buckets' primary key. On PostgreSQL,
+    a bucket committed by ingest while this runs, for a metric it finds without any, may
+    be left with its metric's first hour cleared: the metric's next bucket sets it again.
+    """
+    statement = text(
+        "UPDATE metrics SET first_hour = NULL WHERE first_hour < :keep_from "
+        "AND NOT EXISTS (SELECT 1 FROM buckets WHERE buckets.metric_id = metrics.id)"
+    )
+    with write_serialized(engine), engine.begin() as connection:
+        return connection.execute(statement, {"keep_from": keep_from}).rowcount or 0
 
 
 def _delete_before(engine: Engine, table: str, keep_from: int) -> int:

@@ -153,7 +153,8 @@ def bucket_upsert(rows: str) -> str:
     value_sq)`, in key order so that concurrent writers lock buckets in the same order.
     SQLite and PostgreSQL spell it alike; every path that writes buckets builds it here
     (`add_to_buckets` on both engines, and ingest's one-statement PostgreSQL group in
-    `lantern.ingest.postgres`).
+    `lantern.ingest.postgres`), and each keeps the metrics' first hours in the same
+    transaction (`first_hour_update` on PostgreSQL).
     """
     # A sum of squares added to one never kept (NULL) stays unknown: the hour's spread is lost.
     return (
@@ -165,20 +166,65 @@ def bucket_upsert(rows: str) -> str:
     )
 
 
-# Built once: this runs for every ingest transaction.
-_BUCKETS_FROM_ARRAYS = bucket_upsert(
-    "SELECT * FROM unnest(%s::int[], %s::int[], %s::bigint[], %s::float8[], %s::float8[])"
+def first_hour_update(rows: str) -> str:
+    """The statement that moves metrics' `first_hour` back to the earliest hour written for
+    them (PostgreSQL); `rows` is a SELECT giving `(metric_id, hour)`, one row a metric.
+
+    Only the metrics whose first hour moves are locked, in id order and after their
+    buckets, as every writer locks them, so writers moving the same metrics wait for each
+    other but never deadlock. `FOR NO KEY UPDATE` is the lock an UPDATE of a non-key column
+    takes: a new bucket's foreign-key check (`FOR KEY SHARE` on its metric) does not wait
+    for it, nor it for one. A locked row is checked again once its writer commits, so a
+    first hour never moves later.
+    """
+    return (
+        "UPDATE metrics SET first_hour = earlier.hour FROM ("
+        "SELECT m.id, f.hour FROM metrics AS m "
+        f"JOIN ({rows}) AS f (metric_id, hour) ON f.metric_id = m.id "
+        "WHERE m.first_hour IS NULL OR m.first_hour > f.hour "
+        "ORDER BY m.id FOR NO KEY UPDATE OF m) AS earlier "
+        "WHERE metrics.id = earlier.id"
+    )
+
+
+# The earliest hour, per metric, of the buckets that the upsert `bucket_rows` (returning
+# metric_id, hour, count) created from the increments `increments` (metric_id, hour, n):
+# only a new bucket can come before its metric's first hour, and a bucket whose count is
+# the increment's own after the upsert is a new one (or held no event: a lookup for
+# nothing). Buckets are created once an hour and added to many times, so most groups of
+# events look up no metric at all.
+CREATED_FIRST_HOURS = (
+    "SELECT b.metric_id, min(b.hour) FROM bucket_rows AS b "
+    "JOIN increments AS i ON i.metric_id = b.metric_id AND i.hour = b.hour "
+    "WHERE b.count = i.n GROUP BY b.metric_id"
+)
+
+# Built once: these run for every ingest transaction.
+_BUCKETS_FROM_ARRAYS = (
+    "WITH increments AS (SELECT * FROM unnest(%s::int[], %s::int[], %s::bigint[], "
+    "%s::float8[], %s::float8[]) AS i (metric_id, hour, n, v, q)), "
+    "bucket_rows AS ("
+    + bucket_upsert("SELECT * FROM increments ORDER BY metric_id, hour")
+    + " RETURNING metric_id, hour, count) "
+    + first_hour_update(CREATED_FIRST_HOURS)
 )
 _BUCKETS_FROM_VALUES = bucket_upsert("VALUES (?, ?, ?, ?, ?)")
+# SQLite writes one transaction at a time: a plain conditional update per metric.
+_FIRST_HOURS_FROM_VALUES = (
+    "UPDATE metrics SET first_hour = ? WHERE id = ? AND (first_hour IS NULL OR first_hour > ?)"
+)
 
 
 def add_to_buckets(
     connection: Connection, increments: dict[tuple[int, int], tuple[int, float, float]]
 ) -> None:
-    """Add counts, value sums and sums of squares to buckets `(metric_id, hour)`.
+    """Add counts, value sums and sums of squares to buckets `(metric_id, hour)`, and move
+    each metric's `first_hour` back to the earliest of its hours.
 
-    One plain statement per engine (see `bucket_upsert`): PostgreSQL takes the rows as
-    arrays, SQLite as parameter rows.
+    PostgreSQL takes the rows as arrays, in one statement that looks up the metrics of the
+    buckets it created (`CREATED_FIRST_HOURS`); SQLite takes them as parameter rows, then
+    looks up each metric of the call (see `bucket_upsert` and `first_hour_update`). A
+    metric's row is written only when its first hour moves.
     """
     if not increments:
         return
@@ -195,8 +241,14 @@ def add_to_buckets(
             ),
         )
     else:
+        firsts: dict[int, int] = {}
+        for (metric_id, hour), _ in rows:  # in key order: a metric's first is its earliest
+            firsts.setdefault(metric_id, hour)
         connection.exec_driver_sql(
             _BUCKETS_FROM_VALUES, [(key[0], key[1], *value) for key, value in rows]
+        )
+        connection.exec_driver_sql(
+            _FIRST_HOURS_FROM_VALUES, [(hour, m, hour) for m, hour in firsts.items()]
         )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lantern.config import Settings
@@ -209,11 +209,10 @@ def alert_series(session: Session, insight: Insight, metric: Metric) -> Fitted:
     dashboard and the verdict agree. A series the detector cannot fit has no band.
     """
     from lantern.insights.expectations import expected_band
-    from lantern.metrics.models import Bucket
     from lantern.workspaces.models import Workspace
 
     end = pd.Timestamp(insight.detected_at) + pd.Timedelta(hours=1)
-    first = session.scalar(select(func.min(Bucket.hour)).where(Bucket.metric_id == metric.id))
+    first = metric.first_hour
     begin = end - pd.Timedelta(days=CHART_DAYS)
     if first is None:
         first = epoch_hour(begin)

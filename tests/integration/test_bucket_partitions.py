@@ -252,8 +252,14 @@ def test_the_hours_from_before_the_upgrade_expire_like_the_others(
     metric = new_metric(fresh_engine, src.id)
     keep_from = oldest_kept_hour(NOW, retention_days=30)
     hours = [keep_from - 50 * 24, keep_from - 1, keep_from, THIS_HOUR]
-    with fresh_engine.begin() as connection:
-        add_to_buckets(connection, {(metric, h): (1, 0.0, 0.0) for h in hours})
+    with fresh_engine.begin() as connection:  # as that schema's ingest wrote them
+        connection.execute(
+            text(
+                "INSERT INTO buckets (metric_id, hour, count, value_sum, value_sq) "
+                "VALUES (:m, :h, 1, 0, 0)"
+            ),
+            [{"m": metric, "h": h} for h in hours],
+        )
     upgrade(fresh_engine)
 
     cleanup_tick(fresh_engine, settings_for(fresh_engine, tmp_path, retention_days=30), now=NOW)

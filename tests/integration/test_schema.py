@@ -304,10 +304,50 @@ def test_the_quiet_summary_migration_keeps_workspaces_and_webhook_deliveries_bot
     assert again == (22, "each") and kept == ("pending", 1, None)
 
 
+BEFORE_FIRST_HOURS = "6f7a8b9c0d1e"  # the revision before each metric kept its first hour
+
+
+def _first_hours(engine: Engine, source_id: int) -> dict[str, int | None]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT name, first_hour FROM metrics WHERE source_id = :s"), {"s": source_id}
+        ).all()
+    return {name: first for name, first in rows}
+
+
+def test_the_first_hour_migration_fills_each_metric_from_its_buckets_and_goes_both_ways(
+    empty_database_url: str,
+) -> None:
+    engine = make_engine(empty_database_url)
+    try:
+        upgrade(engine, BEFORE_FIRST_HOURS)
+        source = _source_with_metrics(
+            engine,
+            {
+                ("track", "Checkout"): {HOUR + 5: (3, 0.0), HOUR: (1, 0.0), HOUR + 9: (2, 0.0)},
+                ("track", "Search"): {HOUR + 30: (4, 0.0)},
+                ("track", "Never Counted"): {},
+            },
+        )
+        before = _stored(engine, source)
+        upgrade(engine)
+        filled = _first_hours(engine, source)
+        _downgrade(engine, BEFORE_FIRST_HOURS)
+        old_columns = {c["name"] for c in inspect(engine).get_columns("metrics")}
+        kept = _stored(engine, source)
+        upgrade(engine)
+        again = _first_hours(engine, source)
+    finally:
+        engine.dispose()
+    assert filled == {"Checkout": HOUR, "Search": HOUR + 30, "Never Counted": None}
+    assert "first_hour" not in old_columns and kept == before
+    assert again == filled
+
+
 def test_the_breakdowns_migration_gives_every_source_the_defaults_and_goes_both_ways(
     empty_database_url: str,
 ) -> None:
-    before = "6f7a8b9c0d1e"
+    before = "7a0b1c2d3e4f"  # 0013, the revision before breakdowns
     engine = make_engine(empty_database_url)
     try:
         upgrade(engine, before)

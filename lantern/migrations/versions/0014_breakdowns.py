@@ -5,7 +5,7 @@ none has counts yet, so a breakdown starts with the first events after the upgra
 Downgrading drops the three tables and what they counted.
 
 Revision ID: 7b1c2d3e4f5a
-Revises: 6f7a8b9c0d1e
+Revises: 7a0b1c2d3e4f
 Create Date: 2026-11-30 05:40:00.000000
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 import lantern.db.base
 
 revision: str = "7b1c2d3e4f5a"
-down_revision: str | None = "6f7a8b9c0d1e"
+down_revision: str | None = "7a0b1c2d3e4f"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
