@@ -702,6 +702,7 @@ async function settingsPage() {
             fill(newKey, keyBox(`New key for ${s.name}`, rotated));
             drawSources(await api("GET", "/sources"));
           } }, "Rotate key"),
+          h("button", { type: "button", "data-breakdowns": s.id, onclick: () => editBreakdowns(s) }, "Breakdowns"),
           h("button", { type: "button", class: "danger", onclick: async () => {
             if (!confirm(`Delete ${s.name} with its metrics and insights?`)) return;
             await api("DELETE", `/sources/${s.id}`);
@@ -709,6 +710,41 @@ async function settingsPage() {
           } }, "Delete"))))))));
   }
   drawSources(sources);
+
+  // A source's breakdowns: the dimensions its metrics are split by, as one list to edit.
+  const breakdownBox = h("div", { id: "breakdowns-editor" });
+  function drawBreakdowns(source, state, message) {
+    const problem = h("div", { id: "breakdowns-problem" });
+    const names = h("input", { name: "dimensions", "aria-label": "dimensions",
+      value: state.dimensions.map((d) => d.name).join(", ") });
+    const form = h("form", { class: "row", onsubmit: async (ev) => {
+      ev.preventDefault();
+      const list = names.value.split(",").map((n) => n.trim()).filter((n) => n);
+      try {
+        drawBreakdowns(source, await api("PUT", `/sources/${source.id}/breakdowns`, { dimensions: list }), "Breakdowns saved.");
+      } catch (err) {
+        fill(problem, errorBox(err));
+      }
+    } }, names, h("button", { class: "primary", type: "submit" }, "Save"));
+    const refused = state.dimensions.filter((d) => !d.recording);
+    fill(breakdownBox, h("div", { class: "card" }, h("h2", {}, `Breakdowns of ${source.name}`),
+      h("p", { class: "muted" }, "Each metric is also counted by these dimensions, the first ", String(state.cap),
+        " values of each on their own and the rest as (other). Defaults: os, app_version, library, country ",
+        "(from the locale, never the IP), page_path. Add a property as properties.<key>; one whose values look ",
+        "personal (emails, ids, free text, one value per user) is refused with the reason. An empty list turns ",
+        "breakdowns off."),
+      message ? h("div", { class: "ok" }, message) : null,
+      refused.map((d) => h("div", { class: "notice" }, `${d.name} refused: ${d.refused}. Nothing is counted for it.`)),
+      form, problem));
+  }
+  async function editBreakdowns(source) {
+    try {
+      drawBreakdowns(source, await api("GET", `/sources/${source.id}/breakdowns`));
+    } catch (err) {
+      fill(breakdownBox, errorBox(err));
+    }
+    breakdownBox.scrollIntoView();
+  }
   const name = h("input", { name: "name", placeholder: "e.g. web-app", required: true, maxlength: 100 });
   const createForm = h("form", { class: "row", id: "create-source", onsubmit: async (ev) => {
     ev.preventDefault();
@@ -874,6 +910,7 @@ async function settingsPage() {
 
   show(h("h1", {}, "Settings"), h("p", { class: "muted" }, `Workspace ${settings.workspace.name}`),
     h("div", { class: "card" }, h("h2", {}, "Sources and API keys"), newKey, sourceList, createForm),
+    breakdownBox,
     h("div", { class: "card" }, h("h2", {}, "Slack"), slackBox),
     h("div", { class: "card" }, h("h2", {}, "Webhooks"),
       h("p", { class: "muted" }, "Each insight's alert, louder update and end, as a signed JSON POST: route Lantern to Teams, PagerDuty or your own bot."),

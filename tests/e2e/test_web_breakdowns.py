@@ -1,0 +1,62 @@
+"""The Settings page's breakdowns editor in a real browser."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from playwright.sync_api import Browser, expect
+from sqlalchemy import Engine
+
+from lantern.accounts.service import create_user
+from lantern.db import session_scope
+from lantern.workspaces.service import get_or_create_workspace
+from tests.e2e.conftest import PHONE, start_server
+from tests.factories import make_source
+
+PASSWORD = "lantern-browser-test"
+
+
+def test_a_user_adds_a_property_breakdown_in_settings_and_is_told_why_a_personal_one_is_refused(
+    browser: Browser, engine: Engine, database_url: str, tmp_path: Path
+) -> None:
+    name = f"web-{uuid.uuid4().hex[:10]}"
+    email = f"{name}@example.com"
+    with session_scope(engine) as session:
+        workspace = get_or_create_workspace(session, name=name)
+        create_user(session, workspace=workspace, email=email, password=PASSWORD)
+    src = make_source(engine, workspace=name)
+    process, served = start_server(database_url, tmp_path)
+    try:
+        page = browser.new_context().new_page()
+        page.goto(served + "/settings")
+        page.fill("input[name=email]", email)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_selector("body[data-ready='1']")
+        page.click(f"button[data-breakdowns='{src.id}']")
+        editor = page.locator("#breakdowns-editor")
+        field = editor.locator("input[name=dimensions]")
+        expect(field).to_have_value("os, app_version, library, country, page_path")
+        field.fill("os, country, properties.plan")
+        editor.locator("button[type=submit]").click()
+        expect(editor).to_contain_text("Breakdowns saved.")
+        expect(field).to_have_value("os, country, properties.plan")
+        # a property named like a person's data is refused, with the reason, and the
+        # list stays as it was
+        field.fill("os, country, properties.plan, properties.email")
+        editor.locator("button[type=submit]").click()
+        expect(editor.locator("#breakdowns-problem")).to_contain_text("email")
+        page.reload()
+        page.wait_for_selector("body[data-ready='1']")
+        page.click(f"button[data-breakdowns='{src.id}']")
+        expect(page.locator("#breakdowns-editor input[name=dimensions]")).to_have_value(
+            "os, country, properties.plan"
+        )
+        page.set_viewport_size(PHONE)  # the sources' three buttons and the editor fit a phone
+        assert page.evaluate(
+            "document.documentElement.scrollWidth <= document.documentElement.clientWidth + 1"
+        )
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
