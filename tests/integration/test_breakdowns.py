@@ -325,3 +325,60 @@ def test_a_dimension_taken_off_the_list_is_deleted_with_its_counts_and_an_empty_
     assert stored == []
     debug = client.get(f"/api/v1/sources/{src.id}/debug", headers=bearer(src)).json()
     assert debug["dimensions"] == []
+
+
+def test_a_wrong_list_of_breakdowns_is_refused_with_a_reason_and_changes_nothing(
+    client: TestClient, engine: Engine
+) -> None:
+    src, other = make_source(engine), make_source(engine)
+    url = f"/api/v1/sources/{src.id}/breakdowns"
+    before = client.get(url, headers=bearer(src)).json()
+    hostile: list[Any] = [
+        None,
+        [],
+        "os",
+        {"dimensions": None},
+        {"dimensions": "os"},
+        {"dimensions": [1, 2]},
+        {"dimensions": [["os"]]},
+        {"dimensions": [{"name": "os"}]},
+        {"dimensions": ["os"], "extra": True},
+        {"dimensions": ["x" * 201]},
+        {"dimensions": ["properties." + "k" * 150]},
+        {"dimensions": ["os"] * 51},
+        {"dimensions": [f"properties.plan{i}" for i in range(11)]},
+        {"dimensions": ["properties."]},
+        {"dimensions": ["properties.a.b"]},
+        {"dimensions": ["properties.plan\x00"]},
+        {"dimensions": ["properties.plan\n; DROP TABLE sources"]},
+        {"dimensions": ["properties.🙂"]},
+        {"dimensions": ["browser"]},
+        {"dimensions": ["context.ip"]},
+        {"dimensions": ["userId"]},
+        {"dimensions": ["anonymousId"]},
+    ]
+    for body in hostile:
+        response = client.put(url, json=body, headers=bearer(src))
+        assert 400 <= response.status_code < 500, (body, response.status_code)
+        assert response.json()["detail"], body
+    for raw in (b"{", b"\xff\xfe", b"[" * 5000 + b"]" * 5000):
+        response = client.put(
+            url, content=raw, headers={**bearer(src), "Content-Type": "application/json"}
+        )
+        assert 400 <= response.status_code < 500, (raw[:10], response.status_code)
+    for target in ("0", "-1", "99999999999999999999", "abc", str(other.id)):
+        response = client.put(
+            f"/api/v1/sources/{target}/breakdowns",
+            json={"dimensions": ["os"]},
+            headers=bearer(src),
+        )
+        assert response.status_code in (404, 422), (target, response.status_code)
+    response = client.put(url, json={"dimensions": ["os"]})
+    assert response.status_code == 401
+    assert client.get(url, headers=bearer(src)).json() == before
+    assert (
+        client.get(f"/api/v1/sources/{other.id}/breakdowns", headers=bearer(other)).json()[
+            "dimensions"
+        ]
+        == before["dimensions"]
+    )
