@@ -1,0 +1,419 @@
+"""Which breakdown values explain a change: pure functions over per-value series, no I/O.
+
+When an insight opens, each dimension of its source is asked which of its values moved.
+A value's expectation is its own: for each hour of the episode, the median of the same
+hour of the week in the (up to) four weeks before the episode began, or, with less than
+a week of breakdown data, of the same hour of the day in the days before. Its change is
+observed minus expected over the episode's hours, its relative change that change over
+its expectation (none for a value that was not expected at all: a new app version), and
+its contribution its share of the move in the insight's direction: its change over the
+sum of the changes in that direction (values that moved the other way contribute
+negatively), or over the metric's own change when the dimension sees only part of the
+events (an event without a locale has no country).
+
+A value is named when it explains a clear majority of the move (`MAJORITY`) and its
+relative change is much larger than the rest of the dimension's (`STANDOUT` times); else
+the top two together, if they do so. A second value is named beside a first when it
+explains `SECOND` of the move or more and stands out as well. Of the dimensions that
+name values, the most specific one is told: among those explaining nearly as much as the
+best (`CLOSE`), the one whose named values were expected to carry the least of the
+metric. When a dimension saw the move and none names a value, the change is broad.
+
+Counts and sums are additive, so changes add up; an average is not (a value's weight
+moves as well as its level), so averages get no root cause.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lantern.breakdowns.dimensions import DEFAULT_DIMENSIONS, PROPERTY_PREFIX
+
+# A value (or two) is named only if it explains at least this share of the move.
+MAJORITY = 0.5
+# ... and its relative change is at least this many times the rest of the dimension's.
+STANDOUT = 2.0
+# ... and it moved by at least this much itself: a value 5% down is no cause of a drop.
+MIN_RELATIVE = 0.2
+# A second value is named beside the first if it explains at least this share as well.
+SECOND = 0.2
+# Dimensions whose named values explain within this of the best one compete on specificity.
+CLOSE = 0.1
+# Weeks of the same hour a value's expectation is the median of, at most.
+WEEKS = 4
+# With less than a week of data before the episode, days of the same hour instead.
+DAYS = 7
+# A count's episode with fewer expected and observed events than this, in a dimension, is
+# too small to say anything about.
+MIN_EVENTS = 10
+# Values listed per dimension (ranked), for the API and the insight page.
+LISTED = 5
+# Hours before the episode the per-value chart shows.
+CHART_HOURS_BEFORE = 48
+WEEK = 7 * 24
+
+NAMES = {
+    "os": "OS",
+    "app_version": "app version",
+    "library": "library",
+    "country": "country",
+    "page_path": "page",
+}
+
+
+def dimension_label(dimension: str) -> str:
+    """A dimension as a sentence names it: "app version", "page", or a property's key."""
+    if dimension in NAMES:
+        return NAMES[dimension]
+    if dimension.startswith(PROPERTY_PREFIX):
+        return dimension[len(PROPERTY_PREFIX) :]
+    return dimension
+
+
+@dataclass(frozen=True, slots=True)
+class ValueChange:
+    """One value's move over the episode: per hour, averaged over the episode's hours."""
+
+    value: str
+    observed: float
+    expected: float
+    relative_change: float | None  # None: the value was not expected at all (a new one)
+    contribution: float  # its share of the move in the insight's direction
+    expected_share: float  # its share of the dimension's expectation
+
+
+@dataclass(frozen=True, slots=True)
+class DimensionChange:
+    """How one dimension's values moved, ranked by contribution, and those that stand out."""
+
+    dimension: str
+    values: tuple[ValueChange, ...]  # every value, largest contribution first
+    named: tuple[ValueChange, ...]  # the one or two that explain the move; empty if none
+
+    @property
+    def explained(self) -> float:
+        return sum(v.contribution for v in self.named)
+
+
+@dataclass(frozen=True, slots=True)
+class ValueSeries:
+    """A value's hours around the episode, observed against its own expectation."""
+
+    value: str
+    observed: tuple[float, ...]
+    expected: tuple[float, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RootCause:
+    """What an insight says of its breakdowns: the values that explain it, or that it is broad."""
+
+    direction: str
+    dimension: str | None  # the dimension told (None: broad, no dimension stands out)
+    shown: str | None  # the dimension whose values are listed (when broad, the nearest)
+    values: tuple[ValueChange, ...]  # that dimension's values, ranked (at most LISTED)
+    named: tuple[ValueChange, ...]  # the one or two told; empty when broad
+    checked: tuple[str, ...]  # the dimensions that saw the move
+    chart_start: datetime | None = None  # the first hour of `series`
+    series: tuple[ValueSeries, ...] = ()
+
+    @property
+    def broad(self) -> bool:
+        return not self.named
+
+    @property
+    def text(self) -> str:
+        return root_cause_text(self)
+
+    def as_json(self) -> dict[str, Any]:
+        """The stored form (and the API's): plain numbers and strings."""
+        return {
+            "text": self.text,
+            "broad": self.broad,
+            "direction": self.direction,
+            "dimension": self.dimension,
+            "dimension_label": dimension_label(self.dimension) if self.dimension else None,
+            "shown": self.shown,
+            "shown_label": dimension_label(self.shown) if self.shown else None,
+            "checked": list(self.checked),
+            "values": [
+                {
+                    "value": v.value,
+                    "observed": _round(v.observed),
+                    "expected": _round(v.expected),
+                    "relative_change": _round(v.relative_change),
+                    "contribution": _round(v.contribution),
+                    "named": v in self.named,
+                }
+                for v in self.values
+            ],
+            "chart": None
+            if self.chart_start is None
+            else {
+                "start": pd.Timestamp(self.chart_start).isoformat(),
+                "values": [
+                    {
+                        "value": s.value,
+                        "observed": [_round(x) for x in s.observed],
+                        "expected": [_round(x) for x in s.expected],
+                    }
+                    for s in self.series
+                ],
+            },
+        }
+
+
+def _round(value: float | None) -> float | None:
+    if value is None or not np.isfinite(value):
+        return None
+    return float(f"{value:.4g}")
+
+
+def expected_hours(frame: pd.DataFrame, *, hours: pd.DatetimeIndex, before: Any) -> pd.DataFrame:
+    """Each value's expectation at `hours`, from the hours of `frame` before `before` only.
+
+    The median of the same hour of the week over the last `WEEKS` weeks when `frame` has a
+    week before `before`, else of the same hour of the day over the last `DAYS` days; NaN
+    where no such hour is in `frame` (less than a day of data).
+    """
+    limit = pd.Timestamp(before)
+    first = frame.index[0] if len(frame.index) else limit
+    step, lags = (WEEK, WEEKS) if first <= limit - pd.Timedelta(hours=WEEK) else (24, DAYS)
+    data = frame.fillna(0.0)
+    samples = []
+    for k in range(1, lags + 1):
+        at = hours - pd.Timedelta(hours=step * k)
+        usable = np.asarray((at >= first) & (at < limit))
+        shifted = data.reindex(at).to_numpy(dtype=float, copy=True)
+        shifted[~usable] = np.nan
+        samples.append(shifted)
+    stacked = np.stack(samples)
+    median = np.full(stacked.shape[1:], np.nan)
+    known = np.isfinite(stacked).any(axis=0)
+    median[known] = np.nanmedian(stacked[:, known], axis=0)
+    return pd.DataFrame(median, index=hours, columns=frame.columns)
+
+
+def rank_values(
+    frame: pd.DataFrame,
+    *,
+    start: Any,
+    end: Any,
+    direction: str,
+    total: pd.Series | None = None,
+    min_events: float = 0.0,
+    dimension: str | None = None,
+) -> DimensionChange | None:
+    """Rank one dimension's values by how much of the move over hours [start, end] they explain.
+
+    `frame` is the dimension's hourly series per value (columns), from before the baseline
+    to `end`; `total` the metric's own series on the same hours, when the dimension may
+    see only part of its events. None when the dimension cannot say: no values, less than
+    a day of data before `start`, too few events (`min_events`), or no move in
+    `direction` among its values.
+    """
+    first, last = pd.Timestamp(start), pd.Timestamp(end)
+    if frame.shape[1] == 0 or not len(frame.index) or frame.index[0] > first - pd.Timedelta(1, "D"):
+        return None
+    hours = pd.date_range(first, last, freq="h")
+    expected = expected_hours(frame, hours=hours, before=first)
+    if not np.isfinite(expected.to_numpy()).all():
+        return None
+    observed = frame.reindex(hours).fillna(0.0)
+    seen = observed.mean().to_numpy(dtype=float)
+    wanted = expected.mean().to_numpy(dtype=float)
+    if (observed.to_numpy().sum() + expected.to_numpy().sum()) < min_events:
+        return None
+    sign = -1.0 if direction == "down" else 1.0
+    moves = sign * (seen - wanted)
+    gross = float(np.clip(moves, 0, None).sum())
+    if total is not None:
+        whole = expected_hours(total.to_frame("total"), hours=hours, before=first)["total"]
+        if np.isfinite(whole.to_numpy()).all():
+            metric_move = sign * (float(total.reindex(hours).fillna(0.0).mean()) - whole.mean())
+            gross = max(gross, metric_move)
+    if gross <= 0 or moves.sum() <= 0:
+        return None
+    expected_sum = float(wanted.sum())
+    values = [
+        ValueChange(
+            value=str(column),
+            observed=float(seen[i]),
+            expected=float(wanted[i]),
+            relative_change=(seen[i] - wanted[i]) / wanted[i] if wanted[i] > 0 else None,
+            contribution=float(moves[i] / gross),
+            expected_share=float(wanted[i] / expected_sum) if expected_sum > 0 else 0.0,
+        )
+        for i, column in enumerate(frame.columns)
+    ]
+    ranked = tuple(sorted(values, key=lambda v: (-v.contribution, v.value)))
+    return DimensionChange(
+        dimension=dimension or str(frame.columns.name or ""),
+        values=ranked,
+        named=_named(ranked, sign),
+    )
+
+
+def _relative(group: Sequence[ValueChange], sign: float) -> float:
+    """The group's relative change in the insight's direction (infinite for new values)."""
+    seen = sum(v.observed for v in group)
+    wanted = sum(v.expected for v in group)
+    if wanted <= 0:
+        return float("inf") if sign * seen > 0 else 0.0
+    return sign * (seen - wanted) / wanted
+
+
+def _stands_out(group: Sequence[ValueChange], rest: Sequence[ValueChange], sign: float) -> bool:
+    """The group moved, and far more than the rest of its dimension (which must exist: a
+    dimension's only values all moving is a broad change)."""
+    if sum(v.expected for v in rest) <= 0:
+        return False
+    moved = _relative(group, sign)
+    return moved >= MIN_RELATIVE and moved >= STANDOUT * max(_relative(rest, sign), 0.0)
+
+
+def _named(ranked: tuple[ValueChange, ...], sign: float) -> tuple[ValueChange, ...]:
+    """The one or two values that explain the move, or none."""
+    if not ranked:
+        return ()
+    top, rest = ranked[0], ranked[1:]
+    if top.contribution >= MAJORITY and _stands_out([top], rest, sign):
+        if len(ranked) > 1:
+            second = ranked[1]
+            if second.contribution >= SECOND and _stands_out([second], ranked[2:], sign):
+                return (top, second)
+        return (top,)
+    pair = ranked[:2]
+    if (
+        len(pair) == 2
+        and pair[1].contribution >= SECOND
+        and sum(v.contribution for v in pair) >= MAJORITY
+        and all(_stands_out([v], ranked[2:], sign) for v in pair)
+    ):
+        return pair
+    return ()
+
+
+def explain(changes: Sequence[DimensionChange | None], *, direction: str) -> RootCause | None:
+    """The root cause of one insight from its dimensions' rankings; None if none could say."""
+    seen = [c for c in changes if c is not None]
+    if not seen:
+        return None
+    naming = [c for c in seen if c.named]
+    checked = tuple(c.dimension for c in seen)
+    if not naming:
+        # broad: the values listed are those of the dimension whose top value came nearest
+        nearest = max(seen, key=lambda c: (c.values[0].contribution, c.dimension))
+        return RootCause(
+            direction=direction,
+            dimension=None,
+            shown=nearest.dimension,
+            values=nearest.values[:LISTED],
+            named=(),
+            checked=checked,
+        )
+    best = max(c.explained for c in naming)
+    close = [c for c in naming if c.explained >= best - CLOSE]
+    chosen = min(
+        close,
+        key=lambda c: (sum(v.expected_share for v in c.named), -c.explained, c.dimension),
+    )
+    return RootCause(
+        direction=direction,
+        dimension=chosen.dimension,
+        shown=chosen.dimension,
+        values=chosen.values[:LISTED],
+        named=chosen.named,
+        checked=checked,
+    )
+
+
+def find_root_cause(
+    frames: dict[str, pd.DataFrame],
+    *,
+    start: Any,
+    end: Any,
+    direction: str,
+    total: pd.Series | None = None,
+    min_events: float = 0.0,
+) -> RootCause | None:
+    """`rank_values` for each dimension's frame, `explain`, and the chart of the values told.
+
+    The chart shows the hours from `CHART_HOURS_BEFORE` before `start` to `end` of the
+    named values (when broad, of the two values that came nearest), observed against each
+    value's own expectation.
+    """
+    changes = [
+        rank_values(
+            frame,
+            start=start,
+            end=end,
+            direction=direction,
+            total=total,
+            min_events=min_events,
+            dimension=name,
+        )
+        for name, frame in frames.items()
+    ]
+    cause = explain(changes, direction=direction)
+    if cause is None or cause.shown is None:
+        return cause
+    frame = frames[cause.shown]
+    shown = [v.value for v in (cause.named or cause.values[:2])]
+    first = max(pd.Timestamp(start) - pd.Timedelta(hours=CHART_HOURS_BEFORE), frame.index[0])
+    hours = pd.date_range(first, pd.Timestamp(end), freq="h")
+    part = frame[shown]
+    expected = expected_hours(part, hours=hours, before=start)
+    observed = part.reindex(hours).fillna(0.0)
+    series = tuple(
+        ValueSeries(
+            value=value,
+            observed=tuple(float(x) for x in observed[value]),
+            expected=tuple(float(x) for x in expected[value]),
+        )
+        for value in shown
+    )
+    return replace(cause, chart_start=first.to_pydatetime(), series=series)
+
+
+def _percent(change: float | None) -> str:
+    if change is None:
+        return "new"
+    text = f"{change:+,.0%}"
+    return text.replace("-", "\u2212")
+
+
+def root_cause_text(cause: RootCause) -> str:
+    """One line: "app version 5.2: -92% (explains 88% of the drop)" (a true minus sign), or
+    that the change is broad."""
+    move = "drop" if cause.direction == "down" else "rise"
+    if cause.broad:
+        labels = [dimension_label(d) for d in _in_order(cause.checked)]
+        listed = labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " or " + labels[-1]
+        return f"The {move} is broad: no single {listed} explains most of it"
+    label = dimension_label(cause.dimension or "")
+    parts = []
+    for i, value in enumerate(cause.named):
+        share = (
+            f"explains {value.contribution:.0%} of the {move}"
+            if i == 0
+            else (f"explains {value.contribution:.0%}")
+        )
+        name = f"{label} {value.value}" if i == 0 else value.value
+        parts.append(f"{name}: {_percent(value.relative_change)} ({share})")
+    return "; ".join(parts)
+
+
+def _in_order(dimensions: Sequence[str]) -> list[str]:
+    def order(name: str) -> tuple[int, str]:
+        if name in DEFAULT_DIMENSIONS:
+            return (DEFAULT_DIMENSIONS.index(name), name)
+        return (len(DEFAULT_DIMENSIONS), name)
+
+    return sorted(dimensions, key=order)
