@@ -311,7 +311,7 @@ def open_insight(
     """An insight opened the way the hourly pass opens one (`record_events`), its alert
     queued: with its root cause when the metric has breakdowns."""
     from dataclasses import dataclass as _dataclass
-    from datetime import datetime, timedelta
+    from datetime import UTC, datetime
 
     from sqlalchemy import select
 
@@ -354,7 +354,7 @@ def open_insight(
             metric=MetricRef(id=metric_id, source_id=src.id, workspace_id=src.workspace_id),
             events=[Event("opened", found)],
             watch=None,
-            now=found.detected_at + timedelta(minutes=65),
+            now=datetime.now(UTC),  # its alert is due at once
         )
         insight_id = session.scalar(
             select(Insight.id).where(Insight.metric_id == metric_id).order_by(Insight.id.desc())

@@ -231,23 +231,26 @@ def root_cause_of(
         end=stop,
         kinds={metric_id: metric.kind},
     )[metric_id]
-    # Skip hours before the breakdowns' first: a metric older than its breakdowns would
-    # otherwise seem to have lost what its dimensions never counted.
-    begin = min(
-        pd.DatetimeIndex(frame.index)[int(frame.fillna(0).ne(0).any(axis=1).to_numpy().argmax())]
-        for frame in frames.values()
-    )
-    frames = {name: frame.loc[begin:] for name, frame in frames.items()}
+    # Each dimension from its first counted hour: a metric older than its breakdowns (or a
+    # dimension added later than the others) would otherwise seem to have lost what was
+    # never counted.
+    frames = {name: frame.loc[_first_counted(frame) :] for name, frame in frames.items()}
     try:
         cause = find_root_cause(
             frames,
             start=start,
             end=end,
             direction=direction,
-            total=total.loc[begin:],
+            total=total,
             min_events=MIN_EVENTS if measure(metric.kind) == "count" else 0.0,
         )
     except (ValueError, KeyError, IndexError) as exc:  # never what keeps an insight from opening
         log.warning("root cause of metric %s not found: %s", metric_id, exc)
         return None
     return cause.as_json() if cause is not None else None
+
+
+def _first_counted(frame: pd.DataFrame) -> pd.Timestamp:
+    """The first hour any value of a dimension's frame has a count or a sum."""
+    counted = frame.fillna(0).ne(0).any(axis=1).to_numpy()
+    return pd.DatetimeIndex(frame.index)[int(counted.argmax())]

@@ -234,6 +234,7 @@ def rank_values(
     moves = sign * (seen - wanted)
     gross = float(np.clip(moves, 0, None).sum())
     if total is not None:
+        total = total.loc[frame.index[0] :]  # the hours the dimension counted
         whole = expected_hours(total.to_frame("total"), hours=hours, before=first)["total"]
         if np.isfinite(whole.to_numpy()).all():
             metric_move = sign * (float(total.reindex(hours).fillna(0.0).mean()) - whole.mean())

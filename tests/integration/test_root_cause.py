@@ -172,3 +172,16 @@ def test_the_hourly_pass_opens_an_insight_on_breakdown_data_with_its_root_cause(
     [alert] = fake_slack.top_level()
     assert "Checkout" in alert["text"]
     assert f"*Root cause:* {cause['text']}" in str(alert["blocks"])
+
+
+def test_breakdowns_younger_than_their_metric_still_name_the_version(
+    client: TestClient, engine: Engine
+) -> None:
+    # the metric has four weeks; its source counted app versions for the last ten days only
+    src = make_source(engine)
+    versions, start = breakdown_counts(VERSIONS, change={"5.2": -0.92}, seed=2)
+    metric_id = make_metric(engine, src, name="Checkout", counts=versions.sum(axis=1))
+    add_breakdown(engine, src, metric_id, versions.iloc[-10 * 24 :])
+    insight_id = open_insight(engine, src, metric_id, start=start, detected_at=versions.index[-1])
+    cause = client.get(f"/api/v1/insights/{insight_id}", headers=bearer(src)).json()["root_cause"]
+    assert cause["text"].startswith("app version 5.2: \u22129")
