@@ -204,12 +204,25 @@ FLUSH_EVERY = 5000
 
 
 def test_a_drop_of_one_app_version_sent_by_analytics_python_is_named_in_slack_and_the_api(
-    served: str, engine: Engine, settings: Settings, fake_slack: FakeSlack
+    fresh_engine: Engine, settings: Settings, fake_slack: FakeSlack, tmp_path: Path
 ) -> None:
     """Two weeks of Checkout: the older history imported as a backfill would, the last
     five days sent live by analytics-python with each phone's context; in the last four
     hours the iOS app's version 5.2 stops checking out. The hourly pass opens one insight
-    whose Slack alert and API name version 5.2 as the cause."""
+    whose Slack alert and API name version 5.2 as the cause. A database of its own: its
+    hourly passes claim their hours."""
+    engine = fresh_engine
+    process, served = start_server(engine.url.render_as_string(hide_password=False), tmp_path)
+    try:
+        checkout_drop_is_named(engine, served, settings, fake_slack)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def checkout_drop_is_named(
+    engine: Engine, served: str, settings: Settings, fake_slack: FakeSlack
+) -> None:
     settings = settings.model_copy(update={"slack_base_url": fake_slack.api_url})
     src = make_source(engine)
     with session_scope(engine) as session:
