@@ -218,7 +218,7 @@ function rootCauseCard(i) {
         h("td", { class: "num" }, LanternChart.fmt(v.observed)),
         h("td", { class: "num" }, LanternChart.fmt(v.expected)),
         h("td", { class: "num" }, v.relative_change === null ? "new" : pct(v.relative_change)),
-        h("td", { class: "num" }, pct(v.contribution))))))) : null,
+        h("td", { class: "num" }, v.contribution === null ? "" : `${Math.round(v.contribution * 100)}%`)))))) : null,
     charts.map((c) => h("div", { class: "value-chart" },
       h("h3", {}, `${cause.shown_label} ${c.series.value}`),
       h("div", { class: "legend" },
