@@ -243,6 +243,7 @@ def root_cause_of(
             direction=direction,
             total=total,
             min_events=MIN_EVENTS if measure(metric.kind) == "count" else 0.0,
+            counts=measure(metric.kind) == "count",
         )
     except (ValueError, KeyError, IndexError) as exc:  # never what keeps an insight from opening
         log.warning("root cause of metric %s not found: %s", metric_id, exc)

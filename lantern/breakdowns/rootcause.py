@@ -7,12 +7,14 @@ a week of breakdown data, of the same hour of the day in the days before. Its ch
 observed minus expected over the episode's hours, its relative change that change over
 its expectation (none for a value that was not expected at all: a new app version), and
 its contribution its share of the move in the insight's direction: its change over the
-sum of the changes in that direction (values that moved the other way contribute
-negatively), or over the metric's own change when the dimension sees only part of the
-events (an event without a locale has no country).
+dimension's net change (values that moved the other way contribute negatively; one whose
+change is more than the net explains all of it), or over the metric's own change when
+that is larger, as when the dimension sees only part of the events (an event without a
+locale has no country).
 
 A value is named when it explains a clear majority of the move (`MAJORITY`) and its
-relative change is much larger than the rest of the dimension's (`STANDOUT` times); else
+relative change is much larger than the rest of the dimension's (`STANDOUT` times) and,
+for a count, beyond Poisson noise (`Z` standard errors); else
 the top two together, if they do so. A second value is named beside a first when it
 explains `SECOND` of the move or more and stands out as well. Of the dimensions that
 name values, the most specific one is told: among those explaining nearly as much as the
@@ -45,6 +47,11 @@ MIN_RELATIVE = 0.2
 SECOND = 0.2
 # Dimensions whose named values explain within this of the best one compete on specificity.
 CLOSE = 0.1
+# A count's named value moved by at least this many standard errors (Poisson noise).
+Z = 3.0
+# The variance of a count's change over its Poisson variance: the median it is held
+# against is itself a few noisy hours.
+NOISE_FACTOR = 1.5
 # Weeks of the same hour a value's expectation is the median of, at most.
 WEEKS = 4
 # With less than a week of data before the episode, days of the same hour instead.
@@ -86,6 +93,7 @@ class ValueChange:
     relative_change: float | None  # None: the value was not expected at all (a new one)
     contribution: float  # its share of the move in the insight's direction
     expected_share: float  # its share of the dimension's expectation
+    noise: float = 0.0  # a count's standard error of `observed - expected` (0: not known)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,15 +216,17 @@ def rank_values(
     direction: str,
     total: pd.Series | None = None,
     min_events: float = 0.0,
+    counts: bool = False,
     dimension: str | None = None,
 ) -> DimensionChange | None:
     """Rank one dimension's values by how much of the move over hours [start, end] they explain.
 
     `frame` is the dimension's hourly series per value (columns), from before the baseline
     to `end`; `total` the metric's own series on the same hours, when the dimension may
-    see only part of its events. None when the dimension cannot say: no values, less than
-    a day of data before `start`, too few events (`min_events`), or no move in
-    `direction` among its values.
+    see only part of its events. With `counts`, a value's change must also be beyond
+    Poisson noise (`Z` standard errors) to be named. None when the dimension cannot say:
+    no values, less than a day of data before `start`, too few events (`min_events`), or
+    no net move in `direction` among its values.
     """
     first, last = pd.Timestamp(start), pd.Timestamp(end)
     if frame.shape[1] == 0 or not len(frame.index) or frame.index[0] > first - pd.Timedelta(1, "D"):
@@ -228,19 +238,29 @@ def rank_values(
     observed = frame.reindex(hours).fillna(0.0)
     seen = observed.mean().to_numpy(dtype=float)
     wanted = expected.mean().to_numpy(dtype=float)
+    # Poisson counts over the episode; the expectation, a median of a few such hours,
+    # adds about half that variance again.
+    noise = (
+        np.sqrt(np.maximum(np.maximum(seen, wanted) * len(hours), 1.0) * NOISE_FACTOR) / len(hours)
+        if counts
+        else np.zeros(len(seen))
+    )
     if (observed.to_numpy().sum() + expected.to_numpy().sum()) < min_events:
         return None
     sign = -1.0 if direction == "down" else 1.0
     moves = sign * (seen - wanted)
-    gross = float(np.clip(moves, 0, None).sum())
+    # The net move, not the sum of the moves one way: with many values, their noise adds
+    # up in such a sum (and would dilute a value that explains it all) but cancels here.
+    net = float(moves.sum())
+    if net <= 0:
+        return None
+    whole_move = net
     if total is not None:
         total = total.loc[frame.index[0] :]  # the hours the dimension counted
         whole = expected_hours(total.to_frame("total"), hours=hours, before=first)["total"]
         if np.isfinite(whole.to_numpy()).all():
             metric_move = sign * (float(total.reindex(hours).fillna(0.0).mean()) - whole.mean())
-            gross = max(gross, metric_move)
-    if gross <= 0 or moves.sum() <= 0:
-        return None
+            whole_move = max(net, metric_move)
     expected_sum = float(wanted.sum())
     values = [
         ValueChange(
@@ -248,8 +268,10 @@ def rank_values(
             observed=float(seen[i]),
             expected=float(wanted[i]),
             relative_change=(seen[i] - wanted[i]) / wanted[i] if wanted[i] > 0 else None,
-            contribution=float(moves[i] / gross),
+            # more than all of the move when others moved the other way: all of it
+            contribution=float(min(moves[i] / whole_move, 1.0)),
             expected_share=float(wanted[i] / expected_sum) if expected_sum > 0 else 0.0,
+            noise=float(noise[i]),
         )
         for i, column in enumerate(frame.columns)
     ]
@@ -276,7 +298,13 @@ def _stands_out(group: Sequence[ValueChange], rest: Sequence[ValueChange], sign:
     if sum(v.expected for v in rest) <= 0:
         return False
     moved = _relative(group, sign)
-    return moved >= MIN_RELATIVE and moved >= STANDOUT * max(_relative(rest, sign), 0.0)
+    change = sign * sum(v.observed - v.expected for v in group)
+    beyond_noise = change >= Z * float(np.sqrt(sum(v.noise**2 for v in group)))
+    return (
+        beyond_noise
+        and moved >= MIN_RELATIVE
+        and moved >= STANDOUT * max(_relative(rest, sign), 0.0)
+    )
 
 
 def _named(ranked: tuple[ValueChange, ...], sign: float) -> tuple[ValueChange, ...]:
@@ -343,6 +371,7 @@ def find_root_cause(
     direction: str,
     total: pd.Series | None = None,
     min_events: float = 0.0,
+    counts: bool = False,
 ) -> RootCause | None:
     """`rank_values` for each dimension's frame, `explain`, and the chart of the values told.
 
@@ -358,6 +387,7 @@ def find_root_cause(
             direction=direction,
             total=total,
             min_events=min_events,
+            counts=counts,
             dimension=name,
         )
         for name, frame in frames.items()

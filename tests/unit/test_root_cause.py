@@ -25,7 +25,9 @@ def cause_of(
     frames: dict[str, pd.DataFrame], start: pd.Timestamp, direction: str = "down"
 ) -> RootCause | None:
     end = start + pd.Timedelta(hours=3)  # the factory's episodes last 4 hours
-    return find_root_cause(frames, start=start, end=end, direction=direction, min_events=MIN_EVENTS)
+    return find_root_cause(
+        frames, start=start, end=end, direction=direction, min_events=MIN_EVENTS, counts=True
+    )
 
 
 def test_one_version_that_stopped_is_named_with_its_change_and_its_share_of_the_drop() -> None:
@@ -188,3 +190,25 @@ def test_a_property_dimension_is_named_by_its_key() -> None:
     cause = cause_of({"properties.plan": frame}, start)
     assert cause is not None
     assert root_cause_text(cause).startswith("plan pro: \u2212")
+
+
+def test_one_version_of_twenty_that_stopped_is_named_over_the_others_noise() -> None:
+    shares = {f"5.{i}": 1 / 20 for i in range(20)}
+    frame, start = breakdown_counts(shares, change={"5.7": -0.9}, seed=8)
+    cause = cause_of({"app_version": frame}, start)
+    assert cause is not None
+    assert [v.value for v in cause.named] == ["5.7"]
+    assert cause.named[0].contribution > 0.6
+
+
+def test_a_value_whose_fall_others_partly_made_up_explains_all_of_the_drop() -> None:
+    # users of 5.2 moved to 5.3 as 5.2 broke: 5.2 lost more than the metric did
+    frame, start = breakdown_counts(VERSIONS, change={"5.2": -0.9}, new={"5.3": 0.15}, seed=9)
+    cause = cause_of({"app_version": frame}, start)
+    assert cause is not None
+    [named] = cause.named
+    assert named.value == "5.2"
+    assert named.contribution == 1.0
+    assert "(explains 100% of the drop)" in cause.text
+    assert [v.value for v in cause.values][-1] == "5.3"  # it moved the other way
+    assert cause.values[-1].contribution < 0
