@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from lantern.breakdowns.dimensions import OTHER
 from lantern.breakdowns.models import BreakdownBucket, BreakdownDimension, BreakdownValue
-from lantern.breakdowns.rootcause import (
+from lantern.breakdowns.ranking import (
     CHART_HOURS_BEFORE,
     MIN_EVENTS,
     WEEK,

@@ -58,6 +58,7 @@ def test_the_newsfeed_and_the_insight_page_name_the_version_that_stopped_and_cha
     expect(line).to_contain_text("Root cause: app version 5.2: \u22129")
     expect(line).to_contain_text("% of the drop)")
     text = line.inner_text().removeprefix("Root cause: ").strip()
+    shot(page, "newsfeed-root-cause", database_url)
 
     card.click()
     page.wait_for_selector("body[data-ready='1']")

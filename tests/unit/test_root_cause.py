@@ -8,14 +8,8 @@ import re
 import pandas as pd
 import pytest
 
-from lantern.breakdowns.rootcause import (
-    MIN_EVENTS,
-    RootCause,
-    explain,
-    find_root_cause,
-    rank_values,
-    root_cause_text,
-)
+from lantern.breakdowns.ranking import MIN_EVENTS, explain, find_root_cause, rank_values
+from lantern.breakdowns.rootcause import RootCause, root_cause_text
 from tests.factories import breakdown_counts
 
 VERSIONS = {"5.2": 0.45, "5.1.3": 0.35, "5.0": 0.2}
