@@ -185,3 +185,16 @@ def test_breakdowns_younger_than_their_metric_still_name_the_version(
     insight_id = open_insight(engine, src, metric_id, start=start, detected_at=versions.index[-1])
     cause = client.get(f"/api/v1/insights/{insight_id}", headers=bearer(src)).json()["root_cause"]
     assert cause["text"].startswith("app version 5.2: \u22129")
+
+
+def test_a_notebook_reads_each_insight_s_root_cause_line(engine: Engine) -> None:
+    from lantern.analysis import Lantern
+
+    src = make_source(engine)
+    metric_id, start, end = checkout_with_breakdowns(engine, src, change={"5.2": -0.92})
+    insight_id = open_insight(engine, src, metric_id, start=start, detected_at=end)
+    plain = make_insight(engine, src, name="Search")
+    insights = Lantern(engine).insights(source=src.name)
+    mine = insights.loc[[insight_id, plain], "root_cause"]
+    assert mine[insight_id].startswith("app version 5.2: \u22129")
+    assert mine[plain] == ""
