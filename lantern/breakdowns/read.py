@@ -245,8 +245,8 @@ def root_cause_of(
             min_events=MIN_EVENTS if measure(metric.kind) == "count" else 0.0,
             counts=measure(metric.kind) == "count",
         )
-    except (ValueError, KeyError, IndexError) as exc:  # never what keeps an insight from opening
-        log.warning("root cause of metric %s not found: %s", metric_id, exc)
+    except Exception:  # pure arithmetic: a fault here never keeps an insight from opening
+        log.warning("root cause of metric %s not found", metric_id, exc_info=True)
         return None
     return cause.as_json() if cause is not None else None
 

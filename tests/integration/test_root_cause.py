@@ -115,10 +115,14 @@ def test_a_drop_every_version_shares_is_told_as_broad(client: TestClient, engine
         engine, src, change=dict.fromkeys(VERSIONS, -0.5)
     )
     insight_id = open_insight(engine, src, metric_id, start=start, detected_at=end)
-    cause = client.get(f"/api/v1/insights/{insight_id}", headers=bearer(src)).json()["root_cause"]
+    one = client.get(f"/api/v1/insights/{insight_id}", headers=bearer(src)).json()
+    cause = one["root_cause"]
     assert cause["broad"]
     assert cause["text"] == "The drop is broad: no single OS or app version explains most of it"
-    assert cause["values"]  # the values that came nearest are still listed
+    # the values that came nearest are still listed, and the two nearest charted
+    assert cause["values"] and not any(v["named"] for v in cause["values"])
+    charted = [s["value"] for s in one["root_cause_chart"]["values"]]
+    assert charted == [v["value"] for v in cause["values"][:2]]
 
 
 def test_a_metric_without_breakdowns_gets_no_root_cause_and_its_alert_none(
