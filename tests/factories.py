@@ -230,3 +230,134 @@ def add_insight(
         session.add(insight)
         session.flush()
         return insight.id
+
+
+def breakdown_counts(
+    shares: dict[str, float],
+    *,
+    change: dict[str, float] | None = None,
+    new: dict[str, float] | None = None,
+    weeks: float = 4,
+    episode_hours: int = 4,
+    rate: float = 400.0,
+    seed: int = 0,
+    dimension: str = "app_version",
+    end: pd.Timestamp | None = None,
+) -> tuple[pd.DataFrame, pd.Timestamp]:
+    """A dimension's hourly counts per value (Poisson, with a daily rhythm) and where its
+    episode starts: `episode_hours` that end at `end` (the last closed hour), in which each
+    value's rate is multiplied by 1 + `change[value]` and each of `new` appears with that
+    share of `rate`. Returns the frame (columns named by `dimension`) and the first hour of
+    the episode: the truth a ranking of the values is tested against."""
+    import numpy as np
+
+    end = end if end is not None else last_closed_hour()
+    index = pd.date_range(end=end, periods=int(weeks * 7 * 24), freq="h")
+    start = index[-episode_hours]
+    rhythm = 0.6 + 0.4 * np.sin(index.hour.to_numpy() / 24 * 2 * np.pi)
+    episode = np.asarray(index >= start)
+    rng = np.random.default_rng(seed)
+    columns: dict[str, np.ndarray] = {}
+    for value, share in shares.items():
+        lam = rate * share * rhythm * np.where(episode, 1 + (change or {}).get(value, 0.0), 1.0)
+        columns[value] = rng.poisson(lam).astype(float)
+    for value, share in (new or {}).items():
+        columns[value] = np.where(episode, rng.poisson(rate * share * rhythm), 0).astype(float)
+    frame = pd.DataFrame(columns, index=index)
+    frame.columns.name = dimension
+    return frame, start
+
+
+def add_breakdown(engine: Engine, src: MadeSource, metric_id: int, frame: pd.DataFrame) -> None:
+    """Store a dimension's hourly counts per value (`frame`, columns named by the dimension,
+    one of the source's) for a metric, as ingest would have counted them."""
+    from sqlalchemy import select
+
+    from lantern.breakdowns.models import BreakdownDimension
+    from lantern.breakdowns.service import add_to_breakdowns, resolve_values
+    from lantern.metrics.service import epoch_hour
+
+    with session_scope(engine) as session:
+        connection = session.connection()
+        dimension_id = connection.scalar(
+            select(BreakdownDimension.id).where(
+                BreakdownDimension.source_id == src.id,
+                BreakdownDimension.name == frame.columns.name,
+            )
+        )
+        assert dimension_id is not None, f"the source has no dimension {frame.columns.name}"
+        found, _ = resolve_values(connection, wanted={dimension_id: [str(c) for c in frame]})
+        add_to_breakdowns(
+            connection,
+            {
+                (found[(dimension_id, str(value))], metric_id, epoch_hour(hour)): (int(n), 0, 0.0)
+                for value in frame.columns
+                for hour, n in zip(pd.DatetimeIndex(frame.index), frame[value], strict=True)
+                if n > 0
+            },
+        )
+
+
+def open_insight(
+    engine: Engine,
+    src: MadeSource,
+    metric_id: int,
+    *,
+    start: pd.Timestamp,
+    detected_at: pd.Timestamp,
+    direction: str = "down",
+    relative_change: float = -0.5,
+) -> int:
+    """An insight opened the way the hourly pass opens one (`record_events`), its alert
+    queued: with its root cause when the metric has breakdowns."""
+    from dataclasses import dataclass as _dataclass
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+
+    from lantern.insights.models import Insight
+    from lantern.insights.service import MetricRef, record_events
+
+    @_dataclass(frozen=True)
+    class Found:
+        kind: str
+        direction: str
+        start: datetime
+        detected_at: datetime
+        observed: float
+        expected: float
+        lower: float
+        upper: float
+        relative_change: float
+        score: float
+
+    @_dataclass(frozen=True)
+    class Event:
+        status: str
+        detection: Found
+
+    found = Found(
+        kind="level_shift",
+        direction=direction,
+        start=start.to_pydatetime(),
+        detected_at=detected_at.to_pydatetime(),
+        observed=100 * (1 + relative_change),
+        expected=100.0,
+        lower=80.0,
+        upper=120.0,
+        relative_change=relative_change,
+        score=8.0,
+    )
+    with session_scope(engine) as session:
+        record_events(
+            session,
+            metric=MetricRef(id=metric_id, source_id=src.id, workspace_id=src.workspace_id),
+            events=[Event("opened", found)],
+            watch=None,
+            now=datetime.now(UTC),  # its alert is due at once
+        )
+        insight_id = session.scalar(
+            select(Insight.id).where(Insight.metric_id == metric_id).order_by(Insight.id.desc())
+        )
+        assert insight_id is not None
+        return int(insight_id)

@@ -353,8 +353,10 @@ class Lantern:
     ) -> pd.DataFrame:
         """The insights the service recorded, newest first, one row each.
 
-        `causes` lists the flag changes kept as possible causes; with `feedback`, `useful`
-        and `feedback_at` say what a reader answered to "was this useful?".
+        `causes` lists the flag changes kept as possible causes, `root_cause` the line
+        naming the breakdown values that explain the change ("" without one); with
+        `feedback`, `useful` and `feedback_at` say what a reader answered to "was this
+        useful?".
         """
         query = (
             select(
@@ -377,6 +379,7 @@ class Lantern:
                 Insight.parent_id,
                 Insight.useful,
                 Insight.feedback_at,
+                Insight.root_cause,
             )
             .join(Metric, Metric.id == Insight.metric_id)
             .join(Source, Source.id == Metric.source_id)
@@ -398,6 +401,9 @@ class Lantern:
             "causes",
             [causes.get(i, "") for i in frame["id"]],
         )
+        # the line the insight's alert, card and page show (`lantern.breakdowns.rootcause`)
+        lines = [(found or {}).get("text", "") for found in frame.pop("root_cause")]
+        frame.insert(list(frame.columns).index("causes") + 1, "root_cause", lines)
         for column in ("start", "detected_at", "ended_at", "feedback_at"):
             frame[column] = pd.to_datetime(frame[column], utc=True)
         if not feedback:
@@ -442,6 +448,7 @@ _INSIGHT_COLUMNS = [
     "grouped_under",
     "useful",
     "feedback_at",
+    "root_cause",
 ]
 
 

@@ -312,6 +312,61 @@ class InWordsOut(BaseModel):
     next_step: str = Field(description="what to do now")
 
 
+class RootCauseValueOut(BaseModel):
+    value: str = Field(description='a value of the dimension: "5.2", "iOS", "(other)"')
+    observed: float | None = Field(description="per hour, averaged over the episode's hours")
+    expected: float | None = Field(
+        description="the value's own expectation per hour over the same hours"
+    )
+    relative_change: float | None = Field(
+        description="(observed - expected) / expected; null for a value not expected at all"
+    )
+    contribution: float | None = Field(
+        description="its share of the move in the insight's direction (negative: moved the "
+        "other way)"
+    )
+    named: bool = Field(description="told as (part of) the root cause")
+
+
+class RootCauseOut(BaseModel):
+    text: str = Field(
+        description='the line Slack, the newsfeed and the page show: "app version 5.2: '
+        '\u221292% (explains 88% of the drop)", or that the change is broad'
+    )
+    broad: bool = Field(description="no value of any dimension explains most of the change")
+    direction: str
+    dimension: str | None = Field(description="the dimension told; null when broad")
+    dimension_label: str | None
+    shown: str | None = Field(
+        description="the dimension whose values are listed (when broad, the one that came nearest)"
+    )
+    shown_label: str | None
+    checked: list[str] = Field(description="the dimensions that saw the change")
+    values: list[RootCauseValueOut] = Field(
+        description="that dimension's values, largest contribution first (at most 5)"
+    )
+
+
+class RootCausePointOut(BaseModel):
+    t: datetime
+    observed: float | None
+    expected: float | None
+
+
+class RootCauseSeriesOut(BaseModel):
+    value: str
+    points: list[RootCausePointOut]
+
+
+class RootCauseChartOut(BaseModel):
+    start: datetime = Field(description="the episode's start, as the insight has it")
+    end: datetime = Field(description="the end of the last hour shown")
+    values: list[RootCauseSeriesOut] = Field(
+        description="each value told (when broad, the two nearest): its hours from two days "
+        "before the start, observed against its own expectation"
+    )
+
+
 class InsightSummary(BaseModel):
     id: int
     metric_id: int
@@ -336,6 +391,10 @@ class InsightSummary(BaseModel):
     useful: bool | None
     related: int = Field(description="how many insights are grouped under this one")
     words: InWordsOut = Field(description="the insight in words a person reads")
+    root_cause: RootCauseOut | None = Field(
+        description="the breakdown values that explain the change, as found when the insight "
+        "opened; null without breakdown data (or for an average)"
+    )
 
 
 class InsightPage(BaseModel):
@@ -362,6 +421,9 @@ class InsightOut(InsightSummary):
     causes: list[CauseOut]
     notifications: list[NotificationOut]
     metric: MetricOut
+    root_cause_chart: RootCauseChartOut | None = Field(
+        description="the hours of the values the root cause tells, for the insight's page"
+    )
 
 
 class FeedbackIn(Strict):

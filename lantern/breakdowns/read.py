@@ -1,9 +1,12 @@
-"""Reading breakdowns back: a metric's hourly series per value, and what a source has seen."""
+"""Reading breakdowns back: a metric's hourly series per value, what a source has seen, and
+which values explain an insight's change."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -12,11 +15,20 @@ from sqlalchemy.engine import Connection
 
 from lantern.breakdowns.dimensions import OTHER
 from lantern.breakdowns.models import BreakdownBucket, BreakdownDimension, BreakdownValue
+from lantern.breakdowns.ranking import (
+    CHART_HOURS_BEFORE,
+    MIN_EVENTS,
+    WEEK,
+    WEEKS,
+    find_root_cause,
+)
 from lantern.breakdowns.service import OTHER_VALUE, VALUES_PER_DIMENSION, list_dimensions_of
 from lantern.errors import NotFound
 from lantern.metrics.keys import MetricKind, measure
 from lantern.metrics.models import Metric
-from lantern.metrics.service import epoch_hour, hour_index
+from lantern.metrics.service import epoch_hour, hour_index, load_series
+
+log = logging.getLogger(__name__)
 
 
 def label_of(value: str) -> str:
@@ -179,3 +191,67 @@ def dimensions_seen(
         )
         for row in list_dimensions_of(connection, source_id=source_id)
     ]
+
+
+def root_cause_of(
+    connection: Connection,
+    *,
+    metric_id: int,
+    start: datetime,
+    end: datetime,
+    direction: str,
+) -> dict[str, Any] | None:
+    """The breakdown values that explain a metric's change over hours [start, end], in the
+    stored form (`RootCause.as_json`); None for an average, or without breakdown data.
+
+    Reads each recording dimension of the metric's source over the weeks the values'
+    expectations need (`lantern.breakdowns.rootcause`), and the metric's own series.
+    """
+    metric = connection.execute(
+        select(Metric.source_id, Metric.kind).where(Metric.id == metric_id)
+    ).first()
+    if metric is None or measure(metric.kind) == "average":
+        return None
+    first = pd.Timestamp(start) - pd.Timedelta(hours=WEEKS * WEEK + CHART_HOURS_BEFORE)
+    stop = pd.Timestamp(end) + pd.Timedelta(hours=1)
+    frames = {
+        row.name: breakdown_series(
+            connection, metric_id=metric_id, dimension=row.name, start=first, end=stop
+        )
+        for row in list_dimensions_of(connection, source_id=metric.source_id)
+        if row.refused is None
+    }
+    frames = {name: frame for name, frame in frames.items() if frame.shape[1]}
+    if not frames:
+        return None
+    total = load_series(
+        connection,
+        metric_ids=[metric_id],
+        start=first,
+        end=stop,
+        kinds={metric_id: metric.kind},
+    )[metric_id]
+    # Each dimension from its first counted hour: a metric older than its breakdowns (or a
+    # dimension added later than the others) would otherwise seem to have lost what was
+    # never counted.
+    frames = {name: frame.loc[_first_counted(frame) :] for name, frame in frames.items()}
+    try:
+        cause = find_root_cause(
+            frames,
+            start=start,
+            end=end,
+            direction=direction,
+            total=total,
+            min_events=MIN_EVENTS if measure(metric.kind) == "count" else 0.0,
+            counts=measure(metric.kind) == "count",
+        )
+    except Exception:  # pure arithmetic: a fault here never keeps an insight from opening
+        log.warning("root cause of metric %s not found", metric_id, exc_info=True)
+        return None
+    return cause.as_json() if cause is not None else None
+
+
+def _first_counted(frame: pd.DataFrame) -> pd.Timestamp:
+    """The first hour any value of a dimension's frame has a count or a sum."""
+    counted = frame.fillna(0).ne(0).any(axis=1).to_numpy()
+    return pd.DatetimeIndex(frame.index)[int(counted.argmax())]

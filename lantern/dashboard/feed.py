@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import and_, func, or_, select
@@ -85,6 +85,40 @@ def _summary(row: Any, *, has_causes: bool = False) -> dict[str, Any]:
         "useful": insight.useful,
         "related": int(related or 0),
         "words": words,
+        "root_cause": _root_cause(insight.root_cause),
+    }
+
+
+def _root_cause(stored: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The stored root cause without its chart (which only the insight's page shows)."""
+    if not stored:
+        return None
+    return {key: value for key, value in stored.items() if key != "chart"}
+
+
+def root_cause_chart(insight: Insight) -> dict[str, Any] | None:
+    """The stored per-value hours of an insight's root cause, as points."""
+    chart = (insight.root_cause or {}).get("chart")
+    if not chart or not chart.get("values"):
+        return None
+    first = datetime.fromisoformat(chart["start"])
+    hours = len(chart["values"][0]["observed"])
+    times = [first + timedelta(hours=h) for h in range(hours)]
+    return {
+        "start": insight.start,
+        "end": times[-1] + timedelta(hours=1),
+        "values": [
+            {
+                "value": series["value"],
+                "points": [
+                    {"t": t, "observed": seen, "expected": wanted}
+                    for t, seen, wanted in zip(
+                        times, series["observed"], series["expected"], strict=True
+                    )
+                ],
+            }
+            for series in chart["values"]
+        ],
     }
 
 
@@ -215,6 +249,7 @@ def insight_detail(
             {"purpose": p, "status": s, "error": e, "sent_at": at} for p, s, e, at in notifications
         ],
         "metric": metric,
+        "root_cause_chart": root_cause_chart(insight),
     }
 
 

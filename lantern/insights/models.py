@@ -4,8 +4,10 @@ each hour it judged, and hourly detection runs."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     Float,
     ForeignKey,
@@ -55,6 +57,9 @@ class Insight(Base):
     )
     useful: Mapped[bool | None] = mapped_column(Boolean, default=None)
     feedback_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # The breakdown values that explain the change, or that it is broad, as it stood when
+    # the insight opened (`lantern.breakdowns.rootcause`); None without breakdown data.
+    root_cause: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
 
 class InsightCause(Base):

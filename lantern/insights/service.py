@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from lantern.breakdowns.read import root_cause_of
 from lantern.detect import feedback_bar
 from lantern.insights.models import Insight, InsightCause, MetricWatch
 from lantern.metrics.models import FlagChange
@@ -170,6 +171,13 @@ def record_events(
                 relative_change=float(found.relative_change),
                 score=float(found.score),
                 muted=silenced,
+            )
+            created.root_cause = root_cause_of(
+                session.connection(),
+                metric_id=metric.id,
+                start=created.start,
+                end=created.detected_at,
+                direction=created.direction,
             )
             session.add(created)
             session.flush()

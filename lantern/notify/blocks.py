@@ -120,6 +120,14 @@ def mention(owner: str) -> str:
     return f"<!subteam^{owner}>" if owner.startswith("S") else f"<@{owner}>"
 
 
+def _root_cause(message: InsightMessage) -> Blocks:
+    """The breakdown values that explain the change (values are the events' own: literal)."""
+    if not message.root_cause:
+        return []
+    text = f"*Root cause:* {literal(message.root_cause)}"
+    return [{"type": "section", "block_id": "lantern_root_cause", "text": _mrkdwn(text)}]
+
+
 def _owner(message: InsightMessage) -> Blocks:
     lines = []
     if message.owner:
@@ -246,6 +254,7 @@ def alert_blocks(message: InsightMessage) -> tuple[str, Blocks]:
                 f"{_facts(message)}"
             ),
         },
+        *_root_cause(message),
         *_chart(message),
         *_owner(message),
         *_in_words(message),

@@ -94,6 +94,7 @@ def build_message(
         span=span,
         interactive=interactive(session.get(SlackConnection, row.workspace_id), settings),
         actions=actions_taken(session, insight_id=insight.id),
+        root_cause=(insight.root_cause or {}).get("text"),
     )
     if not with_chart or fitted is None:
         return message, None

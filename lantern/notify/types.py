@@ -91,6 +91,8 @@ class InsightMessage:
     owner: str | None = None  # a Slack user (U…/W…) or user group (S…) the alert mentions
     note: str | None = None  # the metric's "what to check first"
     span: SpanFigures | None = None  # the alert's figures, from the data its chart shows
+    # the breakdown values that explain the change, or that it is broad (one line)
+    root_cause: str | None = None
 
 
 @dataclass(frozen=True)

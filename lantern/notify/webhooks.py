@@ -123,6 +123,7 @@ def payload(message: InsightMessage, *, event: str, delivery_id: int) -> dict[st
                 for c in message.causes
             ],
             "related": list(message.related),
+            "root_cause": message.root_cause,
             "owner": message.owner,
             "note": message.note,
         },

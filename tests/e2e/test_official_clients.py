@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
+import numpy as np
+import pandas as pd
 import pytest
 import segment.analytics as segment
 from rudderstack.analytics.client import Client as RudderClient
 from sqlalchemy import Engine
 
+from lantern.config import Settings
+from lantern.db import session_scope
 from lantern.db.migrate import current_revision, head_revision
 from lantern.db.session import make_engine
+from lantern.metrics.service import epoch_hour
+from lantern.notify.connection import connect_with_token
+from lantern.notify.outbox import flush_outbox
+from lantern.pipeline import run_hour
 from tests.e2e.conftest import start_server
 from tests.factories import make_source
+from tests.fakeslack import GOOD_TOKEN, FakeSlack
 from tests.helpers import buckets, totals
 
 EXPECTED = {
@@ -178,3 +189,107 @@ def test_the_cli_creates_a_source_whose_key_works(
     # The serving process remembers checked keys for a few seconds; a new key works at once.
     ok = httpx.post(served + "/v1/track", json={"event": "x", "userId": "u"}, auth=(new_key, ""))
     assert ok.status_code == 200
+
+
+# The breakdowns' contexts of a Python backend's phones: iOS users on 5.2 and 5.1.3,
+# Android users on 5.1.3 (their shares of the events). analytics-python names itself as
+# the library, so the backfill does too.
+PHONES = [
+    ({"os": {"name": "iOS"}, "app": {"version": "5.2"}}, 0.5),
+    ({"os": {"name": "iOS"}, "app": {"version": "5.1.3"}}, 0.2),
+    ({"os": {"name": "Android"}, "app": {"version": "5.1.3"}}, 0.3),
+]
+# analytics-python drops what does not fit in its queue (10,000 events): flush before.
+FLUSH_EVERY = 5000
+
+
+def test_a_drop_of_one_app_version_sent_by_analytics_python_is_named_in_slack_and_the_api(
+    fresh_engine: Engine, settings: Settings, fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    """Two weeks of Checkout: the older history imported as a backfill would, the last
+    five days sent live by analytics-python with each phone's context; in the last four
+    hours the iOS app's version 5.2 stops checking out. The hourly pass opens one insight
+    whose Slack alert and API name version 5.2 as the cause. A database of its own: its
+    hourly passes claim their hours."""
+    engine = fresh_engine
+    process, served = start_server(engine.url.render_as_string(hide_password=False), tmp_path)
+    try:
+        checkout_drop_is_named(engine, served, settings, fake_slack)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def checkout_drop_is_named(
+    engine: Engine, served: str, settings: Settings, fake_slack: FakeSlack
+) -> None:
+    settings = settings.model_copy(update={"slack_base_url": fake_slack.api_url})
+    src = make_source(engine)
+    with session_scope(engine) as session:
+        connect_with_token(
+            session,
+            workspace_id=src.workspace_id,
+            bot_token=GOOD_TOKEN,
+            channel="alerts",
+            settings=settings,
+        )
+    end = pd.Timestamp.now(tz="UTC").floor("h") - pd.Timedelta(hours=1)
+    index = pd.date_range(end=end, periods=14 * 24, freq="h")
+    drop = index[-4]
+    live_from = end - pd.Timedelta(days=5)
+    rng = np.random.default_rng(15)
+    rhythm = 0.75 + 0.25 * np.sin(index.hour.to_numpy() / 24 * 2 * np.pi)
+    backfill: list[dict[str, object]] = []
+    errors: list[Exception] = []
+    client = segment.Client(src.key, host=served, on_error=lambda e, _b: errors.append(e))
+    sent = 0
+    for context, share in PHONES:
+        stopped = context["app"]["version"] == "5.2"
+        for hour, lam in zip(index, 200 * share * rhythm, strict=True):
+            count = rng.poisson(lam * (0.05 if stopped and hour >= drop else 1.0))
+            for i in range(count):
+                at = hour + pd.Timedelta(seconds=int(i * 3600 / count))
+                if hour < live_from:
+                    backfill.append(
+                        {
+                            "type": "track",
+                            "event": "Checkout",
+                            "userId": "u",
+                            "timestamp": at.isoformat(),
+                            "context": {**context, "library": {"name": "analytics-python"}},
+                        }
+                    )
+                    continue
+                client.track("u", "Checkout", context=context, timestamp=at.to_pydatetime())
+                sent += 1
+                if sent % FLUSH_EVERY == 0:
+                    client.flush()
+    client.flush()
+    client.shutdown()
+    assert errors == []
+    assert totals(engine, src.id)[("track", "Checkout")] == sent  # none dropped on the way
+    for i in range(0, len(backfill), 2000):
+        response = httpx.post(
+            served + "/v1/import", json={"batch": backfill[i : i + 2000]}, auth=(src.key, "")
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["rejected"] == []
+
+    for passed in range(epoch_hour(drop) - 2, epoch_hour(end) + 1):
+        run_hour(engine, settings, hour=passed, worker="e2e", now=datetime.now(UTC))
+    flush_outbox(engine, settings, now=datetime.now(UTC))
+
+    api = httpx.Client(
+        base_url=served + "/api/v1", headers={"Authorization": f"Bearer {src.token}"}
+    )
+    feed = api.get("/insights").json()["items"]
+    [checkout] = [i for i in feed if i["metric_label"].startswith("Checkout")]
+    cause = checkout["root_cause"]
+    assert cause["dimension"] == "app_version"
+    assert cause["text"].startswith("app version 5.2: \u22129")
+    assert cause["text"].endswith("% of the drop)")
+    chart = api.get(f"/insights/{checkout['id']}").json()["root_cause_chart"]
+    assert [s["value"] for s in chart["values"]] == ["5.2"]
+    [alert] = fake_slack.top_level()
+    assert "Checkout" in alert["text"]
+    assert f"*Root cause:* {cause['text']}" in json.dumps(alert["blocks"], ensure_ascii=False)

@@ -29,7 +29,16 @@ from sqlalchemy import Engine
 
 from lantern.api.app import create_app
 from lantern.config import Settings
-from tests.factories import add_insight, last_closed_hour, make_insight, make_metric, make_source
+from tests.factories import (
+    add_breakdown,
+    add_insight,
+    breakdown_counts,
+    last_closed_hour,
+    make_insight,
+    make_metric,
+    make_source,
+    open_insight,
+)
 from tests.fakeslack import FakeSlack
 
 CHECKS = [
@@ -50,7 +59,12 @@ def spec_app(settings: Settings, engine: Engine, fake_slack: FakeSlack) -> FastA
 def seed(engine: Engine) -> tuple[str, dict[str, int]]:
     """A workspace with objects of every kind; its token and the ids of its objects."""
     src = make_source(engine)
-    insight_id = make_insight(engine, src)
+    make_insight(engine, src)
+    # the insight aimed at has a root cause, with its per-value chart, and a grouped one
+    versions, start = breakdown_counts({"5.2": 0.5, "5.1": 0.5}, change={"5.2": -0.9}, weeks=2)
+    split_id = make_metric(engine, src, name="Checkout", counts=versions.sum(axis=1))
+    add_breakdown(engine, src, split_id, versions)
+    insight_id = open_insight(engine, src, split_id, start=start, detected_at=versions.index[-1])
     metric_id = make_metric(engine, src, name="Checkout Completed", kind="value", days=9)
     add_insight(engine, src, metric_id, detected_at=last_closed_hour(), parent_id=insight_id)
     return src.token, {"source_id": src.id, "metric_id": metric_id, "insight_id": insight_id}

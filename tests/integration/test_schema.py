@@ -367,3 +367,35 @@ def test_the_breakdowns_migration_gives_every_source_the_defaults_and_goes_both_
     assert names == ["os", "app_version", "library", "country", "page_path"]
     assert not {"breakdown_dimensions", "breakdown_values", "breakdown_buckets"} & tables
     assert kept == 1
+
+
+def test_the_root_cause_migration_adds_its_column_and_goes_both_ways_keeping_the_insights(
+    empty_database_url: str,
+) -> None:
+    from lantern.insights.models import Insight
+    from tests.factories import make_insight, make_source
+
+    before = "7b1c2d3e4f5a"  # 0014, the revision before root causes
+    engine = make_engine(empty_database_url)
+    try:
+        upgrade(engine)
+        insight_id = make_insight(engine, make_source(engine))
+        with session_scope(engine) as session:
+            insight = session.get(Insight, insight_id)
+            assert insight is not None
+            insight.root_cause = {"text": "app version 5.2: \u221292%", "broad": False}
+        with engine.connect() as connection:
+            stored = connection.scalar(select(Insight.root_cause).where(Insight.id == insight_id))
+        _downgrade(engine, before)
+        old_columns = {c["name"] for c in inspect(engine).get_columns("insights")}
+        with engine.connect() as connection:
+            kept = connection.scalar(text("SELECT count(*) FROM notifications"))
+        upgrade(engine)
+        with engine.connect() as connection:
+            again = connection.scalar(select(Insight.root_cause).where(Insight.id == insight_id))
+    finally:
+        engine.dispose()
+    assert stored == {"text": "app version 5.2: \u221292%", "broad": False}
+    assert "root_cause" not in old_columns
+    assert kept == 1  # the insight's alert stayed with it
+    assert again is None

@@ -265,6 +265,8 @@ def hostile_message() -> InsightMessage:
             "related": (f"{HOSTILE} (track event) up 20%",),
             "status": "resolved",
             "ended_at": START + timedelta(hours=3),
+            # a property's value is the events' own text
+            "root_cause": f"plan {HOSTILE}: \u221292% (explains 88% of the drop)",
         }
     )
 

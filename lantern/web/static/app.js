@@ -192,7 +192,52 @@ function insightCard(i) {
       h("span", { class: "muted" }, `· ${i.source_name} · since ${fmtTime(i.start)}`),
       i.related ? h("span", { class: "muted" }, `· +${i.related} related`) : null,
       i.useful === true ? h("span", { class: "pill" }, "marked useful") : null,
-      i.useful === false ? h("span", { class: "pill" }, "marked not useful") : null));
+      i.useful === false ? h("span", { class: "pill" }, "marked not useful") : null),
+    i.root_cause ? h("div", { class: "root-cause", "data-root-cause": i.root_cause.broad ? "broad" : "named" },
+      h("strong", {}, "Root cause: "), i.root_cause.text) : null);
+}
+
+// The root cause on an insight's page: its line, the values ranked, and each value told
+// drawn against its own expectation (the hours stored when the insight opened).
+function rootCauseCard(i) {
+  const cause = i.root_cause;
+  if (!cause) return { node: null, draw: () => {} };
+  const charts = (i.root_cause_chart ? i.root_cause_chart.values : []).map((s) => ({
+    series: s,
+    box: h("div", { class: "chart small", "data-value": s.value }),
+  }));
+  const node = h("div", { class: "card", id: "root-cause" },
+    h("h2", {}, "Root cause"),
+    h("p", { class: "root-cause-line" }, cause.text),
+    cause.values.length ? h("div", { class: "table-wrap" }, h("table", {},
+      h("thead", {}, h("tr", {}, h("th", {}, cause.shown_label || ""),
+        h("th", { class: "num" }, "observed / h"), h("th", { class: "num" }, "expected / h"),
+        h("th", { class: "num" }, "change"), h("th", { class: "num" }, "share of the move"))),
+      h("tbody", {}, cause.values.map((v) => h("tr", { class: v.named ? "named" : "" },
+        h("td", {}, v.value),
+        h("td", { class: "num" }, LanternChart.fmt(v.observed)),
+        h("td", { class: "num" }, LanternChart.fmt(v.expected)),
+        h("td", { class: "num" }, v.relative_change === null ? "new" : pct(v.relative_change)),
+        h("td", { class: "num" }, v.contribution === null ? "" : `${Math.round(v.contribution * 100)}%`)))))) : null,
+    charts.map((c) => h("div", { class: "value-chart" },
+      h("h3", {}, `${cause.shown_label} ${c.series.value}`),
+      h("div", { class: "legend" },
+        h("span", {}, h("i", { style: "background:#24292f;height:2px" }), "observed"),
+        h("span", {}, h("i", { style: "background:var(--up);height:2px" }), "its own expectation"),
+        h("span", {}, h("i", { style: "background:rgba(207,34,46,.25)" }), "since the start")),
+      c.box)),
+    charts.length ? h("p", { class: "muted chart-caption" },
+      "One point an hour (UTC): each value's expectation is the median of the same hour in the weeks before the start.") : null);
+  function draw() {
+    for (const c of charts) {
+      LanternChart.draw(c.box, {
+        step: "hour",
+        points: c.series.points,
+        anomalies: [{ start: i.root_cause_chart.start, end: i.root_cause_chart.end, kind: "root cause", direction: i.direction }],
+      });
+    }
+  }
+  return { node, draw };
 }
 
 async function feedPage() {
@@ -318,6 +363,7 @@ async function insightPage() {
   const i = await api("GET", `/insights/${objectId}`);
   document.title = `${i.metric_label} · Lantern`;
   const chart = rangeChart(i.metric_id, { days: 7, around: i });
+  const rootCause = rootCauseCard(i);
   const feedback = h("div", { class: "row", id: "feedback" });
   function drawFeedback(useful) {
     fill(feedback, h("span", {}, "Was this useful?"),
@@ -353,6 +399,7 @@ async function insightPage() {
       h("p", {}, h("strong", {}, "Severity "), i.words.severity, ". ", h("strong", {}, "Status "), i.words.status, "."),
       h("p", { class: "next" }, h("strong", {}, "What to do: "), i.words.next_step)),
     chart.node,
+    rootCause.node,
     i.causes.length ? h("div", { class: "card", id: "causes" }, h("h2", {}, "Possible causes"),
       h("ul", {}, i.causes.map((c) => h("li", {}, `Flag `, h("code", {}, c.flag_key),
         ` changed from version ${c.old_version ?? "?"} to ${c.new_version} at ${fmtTime(c.changed_at)}`)))) : null,
@@ -363,6 +410,7 @@ async function insightPage() {
       h("ul", {}, i.notifications.map((n) => h("li", {}, `${n.purpose}: ${n.status}`,
         n.sent_at ? ` at ${fmtTime(n.sent_at)}` : "", n.error ? ` — ${n.error}` : "")))) : null,
   );
+  rootCause.draw();
   await chart.load();
 }
 
