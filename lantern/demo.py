@@ -55,6 +55,30 @@ STREAMS = (
 )
 FLAG = "new-checkout"
 
+# The clients the demo's visitors use, as the official libraries fill in `context`: the
+# web pages come from analytics.js, the screens from the two apps, the rest from all three.
+WEB: dict[str, object] = {
+    "library": {"name": "analytics.js", "version": "next-1.70.0"},
+    "locale": "en-US",
+    "userAgent": "Mozilla/5.0",
+}
+IOS: dict[str, object] = {
+    "app": {"name": "Demo", "version": "5.2", "build": "520"},
+    "library": {"name": "analytics-ios", "version": "4.1.8"},
+    "locale": "en-US",
+    "os": {"name": "iOS", "version": "17.1"},
+}
+ANDROID: dict[str, object] = {
+    "app": {"name": "Demo", "version": "5.1.3", "build": "5103"},
+    "library": {"name": "analytics-android", "version": "4.11.3"},
+    "locale": "de-DE",
+    "os": {"name": "Android", "version": "14"},
+}
+# each client's share of a stream's events; checkouts come mostly from the iOS app, whose
+# version 5.2 is the one the flag change breaks
+SHARES = {"page": (1.0, 0.0, 0.0), "screen": (0.0, 0.6, 0.4), "checkout": (0.0, 0.85, 0.15)}
+MIXED = (0.4, 0.35, 0.25)
+
 
 def rhythm(index: pd.DatetimeIndex, shape: str) -> np.ndarray:
     """Relative volume by hour of day and day of week."""
@@ -116,11 +140,32 @@ def counts(stream: Stream, timeline: Plan, rng: np.random.Generator) -> np.ndarr
     return rng.poisson(rng.gamma(40.0, lam / 40.0))
 
 
+def clients(
+    stream: Stream, timeline: Plan, stamp: pd.Timestamp, count: int, rng: np.random.Generator
+) -> list[dict[str, object]]:
+    """The context of each of an hour's ``count`` events of ``stream``.
+
+    During the checkout drop the checkouts still made come from the clients it spares: the
+    flag change broke the iOS app's checkout, not Android's.
+    """
+    if stream.name == "Checkout Completed":
+        shares = SHARES["checkout"]
+        if timeline.checkout_drop[0] <= stamp < timeline.checkout_drop[1]:
+            shares = (0.0, 0.0, 1.0)
+    else:
+        shares = SHARES.get(stream.kind, MIXED)
+    picked = rng.choice(3, size=count, p=shares)
+    return [(WEB, IOS, ANDROID)[int(k)] for k in picked]
+
+
 def events(timeline: Plan, seed: int = 7) -> Iterator[dict[str, object]]:
     """Every demo event, as a Segment call."""
     rng = np.random.default_rng(seed)
+    # who sent each event is drawn apart, so that the counts stay those of `counts`
+    who = np.random.default_rng(seed + 1)
     for stream in STREAMS:
         for stamp, count in zip(timeline.index, counts(stream, timeline, rng), strict=True):
+            contexts = clients(stream, timeline, stamp, int(count), who)
             for i in range(int(count)):
                 moment = (stamp + pd.Timedelta(seconds=int(3599 * (i + 0.5) / count))).isoformat()
                 event: dict[str, object] = {
@@ -128,7 +173,11 @@ def events(timeline: Plan, seed: int = 7) -> Iterator[dict[str, object]]:
                     "timestamp": moment,
                     "anonymousId": f"visitor-{i}",
                     "messageId": str(uuid.uuid4()),
+                    "context": contexts[i],
                 }
+                if stream.kind == "page":
+                    path = "/" if stream.name == "Home" else f"/{stream.name.lower()}"
+                    event["context"] = {**contexts[i], "page": {"path": path}}
                 if stream.kind == "track":
                     event["event"] = stream.name
                     if stream.value is not None:

@@ -41,6 +41,10 @@ def test_the_demo_history_holds_the_planted_outage_and_the_flag_change_as_its_ca
             .join(InsightCause, InsightCause.flag_change_id == FlagChange.id)
             .where(InsightCause.insight_id.in_(checkout))
         ).all()
+        # the drop broke the iOS app's checkout (version 5.2), and the insight says so
+        explained = session.scalars(
+            select(Insight.root_cause).where(Insight.id.in_(checkout))
+        ).all()
         queued = session.scalars(
             select(Notification.id).where(Notification.status != "skipped")
         ).all()
@@ -51,6 +55,8 @@ def test_the_demo_history_holds_the_planted_outage_and_the_flag_change_as_its_ca
     assert docs & {("outage", "down"), ("level_shift", "down")}
     assert [tuple(c) for c in changes] == [("new-checkout", 3, 4)]
     assert "new-checkout" in causes
+    lines = [cause["text"] for cause in explained if cause]
+    assert any(line.startswith("app version 5.2: −") for line in lines), explained
     assert queued == []  # history is shown, not sent to Slack
     with session_scope(fresh_engine) as session:
         user = authenticate(session, email=made.email, password=made.password)
