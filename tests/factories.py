@@ -307,9 +307,10 @@ def open_insight(
     detected_at: pd.Timestamp,
     direction: str = "down",
     relative_change: float = -0.5,
+    kind: str = "level_shift",
 ) -> int:
-    """An insight opened the way the hourly pass opens one (`record_events`), its alert
-    queued: with its root cause when the metric has breakdowns."""
+    """An insight of `kind` opened the way the hourly pass opens one (`record_events`),
+    its alert queued: with its root cause when the metric has breakdowns."""
     from dataclasses import dataclass as _dataclass
     from datetime import UTC, datetime
 
@@ -337,7 +338,7 @@ def open_insight(
         detection: Found
 
     found = Found(
-        kind="level_shift",
+        kind=kind,
         direction=direction,
         start=start.to_pydatetime(),
         detected_at=detected_at.to_pydatetime(),

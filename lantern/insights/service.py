@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from lantern.breakdowns.read import root_cause_of
 from lantern.detect import feedback_bar
+from lantern.detect.kinds import DetectionKind
 from lantern.insights.models import Insight, InsightCause, MetricWatch
 from lantern.metrics.models import FlagChange
 from lantern.notify.models import Notification
@@ -172,13 +173,16 @@ def record_events(
                 score=float(found.score),
                 muted=silenced,
             )
-            created.root_cause = root_cause_of(
-                session.connection(),
-                metric_id=metric.id,
-                start=created.start,
-                end=created.detected_at,
-                direction=created.direction,
-            )
+            # a silent metric's every value fell silent: nothing to rank, and a source that
+            # stops sending would otherwise read weeks of breakdowns for each of its metrics
+            if found.kind != DetectionKind.OUTAGE:
+                created.root_cause = root_cause_of(
+                    session.connection(),
+                    metric_id=metric.id,
+                    start=created.start,
+                    end=created.detected_at,
+                    direction=created.direction,
+                )
             session.add(created)
             session.flush()
             _attach_causes(session, created, metric.source_id)

@@ -56,7 +56,7 @@ def test_the_demo_history_holds_the_planted_outage_and_the_flag_change_as_its_ca
     assert [tuple(c) for c in changes] == [("new-checkout", 3, 4)]
     assert "new-checkout" in causes
     lines = [cause["text"] for cause in explained if cause]
-    assert any(line.startswith("app version 5.2: −") for line in lines), explained
+    assert any(line.startswith("app version 5.2: \u2212") for line in lines), explained
     assert queued == []  # history is shown, not sent to Slack
     with session_scope(fresh_engine) as session:
         user = authenticate(session, email=made.email, password=made.password)

@@ -140,6 +140,25 @@ def test_a_metric_without_breakdowns_gets_no_root_cause_and_its_alert_none(
     assert all(b.get("block_id") != "lantern_root_cause" for b in alert["blocks"])
 
 
+def test_an_outage_gets_no_root_cause_since_every_value_fell_silent(
+    client: TestClient, engine: Engine
+) -> None:
+    src = make_source(engine)
+    metric_id, start, end = checkout_with_breakdowns(
+        engine, src, change=dict.fromkeys(VERSIONS, -1.0)
+    )
+    drop = open_insight(engine, src, metric_id, start=start, detected_at=end)
+    outage = open_insight(
+        engine, src, metric_id, start=start, detected_at=end, kind="outage", relative_change=-1
+    )
+    insights = {
+        item["id"]: item
+        for item in client.get("/api/v1/insights", headers=bearer(src)).json()["items"]
+    }
+    assert insights[drop]["root_cause"]["broad"]
+    assert insights[outage]["root_cause"] is None
+
+
 def test_an_average_gets_no_root_cause(client: TestClient, engine: Engine) -> None:
     src = make_source(engine)
     versions, start = breakdown_counts(VERSIONS, change={"5.2": -0.92})
