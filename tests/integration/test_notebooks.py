@@ -187,3 +187,18 @@ def test_exporting_writes_the_insights_and_their_summaries_as_csv(
     assert weeks.columns[0] == "week"
     assert weeks[[c for c in ("low", "medium", "high") if c in weeks]].sum().sum() == len(stored)
     assert executed.images() == 1
+
+
+def test_the_root_cause_notebook_drills_into_the_demo_s_checkout_drop_by_app_version(
+    run: Callable[[str], Run],
+) -> None:
+    executed = run("04-root-cause.ipynb")
+    shown = executed.texts()
+    # the insight it picks is the demo's checkout drop, traced to the iOS app's 5.2
+    assert "Checkout Completed" in shown
+    assert "app version 5.2" in shown
+    headers = executed.tables()
+    drills = [h for h in headers if "share_of_move" in h]
+    assert any("app_version" in h for h in drills), headers
+    assert any("os" in h for h in drills), headers
+    assert executed.images() == 1
