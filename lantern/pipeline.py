@@ -32,6 +32,7 @@ from lantern.insights.service import (
     feedback_raised,
     group_and_alert,
     queue_alerts,
+    queue_story_ends,
     record_events,
 )
 from lantern.metrics.models import Metric
@@ -174,8 +175,10 @@ def run_hour(
             if source_id is not None:
                 for at in opened:
                     group_and_alert(session, detected_at=at, now=moment, queue=False)
-            elif opened:
-                result.alerts += queue_alerts(session, since=_alert_horizon(hour), now=moment)
+            else:
+                if opened:
+                    result.alerts += queue_alerts(session, since=_alert_horizon(hour), now=moment)
+                queue_story_ends(session, source_id=of_source[0][0].source_id, now=moment)
     if source_id is None:
         _finish(engine, hour, result, moment)
     _log_pass(result, stamp, worker, source_id, time.perf_counter() - started)
