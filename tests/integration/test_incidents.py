@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
 from lantern.config import Settings
 from lantern.db import session_scope
 from lantern.insights.incidents import story_incident
 from lantern.insights.models import Insight
+from lantern.insights.service import MetricRef, group_and_alert, queue_story_ends, record_events
 from lantern.metrics.models import Metric
 from lantern.metrics.service import epoch_hour, hour_index
 from lantern.notify.connection import connect_with_token
@@ -154,3 +157,113 @@ def test_two_metrics_of_twenty_going_quiet_are_an_ordinary_story(
         ).one()
         assert story_incident(session, leader) is None
     assert names == {"Event 00", "Event 01"}
+
+
+@dataclass(frozen=True)
+class Found:
+    start: datetime
+    detected_at: datetime
+    kind: str = "outage"
+    direction: str = "down"
+    observed: float = 0.0
+    expected: float = 100.0
+    lower: float = 80.0
+    upper: float = 120.0
+    relative_change: float = -1.0
+    score: float = 9.0
+
+
+@dataclass(frozen=True)
+class Event:
+    status: str
+    detection: Found
+
+
+def story_of(engine: Engine, *, active: int, down: int) -> tuple[MadeSource, list[int], datetime]:
+    """A source of `active` trained metrics, of which the first `down` went quiet together
+    (recorded and grouped as the hourly pass does); returns the source, the insights (the
+    leader first) and the detection hour."""
+    src = make_source(engine)
+    metrics = [make_metric(engine, src, name=f"Event {i:02d}") for i in range(active)]
+    start = (last_closed_hour() - pd.Timedelta(hours=8)).to_pydatetime()
+    at = start + timedelta(hours=1)
+    with session_scope(engine) as session:
+        for metric_id in metrics[:down]:
+            record_events(
+                session,
+                metric=MetricRef(id=metric_id, source_id=src.id, workspace_id=src.workspace_id),
+                events=[Event("opened", Found(start=start, detected_at=at))],
+                watch=None,
+                now=at,
+                queue_alerts=False,
+            )
+        assert group_and_alert(session, detected_at=at, now=at) == 1
+        rows = session.scalars(
+            select(Insight)
+            .where(Insight.workspace_id == src.workspace_id)
+            .order_by(Insight.parent_id.is_not(None), Insight.id)
+        ).all()
+        return src, [row.id for row in rows], at
+
+
+def end(engine: Engine, src: MadeSource, insight_id: int, at: datetime, status: str) -> int:
+    """End one insight as the hourly pass at `at` does; returns the ends it queued."""
+    with session_scope(engine) as session:
+        insight = session.get(Insight, insight_id)
+        assert insight is not None
+        found = Found(start=insight.start, detected_at=at)
+        record_events(
+            session,
+            metric=MetricRef(id=insight.metric_id, source_id=src.id, workspace_id=src.workspace_id),
+            events=[Event(status, found)],
+            watch=None,
+            now=at,
+        )
+        return queue_story_ends(session, source_id=src.id, now=at)
+
+
+def test_an_incidents_end_is_told_once_when_its_last_metric_is_back(engine: Engine) -> None:
+    src, (leader, *others), at = story_of(engine, active=4, down=3)
+    assert end(engine, src, leader, at + timedelta(hours=2), "resolved") == 0
+    assert purposes(engine, src.workspace_id) == ["alert"]
+    assert end(engine, src, others[0], at + timedelta(hours=3), "resolved") == 0
+    assert end(engine, src, others[1], at + timedelta(hours=4), "accepted") == 1
+    assert purposes(engine, src.workspace_id) == ["alert", "resolution"]
+    with session_scope(engine) as session:
+        row = session.get(Insight, leader)
+        assert row is not None
+        incident = story_incident(session, row)
+        assert incident is not None
+        assert (incident.metrics, incident.of, incident.accepted) == (3, 4, 1)
+        assert incident.ended_at == at + timedelta(hours=4)
+
+
+def test_a_story_of_three_metrics_of_ten_is_no_incident_and_ends_with_its_leader(
+    engine: Engine,
+) -> None:
+    src, (leader, *_), at = story_of(engine, active=10, down=3)
+    assert end(engine, src, leader, at + timedelta(hours=2), "resolved") == 0
+    assert purposes(engine, src.workspace_id) == ["alert", "resolution"]
+    with session_scope(engine) as session:
+        row = session.get(Insight, leader)
+        assert row is not None and story_incident(session, row) is None
+
+
+def test_the_newsfeed_and_the_insights_page_name_the_incident_on_its_leader_only(
+    client: TestClient, engine: Engine
+) -> None:
+    src, (leader, child, _), _ = story_of(engine, active=5, down=3)
+    headers = {"Authorization": f"Bearer {src.token}"}
+    [item] = client.get("/api/v1/insights", headers=headers).json()["items"]
+    assert item["id"] == leader
+    assert {k: item["incident"][k] for k in ("scope", "metrics", "of")} == {
+        "scope": "source",
+        "metrics": 3,
+        "of": 5,
+    }
+    assert item["incident"]["text"].startswith("web: 3 of 5 metrics went down or quiet together")
+    assert item["incident"]["ended_at"] is None
+    page = client.get(f"/api/v1/insights/{leader}", headers=headers).json()
+    assert page["incident"] == item["incident"]
+    assert [r["incident"] for r in page["related"]] == [None, None]
+    assert client.get(f"/api/v1/insights/{child}", headers=headers).json()["incident"] is None
