@@ -109,12 +109,30 @@ def _queue(session: Session, insight: Insight, purpose: str, now: datetime) -> N
     return row
 
 
-def _open_insight(session: Session, metric_id: int, key: str) -> Insight | None:
-    return session.scalar(
+def _open_insight(session: Session, metric_id: int, key: str, direction: str) -> Insight | None:
+    """The open insight an episode's later event is about.
+
+    Its fingerprint's, or else the metric's newest open one in that direction: a metric has
+    one episode at a time, and a drop that lasts is followed on as a level shift, so its
+    update, end or acceptance names a kind other than the one it opened with.
+    """
+    found = session.scalar(
         select(Insight)
         .where(
             Insight.metric_id == metric_id,
             Insight.fingerprint == key,
+            Insight.status.in_(("open", "updated")),
+        )
+        .order_by(Insight.id.desc())
+        .limit(1)
+    )
+    if found is not None:
+        return found
+    return session.scalar(
+        select(Insight)
+        .where(
+            Insight.metric_id == metric_id,
+            Insight.direction == direction,
             Insight.status.in_(("open", "updated")),
         )
         .order_by(Insight.id.desc())
@@ -191,7 +209,7 @@ def record_events(
                 _queue(session, created, "alert", now)
             opened += 1
             continue
-        insight = _open_insight(session, metric.id, key)
+        insight = _open_insight(session, metric.id, key, found.direction)
         if insight is None:
             continue
         if event.status == "updated":
