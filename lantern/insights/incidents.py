@@ -31,6 +31,9 @@ ACTIVE_WINDOW = timedelta(hours=24)
 # Only a trained metric can be told going down (`pipeline.TRAINING_HOURS`).
 TRAINED_HOURS = 7 * 24
 ENDED = ("resolved", "accepted")
+# While an incident goes on, its metrics' drops are not adopted as their new normal
+# (`holding_metrics`); one that lasts longer than this is a new normal after all.
+INCIDENT_HOLD = timedelta(days=3)
 QUESTION = "a broken pipeline, an expired key or a holiday?"
 
 
@@ -145,3 +148,37 @@ def story_incident(session: Session, leader: Insight) -> Incident | None:
         ended_at=last,
         accepted=accepted,
     )
+
+
+def holding_metrics(session: Session, *, at: datetime) -> set[int]:
+    """The metrics whose open episode belongs to a source-wide incident still going on at
+    `at`, begun less than INCIDENT_HOLD before it: the hourly pass holds their new normal.
+
+    A day the whole source is low (a holiday, a broken pipeline) is then no new level: each
+    metric's drop ends when it is back, and the model learns nothing from it.
+    """
+    rows = session.execute(
+        select(Insight.metric_id, func.coalesce(Insight.parent_id, Insight.id))
+        .where(
+            Insight.status.in_(("open", "updated")),
+            Insight.direction == "down",
+            Insight.start >= at - INCIDENT_HOLD,
+        )
+        .order_by(Insight.id)
+    ).all()
+    stories: dict[int, set[int]] = {}
+    for metric_id, leader_id in rows:
+        stories.setdefault(int(leader_id), set()).add(int(metric_id))
+    held: set[int] = set()
+    for leader_id, metric_ids in stories.items():
+        leader = session.get(Insight, leader_id)
+        if leader is None:
+            continue
+        incident = story_incident(session, leader)
+        if (
+            incident is not None
+            and incident.ended_at is None
+            and at - incident.since < INCIDENT_HOLD
+        ):
+            held |= metric_ids
+    return held

@@ -267,3 +267,62 @@ def test_the_newsfeed_and_the_insights_page_name_the_incident_on_its_leader_only
     assert page["incident"] == item["incident"]
     assert [r["incident"] for r in page["related"]] == [None, None]
     assert client.get(f"/api/v1/insights/{child}", headers=headers).json()["incident"] is None
+
+
+LOW_HOURS = 30  # a calendar day of a far-away time zone, and the night after it
+LOW_BACK_HOURS = 10
+
+
+def source_with_a_low_day(engine: Engine, settings: Settings, *, low: int) -> pd.Timestamp:
+    """Six metrics of one source, of which `low` run at 30% for LOW_HOURS hours and come
+    back LOW_BACK_HOURS before the last closed hour; returns the first low hour."""
+    src = slack_source(engine, settings)
+    end = last_closed_hour()
+    first_low = end - pd.Timedelta(hours=LOW_HOURS + LOW_BACK_HOURS - 1)
+    for i in range(6):
+        counts = rhythm(end, peak=150 + 10 * i, seed=i)
+        if i < low:
+            day = (counts.index >= first_low) & (
+                counts.index < first_low + pd.Timedelta(hours=LOW_HOURS)
+            )
+            counts[day] = np.random.default_rng(50 + i).poisson(counts[day] * 0.3)
+        make_metric(engine, src, name=f"Event {i:02d}", counts=counts)
+    return first_low
+
+
+def statuses(engine: Engine) -> list[tuple[str, str, str]]:
+    with session_scope(engine) as session:
+        rows = session.execute(
+            select(Metric.name, Insight.direction, Insight.status)
+            .join(Metric, Metric.id == Insight.metric_id)
+            .order_by(Metric.name, Insight.id)
+        ).all()
+    return [(name, direction, status) for name, direction, status in rows]
+
+
+def test_a_day_the_whole_source_is_low_is_told_once_and_teaches_no_new_normal(
+    fresh_engine: Engine, settings: Settings, fake_slack: FakeSlack
+) -> None:
+    settings = settings.model_copy(update={"slack_base_url": fake_slack.api_url})
+    first_low = source_with_a_low_day(fresh_engine, settings, low=6)
+    live_hours(fresh_engine, settings, fake_slack, first_low)
+
+    found = statuses(fresh_engine)
+    # every metric's drop ended when it came back: none adopted as its new normal, and the
+    # return is no news
+    assert {name for name, _, _ in found} == {f"Event {i:02d}" for i in range(6)}
+    assert {(direction, status) for _, direction, status in found} == {("down", "resolved")}
+    [alert] = fake_slack.top_level()
+    assert "metrics went down or quiet together" in alert["text"]
+    [end] = [m["text"] for m in fake_slack.replies(alert["ts"]) if not m.get("files")]
+    assert "the 6 metrics that went down or quiet together are back to normal" in end
+
+
+def test_one_metric_low_as_long_is_adopted_as_its_new_normal(
+    fresh_engine: Engine, settings: Settings, fake_slack: FakeSlack
+) -> None:
+    settings = settings.model_copy(update={"slack_base_url": fake_slack.api_url})
+    first_low = source_with_a_low_day(fresh_engine, settings, low=1)
+    live_hours(fresh_engine, settings, fake_slack, first_low)
+
+    assert ("Event 00", "down", "accepted") in statuses(fresh_engine)
