@@ -15,14 +15,14 @@ from lantern.config import Settings
 from lantern.db import session_scope
 from lantern.insights.incidents import story_incident
 from lantern.insights.models import Insight
-from lantern.insights.service import MetricRef, group_and_alert, queue_story_ends, record_events
+from lantern.insights.service import MetricRef, queue_story_ends, record_events
 from lantern.metrics.models import Metric
 from lantern.metrics.service import epoch_hour, hour_index
 from lantern.notify.connection import connect_with_token
 from lantern.notify.models import Notification
 from lantern.notify.outbox import flush_outbox
 from lantern.pipeline import run_hour
-from tests.factories import MadeSource, last_closed_hour, make_metric, make_source
+from tests.factories import MadeSource, last_closed_hour, make_metric, make_source, open_story
 from tests.fakeslack import GOOD_TOKEN, FakeSlack
 
 METRICS = 20
@@ -185,25 +185,10 @@ def story_of(engine: Engine, *, active: int, down: int) -> tuple[MadeSource, lis
     leader first) and the detection hour."""
     src = make_source(engine)
     metrics = [make_metric(engine, src, name=f"Event {i:02d}") for i in range(active)]
-    start = (last_closed_hour() - pd.Timedelta(hours=8)).to_pydatetime()
-    at = start + timedelta(hours=1)
-    with session_scope(engine) as session:
-        for metric_id in metrics[:down]:
-            record_events(
-                session,
-                metric=MetricRef(id=metric_id, source_id=src.id, workspace_id=src.workspace_id),
-                events=[Event("opened", Found(start=start, detected_at=at))],
-                watch=None,
-                now=at,
-                queue_alerts=False,
-            )
-        assert group_and_alert(session, detected_at=at, now=at) == 1
-        rows = session.scalars(
-            select(Insight)
-            .where(Insight.workspace_id == src.workspace_id)
-            .order_by(Insight.parent_id.is_not(None), Insight.id)
-        ).all()
-        return src, [row.id for row in rows], at
+    start = last_closed_hour() - pd.Timedelta(hours=8)
+    at = start + pd.Timedelta(hours=1)
+    story = open_story(engine, src, metrics[:down], start=start, detected_at=at)
+    return src, story, at.to_pydatetime()
 
 
 def end(engine: Engine, src: MadeSource, insight_id: int, at: datetime, status: str) -> int:
