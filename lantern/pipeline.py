@@ -26,12 +26,14 @@ from lantern.config import Settings
 from lantern.db.dialect import insert_for
 from lantern.db.session import session_scope
 from lantern.insights.expectations import forget_unbucketed, record_expectations
+from lantern.insights.incidents import holding_metrics
 from lantern.insights.models import DetectionRun, MetricWatch
 from lantern.insights.service import (
     MetricRef,
     feedback_raised,
     group_and_alert,
     queue_alerts,
+    queue_story_ends,
     record_events,
 )
 from lantern.metrics.models import Metric
@@ -163,9 +165,9 @@ def run_hour(
         log.debug("hourly pass skipped: hour=%s worker=%s claimed elsewhere", stamp, worker)
         return None
     moment = now or hour_index(hour + 1).to_pydatetime()
-    metrics, saved = _due_metrics(engine, hour, source_id)
+    metrics, saved, holding = _due_metrics(engine, hour, source_id)
     result = RunResult(hour=hour)
-    scored = _score(engine, settings, metrics, saved, hour)
+    scored = _score(engine, settings, metrics, saved, holding, hour)
     by_id = {row.id: row for row in metrics}
     for _, outcomes in groupby(scored, key=lambda outcome: by_id[outcome.metric_id].source_id):
         of_source = [(by_id[outcome.metric_id], outcome) for outcome in outcomes]
@@ -174,8 +176,10 @@ def run_hour(
             if source_id is not None:
                 for at in opened:
                     group_and_alert(session, detected_at=at, now=moment, queue=False)
-            elif opened:
-                result.alerts += queue_alerts(session, since=_alert_horizon(hour), now=moment)
+            else:
+                if opened:
+                    result.alerts += queue_alerts(session, since=_alert_horizon(hour), now=moment)
+                queue_story_ends(session, source_id=of_source[0][0].source_id, now=moment)
     if source_id is None:
         _finish(engine, hour, result, moment)
     _log_pass(result, stamp, worker, source_id, time.perf_counter() - started)
@@ -184,8 +188,10 @@ def run_hour(
 
 def _due_metrics(
     engine: Engine, hour: int, source_id: int | None
-) -> tuple[list[MetricRow], dict[int, Saved]]:
-    """The trained metrics not yet scored at `hour`, and every metric's saved state."""
+) -> tuple[list[MetricRow], dict[int, Saved], set[int]]:
+    """The trained metrics not yet scored at `hour`, every metric's saved state, and the
+    metrics whose new normal a source-wide incident holds (`incidents.holding_metrics`; a
+    live pass only: a backfilled source's history is scored in one go)."""
     with session_scope(engine) as session:
         saved = {
             metric_id: Saved(state, scored_hour)
@@ -199,7 +205,12 @@ def _due_metrics(
             for row in _trained_metrics(session, hour, source_id)
             if (scored := saved.get(row.id, NOT_SCORED).scored_hour) is None or scored < hour
         ]
-    return metrics, saved
+        holding = (
+            holding_metrics(session, at=hour_index(hour).to_pydatetime())
+            if source_id is None
+            else set()
+        )
+    return metrics, saved, holding
 
 
 def _score(
@@ -207,12 +218,13 @@ def _score(
     settings: Settings,
     metrics: list[MetricRow],
     saved: dict[int, Saved],
+    holding: set[int],
     hour: int,
 ) -> Iterator[Outcome]:
     """Each metric's outcome, in the order of `metrics`, scored partition by partition."""
     mapper = partition_mapper(settings)
     parts = (
-        _partition(engine, metrics[i : i + PARTITION], saved, hour)
+        _partition(engine, metrics[i : i + PARTITION], saved, holding, hour)
         for i in range(0, len(metrics), PARTITION)
     )
     for outcomes in mapper(score_partition, parts):
@@ -220,7 +232,7 @@ def _score(
 
 
 def _partition(
-    engine: Engine, part: list[MetricRow], saved: dict[int, Saved], hour: int
+    engine: Engine, part: list[MetricRow], saved: dict[int, Saved], holding: set[int], hour: int
 ) -> Partition:
     """A partition's metrics with their saved states, and their values up to `hour`."""
 
@@ -252,6 +264,7 @@ def _partition(
                 first_hour=row.first_hour,
                 state=saved.get(row.id, NOT_SCORED).state,
                 raised=raised.get(row.id, ()),
+                holding=row.id in holding,
             )
             for row in part
         ),

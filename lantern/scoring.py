@@ -54,6 +54,8 @@ class Scored:
     state: bytes | None
     # the team's feedback: (kind, settings) its bar is raised by (`detect.feedback_bar`)
     raised: tuple[tuple[str, int], ...] = ()
+    # its episode belongs to a source-wide incident still going on: no new normal this pass
+    holding: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +123,8 @@ def score_partition(partition: Partition) -> list[Outcome]:
 
 
 def _state_of(metric: Scored) -> Any:
-    """The metric's saved state, or a new one; its workspace's sensitivity and the team's
-    feedback in force."""
+    """The metric's saved state, or a new one; its workspace's sensitivity, the team's
+    feedback and whether a source-wide incident holds its new normal, in force."""
     from lantern.detect.stream import MetricState, hour_stamp, new_state
 
     if metric.state is None:
@@ -138,6 +140,8 @@ def _state_of(metric: Scored) -> Any:
         state = replace(state, sensitivity=metric.sensitivity)  # type: ignore[arg-type]
     if state.raised != metric.raised:
         state = replace(state, raised=metric.raised)
+    if state.holding != metric.holding:
+        state = replace(state, holding=metric.holding)
     return state
 
 

@@ -362,3 +362,62 @@ def open_insight(
         )
         assert insight_id is not None
         return int(insight_id)
+
+
+def open_story(
+    engine: Engine,
+    src: MadeSource,
+    metric_ids: list[int],
+    *,
+    start: pd.Timestamp,
+    detected_at: pd.Timestamp,
+    kind: str = "outage",
+    direction: str = "down",
+) -> list[int]:
+    """Insights of `kind` for each metric, opened in the same hour as the hourly pass opens
+    them and grouped into one story with one alert queued; returns them, the leader first."""
+    from dataclasses import dataclass as _dataclass
+    from datetime import datetime
+
+    from sqlalchemy import select
+
+    from lantern.insights.models import Insight
+    from lantern.insights.service import MetricRef, group_and_alert, record_events
+
+    @_dataclass(frozen=True)
+    class Found:
+        kind: str
+        direction: str
+        start: datetime
+        detected_at: datetime
+        observed: float = 0.0
+        expected: float = 100.0
+        lower: float = 80.0
+        upper: float = 120.0
+        relative_change: float = -1.0
+        score: float = 9.0
+
+    @_dataclass(frozen=True)
+    class Event:
+        status: str
+        detection: Found
+
+    at = detected_at.to_pydatetime()
+    found = Found(kind=kind, direction=direction, start=start.to_pydatetime(), detected_at=at)
+    with session_scope(engine) as session:
+        for metric_id in metric_ids:
+            record_events(
+                session,
+                metric=MetricRef(id=metric_id, source_id=src.id, workspace_id=src.workspace_id),
+                events=[Event("opened", found)],
+                watch=None,
+                now=at,
+                queue_alerts=False,
+            )
+        group_and_alert(session, detected_at=at, now=at)
+        rows = session.scalars(
+            select(Insight.id)
+            .where(Insight.metric_id.in_(metric_ids), Insight.detected_at == at)
+            .order_by(Insight.parent_id.is_not(None), Insight.id)
+        ).all()
+        return list(rows)

@@ -367,6 +367,22 @@ class RootCauseChartOut(BaseModel):
     )
 
 
+class IncidentOut(BaseModel):
+    scope: Literal["source"] = Field(description="what went down together: the source")
+    metrics: int = Field(description="how many of the source's metrics are in the story")
+    of: int = Field(
+        description="the source's active metrics: trained, with events in the day before"
+    )
+    since: datetime = Field(description="the earliest start of the story's insights")
+    ended_at: datetime | None = Field(
+        description="when the last of its metrics was over; null while one still is not"
+    )
+    text: str = Field(
+        description='one line: "web: 14 of 16 metrics went down or quiet together since '
+        '10:00 UTC — a broken pipeline, an expired key or a holiday?"'
+    )
+
+
 class InsightSummary(BaseModel):
     id: int
     metric_id: int
@@ -394,6 +410,11 @@ class InsightSummary(BaseModel):
     root_cause: RootCauseOut | None = Field(
         description="the breakdown values that explain the change, as found when the insight "
         "opened; null without breakdown data (or for an average)"
+    )
+    incident: IncidentOut | None = Field(
+        description="set on the insight that leads a story going down that covers most of "
+        "its source's active metrics (at least half, and at least 3): a source-wide "
+        "incident, told in one alert; null otherwise"
     )
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, aliased
 from lantern.dashboard.status import MetricItem, get_metric_item, watch_metric
 from lantern.detect.kinds import KINDS, label
 from lantern.errors import Invalid, NotFound
+from lantern.insights.incidents import INCIDENT_MIN_METRICS, story_incident
 from lantern.insights.models import Insight
 from lantern.insights.service import insight_causes
 from lantern.insights.words import in_words
@@ -86,7 +87,17 @@ def _summary(row: Any, *, has_causes: bool = False) -> dict[str, Any]:
         "related": int(related or 0),
         "words": words,
         "root_cause": _root_cause(insight.root_cause),
+        "incident": None,
     }
+
+
+def _incident(session: Session, row: Any) -> dict[str, Any] | None:
+    """The source-wide incident the row's insight leads, if it does (`insights.incidents`)."""
+    insight, related = row[0], row[-1]
+    if insight.direction != "down" or int(related or 0) + 1 < INCIDENT_MIN_METRICS:
+        return None  # cheap: too small a story to be one
+    incident = story_incident(session, insight)
+    return incident.as_dict() if incident is not None else None
 
 
 def _root_cause(stored: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -190,7 +201,7 @@ def list_insights(
     rows = session.execute(
         query.order_by(Insight.detected_at.desc(), Insight.id.desc()).limit(limit + 1)
     ).all()
-    items = [_summary(row) for row in rows[:limit]]
+    items = [{**_summary(row), "incident": _incident(session, row)} for row in rows[:limit]]
     more = len(rows) > limit
     last = items[-1] if items else None
     return Page(
@@ -240,6 +251,7 @@ def insight_detail(
     )
     return {
         **_summary(row, has_causes=bool(causes)),
+        "incident": _incident(session, row),
         "causes": [
             {"flag_key": k, "old_version": old, "new_version": new, "changed_at": at}
             for k, old, new, at in causes

@@ -117,6 +117,10 @@ class MetricState:
     # from the metric's own setting towards `low` (`feedback_bar`)
     raised: tuple[tuple[str, int], ...] = ()
     episode: dict[str, Any] | None = field(default=None)
+    # set by the service for a pass while the metric's episode belongs to a source-wide
+    # incident (most of its source down together): a lasting change is not adopted as the
+    # new normal while it is set, so a day the whole source is low teaches no new level
+    holding: bool = False
 
     def to_bytes(self) -> bytes:
         """JSON bytes, for the service to keep between passes."""
@@ -480,7 +484,11 @@ class _Run:
                 self._emit("resolved", u, episode)
                 self.state = replace(s, episode=None, masks=self._prune(masks, u))
                 return True
-            if u >= episode["opened_at"] + CONFIRM_HOURS and u - episode["start"] >= DAY:
+            if (
+                not s.holding
+                and u >= episode["opened_at"] + CONFIRM_HOURS
+                and u - episode["start"] >= DAY
+            ):
                 self._emit("accepted", u, episode)
                 self.state = replace(
                     s,

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from lantern.breakdowns.read import root_cause_of
 from lantern.detect import feedback_bar
 from lantern.detect.kinds import DetectionKind
+from lantern.insights.incidents import ENDED, story_incident
 from lantern.insights.models import Insight, InsightCause, MetricWatch
 from lantern.metrics.models import FlagChange
 from lantern.notify.models import Notification
@@ -108,12 +109,30 @@ def _queue(session: Session, insight: Insight, purpose: str, now: datetime) -> N
     return row
 
 
-def _open_insight(session: Session, metric_id: int, key: str) -> Insight | None:
-    return session.scalar(
+def _open_insight(session: Session, metric_id: int, key: str, direction: str) -> Insight | None:
+    """The open insight an episode's later event is about.
+
+    Its fingerprint's, or else the metric's newest open one in that direction: a metric has
+    one episode at a time, and a drop that lasts is followed on as a level shift, so its
+    update, end or acceptance names a kind other than the one it opened with.
+    """
+    found = session.scalar(
         select(Insight)
         .where(
             Insight.metric_id == metric_id,
             Insight.fingerprint == key,
+            Insight.status.in_(("open", "updated")),
+        )
+        .order_by(Insight.id.desc())
+        .limit(1)
+    )
+    if found is not None:
+        return found
+    return session.scalar(
+        select(Insight)
+        .where(
+            Insight.metric_id == metric_id,
+            Insight.direction == direction,
             Insight.status.in_(("open", "updated")),
         )
         .order_by(Insight.id.desc())
@@ -190,7 +209,7 @@ def record_events(
                 _queue(session, created, "alert", now)
             opened += 1
             continue
-        insight = _open_insight(session, metric.id, key)
+        insight = _open_insight(session, metric.id, key, found.direction)
         if insight is None:
             continue
         if event.status == "updated":
@@ -213,9 +232,72 @@ def record_events(
             insight.status = event.status
             insight.ended_at = _utc(found.detected_at)
             insight.updated_at = now
-            if notify and not insight.muted and insight.parent_id is None:
+            # a source-wide incident's end is told once, when its last metric is over
+            # (`queue_story_ends`), not when the metric that leads it is
+            if (
+                notify
+                and not insight.muted
+                and insight.parent_id is None
+                and story_incident(session, insight) is None
+            ):
                 _queue(session, insight, "resolution", now)
     return opened
+
+
+def queue_story_ends(session: Session, *, source_id: int, now: datetime) -> int:
+    """Queue the one resolution of each of the source's incidents whose metrics are all over.
+
+    Looks at the stories of the insights this pass ended (`now` is the pass's moment);
+    returns how many resolutions were queued. Only an incident whose alert went out (or
+    waits to) is owed its end: one found in history, or muted, is told nowhere.
+    """
+    from lantern.metrics.models import Metric
+
+    told = (
+        select(Notification.id)
+        .where(
+            Notification.insight_id == Insight.id,
+            Notification.purpose == "alert",
+            Notification.status != "skipped",
+        )
+        .exists()
+    )
+    ended = (
+        select(Notification.id)
+        .where(Notification.insight_id == Insight.id, Notification.purpose == "resolution")
+        .exists()
+    )
+    # the stories of the insights this pass ended (each was updated at `now`)
+    stories = (
+        select(func.coalesce(Insight.parent_id, Insight.id))
+        .join(Metric, Metric.id == Insight.metric_id)
+        .where(
+            Metric.source_id == source_id,
+            Insight.status.in_(ENDED),
+            Insight.updated_at == now,
+        )
+    )
+    leaders = session.scalars(
+        select(Insight)
+        .where(
+            Insight.id.in_(stories),
+            Insight.parent_id.is_(None),
+            Insight.direction == "down",
+            Insight.status.in_(ENDED),
+            Insight.muted.is_(False),
+            told,
+            ~ended,
+        )
+        .order_by(Insight.id)
+    ).all()
+    queued = 0
+    for leader in leaders:
+        incident = story_incident(session, leader)
+        # (a story no longer an incident had its end held back all the same: it is owed)
+        if incident is None or incident.ended_at is not None:
+            _queue(session, leader, "resolution", now)
+            queued += 1
+    return queued
 
 
 def _utc(moment: Any) -> datetime:

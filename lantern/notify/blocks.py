@@ -14,6 +14,7 @@ from datetime import date, datetime
 from typing import Any
 
 from lantern.detect.kinds import PERSISTENT, DetectionKind, phrase
+from lantern.insights.incidents import QUESTION, Incident
 from lantern.insights.words import SEVERITY_MEANINGS, in_words
 from lantern.notify.types import BUTTONS, ActionTaken, InsightMessage
 
@@ -173,7 +174,24 @@ def _causes(message: InsightMessage) -> Blocks:
     return [{"type": "section", "text": _mrkdwn(text)}]
 
 
+# A source-wide incident's alert lists this many of its metrics, then "and N more".
+INCIDENT_LISTED = 10
+
+
+def _incident_lines(message: InsightMessage) -> list[str]:
+    """The incident's metrics, the leader first, each with its change: a bounded list."""
+    lead = f"{message.metric_name} ({message.metric_kind}) {_change(message)}"
+    lines = [lead, *message.related]
+    shown = [f"• {literal(line)}" for line in lines[:INCIDENT_LISTED]]
+    if len(lines) > INCIDENT_LISTED:
+        shown.append(f"and {len(lines) - INCIDENT_LISTED} more")
+    return shown
+
+
 def _related(message: InsightMessage) -> Blocks:
+    if message.incident is not None:
+        text = "*The metrics*\n" + "\n".join(_incident_lines(message))
+        return [{"type": "section", "block_id": "lantern_incident", "text": _mrkdwn(text[:3000])}]
     if not message.related:
         return []
     text = "*Moved with it*\n" + "\n".join(f"• {literal(line)}" for line in message.related)
@@ -238,22 +256,25 @@ def alert_blocks(message: InsightMessage) -> tuple[str, Blocks]:
     """The first message of an episode."""
     icon = ICONS.get(message.severity, "")
     text = f"{icon} {headline(message)}".strip()
+    title = f"{message.metric_name} {_change(message)}"
+    opening = (
+        f"{icon} *{literal(message.metric_name)}* ({literal(message.metric_kind)}, "
+        f"source *{literal(message.source_name)}*) {_change(message)}.\n"
+    )
+    incident = message.incident
+    if incident is not None:
+        # one alert for the source: what it is first, then its largest change in full
+        text = f"{icon} {literal(incident.text)}".strip()
+        title = incident.headline
+        opening = (
+            f"{icon} *{literal(incident.source_name)}*: {incident.metrics} of {incident.of} "
+            f"metrics went down or quiet together since {_when(incident.since)} — "
+            f"{QUESTION}\n*Largest:* *{literal(message.metric_name)}* "
+            f"({literal(message.metric_kind)}) {_change(message)}.\n"
+        )
     blocks: Blocks = [
-        {
-            "type": "header",
-            "text": {
-                "type": "plain_text",
-                "text": f"{message.metric_name} {_change(message)}"[:150],
-            },
-        },
-        {
-            "type": "section",
-            "text": _mrkdwn(
-                f"{icon} *{literal(message.metric_name)}* ({literal(message.metric_kind)}, "
-                f"source *{literal(message.source_name)}*) {_change(message)}.\n"
-                f"{_facts(message)}"
-            ),
-        },
+        {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
+        {"type": "section", "text": _mrkdwn(f"{opening}{_facts(message)}")},
         *_root_cause(message),
         *_chart(message),
         *_owner(message),
@@ -286,6 +307,9 @@ def update_blocks(message: InsightMessage) -> tuple[str, Blocks]:
 
 def resolution_blocks(message: InsightMessage) -> tuple[str, Blocks]:
     """The thread reply when the episode is over."""
+    incident = message.incident
+    if incident is not None and incident.ended_at is not None:
+        return _incident_end(incident)
     end = message.ended_at or message.detected_at
     hours = max(1, round((end - message.start).total_seconds() / 3600))
     if message.status == "accepted":
@@ -300,6 +324,27 @@ def resolution_blocks(message: InsightMessage) -> tuple[str, Blocks]:
     return text, [
         {"type": "section", "text": _mrkdwn(f"{icon} {text}")},
         {"type": "context", "elements": [_mrkdwn(f"Ended {_when(end)}")]},
+    ]
+
+
+def _incident_end(incident: Incident) -> tuple[str, Blocks]:
+    """The one reply that tells a source-wide incident is over: all its metrics are."""
+    assert incident.ended_at is not None
+    hours = max(1, round((incident.ended_at - incident.since).total_seconds() / 3600))
+    which = (
+        f"{literal(incident.source_name)}: the {incident.metrics} metrics that went down or quiet"
+    )
+    if incident.accepted:
+        back = incident.metrics - incident.accepted
+        text = (
+            f"{which} together are over after {hours} h: {back} back to normal, "
+            f"{incident.accepted} settled at a new level that Lantern now treats as normal."
+        )
+    else:
+        text = f"{which} together are back to normal after {hours} h."
+    return text, [
+        {"type": "section", "text": _mrkdwn(f":large_green_circle: {text}")},
+        {"type": "context", "elements": [_mrkdwn(f"Ended {_when(incident.ended_at)}")]},
     ]
 
 

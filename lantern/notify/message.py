@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lantern.config import Settings
+from lantern.insights.incidents import story_incident
 from lantern.insights.models import Insight
 from lantern.insights.service import insight_causes
 from lantern.metrics.keys import label, measure
@@ -95,6 +96,7 @@ def build_message(
         interactive=interactive(session.get(SlackConnection, row.workspace_id), settings),
         actions=actions_taken(session, insight_id=insight.id),
         root_cause=(insight.root_cause or {}).get("text"),
+        incident=story_incident(session, insight),
     )
     if not with_chart or fitted is None:
         return message, None

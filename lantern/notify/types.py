@@ -8,6 +8,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
+from lantern.insights.incidents import Incident
 from lantern.metrics.keys import Measure
 
 
@@ -93,6 +94,8 @@ class InsightMessage:
     span: SpanFigures | None = None  # the alert's figures, from the data its chart shows
     # the breakdown values that explain the change, or that it is broad (one line)
     root_cause: str | None = None
+    # the story it leads is a source-wide incident (`insights.incidents`)
+    incident: Incident | None = None
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,22 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
+def _incident(message: InsightMessage) -> dict[str, Any] | None:
+    """The source-wide incident the insight leads (`insights.incidents`), or None."""
+    incident = message.incident
+    if incident is None:
+        return None
+    return {
+        "scope": incident.scope,
+        "metrics": incident.metrics,
+        "of": incident.of,
+        "since": _iso(incident.since),
+        "ended_at": _iso(incident.ended_at),
+        "names": list(incident.names),
+        "text": incident.text,
+    }
+
+
 def payload(message: InsightMessage, *, event: str, delivery_id: int) -> dict[str, Any]:
     """The JSON body of a delivery: the insight as the alert tells it."""
     span = message.span
@@ -124,6 +140,7 @@ def payload(message: InsightMessage, *, event: str, delivery_id: int) -> dict[st
             ],
             "related": list(message.related),
             "root_cause": message.root_cause,
+            "incident": _incident(message),
             "owner": message.owner,
             "note": message.note,
         },

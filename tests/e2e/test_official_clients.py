@@ -293,3 +293,73 @@ def checkout_drop_is_named(
     [alert] = fake_slack.top_level()
     assert "Checkout" in alert["text"]
     assert f"*Root cause:* {cause['text']}" in json.dumps(alert["blocks"], ensure_ascii=False)
+
+
+def test_a_source_that_stops_sending_is_one_incident_and_one_end_in_slack(
+    fresh_engine: Engine, settings: Settings, fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    """Five events of a source with two weeks of history (the test factories' buckets); the
+    source sends nothing for four hours, then analytics-python sends them all again. Slack
+    gets one alert naming a source-wide incident and one reply when it is over."""
+    engine = fresh_engine
+    process, served = start_server(engine.url.render_as_string(hide_password=False), tmp_path)
+    try:
+        a_quiet_source_is_one_incident(engine, served, settings, fake_slack)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def a_quiet_source_is_one_incident(
+    engine: Engine, served: str, settings: Settings, fake_slack: FakeSlack
+) -> None:
+    from tests.factories import make_metric
+
+    settings = settings.model_copy(update={"slack_base_url": fake_slack.api_url})
+    src = make_source(engine)
+    with session_scope(engine) as session:
+        connect_with_token(
+            session,
+            workspace_id=src.workspace_id,
+            bot_token=GOOD_TOKEN,
+            channel="alerts",
+            settings=settings,
+        )
+    end = pd.Timestamp.now(tz="UTC").floor("h") - pd.Timedelta(hours=1)
+    index = pd.date_range(end=end, periods=14 * 24, freq="h")
+    quiet = (index >= end - pd.Timedelta(hours=7)) & (index <= end - pd.Timedelta(hours=4))
+    live = index > end - pd.Timedelta(hours=4)
+    rhythm = 0.75 + 0.25 * np.sin(index.hour.to_numpy() / 24 * 2 * np.pi)
+    names = [f"Step {i}" for i in range(5)]
+    errors: list[Exception] = []
+    client = segment.Client(src.key, host=served, on_error=lambda e, _b: errors.append(e))
+    for i, name in enumerate(names):
+        counts = pd.Series(np.random.default_rng(i).poisson(100 * rhythm), index=index)
+        make_metric(engine, src, name=name, counts=counts[~quiet & ~live])
+        sent = counts[live]
+        for hour, count in zip(pd.DatetimeIndex(sent.index), sent, strict=True):
+            for k in range(int(count)):
+                at = hour + pd.Timedelta(seconds=int(k * 3600 / count))
+                client.track("u", name, timestamp=at.to_pydatetime())
+    client.flush()
+    client.shutdown()
+    assert errors == []
+
+    first_quiet = epoch_hour(index[quiet][0])
+    for passed in range(first_quiet - 2, epoch_hour(end) + 1):
+        tick = datetime.fromtimestamp((passed + 1) * 3600, UTC) + timedelta(minutes=5)
+        run_hour(engine, settings, hour=passed, worker="e2e", now=tick)
+        flush_outbox(engine, settings, now=tick)
+
+    [alert] = fake_slack.top_level()
+    assert "web: 5 of 5 metrics went down or quiet together" in alert["text"], alert["text"]
+    listed = json.dumps(alert["blocks"])
+    assert all(name in listed for name in names)
+    [over] = [m["text"] for m in fake_slack.replies(alert["ts"]) if not m.get("files")]
+    assert "web: the 5 metrics that went down or quiet together are back to normal" in over
+    api = httpx.Client(
+        base_url=served + "/api/v1", headers={"Authorization": f"Bearer {src.token}"}
+    )
+    [item] = api.get("/insights").json()["items"]
+    assert (item["incident"]["metrics"], item["incident"]["of"]) == (5, 5)
+    assert item["incident"]["ended_at"] is not None

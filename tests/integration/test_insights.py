@@ -87,6 +87,30 @@ def test_an_episode_opens_one_insight_and_its_end_queues_one_resolution(engine: 
     assert notifications(engine, metric) == ["alert", "resolution"]
 
 
+def test_a_drop_that_lasts_is_followed_as_a_level_shift_and_its_end_is_told(
+    engine: Engine,
+) -> None:
+    metric = metric_of(engine, make_source(engine))
+    with session_scope(engine) as session:
+        for status, found, hours in (
+            ("opened", Found(kind="drop"), 2),
+            ("updated", Found(detected_at=START + timedelta(hours=8)), 8),
+            ("accepted", Found(detected_at=START + timedelta(hours=32)), 32),
+        ):
+            record_events(
+                session,
+                metric=metric,
+                events=[Event(status, found)],
+                watch=None,
+                now=START + timedelta(hours=hours, minutes=5),
+            )
+    with session_scope(engine) as session:
+        insight = session.scalars(select(Insight).where(Insight.metric_id == metric.id)).one()
+        assert (insight.kind, insight.status) == ("drop", "accepted")
+        assert insight.ended_at == START + timedelta(hours=32)
+    assert notifications(engine, metric) == ["alert", "resolution"]
+
+
 def test_a_muted_metric_is_scored_but_nobody_is_told(engine: Engine) -> None:
     metric = metric_of(engine, make_source(engine))
     with session_scope(engine) as session:

@@ -193,8 +193,16 @@ function insightCard(i) {
       i.related ? h("span", { class: "muted" }, `· +${i.related} related`) : null,
       i.useful === true ? h("span", { class: "pill" }, "marked useful") : null,
       i.useful === false ? h("span", { class: "pill" }, "marked not useful") : null),
+    i.incident ? incidentLine(i.incident) : null,
     i.root_cause ? h("div", { class: "root-cause", "data-root-cause": i.root_cause.broad ? "broad" : "named" },
       h("strong", {}, "Root cause: "), i.root_cause.text) : null);
+}
+
+// A story going down that covers most of its source's metrics: one incident for the source.
+function incidentLine(incident) {
+  return h("div", { class: "incident", "data-incident": incident.scope },
+    h("strong", {}, "Source-wide incident: "), incident.text,
+    incident.ended_at ? ` Over ${fmtTime(incident.ended_at)}.` : "");
 }
 
 // The root cause on an insight's page: its line, the values ranked, and each value told
@@ -398,12 +406,13 @@ async function insightPage() {
       h("p", {}, i.words.normal_range),
       h("p", {}, h("strong", {}, "Severity "), i.words.severity, ". ", h("strong", {}, "Status "), i.words.status, "."),
       h("p", { class: "next" }, h("strong", {}, "What to do: "), i.words.next_step)),
+    i.incident ? h("div", { class: "card", id: "incident" }, incidentLine(i.incident)) : null,
     chart.node,
     rootCause.node,
     i.causes.length ? h("div", { class: "card", id: "causes" }, h("h2", {}, "Possible causes"),
       h("ul", {}, i.causes.map((c) => h("li", {}, `Flag `, h("code", {}, c.flag_key),
         ` changed from version ${c.old_version ?? "?"} to ${c.new_version} at ${fmtTime(c.changed_at)}`)))) : null,
-    i.related.length ? h("div", { class: "card" }, h("h2", {}, "Moved at the same time"),
+    i.related.length ? h("div", { class: "card" }, h("h2", {}, i.incident ? "The incident's other metrics" : "Moved at the same time"),
       i.related.map(insightCard)) : null,
     h("div", { class: "card" }, feedback, h("hr"), watch),
     i.notifications.length ? h("div", { class: "card" }, h("h2", {}, "Slack"),

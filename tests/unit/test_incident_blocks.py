@@ -1,0 +1,86 @@
+"""A source-wide incident in Slack: one alert that says so and lists its metrics, one end."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from lantern.insights.incidents import Incident, is_incident
+from lantern.notify.blocks import alert_blocks, resolution_blocks
+from lantern.notify.types import InsightMessage
+
+SINCE = datetime(2026, 3, 2, 10, tzinfo=UTC)
+INCIDENT = Incident(
+    source_name="web",
+    metrics=14,
+    of=16,
+    since=SINCE,
+    names=tuple(f"Event {i}" for i in range(14)),
+    ended_at=None,
+    accepted=0,
+)
+MESSAGE = InsightMessage(
+    insight_id=7,
+    metric_name="Checkout",
+    metric_kind="track event",
+    source_name="web",
+    kind="outage",
+    direction="down",
+    relative_change=-1.0,
+    observed=0.0,
+    expected=100.0,
+    lower=80.0,
+    upper=120.0,
+    start=SINCE,
+    detected_at=SINCE + timedelta(hours=1),
+    status="open",
+    severity="high",
+    score=9.0,
+    causes=(),
+    dashboard_url="http://127.0.0.1:8000/insights/7",
+    related=tuple(f"Event {i} (track event) went silent" for i in range(13)),
+    incident=INCIDENT,
+)
+
+
+def test_most_metrics_of_a_source_and_at_least_three_are_an_incident() -> None:
+    assert is_incident(14, 16) and is_incident(3, 6) and is_incident(3, 3)
+    assert not is_incident(2, 2)  # too few to tell from a pair that moved together
+    assert not is_incident(2, 20) and not is_incident(9, 20)
+
+
+def test_the_incidents_alert_names_the_source_and_lists_a_bounded_number_of_metrics() -> None:
+    text, blocks = alert_blocks(MESSAGE)
+    assert text == (
+        ":red_circle: web: 14 of 16 metrics went down or quiet together since 10:00 UTC — "
+        "a broken pipeline, an expired key or a holiday?"
+    )
+    assert blocks[0]["text"]["text"] == "web: 14 of 16 metrics went down or quiet together"
+    assert "*Largest:* *Checkout* (track event) went silent" in blocks[1]["text"]["text"]
+    [listed] = [b for b in blocks if b.get("block_id") == "lantern_incident"]
+    lines = listed["text"]["text"].splitlines()
+    assert lines[0] == "*The metrics*"
+    assert lines[1] == "• Checkout (track event) went silent"
+    assert len([line for line in lines if line.startswith("• ")]) == 10
+    assert lines[-1] == "and 4 more"
+    assert "Moved with it" not in str(blocks)
+
+
+def test_a_metric_that_is_no_incident_keeps_its_own_alert() -> None:
+    text, blocks = alert_blocks(replace(MESSAGE, incident=None))
+    assert "together" not in text and blocks[0]["text"]["text"] == "Checkout went silent"
+    assert "Moved with it" in str(blocks)
+
+
+def test_the_incidents_end_tells_all_its_metrics_once() -> None:
+    over = replace(INCIDENT, ended_at=SINCE + timedelta(hours=6))
+    text, _ = resolution_blocks(replace(MESSAGE, status="resolved", incident=over))
+    assert text == (
+        "web: the 14 metrics that went down or quiet together are back to normal after 6 h."
+    )
+    settled = replace(over, accepted=2)
+    text, _ = resolution_blocks(replace(MESSAGE, status="resolved", incident=settled))
+    assert text == (
+        "web: the 14 metrics that went down or quiet together are over after 6 h: 12 back to "
+        "normal, 2 settled at a new level that Lantern now treats as normal."
+    )
