@@ -192,9 +192,11 @@ def record_events(
                 score=float(found.score),
                 muted=silenced,
             )
-            # a silent metric's every value fell silent: nothing to rank, and a source that
-            # stops sending would otherwise read weeks of breakdowns for each of its metrics
-            if found.kind != DetectionKind.OUTAGE:
+            # a metric gone wholly silent has every value silent: nothing to rank, and a
+            # source that stops sending would otherwise read weeks of breakdowns for each
+            # of its metrics (an outage that still has a few events is ranked: which
+            # client still sends them is the story)
+            if not (found.kind == DetectionKind.OUTAGE and found.observed <= 0):
                 created.root_cause = root_cause_of(
                     session.connection(),
                     metric_id=metric.id,

@@ -32,9 +32,15 @@ BACK_HOURS = 4
 
 
 def rhythm(end: pd.Timestamp, *, peak: float, seed: int) -> pd.Series:
-    """Hourly counts with a daily rhythm and Poisson noise over DAYS days ending at `end`."""
+    """Hourly counts with a daily rhythm and Poisson noise over DAYS days ending at `end`.
+
+    Busy enough at every hour (at least 64 events an hour) for an hour of silence to be
+    told at once whatever the time of day the test runs: metrics quiet at night are told
+    an hour or two later, and a story's alert counts only those already told (see
+    docs/how-it-works.md, "Stories and source-wide incidents").
+    """
     index = pd.date_range(end=end, periods=DAYS * 24, freq="h")
-    daily = 0.55 + 0.45 * np.sin((index.hour.to_numpy() - 6) / 24 * 2 * np.pi)
+    daily = 0.8 + 0.2 * np.sin((index.hour.to_numpy() - 6) / 24 * 2 * np.pi)
     return pd.Series(np.random.default_rng(seed).poisson(peak * daily), index=index)
 
 

@@ -140,7 +140,7 @@ def test_a_metric_without_breakdowns_gets_no_root_cause_and_its_alert_none(
     assert all(b.get("block_id") != "lantern_root_cause" for b in alert["blocks"])
 
 
-def test_an_outage_gets_no_root_cause_since_every_value_fell_silent(
+def test_a_silent_outage_gets_no_root_cause_since_every_value_fell_silent(
     client: TestClient, engine: Engine
 ) -> None:
     src = make_source(engine)
@@ -157,6 +157,18 @@ def test_an_outage_gets_no_root_cause_since_every_value_fell_silent(
     }
     assert insights[drop]["root_cause"]["broad"]
     assert insights[outage]["root_cause"] is None
+
+
+def test_an_outage_that_still_has_events_names_who_stopped(
+    client: TestClient, engine: Engine
+) -> None:
+    src = make_source(engine)
+    metric_id, start, end = checkout_with_breakdowns(engine, src, change={"5.2": -1.0})
+    outage = open_insight(
+        engine, src, metric_id, start=start, detected_at=end, kind="outage", relative_change=-0.9
+    )
+    cause = client.get(f"/api/v1/insights/{outage}", headers=bearer(src)).json()["root_cause"]
+    assert cause["text"].startswith("app version 5.2: \u2212100%")
 
 
 def test_an_average_gets_no_root_cause(client: TestClient, engine: Engine) -> None:
