@@ -27,7 +27,13 @@ Sensitivity = Literal["low", "medium", "high"]
 # How the alerts held in the quiet hours go when they end (see `notify.summary`).
 QUIET_HOURS_DELIVERY = ("each", "summary")
 DetectorKind = Literal[
-    "level_shift", "trend_change", "seasonality_change", "spike", "drop", "outage"
+    "level_shift",
+    "trend_change",
+    "seasonality_change",
+    "spike",
+    "drop",
+    "outage",
+    "tracking_break",
 ]
 
 

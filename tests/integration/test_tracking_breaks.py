@@ -1,0 +1,211 @@
+"""Tracking breaks: an event that stops while its source, or its other app versions, keep
+sending is told as a tracking break, with the name that replaced it when one did."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import pytest
+from sqlalchemy import Engine, select
+
+from lantern.config import Settings
+from lantern.db import session_scope
+from lantern.insights.models import Insight
+from lantern.metrics.models import Metric
+from lantern.metrics.service import epoch_hour
+from lantern.pipeline import run_hour
+from tests.factories import (
+    MadeSource,
+    add_breakdown,
+    last_closed_hour,
+    make_events,
+    make_source,
+    rhythm,
+)
+
+QUIET_HOURS = 4
+
+
+def catch_up(engine: Engine, settings: Settings, src: MadeSource) -> None:
+    """The source's whole history through the hourly pass, as a backfilled source's."""
+    run_hour(engine, settings, hour=epoch_hour(last_closed_hour()), worker="t", source_id=src.id)
+
+
+def insights_of(engine: Engine, src: MadeSource) -> dict[str, list[Insight]]:
+    """The source's insights, by metric name, oldest first."""
+    with session_scope(engine) as session:
+        rows = session.execute(
+            select(Metric.name, Insight)
+            .join(Metric, Metric.id == Insight.metric_id)
+            .where(Metric.source_id == src.id)
+            .order_by(Insight.id)
+        ).all()
+        session.expunge_all()
+    found: dict[str, list[Insight]] = {}
+    for name, insight in rows:
+        found.setdefault(name, []).append(insight)
+    return found
+
+
+def stopped(series: pd.Series, hours: int = QUIET_HOURS) -> pd.Series:
+    quiet = series.copy()
+    quiet.iloc[-hours:] = 0
+    return quiet
+
+
+def started(like: pd.Series, hours: int, *, scale: float = 1.0, seed: int = 9) -> pd.Series:
+    """A new name that begins `hours` before the end, at `scale` times `like`'s volume."""
+    fresh = rhythm(like.index[-1], days=len(like) / 24, peak=120 * scale, seed=seed).astype(float)
+    fresh.iloc[:-hours] = float("nan")
+    return fresh
+
+
+def the_break(insights: list[Insight]) -> dict[str, Any]:
+    [found] = [i for i in insights if i.kind == "tracking_break"]
+    assert found.tracking_break is not None
+    return found.tracking_break
+
+
+def test_an_event_that_stops_while_its_source_keeps_sending_is_a_tracking_break(
+    engine: Engine, settings: Settings
+) -> None:
+    src = make_source(engine)
+    end = last_closed_hour()
+    make_events(
+        engine,
+        src,
+        {
+            "Order Completed": stopped(rhythm(end, seed=1)),
+            "Search": rhythm(end, seed=2),
+            "Signed Up": rhythm(end, peak=60, seed=3),
+        },
+    )
+    catch_up(engine, settings, src)
+    found = insights_of(engine, src)
+    told = the_break(found["Order Completed"])
+    assert told["detected_as"] == "outage"
+    assert told["renamed_to"] is None
+    assert told["kept_share"] == pytest.approx(1.0, abs=0.25)
+    assert all(i.kind != "outage" for i in found["Order Completed"])
+
+
+def test_an_event_that_stops_as_a_new_name_starts_at_its_volume_names_the_pair(
+    engine: Engine, settings: Settings
+) -> None:
+    src = make_source(engine)
+    end = last_closed_hour()
+    old = rhythm(end, seed=4)
+    ids = make_events(
+        engine,
+        src,
+        {
+            "Order Completed": stopped(old),
+            "Order Completed v2": started(old, QUIET_HOURS, seed=5),
+            # a new name of five times the volume, begun at the same hour, is not its rename
+            "Debug Ping": started(old, QUIET_HOURS, scale=5, seed=6),
+            "Search": rhythm(end, seed=7),
+        },
+    )
+    catch_up(engine, settings, src)
+    told = the_break(insights_of(engine, src)["Order Completed"])
+    assert told["renamed_to"] == "Order Completed v2"
+    assert told["renamed_metric_id"] == ids["Order Completed v2"]
+    assert told["volume_ratio"] == pytest.approx(1.0, abs=0.3)
+
+
+def test_the_only_event_of_a_source_renamed_is_a_tracking_break_naming_the_pair(
+    engine: Engine, settings: Settings
+) -> None:
+    src = make_source(engine)
+    old = rhythm(last_closed_hour(), seed=8)
+    make_events(
+        engine,
+        src,
+        {"Checkout": stopped(old), "Checkout Completed": started(old, QUIET_HOURS, seed=9)},
+    )
+    catch_up(engine, settings, src)
+    told = the_break(insights_of(engine, src)["Checkout"])
+    assert told["renamed_to"] == "Checkout Completed"
+
+
+def test_a_whole_source_going_quiet_stays_an_outage(engine: Engine, settings: Settings) -> None:
+    src = make_source(engine)
+    end = last_closed_hour()
+    make_events(
+        engine,
+        src,
+        {
+            "Order Completed": stopped(rhythm(end, seed=10)),
+            "Search": stopped(rhythm(end, seed=11)),
+        },
+    )
+    catch_up(engine, settings, src)
+    found = insights_of(engine, src)
+    kinds = {i.kind for name in ("Order Completed", "Search") for i in found.get(name, [])}
+    assert "outage" in kinds
+    assert "tracking_break" not in kinds
+    assert all(i.tracking_break is None for insights in found.values() for i in insights)
+
+
+def version_split(
+    counts: pd.Series, shares: dict[str, float], *, stops: str | None, seed: int
+) -> pd.DataFrame:
+    """`counts` split by app version at `shares`; `stops` sends none in the quiet hours."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    columns = {}
+    remaining = counts.to_numpy().astype(int)
+    names = list(shares)
+    for name in names[:-1]:
+        part = rng.binomial(
+            remaining, shares[name] / sum(shares[n] for n in names[names.index(name) :])
+        )
+        columns[name] = part
+        remaining = remaining - part
+    columns[names[-1]] = remaining
+    frame = pd.DataFrame(columns, index=counts.index).astype(float)
+    if stops is not None:
+        frame.loc[frame.index[-QUIET_HOURS:], stops] = 0.0
+    frame.columns.name = "app_version"
+    return frame
+
+
+def version_history(engine: Engine, src: MadeSource, *, search_stops_too: bool) -> None:
+    """Checkout from app versions 5.1 and 5.2, of which 5.2 stops sending it in the last
+    hours; Search from both, 5.2's stopping too when `search_stops_too`."""
+    end = last_closed_hour()
+    shares = {"5.1": 0.55, "5.2": 0.45}
+    checkout = rhythm(end, peak=300, seed=12)
+    search = rhythm(end, peak=200, seed=13)
+    checkout_split = version_split(checkout, shares, stops="5.2", seed=14)
+    search_split = version_split(search, shares, stops="5.2" if search_stops_too else None, seed=15)
+    checkout_counts = checkout_split.sum(axis=1)
+    search_counts = search_split.sum(axis=1)
+    ids = make_events(engine, src, {"Checkout": checkout_counts, "Search": search_counts})
+    add_breakdown(engine, src, ids["Checkout"], checkout_split)
+    add_breakdown(engine, src, ids["Search"], search_split)
+    add_breakdown(engine, src, ids["track"], checkout_split + search_split)
+
+
+def test_an_app_version_that_stops_sending_an_event_the_others_send_is_named(
+    engine: Engine, settings: Settings
+) -> None:
+    src = make_source(engine)
+    version_history(engine, src, search_stops_too=False)
+    catch_up(engine, settings, src)
+    told = the_break(insights_of(engine, src)["Checkout"])
+    assert told["app_version"] == "5.2"
+    assert told["detected_as"] in ("drop", "level_shift")
+
+
+def test_an_app_version_that_stops_sending_everything_is_not_a_tracking_break(
+    engine: Engine, settings: Settings
+) -> None:
+    src = make_source(engine)
+    version_history(engine, src, search_stops_too=True)
+    catch_up(engine, settings, src)
+    checkout = insights_of(engine, src)["Checkout"]
+    assert any(i.direction == "down" for i in checkout)
+    assert all(i.kind != "tracking_break" for i in checkout)
