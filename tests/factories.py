@@ -200,6 +200,7 @@ def add_insight(
     status: str = "open",
     parent_id: int | None = None,
     start: pd.Timestamp | None = None,
+    tracking_break: dict[str, object] | None = None,
 ) -> int:
     """An insight row as the pipeline writes it, for listings."""
     from lantern.insights.models import Insight
@@ -226,6 +227,7 @@ def add_insight(
             relative_change=2.0,
             score=9.0,
             parent_id=parent_id,
+            tracking_break=tracking_break,
         )
         session.add(insight)
         session.flush()

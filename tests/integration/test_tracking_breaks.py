@@ -3,10 +3,13 @@ sending is told as a tracking break, with the name that replaced it when one did
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
 from lantern.config import Settings
@@ -14,6 +17,8 @@ from lantern.db import session_scope
 from lantern.insights.models import Insight
 from lantern.metrics.models import Metric
 from lantern.metrics.service import epoch_hour
+from lantern.notify.connection import connect_with_token
+from lantern.notify.outbox import flush_outbox
 from lantern.pipeline import run_hour
 from tests.factories import (
     MadeSource,
@@ -23,6 +28,7 @@ from tests.factories import (
     make_source,
     rhythm,
 )
+from tests.fakeslack import GOOD_TOKEN, FakeSlack
 
 QUIET_HOURS = 4
 
@@ -209,3 +215,59 @@ def test_an_app_version_that_stops_sending_everything_is_not_a_tracking_break(
     checkout = insights_of(engine, src)["Checkout"]
     assert any(i.direction == "down" for i in checkout)
     assert all(i.kind != "tracking_break" for i in checkout)
+
+
+def test_a_renamed_event_is_told_as_a_tracking_break_on_slack_and_in_the_api(
+    fresh_engine: Engine,
+    fresh_client: TestClient,
+    settings: Settings,
+    fake_slack: FakeSlack,
+) -> None:
+    """The hourly passes of the last hours, as the scheduler runs them: one alert, whose
+    headline says the event stopped being tracked and names the suspected new name."""
+    engine = fresh_engine
+    settings = settings.model_copy(update={"slack_base_url": fake_slack.api_url})
+    src = make_source(engine)
+    with session_scope(engine) as session:
+        connect_with_token(
+            session,
+            workspace_id=src.workspace_id,
+            bot_token=GOOD_TOKEN,
+            channel="alerts",
+            settings=settings,
+        )
+    end = last_closed_hour()
+    old = rhythm(end, seed=16)
+    make_events(
+        engine,
+        src,
+        {
+            "Order Completed": stopped(old),
+            "Order Completed v2": started(old, QUIET_HOURS, seed=17),
+            "Search": rhythm(end, seed=18),
+        },
+    )
+    last = epoch_hour(end)
+    for hour in range(last - QUIET_HOURS - 1, last + 1):
+        run_hour(engine, settings, hour=hour, worker="t", now=datetime.now(UTC))
+    flush_outbox(engine, settings, now=datetime.now(UTC))
+
+    [alert] = fake_slack.top_level()
+    assert alert["text"].startswith(":red_circle: Order Completed (track event, web) stopped being")
+    blocks = json.dumps(alert["blocks"])
+    assert "*Tracking break:* renamed to 'Order Completed v2'? That name started as it" in blocks
+    assert "tracking break" in blocks  # the footnote names the kind
+
+    listed = fresh_client.get(
+        "/api/v1/insights", headers={"Authorization": f"Bearer {src.token}"}
+    ).json()["items"]
+    [told] = [i for i in listed if i["kind"] == "tracking_break"]
+    assert told["kind_label"] == "Tracking break"
+    assert told["metric_label"].startswith("Order Completed")
+    assert told["tracking_break"]["renamed_to"] == "Order Completed v2"
+    assert told["tracking_break"]["text"].startswith("renamed to 'Order Completed v2'?")
+    assert told["words"]["next_step"].startswith("The event stopped being sent, not the product")
+    filtered = fresh_client.get(
+        "/api/v1/insights?kind=tracking_break", headers={"Authorization": f"Bearer {src.token}"}
+    ).json()["items"]
+    assert [i["id"] for i in filtered] == [told["id"]]
