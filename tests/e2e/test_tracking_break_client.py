@@ -110,15 +110,15 @@ def send_live(
     errors: list[Exception] = []
     client = segment.Client(src.key, host=served, on_error=lambda e, _b: errors.append(e))
     renamed = 0
-    for hour, count in orders.items():
+    for hour, count in zip(pd.DatetimeIndex(orders.index), orders, strict=True):
         name = "Order Completed v2" if hour >= renamed_from else "Order Completed"
         for i in range(int(count)):
-            at = pd.Timestamp(hour) + pd.Timedelta(seconds=int(i * 3600 / count))
+            at = hour + pd.Timedelta(seconds=int(i * 3600 / count))
             client.track("u", name, {"plan": "pro"}, timestamp=at.to_pydatetime())
         renamed += int(count) if hour >= renamed_from else 0
-    for hour, count in search.items():
+    for hour, count in zip(pd.DatetimeIndex(search.index), search, strict=True):
         for i in range(int(count)):
-            at = pd.Timestamp(hour) + pd.Timedelta(seconds=int(i * 3600 / count))
+            at = hour + pd.Timedelta(seconds=int(i * 3600 / count))
             client.track(anonymous_id="a", event="Search", timestamp=at.to_pydatetime())
     client.flush()
     client.shutdown()
