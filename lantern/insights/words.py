@@ -152,8 +152,8 @@ def next_step(*, kind: str, direction: str, status: str, has_causes: bool) -> st
         return "A feature flag changed just before: check that change first (see below)."
     if kind == "tracking_break":
         return (
-            "The event stopped being sent, not the product: check the tracking of the "
-            "release it stopped with, and point reports at the new name if it was renamed."
+            "The event stopped while its source kept sending: check the tracking of the "
+            "release it stopped with (a renamed or removed call), then the feature itself."
         )
     if kind == "outage":
         return (

@@ -25,6 +25,7 @@ from tests.factories import (
     add_breakdown,
     last_closed_hour,
     make_events,
+    make_insight,
     make_source,
     rhythm,
 )
@@ -266,8 +267,33 @@ def test_a_renamed_event_is_told_as_a_tracking_break_on_slack_and_in_the_api(
     assert told["metric_label"].startswith("Order Completed")
     assert told["tracking_break"]["renamed_to"] == "Order Completed v2"
     assert told["tracking_break"]["text"].startswith("renamed to 'Order Completed v2'?")
-    assert told["words"]["next_step"].startswith("The event stopped being sent, not the product")
+    assert told["words"]["next_step"].startswith("The event stopped while its source kept")
     filtered = fresh_client.get(
         "/api/v1/insights?kind=tracking_break", headers={"Authorization": f"Bearer {src.token}"}
     ).json()["items"]
     assert [i["id"] for i in filtered] == [told["id"]]
+
+
+def test_at_night_a_stop_without_a_new_name_goes_at_once_and_a_rename_waits(
+    fresh_engine: Engine, fresh_client: TestClient, settings: Settings, fake_slack: FakeSlack
+) -> None:
+    """A stop with no new name in sight may be a feature down: urgent as an outage is."""
+    from tests.integration.test_delivery_policy import night_workspace, tomorrow_at
+
+    settings = settings.model_copy(update={"slack_base_url": fake_slack.api_url})
+    told = {
+        "stopped": {"detected_as": "outage", "kept_share": 1.0, "renamed_to": None},
+        "renamed": {"detected_as": "outage", "kept_share": 1.0, "renamed_to": "Checkout v2"},
+    }
+    for name, why in told.items():
+        src = night_workspace(fresh_engine, fresh_client, settings)
+        insight = make_insight(fresh_engine, src, name=name)
+        with session_scope(fresh_engine) as session:
+            row = session.get(Insight, insight)
+            assert row is not None
+            row.kind, row.severity, row.relative_change = "tracking_break", "high", -1.0
+            row.tracking_break = why
+    result = flush_outbox(fresh_engine, settings, now=tomorrow_at(2))
+    assert (result.sent, result.held) == (1, 1)
+    [alert] = fake_slack.top_level()
+    assert alert["text"].startswith(":red_circle: stopped (track event, web) stopped being tracked")
