@@ -211,7 +211,9 @@ def add_insight(
         insight = Insight(
             workspace_id=src.workspace_id,
             metric_id=metric_id,
-            fingerprint=f"{metric_id}:{kind}:{direction}",
+            # a tracking break keeps the fingerprint of the kind its detector found
+            fingerprint=f"{metric_id}:{(tracking_break or {}).get('detected_as', kind)}:"
+            f"{direction}",
             kind=kind,
             direction=direction,
             status=status,

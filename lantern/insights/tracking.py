@@ -82,6 +82,14 @@ class TrackingBreak:
         return asdict(self)
 
 
+def shown(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored tracking break as the API gives it: every field (None where the row has
+    none, as an older row may not), and its line."""
+    fields = {name: stored.get(name) for name in TrackingBreak.__dataclass_fields__}
+    fields["detected_as"] = fields["detected_as"] or "outage"
+    return {**fields, "text": describe(stored)}
+
+
 def describe(stored: dict[str, Any]) -> str:
     """The tracking break in one line, as Slack, the newsfeed, the page and the API say it."""
     version = stored.get("app_version")

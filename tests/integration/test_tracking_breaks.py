@@ -23,9 +23,11 @@ from lantern.pipeline import run_hour
 from tests.factories import (
     MadeSource,
     add_breakdown,
+    add_insight,
     last_closed_hour,
     make_events,
     make_insight,
+    make_metric,
     make_source,
     rhythm,
 )
@@ -297,3 +299,30 @@ def test_at_night_a_stop_without_a_new_name_goes_at_once_and_a_rename_waits(
     assert (result.sent, result.held) == (1, 1)
     [alert] = fake_slack.top_level()
     assert alert["text"].startswith(":red_circle: stopped (track event, web) stopped being tracked")
+
+
+def test_not_useful_on_a_tracking_break_raises_the_bar_of_the_outage_its_detector_found(
+    client: TestClient, engine: Engine
+) -> None:
+    src = make_source(engine)
+    metric = make_metric(engine, src, name="Order Completed", days=9)
+    insight = add_insight(
+        engine,
+        src,
+        metric,
+        detected_at=last_closed_hour(),
+        kind="tracking_break",
+        direction="down",
+        tracking_break={"detected_as": "outage", "kept_share": 1.0, "renamed_to": None},
+    )
+    headers = {"Authorization": f"Bearer {src.token}"}
+    said = client.post(
+        f"/api/v1/insights/{insight}/feedback", json={"useful": False}, headers=headers
+    )
+    assert said.status_code == 200, said.text
+    # the detector never finds a tracking break: its outage's bar is the one raised
+    shown = client.get(f"/api/v1/metrics/{metric}", headers=headers).json()
+    assert shown["feedback"] == {"outage": 1}
+    # and the team's answers are counted under the kind they read
+    counts = client.get("/api/v1/insights/feedback", headers=headers).json()
+    assert {c["kind"]: c["not_useful"] for c in counts}["tracking_break"] == 1
