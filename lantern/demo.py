@@ -2,8 +2,9 @@
 
 The events go through the real ingest path (`/v1/import`, in process), and detection runs
 hour by hour over the history exactly as the scheduler would have, so the newsfeed holds
-what Lantern would have said. Anomalies are injected: a spike, a level shift, an outage,
-and a drop right after a LaunchDarkly flag change.
+what Lantern would have said. Anomalies are injected: a spike, a level shift, six silent
+hours of the Docs page while the rest of the site goes on (told as a tracking break), and a
+drop right after a LaunchDarkly flag change.
 """
 
 from __future__ import annotations

@@ -115,14 +115,14 @@ def _results(
 
 def _feedback(values: tuple[str, ...]) -> dict[str, int]:
     """``--feedback KIND=N`` options as {kind: settings}; a usage error names a bad one."""
-    from lantern.detect import KINDS
+    from lantern.detect.kinds import DETECTED
 
     raised: dict[str, int] = {}
     for value in values:
         kind, _, count = value.partition("=")
-        if kind not in KINDS or not count.isdigit():
+        if kind not in DETECTED or not count.isdigit():
             raise click.BadParameter(
-                f"{value!r}: give KIND=N, KIND one of {', '.join(sorted(KINDS))} and N the "
+                f"{value!r}: give KIND=N, KIND one of {', '.join(sorted(DETECTED))} and N the "
                 "settings to raise its bar by (e.g. spike=1)",
                 param_hint="--feedback",
             )

@@ -200,6 +200,7 @@ def add_insight(
     status: str = "open",
     parent_id: int | None = None,
     start: pd.Timestamp | None = None,
+    tracking_break: dict[str, object] | None = None,
 ) -> int:
     """An insight row as the pipeline writes it, for listings."""
     from lantern.insights.models import Insight
@@ -210,7 +211,9 @@ def add_insight(
         insight = Insight(
             workspace_id=src.workspace_id,
             metric_id=metric_id,
-            fingerprint=f"{metric_id}:{kind}:{direction}",
+            # a tracking break keeps the fingerprint of the kind its detector found
+            fingerprint=f"{metric_id}:{(tracking_break or {}).get('detected_as', kind)}:"
+            f"{direction}",
             kind=kind,
             direction=direction,
             status=status,
@@ -226,6 +229,7 @@ def add_insight(
             relative_change=2.0,
             score=9.0,
             parent_id=parent_id,
+            tracking_break=tracking_break,
         )
         session.add(insight)
         session.flush()
@@ -421,3 +425,26 @@ def open_story(
             .order_by(Insight.parent_id.is_not(None), Insight.id)
         ).all()
         return list(rows)
+
+
+def rhythm(end: pd.Timestamp, *, days: float = 10, peak: float = 120.0, seed: int = 0) -> pd.Series:
+    """Poisson hourly counts with a daily rhythm over `days` days ending at hour `end`."""
+    import numpy as np
+
+    index = pd.date_range(end=end, periods=int(days * 24), freq="h")
+    daily = 0.55 + 0.45 * np.sin((index.hour.to_numpy() - 6) / 24 * 2 * np.pi)
+    return pd.Series(np.random.default_rng(seed).poisson(peak * daily), index=index)
+
+
+def make_events(
+    engine: Engine, src: MadeSource, counts: dict[str, pd.Series], *, kind: str = "track"
+) -> dict[str, int]:
+    """A metric per name (`counts`: its hourly counts, NaN or 0 where it sent nothing) and
+    the source's total of that call type, as ingest would have counted them; their ids."""
+    total = pd.concat(counts.values(), axis=1).fillna(0).sum(axis=1)
+    ids = {
+        name: make_metric(engine, src, name=name, kind=kind, counts=series.fillna(0))
+        for name, series in counts.items()
+    }
+    ids[kind] = make_metric(engine, src, name=kind, kind="total", counts=total)
+    return ids

@@ -22,7 +22,7 @@ from lantern.detect import Decomposition, EpisodeEvent, decompose, replay_series
 from lantern.detect.series import SeriesKind
 from lantern.insights.expectations import expected_band
 from lantern.insights.models import Insight, InsightCause
-from lantern.insights.service import severity
+from lantern.insights.service import detected_kind, severity
 from lantern.metrics.keys import label, measure, series_kind
 from lantern.metrics.models import Bucket, FlagChange, Metric
 from lantern.metrics.service import epoch_hour, load_series
@@ -353,10 +353,12 @@ class Lantern:
     ) -> pd.DataFrame:
         """The insights the service recorded, newest first, one row each.
 
-        `causes` lists the flag changes kept as possible causes, `root_cause` the line
-        naming the breakdown values that explain the change ("" without one); with
-        `feedback`, `useful` and `feedback_at` say what a reader answered to "was this
-        useful?".
+        `detected_as` is the kind the detector found, which `replay_alerts` gives: the
+        `kind` but for a tracking break, found as an outage or a drop (see
+        `lantern.insights.tracking`). `causes` lists the flag changes kept as possible
+        causes, `root_cause` the line naming the breakdown values that explain the change
+        ("" without one); with `feedback`, `useful` and `feedback_at` say what a reader
+        answered to "was this useful?".
         """
         query = (
             select(
@@ -380,6 +382,7 @@ class Lantern:
                 Insight.useful,
                 Insight.feedback_at,
                 Insight.root_cause,
+                Insight.fingerprint,
             )
             .join(Metric, Metric.id == Insight.metric_id)
             .join(Source, Source.id == Metric.source_id)
@@ -394,7 +397,12 @@ class Lantern:
         with self.engine.connect() as connection:
             rows = connection.execute(query).all()
             causes = _causes(connection, [row[0] for row in rows])
-        frame = pd.DataFrame(rows, columns=_INSIGHT_COLUMNS)
+        frame = pd.DataFrame(rows, columns=[*_INSIGHT_COLUMNS, "fingerprint"])
+        frame.insert(
+            list(frame.columns).index("kind") + 1,
+            "detected_as",
+            [detected_kind(key) for key in frame.pop("fingerprint")],
+        )
         frame["grouped_under"] = frame["grouped_under"].astype("Int64")
         frame.insert(
             list(frame.columns).index("grouped_under") + 1,

@@ -27,7 +27,13 @@ Sensitivity = Literal["low", "medium", "high"]
 # How the alerts held in the quiet hours go when they end (see `notify.summary`).
 QUIET_HOURS_DELIVERY = ("each", "summary")
 DetectorKind = Literal[
-    "level_shift", "trend_change", "seasonality_change", "spike", "drop", "outage"
+    "level_shift",
+    "trend_change",
+    "seasonality_change",
+    "spike",
+    "drop",
+    "outage",
+    "tracking_break",
 ]
 
 
@@ -383,6 +389,30 @@ class IncidentOut(BaseModel):
     )
 
 
+class TrackingBreakOut(BaseModel):
+    detected_as: str = Field(
+        description='the kind the detector found: "outage" (the event stopped), or "drop" '
+        'or "level_shift" (one app version stopped sending it)'
+    )
+    kept_share: float | None = Field(
+        description="what kept sending over the silent hours (the source's other events, "
+        "or that app version's other events) against its usual volume; 1.0 is as usual"
+    )
+    renamed_to: str | None = Field(
+        description="a new name of the same kind that started as the event stopped, at its "
+        "volume: the suspected new name"
+    )
+    renamed_metric_id: int | None = Field(description="the metric of the suspected new name")
+    volume_ratio: float | None = Field(
+        description="the new name's volume against the stopped event's usual volume"
+    )
+    app_version: str | None = Field(description="the app version that stopped sending it")
+    text: str = Field(
+        description="the tracking break in one line, as Slack and the dashboard say it: "
+        "\"renamed to 'Order Completed v2'? ...\""
+    )
+
+
 class InsightSummary(BaseModel):
     id: int
     metric_id: int
@@ -406,6 +436,9 @@ class InsightSummary(BaseModel):
     score: float
     useful: bool | None
     related: int = Field(description="how many insights are grouped under this one")
+    tracking_break: TrackingBreakOut | None = Field(
+        description='why an insight of kind "tracking_break" is one; null for other kinds'
+    )
     words: InWordsOut = Field(description="the insight in words a person reads")
     root_cause: RootCauseOut | None = Field(
         description="the breakdown values that explain the change, as found when the insight "

@@ -17,6 +17,7 @@ from lantern.errors import Invalid, NotFound
 from lantern.insights.incidents import INCIDENT_MIN_METRICS, story_incident
 from lantern.insights.models import Insight
 from lantern.insights.service import insight_causes
+from lantern.insights.tracking import shown
 from lantern.insights.words import in_words
 from lantern.metrics.keys import display_name, measure
 from lantern.metrics.models import Metric
@@ -85,6 +86,7 @@ def _summary(row: Any, *, has_causes: bool = False) -> dict[str, Any]:
         "score": insight.score,
         "useful": insight.useful,
         "related": int(related or 0),
+        "tracking_break": None if insight.tracking_break is None else shown(insight.tracking_break),
         "words": words,
         "root_cause": _root_cause(insight.root_cause),
         "incident": None,

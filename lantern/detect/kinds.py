@@ -28,6 +28,15 @@ class DetectionKind(StrEnum):
     # an outage may last longer than a drop before it is taken for a new level: no model
     # mistake makes a metric go silent
     OUTAGE = "outage", "Outage", "went silent", False, 30
+    # not a detector's: an outage or a drop of one event that its source, or the other app
+    # versions, kept sending is told as a tracking break (`lantern.insights.tracking`)
+    TRACKING_BREAK = (
+        "tracking_break",
+        "Tracking break",
+        "stopped being tracked",
+        False,
+        None,
+    )
 
     label: str
     phrase: str
@@ -47,6 +56,10 @@ class DetectionKind(StrEnum):
 
 
 KINDS: tuple[str, ...] = tuple(kind.value for kind in DetectionKind)
+# the kinds an insight may be told as, though no detector finds them: judged across metrics
+ACROSS_METRICS: tuple[str, ...] = (DetectionKind.TRACKING_BREAK.value,)
+# the kinds a detector finds, and a team's feedback can raise the bar of
+DETECTED: tuple[str, ...] = tuple(kind for kind in KINDS if kind not in ACROSS_METRICS)
 PERSISTENT: tuple[str, ...] = tuple(kind.value for kind in DetectionKind if kind.persistent)
 # hours an episode of a short kind may last before it is reclassified as a lasting change
 SHORT_LIMIT: dict[str, int] = {

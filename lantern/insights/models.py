@@ -60,6 +60,10 @@ class Insight(Base):
     # The breakdown values that explain the change, or that it is broad, as it stood when
     # the insight opened (`lantern.breakdowns.rootcause`); None without breakdown data.
     root_cause: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # Why an outage or a drop is told as a tracking break (kind "tracking_break"): the
+    # kind the detector found, what kept sending, the name that may have replaced the
+    # event (`lantern.insights.tracking`); None for every other insight.
+    tracking_break: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
 
 class InsightCause(Base):

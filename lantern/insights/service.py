@@ -14,6 +14,7 @@ from lantern.detect import feedback_bar
 from lantern.detect.kinds import DetectionKind
 from lantern.insights.incidents import ENDED, story_incident
 from lantern.insights.models import Insight, InsightCause, MetricWatch
+from lantern.insights.tracking import find_tracking_break
 from lantern.metrics.models import FlagChange
 from lantern.notify.models import Notification
 
@@ -68,6 +69,11 @@ class MetricRef:
 def fingerprint(metric_id: int, kind: str, direction: str) -> str:
     """What makes two detections the same episode's: metric, kind and direction."""
     return f"{metric_id}:{kind}:{direction}"
+
+
+def detected_kind(key: str) -> str:
+    """The kind the detector found, from an insight's fingerprint."""
+    return key.split(":")[1]
 
 
 def severity(kind: str, relative_change: float) -> str:
@@ -173,11 +179,22 @@ def record_events(
         found = event.detection
         key = fingerprint(metric.id, found.kind, found.direction)
         if event.status == "opened":
+            # told as a tracking break when the source kept sending; the fingerprint stays
+            # the detector's, so its later events reach the insight
+            broken = find_tracking_break(
+                session.connection(),
+                metric_id=metric.id,
+                detected_as=found.kind,
+                direction=found.direction,
+                start=found.start,
+                detected_at=found.detected_at,
+            )
             created = Insight(
                 workspace_id=metric.workspace_id,
                 metric_id=metric.id,
                 fingerprint=key,
-                kind=found.kind,
+                kind=found.kind if broken is None else DetectionKind.TRACKING_BREAK.value,
+                tracking_break=None if broken is None else broken.as_json(),
                 direction=found.direction,
                 status="open",
                 severity=severity(found.kind, found.relative_change),
@@ -448,13 +465,16 @@ def feedback_raised(
     counts: dict[int, tuple[dict[str, int], dict[str, int]]] = {}
     if not metric_ids:
         return {}
+    # by the kind the detector found (the fingerprint's): a tracking break was its outage
     rows = connection.execute(
-        select(Insight.metric_id, Insight.kind, Insight.useful, func.count())
+        select(Insight.metric_id, Insight.fingerprint, Insight.useful, func.count())
         .where(Insight.metric_id.in_(metric_ids), Insight.useful.is_not(None))
-        .group_by(Insight.metric_id, Insight.kind, Insight.useful)
+        .group_by(Insight.metric_id, Insight.fingerprint, Insight.useful)
     ).all()
-    for metric_id, kind, useful, count in rows:
+    for metric_id, key, useful, count in rows:
         not_useful, was_useful = counts.setdefault(metric_id, ({}, {}))
-        (was_useful if useful else not_useful)[kind] = int(count)
+        tally = was_useful if useful else not_useful
+        kind = detected_kind(key)
+        tally[kind] = tally.get(kind, 0) + int(count)
     raised = {metric_id: feedback_bar(*pair) for metric_id, pair in counts.items()}
     return {metric_id: bars for metric_id, bars in raised.items() if bars}

@@ -150,6 +150,11 @@ def next_step(*, kind: str, direction: str, status: str, has_causes: bool) -> st
         )
     if has_causes:
         return "A feature flag changed just before: check that change first (see below)."
+    if kind == "tracking_break":
+        return (
+            "The event stopped while its source kept sending: check the tracking of the "
+            "release it stopped with (a renamed or removed call), then the feature itself."
+        )
     if kind == "outage":
         return (
             "Open the source's debug view: if no events arrive, check the app's latest "

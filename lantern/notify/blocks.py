@@ -53,9 +53,27 @@ def _when(moment: datetime) -> str:
     return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
 
 
+# A tracking break this close to -100% is the event's stop; short of it, one app version's.
+STOPPED = -0.95
+
+
+def stopped(relative_change: float) -> bool:
+    """Whether a tracking break's change is the whole event's stop (else one app version's)."""
+    return relative_change <= STOPPED
+
+
+def _tracking_break(relative_change: float) -> str:
+    verb = DetectionKind.TRACKING_BREAK.phrase
+    if stopped(relative_change):
+        return verb
+    return f"{verb} by one app version, down {abs(relative_change):.0%}"
+
+
 def _change(message: InsightMessage) -> str:
     if message.kind == DetectionKind.OUTAGE:
         return DetectionKind.OUTAGE.phrase
+    if message.kind == DetectionKind.TRACKING_BREAK:
+        return _tracking_break(message.relative_change)
     word = "up" if message.direction == "up" else "down"
     verb = phrase(message.kind)
     if message.kind in PERSISTENT:
@@ -188,6 +206,13 @@ def _incident_lines(message: InsightMessage) -> list[str]:
     return shown
 
 
+def _tracking(message: InsightMessage) -> Blocks:
+    if not message.tracking_break:
+        return []
+    text = f"*Tracking break:* {literal(message.tracking_break)}"
+    return [{"type": "section", "block_id": "lantern_tracking_break", "text": _mrkdwn(text)}]
+
+
 def _related(message: InsightMessage) -> Blocks:
     if message.incident is not None:
         text = "*The metrics*\n" + "\n".join(_incident_lines(message))
@@ -277,6 +302,7 @@ def alert_blocks(message: InsightMessage) -> tuple[str, Blocks]:
         {"type": "section", "text": _mrkdwn(f"{opening}{_facts(message)}")},
         *_root_cause(message),
         *_chart(message),
+        *_tracking(message),
         *_owner(message),
         *_in_words(message),
         *_causes(message),
@@ -370,6 +396,8 @@ def listing_blocks(
         for name, change, kind, direction, url in items:
             if kind == DetectionKind.OUTAGE:
                 moved = DetectionKind.OUTAGE.phrase
+            elif kind == DetectionKind.TRACKING_BREAK:
+                moved = _tracking_break(change)
             else:
                 moved = f"{phrase(kind)}, {'up' if direction == 'up' else 'down'} {abs(change):.0%}"
             lines.append(f"• {literal(name)} {moved} · <{url}|Open in Lantern>")

@@ -338,19 +338,34 @@ def _quiet_until(
     """When a row due in the workspace's quiet hours may go; None if it may go now.
 
     Everything waits (alerts, their charts and replies, in order) but high-severity
-    outages, unless the workspace holds those too.
+    outages, unless the workspace holds those too. An event that stopped while its source
+    went on, with no new name in sight, may be a feature down: it goes as an outage does;
+    a rename, or one app version's stop, waits.
     """
     if workspace.quiet_start is None or workspace.quiet_end is None:
         return None
     if not workspace.quiet_holds_outages:
         insight = session.get(Insight, row.insight_id)
-        if insight is not None and insight.kind == "outage" and insight.severity == "high":
+        if insight is not None and insight.severity == "high" and _urgent(insight):
             return None
     return quiet_end_of(
         now,
         time_zone=workspace.time_zone,
         start=workspace.quiet_start,
         end=workspace.quiet_end,
+    )
+
+
+def _urgent(insight: Insight) -> bool:
+    """An outage, or a tracking break that may be one (a stop without a new name)."""
+    if insight.kind == "outage":
+        return True
+    told = insight.tracking_break
+    return (
+        insight.kind == "tracking_break"
+        and told is not None
+        and told.get("detected_as") == "outage"
+        and told.get("renamed_to") is None
     )
 
 

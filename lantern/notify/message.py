@@ -12,12 +12,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lantern.config import Settings
+from lantern.detect.kinds import DetectionKind, phrase
 from lantern.insights.incidents import story_incident
 from lantern.insights.models import Insight
 from lantern.insights.service import insight_causes
+from lantern.insights.tracking import describe
 from lantern.metrics.keys import label, measure
 from lantern.metrics.models import Metric
 from lantern.metrics.service import epoch_hour, hour_index, load_series
+from lantern.notify.blocks import stopped
 from lantern.notify.interactivity import interactive
 from lantern.notify.models import Notification, SlackAction, SlackConnection
 from lantern.notify.types import (
@@ -93,6 +96,9 @@ def build_message(
         owner=metric.owner,
         note=metric.note,
         span=span,
+        tracking_break=(
+            None if insight.tracking_break is None else describe(insight.tracking_break)
+        ),
         interactive=interactive(session.get(SlackConnection, row.workspace_id), settings),
         actions=actions_taken(session, insight_id=insight.id),
         root_cause=(insight.root_cause or {}).get("text"),
@@ -183,9 +189,10 @@ def _related(session: Session, insight: Insight) -> tuple[str, ...]:
         .order_by(Insight.id)
     ).all()
     return tuple(
-        f"{name} ({label(kind, name)}) {'up' if change > 0 else 'down'} {abs(change):.0%}"
-        if found != "outage"
-        else f"{name} ({label(kind, name)}) went silent"
+        f"{name} ({label(kind, name)}) {phrase(found)}"
+        if found == DetectionKind.OUTAGE
+        or (found == DetectionKind.TRACKING_BREAK and stopped(change))
+        else f"{name} ({label(kind, name)}) {'up' if change > 0 else 'down'} {abs(change):.0%}"
         for kind, name, change, found in rows
     )
 

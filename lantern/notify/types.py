@@ -69,7 +69,7 @@ class InsightMessage:
     metric_name: str
     metric_kind: str  # human label, e.g. "track event", "identify volume"
     source_name: str
-    kind: str  # level_shift | trend_change | seasonality_change | spike | drop | outage
+    kind: str  # a `DetectionKind` value: level_shift, outage, tracking_break...
     direction: str  # up | down
     relative_change: float
     observed: float
@@ -96,6 +96,7 @@ class InsightMessage:
     root_cause: str | None = None
     # the story it leads is a source-wide incident (`insights.incidents`)
     incident: Incident | None = None
+    tracking_break: str | None = None  # why a tracking break is one, in one line
 
 
 @dataclass(frozen=True)

@@ -141,6 +141,7 @@ def payload(message: InsightMessage, *, event: str, delivery_id: int) -> dict[st
             "related": list(message.related),
             "root_cause": message.root_cause,
             "incident": _incident(message),
+            "tracking_break": message.tracking_break,
             "owner": message.owner,
             "note": message.note,
         },

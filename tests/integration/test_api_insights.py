@@ -244,6 +244,7 @@ def test_the_newsfeed_the_chart_and_the_feedback_name_each_kind_as_people_read_i
         "spike": "Spike",
         "drop": "Drop",
         "outage": "Outage",
+        "tracking_break": "Tracking break",
     }
 
 

@@ -67,6 +67,23 @@ def seed(engine: Engine) -> tuple[str, dict[str, int]]:
     insight_id = open_insight(engine, src, split_id, start=start, detected_at=versions.index[-1])
     metric_id = make_metric(engine, src, name="Checkout Completed", kind="value", days=9)
     add_insight(engine, src, metric_id, detected_at=last_closed_hour(), parent_id=insight_id)
+    stopped = make_metric(engine, src, name="Order Completed", days=9)
+    add_insight(
+        engine,
+        src,
+        stopped,
+        detected_at=last_closed_hour(),
+        kind="tracking_break",
+        direction="down",
+        tracking_break={
+            "detected_as": "outage",
+            "kept_share": 1.02,
+            "renamed_to": "Order Completed v2",
+            "renamed_metric_id": metric_id,
+            "volume_ratio": 0.97,
+            "app_version": None,
+        },
+    )
     return src.token, {"source_id": src.id, "metric_id": metric_id, "insight_id": insight_id}
 
 

@@ -119,7 +119,9 @@ def assert_same(charts: dict[str, pd.DataFrame], truth: pd.DataFrame) -> None:
 def opened_insight(engine: Engine, metric: int) -> Insight:
     with session_scope(engine) as session:
         insight = session.scalars(
-            select(Insight).where(Insight.metric_id == metric, Insight.kind == "outage")
+            select(Insight).where(
+                Insight.metric_id == metric, Insight.fingerprint == f"{metric}:outage:down"
+            )
         ).one()
         session.expunge(insight)
     return insight

@@ -90,6 +90,7 @@ def test_the_alert_says_what_moved_how_much_against_what_and_since_when() -> Non
         ("spike", "spiked 42%"),
         ("drop", "dropped 42%"),
         ("outage", "went silent"),
+        ("tracking_break", "stopped being tracked by one app version, down 42%"),
         ("wobble", "wobble (down 42%)"),
     ],
 )
@@ -304,6 +305,23 @@ def test_names_people_chose_can_neither_ping_link_nor_format_in_slack(
     assert "*bold*" not in joined and "_it_" not in joined and "~gone~" not in joined
     assert "`code`" not in joined
     assert all(t.count("&") == t.count("&amp;") + t.count("&lt;") + t.count("&gt;") for t in texts)
+
+
+def test_a_tracking_break_says_the_event_stopped_being_tracked_and_why() -> None:
+    message = InsightMessage(
+        **{
+            **MESSAGE.__dict__,
+            "kind": "tracking_break",
+            "relative_change": -1.0,
+            "tracking_break": f"renamed to '{HOSTILE}'? That name started as it stopped",
+        }
+    )
+    assert headline(message) == "Signed Up (track event, web) stopped being tracked"
+    text, blocks = alert_blocks(message)
+    [line] = [t for t in mrkdwn_texts(text, blocks) if t.startswith("*Tracking break:*")]
+    assert line.startswith("*Tracking break:* renamed to '")
+    # a name chosen by whoever sends events can neither ping nor format
+    assert "<!" not in line and "*bold*" not in line and "&lt;!channel&gt;" in line
 
 
 def test_a_name_with_underscores_inside_reads_as_written() -> None:

@@ -195,7 +195,8 @@ function insightCard(i) {
       i.useful === false ? h("span", { class: "pill" }, "marked not useful") : null),
     i.incident ? incidentLine(i.incident) : null,
     i.root_cause ? h("div", { class: "root-cause", "data-root-cause": i.root_cause.broad ? "broad" : "named" },
-      h("strong", {}, "Root cause: "), i.root_cause.text) : null);
+      h("strong", {}, "Root cause: "), i.root_cause.text) : null,
+    i.tracking_break ? h("div", { class: "tracking-break" }, h("strong", {}, "Tracking break: "), i.tracking_break.text) : null);
 }
 
 // A story going down that covers most of its source's metrics: one incident for the source.
@@ -408,6 +409,10 @@ async function insightPage() {
       h("p", { class: "next" }, h("strong", {}, "What to do: "), i.words.next_step)),
     i.incident ? h("div", { class: "card", id: "incident" }, incidentLine(i.incident)) : null,
     chart.node,
+    i.tracking_break ? h("div", { class: "card", id: "tracking-break" }, h("h2", {}, "Tracking break"),
+      h("p", {}, i.tracking_break.text),
+      i.tracking_break.renamed_metric_id ? h("p", {},
+        h("a", { href: `/metrics/${i.tracking_break.renamed_metric_id}` }, `Open ${i.tracking_break.renamed_to}`)) : null) : null,
     rootCause.node,
     i.causes.length ? h("div", { class: "card", id: "causes" }, h("h2", {}, "Possible causes"),
       h("ul", {}, i.causes.map((c) => h("li", {}, `Flag `, h("code", {}, c.flag_key),
