@@ -33,6 +33,7 @@ local Dask cluster of that many single-threaded worker processes.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -285,6 +286,8 @@ def timed_pass(url: str, folder: str, hour: int, executor: str, dask: str | None
     began = time.perf_counter()
     result = pipeline.run_hour(engine, settings, hour=hour, worker="bench")
     seconds = time.perf_counter() - began
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    digest = outcome_digest(engine, hour)
     engine.dispose()
     return {
         "metrics": result.metrics if result else 0,
@@ -293,12 +296,47 @@ def timed_pass(url: str, folder: str, hour: int, executor: str, dask: str | None
         "seconds": seconds,
         "scoring": scoring_seconds[0] if executor == "inline" else None,
         "detector": detector_seconds[0] if executor == "inline" else None,
-        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_mb": rss,
+        "digest": digest,
     }
 
 
-def run_timed(url: str, folder: Path, hour: int, executor: str, dask: str | None) -> dict[str, Any]:
-    """`timed_pass` in a fresh process, so that its peak RSS is the pass's own."""
+def outcome_digest(engine: Engine, hour: int) -> str:
+    """A digest of what a pass left: every saved state, the hour's expectations, the insights."""
+    queries = (
+        "SELECT metric_id, scored_hour, state FROM metric_watch ORDER BY metric_id",
+        f"SELECT metric_id, expected, lower, upper FROM expectations WHERE hour = {hour} "
+        "ORDER BY metric_id",
+        "SELECT metric_id, kind, direction, status, start, detected_at, observed, expected, "
+        "score FROM insights ORDER BY metric_id, kind, direction, start",
+    )
+    digest = hashlib.blake2b(digest_size=8)
+    with engine.connect() as connection:
+        for query in queries:
+            result = connection.exec_driver_sql(query)
+            while rows := result.fetchmany(1000):
+                for row in rows:
+                    digest.update(
+                        repr(
+                            tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)
+                        ).encode()
+                    )
+    return digest.hexdigest()
+
+
+def run_timed(
+    url: str,
+    folder: Path,
+    hour: int,
+    executor: str,
+    dask: str | None,
+    code: Path | None = None,
+) -> dict[str, Any]:
+    """`timed_pass` in a fresh process, so that its peak RSS is the pass's own; with
+    `code`, that checkout's Lantern is the one timed."""
+    env = dict(os.environ)
+    if code is not None:
+        env["PYTHONPATH"] = str(code)
     out = subprocess.run(
         [
             sys.executable,
@@ -310,6 +348,7 @@ def run_timed(url: str, folder: Path, hour: int, executor: str, dask: str | None
         capture_output=True,
         text=True,
         cwd=Path(__file__).parent,
+        env=env,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -320,7 +359,7 @@ def _report(label: str, figures: dict[str, Any]) -> None:
         f"  run_hour, {label}: {figures['metrics']} metrics in {figures['seconds']:.2f} s = "
         f"{1000 * figures['seconds'] / n:.3f} ms a metric; peak RSS {figures['rss_mb']:.0f} MB; "
         f"{figures['insights']} insights, {figures['failures']} failures; "
-        f"load average {_load()}",
+        f"outcome digest {figures['digest']}; load average {_load()}",
         flush=True,
     )
     if figures["scoring"] is not None:
@@ -336,7 +375,11 @@ def _report(label: str, figures: dict[str, Any]) -> None:
 
 
 def hourly_pass(
-    admin_url: str | None, metrics: int, templates: int, dask_workers: list[int]
+    admin_url: str | None,
+    metrics: int,
+    templates: int,
+    dask_workers: list[int],
+    baseline: Path | None = None,
 ) -> None:
     """Prepare a database of `metrics` trained metrics and time the next hour's pass."""
     last = int(time.time() // 3600) - 1  # the last closed hour, in epoch hours
@@ -349,9 +392,14 @@ def hourly_pass(
             upgrade(engine)
             print(f"{engine.dialect.name}, {metrics} trained metrics:", flush=True)
             prepare(engine, url, Path(tmp), metrics, templates, last)
-            if dask_workers:
+            if dask_workers or baseline is not None:
                 _snapshot(engine)
             engine.dispose()
+            if baseline is not None:
+                figures = run_timed(url, Path(tmp), last, "inline", None, code=baseline)
+                _report(f"inline, one process, the code in {baseline}", figures)
+                _restore(engine, last)
+                engine.dispose()
             _report("inline, one process", run_timed(url, Path(tmp), last, "inline", None))
             for workers in dask_workers:
                 _restore(engine, last)
@@ -426,6 +474,12 @@ def main() -> None:
         help="distinct series (a multiple of 24); the other metrics repeat them",
     )
     parser.add_argument("--dask-workers", type=int, nargs="*", default=[])
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="another checkout whose pass is timed first on the same data (its states put back)",
+    )
     parser.add_argument("--no-replay", action="store_true", help="skip `lantern replay`")
     parser.add_argument("--bench", type=Path, default=None, help="a generated bench folder")
     parser.add_argument("--jobs", type=int, default=2, help="processes for `lantern replay`")
@@ -440,7 +494,7 @@ def main() -> None:
         replay = replay_time(args.bench, args.jobs)
         print(f"lantern replay, 300 series x 8 weeks: {replay:.1f} s wall (budget 60 s)")
     for metrics in args.metrics:
-        hourly_pass(args.database_url, metrics, args.templates, args.dask_workers)
+        hourly_pass(args.database_url, metrics, args.templates, args.dask_workers, args.baseline)
 
 
 if __name__ == "__main__":
