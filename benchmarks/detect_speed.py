@@ -6,17 +6,21 @@ and `lantern replay` of a bench set.
 
 For each N of `--metrics`, a scratch database (a SQLite file in a temporary folder, or,
 with `--database-url postgresql+psycopg://127.0.0.1/test`, a database of its own on that
-server, dropped at the end) is prepared, untimed: N count metrics of one source, each
-with 30 days of hourly buckets up to the last closed hour (bulk-inserted: rows straight
-into `buckets`, not through ingest's upsert; on PostgreSQL into weekly partitions made
-first), and each metric's saved detector state after its first pass, `run_hour` for the
-hour before the last. Then `pipeline.run_hour` for the last hour, the ordinary pass of a
-trained metric (its saved state and 29 days of buckets, its new state, expectation and
-insights written back), is timed in a fresh process, inline (one process), which prints
-its wall time, ms a metric and its peak RSS (`ru_maxrss`; the preparation's memory is
-not counted). The second line is the detector alone in that same pass: the time spent in
-`scoring.score_partition` (states decoded, every metric advanced one hour, states
-encoded), the rest being the claiming process's reads and writes.
+server, dropped at the end) is prepared, untimed: N count metrics, 10,000 a source (the
+default cap), each with 30 days of hourly buckets up to the last closed hour
+(bulk-inserted: rows straight into `buckets`, not through ingest's upsert; on PostgreSQL
+into weekly partitions made first), and each metric's saved detector state after its
+first pass, `run_hour` for the hour before the last. Then `pipeline.run_hour` for the last
+hour, the ordinary pass of a trained metric (its saved state and 29 days of buckets, its
+new state, expectation and insights written back), is timed in a fresh process, inline
+(one process), which prints its wall time, ms a metric and its peak RSS (the process's
+`VmHWM`: the preparation's memory is not counted), and a digest of the states,
+expectations and insights it left. The second line is the detector alone in that same
+pass (`score_batch_judged`, every metric advanced one hour), the states' decoding and
+encoding around it (`scoring.score_partition`), and the rest: the claiming process's
+reads and writes. With `--baseline DIR`, another checkout's pass is timed first on the
+same data (its states, expectations and insights put back after it), and the digests
+tell whether the two passes left the same.
 
 The first pass fits each metric on its whole history (about 60 ms a metric), too slow to
 run on 100,000 metrics here; so each metric's buckets are those of one of `--templates`
@@ -36,6 +40,7 @@ import argparse
 import hashlib
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -56,6 +61,9 @@ from lantern.metrics.models import Metric
 from lantern.workspaces.service import create_source, get_or_create_workspace
 
 HOURS = 30 * 24  # buckets a metric: the 29 days the pass reads, and a day more
+# metrics a source: the default LANTERN_METRIC_CAP (a source's metrics are recorded in one
+# transaction, so their outcomes are held together)
+PER_SOURCE = 10_000
 ROWS_A_CHUNK = 500_000  # buckets a statement (SQLite) or a COPY (PostgreSQL)
 
 
@@ -83,8 +91,10 @@ def prepare(
     values = synthetic_counts(templates, HOURS)
     with session_scope(engine) as session:
         workspace = get_or_create_workspace(session, name="bench")
-        source, _ = create_source(session, workspace=workspace, name="web")
-        source_id = source.id
+        source_ids = [
+            create_source(session, workspace=workspace, name=f"web {s}")[0].id
+            for s in range(-(-metrics // PER_SOURCE))
+        ]
     with engine.begin() as connection:
         # Only the templates are trained for the first pass; the others are given their
         # first hour once they have their template's state.
@@ -93,7 +103,7 @@ def prepare(
             [
                 {
                     "id": i,
-                    "source_id": source_id,
+                    "source_id": source_ids[(i - 1) // PER_SOURCE],
                     "kind": "track",
                     "name": f"Event {i}",
                     "first_hour": first if i <= templates else None,
@@ -244,8 +254,6 @@ def _restore(engine: Engine, hour: int) -> None:
 
 def timed_pass(url: str, folder: str, hour: int, executor: str, dask: str | None) -> dict[str, Any]:
     """`run_hour` for `hour`, in this process (meant to be a fresh one): its figures."""
-    import resource
-
     from lantern import pipeline, scoring
     from lantern.config import Settings
     from lantern.detect import stream
@@ -286,7 +294,7 @@ def timed_pass(url: str, folder: str, hour: int, executor: str, dask: str | None
     began = time.perf_counter()
     result = pipeline.run_hour(engine, settings, hour=hour, worker="bench")
     seconds = time.perf_counter() - began
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss = peak_rss_mb()
     digest = outcome_digest(engine, hour)
     engine.dispose()
     return {
@@ -299,6 +307,18 @@ def timed_pass(url: str, folder: str, hour: int, executor: str, dask: str | None
         "rss_mb": rss,
         "digest": digest,
     }
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set since it started, in MB.
+
+    `VmHWM` of /proc/self/status: `ru_maxrss` would not do, as a child started by fork
+    and exec inherits its parent's peak (here, the preparation's).
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def outcome_digest(engine: Engine, hour: int) -> str:
