@@ -325,22 +325,12 @@ _MEASURES = ("count", "sum", "average")
 _COUNT, _SUM, _AVERAGE = range(3)
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
-# PostgreSQL's binary COPY of (metric_id int4, hour int4, count int8, value_sum float8):
-# a fixed-width row (no NULL: a missing sum is NaN), read by numpy as it arrives.
-_COPY_ROW = np.dtype(
-    [
-        ("fields", ">i2"),
-        ("metric_len", ">i4"),
-        ("metric_id", ">i4"),
-        ("hour_len", ">i4"),
-        ("hour", ">i4"),
-        ("count_len", ">i4"),
-        ("count", ">i8"),
-        ("sum_len", ">i4"),
-        ("value_sum", ">f8"),
-    ]
-)
+# PostgreSQL: the buckets as one row of four arrays (`array_agg`, which reads the rows in
+# the same order for each), sent by a binary COPY and read by numpy: in the binary format
+# each element is its length (4 bytes) then its value, and no element is NULL (a missing
+# sum is NaN). A COPY row per bucket would cost a Python call per bucket.
 _COPY_HEADER = 19  # signature (11 bytes), flags (4), header extension length (4, zero)
+_ARRAY_TYPES = (">i4", ">i4", ">i8", ">f8")  # metric_id, hour, count, value_sum
 # SQLite: a count metric's buckets as one hex string, 32 digits a bucket (metric id, hour
 # after the first, count), formatted by the engine and decoded by numpy.
 _HEX_ROW = np.dtype([("metric_id", ">u4"), ("hour", ">u4"), ("count", ">i8")])
@@ -372,24 +362,45 @@ def _bucket_arrays(
 def _copied_buckets(connection: Connection, metric_ids: list[int], first: int, last: int) -> Arrays:
     ids = ",".join(str(int(m)) for m in metric_ids)  # integers, written by us
     statement = (
-        "COPY (SELECT metric_id::int4, hour::int4, count::int8, "
-        "coalesce(value_sum, 'NaN')::float8 FROM buckets "
+        "COPY (SELECT array_agg(metric_id::int4), array_agg(hour::int4), "
+        "array_agg(count::int8), array_agg(coalesce(value_sum, 'NaN')::float8) FROM buckets "
         f"WHERE metric_id = ANY('{{{ids}}}'::int4[]) AND hour >= {int(first)} "
         f"AND hour < {int(last)}) TO STDOUT (FORMAT BINARY)"
     )
     raw = connection.connection.driver_connection
     with raw.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
         data = b"".join(bytes(chunk) for chunk in copy)
-    body = data[_COPY_HEADER : len(data) - 2]  # the trailer is a field count of -1
-    rows = np.frombuffer(body, dtype=_COPY_ROW)
-    if len(body) % _COPY_ROW.itemsize or (rows["fields"] != 4).any():
-        raise ValueError("unexpected COPY row layout for buckets")
+    if int.from_bytes(data[_COPY_HEADER : _COPY_HEADER + 2], "big", signed=True) != 4:
+        raise ValueError("unexpected COPY layout for buckets")
+    columns, at = [], _COPY_HEADER + 2
+    for kind in _ARRAY_TYPES:
+        size = int.from_bytes(data[at : at + 4], "big", signed=True)
+        at += 4
+        if size < 0:  # no bucket at all: array_agg of nothing is NULL
+            columns.append(np.empty(0, dtype=kind))
+            continue
+        columns.append(_binary_array(data[at : at + size], np.dtype(kind)))
+        at += size
     return (
-        rows["metric_id"].astype(np.int64),
-        rows["hour"].astype(np.int64),
-        rows["count"].astype(np.float64),
-        rows["value_sum"].astype(np.float64),
+        columns[0].astype(np.int64),
+        columns[1].astype(np.int64),
+        columns[2].astype(np.float64),
+        columns[3].astype(np.float64),
     )
+
+
+def _binary_array(raw: bytes, kind: np.dtype) -> np.ndarray:
+    """The elements of a one-dimensional array in PostgreSQL's binary format, none NULL."""
+    ndim = int.from_bytes(raw[0:4], "big")
+    if ndim == 0:
+        return np.empty(0, dtype=kind)
+    length = int.from_bytes(raw[12:16], "big")
+    elements = np.frombuffer(
+        raw, dtype=np.dtype([("size", ">i4"), ("value", kind)]), count=length, offset=20
+    )
+    if ndim != 1 or (elements["size"] != kind.itemsize).any():
+        raise ValueError("unexpected array layout in the buckets' COPY")
+    return elements["value"]
 
 
 def _hex_buckets(connection: Connection, metric_ids: list[int], first: int, last: int) -> Arrays:
