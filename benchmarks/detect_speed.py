@@ -2,7 +2,7 @@
 and `lantern replay` of a bench set.
 
     python benchmarks/detect_speed.py [--metrics 1000 10000] [--database-url URL]
-        [--dask-workers 1 2] [--no-replay] [--bench DIR] [--jobs 2]
+        [--baseline DIR] [--dask-workers 1 2] [--no-replay] [--bench DIR] [--jobs 2]
 
 For each N of `--metrics`, a scratch database (a SQLite file in a temporary folder, or,
 with `--database-url postgresql+psycopg://127.0.0.1/test`, a database of its own on that
