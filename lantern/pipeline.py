@@ -19,7 +19,7 @@ from itertools import groupby
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pandas as pd
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Connection, Engine, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from lantern.config import Settings
@@ -32,12 +32,14 @@ from lantern.insights.service import (
     MetricRef,
     feedback_raised,
     group_and_alert,
+    last_scored,
     queue_alerts,
     queue_story_ends,
     record_events,
+    save_states,
 )
 from lantern.metrics.models import Metric
-from lantern.metrics.service import epoch_hour, hour_index, load_series
+from lantern.metrics.service import epoch_hour, hour_index, load_frame
 from lantern.scoring import Outcome, Partition, Scored, partition_mapper, score_partition
 from lantern.workspaces.models import Source, Workspace
 
@@ -67,7 +69,8 @@ class RunResult:
 
 
 class MetricRow(NamedTuple):
-    """A trained metric as the pass reads it: whose it is, how it is judged, since when."""
+    """A trained metric as the pass reads it: whose it is, how it is judged, since when, and
+    the last hour it was scored (None before its first pass)."""
 
     id: int
     kind: str
@@ -75,16 +78,8 @@ class MetricRow(NamedTuple):
     workspace_id: int
     sensitivity: str
     first_hour: int
-
-
-class Saved(NamedTuple):
-    """A metric's detector state as the last pass left it, and the last hour it scored."""
-
-    state: bytes | None
     scored_hour: int | None
-
-
-NOT_SCORED = Saved(None, None)
+    has_state: bool
 
 
 def _claim(engine: Engine, hour: int, worker: str, now: datetime) -> bool:
@@ -111,10 +106,12 @@ def _claim(engine: Engine, hour: int, worker: str, now: datetime) -> bool:
 
 
 def _trained_metrics(session: Session, hour: int, source_id: int | None) -> list[MetricRow]:
-    """Metrics with at least the training window of data before `hour`, source by source.
+    """Metrics with at least the training window of data before `hour` not yet scored at
+    `hour`, source by source, with their saved state's last hour (one query).
 
     Each metric's first hour is read from its row (`Metric.first_hour`, kept by every write
-    of buckets), so the pass reads the metrics table, whatever the buckets hold.
+    of buckets), so the pass reads the metrics table, whatever the buckets hold. A pass
+    re-run after one that died leaves alone what that one already scored.
     """
     query = (
         select(
@@ -124,16 +121,30 @@ def _trained_metrics(session: Session, hour: int, source_id: int | None) -> list
             Source.workspace_id,
             Workspace.sensitivity,
             Metric.first_hour,
+            MetricWatch.scored_hour,
+            MetricWatch.state.is_not(None),
         )
         .join(Source, Source.id == Metric.source_id)
         .join(Workspace, Workspace.id == Source.workspace_id)
-        .where(Metric.first_hour <= hour + 1 - TRAINING_HOURS)
+        .outerjoin(MetricWatch, MetricWatch.metric_id == Metric.id)
+        .where(
+            Metric.first_hour <= hour + 1 - TRAINING_HOURS,
+            or_(MetricWatch.scored_hour.is_(None), MetricWatch.scored_hour < hour),
+        )
         # A source's metrics come together: its insights are recorded and grouped at once.
         .order_by(Metric.source_id, Metric.id)
     )
     if source_id is not None:
         query = query.where(Metric.source_id == source_id)
-    return [MetricRow(*row) for row in session.execute(query).all()]
+    result = session.connection().execute(query)
+    try:
+        rows = result.cursor.fetchall() if result.cursor is not None else []
+    finally:
+        result.close()
+    return [
+        MetricRow(m, kind, src, ws, sens, first, scored, bool(has))
+        for m, kind, src, ws, sens, first, scored, has in rows
+    ]
 
 
 def run_hour(
@@ -165,9 +176,17 @@ def run_hour(
         log.debug("hourly pass skipped: hour=%s worker=%s claimed elsewhere", stamp, worker)
         return None
     moment = now or hour_index(hour + 1).to_pydatetime()
-    metrics, saved, holding = _due_metrics(engine, hour, source_id)
+    with session_scope(engine) as session:
+        metrics = _trained_metrics(session, hour, source_id)
+        # the metrics whose new normal a source-wide incident holds (a live pass only: a
+        # backfilled source's history is scored in one go)
+        holding = (
+            holding_metrics(session, at=hour_index(hour).to_pydatetime())
+            if source_id is None
+            else set()
+        )
     result = RunResult(hour=hour)
-    scored = _score(engine, settings, metrics, saved, holding, hour)
+    scored = _score(engine, settings, metrics, holding, hour)
     by_id = {row.id: row for row in metrics}
     for _, outcomes in groupby(scored, key=lambda outcome: by_id[outcome.metric_id].source_id):
         of_source = [(by_id[outcome.metric_id], outcome) for outcome in outcomes]
@@ -186,74 +205,47 @@ def run_hour(
     return result
 
 
-def _due_metrics(
-    engine: Engine, hour: int, source_id: int | None
-) -> tuple[list[MetricRow], dict[int, Saved], set[int]]:
-    """The trained metrics not yet scored at `hour`, every metric's saved state, and the
-    metrics whose new normal a source-wide incident holds (`incidents.holding_metrics`; a
-    live pass only: a backfilled source's history is scored in one go)."""
-    with session_scope(engine) as session:
-        saved = {
-            metric_id: Saved(state, scored_hour)
-            for metric_id, state, scored_hour in session.execute(
-                select(MetricWatch.metric_id, MetricWatch.state, MetricWatch.scored_hour)
-            )
-        }
-        # A pass re-run after one that died leaves alone what that one already scored.
-        metrics = [
-            row
-            for row in _trained_metrics(session, hour, source_id)
-            if (scored := saved.get(row.id, NOT_SCORED).scored_hour) is None or scored < hour
-        ]
-        holding = (
-            holding_metrics(session, at=hour_index(hour).to_pydatetime())
-            if source_id is None
-            else set()
-        )
-    return metrics, saved, holding
-
-
 def _score(
     engine: Engine,
     settings: Settings,
     metrics: list[MetricRow],
-    saved: dict[int, Saved],
     holding: set[int],
     hour: int,
 ) -> Iterator[Outcome]:
     """Each metric's outcome, in the order of `metrics`, scored partition by partition."""
     mapper = partition_mapper(settings)
     parts = (
-        _partition(engine, metrics[i : i + PARTITION], saved, holding, hour)
+        _partition(engine, metrics[i : i + PARTITION], holding, hour)
         for i in range(0, len(metrics), PARTITION)
     )
     for outcomes in mapper(score_partition, parts):
         yield from outcomes
 
 
-def _partition(
-    engine: Engine, part: list[MetricRow], saved: dict[int, Saved], holding: set[int], hour: int
-) -> Partition:
-    """A partition's metrics with their saved states, and their values up to `hour`."""
+def _partition(engine: Engine, part: list[MetricRow], holding: set[int], hour: int) -> Partition:
+    """A partition's metrics with their saved states, and their values up to `hour`: the
+    states in one query, the values in another (`load_frame`); `holding` marks those whose
+    new normal a source-wide incident holds."""
 
     # A metric scored before needs the fit window before its next hour; a new one replays
     # its whole history once, as `lantern replay` would.
     def needed(row: MetricRow) -> int:
-        state, scored = saved.get(row.id, NOT_SCORED)
-        if state is None or scored is None:
+        if not row.has_state or row.scored_hour is None:
             return row.first_hour
-        return max(row.first_hour, scored + 1 - HISTORY_HOURS)
+        return max(row.first_hour, row.scored_hour + 1 - HISTORY_HOURS)
 
     start = min(needed(row) for row in part)
+    ids = [row.id for row in part]
     with engine.connect() as connection:
-        series = load_series(
+        states = _states(connection, [row.id for row in part if row.has_state])
+        frame = load_frame(
             connection,
-            metric_ids=[row.id for row in part],
+            metric_ids=ids,
             start=hour_index(start),
             end=hour_index(hour + 1),
             kinds={row.id: row.kind for row in part},
         )
-        raised = feedback_raised(connection, [row.id for row in part])
+        raised = feedback_raised(connection, ids)
     return Partition(
         hour=hour,
         metrics=tuple(
@@ -262,14 +254,30 @@ def _partition(
                 kind=row.kind,
                 sensitivity=row.sensitivity,
                 first_hour=row.first_hour,
-                state=saved.get(row.id, NOT_SCORED).state,
+                state=states.get(row.id),
                 raised=raised.get(row.id, ()),
                 holding=row.id in holding,
             )
             for row in part
         ),
-        frame=pd.DataFrame(series),
+        frame=frame,
     )
+
+
+def _states(connection: Connection, metric_ids: list[int]) -> dict[int, bytes]:
+    """The saved detector states of `metric_ids`, read in one query."""
+    if not metric_ids:
+        return {}
+    result = connection.execute(
+        select(MetricWatch.metric_id, MetricWatch.state).where(
+            MetricWatch.metric_id.in_(metric_ids), MetricWatch.state.is_not(None)
+        )
+    )
+    try:
+        rows = result.cursor.fetchall() if result.cursor is not None else []
+    finally:
+        result.close()
+    return {metric_id: bytes(state) for metric_id, state in rows}
 
 
 def _record(
@@ -283,12 +291,16 @@ def _record(
     """Save each metric's new state, what it expected of the hours it judged, and record its
     episode events as insights.
 
-    Returns the detection hours at which insights opened, oldest first. Nothing is queued
-    here (`queue_alerts=False`): alerts are queued once the whole source is recorded, so
-    that its insights of one hour are told as one story.
+    States and expectations are written in bulk (`save_states`, `record_expectations`);
+    only the metrics with news go through the insights one by one. Returns the detection
+    hours at which insights opened, oldest first. Nothing is queued here
+    (`queue_alerts=False`): alerts are queued once the whole source is recorded, so that
+    its insights of one hour are told as one story.
     """
     opened: set[datetime] = set()
     judged: list[tuple[int, JudgedHours]] = []
+    states: list[tuple[int, bytes | None]] = []
+    eventful: list[tuple[MetricRow, Outcome]] = []
     for row, outcome in outcomes:
         result.metrics += 1
         if outcome.error is not None:
@@ -296,21 +308,24 @@ def _record(
             result.failed_metrics.append(row.id)
             log.warning("metric %s skipped at hour %s: %s", row.id, hour, outcome.error)
             continue
-        watch = session.get(MetricWatch, row.id)
-        if watch is None:
-            watch = MetricWatch(metric_id=row.id)
-            session.add(watch)
+        states.append((row.id, outcome.state))
+        if outcome.judged is not None:
+            judged.append((row.id, outcome.judged))
+        if outcome.events:
+            eventful.append((row, outcome))
+    # what each metric's last pass left, read in this transaction, before it is replaced
+    saved = last_scored(session, [row.id for row, _ in eventful])
+    save_states(session, states, hour)
+    for row, outcome in eventful:
         # A metric scored for the first time replays its history to build its state; only
         # what this hour raised is news, unless a backfilled source is catching up, when
         # its whole history is.
-        if watch.state is not None and watch.scored_hour is not None:
-            since = watch.scored_hour
-        else:
+        since = saved.get(row.id)
+        if since is None:
             since = -1 if source_id is not None else hour - 1
         fresh = [e for e in outcome.events if _hour_of(e) > since]
-        watch.state, watch.scored_hour = outcome.state, hour
-        if outcome.judged is not None:
-            judged.append((row.id, outcome.judged))
+        if not fresh:
+            continue
         opened.update(
             hour_index(_hour_of(e)).to_pydatetime() for e in fresh if e.status == "opened"
         )
@@ -318,7 +333,7 @@ def _record(
             session,
             metric=MetricRef(id=row.id, source_id=row.source_id, workspace_id=row.workspace_id),
             events=fresh,
-            watch=watch,
+            watch=session.get(MetricWatch, row.id),
             now=moment,
             queue_alerts=False,
             notify=source_id is None,

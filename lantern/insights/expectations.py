@@ -24,7 +24,6 @@ import pandas as pd
 from sqlalchemy import Connection, delete, func, select
 from sqlalchemy.orm import Session
 
-from lantern.db.dialect import insert_for
 from lantern.detect import JudgedHours, MetricState, replay_expected, score_batch_judged
 from lantern.detect.series import TRAINING_DAYS
 from lantern.detect.stream import FIT_HOURS
@@ -35,42 +34,69 @@ from lantern.metrics.service import epoch_hour, hour_index, load_series
 
 Band = tuple[pd.Series, pd.Series, pd.Series]
 TRAINING_HOURS = TRAINING_DAYS * 24
-# Rows per INSERT: a metric scored for the first time stores its whole judged history.
-CHUNK = 5_000
+# Rows a statement: a metric scored for the first time stores its whole judged history.
+CHUNK = 50_000
 
 
 def record_expectations(session: Session, judged: Iterable[tuple[int, JudgedHours]]) -> int:
     """Store what the detector expected of each hour it judged, per metric; returns the rows.
 
-    An hour stored before (a pass re-run after one that died) takes the new figures: they
-    are the same detector's on the same data.
+    In bulk: the columns are put together as arrays and written `CHUNK` rows a statement
+    (arrays on PostgreSQL, parameter rows on SQLite), NaN stored as NULL. An hour stored
+    before (a pass re-run after one that died) takes the new figures: they are the same
+    detector's on the same data.
     """
-    rows = [
-        {"metric_id": metric_id, "hour": int(hour), "expected": e, "lower": lo, "upper": hi}
-        for metric_id, hours in judged
-        for hour, e, lo, hi in zip(
-            hours.hours.tolist(),
-            _nullable(hours.expected),
-            _nullable(hours.lower),
-            _nullable(hours.upper),
-            strict=True,
-        )
-    ]
+    parts = [(metric_id, hours) for metric_id, hours in judged if len(hours.hours)]
+    if not parts:
+        return 0
+    metric_ids = np.concatenate(
+        [np.full(len(hours.hours), metric_id, dtype=np.int64) for metric_id, hours in parts]
+    ).tolist()
+    hours = np.concatenate([h.hours for _, h in parts]).astype(np.int64).tolist()
+    expected, lower, upper = (
+        _nullable(np.concatenate([getattr(h, name) for _, h in parts]))
+        for name in ("expected", "lower", "upper")
+    )
     connection = session.connection()
-    for i in range(0, len(rows), CHUNK):
-        statement = insert_for(connection, HourExpectation)
-        connection.execute(
-            statement.on_conflict_do_update(
-                index_elements=["metric_id", "hour"],
-                set_={
-                    "expected": statement.excluded.expected,
-                    "lower": statement.excluded.lower,
-                    "upper": statement.excluded.upper,
-                },
-            ),
-            rows[i : i + CHUNK],
-        )
-    return len(rows)
+    postgres = connection.dialect.name == "postgresql"
+    for i in range(0, len(hours), CHUNK):
+        if postgres:
+            connection.exec_driver_sql(
+                _STORE_ARRAYS,
+                tuple(
+                    column[i : i + CHUNK] for column in (metric_ids, hours, expected, lower, upper)
+                ),
+            )
+        else:
+            connection.exec_driver_sql(
+                _STORE_ROWS,
+                list(
+                    zip(
+                        metric_ids[i : i + CHUNK],
+                        hours[i : i + CHUNK],
+                        expected[i : i + CHUNK],
+                        lower[i : i + CHUNK],
+                        upper[i : i + CHUNK],
+                        strict=True,
+                    )
+                ),
+            )
+    return len(hours)
+
+
+_ON_CONFLICT = (
+    "ON CONFLICT (metric_id, hour) DO UPDATE SET expected = excluded.expected, "
+    "lower = excluded.lower, upper = excluded.upper"
+)
+_STORE_ARRAYS = (
+    "INSERT INTO expectations (metric_id, hour, expected, lower, upper) "
+    "SELECT * FROM unnest(%s::int[], %s::int[], %s::float8[], %s::float8[], %s::float8[]) "
+    + _ON_CONFLICT
+)
+_STORE_ROWS = (
+    "INSERT INTO expectations (metric_id, hour, expected, lower, upper) VALUES (?, ?, ?, ?, ?) "
+    + _ON_CONFLICT
+)
 
 
 def expected_band(

@@ -478,3 +478,55 @@ def feedback_raised(
         tally[kind] = tally.get(kind, 0) + int(count)
     raised = {metric_id: feedback_bar(*pair) for metric_id, pair in counts.items()}
     return {metric_id: bars for metric_id, bars in raised.items() if bars}
+
+
+# Rows a statement writes: a state is a few kB.
+STATES_A_STATEMENT = 2_000
+
+_SAVE_STATES = {
+    # one statement of arrays on PostgreSQL, a parameter row a metric on SQLite
+    "postgresql": (
+        "INSERT INTO metric_watch (metric_id, muted, state, scored_hour) "
+        "SELECT m, false, s, %s FROM unnest(%s::int[], %s::bytea[]) AS t (m, s) "
+        "ORDER BY m "
+        "ON CONFLICT (metric_id) DO UPDATE SET state = excluded.state, "
+        "scored_hour = excluded.scored_hour"
+    ),
+    "sqlite": (
+        "INSERT INTO metric_watch (metric_id, muted, state, scored_hour) VALUES (?, 0, ?, ?) "
+        "ON CONFLICT (metric_id) DO UPDATE SET state = excluded.state, "
+        "scored_hour = excluded.scored_hour"
+    ),
+}
+
+
+def save_states(session: Session, states: list[tuple[int, bytes | None]], hour: int) -> None:
+    """Keep each metric's new detector state, scored up to `hour`, creating its watch row
+    (not muted) if it has none: in bulk, metric id order."""
+    connection = session.connection()
+    rows = sorted(states, key=lambda row: row[0])
+    for i in range(0, len(rows), STATES_A_STATEMENT):
+        chunk = rows[i : i + STATES_A_STATEMENT]
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql(
+                _SAVE_STATES["postgresql"],
+                (hour, [m for m, _ in chunk], [state for _, state in chunk]),
+            )
+        else:
+            connection.exec_driver_sql(
+                _SAVE_STATES["sqlite"], [(m, state, hour) for m, state in chunk]
+            )
+
+
+def last_scored(session: Session, metric_ids: list[int]) -> dict[int, int]:
+    """The last hour each metric's saved state judged, for metrics with one."""
+    if not metric_ids:
+        return {}
+    rows = session.execute(
+        select(MetricWatch.metric_id, MetricWatch.scored_hour).where(
+            MetricWatch.metric_id.in_(metric_ids),
+            MetricWatch.state.is_not(None),
+            MetricWatch.scored_hour.is_not(None),
+        )
+    ).all()
+    return {metric_id: scored for metric_id, scored in rows}

@@ -8,8 +8,8 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from lantern.detect.stream import MetricState, hour_number
-from lantern.scoring import Partition, Scored, score_partition
+from lantern.detect.stream import MetricState, hour_number, new_state, score_batch_judged
+from lantern.scoring import Partition, Scored, encoded, score_partition
 
 DAYS = 30  # a month of history, of which the partition holds the last ten days
 
@@ -48,3 +48,20 @@ def test_a_partition_pickles_and_a_metric_whose_state_cannot_be_used_is_skipped_
     alone = score_partition(replace(partition, metrics=partition.metrics[:1], frame=values[[1]]))
     assert outcomes[0].state == alone[0].state
     assert [e.status for e in outcomes[0].events] == [e.status for e in alone[0].events] != []
+
+
+def test_a_scored_state_is_stored_exactly_as_the_detector_writes_it() -> None:
+    values = frame([1, 2])
+    first, last = hour_number(values.index[0]), hour_number(values.index[-1])
+    states = {
+        1: new_state(values.index[0], stagger=1),
+        2: new_state(values.index[0], kind="value", sensitivity="high", stagger=2),
+    }
+    scored = score_batch_judged(states, values, values.index[-1])
+    assert scored[1][0].episode is not None and scored[1][0].model is not None  # a spike
+    for state, _, _ in scored.values():
+        assert encoded(state) == state.to_bytes()
+    # and what a partition stores is that encoding
+    partition = Partition(last, (Scored(1, "track", "medium", first, None),), values[[1]])
+    (outcome,) = score_partition(partition)
+    assert outcome.state == scored[1][0].to_bytes()
