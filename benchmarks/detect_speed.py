@@ -512,7 +512,7 @@ def main() -> None:
         parser.error("--templates must be a multiple of 24 (each copy keeps its refit hour)")
     if not args.no_replay:
         replay = replay_time(args.bench, args.jobs)
-        print(f"lantern replay, 300 series x 8 weeks: {replay:.1f} s wall (budget 60 s)")
+        print(f"lantern replay, 300 series x 8 weeks: {replay:.1f} s wall (budget 20 s)")
     for metrics in args.metrics:
         hourly_pass(args.database_url, metrics, args.templates, args.dask_workers, args.baseline)
 
