@@ -123,8 +123,12 @@ class MetricState:
     holding: bool = False
 
     def to_bytes(self) -> bytes:
-        """JSON bytes, for the service to keep between passes."""
-        data = asdict(self)
+        """JSON bytes, for the service to keep between passes.
+
+        The model is left out of `asdict`'s walk, which would copy its every value only to
+        be replaced by `Baseline.to_dict` (half the hourly pass's own time went there).
+        """
+        data = asdict(replace(self, model=None))
         data["model"] = self.model.to_dict() if self.model else None
         return json.dumps(data, separators=(",", ":")).encode()
 
