@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Engine, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from lantern.config import Settings
-from lantern.db.dialect import insert_for
+from lantern.db.dialect import fetch_all, insert_for
 from lantern.db.session import session_scope
 from lantern.insights.expectations import forget_unbucketed, record_expectations
 from lantern.insights.incidents import holding_metrics
@@ -32,7 +32,6 @@ from lantern.insights.service import (
     MetricRef,
     feedback_raised,
     group_and_alert,
-    last_scored,
     queue_alerts,
     queue_story_ends,
     record_events,
@@ -136,11 +135,7 @@ def _trained_metrics(session: Session, hour: int, source_id: int | None) -> list
     )
     if source_id is not None:
         query = query.where(Metric.source_id == source_id)
-    result = session.connection().execute(query)
-    try:
-        rows = result.cursor.fetchall() if result.cursor is not None else []
-    finally:
-        result.close()
+    rows = fetch_all(session.connection(), query)
     return [
         MetricRow(m, kind, src, ws, sens, first, scored, bool(has))
         for m, kind, src, ws, sens, first, scored, has in rows
@@ -268,15 +263,12 @@ def _states(connection: Connection, metric_ids: list[int]) -> dict[int, bytes]:
     """The saved detector states of `metric_ids`, read in one query."""
     if not metric_ids:
         return {}
-    result = connection.execute(
+    rows = fetch_all(
+        connection,
         select(MetricWatch.metric_id, MetricWatch.state).where(
             MetricWatch.metric_id.in_(metric_ids), MetricWatch.state.is_not(None)
-        )
+        ),
     )
-    try:
-        rows = result.cursor.fetchall() if result.cursor is not None else []
-    finally:
-        result.close()
     return {metric_id: bytes(state) for metric_id, state in rows}
 
 
@@ -313,15 +305,14 @@ def _record(
             judged.append((row.id, outcome.judged))
         if outcome.events:
             eventful.append((row, outcome))
-    # what each metric's last pass left, read in this transaction, before it is replaced
-    saved = last_scored(session, [row.id for row, _ in eventful])
     save_states(session, states, hour)
     for row, outcome in eventful:
         # A metric scored for the first time replays its history to build its state; only
         # what this hour raised is news, unless a backfilled source is catching up, when
         # its whole history is.
-        since = saved.get(row.id)
-        if since is None:
+        if row.has_state and row.scored_hour is not None:
+            since = row.scored_hour
+        else:
             since = -1 if source_id is not None else hour - 1
         fresh = [e for e in outcome.events if _hour_of(e) > since]
         if not fresh:

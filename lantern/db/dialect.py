@@ -9,6 +9,7 @@ from sqlalchemy import String
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import GenericFunction
 
@@ -24,17 +25,23 @@ def insert_for(connection: Connection, model: type[Base]) -> Any:
     raise RuntimeError(f"Lantern runs on SQLite or PostgreSQL, not {connection.dialect.name}")
 
 
-def fetch_all(connection: Connection, statement: str, parameters: Any) -> list[Any]:
-    """The rows of a plain SQL statement, as the driver gives them (tuples).
+def fetch_all(
+    connection: Connection, statement: str | Executable, parameters: Any = None
+) -> list[Any]:
+    """The rows of a statement (plain SQL with its parameters, or a SQLAlchemy select), as
+    the driver gives them (tuples).
 
     The statement runs through SQLAlchemy, so its errors are SQLAlchemy's (an integrity
     error, a lost database); only the rows are read from the driver's cursor: for
-    thousands of small rows (ingest's new message digests), SQLAlchemy's rows cost more
-    than the statement.
+    thousands of small rows (ingest's new message digests, the hourly pass's metrics,
+    states and buckets), SQLAlchemy's rows cost more than the statement.
     """
-    result = connection.exec_driver_sql(statement, parameters)
+    if isinstance(statement, str):
+        result = connection.exec_driver_sql(statement, parameters)
+    else:
+        result = connection.execute(statement)
     try:
-        rows = list(result.cursor.fetchall())
+        rows = list(result.cursor.fetchall()) if result.cursor is not None else []
     finally:
         result.close()
     return rows

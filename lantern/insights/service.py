@@ -516,17 +516,3 @@ def save_states(session: Session, states: list[tuple[int, bytes | None]], hour: 
             connection.exec_driver_sql(
                 _SAVE_STATES["sqlite"], [(m, state, hour) for m, state in chunk]
             )
-
-
-def last_scored(session: Session, metric_ids: list[int]) -> dict[int, int]:
-    """The last hour each metric's saved state judged, for metrics with one."""
-    if not metric_ids:
-        return {}
-    rows = session.execute(
-        select(MetricWatch.metric_id, MetricWatch.scored_hour).where(
-            MetricWatch.metric_id.in_(metric_ids),
-            MetricWatch.state.is_not(None),
-            MetricWatch.scored_hour.is_not(None),
-        )
-    ).all()
-    return {metric_id: scored for metric_id, scored in rows}

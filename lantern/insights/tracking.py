@@ -35,6 +35,7 @@ from sqlalchemy.engine import Connection
 
 from lantern.breakdowns.dimensions import OTHER
 from lantern.breakdowns.read import breakdown_series
+from lantern.detect.kinds import DetectionKind
 from lantern.errors import NotFound
 from lantern.metrics.keys import MetricKind
 from lantern.metrics.models import Bucket, Metric
@@ -46,8 +47,8 @@ log = logging.getLogger(__name__)
 TRACKED = (MetricKind.TRACK.value, MetricKind.PAGE.value, MetricKind.SCREEN.value)
 # The detector kinds a tracking break is told instead of: the event stopped (outage), or
 # one app version stopped sending it (the event dropped without stopping).
-STOPPED = "outage"
-DROPPED = ("drop", "level_shift")
+STOPPED = DetectionKind.OUTAGE.value
+DROPPED = (DetectionKind.DROP.value, DetectionKind.LEVEL_SHIFT.value)
 # The days whose same hours make the usual volume: a week takes in the weekdays.
 USUAL_DAYS = 7
 # A source that kept half its other events over the silent hours did not go silent itself;
@@ -86,7 +87,7 @@ def shown(stored: dict[str, Any]) -> dict[str, Any]:
     """A stored tracking break as the API gives it: every field (None where the row has
     none, as an older row may not), and its line."""
     fields = {name: stored.get(name) for name in TrackingBreak.__dataclass_fields__}
-    fields["detected_as"] = fields["detected_as"] or "outage"
+    fields["detected_as"] = fields["detected_as"] or STOPPED
     return {**fields, "text": describe(stored)}
 
 

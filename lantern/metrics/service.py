@@ -13,7 +13,7 @@ import pandas as pd
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.engine import Connection
 
-from lantern.db.dialect import insert_for
+from lantern.db.dialect import fetch_all, insert_for
 from lantern.metrics.keys import OVERFLOW_NAME, UNCAPPED, MetricKey, MetricKind, measure
 from lantern.metrics.models import Bucket, Metric
 
@@ -422,16 +422,12 @@ def _hex_buckets(connection: Connection, metric_ids: list[int], first: int, last
 
 
 def _tuple_buckets(connection: Connection, metric_ids: list[int], first: int, last: int) -> Arrays:
-    result = connection.execute(
+    rows = fetch_all(
+        connection,
         select(Bucket.metric_id, Bucket.hour, Bucket.count, Bucket.value_sum).where(
             Bucket.metric_id.in_(metric_ids), Bucket.hour >= first, Bucket.hour < last
-        )
+        ),
     )
-    try:
-        # the driver's tuples: SQLAlchemy's rows would cost more than the statement
-        rows = result.cursor.fetchall() if result.cursor is not None else []
-    finally:
-        result.close()
     table = np.array(rows, dtype=np.float64).reshape(-1, 4)  # a NULL sum is NaN
     return table[:, 0].astype(np.int64), table[:, 1].astype(np.int64), table[:, 2], table[:, 3]
 
