@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 
 from lantern.detect import (
     Baseline,
@@ -28,6 +30,7 @@ from lantern.detect import (
 )
 from lantern.detect.model import fit_baseline, mean_noise
 from lantern.detect.stream import hour_number
+from lantern.replay import replay
 from tests.factories import average_checkouts
 
 START = pd.Timestamp("2026-03-02", tz="UTC")
@@ -203,3 +206,37 @@ def test_counts_are_checked_and_are_for_averages_only() -> None:
     # unknown counts are no counts: the plain model, to the bit
     unknown = replay_series(average, kind="mean", counts=events * np.nan)
     assert unknown == replay_series(average, kind="mean")
+
+
+def write_checkouts(path: Path, average: pd.Series, events: pd.Series | None) -> None:
+    frame = pd.DataFrame(
+        {
+            "timestamp": pd.DatetimeIndex(average.index).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "value": average.to_numpy(),
+        }
+    )
+    if events is not None:
+        frame["count"] = events.where(average.notna()).to_numpy()
+    frame.to_csv(path, index=False)
+
+
+def test_lantern_replay_reads_a_count_column_of_averages(tmp_path: Path) -> None:
+    average, events, _ = checkouts(0, odd=True)
+    write_checkouts(tmp_path / "plain.csv", average, None)
+    write_checkouts(tmp_path / "counted.csv", average, events)
+    out = tmp_path / "alerts.jsonl"
+    result = CliRunner().invoke(replay, [str(tmp_path), "--kind", "mean", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    found = {r["series"] for r in records if r["detected_at"] == "2026-03-31T04:00:00+00:00"}
+    assert found == {"plain"}  # weighed by its one checkout, the odd hour is no news
+    assert not [r for r in records if r["series"] == "counted"]
+    # a count column is for averages, and holds numbers
+    result = CliRunner().invoke(replay, [str(tmp_path / "counted.csv"), "--kind", "value"])
+    assert result.exit_code == 2
+    assert "count column" in result.output and "--kind mean" in result.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text("timestamp,value,count\n2026-01-05T00:00:00Z,1.5,many\n")
+    result = CliRunner().invoke(replay, [str(bad), "--kind", "mean"])
+    assert result.exit_code == 2
+    assert "count at 2026-01-05T00:00:00+00:00 is not a number" in result.output
