@@ -42,14 +42,14 @@ class SpikeDetector:
     standard deviations up the gamma mixing distribution of a negative binomial, so that
     over-dispersion is never mistaken for an event (Lawless 1987; see `verdicts.up_score`);
     a value's is a Gaussian tail, of the hour's own spread for a mean whose hours are
-    weighed by their events (`Evidence.spread`). A count's expectation is first raised to the model's own
-    recent error at that hour (`Evidence.reference`) and to at least `SPIKE_FLOOR`, and the
-    hour must stand out against the metric's own recent weeks, bursts included
-    (`Evidence.rare_total`): tweets and error counts burst every few days. At a few
-    events an hour no single hour of a burst adds enough, so a run of 2 to `BURST_HOURS`
-    hours all above expectation is judged the same way on its total, once an hour is back
-    near expectation (`BURST_END`): waiting for it keeps the first hours of a level shift
-    from being called a spike.
+    weighed by their events (`Evidence.spread`). A count's expectation is first raised to
+    the model's own recent error at that hour (`Evidence.reference`) and to at least
+    `SPIKE_FLOOR`, and the hour must stand out against the metric's own recent weeks,
+    bursts included (`Evidence.rare_total`): tweets and error counts burst every few days.
+    At a few events an hour no single hour of a burst adds enough, so a run of 2 to
+    `BURST_HOURS` hours all above expectation is judged the same way on its total, once an
+    hour is back near expectation (`BURST_END`): waiting for it keeps the first hours of a
+    level shift from being called a spike.
     """
 
     kinds = (DetectionKind.SPIKE, DetectionKind.DROP)
