@@ -38,7 +38,7 @@ from lantern.insights.service import (
     save_states,
 )
 from lantern.metrics.models import Metric
-from lantern.metrics.service import epoch_hour, hour_index, load_frame
+from lantern.metrics.service import epoch_hour, hour_index, load_hourly
 from lantern.scoring import Outcome, Partition, Scored, partition_mapper, score_partition
 from lantern.workspaces.models import Source, Workspace
 
@@ -219,8 +219,9 @@ def _score(
 
 def _partition(engine: Engine, part: list[MetricRow], holding: set[int], hour: int) -> Partition:
     """A partition's metrics with their saved states, and their values up to `hour`: the
-    states in one query, the values in another (`load_frame`); `holding` marks those whose
-    new normal a source-wide incident holds."""
+    states in one query, the values in another (`load_hourly`, with the events behind each
+    hour of an average metric); `holding` marks those whose new normal a source-wide
+    incident holds."""
 
     # A metric scored before needs the fit window before its next hour; a new one replays
     # its whole history once, as `lantern replay` would.
@@ -233,7 +234,7 @@ def _partition(engine: Engine, part: list[MetricRow], holding: set[int], hour: i
     ids = [row.id for row in part]
     with engine.connect() as connection:
         states = _states(connection, [row.id for row in part if row.has_state])
-        frame = load_frame(
+        hourly = load_hourly(
             connection,
             metric_ids=ids,
             start=hour_index(start),
@@ -255,7 +256,9 @@ def _partition(engine: Engine, part: list[MetricRow], holding: set[int], hour: i
             )
             for row in part
         ),
-        frame=frame,
+        frame=hourly.values,
+        counts=hourly.counts if len(hourly.counts.columns) else None,
+        within=hourly.within if len(hourly.within.columns) else None,
     )
 
 

@@ -16,13 +16,20 @@ import pandas as pd
 from tqdm import tqdm
 
 from lantern.detect import SeriesError, replay_series, validate_series
-from lantern.detect.series import SeriesKind
+from lantern.detect.series import SeriesKind, validate_counts
 
 POOL_THRESHOLD = 8  # below this many series a process pool costs more than it saves
 
 
 def read_series(path: Path, *, kind: SeriesKind = "count") -> pd.Series:
     """Read a ``timestamp,value`` CSV into a validated hourly series; raise SeriesError."""
+    return read_table(path, kind=kind)[0]
+
+
+def read_table(path: Path, *, kind: SeriesKind = "count") -> tuple[pd.Series, pd.Series | None]:
+    """Read a ``timestamp,value[,count]`` CSV: the validated hourly series and, for a mean
+    with a ``count`` column, the events behind each hour's average (None without one);
+    raise SeriesError saying what is wrong."""
     try:
         frame = pd.read_csv(path)
     except FileNotFoundError:
@@ -39,11 +46,29 @@ def read_series(path: Path, *, kind: SeriesKind = "count") -> pd.Series:
         stamps = pd.to_datetime(frame["timestamp"], utc=True, format="ISO8601")
     except (ValueError, TypeError) as exc:
         raise SeriesError(f"{path}: a timestamp is not an ISO 8601 time ({exc})") from None
-    series = pd.Series(frame["value"].to_numpy(), index=pd.DatetimeIndex(stamps), name=path.stem)
+    index = pd.DatetimeIndex(stamps)
+    series = pd.Series(frame["value"].to_numpy(), index=index, name=path.stem)
     try:
-        return validate_series(series, kind=kind)
+        clean = validate_series(series, kind=kind)
     except SeriesError as exc:
         raise SeriesError(f"{path}: {exc}") from None
+    if "count" not in frame.columns:
+        return clean, None
+    if kind != "mean":
+        raise SeriesError(
+            f"{path}: a count column gives the events behind each hour of an average: replay "
+            "it with --kind mean, or drop the column"
+        )
+    counts = pd.to_numeric(frame["count"], errors="coerce")
+    bad = counts.isna() & frame["count"].notna()
+    if bad.any():
+        at = index[bad.to_numpy()][0].isoformat()
+        raise SeriesError(f"{path}: count at {at} is not a number")
+    try:
+        validate_counts(clean, pd.Series(counts.to_numpy(), index=index))
+    except SeriesError as exc:
+        raise SeriesError(f"{path}: {exc}") from None
+    return clean, pd.Series(counts.to_numpy(dtype=float), index=index)
 
 
 def find_csvs(paths: tuple[Path, ...]) -> list[Path]:
@@ -71,13 +96,14 @@ def alerts_of(
     path: Path, kind: SeriesKind, sensitivity: str, feedback: dict[str, int] | None = None
 ) -> list[dict[str, Any]]:
     """The JSON records of every alert (opened episode) of one CSV file."""
-    series = read_series(path, kind=kind)
+    series, counts = read_table(path, kind=kind)
     events = replay_series(
         series,
         kind=kind,
         sensitivity=sensitivity,  # type: ignore[arg-type]
         stagger=stagger_of(path.stem),
         raised=feedback,
+        counts=counts,
     )
     return [
         {
@@ -151,7 +177,8 @@ def _feedback(values: tuple[str, ...]) -> dict[str, int]:
     default="count",
     show_default=True,
     help="count: event counts (gaps are zeros); value: hourly sums of a numeric property; "
-    "mean: hourly averages of a measurement (gaps say nothing).",
+    "mean: hourly averages of a measurement (gaps say nothing; an optional count column "
+    "gives the events behind each hour's average, whose noise then shrinks with them).",
 )
 @click.option(
     "--jobs",
@@ -178,8 +205,11 @@ def replay(
     """Replay detection over PATHS, hour by hour, as the live service would have run it.
 
     Each PATH is a CSV file with columns timestamp,value (UTC, hourly) or a folder of
-    them. For every hour after the 7-day training, detection sees the data up to that
-    hour only. Each alert (a new episode) is written as one JSON line:
+    them; with --kind mean, a third column, count, may give the events behind each
+    hour's average (an hour of two events is then judged by a wider spread than one of
+    three hundred; an empty cell is unknown). For every hour after the 7-day training,
+    detection sees the data up to that hour only. Each alert (a new episode) is written
+    as one JSON line:
 
     \b
     {"series", "detected_at", "kind", "start", "direction",
@@ -194,7 +224,7 @@ def replay(
     try:
         files = find_csvs(paths)
         for path in files:  # fail before any work on an unreadable file
-            read_series(path, kind=kind)  # type: ignore[arg-type]
+            read_table(path, kind=kind)  # type: ignore[arg-type]
     except SeriesError as exc:
         raise click.UsageError(str(exc)) from None
     feedback = _feedback(feedback_options)

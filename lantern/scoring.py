@@ -63,12 +63,16 @@ class Partition:
     """A partition's work for one pass: its metrics and their values up to `hour`.
 
     `frame` has one column per metric (named by its id) and one row per hour, from the
-    oldest hour any of them needs to `hour`.
+    oldest hour any of them needs to `hour`; `counts` and `within`, on the same hours, one
+    column per average metric: the events behind each hour's average and their values'
+    variance within it (`metrics.service.Hourly`), by which detection weighs its hours.
     """
 
     hour: int
     metrics: tuple[Scored, ...]
     frame: pd.DataFrame
+    counts: pd.DataFrame | None = None
+    within: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,15 +104,18 @@ def score_partition(partition: Partition) -> list[Outcome]:
         except Exception as exc:  # one bad metric never stops the pass
             errors[metric.metric_id] = repr(exc)
     now = hour_stamp(partition.hour)
+    support = {"counts": partition.counts, "within": partition.within}
     try:
-        scored = score_batch_judged(states, partition.frame, now)
+        scored = score_batch_judged(states, partition.frame, now, **support)
     except Exception:
         # find the metric that failed: score them one by one
         scored = {}
         for metric_id, state in states.items():
             try:
                 scored.update(
-                    score_batch_judged({metric_id: state}, partition.frame[[metric_id]], now)
+                    score_batch_judged(
+                        {metric_id: state}, partition.frame[[metric_id]], now, **support
+                    )
                 )
             except Exception as exc:
                 errors[metric_id] = repr(exc)

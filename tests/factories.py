@@ -157,10 +157,14 @@ def make_metric(
     kind: str = "track",
     counts: pd.Series | None = None,
     days: float = 14,
+    events: pd.Series | None = None,
+    within: pd.Series | None = None,
 ) -> int:
     """A metric with hourly buckets: `counts` (an hourly Series), else a daily cycle that
     ends in the last closed hour and began `days` ago. Value metrics store them as sums,
-    average metrics as one valued event an hour (a NaN hour has none)."""
+    average metrics as one valued event an hour (a NaN hour has none), or, with `events`
+    (and `within`, the variance of their values in the hour; NaN for one event), as that
+    many events whose values average `counts`."""
     import numpy as np
 
     from lantern.metrics.models import Metric
@@ -172,6 +176,15 @@ def make_metric(
         steps = np.arange(hours)
         counts = pd.Series((60 + 40 * np.sin(steps / 24 * 2 * np.pi)).round(), index=index)
     value = kind in ("value", "mean")
+    n = pd.Series(1.0, index=counts.index) if events is None else events.reindex(counts.index)
+    spread = pd.Series(0.0, index=counts.index) if within is None else within.reindex(counts.index)
+
+    def bucket(c: float, k: float, s2: float) -> tuple[int, float, float]:
+        if not value:
+            return int(c), 0.0, 0.0
+        # n values averaging c, of sample variance s2: sum n c, sum of squares (n-1) s2 + n c^2
+        return int(k), k * c, (k - 1) * (0.0 if k < 2 else s2) + k * c * c
+
     with session_scope(engine) as session:
         metric = Metric(source_id=src.id, kind=kind, name=name)
         session.add(metric)
@@ -179,14 +192,56 @@ def make_metric(
         add_to_buckets(
             session.connection(),
             {
-                (metric.id, epoch_hour(t)): (
-                    (1, float(c), float(c) ** 2) if value else (int(c), 0.0, 0.0)
+                (metric.id, epoch_hour(t)): bucket(float(c), float(k), float(s2))
+                for t, c, k, s2 in zip(
+                    pd.DatetimeIndex(counts.index), counts, n, spread, strict=True
                 )
-                for t, c in zip(pd.DatetimeIndex(counts.index), counts, strict=True)
-                if (pd.notna(c) if kind == "mean" else c > 0)
+                if (pd.notna(c) and k > 0 if kind == "mean" else c > 0)
             },
         )
         return metric.id
+
+
+def average_checkouts(
+    index: pd.DatetimeIndex,
+    *,
+    seed: int,
+    odd_hour: pd.Timestamp | None = None,
+    shift_from: pd.Timestamp | None = None,
+) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """A checkout's average value by hour of `index`, the checkouts behind each hour, and
+    the variance of their values within it (NaN for one).
+
+    About 250 checkouts an hour from 08:00 to 22:59 UTC, 30 in the hours around them, one
+    to three at night (01:00-05:59; an hour without one has no average). A checkout's
+    value is gamma-distributed, its spread half its mean, around 40 with a daily cycle of
+    10%. `odd_hour` holds one checkout worth 3.2 times the hour's average; from
+    `shift_from` on, every checkout is worth half as much again.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    hour = index.hour.to_numpy()
+    night = (hour >= 1) & (hour <= 5)
+    busy = (hour >= 8) & (hour <= 22)
+    events = rng.poisson(np.where(busy, 250.0, np.where(night, 1.5, 30.0)))
+    events = np.where(night, np.minimum(events, 3), events)
+    level = 40.0 * (1 + 0.1 * np.sin((hour - 8) / 24 * 2 * np.pi))
+    if shift_from is not None:
+        level = np.where(index >= shift_from, 1.5 * level, level)
+    average, within = np.full(len(index), np.nan), np.full(len(index), np.nan)
+    for i in np.flatnonzero(events):
+        values = rng.gamma(4.0, level[i] / 4.0, size=events[i])
+        if odd_hour is not None and index[int(i)] == odd_hour:
+            values, events[i] = np.array([3.2 * level[i]]), 1
+        average[i] = values.mean()
+        if len(values) > 1:
+            within[i] = values.var(ddof=1)
+    return (
+        pd.Series(average, index=index),
+        pd.Series(events.astype(float), index=index),
+        pd.Series(within, index=index),
+    )
 
 
 def add_insight(

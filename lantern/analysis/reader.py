@@ -25,7 +25,7 @@ from lantern.insights.models import Insight, InsightCause
 from lantern.insights.service import detected_kind, severity
 from lantern.metrics.keys import label, measure, series_kind
 from lantern.metrics.models import Bucket, FlagChange, Metric
-from lantern.metrics.service import epoch_hour, load_series
+from lantern.metrics.service import epoch_hour, load_hourly, load_series
 from lantern.scoring import refit_hour
 from lantern.workspaces.models import Source, Workspace
 
@@ -189,6 +189,47 @@ class Lantern:
             out.append(series.rename(info.name))
         return out
 
+    def _support(
+        self, info: MetricInfo, series: pd.Series
+    ) -> tuple[pd.Series | None, pd.Series | None]:
+        """An average metric's events and within-hour variances over the hours of
+        ``series``, by which detection weighs its hours as the service does; None else."""
+        if info.series_kind != "mean" or series.empty:
+            return None, None
+        with self.engine.connect() as connection:
+            hourly = load_hourly(
+                connection,
+                metric_ids=[info.id],
+                start=series.index[0],
+                end=series.index[-1] + HOUR,
+                kinds={info.id: info.kind},
+            )
+        return hourly.counts[info.id], hourly.within[info.id]
+
+    def _replay(
+        self,
+        info: MetricInfo,
+        series: pd.Series,
+        sensitivity: str | None,
+        feedback: Mapping[str, int] | None = None,
+        support: tuple[pd.Series | None, pd.Series | None] | None = None,
+    ) -> list[EpisodeEvent]:
+        """The service's detection over a whole series, with the metric's own refit hour
+        and, for an average, its hours weighed by their events (``support``, as `_support`
+        gives it, when already read)."""
+        if series.empty:
+            return []
+        counts, within = support if support is not None else self._support(info, series)
+        return replay_series(
+            series,
+            kind=info.series_kind,
+            sensitivity=(sensitivity or info.sensitivity),  # type: ignore[arg-type]
+            stagger=refit_hour(info.id),
+            raised=feedback,
+            counts=counts,
+            within=within,
+        )
+
     def series(self, metric: MetricRef, *, start: Any = None, end: Any = None) -> pd.Series:
         """A metric's hourly series up to the last closed hour (counts zero-filled)."""
         return self._load([self.info(metric)], start=start, end=end)[0]
@@ -234,7 +275,7 @@ class Lantern:
         spike), what the team's feedback would have changed (`detect.feedback_bar`).
         """
         info = self.info(metric)
-        return events_frame(_replay(info, self._load([info])[0], sensitivity, feedback))
+        return events_frame(self._replay(info, self._load([info])[0], sensitivity, feedback))
 
     def replay_alerts(
         self,
@@ -255,8 +296,9 @@ class Lantern:
         titles = metric_titles(table)
         rows = []
         for info, series in zip(infos, self._load(infos), strict=True):
+            support = self._support(info, series)
             for level in sensitivities:
-                for event in _replay(info, series, level):
+                for event in self._replay(info, series, level, support=support):
                     if event.status != "opened":
                         continue
                     detection = event.detection
@@ -333,7 +375,7 @@ class Lantern:
             lower=judged["lower"].rename("lower"),
             upper=judged["upper"].rename("upper"),
         )
-        alerts = events_frame(_replay(info, series, sensitivity))
+        alerts = events_frame(self._replay(info, series, sensitivity))
         return plot_decomposition(
             fitted,
             alerts,
@@ -468,24 +510,6 @@ def _utc(moment: Any) -> pd.Timestamp:
     """A moment as a UTC timestamp; naive moments are taken to be UTC."""
     stamp = pd.Timestamp(moment)
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-
-
-def _replay(
-    info: MetricInfo,
-    series: pd.Series,
-    sensitivity: str | None,
-    feedback: Mapping[str, int] | None = None,
-) -> list[EpisodeEvent]:
-    """The service's detection over a whole series, with the metric's own refit hour."""
-    if series.empty:
-        return []
-    return replay_series(
-        series,
-        kind=info.series_kind,
-        sensitivity=(sensitivity or info.sensitivity),  # type: ignore[arg-type]
-        stagger=refit_hour(info.id),
-        raised=feedback,
-    )
 
 
 def _causes(connection: Any, insight_ids: list[int]) -> dict[int, str]:

@@ -73,7 +73,15 @@ The method
    told at ``low`` is told no later at ``medium``, and every one at ``medium`` at ``high``.
 6. **Means** (``kind="mean"``): hourly averages of a measurement (load times, prices, CPU)
    are fitted on the Gaussian path with their own residual spread; a missing hour is
-   missing, never zero.
+   missing, never zero. Given the events behind each hour (``counts``, and the variance
+   of their values within it, ``within``), an hour of ``n`` events has the variance
+   ``tau^2 + sigma_w^2 / n`` (`model.mean_noise`: ``sigma_w^2`` pooled from the hours'
+   sums of squares, else read from how day-over-day differences widen as ``n`` falls,
+   as Davidian and Carroll (1987) estimate a variance function; ``tau^2`` by a robust
+   moment equation), and every detector judges it by its own standard deviation, a window
+   by its precision-weighted mean residual (`detectors.evidence.Evidence`): two
+   checkouts at night are judged by their own wide spread, three hundred at noon by their
+   narrow one.
 7. **Honest in time.** The verdict for an hour uses data up to that hour only; the model
    that judges it was fitted on earlier hours. `advance` is the only judge, for the
    scheduler, `lantern replay` and notebooks alike.
@@ -91,6 +99,8 @@ Anscombe, F. J. (1948). The transformation of Poisson, binomial and negative-bin
     data. Biometrika 35, 246-254.
 Siffer, A., Fouque, P.-A., Termier, A. and Largouet, C. (2017). Anomaly detection in
     streams with extreme value theory. KDD '17, 1067-1075.
+Davidian, M. and Carroll, R. J. (1987). Variance function estimation. Journal of the
+    American Statistical Association 82, 1079-1091.
 Hochenbaum, J., Vallis, O. S. and Kejariwal, A. (2017). Automatic anomaly detection in
     the cloud via statistical learning. arXiv:1704.07706.
 """
@@ -105,6 +115,7 @@ from lantern.detect.series import (
     SeriesError,
     SeriesKind,
     training_remaining,
+    validate_counts,
     validate_series,
 )
 from lantern.detect.stream import (
@@ -151,5 +162,6 @@ __all__ = [
     "score_batch",
     "score_batch_judged",
     "training_remaining",
+    "validate_counts",
     "validate_series",
 ]

@@ -9,7 +9,14 @@ import pandas as pd
 
 from lantern.detect.model import Baseline
 from lantern.detect.series import SeriesKind, validate_series
-from lantern.detect.stream import EpisodeEvent, Sensitivity, _Run, hour_number, new_state
+from lantern.detect.stream import (
+    EpisodeEvent,
+    Sensitivity,
+    _Run,
+    _support,
+    hour_number,
+    new_state,
+)
 
 
 @dataclass(frozen=True)
@@ -28,25 +35,31 @@ def replay_expected(
     kind: SeriesKind = "count",
     sensitivity: Sensitivity = "medium",
     stagger: int = 0,
+    counts: pd.Series | None = None,
+    within: pd.Series | None = None,
 ) -> Expectation:
     """Replay ``series`` as `replay_series` does, keeping each judged hour's expectation.
 
     Each hour's expected value comes from the model in force when that hour was judged,
     fitted on earlier hours only, so a chart of it is what the live service expected.
-    Hours in training (the first 7 days) have none.
+    Hours in training (the first 7 days) have none. A mean's ``counts`` and ``within``
+    (`advance`) weigh its hours as the service does, and its band is then each hour's own.
     """
     clean = validate_series(series, kind=kind)
+    n, spread = _support(clean, kind, counts, within)
     origin = hour_number(clean.index[0])
     state = new_state(clean.index[0], kind=kind, sensitivity=sensitivity, stagger=stagger)
     expected = np.full(len(clean), np.nan)
     lower, upper = expected.copy(), expected.copy()
 
-    def record(first: int, stop: int, mu: np.ndarray, model: Baseline) -> None:
-        low, high = model.band(mu)
+    def record(
+        first: int, stop: int, mu: np.ndarray, model: Baseline, hours_counts: np.ndarray | None
+    ) -> None:
+        low, high = model.band(mu, counts=hours_counts)
         span = slice(first - origin, stop - origin)
         expected[span], lower[span], upper[span] = mu, low, high
 
-    run = _Run(state, origin, clean.to_numpy(), trace=record)
+    run = _Run(state, origin, clean.to_numpy(), trace=record, counts=n, within=spread)
     run.until(origin + len(clean) - 1)
     index = clean.index
     return Expectation(

@@ -16,6 +16,16 @@ events (a zero) where that is plausible, at most `EMPTY_MEAN` pseudo-events expe
 elsewhere it is a gap in the data that says nothing (an outage of the event is then its
 count metric's to report). Series with negative values keep a Gaussian model on the raw
 values.
+
+Means (hourly averages of a measurement: a load time, a price) are fitted on the Gaussian
+path too, and when the number of events behind each hour is known their noise is that of
+a mean (`mean_noise`): an hour's average of ``n`` values departs from its expectation with
+variance ``tau^2 + sigma_w^2 / n``, where ``sigma_w^2`` is the variance of one value about
+its hour's mean (pooled from the hours' sums of squares where the service kept them, else
+read from how the residuals' variance falls with ``1/n``) and ``tau^2`` what no number of
+events removes (the hour's mean itself wandering, and the forecast's error). An average of
+two checkouts at night is then judged by its own wide spread, one of 300 at noon by its
+narrow one (`Baseline.spread`).
 """
 
 from __future__ import annotations
@@ -44,6 +54,16 @@ MASS_CAP, MASS_SLACK = 3.0, 10.0  # an hour's count above 3x its expectation + 1
 ROBUST_WIDTH = 2.5  # robust scales from its slot's median beyond which a value is pulled in
 ISOLATED_FLOOR = 0.05  # least scatter (log) of an hour from day to day, for `_isolated`
 EMPTY_MEAN = 9.0  # pseudo-events expected above which an hour without a value is a gap (e^-9)
+# the median of a chi-square with one degree of freedom: a robust variance is the median
+# square over it (the square of 1.4826 times the median absolute deviation)
+MEDIAN_CHI2_1 = 0.454936423119572
+# a mean's noise is weighed by its events once this many fitted hours have a known count,
+# and its values' own spread is pooled from their sums of squares once those give this
+# many degrees of freedom (else it is read from day-over-day differences,
+# `_within_from_differences`, refined this many times)
+MIN_COUNTED_HOURS = DAY
+MIN_WITHIN_DOF = 2 * DAY
+VARIANCE_ITERATIONS = 8
 
 
 @dataclass(frozen=True)
@@ -52,7 +72,10 @@ class Baseline:
 
     ``kind`` is the noise model: "count" for counts and for non-negative values judged as
     pseudo-counts (``unit`` > 0 is then the value of one pseudo-event), "value" for the
-    Gaussian model of series that can go negative.
+    Gaussian model of series that can go negative and of means. A mean fitted with the
+    number of events behind each hour carries ``between`` (``tau^2``) and ``within``
+    (``sigma_w^2``): its hour of ``n`` events has the standard deviation
+    ``sqrt(tau^2 + sigma_w^2 / n)`` (`spread`); without them every hour has ``dispersion``.
     """
 
     kind: SeriesKind
@@ -64,6 +87,24 @@ class Baseline:
     dispersion: float  # counts: negative-binomial phi; values: residual standard deviation
     weekly: bool
     unit: float = 1.0  # the value of one pseudo-event; 1 for counts and Gaussian values
+    between: float | None = None  # a mean's variance that no number of events removes
+    within: float | None = None  # a mean's variance of one event's value about its hour's
+
+    @property
+    def weighted(self) -> bool:
+        """Whether each hour's noise depends on the events behind it (a mean's)."""
+        return self.between is not None and self.within is not None
+
+    def spread(self, counts: np.ndarray) -> np.ndarray:
+        """Each hour's standard deviation about expectation on the Gaussian path, from the
+        events behind it: ``sqrt(between + within / n)``; ``dispersion`` where ``n`` is
+        unknown (NaN or not positive) or the model is not `weighted`."""
+        n = np.asarray(counts, dtype=float)
+        if self.between is None or self.within is None:
+            return np.full(n.shape, self.dispersion)
+        known = np.isfinite(n) & (n > 0)
+        per_hour = np.sqrt(self.between + self.within / np.where(known, n, 1.0))
+        return np.where(known, per_hour, self.dispersion)
 
     def log_expected(self, hours: np.ndarray) -> np.ndarray:
         """Expected value of each hour on the model's transformed scale."""
@@ -77,18 +118,28 @@ class Baseline:
             return self.unit * np.maximum(self.scale * np.expm1(raw), 0.0)
         return raw
 
-    def band(self, expected: np.ndarray, width: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
-        """The (lower, upper) range around ``expected`` that insights report: three sigmas."""
+    def band(
+        self, expected: np.ndarray, width: float = 3.0, counts: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The (lower, upper) range around ``expected`` that insights report: three sigmas.
+
+        ``counts`` (aligned to ``expected``) are the events behind each hour of a mean: a
+        `weighted` model's band is then each hour's own (`spread`).
+        """
         if self.kind == "count":
             mean = expected / self.unit
             spread = self.unit * width * np.sqrt(mean + self.dispersion * mean**2)
             return np.maximum(expected - spread, 0.0), expected + spread
-        spread = np.full(np.shape(expected), width * self.dispersion)
+        if counts is not None and self.weighted:
+            spread = width * self.spread(counts)
+        else:
+            spread = np.full(np.shape(expected), width * self.dispersion)
         return expected - spread, expected + spread
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form."""
-        return {
+        """A JSON-ready form (a mean's noise by its events only where it has one, so that
+        every other model is stored as it always was)."""
+        data: dict[str, Any] = {
             "kind": self.kind,
             "fit_hour": self.fit_hour,
             "level": self.level,
@@ -99,10 +150,13 @@ class Baseline:
             "weekly": self.weekly,
             "unit": self.unit,
         }
+        if self.weighted:
+            data["between"], data["within"] = self.between, self.within
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Baseline:
-        """Inverse of `to_dict`."""
+        """Inverse of `to_dict`; a model stored before a field existed takes its default."""
         return cls(**{**data, "profile": tuple(data["profile"])})
 
 
@@ -123,6 +177,8 @@ def fit_baseline(
     prior: Baseline | None = None,
     prior_slope: float | None = None,
     carried_slope: float | None = None,
+    counts: np.ndarray | None = None,
+    within: np.ndarray | None = None,
 ) -> Baseline:
     """Fit a baseline on ``values`` at ``hours`` (all before ``fit_hour``).
 
@@ -134,9 +190,14 @@ def fit_baseline(
     docstring), which decides which of their missing hours are zeros: ``usable`` should not
     exclude missing values. ``carried_slope`` is the slope along which the hours before
     ``anchor`` are stood in for once none of them is used (`_stand_in`): the slope the
-    last model learned of the new normal.
+    last model learned of the new normal. ``counts`` (a mean's events behind each hour, NaN
+    where unknown) and ``within`` (the variance of those events' values within each hour,
+    NaN where unknown) give a mean its noise by events (`mean_noise`); other kinds
+    ignore them.
     """
     unit = 1.0
+    # a mean's events by hour, and their spread (``counts`` is a name the fit reuses below)
+    events, events_spread = (counts, within) if kind == "mean" else (None, None)
     if kind == "mean":
         # an hourly average (a load time, a price, a CPU %): its noise is its own, measured
         # from the fit's residuals on the Gaussian path; it is never a sum of events
@@ -218,6 +279,9 @@ def fit_baseline(
         scale = 1.0
         resid = y[window] - fitted[window]
         dispersion = float(1.4826 * np.median(np.abs(resid - np.median(resid))) + 1e-9)
+    by_events = None
+    if events is not None:
+        by_events = mean_noise(hours, y, fitted, good, window, events, events_spread)
     return Baseline(
         kind=kind,
         fit_hour=int(fit_hour),
@@ -228,7 +292,112 @@ def fit_baseline(
         dispersion=dispersion,
         weekly=weekly,
         unit=unit,
+        between=by_events[0] if by_events else None,
+        within=by_events[1] if by_events else None,
     )
+
+
+def mean_noise(
+    hours: np.ndarray,
+    y: np.ndarray,
+    fitted: np.ndarray,
+    good: np.ndarray,
+    window: np.ndarray,
+    counts: np.ndarray,
+    within: np.ndarray | None,
+) -> tuple[float, float] | None:
+    """``(tau^2, sigma_w^2)`` of a mean whose hour of ``n`` events has the residual variance
+    ``tau^2 + sigma_w^2 / n``; None where the events cannot tell (too few hours with a
+    known count, or no sign that fewer events scatter more).
+
+    ``y`` are the fit's hourly means, ``fitted`` the model's, ``good`` the hours it learned
+    from and ``window`` those its spread is measured on (`fit_baseline`'s). ``sigma_w^2``,
+    the variance of one event's value about its hour's mean, is the pooled within-hour
+    variance ``sum((n_h - 1) s_h^2) / sum(n_h - 1)`` of the window's hours whose
+    ``within`` (``s_h^2``, from the buckets' sums of squares) is known, once those give
+    `MIN_WITHIN_DOF` degrees of freedom; otherwise it is read from how the hours'
+    day-over-day differences widen as their events fall (`_within_from_differences`).
+    ``tau^2`` then solves the robust moment equation
+    ``median(r_h^2 / (tau^2 + sigma_w^2 / n_h)) = median(chi^2_1)`` over the window's
+    residuals ``r_h``: the weighted form of the plain model's 1.4826 MAD (with every ``n``
+    equal, the two agree), floored at zero, since a metric whose hourly averages scatter
+    as their events alone say has no other noise.
+    """
+    resid, n = (y - fitted)[window], counts[window]
+    known = np.isfinite(resid) & np.isfinite(n) & (n > 0)
+    if np.count_nonzero(known) < MIN_COUNTED_HOURS:
+        return None
+    r = resid[known] - np.median(resid[known])
+    n, squares = n[known], r**2
+    pooled = _pooled_within(n, within[window][known]) if within is not None else None
+    if pooled is None:
+        pooled = _within_from_differences(hours, y, good, counts)
+    if not pooled > 0:
+        return None
+    return _between(squares, n, pooled), pooled
+
+
+def _pooled_within(counts: np.ndarray, within: np.ndarray) -> float | None:
+    """The pooled within-hour variance of the hours whose own is known; None with fewer
+    than `MIN_WITHIN_DOF` degrees of freedom."""
+    dof = np.where(np.isfinite(within) & (counts >= 2), counts - 1.0, 0.0)
+    if dof.sum() < MIN_WITHIN_DOF:
+        return None
+    return float(np.sum(dof * np.where(dof > 0, within, 0.0)) / dof.sum())
+
+
+def _within_from_differences(
+    hours: np.ndarray, y: np.ndarray, good: np.ndarray, counts: np.ndarray
+) -> float:
+    """``sigma_w^2`` from how an hour's difference from the same hour a day before widens
+    with the events behind the two.
+
+    ``Var(y_h - y_{h-24}) = 2 tau^2 + sigma_w^2 (1/n_h + 1/n_{h-24})``: the hour's own
+    expectation and its cycle cancel from the difference, and so does the fit, whose
+    residuals understate the noise of the hours it was fitted on. The squared differences
+    of the pairs of good hours are regressed on ``(1, 1/n_h + 1/n_{h-24})`` by iteratively
+    reweighted least squares, each weighed by the inverse square of its fitted variance
+    (the variance-function estimate of Davidian and Carroll 1987), through the origin
+    where the intercept comes out negative; the slope is ``sigma_w^2``. Zero where the
+    counts do not vary or the differences do not widen as they fall.
+    """
+    ok = good & np.isfinite(counts) & (counts > 0)
+    pair = ok[DAY:] & ok[:-DAY] & (hours[DAY:] - hours[:-DAY] == DAY)
+    if np.count_nonzero(pair) < MIN_COUNTED_HOURS:
+        return 0.0
+    squares = ((y[DAY:] - y[:-DAY])[pair]) ** 2
+    x = (1.0 / counts[DAY:][pair]) + (1.0 / counts[:-DAY][pair])
+    if np.ptp(x) <= 0:
+        return 0.0
+    intercept, slope = float(np.mean(squares)), 0.0
+    for _ in range(VARIANCE_ITERATIONS):
+        w = 1.0 / np.maximum(intercept + slope * x, 1e-300) ** 2
+        sw, sx, sxx = w.sum(), (w * x).sum(), (w * x * x).sum()
+        sy, sxy = (w * squares).sum(), (w * x * squares).sum()
+        slope = float((sw * sxy - sx * sy) / (sw * sxx - sx**2))
+        intercept = float((sy - slope * sx) / sw)
+        if slope <= 0:
+            return 0.0
+        if intercept < 0:
+            intercept, slope = 0.0, float(sxy / sxx)
+    return slope
+
+
+def _between(squares: np.ndarray, counts: np.ndarray, sigma2: float) -> float:
+    """``tau^2 >= 0`` with ``median(squares / (tau^2 + sigma2 / counts)) = MEDIAN_CHI2_1``,
+    by bisection (the median falls as ``tau^2`` grows)."""
+    own = sigma2 / counts
+    if np.median(squares / own) <= MEDIAN_CHI2_1:
+        return 0.0
+    # at this bound every ratio is below squares / bound, whose median is MEDIAN_CHI2_1
+    low, high = 0.0, float(np.median(squares)) / MEDIAN_CHI2_1
+    for _ in range(48):
+        middle = (low + high) / 2
+        if np.median(squares / (middle + own)) > MEDIAN_CHI2_1:
+            low = middle
+        else:
+            high = middle
+    return high
 
 
 def is_pseudo_count(values: np.ndarray) -> bool:

@@ -71,6 +71,37 @@ def validate_series(series: pd.Series, *, kind: SeriesKind = "count") -> pd.Seri
     return filled
 
 
+def validate_counts(
+    values: pd.Series, counts: pd.Series, within: pd.Series | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The events behind each hour of a mean, and the variance of their values within the
+    hour, as arrays aligned to ``values`` (a series `validate_series` returned).
+
+    Both pass the same checks of their index as a series does; an hour they do not list is
+    unknown (NaN), as is an hour of ``values`` without an average. A count must be
+    non-negative, and at least one where the hour has an average (an average of no event
+    is a contradiction); a variance must be non-negative.
+    """
+    index = values.index
+    n = validate_series(counts, kind="mean").reindex(index).to_numpy()
+    if (n < 0).any():
+        raise SeriesError(f"count at {index[n < 0][0].isoformat()} is negative")
+    has_value = np.isfinite(values.to_numpy())
+    empty = has_value & (n < 1)
+    if empty.any():
+        raise SeriesError(
+            f"count at {index[empty][0].isoformat()} is {n[empty][0]:g} but the hour has an "
+            "average: an average needs at least one event"
+        )
+    n = np.where(has_value, n, np.nan)
+    if within is None:
+        return n, None
+    spread = validate_series(within, kind="mean").reindex(index).to_numpy()
+    if (spread < 0).any():
+        raise SeriesError(f"variance at {index[spread < 0][0].isoformat()} is negative")
+    return n, np.where(has_value, spread, np.nan)
+
+
 def training_remaining(first_hour: pd.Timestamp, now: pd.Timestamp) -> pd.Timedelta:
     """Time until a metric first seen at ``first_hour`` has 7 full days of data (never < 0)."""
     left = _utc(first_hour) + TRAINING - _utc(now)

@@ -6,6 +6,12 @@ events because every decision depends on the data up to the judged hour and on t
 never on how many hours one call covers. The model is refitted on a fixed daily schedule
 (the metric's ``stagger`` hour, so that a fleet of metrics spreads its refits over the day)
 and whenever an episode changes what "normal" means.
+
+A mean (``kind="mean"``) may come with the number of events behind each hour, and the
+variance of their values within it (``counts``, ``within``): its model then weighs each
+hour's noise by its events (`model.mean_noise`), and every detector judges the hour by its
+own standard deviation (`Evidence`). Without them a mean is judged as it always was, with
+one standard deviation for every hour; other kinds take none.
 """
 
 from __future__ import annotations
@@ -27,7 +33,13 @@ from lantern.detect.detectors import (
 )
 from lantern.detect.kinds import PERSISTENT, SHORT_LIMIT, DetectionKind
 from lantern.detect.model import DAY, FIT_DAYS, WEEK, Baseline, empty_as_zero, fit_baseline
-from lantern.detect.series import TRAINING_DAYS, SeriesError, SeriesKind, validate_series
+from lantern.detect.series import (
+    TRAINING_DAYS,
+    SeriesError,
+    SeriesKind,
+    validate_counts,
+    validate_series,
+)
 from lantern.detect.verdicts import Candidate, Detection
 
 Status = Literal["opened", "updated", "resolved", "accepted"]
@@ -182,18 +194,48 @@ def feedback_bar(
 
 
 def advance(
-    state: MetricState, series: pd.Series, now: pd.Timestamp
+    state: MetricState,
+    series: pd.Series,
+    now: pd.Timestamp,
+    *,
+    counts: pd.Series | None = None,
+    within: pd.Series | None = None,
 ) -> tuple[MetricState, list[EpisodeEvent]]:
-    """Judge every hour after ``state.last_hour`` up to ``now`` using data up to each hour."""
+    """Judge every hour after ``state.last_hour`` up to ``now`` using data up to each hour.
+
+    For a mean, ``counts`` are the events behind each hour's average and ``within`` the
+    variance of their values within the hour (both optional, `validate_counts`).
+    """
     clean = validate_series(series, kind=state.kind)
-    return advance_array(state, hour_number(clean.index[0]), clean.to_numpy(), hour_number(now))
+    n, spread = _support(clean, state.kind, counts, within)
+    origin = hour_number(clean.index[0])
+    return advance_array(state, origin, clean.to_numpy(), hour_number(now), n, spread)
+
+
+def _support(
+    clean: pd.Series, kind: SeriesKind, counts: pd.Series | None, within: pd.Series | None
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """A mean's counts and within-hour variances as arrays aligned to ``clean``."""
+    if counts is None:
+        if within is not None:
+            raise SeriesError("a within-hour variance needs the counts of events it comes from")
+        return None, None
+    if kind != "mean":
+        raise SeriesError(f"counts of events weigh the hours of a mean, not of a {kind} series")
+    return validate_counts(clean, counts, within)
 
 
 def advance_array(
-    state: MetricState, origin: int, values: np.ndarray, now: int
+    state: MetricState,
+    origin: int,
+    values: np.ndarray,
+    now: int,
+    counts: np.ndarray | None = None,
+    within: np.ndarray | None = None,
 ) -> tuple[MetricState, list[EpisodeEvent]]:
-    """`advance` on a validated array whose first element is hour ``origin``."""
-    run = _Run(state, origin, values)
+    """`advance` on a validated array whose first element is hour ``origin`` (``counts``
+    and ``within``, a mean's, aligned to it)."""
+    run = _Run(state, origin, values, counts=counts, within=within)
     run.until(min(now, origin + len(values) - 1))
     return run.state, run.events
 
@@ -219,8 +261,10 @@ class _Bands:
     def __init__(self) -> None:
         self.parts: list[tuple[int, int, np.ndarray, np.ndarray, np.ndarray]] = []
 
-    def __call__(self, first: int, stop: int, mu: np.ndarray, model: Baseline) -> None:
-        low, high = model.band(mu)
+    def __call__(
+        self, first: int, stop: int, mu: np.ndarray, model: Baseline, counts: np.ndarray | None
+    ) -> None:
+        low, high = model.band(mu, counts=counts)
         self.parts.append((first, stop, mu, low, high))
 
     def judged(self) -> JudgedHours:
@@ -236,15 +280,21 @@ class _Bands:
 
 
 def advance_judged(
-    state: MetricState, origin: int, values: np.ndarray, now: int
+    state: MetricState,
+    origin: int,
+    values: np.ndarray,
+    now: int,
+    counts: np.ndarray | None = None,
+    within: np.ndarray | None = None,
 ) -> tuple[MetricState, list[EpisodeEvent], JudgedHours]:
     """`advance_array`, also returning what the detector expected of each hour it judged.
 
     The verdicts are `advance_array`'s, to the bit: the expectation is only read off the
-    models that judged the hours, as `replay_expected` reads it.
+    models that judged the hours, as `replay_expected` reads it. A mean's band is each
+    hour's own where its model weighs hours by their events.
     """
     bands = _Bands()
-    run = _Run(state, origin, values, trace=bands)
+    run = _Run(state, origin, values, trace=bands, counts=counts, within=within)
     run.until(min(now, origin + len(values) - 1))
     return run.state, run.events, bands.judged()
 
@@ -256,42 +306,69 @@ def replay_series(
     sensitivity: Sensitivity = "medium",
     stagger: int = 0,
     raised: Mapping[str, int] | None = None,
+    counts: pd.Series | None = None,
+    within: pd.Series | None = None,
 ) -> list[EpisodeEvent]:
     """Every episode event a live service would have raised on ``series``, hour by hour;
     with ``raised`` (kind: settings, as `feedback_bar` makes them), as it would with that
-    feedback from the team."""
+    feedback from the team; for a mean, with ``counts`` and ``within`` (`advance`), as the
+    service judges it from its buckets."""
     clean = validate_series(series, kind=kind)
     state = new_state(clean.index[0], kind=kind, sensitivity=sensitivity, stagger=stagger)
     if raised:
         state = replace(state, raised=tuple(sorted(raised.items())))
-    _, events = advance(state, clean, clean.index[-1])
+    _, events = advance(state, clean, clean.index[-1], counts=counts, within=within)
     return events
 
 
 def score_batch(
-    states: Mapping[K, MetricState], frame: pd.DataFrame, now: pd.Timestamp
+    states: Mapping[K, MetricState],
+    frame: pd.DataFrame,
+    now: pd.Timestamp,
+    *,
+    counts: pd.DataFrame | None = None,
+    within: pd.DataFrame | None = None,
 ) -> dict[K, tuple[MetricState, list[EpisodeEvent]]]:
     """Advance many metrics to ``now``; ``frame`` holds one column per key of ``states``.
 
     The frame needs the last 28 days before the oldest unjudged hour (fewer for metrics
-    still young). Inputs and outputs pickle, so partitions of a fleet can run in a process
+    still young). ``counts`` and ``within``, on the frame's index, hold the events behind
+    each hour of a mean and their values' variance within it (a column per mean metric;
+    `advance`). Inputs and outputs pickle, so partitions of a fleet can run in a process
     pool or on Dask workers.
     """
     origin, target = _batch_hours(frame, now)
     return {
-        key: advance_array(state, origin, _column(frame, key, state), target)
+        key: advance_array(
+            state,
+            origin,
+            _column(frame, key, state),
+            target,
+            *_support_columns(frame, counts, within, key, state),
+        )
         for key, state in states.items()
     }
 
 
 def score_batch_judged(
-    states: Mapping[K, MetricState], frame: pd.DataFrame, now: pd.Timestamp
+    states: Mapping[K, MetricState],
+    frame: pd.DataFrame,
+    now: pd.Timestamp,
+    *,
+    counts: pd.DataFrame | None = None,
+    within: pd.DataFrame | None = None,
 ) -> dict[K, tuple[MetricState, list[EpisodeEvent], JudgedHours]]:
     """`score_batch`, also returning each metric's `JudgedHours` (what the hourly pass
     stores, so that every chart shows what was judged)."""
     origin, target = _batch_hours(frame, now)
     return {
-        key: advance_judged(state, origin, _column(frame, key, state), target)
+        key: advance_judged(
+            state,
+            origin,
+            _column(frame, key, state),
+            target,
+            *_support_columns(frame, counts, within, key, state),
+        )
         for key, state in states.items()
     }
 
@@ -312,18 +389,52 @@ def _column(frame: pd.DataFrame, key: Any, state: MetricState) -> np.ndarray:
     return np.nan_to_num(values) if state.kind == "count" else values
 
 
-Trace = Callable[[int, int, np.ndarray, Baseline], None]
+def _support_columns(
+    frame: pd.DataFrame,
+    counts: pd.DataFrame | None,
+    within: pd.DataFrame | None,
+    key: Any,
+    state: MetricState,
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """A mean's counts and within-hour variances from a batch's tables, on the frame's
+    hours (None where the batch has none for it)."""
+    if state.kind != "mean" or counts is None or key not in counts.columns:
+        return None, None
+    n = counts[key].reindex(frame.index).to_numpy(dtype=float)
+    spread = None
+    if within is not None and key in within.columns:
+        spread = within[key].reindex(frame.index).to_numpy(dtype=float)
+    return n, spread
+
+
+# told (first hour, stop, expected, model, a mean's counts) of each stretch one model judged
+Trace = Callable[[int, int, np.ndarray, Baseline, np.ndarray | None], None]
 
 
 class _Run:
     """One call's worth of judging: a mutable copy of the state and the events so far."""
 
     def __init__(
-        self, state: MetricState, origin: int, values: np.ndarray, trace: Trace | None = None
+        self,
+        state: MetricState,
+        origin: int,
+        values: np.ndarray,
+        trace: Trace | None = None,
+        *,
+        counts: np.ndarray | None = None,
+        within: np.ndarray | None = None,
     ) -> None:
         self.state = state
         self.origin = origin
         self.values = values
+        for support in (counts, within):
+            if support is not None and len(support) != len(values):
+                raise SeriesError("counts and variances must cover the same hours as the values")
+        # a mean's events behind each hour, and their values' variance within it
+        self.counts = counts if state.kind == "mean" else None
+        self.within = within if self.counts is not None else None
+        # each judged hour's own standard deviation under the model judging it (`_judge`)
+        self.own: np.ndarray | None = None
         self.hours = origin + np.arange(len(values))
         self.events: list[EpisodeEvent] = []
         # episodes are found and followed at the most sensitive setting, whatever the
@@ -353,11 +464,19 @@ class _Run:
             ok &= ~((hours >= start) & (hours <= (end if end >= 0 else hi)))
         return ok
 
-    def _slice(self, lo: int, hi: int) -> np.ndarray:
-        """Values of hours [lo, hi), NaN before the series starts."""
+    def _slice(self, lo: int, hi: int, of: np.ndarray | None = None) -> np.ndarray:
+        """Values (or ``of``, aligned to them) of hours [lo, hi), NaN before the series
+        starts."""
         a, b = lo - self.origin, hi - self.origin
-        part = self.values[max(a, 0) : b]
+        part = (self.values if of is None else of)[max(a, 0) : b]
         return np.concatenate([np.full(max(-a, 0), np.nan), part]) if a < 0 else part
+
+    def _count_at(self, hour: int) -> float:
+        """The events behind a mean's hour; NaN where unknown."""
+        at = hour - self.origin
+        if self.counts is None or not 0 <= at < len(self.counts):
+            return float("nan")
+        return float(self.counts[at])
 
     def _refit(self, t: int) -> None:
         s = self.state
@@ -381,6 +500,8 @@ class _Run:
             prior_slope=s.prior_slope,
             # the slope the model has learned of the new normal so far
             carried_slope=s.model.slope if s.trending and s.model is not None else None,
+            counts=None if self.counts is None else self._slice(lo, t, self.counts),
+            within=None if self.within is None else self._slice(lo, t, self.within),
         )
         self.state = replace(s, model=model, refit_due=False)
 
@@ -416,16 +537,22 @@ class _Run:
         young = not s.model.weekly
         # a new normal's level is known only as well as its few days tell
         extra = self._new_normal_var(t)
+        allowance = (YOUNG_ERROR**2 if young else 0.0) + extra
+        # a mean's hours weighed by their events: each its own spread, with the allowance
+        # the model's one spread gets
+        n = None if self.counts is None else self._slice(lo, stop, self.counts)
+        self.own = s.model.spread(n) if n is not None and s.model.weighted else None
         evidence = Evidence(
             x,
             mu,
             usable,
             first=LOOKBACK,
             kind=s.model.kind,
-            dispersion=s.model.dispersion + (YOUNG_ERROR**2 if young else 0.0) + extra,
+            dispersion=s.model.dispersion + allowance,
             window_error=float(np.sqrt((YOUNG_ERROR if young else WINDOW_ERROR) ** 2 + extra)),
             recent=recent,
             calm=calm,
+            spread=None if self.own is None else self.own + allowance,
         )
         by_level, grades = graded_candidates(evidence)
         found = by_level[0]
@@ -452,7 +579,8 @@ class _Run:
                 break
         self.state = replace(self.state, last_hour=judged - 1)
         if self.trace is not None:
-            self.trace(t, judged, unit * mu[LOOKBACK : LOOKBACK + judged - t], s.model)
+            span = slice(LOOKBACK, LOOKBACK + judged - t)
+            self.trace(t, judged, unit * mu[span], s.model, None if n is None else n[span])
         return judged
 
     def _step(
@@ -656,6 +784,7 @@ class _Run:
             window_error=evidence.window_error,
             recent=evidence.recent,
             calm=evidence.calm,
+            spread=evidence.spread,
         )
         return graded_candidates(unmasked)
 
@@ -716,8 +845,15 @@ class _Run:
             scale = float(np.abs(expected).mean()) + model.dispersion
             shift = (episode["observed"] - episode["expected"]) / scale
             change = float((seen - expected).mean()) / scale
-            spread = model.dispersion / scale / np.sqrt(hours)
-            hourly = (seen - expected) / model.dispersion
+            if self.own is None:
+                spread = model.dispersion / scale / np.sqrt(hours)
+                hourly = (seen - expected) / model.dispersion
+            else:
+                # a mean's hours, each of its own spread: the mean change's is their root
+                # sum of squares over the hours
+                own = self.own[recent]
+                spread = float(np.sqrt((own**2).sum())) / hours / scale
+                hourly = (seen - expected) / own
         sign = 1.0 if episode["direction"] == "up" else -1.0
         back = sign * (shift - change)
         # every hour back, not only their sum: a moved cycle's day sums to the old normal
@@ -736,7 +872,11 @@ class _Run:
         assert s.model is not None
         expected = float(episode.get("told_expected", episode["expected"]))
         observed = float(episode.get("told_observed", episode["observed"]))
-        low, high = s.model.band(np.array([expected]))
+        counts = None
+        if s.model.weighted and episode["kind"] not in PERSISTENT:
+            # a short episode of a mean: the band of its first hour, by its events
+            counts = np.array([self._count_at(episode["start"])])
+        low, high = s.model.band(np.array([expected]), counts=counts)
         relative = (observed - expected) / max(abs(expected), 1e-9)
         opened = status == "opened"
         detection = Detection(

@@ -62,7 +62,9 @@ def score_from_z(z: np.ndarray) -> np.ndarray:
     return np.minimum(-np.log10(np.maximum(p, 1e-300)), MAX_SCORE)
 
 
-def up_score(x: np.ndarray, mu: np.ndarray, spread: float, kind: SeriesKind) -> np.ndarray:
+def up_score(
+    x: np.ndarray, mu: np.ndarray, spread: float | np.ndarray, kind: SeriesKind
+) -> np.ndarray:
     """-log10 P(X >= x): Poisson with an inflated mean for counts, Gaussian for values."""
     if kind == "value":
         return np.where(x > mu, score_from_z((x - mu) / spread), 0.0)
@@ -71,7 +73,9 @@ def up_score(x: np.ndarray, mu: np.ndarray, spread: float, kind: SeriesKind) -> 
     return np.minimum(-np.log10(np.maximum(p, 1e-300)), MAX_SCORE)
 
 
-def down_score(x: np.ndarray, mu: np.ndarray, spread: float, kind: SeriesKind) -> np.ndarray:
+def down_score(
+    x: np.ndarray, mu: np.ndarray, spread: float | np.ndarray, kind: SeriesKind
+) -> np.ndarray:
     """-log10 P(X <= x) for a sum of counts with mean ``mu`` (or a value)."""
     if kind == "value":
         return np.where(x < mu, score_from_z((x - mu) / spread), 0.0)
@@ -110,14 +114,23 @@ def far_z_score(z: np.ndarray) -> np.ndarray:
     return np.where(exact >= MAX_SCORE, np.maximum(far, MAX_SCORE), exact)
 
 
-def classify_run(x: np.ndarray, mu: np.ndarray, spread: float, kind: SeriesKind) -> str:
-    """Whether a run of hours moved as a level (a mean shift) or as a cycle."""
+def classify_run(
+    x: np.ndarray,
+    mu: np.ndarray,
+    spread: float,
+    kind: SeriesKind,
+    weights: np.ndarray | None = None,
+) -> str:
+    """Whether a run of hours moved as a level (a mean shift) or as a cycle.
+
+    A value's hours count alike, or by ``weights`` (a mean's hours by their precision).
+    """
     if kind == "count":
         lr = np.log((x + 0.5) / (mu + 0.5))
         w = 1.0 / (1.0 / (mu + 0.5) + spread)
     else:
         lr = (x - mu) / (np.abs(mu) + spread)
-        w = np.ones_like(lr)
+        w = np.ones_like(lr) if weights is None else weights
     mean = float((w * lr).sum() / w.sum())
     deviation = float(np.sqrt((w * (lr - mean) ** 2).sum() / w.sum()))
     above = (lr > RUN_SIDE_CHANGE).sum() >= RUN_SIDE_HOURS

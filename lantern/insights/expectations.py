@@ -30,7 +30,7 @@ from lantern.detect.stream import FIT_HOURS
 from lantern.insights.models import HourExpectation, MetricWatch
 from lantern.metrics.keys import series_kind
 from lantern.metrics.models import Bucket, Metric
-from lantern.metrics.service import epoch_hour, hour_index, load_series
+from lantern.metrics.service import Hourly, epoch_hour, hour_index, load_hourly
 
 Band = tuple[pd.Series, pd.Series, pd.Series]
 TRAINING_HOURS = TRAINING_DAYS * 24
@@ -158,7 +158,7 @@ def _ahead(
         return None
     last = epoch_hour(stop) - 1
     begin = max(first_hour, saved.scored_hour + 1 - FIT_HOURS)
-    series = load_series(
+    hourly = load_hourly(
         connection,
         metric_ids=[metric_id],
         start=hour_index(begin),
@@ -167,9 +167,13 @@ def _ahead(
     )
     try:
         state = MetricState.from_bytes(saved.state)
-        judged = score_batch_judged({metric_id: state}, pd.DataFrame(series), hour_index(last))[
-            metric_id
-        ][2]
+        judged = score_batch_judged(
+            {metric_id: state},
+            hourly.values,
+            hour_index(last),
+            counts=hourly.counts,
+            within=hourly.within,
+        )[metric_id][2]
     except (ValueError, TypeError, KeyError):
         return None  # a state the pass cannot use either: replay instead
     index = pd.DatetimeIndex([hour_index(int(h)) for h in judged.hours])
@@ -254,15 +258,15 @@ def _replayed(
     if origin >= pd.Timestamp(stop):
         nothing = pd.Series(np.nan, index=pd.DatetimeIndex([], tz="UTC"))
         return nothing, nothing, nothing
-    series = load_series(
+    hourly = load_hourly(
         connection,
         metric_ids=[metric_id],
         start=origin,
         end=stop,
         kinds={metric_id: metric_kind},
-    )[metric_id]
+    )
     url = connection.engine.url.render_as_string(hide_password=True)
-    return replays.get(url, metric_id, series, series_kind(metric_kind), sensitivity)
+    return replays.get(url, metric_id, hourly, series_kind(metric_kind), sensitivity)
 
 
 class ReplayCache:
@@ -277,10 +281,16 @@ class ReplayCache:
         self._entries: OrderedDict[tuple[Any, ...], Band] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, url: str, metric_id: int, series: pd.Series, kind: Any, sensitivity: str) -> Band:
-        """Expected, lower and upper for each hour of `series`, as the hourly pass had them."""
-        digest = hashlib.blake2b(series.to_numpy().tobytes(), digest_size=16).digest()
-        key = (url, metric_id, kind, sensitivity, series.index[0], len(series), digest)
+    def get(self, url: str, metric_id: int, hourly: Hourly, kind: Any, sensitivity: str) -> Band:
+        """Expected, lower and upper for each hour of the metric's column of `hourly`, as the
+        hourly pass had them (an average's hours weighed by their events, as it weighs them)."""
+        series = hourly.values[metric_id]
+        counts, within = _support(hourly, metric_id)
+        digest = hashlib.blake2b(series.to_numpy().tobytes(), digest_size=16)
+        for part in (counts, within):
+            if part is not None:
+                digest.update(part.to_numpy().tobytes())
+        key = (url, metric_id, kind, sensitivity, series.index[0], len(series), digest.digest())
         with self._lock:
             hit = self._entries.get(key)
             if hit is not None:
@@ -293,6 +303,8 @@ class ReplayCache:
                 kind=kind,
                 sensitivity=sensitivity,  # type: ignore[arg-type]
                 stagger=metric_id % 24,
+                counts=counts,
+                within=within,
             )
             band: Band = (traced.expected, traced.lower, traced.upper)
         except ValueError:
@@ -315,6 +327,13 @@ class ReplayCache:
 
 
 replays = ReplayCache()
+
+
+def _support(hourly: Hourly, metric_id: int) -> tuple[pd.Series | None, pd.Series | None]:
+    """An average metric's events and within-hour variances by hour; None for others."""
+    if metric_id not in hourly.counts.columns:
+        return None, None
+    return hourly.counts[metric_id], hourly.within[metric_id]
 
 
 def _nullable(values: np.ndarray) -> list[float | None]:

@@ -292,9 +292,42 @@ def load_frame(
     """Many metrics' regular hourly values over [start, end) hours, read in one query: one
     column a metric (named by its id, in the order of `metric_ids`), one row an hour.
 
-    The values are `load_series`'s. The buckets arrive as arrays (`_bucket_arrays`) and
-    are placed by position: no per-row or per-metric pandas objects, so a partition of the
-    hourly pass (hundreds of metrics x 29 days) costs little more than its rows' fetch.
+    The values are `load_series`'s; `load_hourly`'s `Hourly.values`.
+    """
+    return load_hourly(connection, metric_ids=metric_ids, start=start, end=end, kinds=kinds).values
+
+
+@dataclass(frozen=True, slots=True)
+class Hourly:
+    """Many metrics' hourly values, and what each average metric's hours rest on.
+
+    `values` has one column a metric (`load_frame`'s). `counts` and `within` have one
+    column per average metric among them, on the same hours: the events with a value
+    behind each hour's average (0 where none), and the variance of their values within
+    the hour, ``(value_sq - value_sum^2 / n) / (n - 1)`` (NaN where fewer than two events
+    or where the sum of squares was not kept). Detection weighs an average's hours by
+    them (`lantern.detect.score_batch`).
+    """
+
+    values: pd.DataFrame
+    counts: pd.DataFrame
+    within: pd.DataFrame
+
+
+def load_hourly(
+    connection: Connection,
+    *,
+    metric_ids: Sequence[int],
+    start: datetime | pd.Timestamp,
+    end: datetime | pd.Timestamp,
+    kinds: dict[int, str] | None = None,
+) -> Hourly:
+    """Many metrics' regular hourly values over [start, end) hours and, for the average
+    metrics among them, their hours' events and within-hour variances, in one query.
+
+    The buckets arrive as arrays (`_bucket_arrays`) and are placed by position: no
+    per-row or per-metric pandas objects, so a partition of the hourly pass (hundreds of
+    metrics x 29 days) costs little more than its rows' fetch.
     """
     first, last = epoch_hour(start), epoch_hour(end)
     hours = max(0, last - first)
@@ -304,9 +337,14 @@ def load_frame(
     held = np.array([_MEASURES.index(measure(kinds.get(m, ""))) for m in ids], dtype=np.int8)
     values = np.full((hours, len(ids)), np.nan)
     values[:, held == _COUNT] = 0.0
+    means = np.flatnonzero(held == _AVERAGE)
+    events = np.zeros((hours, len(means)))
+    within = np.full((hours, len(means)), np.nan)
     if ids and hours:
         counted = [m for m, h in zip(ids, held.tolist(), strict=True) if h == _COUNT]
-        found, at, counts, sums = _bucket_arrays(connection, ids, counted, first, last)
+        found, at, counts, sums, squares = _bucket_arrays(
+            connection, ids, counted, first, last, squares=len(means) > 0
+        )
         wanted = np.asarray(ids, dtype=np.int64)
         order = np.argsort(wanted, kind="stable")
         column = order[np.searchsorted(wanted, found, sorter=order)]
@@ -318,62 +356,87 @@ def load_frame(
         values[row[summed], column[summed]] = sums[summed]
         averaged = (of_row == _AVERAGE) & (counts > 0)
         values[row[averaged], column[averaged]] = sums[averaged] / counts[averaged]
-    return pd.DataFrame(values, index=index, columns=pd.Index(ids, dtype=np.int64))
+        if len(means):
+            # the averages' own columns, in the order of `means`
+            place = np.full(len(ids), -1)
+            place[means] = np.arange(len(means))
+            mean_row, mean_column = row[averaged], place[column[averaged]]
+            n, total, square = counts[averaged], sums[averaged], squares[averaged]
+            events[mean_row, mean_column] = n
+            with np.errstate(invalid="ignore", divide="ignore"):
+                spread = np.maximum(square - total**2 / n, 0.0) / (n - 1)
+            within[mean_row, mean_column] = np.where(n >= 2, spread, np.nan)
+    columns = pd.Index(ids, dtype=np.int64)
+    of_means = columns[means]
+    return Hourly(
+        values=pd.DataFrame(values, index=index, columns=columns),
+        counts=pd.DataFrame(events, index=index, columns=of_means),
+        within=pd.DataFrame(within, index=index, columns=of_means),
+    )
 
 
 _MEASURES = ("count", "sum", "average")
 _COUNT, _SUM, _AVERAGE = range(3)
-Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+# metric ids, hours, counts, value sums, sums of squares
+Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 # PostgreSQL: the buckets as one row of four arrays (`array_agg`, which reads the rows in
 # the same order for each), sent by a binary COPY and read by numpy: in the binary format
 # each element is its length (4 bytes) then its value, and no element is NULL (a missing
-# sum is NaN). A COPY row per bucket would cost a Python call per bucket.
+# sum is NaN). A COPY row per bucket would cost a Python call per bucket. A fifth array,
+# of sums of squares, comes only where average metrics need it.
 _COPY_HEADER = 19  # signature (11 bytes), flags (4), header extension length (4, zero)
-_ARRAY_TYPES = (">i4", ">i4", ">i8", ">f8")  # metric_id, hour, count, value_sum
+_ARRAY_TYPES = (">i4", ">i4", ">i8", ">f8", ">f8")  # metric_id, hour, count, sum, squares
 # SQLite: a count metric's buckets as one hex string, 32 digits a bucket (metric id, hour
 # after the first, count), formatted by the engine and decoded by numpy.
 _HEX_ROW = np.dtype([("metric_id", ">u4"), ("hour", ">u4"), ("count", ">i8")])
 
 
 def _bucket_arrays(
-    connection: Connection, metric_ids: list[int], counted: list[int], first: int, last: int
+    connection: Connection,
+    metric_ids: list[int],
+    counted: list[int],
+    first: int,
+    last: int,
+    *,
+    squares: bool = False,
 ) -> Arrays:
-    """Metric ids, hours, counts and value sums (NaN for a NULL or a count metric's) of the
-    metrics' buckets in [first, last): PostgreSQL's as a binary COPY, SQLite's count
-    metrics' as one hex string, other metrics' as the driver's plain tuples."""
+    """Metric ids, hours, counts, value sums (NaN for a NULL or a count metric's) and sums
+    of squares (NaN for a NULL, for a count metric's, and for all on PostgreSQL unless
+    ``squares``) of the metrics' buckets in [first, last): PostgreSQL's as a binary COPY,
+    SQLite's count metrics' as one hex string, other metrics' as the driver's plain tuples."""
     if connection.dialect.name == "postgresql":
-        return _copied_buckets(connection, metric_ids, first, last)
+        return _copied_buckets(connection, metric_ids, first, last, squares=squares)
     parts = [_hex_buckets(connection, counted, first, last)] if counted else []
     others = sorted(set(metric_ids) - set(counted))
     if others:
         parts.append(_tuple_buckets(connection, others, first, last))
     if not parts:
         empty = np.empty(0)
-        return empty.astype(np.int64), empty.astype(np.int64), empty, empty
-    return (
-        np.concatenate([p[0] for p in parts]),
-        np.concatenate([p[1] for p in parts]),
-        np.concatenate([p[2] for p in parts]),
-        np.concatenate([p[3] for p in parts]),
-    )
+        return empty.astype(np.int64), empty.astype(np.int64), empty, empty, empty
+    joined = [np.concatenate([p[k] for p in parts]) for k in range(5)]
+    return joined[0], joined[1], joined[2], joined[3], joined[4]
 
 
-def _copied_buckets(connection: Connection, metric_ids: list[int], first: int, last: int) -> Arrays:
+def _copied_buckets(
+    connection: Connection, metric_ids: list[int], first: int, last: int, *, squares: bool
+) -> Arrays:
     ids = ",".join(str(int(m)) for m in metric_ids)  # integers, written by us
+    also = ", array_agg(coalesce(value_sq, 'NaN')::float8)" if squares else ""
     statement = (
         "COPY (SELECT array_agg(metric_id::int4), array_agg(hour::int4), "
-        "array_agg(count::int8), array_agg(coalesce(value_sum, 'NaN')::float8) FROM buckets "
-        f"WHERE metric_id = ANY('{{{ids}}}'::int4[]) AND hour >= {int(first)} "
+        f"array_agg(count::int8), array_agg(coalesce(value_sum, 'NaN')::float8){also} "
+        f"FROM buckets WHERE metric_id = ANY('{{{ids}}}'::int4[]) AND hour >= {int(first)} "
         f"AND hour < {int(last)}) TO STDOUT (FORMAT BINARY)"
     )
     raw = connection.connection.driver_connection
     with raw.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
         data = b"".join(bytes(chunk) for chunk in copy)
-    if int.from_bytes(data[_COPY_HEADER : _COPY_HEADER + 2], "big", signed=True) != 4:
+    fields = len(_ARRAY_TYPES) if squares else len(_ARRAY_TYPES) - 1
+    if int.from_bytes(data[_COPY_HEADER : _COPY_HEADER + 2], "big", signed=True) != fields:
         raise ValueError("unexpected COPY layout for buckets")
     columns, at = [], _COPY_HEADER + 2
-    for kind in _ARRAY_TYPES:
+    for kind in _ARRAY_TYPES[:fields]:
         size = int.from_bytes(data[at : at + 4], "big", signed=True)
         at += 4
         if size < 0:  # no bucket at all: array_agg of nothing is NULL
@@ -386,6 +449,7 @@ def _copied_buckets(connection: Connection, metric_ids: list[int], first: int, l
         columns[1].astype(np.int64),
         columns[2].astype(np.float64),
         columns[3].astype(np.float64),
+        columns[4].astype(np.float64) if squares else np.full(len(columns[0]), np.nan),
     )
 
 
@@ -418,18 +482,25 @@ def _hex_buckets(connection: Connection, metric_ids: list[int], first: int, last
         rows["hour"].astype(np.int64) + first,
         rows["count"].astype(np.float64),
         np.full(len(rows), np.nan),
+        np.full(len(rows), np.nan),
     )
 
 
 def _tuple_buckets(connection: Connection, metric_ids: list[int], first: int, last: int) -> Arrays:
     rows = fetch_all(
         connection,
-        select(Bucket.metric_id, Bucket.hour, Bucket.count, Bucket.value_sum).where(
-            Bucket.metric_id.in_(metric_ids), Bucket.hour >= first, Bucket.hour < last
-        ),
+        select(
+            Bucket.metric_id, Bucket.hour, Bucket.count, Bucket.value_sum, Bucket.value_sq
+        ).where(Bucket.metric_id.in_(metric_ids), Bucket.hour >= first, Bucket.hour < last),
     )
-    table = np.array(rows, dtype=np.float64).reshape(-1, 4)  # a NULL sum is NaN
-    return table[:, 0].astype(np.int64), table[:, 1].astype(np.int64), table[:, 2], table[:, 3]
+    table = np.array(rows, dtype=np.float64).reshape(-1, 5)  # a NULL sum is NaN
+    return (
+        table[:, 0].astype(np.int64),
+        table[:, 1].astype(np.int64),
+        table[:, 2],
+        table[:, 3],
+        table[:, 4],
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,16 +15,17 @@ from sqlalchemy import Engine, select
 from lantern.config import Settings
 from lantern.db import session_scope
 from lantern.detect import MetricState
-from lantern.insights.models import Insight, MetricWatch
+from lantern.insights.models import HourExpectation, Insight, MetricWatch
 from lantern.metrics.keys import OVERFLOW_NAME
 from lantern.metrics.models import Bucket, Metric
-from lantern.metrics.service import epoch_hour, load_series
+from lantern.metrics.service import epoch_hour, load_hourly, load_series
 from lantern.notify.message import build_message
 from lantern.notify.models import Notification
 from lantern.pipeline import run_hour
 from tests.factories import (
     MadeSource,
     add_insight,
+    average_checkouts,
     import_events,
     last_closed_hour,
     make_metric,
@@ -106,6 +107,35 @@ def test_events_with_a_value_feed_both_the_hourly_sum_and_the_hourly_average(
     series = series_of(engine, kinds, hour)
     assert series[ids[("value", "Page Load")]].iloc[0] == pytest.approx(416.5)
     assert series[ids[("mean", "Page Load")]].iloc[0] == pytest.approx(416.5 / 4)
+
+
+def test_an_averages_hours_are_read_with_their_events_and_the_spread_of_their_values(
+    client: TestClient, engine: Engine, src: MadeSource
+) -> None:
+    hour = last_closed_hour() - pd.Timedelta(hours=6)
+    loads = [100.0, 300.5, 20.0, -4.0]
+    events = [
+        track("Page Load", hour + pd.Timedelta(minutes=m), value=v) for m, v in enumerate(loads)
+    ]
+    events.append(track("Page Load", hour + pd.Timedelta(hours=2), value=250))
+    import_events(client, src.key, events)
+    ids = metric_ids(engine, src.id)
+    mean_id, count_id = ids[("mean", "Page Load")], ids[("track", "Page Load")]
+    with engine.connect() as connection:
+        hourly = load_hourly(
+            connection,
+            metric_ids=[count_id, mean_id],
+            start=hour,
+            end=hour + pd.Timedelta(hours=3),
+            kinds={count_id: "track", mean_id: "mean"},
+        )
+    assert list(hourly.counts.columns) == list(hourly.within.columns) == [mean_id]
+    assert hourly.values[count_id].tolist() == [4.0, 0.0, 1.0]
+    assert hourly.counts[mean_id].tolist() == [4.0, 0.0, 1.0]
+    # the variance of the hour's four loads; none for an hour of one, or of none
+    assert hourly.within[mean_id].iloc[0] == pytest.approx(np.var(loads, ddof=1))
+    assert hourly.within[mean_id].iloc[1:].isna().all()
+    assert hourly.values[mean_id].iloc[0] == pytest.approx(np.mean(loads))
 
 
 def test_an_hour_with_events_but_no_value_has_no_average_but_its_events_still_count(
@@ -267,3 +297,59 @@ def test_the_hourly_pass_judges_an_average_as_a_mean_and_reports_its_jump(
     _, observed, expected = found[0]
     assert observed == pytest.approx(320, abs=40)
     assert expected == pytest.approx(200, abs=15)
+
+
+def test_the_hourly_pass_weighs_an_averages_hours_by_the_events_behind_them(
+    fresh_engine: Engine, settings: Settings
+) -> None:
+    engine = fresh_engine
+    src = make_source(engine)
+    end = last_closed_hour()
+    # the day of the planted hours: the last whose 10:00 is 8 hours closed
+    day = end.floor("D") - pd.Timedelta(days=0 if end.hour >= 18 else 1)
+    odd_hour, shift_from = day + pd.Timedelta(hours=3), day + pd.Timedelta(hours=10)
+    # drawn on the same 30 days whatever the time of day, then cut at the last closed hour
+    index = pd.date_range(day - pd.Timedelta(days=29), day + pd.Timedelta(hours=41), freq="h")
+    ids = {}
+    for name, seed, plant in (
+        ("Checkout Completed", 1, {"odd_hour": odd_hour}),
+        ("Add to Cart", 101, {"shift_from": shift_from}),
+    ):
+        average, events, within = (
+            part[:end] for part in average_checkouts(index, seed=seed, **plant)
+        )
+        ids[name] = make_metric(
+            engine, src, name=name, kind="mean", counts=average, events=events, within=within
+        )
+    for hour in range(epoch_hour(odd_hour) - 1, epoch_hour(end) + 1):
+        run_hour(engine, settings, hour=hour, worker="test")
+    with session_scope(engine) as session:
+        found = {
+            name: session.execute(
+                select(Insight.kind, Insight.direction, Insight.detected_at).where(
+                    Insight.metric_id == metric_id
+                )
+            ).all()
+            for name, metric_id in ids.items()
+        }
+        bands = session.execute(
+            select(HourExpectation.hour, HourExpectation.upper - HourExpectation.lower).where(
+                HourExpectation.metric_id == ids["Checkout Completed"]
+            )
+        ).all()
+    # one checkout at 03:00 worth 3.2 times the hour's average is a night like others (a
+    # single checkout's value scatters by half of it): no insight; judged by the busy
+    # hours' spread it was one
+    assert found["Checkout Completed"] == []
+    # every checkout worth half as much again from 10:00 is told within hours
+    assert [(kind, direction) for kind, direction, _ in found["Add to Cart"]] == [
+        ("level_shift", "up")
+    ]
+    told = pd.Timestamp(found["Add to Cart"][0][2])
+    assert shift_from <= told <= shift_from + pd.Timedelta(hours=8)
+    # the band the pass stores is each hour's own, by its checkouts
+    width = {int(hour): float(band) for hour, band in bands if band is not None}
+    night = [width[h] for h in width if (h % 24) == 3]
+    noon = [width[h] for h in width if (h % 24) == 12]
+    assert len(night) > 7 and len(noon) > 7
+    assert np.median(night) > 5 * np.median(noon)

@@ -55,25 +55,40 @@ def mean_metric(engine: Engine, source_id: int, values: pd.Series) -> int:
         return metric.id
 
 
-def own_frame(engine: Engine, metric_id: int, kind: str, start: int, hour: int) -> pd.DataFrame:
-    """The metric's hours [start, hour] from its buckets, one by one, as a reader would."""
+def own_frame(
+    engine: Engine, metric_id: int, kind: str, start: int, hour: int
+) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None]:
+    """The metric's hours [start, hour] from its buckets, one by one, as a reader would; for
+    an average, also the events behind each hour and their values' variance within it."""
     with engine.connect() as connection:
         rows = connection.execute(
-            select(Bucket.hour, Bucket.count, Bucket.value_sum).where(
+            select(Bucket.hour, Bucket.count, Bucket.value_sum, Bucket.value_sq).where(
                 Bucket.metric_id == metric_id, Bucket.hour >= start, Bucket.hour <= hour
             )
         ).all()
     held = measure(kind)
     index = pd.date_range(hour_index(start), hour_index(hour), freq="h")
     values = np.full(len(index), 0.0 if held == "count" else np.nan)
-    for at, count, value_sum in rows:
+    events, within = np.zeros(len(index)), np.full(len(index), np.nan)
+    for at, count, value_sum, value_sq in rows:
         if held == "count":
             values[at - start] = float(count)
         elif held == "sum":
             values[at - start] = float(value_sum)
         elif count > 0:
             values[at - start] = float(value_sum) / float(count)
-    return pd.DataFrame({metric_id: values}, index=index)
+            events[at - start] = float(count)
+            if count > 1 and value_sq is not None:
+                spread = (value_sq - value_sum**2 / count) / (count - 1)
+                within[at - start] = max(spread, 0.0)
+    frame = pd.DataFrame({metric_id: values}, index=index)
+    if held != "average":
+        return frame, None, None
+    return (
+        frame,
+        pd.DataFrame({metric_id: events}, index=index),
+        pd.DataFrame({metric_id: within}, index=index),
+    )
 
 
 @dataclass
@@ -95,8 +110,8 @@ def score_alone(engine: Engine, metric_id: int, alone: Alone, hour: int) -> None
         else max(alone.first_hour, alone.scored + 1 - pipeline.HISTORY_HOURS)
     )
     scored = Scored(metric_id, alone.kind, "medium", alone.first_hour, alone.state)
-    frame = own_frame(engine, metric_id, alone.kind, start, hour)
-    (outcome,) = score_partition(Partition(hour, (scored,), frame))
+    frame, events, within = own_frame(engine, metric_id, alone.kind, start, hour)
+    (outcome,) = score_partition(Partition(hour, (scored,), frame, events, within))
     assert outcome.error is None
     since = hour - 1 if alone.scored is None else alone.scored
     for event in outcome.events:

@@ -7,6 +7,15 @@ hour does. The shared statistics live here too: a window's log ratio and its z s
 the noise model (`window_z`), the 24-hour blocks of the trend test (`block`), and the
 model's own recent error at the same hours (`reference`), and how rare a window's
 departure is against the metric's own recent weeks (`rare_total`, see `tails`).
+
+On the Gaussian path (values that can go negative, and means) every hour has the model's
+one standard deviation (``dispersion``), unless ``spread`` gives each hour its own: a mean
+whose hours rest on different numbers of events (`model.mean_noise`). Each hour is then
+scored by its own standard deviation, and a window by the precision-weighted mean of its
+residuals, ``sum(r_h / s_h^2) / sum(1 / s_h^2)``, whose variance is ``1 / sum(1 / s_h^2)``
+(generalised least squares of a level on independent hours; with one ``s`` for every hour
+it is the plain mean and its variance, as without ``spread``): an hour averaged over two
+checkouts counts for what it shows.
 """
 
 from __future__ import annotations
@@ -53,7 +62,9 @@ class Evidence:
     ``recent`` marks the seen hours since the current normal began: what the metric has
     done lately, however it was judged, against which `rare_total` asks how rare a short
     event is; ``calm`` marks those of them outside past outages, against which it asks how
-    rare a lasting change is.
+    rare a lasting change is. ``spread`` (Gaussian path only) is each hour's own standard
+    deviation about expectation, aligned to ``x``; without it every hour has
+    ``dispersion``, which also stays the scale that changes are measured against.
     """
 
     def __init__(
@@ -68,8 +79,10 @@ class Evidence:
         window_error: float = WINDOW_ERROR,
         recent: np.ndarray | None = None,
         calm: np.ndarray | None = None,
+        spread: np.ndarray | None = None,
     ) -> None:
         self.kind = kind
+        self.spread = spread if kind != "count" else None
         self.first = first
         self.window_error = window_error
         self.raw_x, self.raw_mu = x, mu
@@ -91,7 +104,8 @@ class Evidence:
             self.log_ratio = np.log((self.x + LOG_OFFSET) / (self.mu + LOG_OFFSET))
         else:
             scale = np.abs(mu) + dispersion
-            hour_var = (dispersion / scale) ** 2 + window_error**2
+            own = dispersion if self.spread is None else self.spread
+            hour_var = (own / scale) ** 2 + window_error**2
             self.log_ratio = (self.x - self.mu) / scale
         self.weight = np.where(usable, 1.0 / hour_var, 0.0)
         # what a day's level is made of: a burst counts as an hour BULK_RATIO times its
@@ -124,6 +138,19 @@ class Evidence:
             if calm is None
             else np.concatenate([[0.0], np.cumsum(calm.astype(float))])
         )
+        if self.spread is not None:
+            # each hour's precision, and its residual weighted by it: usable, and seen
+            precision = 1.0 / self.spread**2
+            for prefix, (on, resid) in {
+                "": (usable, self.x - self.mu),
+                "seen_": (seen, self.seen_x - self.seen_mu),
+            }.items():
+                self._prefix[prefix + "precision"] = np.concatenate(
+                    [[0.0], np.cumsum(np.where(on, precision, 0.0))]
+                )
+                self._prefix[prefix + "precise_resid"] = np.concatenate(
+                    [[0.0], np.cumsum(np.where(on, precision * resid, 0.0))]
+                )
 
     @property
     def end(self) -> int:
@@ -140,28 +167,36 @@ class Evidence:
         stop = np.maximum(np.arange(self.first, self.end) + 1 - back, 0)
         return self._prefix[name][stop] - self._prefix[name][np.maximum(stop - length, 0)]
 
+    def spread_at(self, i: int) -> float:
+        """The standard deviation of hour ``i`` on the Gaussian path (a count's dispersion)."""
+        return self.dispersion if self.spread is None else float(self.spread[i])
+
     def hourly(self, i: int) -> tuple[float, float, float, float]:
         """(observed, expected, up score, down score) of hour ``i``."""
         x, mu = self.x[i : i + 1], self.mu[i : i + 1]
+        spread = self.spread_at(i)
         return (
             float(x[0]),
             float(mu[0]),
-            float(up_score(x, mu, self.dispersion, self.kind)[0]),
-            float(down_score(x, mu, self.dispersion, self.kind)[0]),
+            float(up_score(x, mu, spread, self.kind)[0]),
+            float(down_score(x, mu, spread, self.kind)[0]),
         )
 
     def hourly_scores(self, i: int) -> tuple[float, float]:
         """(up score, down score) of hour ``i``, masked or not."""
         x, mu = np.nan_to_num(self.raw_x[i : i + 1]), self.raw_mu[i : i + 1]
+        spread = self.spread_at(i)
         return (
-            float(up_score(x, mu, self.dispersion, self.kind)[0]),
-            float(down_score(x, mu, self.dispersion, self.kind)[0]),
+            float(up_score(x, mu, spread, self.kind)[0]),
+            float(down_score(x, mu, spread, self.kind)[0]),
         )
 
     def classify(self, lo: int, hi: int) -> str:
-        """Whether hours lo..hi (raw) moved as a level (a mean shift) or as a cycle."""
+        """Whether hours lo..hi (raw) moved as a level (a mean shift) or as a cycle (hours
+        of their own spread weighed by their precision)."""
         x, mu = np.nan_to_num(self.raw_x[lo : hi + 1]), self.raw_mu[lo : hi + 1]
-        return classify_run(x, mu, self.dispersion, self.kind)
+        weights = None if self.spread is None else 1.0 / self.spread[lo : hi + 1] ** 2
+        return classify_run(x, mu, self.dispersion, self.kind, weights=weights)
 
     def reference(self, lo: int, hi: int, up: bool) -> float:
         """Observed/expected of hours lo..hi-1 lately: the model's own error at those hours.
@@ -199,6 +234,18 @@ class Evidence:
         nn = np.maximum(n, 1)
         return (s - m) / nn / (np.abs(m / nn) + self.dispersion)
 
+    def weighted_shift(
+        self, m: np.ndarray, n: np.ndarray, length: int, back: int | np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(relative shift, its variance) of windows of hours of their own spread: the
+        precision-weighted mean residual over the scale changes are measured against (the
+        window's mean expectation plus ``dispersion``), and its variance on that scale.
+        ``m`` and ``n`` are the windows' expected sums and usable hours."""
+        weight = np.maximum(self.window("precision", length, back), 1e-300)
+        shift = self.window("precise_resid", length, back) / weight
+        scale = np.abs(m / np.maximum(n, 1)) + self.dispersion
+        return shift / scale, 1.0 / weight / scale**2
+
     def window_z(
         self, length: int, back: int = 0, inflate: float = LOW_VOLUME_ERROR
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -212,6 +259,8 @@ class Evidence:
             # the forecast of a quiet metric errs about as much as its counts scatter
             mu2 = self.window("mu2", length, back)
             var = inflate / (m + LOG_OFFSET) + self.noise * mu2 / (m + LOG_OFFSET) ** 2
+        elif self.spread is not None:
+            lr, var = self.weighted_shift(m, n, length, back)
         else:
             var = (self.dispersion / (np.abs(m / nn) + self.dispersion)) ** 2 / nn
         z = lr / np.sqrt(var + self.window_error**2)
@@ -228,7 +277,11 @@ class Evidence:
         """The log ratio of `window_z` alone (zero where the window is not full)."""
         s, m = self.window("x", length, back), self.window("mu", length, back)
         n = self.window("usable", length, back)
-        return np.where(n >= FULL_SHARE * length, self.sum_log_ratio(s, m, n), 0.0)
+        if self.kind != "count" and self.spread is not None:
+            lr = self.weighted_shift(m, n, length, back)[0]
+        else:
+            lr = self.sum_log_ratio(s, m, n)
+        return np.where(n >= FULL_SHARE * length, lr, 0.0)
 
     def block(
         self, length: int, back: int | np.ndarray
@@ -241,6 +294,8 @@ class Evidence:
         if self.kind == "count":
             mu2 = self.window("mu2", length, back)
             var = 1.0 / (m + LOG_OFFSET) + self.noise * mu2 / (m + LOG_OFFSET) ** 2
+        elif self.spread is not None:
+            lr, var = self.weighted_shift(m, n, length, back)
         else:
             nn = np.maximum(n, 1)
             var = (self.dispersion / (np.abs(m / nn) + self.dispersion)) ** 2 / nn
@@ -272,8 +327,31 @@ class Evidence:
             spread = np.sqrt(1.0 / (m + LOG_OFFSET) + self.dispersion / length)
             z = np.log((s + LOG_OFFSET) / (m + LOG_OFFSET)) / spread
         else:
-            z = (s - m) / (self.dispersion * np.sqrt(length))
+            z = self._value_z(stops, length, s, m, seen=seen)
         return np.where(full, z, np.nan)
+
+    def _value_z(
+        self, stops: np.ndarray, length: int, s: np.ndarray, m: np.ndarray, *, seen: bool
+    ) -> np.ndarray:
+        """The z of the ``length`` hours ending at each index in ``stops`` on the Gaussian
+        path, whose observed and expected sums are ``s`` and ``m``: their summed residual
+        over ``dispersion * sqrt(length)``, or with hours of their own spread, their
+        precision-weighted residual ``sum(r / s^2) / sqrt(sum(1 / s^2))``."""
+        if self.spread is None:
+            return (s - m) / (self.dispersion * np.sqrt(length))
+        stop = np.asarray(stops) + 1
+        lo = np.maximum(stop - length, 0)
+        prefix = "seen_" if seen else ""
+        weight = self._prefix[prefix + "precision"]
+        resid = self._prefix[prefix + "precise_resid"]
+        return (resid[stop] - resid[lo]) / np.sqrt(np.maximum(weight[stop] - weight[lo], 1e-300))
+
+    def run_z(self, lo: int, hi: int) -> float:
+        """The z of the usable hours lo..hi-1 on the Gaussian path (`_value_z`'s)."""
+        total, expected = self.x[lo:hi].sum(), self.mu[lo:hi].sum()
+        if self.spread is None:
+            return float((total - expected) / (self.dispersion * np.sqrt(hi - lo)))
+        return float(self._value_z(np.array([hi - 1]), hi - lo, total, expected, seen=False)[0])
 
     def total_score(self, stops: np.ndarray, length: int, *, up: bool, seen: bool) -> np.ndarray:
         """The model's tail score (-log10 p, as `verdicts` computes it, uncapped)
@@ -283,7 +361,7 @@ class Evidence:
         if self.kind == "count":
             score = far_tail_score(s, m, self.dispersion, up=up)
         else:
-            z = (s - m) / (self.dispersion * np.sqrt(length))
+            z = self._value_z(stops, length, s, m, seen=seen)
             score = np.where(z > 0 if up else z < 0, far_z_score(z), 0.0)
         return np.where(full, score, np.nan)
 

@@ -31,11 +31,12 @@ class LowRunDetector:
 
     The run is the consecutive hours up to the judged one each below `drop_ratio` times its
     expectation; its total is judged by the lower tail of Poisson(mu * exp(-2 sqrt(phi)))
-    (Lawless 1987; see `verdicts.down_score`), or a Gaussian tail for values. Near zero
-    (`OUTAGE_SHARE`) it is an outage, otherwise a drop of 2 to 6 hours. A count's
-    expectation is lowered to the model's own recent error at those hours
-    (`Evidence.reference`) when the model has been overestimating them, and the run must
-    stand out against the metric's own recent weeks (`Evidence.rare_total`).
+    (Lawless 1987; see `verdicts.down_score`), or a Gaussian tail for values (of the run's
+    precision-weighted residual where a mean's hours have their own spread,
+    `Evidence.run_z`). Near zero (`OUTAGE_SHARE`) it is an outage, otherwise a drop of 2 to
+    6 hours. A count's expectation is lowered to the model's own recent error at those
+    hours (`Evidence.reference`) when the model has been overestimating them, and the run
+    must stand out against the metric's own recent weeks (`Evidence.rare_total`).
     """
 
     kinds = (DetectionKind.OUTAGE, DetectionKind.DROP)
@@ -64,9 +65,7 @@ class LowRunDetector:
         s = slice(start + 1, i + 1)
         total, expected = evidence.x[s].sum(), evidence.mu[s].sum()
         if evidence.kind == "value":
-            score = float(
-                score_from_z(np.array([(total - expected) / (dispersion * np.sqrt(i - start))]))[0]
-            )
+            score = float(score_from_z(np.array([evidence.run_z(start + 1, i + 1)]))[0])
         else:
             score = float(
                 down_score(np.array([total]), np.array([expected]), dispersion, "count")[0]

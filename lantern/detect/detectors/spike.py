@@ -41,14 +41,15 @@ class SpikeDetector:
     The statistic is the upper tail of Poisson(mu * exp(2 sqrt(phi))), the mean pushed two
     standard deviations up the gamma mixing distribution of a negative binomial, so that
     over-dispersion is never mistaken for an event (Lawless 1987; see `verdicts.up_score`);
-    a value's is a Gaussian tail. A count's expectation is first raised to the model's own
-    recent error at that hour (`Evidence.reference`) and to at least `SPIKE_FLOOR`, and the
-    hour must stand out against the metric's own recent weeks, bursts included
-    (`Evidence.rare_total`): tweets and error counts burst every few days. At a few
-    events an hour no single hour of a burst adds enough, so a run of 2 to `BURST_HOURS`
-    hours all above expectation is judged the same way on its total, once an hour is back
-    near expectation (`BURST_END`): waiting for it keeps the first hours of a level shift
-    from being called a spike.
+    a value's is a Gaussian tail, of the hour's own spread for a mean whose hours are
+    weighed by their events (`Evidence.spread`). A count's expectation is first raised to
+    the model's own recent error at that hour (`Evidence.reference`) and to at least
+    `SPIKE_FLOOR`, and the hour must stand out against the metric's own recent weeks,
+    bursts included (`Evidence.rare_total`): tweets and error counts burst every few days.
+    At a few events an hour no single hour of a burst adds enough, so a run of 2 to
+    `BURST_HOURS` hours all above expectation is judged the same way on its total, once an
+    hour is back near expectation (`BURST_END`): waiting for it keeps the first hours of a
+    level shift from being called a spike.
     """
 
     kinds = (DetectionKind.SPIKE, DetectionKind.DROP)
@@ -68,9 +69,11 @@ class SpikeDetector:
             # one is back (`value_at`): the hours that may, from the one before the first
             prior = np.arange(evidence.first - 1, evidence.end - 1)
             px, pmu = evidence.x[prior], evidence.mu[prior]
-            up = up_score(px, pmu, evidence.dispersion, "value")
-            down = down_score(px, pmu, evidence.dispersion, "value")
-            least = self.value_least(evidence, pmu)
+            own = None if evidence.spread is None else evidence.spread[prior]
+            spread = evidence.dispersion if own is None else own
+            up = up_score(px, pmu, spread, "value")
+            down = down_score(px, pmu, spread, "value")
+            least = self.value_least(evidence, pmu, own)
             maybe = ((up >= p.score) | (down >= p.score)) & (np.abs(px - pmu) >= least)
             return [
                 self.value_at(evidence, int(i)) if evidence.usable[i] and maybe[j] else None
@@ -88,13 +91,17 @@ class SpikeDetector:
                 out.append(self.burst(evidence, int(i)))
         return out
 
-    def value_least(self, evidence: Evidence, mu: np.ndarray) -> np.ndarray:
-        """The least departure of a measured value's hour: three of its standard deviations,
-        and `SpikeParams.value_change` of its level (`value_at` asks, besides, for a share
-        of its normal range)."""
+    def value_least(
+        self, evidence: Evidence, mu: np.ndarray, own: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The least departure of a measured value's hour: three of its standard deviations
+        (``own``, a mean's hours' by their events; else the model's one), and
+        `SpikeParams.value_change` of its level (`value_at` asks, besides, for a share of
+        its normal range)."""
         spread = evidence.dispersion
+        sigmas = spread if own is None else own
         return np.maximum(
-            VALUE_SPIKE_SIGMAS * spread, self.params.value_change * (np.abs(mu) + spread)
+            VALUE_SPIKE_SIGMAS * sigmas, self.params.value_change * (np.abs(mu) + spread)
         )
 
     def value_at(self, evidence: Evidence, i: int) -> Candidate | None:
@@ -104,7 +111,8 @@ class SpikeDetector:
         if i < 1 or not evidence.usable[i - 1]:
             return None
         x, mu, up, down = evidence.hourly(i - 1)
-        least = float(self.value_least(evidence, np.array([mu]))[0])
+        own = None if evidence.spread is None else np.array([evidence.spread_at(i - 1)])
+        least = float(self.value_least(evidence, np.array([mu]), own)[0])
         upward = up >= down
         score = up if upward else down
         if score < self.params.score or abs(x - mu) < least:
