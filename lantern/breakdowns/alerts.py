@@ -303,42 +303,48 @@ def _without_metric(connection: Connection, rows: list[Row]) -> list[Row]:
 
 def _copy_counts(connection: Connection, since: int, parent_id: int | None) -> None:
     """Set the value metrics' buckets to their breakdown counts: every hour of a metric
-    without a first hour yet, the hours from `since` of the others. One statement."""
+    without a first hour yet, the hours from `since` of the others.
+
+    Two statements, each reading the breakdown rows of its metrics through their primary
+    key (value, metric, hour): one condition covering both would read every breakdown row.
+    """
     child = Metric.__table__.alias("child")
-    rows = (
-        select(
-            child.c.id,
-            BreakdownBucket.hour,
-            BreakdownBucket.count,
-            literal(0.0),
-            literal(0.0),
+    for new in (True, False):
+        rows = (
+            select(
+                child.c.id,
+                BreakdownBucket.hour,
+                BreakdownBucket.count,
+                literal(0.0),
+                literal(0.0),
+            )
+            .join(
+                BreakdownBucket,
+                and_(
+                    BreakdownBucket.value_id == child.c.breakdown_value_id,
+                    BreakdownBucket.metric_id == child.c.parent_id,
+                ),
+            )
+            .where(child.c.parent_id.is_not(None))
+            # in key order: concurrent writers of the same buckets lock them in one order
+            .order_by(child.c.id, BreakdownBucket.hour)
         )
-        .join(
-            BreakdownBucket,
-            and_(
-                BreakdownBucket.value_id == child.c.breakdown_value_id,
-                BreakdownBucket.metric_id == child.c.parent_id,
-            ),
+        if new:
+            rows = rows.where(child.c.first_hour.is_(None))
+        else:
+            rows = rows.where(child.c.first_hour.is_not(None), BreakdownBucket.hour >= since)
+        if parent_id is not None:
+            rows = rows.where(child.c.parent_id == parent_id)
+        insert = insert_for(connection, Bucket).from_select(
+            ["metric_id", "hour", "count", "value_sum", "value_sq"], rows
         )
-        .where(
-            child.c.parent_id.is_not(None),
-            or_(child.c.first_hour.is_(None), BreakdownBucket.hour >= since),
+        connection.execute(
+            insert.on_conflict_do_update(
+                index_elements=["metric_id", "hour"],
+                set_={"count": insert.excluded.count},
+                where=Bucket.count != insert.excluded.count,
+            )
         )
-        # in key order: concurrent writers of the same buckets lock them in one order
-        .order_by(child.c.id, BreakdownBucket.hour)
-    )
-    if parent_id is not None:
-        rows = rows.where(child.c.parent_id == parent_id)
-    insert = insert_for(connection, Bucket).from_select(
-        ["metric_id", "hour", "count", "value_sum", "value_sq"], rows
-    )
-    connection.execute(
-        insert.on_conflict_do_update(
-            index_elements=["metric_id", "hour"],
-            set_={"count": insert.excluded.count},
-            where=Bucket.count != insert.excluded.count,
-        )
-    )
 
 
 def _move_first_hours(connection: Connection, since: int, parent_id: int | None) -> None:

@@ -141,7 +141,7 @@ def story_incident(session: Session, leader: Insight) -> Incident | None:
         row[0].ended_at for row in rows if row[0].status in ENDED and row[0].ended_at is not None
     ]
     last = max(ended) if len(ended) == len(rows) else None
-    accepted = len({row[0].metric_id for row in rows if row[0].status == "accepted"})
+    accepted = len({row[0].metric_id for row in rows if row[0].status == "accepted"} & metric_ids)
     return Incident(
         source_name=source_name,
         metrics=len(metric_ids),
