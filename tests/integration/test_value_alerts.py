@@ -216,8 +216,12 @@ def test_the_hourly_pass_gives_a_new_value_its_metric_and_copies_late_events(
     metric_id, frame, _ = checkout_by_os(engine, src)
     alert_per_os(fresh_client, src, metric_id)
     hour = frame.index[-1]
-    # Linux appears, and a late Android event arrives for an hour already copied
-    late = pd.DataFrame({"Linux": [5.0], "Android": [3.0]}, index=[hour])
+    # Linux and 16 more appear, filling the dimension's 20 values, then one past the cap
+    # (counted as other); and a late Android event arrives for an hour already copied
+    more = [f"OS {i:02d}" for i in range(16)]
+    late = pd.DataFrame({"Linux": [5.0], **{value: [1.0] for value in more}, "Android": [3.0]})
+    late["BeOS"] = 2.0
+    late.index = pd.DatetimeIndex([hour])
     late.columns.name = "os"
     add_breakdown(engine, src, metric_id, late)
     run_hour(engine, settings, hour=epoch_hour(hour), worker="test")
@@ -225,7 +229,10 @@ def test_the_hourly_pass_gives_a_new_value_its_metric_and_copies_late_events(
         f"/api/v1/metrics/{metric_id}/breakdown-alerts", headers=bearer(src)
     ).json()
     by_value = {m["breakdown"]["value"]: m["id"] for m in shown["metrics"]}
-    assert set(by_value) == {*PLATFORMS, "Linux"}
+    assert set(by_value) == {*PLATFORMS, "Linux", *more}  # none for BeOS, or for other
+    split = fresh_client.get(f"/api/v1/sources/{src.id}/breakdowns", headers=bearer(src))
+    [os_seen] = [d for d in split.json()["dimensions"] if d["name"] == "os"]
+    assert os_seen["full"]
     with engine.connect() as connection:
         counts = {
             int(metric): int(count)
