@@ -22,6 +22,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from lantern.breakdowns.alerts import FILL_HOURS, sync_value_metrics, watching
 from lantern.config import Settings
 from lantern.db.dialect import fetch_all, insert_for
 from lantern.db.session import session_scope
@@ -171,6 +172,7 @@ def run_hour(
         log.debug("hourly pass skipped: hour=%s worker=%s claimed elsewhere", stamp, worker)
         return None
     moment = now or hour_index(hour + 1).to_pydatetime()
+    _sync_value_metrics(engine, settings, hour)
     with session_scope(engine) as session:
         metrics = _trained_metrics(session, hour, source_id)
         # the metrics whose new normal a source-wide incident holds (a live pass only: a
@@ -198,6 +200,25 @@ def run_hour(
         _finish(engine, hour, result, moment)
     _log_pass(result, stamp, worker, source_id, time.perf_counter() - started)
     return result
+
+
+def _sync_value_metrics(engine: Engine, settings: Settings, hour: int) -> None:
+    """Bring the metrics of watched breakdown values up to date before they are scored
+    (`breakdowns.alerts`): one query when no metric has alerts per value.
+
+    Each pass copies the last FILL_HOURS again (late events); the pass of each day's first
+    hour copies the whole late horizon.
+    """
+    with engine.connect() as connection:
+        if not watching(connection):
+            return
+    back = FILL_HOURS
+    if hour % 24 == 0:
+        back = max(back, int(settings.late_horizon_days * 24) + 1)
+    with session_scope(engine) as session:
+        synced = sync_value_metrics(session.connection(), since=hour + 1 - back)
+    if synced.created or synced.swept:
+        log.info("breakdown value metrics: created=%d deleted=%d", synced.created, synced.swept)
 
 
 def _score(

@@ -1,4 +1,5 @@
-"""Metrics: list and filter, one metric, its chart, and muting or snoozing it."""
+"""Metrics: list and filter, one metric, its chart, muting or snoozing it, and alerts per
+breakdown value."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ from fastapi import APIRouter, Query
 from lantern.api.deps import API_DEPENDENCIES, SessionDep, WorkspaceDep
 from lantern.api.schemas import (
     ERRORS,
+    ErrorOut,
     Id,
     MetricOut,
     MetricPageOut,
     Moment,
     OwnerIn,
     SeriesOut,
+    ValueAlertsIn,
+    ValueAlertsOut,
     WatchIn,
 )
 from lantern.dashboard.chart import Chart, Step, metric_chart
@@ -30,6 +34,7 @@ from lantern.dashboard.status import (
     set_owner,
     watch_metric,
 )
+from lantern.dashboard.value_alerts import ValueAlerts, set_value_alerts, value_alerts
 from lantern.db.base import utcnow
 
 router = APIRouter(
@@ -139,3 +144,34 @@ def forget_feedback(metric_id: Id, workspace: WorkspaceDep, session: SessionDep)
     """Forget every "useful" / "not useful" said of the metric's insights: its bars go back
     to the workspace's sensitivity at the next hourly pass."""
     return reset_feedback(session, workspace_id=workspace.id, metric_id=metric_id, now=utcnow())
+
+
+@router.get(
+    "/{metric_id}/breakdown-alerts",
+    response_model=ValueAlertsOut,
+    summary="A metric's alerts per breakdown value",
+)
+def read_value_alerts(metric_id: Id, workspace: WorkspaceDep, session: SessionDep) -> ValueAlerts:
+    """The source's dimensions, which of them have each value watched as a metric, and
+    the metrics of those values."""
+    return value_alerts(session, workspace_id=workspace.id, metric_id=metric_id, now=utcnow())
+
+
+@router.put(
+    "/{metric_id}/breakdown-alerts",
+    response_model=ValueAlertsOut,
+    summary="Choose the dimensions whose values are watched",
+    responses={400: {"model": ErrorOut, "description": "A dimension or a metric not split"}},
+)
+def write_value_alerts(
+    metric_id: Id, body: ValueAlertsIn, workspace: WorkspaceDep, session: SessionDep
+) -> ValueAlerts:
+    """Set the whole list: each value of each dimension gets a metric of its own, trained
+    on the history its breakdowns hold; a dimension left out deletes its values' metrics."""
+    return set_value_alerts(
+        session,
+        workspace_id=workspace.id,
+        metric_id=metric_id,
+        names=body.dimensions,
+        now=utcnow(),
+    )

@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from lantern.breakdowns.dimensions import MAX_DIMENSIONS
 from lantern.dashboard.status import Status
 from lantern.metrics.keys import Measure
 
@@ -190,13 +191,19 @@ class DebugOut(BaseModel):
 # Metrics
 
 
+class BreakdownOfOut(BaseModel):
+    dimension: str = Field(description='the dimension ("os", "properties.plan")')
+    value: str = Field(description="the value whose events the metric counts")
+
+
 class MetricOut(BaseModel):
     id: int
     source_id: int
     source_name: str
     kind: str = Field(
         description="track, page, screen, total, value (the hourly sum of the events' "
-        "values), mean (their hourly average), flag, experiment or overflow"
+        "values), mean (their hourly average), flag, experiment, overflow, or breakdown "
+        "(one value of another metric's breakdown, watched as a metric: see `parent_id`)"
     )
     name: str
     label: str = Field(description='how the metric is named to a person: "Signed Up"')
@@ -226,6 +233,14 @@ class MetricOut(BaseModel):
         default=None,
         description="one metric only: the kinds whose bar the team's 'not useful' raised, and "
         'by how many settings (towards low), e.g. {"spike": 1}; {} when none',
+    )
+    parent_id: int | None = Field(
+        default=None,
+        description="a breakdown value's metric (kind `breakdown`): the metric whose events "
+        "it counts; null for every other",
+    )
+    breakdown: BreakdownOfOut | None = Field(
+        default=None, description="a breakdown value's metric: its dimension and value"
     )
 
 
@@ -266,6 +281,35 @@ class SeriesOut(BaseModel):
     points: list[PointOut]
     anomalies: list[AnomalyOut]
     step: Literal["hour", "day"] = Field(description="one point per hour, or per UTC day")
+
+
+class AlertDimensionOut(BaseModel):
+    name: str = Field(description="one of the source's breakdown dimensions")
+    alerting: bool = Field(description="each of its values is watched as a metric")
+    recording: bool = Field(description="false once refused: it counts nothing")
+    refused: str | None = Field(description="why its values were found personal")
+
+
+class ValueAlertsOut(BaseModel):
+    metric_id: int
+    unavailable: str | None = Field(
+        description="why this metric cannot have alerts per value (a sum or an average of "
+        "values, the metrics over the cap, a value's metric); null when it can"
+    )
+    dimensions: list[AlertDimensionOut] = Field(
+        description="the source's dimensions, in their order; empty when `unavailable`"
+    )
+    metrics: list[MetricOut] = Field(
+        description="the metrics of the watched values, by dimension and value"
+    )
+
+
+class ValueAlertsIn(Strict):
+    dimensions: list[Annotated[str, Field(max_length=200)]] = Field(
+        max_length=MAX_DIMENSIONS,
+        description="the whole list of dimensions whose values are each watched as a metric "
+        "(of the source's, not refused); [] stops them all",
+    )
 
 
 class WatchIn(Strict):

@@ -69,3 +69,23 @@ class BreakdownBucket(Base):
     count: Mapped[int] = mapped_column(BigInteger, default=0)
     valued: Mapped[int] = mapped_column(BigInteger, default=0)
     value_sum: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class BreakdownAlert(Base):
+    """A metric whose values of one dimension are each watched as a metric of their own.
+
+    Opt-in, per metric and dimension (`lantern.breakdowns.alerts`): each value the
+    dimension counts on its own (not "other") gets a metric of kind `breakdown`, trained,
+    scored and told like any metric, so a value that drops is caught even when its
+    metric's total barely moves.
+    """
+
+    __tablename__ = "breakdown_alerts"
+    __table_args__ = (UniqueConstraint("metric_id", "dimension_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    metric_id: Mapped[int] = mapped_column(ForeignKey("metrics.id", ondelete="CASCADE"))
+    dimension_id: Mapped[int] = mapped_column(
+        ForeignKey("breakdown_dimensions.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

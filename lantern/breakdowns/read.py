@@ -202,7 +202,8 @@ def root_cause_of(
     direction: str,
 ) -> dict[str, Any] | None:
     """The breakdown values that explain a metric's change over hours [start, end], in the
-    stored form (`RootCause.as_json`); None for an average, or without breakdown data.
+    stored form (`RootCause.as_json`); None for an average, for one breakdown value's
+    metric (its events are not broken down further), or without breakdown data.
 
     Reads each recording dimension of the metric's source over the weeks the values'
     expectations need (`lantern.breakdowns.rootcause`), and the metric's own series.
@@ -210,7 +211,7 @@ def root_cause_of(
     metric = connection.execute(
         select(Metric.source_id, Metric.kind).where(Metric.id == metric_id)
     ).first()
-    if metric is None or measure(metric.kind) == "average":
+    if metric is None or measure(metric.kind) == "average" or metric.kind == MetricKind.BREAKDOWN:
         return None
     first = pd.Timestamp(start) - pd.Timedelta(hours=WEEKS * WEEK + CHART_HOURS_BEFORE)
     stop = pd.Timestamp(end) + pd.Timedelta(hours=1)

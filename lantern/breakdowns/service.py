@@ -29,10 +29,16 @@ from lantern.breakdowns.dimensions import (
     Spec,
     check_dimension_name,
 )
-from lantern.breakdowns.models import BreakdownBucket, BreakdownDimension, BreakdownValue
+from lantern.breakdowns.models import (
+    BreakdownAlert,
+    BreakdownBucket,
+    BreakdownDimension,
+    BreakdownValue,
+)
 from lantern.db.dialect import insert_for
 from lantern.db.session import write_serialized
 from lantern.errors import BadRequest
+from lantern.metrics.models import Metric
 from lantern.metrics.partitions import oldest_kept_hour
 
 # Distinct values a dimension counts on their own; the rest are "other".
@@ -215,9 +221,30 @@ def refuse_dimensions(connection: Connection, *, reasons: dict[int, str], now: d
             .values(refused=reasons[dimension_id][:300], refused_at=now)
         ).rowcount
         if changed:
+            # its values' metrics (alerts per value) name its values: they go first
+            drop_value_metrics(connection, dimension_ids=[dimension_id])
+            connection.execute(
+                delete(BreakdownAlert).where(BreakdownAlert.dimension_id == dimension_id)
+            )
             connection.execute(
                 delete(BreakdownValue).where(BreakdownValue.dimension_id == dimension_id)
             )
+
+
+def drop_value_metrics(
+    connection: Connection, *, dimension_ids: list[int], parent_id: int | None = None
+) -> int:
+    """Delete the metrics of the values of `dimension_ids` (alerts per value: of one
+    parent's, or of every metric's), with their buckets and insights; returns how many.
+
+    Their links are plain integers (`Metric.breakdown_value_id`), so whatever deletes a
+    value or an alert calls this first.
+    """
+    values = select(BreakdownValue.id).where(BreakdownValue.dimension_id.in_(dimension_ids))
+    query = delete(Metric).where(Metric.breakdown_value_id.in_(values))
+    if parent_id is not None:
+        query = query.where(Metric.parent_id == parent_id)
+    return int(connection.execute(query).rowcount or 0)
 
 
 # Built once: this runs for every ingest transaction that counts a breakdown.
@@ -308,9 +335,12 @@ def set_dimensions(session: Session, *, source_id: int, names: list[str]) -> Non
         if reason is not None:
             raise BadRequest(reason, error="personal_dimension")
     existing = {row.name: row for row in list_dimensions(session, source_id=source_id)}
-    for name, row in existing.items():
-        if name not in wanted:
-            session.delete(row)
+    dropped = [row for name, row in existing.items() if name not in wanted]
+    if dropped:
+        # their values' metrics (alerts per value) go with their values
+        drop_value_metrics(session.connection(), dimension_ids=[row.id for row in dropped])
+    for row in dropped:
+        session.delete(row)
     session.add_all(
         BreakdownDimension(source_id=source_id, name=name)
         for name in wanted

@@ -26,8 +26,9 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
+from lantern.breakdowns.models import BreakdownDimension, BreakdownValue
 from lantern.db.dialect import insert_for, text_lower
 from lantern.detect.series import TRAINING_DAYS, training_remaining
 from lantern.errors import Invalid, NotFound
@@ -82,6 +83,17 @@ class MetricItem:
     note: str | None = None
     # kinds whose bar the team's feedback raised, and by how many settings
     feedback: dict[str, int] | None = None
+    # a breakdown value's metric: the metric it splits, and the dimension and value
+    parent_id: int | None = None
+    breakdown: BreakdownOf | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BreakdownOf:
+    """The dimension and value a breakdown value's metric counts, of its parent's events."""
+
+    dimension: str
+    value: str
 
 
 def metric_status(
@@ -148,9 +160,14 @@ def metric_items(
             .select_from(Insight)
             .where(Insight.metric_id == Metric.id, Insight.status.in_(OPEN_STATUSES))
             .scalar_subquery(),
+            Metric.parent_id,
+            BreakdownDimension.name,
+            BreakdownValue.value,
         )
         .join(Source, Source.id == Metric.source_id)
         .outerjoin(MetricWatch, MetricWatch.metric_id == Metric.id)
+        .outerjoin(BreakdownValue, BreakdownValue.id == Metric.breakdown_value_id)
+        .outerjoin(BreakdownDimension, BreakdownDimension.id == BreakdownValue.dimension_id)
         .where(Source.workspace_id == workspace_id)
         .order_by(Source.name, Metric.kind, Metric.name)
     )
@@ -162,7 +179,8 @@ def metric_items(
     items = []
     for row in session.execute(query).all():
         (mid, sid, source_name, kind, name, muted, snoozed, owner, note, first, last) = row[:11]
-        latest_count, latest_sum, week_count, week_sum, open_count = row[11:]
+        latest_count, latest_sum, week_count, week_sum, open_count = row[11:16]
+        parent_id, dimension, split_value = row[16:]
         value, held = is_value_kind(kind), measure(kind)
         first_hour = hour_index(first).to_pydatetime() if first is not None else None
         state, left = metric_status(
@@ -188,6 +206,12 @@ def metric_items(
             first_hour=first_hour,
             owner=owner,
             note=note,
+            parent_id=parent_id,
+            breakdown=(
+                BreakdownOf(dimension, split_value)
+                if dimension is not None and split_value is not None
+                else None
+            ),
         )
         items.append(item)
     return items
@@ -242,18 +266,24 @@ def metric_page(
         workspace_id=workspace_id, now=now, source_id=source_id, status=status, q=q
     )
     # One pass: the count of every match rides along with the page's rows.
-    listed = matching.add_columns(
-        Source.name.label("source_name"),
-        Metric.kind.label("kind"),
-        Metric.name.label("metric_name"),
-        func.count().over().label("total"),
-    ).subquery()
-    order = (listed.c.source_name, listed.c.kind, listed.c.metric_name, listed.c.id)
+    listed = (
+        matching.add_columns(*_family_order(), func.count().over().label("total"))
+        .outerjoin(_PARENT, _PARENT.id == Metric.parent_id)
+        .subquery()
+    )
+    order = (
+        listed.c.source_name,
+        listed.c.kind,
+        listed.c.metric_name,
+        listed.c.value_name,
+        listed.c.id,
+    )
     page = select(listed.c.id, listed.c.total).order_by(*order).limit(limit + 1)
     if cursor is not None:
         after = session.execute(
-            select(Source.name, Metric.kind, Metric.name, Metric.id)
+            select(*_family_order(), Metric.id)
             .join(Source, Source.id == Metric.source_id)
+            .outerjoin(_PARENT, _PARENT.id == Metric.parent_id)
             .where(Metric.id == decode_cursor(cursor), Source.workspace_id == workspace_id)
         ).one_or_none()
         if after is None:
@@ -277,6 +307,21 @@ def metric_page(
         items=[found[i] for i in shown if i in found],
         next_cursor=encode_cursor(shown[-1]) if len(ids) > limit else None,
         total=total,
+    )
+
+
+# A breakdown value's metric is listed right after the metric it splits.
+_PARENT = aliased(Metric, name="parent")
+
+
+def _family_order() -> tuple[ColumnElement[str], ...]:
+    """The list's order of a metric row (its parent joined as `_PARENT`): by source, then
+    kind and name, a breakdown value's metric by its parent's and then by its own name."""
+    return (
+        Source.name.label("source_name"),
+        func.coalesce(_PARENT.kind, Metric.kind).label("kind"),
+        func.coalesce(_PARENT.name, Metric.name).label("metric_name"),
+        case((Metric.parent_id.is_(None), literal("")), else_=Metric.name).label("value_name"),
     )
 
 
@@ -313,7 +358,7 @@ def _label() -> ColumnElement[str]:
     )
     before, after = TOTAL_WORDS
     return case(
-        (Metric.kind == MetricKind.TRACK.value, Metric.name),
+        (Metric.kind.in_([MetricKind.TRACK.value, MetricKind.BREAKDOWN.value]), Metric.name),
         (
             and_(Metric.kind == MetricKind.TOTAL.value, Metric.name == "identify"),
             literal(IDENTIFY_VOLUME),

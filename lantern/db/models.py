@@ -1,7 +1,12 @@
 """Every table, imported in one place so Alembic and create_all see the whole schema."""
 
 from lantern.accounts.models import User, WebSession
-from lantern.breakdowns.models import BreakdownBucket, BreakdownDimension, BreakdownValue
+from lantern.breakdowns.models import (
+    BreakdownAlert,
+    BreakdownBucket,
+    BreakdownDimension,
+    BreakdownValue,
+)
 from lantern.db.base import Base
 from lantern.ingest.models import DebugEvent, DebugMinute, SeenMessage
 from lantern.insights.models import (
@@ -25,6 +30,7 @@ from lantern.workspaces.models import ApiToken, Source, Workspace
 __all__ = [
     "ApiToken",
     "Base",
+    "BreakdownAlert",
     "BreakdownBucket",
     "BreakdownDimension",
     "BreakdownValue",

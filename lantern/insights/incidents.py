@@ -20,7 +20,7 @@ from sqlalchemy import distinct, func, or_, select
 from sqlalchemy.orm import Session
 
 from lantern.insights.models import Insight
-from lantern.metrics.keys import display_name
+from lantern.metrics.keys import MetricKind, display_name
 from lantern.metrics.models import Bucket, Metric
 from lantern.metrics.service import epoch_hour
 
@@ -83,7 +83,8 @@ def is_incident(metrics: int, of: int) -> bool:
 
 
 def active_metrics(session: Session, *, source_id: int, before: datetime) -> int:
-    """The source's trained metrics with events in the day before `before`."""
+    """The source's trained metrics with events in the day before `before` (not counting
+    the metrics of breakdown values: their events are their parents')."""
     hour = epoch_hour(before)
     first = hour - int(ACTIVE_WINDOW.total_seconds() // 3600)
     return int(
@@ -92,6 +93,7 @@ def active_metrics(session: Session, *, source_id: int, before: datetime) -> int
             .join(Metric, Metric.id == Bucket.metric_id)
             .where(
                 Metric.source_id == source_id,
+                Metric.kind != MetricKind.BREAKDOWN,
                 Metric.first_hour <= first - TRAINED_HOURS,
                 Bucket.hour >= first,
                 Bucket.hour < hour,
@@ -120,7 +122,8 @@ def story_incident(session: Session, leader: Insight) -> Incident | None:
     if not rows:
         return None
     rows.sort(key=lambda row: row[0].id != leader.id)  # the leader first
-    metric_ids = {row[0].metric_id for row in rows}
+    # a breakdown value's metric moves with its parent: it is no metric more of the source
+    metric_ids = {row[0].metric_id for row in rows if row[1] != MetricKind.BREAKDOWN}
     if len(metric_ids) < INCIDENT_MIN_METRICS:
         return None
     since = min(row[0].start for row in rows)
@@ -131,14 +134,14 @@ def story_incident(session: Session, leader: Insight) -> Incident | None:
     names: list[str] = []
     seen: set[int] = set()
     for insight, kind, name, _, _ in rows:
-        if insight.metric_id not in seen:
+        if kind != MetricKind.BREAKDOWN and insight.metric_id not in seen:
             seen.add(insight.metric_id)
             names.append(display_name(kind, name))
     ended = [
         row[0].ended_at for row in rows if row[0].status in ENDED and row[0].ended_at is not None
     ]
     last = max(ended) if len(ended) == len(rows) else None
-    accepted = len({row[0].metric_id for row in rows if row[0].status == "accepted"})
+    accepted = len({row[0].metric_id for row in rows if row[0].status == "accepted"} & metric_ids)
     return Incident(
         source_name=source_name,
         metrics=len(metric_ids),

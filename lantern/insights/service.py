@@ -327,8 +327,11 @@ def _utc(moment: Any) -> datetime:
 
 
 def _lead_rank(insight: Insight, metric_kind: str) -> tuple[int, float]:
-    # A named metric explains more than a call-type total; then the larger change leads.
-    return (0 if metric_kind == "total" else 1, abs(insight.relative_change) * insight.score)
+    # A named metric explains more than a call-type total, and a total more than one
+    # breakdown value (a metric it belongs to says more, its root cause naming the value);
+    # then the larger change leads.
+    rank = {"breakdown": 0, "total": 1}.get(metric_kind, 2)
+    return (rank, abs(insight.relative_change) * insight.score)
 
 
 def group_and_alert(

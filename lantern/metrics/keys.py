@@ -21,6 +21,9 @@ class MetricKind(StrEnum):
     FLAG = "flag"  # LaunchDarkly flag evaluations per flag key
     EXPERIMENT = "experiment"  # LaunchDarkly click, page view and custom metric events
     OVERFLOW = "overflow"  # new names past the source's metric cap
+    # one value of a breakdown of another metric, watched on request (never from an event:
+    # `lantern.breakdowns.alerts`); named "Checkout Completed — OS Android"
+    BREAKDOWN = "breakdown"
 
 
 LABELS = {
@@ -33,12 +36,14 @@ LABELS = {
     MetricKind.FLAG: "flag evaluations",
     MetricKind.EXPERIMENT: "experiment metric",
     MetricKind.OVERFLOW: "metrics over the cap",
+    MetricKind.BREAKDOWN: "breakdown value",
 }
 
 OVERFLOW_NAME = "(over the metric cap)"
 
-# Kinds that exist for every source whatever the cap: they cannot crowd anything out.
-UNCAPPED = frozenset({MetricKind.TOTAL, MetricKind.OVERFLOW})
+# Kinds that exist for every source whatever the cap: they cannot crowd anything out (a
+# breakdown value's metric is made on request, and only for the values a dimension counts).
+UNCAPPED = frozenset({MetricKind.TOTAL, MetricKind.OVERFLOW, MetricKind.BREAKDOWN})
 
 MetricKey = tuple[str, str]
 
@@ -89,7 +94,7 @@ NAME_SUFFIX = {
 
 def display_name(kind: str, name: str) -> str:
     """A metric's name as a list shows it: "Signed Up", "Page Load (average value)"."""
-    if kind == MetricKind.TRACK:
+    if kind in (MetricKind.TRACK, MetricKind.BREAKDOWN):  # a value's is named in full
         return name
     if kind == MetricKind.TOTAL:
         return IDENTIFY_VOLUME if name == "identify" else name.join(TOTAL_WORDS)

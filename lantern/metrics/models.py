@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lantern.db.base import Base, UTCDateTime, utcnow
@@ -24,10 +33,20 @@ class Metric(Base):
     oldest buckets it stays where it was: the metric has had its training week whatever
     is kept (the retention is at least 30 days, so it was trained and scored before). When
     it drops all of them the clean-up clears it (`partitions.expire_buckets`).
+
+    A metric of kind `breakdown` is one value of a breakdown of its `parent_id`, watched
+    because the team asked for alerts per value (`lantern.breakdowns.alerts`): its buckets
+    are the parent's events that carried `breakdown_value_id`, copied from the breakdown
+    counts by the hourly pass. It goes with its parent's alert and with its value (a
+    dimension removed or refused takes its values with it).
     """
 
     __tablename__ = "metrics"
-    __table_args__ = (UniqueConstraint("source_id", "kind", "name"),)
+    __table_args__ = (
+        UniqueConstraint("source_id", "kind", "name"),
+        # one metric per parent and value; NULLs (every discovered metric) are distinct
+        Index("ix_metrics_parent_id", "parent_id", "breakdown_value_id", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
@@ -38,6 +57,12 @@ class Metric(Base):
     owner: Mapped[str | None] = mapped_column(String(50), default=None)
     note: Mapped[str | None] = mapped_column(Text, default=None)
     first_hour: Mapped[int | None] = mapped_column(Integer, default=None)
+    # Plain integers rather than foreign keys: SQLite adds a column's foreign key to a table
+    # only by copying the table, and a copied metrics table would cascade its drop to every
+    # bucket. Whatever deletes a breakdown value or an alert deletes its metrics
+    # (`lantern.breakdowns.service.drop_value_metrics`), and the hourly pass sweeps any left.
+    parent_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    breakdown_value_id: Mapped[int | None] = mapped_column(Integer, default=None, index=True)
 
 
 class Bucket(Base):

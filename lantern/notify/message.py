@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, aliased
 
 from lantern.config import Settings
 from lantern.detect.kinds import DetectionKind, phrase
@@ -67,10 +67,11 @@ def build_message(
         )
     start = span.start if span is not None else insight.start
     causes = possible_causes(insight_causes(session, insight_id=insight.id), start=start)
+    incident = story_incident(session, insight)
     message = InsightMessage(
         insight_id=insight.id,
         metric_name=metric.name,
-        metric_kind=label(metric.kind, metric.name),
+        metric_kind=kind_label(session, metric),
         measure=measure(metric.kind),
         source_name=source.name,
         kind=insight.kind,
@@ -91,7 +92,7 @@ def build_message(
         ),
         dashboard_url=f"{settings.resolved_public_url.rstrip('/')}/insights/{insight.id}",
         ended_at=insight.ended_at,
-        related=_related(session, insight),
+        related=_related(session, insight, incident=incident is not None),
         chart_file=row.file_id if row.purpose == "alert" else None,
         owner=metric.owner,
         note=metric.note,
@@ -102,11 +103,21 @@ def build_message(
         interactive=interactive(session.get(SlackConnection, row.workspace_id), settings),
         actions=actions_taken(session, insight_id=insight.id),
         root_cause=(insight.root_cause or {}).get("text"),
-        incident=story_incident(session, insight),
+        incident=incident,
     )
     if not with_chart or fitted is None:
         return message, None
     return message, _chart(insight, fitted, message)
+
+
+def kind_label(session: Session, metric: Metric) -> str:
+    """What kind of metric it is, as a person reads it ("track event"); a breakdown value's
+    metric is its parent's kind: "Checkout — OS Android (track event)"."""
+    if metric.parent_id is not None:
+        parent = session.get(Metric, metric.parent_id)
+        if parent is not None:
+            return label(parent.kind, parent.name)
+    return label(metric.kind, metric.name)
 
 
 def possible_causes(causes: Sequence[Any], *, start: datetime) -> list[Any]:
@@ -181,19 +192,32 @@ def actions_taken(session: Session, *, insight_id: int) -> tuple[ActionTaken, ..
     )
 
 
-def _related(session: Session, insight: Insight) -> tuple[str, ...]:
-    rows = session.execute(
-        select(Metric.kind, Metric.name, Insight.relative_change, Insight.kind)
+def _related(session: Session, insight: Insight, *, incident: bool) -> tuple[str, ...]:
+    """The story's other metrics, each with its change; an incident's without the metrics
+    of breakdown values (it counts the source's metrics, and each value moved with its own)."""
+    parent = aliased(Metric)  # a breakdown value's metric reads as its parent's kind
+    query = (
+        select(
+            Metric.name,
+            func.coalesce(parent.kind, Metric.kind),
+            func.coalesce(parent.name, Metric.name),
+            Insight.relative_change,
+            Insight.kind,
+        )
         .join(Metric, Metric.id == Insight.metric_id)
+        .outerjoin(parent, parent.id == Metric.parent_id)
         .where(Insight.parent_id == insight.id)
         .order_by(Insight.id)
-    ).all()
+    )
+    if incident:
+        query = query.where(Metric.parent_id.is_(None))
+    rows = session.execute(query).all()
     return tuple(
-        f"{name} ({label(kind, name)}) {phrase(found)}"
+        f"{name} ({label(kind, of)}) {phrase(found)}"
         if found == DetectionKind.OUTAGE
         or (found == DetectionKind.TRACKING_BREAK and stopped(change))
-        else f"{name} ({label(kind, name)}) {'up' if change > 0 else 'down'} {abs(change):.0%}"
-        for kind, name, change, found in rows
+        else f"{name} ({label(kind, of)}) {'up' if change > 0 else 'down'} {abs(change):.0%}"
+        for name, kind, of, change, found in rows
     )
 
 

@@ -64,6 +64,7 @@ BODIES: dict[str, dict[str, Any]] = {
     # never posted to: a webhook is only tried by its test route, which is B's here
     "WebhookIn": {"url": "http://127.0.0.1:9/a-hook"},
     "DimensionsIn": {"dimensions": ["os", "properties.plan"]},
+    "ValueAlertsIn": {"dimensions": ["os"]},
 }
 
 

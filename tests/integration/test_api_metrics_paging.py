@@ -92,10 +92,12 @@ def test_search_finds_text_in_the_label_or_the_source_name_in_any_case(
         ("track", "École Visit"),
         ("track", "50%_off"),
         ("track", "50 off"),
+        # one value of a breakdown, watched as a metric (alerts per value), named in full
+        ("breakdown", "Signed Up \u2014 OS iOS"),
     ]:
         make_metric(engine, src, kind=kind, name=name, days=2)
     everything = listed(client, src, limit=200)["items"]
-    assert len(everything) == 13
+    assert len(everything) == 14
     # every kind's label, as the list shows it, finds its metric, in any case
     for item in everything:
         assert item["label"] == display_name(item["kind"], item["name"])
@@ -116,8 +118,9 @@ def test_search_finds_text_in_the_label_or_the_source_name_in_any_case(
     assert found("50%") == found("%_") == {"50%_off"}
     assert found("_") == {"50%_off"}
     assert found("50") == {"50%_off", "50 off"}
+    assert found("os ios") == {"Signed Up \u2014 OS iOS"}
     # the source's name matches all of its metrics
-    assert listed(client, src, q="SHO")["total"] == 13
+    assert listed(client, src, q="SHO")["total"] == 14
     assert listed(client, src, q="no such metric") == {"items": [], "next_cursor": None, "total": 0}
 
 

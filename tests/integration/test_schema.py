@@ -7,6 +7,7 @@ import sys
 import uuid
 from datetime import UTC, datetime
 
+import pandas as pd
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -399,3 +400,52 @@ def test_the_root_cause_migration_adds_its_column_and_goes_both_ways_keeping_the
     assert "root_cause" not in old_columns
     assert kept == 1  # the insight's alert stayed with it
     assert again is None
+
+
+def test_the_alerts_per_value_migration_goes_both_ways_keeping_every_discovered_metric(
+    empty_database_url: str,
+) -> None:
+    from lantern.breakdowns.alerts import set_breakdown_alerts
+    from tests.factories import add_breakdown, make_metric, make_source
+
+    before = "9d3e4f5a6b7c"  # 0016, the revision before alerts per breakdown value
+    engine = make_engine(empty_database_url)
+    try:
+        upgrade(engine)
+        src = make_source(engine)
+        index = pd.date_range(end=pd.Timestamp("2026-11-01T00:00Z"), periods=3, freq="h")
+        split = pd.DataFrame({"iOS": [2.0, 3.0, 1.0], "Android": [1.0, 0.0, 4.0]}, index=index)
+        split.columns.name = "os"
+        metric_id = make_metric(engine, src, name="Checkout", counts=split.sum(axis=1))
+        add_breakdown(engine, src, metric_id, split)
+        with session_scope(engine) as session:
+            metric = session.get(Metric, metric_id)
+            assert metric is not None
+            set_breakdown_alerts(session, metric=metric, names=["os"])
+        with engine.connect() as connection:
+            split_buckets = connection.scalar(
+                text(
+                    "SELECT sum(b.count) FROM buckets AS b JOIN metrics AS m "
+                    "ON m.id = b.metric_id WHERE m.parent_id = :p"
+                ),
+                {"p": metric_id},
+            )
+        _downgrade(engine, before)
+        tables = set(inspect(engine).get_table_names())
+        old_columns = {c["name"] for c in inspect(engine).get_columns("metrics")}
+        with engine.connect() as connection:
+            left = connection.execute(text("SELECT kind, name FROM metrics")).all()
+            kept = connection.scalar(text("SELECT sum(count) FROM buckets"))
+        upgrade(engine)
+        with engine.connect() as connection:
+            again = connection.execute(
+                text("SELECT parent_id, breakdown_value_id FROM metrics")
+            ).all()
+    finally:
+        engine.dispose()
+    assert split_buckets == 11  # each value's metric had its breakdown's events
+    assert "breakdown_alerts" not in tables
+    assert not {"parent_id", "breakdown_value_id"} & old_columns
+    assert [tuple(row) for row in left] == [("track", "Checkout")]
+    assert kept == 11  # the discovered metric's buckets, untouched
+    assert [tuple(row) for row in again] == [(None, None)]

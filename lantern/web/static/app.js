@@ -468,8 +468,10 @@ async function metricsPage() {
     try {
       const page = await api("GET", "/metrics?" + params);
       const metrics = page.items;
-      fill(body, ...metrics.map((m) => h("tr", { "data-metric": m.id },
-        h("td", {}, h("a", { href: `/metrics/${m.id}` }, m.label)),
+      fill(body, ...metrics.map((m) => h("tr", { "data-metric": m.id, class: m.parent_id ? "value-of" : null },
+        // a breakdown value's metric is listed under the metric it splits
+        h("td", {}, m.parent_id ? h("span", { class: "muted", "aria-hidden": "true" }, "↳ ") : null,
+          h("a", { href: `/metrics/${m.id}` }, m.label)),
         h("td", { class: "hide-narrow" }, m.source_name),
         h("td", {}, statusPill(m)),
         h("td", { class: "num" }, LanternChart.fmt(m.latest_value)),
@@ -541,7 +543,8 @@ async function metricPage() {
     watchControls(m, drawHead));
   drawHead(metric);
   const insights = await api("GET", `/insights?metric_id=${metric.id}&limit=20`);
-  show(head, chart.node, feedbackCard(metric), ownerForm(metric),
+  const split = metric.parent_id ? await valueOfCard(metric) : await valueAlertsCard(metric);
+  show(head, chart.node, feedbackCard(metric), ownerForm(metric), split,
     h("h2", {}, "Insights"),
     insights.items.length ? h("div", {}, insights.items.map(insightCard))
       : h("p", { class: "muted" }, "Nothing unusual so far."));
@@ -566,6 +569,67 @@ function feedbackCard(metric) {
     h("ul", {}, kinds.map(([kind, n]) => h("li", {},
       `${kind.replace("_", " ")}: \"not useful\" ${n} more time${n > 1 ? "s" : ""} than \"useful\", so its alerts need ${n} setting${n > 1 ? "s" : ""} more evidence (up to low)`))),
     reset, said);
+}
+
+// A breakdown value's metric: whose events it counts, and where its alerts are set.
+async function valueOfCard(metric) {
+  let parent = null;
+  try {
+    parent = await api("GET", `/metrics/${metric.parent_id}`);
+  } catch (err) {
+    return h("div", { class: "card", id: "value-of" }, errorBox(err));
+  }
+  return h("div", { class: "card", id: "value-of" }, h("h2", {}, "One value of a breakdown"),
+    h("p", {}, "The events of ", h("a", { href: `/metrics/${parent.id}` }, parent.label),
+      " whose ", h("code", {}, metric.breakdown.dimension), " is ", h("strong", {}, metric.breakdown.value),
+      ", watched as a metric of their own: trained, judged and told like any metric."),
+    h("p", { class: "muted" }, "Alerts per value are chosen on ", h("a", { href: `/metrics/${parent.id}` }, parent.label),
+      "; taking its dimension off there deletes this metric and its insights."));
+}
+
+// Alerts per breakdown value: each value of the chosen dimensions watched as a metric.
+async function valueAlertsCard(metric) {
+  const box = h("div", { class: "card", id: "value-alerts" });
+  let state;
+  try {
+    state = await api("GET", `/metrics/${metric.id}/breakdown-alerts`);
+  } catch (err) {
+    fill(box, errorBox(err));
+    return box;
+  }
+  if (state.unavailable) return null;
+  function draw(current, message) {
+    const said = h("div", { id: "value-alerts-said" });
+    const boxes = current.dimensions.map((d) => h("label", { class: "check" + (d.recording ? "" : " muted") },
+      h("input", { type: "checkbox", name: "dimension", value: d.name, checked: d.alerting, disabled: !d.recording }),
+      " ", d.name, d.recording ? null : ` (refused: ${d.refused})`));
+    const form = h("form", { id: "value-alerts-form", onsubmit: async (ev) => {
+      ev.preventDefault();
+      const chosen = [...form.querySelectorAll("input[name=dimension]:checked")].map((i) => i.value);
+      try {
+        const saved = await api("PUT", `/metrics/${metric.id}/breakdown-alerts`, { dimensions: chosen });
+        draw(saved, chosen.length
+          ? "Saved: each value is a metric of its own, judged from the next hourly pass once it has a week of breakdowns."
+          : "Saved: no value is watched on its own.");
+      } catch (err) {
+        fill(said, errorBox(err));
+      }
+    } },
+    current.dimensions.length ? h("div", { class: "row checks" }, boxes)
+      : h("p", { class: "muted" }, "This source has no breakdowns: add some in Settings, under the source's Breakdowns."),
+    h("button", { type: "submit", disabled: !current.dimensions.length }, "Save"));
+    fill(box, h("h2", {}, "Alerts per value"),
+      h("p", { class: "muted" }, "Watch each value of a dimension as a metric of its own, so a drop of one ",
+        "(Android down 60%) is told even when this metric's total barely moves. Only the values the ",
+        "dimension counts on their own are watched, not (other); a dimension taken off deletes its values' metrics."),
+      message ? h("div", { class: "ok" }, message) : null,
+      form, said,
+      current.metrics.length ? h("ul", { id: "value-metrics" }, current.metrics.map((m) => h("li", { "data-metric": m.id },
+        h("a", { href: `/metrics/${m.id}` }, m.label), " ", statusPill(m),
+        m.open_insights ? h("span", { class: "muted" }, ` · ${m.open_insights} open`) : null))) : null);
+  }
+  draw(state);
+  return box;
 }
 
 // Who the metric's Slack alerts mention, and what they say to check first.
