@@ -67,6 +67,7 @@ def build_message(
         )
     start = span.start if span is not None else insight.start
     causes = possible_causes(insight_causes(session, insight_id=insight.id), start=start)
+    related = _related(session, insight)
     message = InsightMessage(
         insight_id=insight.id,
         metric_name=metric.name,
@@ -91,7 +92,8 @@ def build_message(
         ),
         dashboard_url=f"{settings.resolved_public_url.rstrip('/')}/insights/{insight.id}",
         ended_at=insight.ended_at,
-        related=_related(session, insight),
+        related=tuple(line for _, line in related),
+        related_by_source=_by_source(related),
         chart_file=row.file_id if row.purpose == "alert" else None,
         owner=metric.owner,
         note=metric.note,
@@ -181,20 +183,34 @@ def actions_taken(session: Session, *, insight_id: int) -> tuple[ActionTaken, ..
     )
 
 
-def _related(session: Session, insight: Insight) -> tuple[str, ...]:
+def _related(session: Session, insight: Insight) -> tuple[tuple[str, str], ...]:
+    """The insights of the story the insight leads, oldest first, each as its source's name
+    and a line: "Checkout (track event) down 40%"."""
     rows = session.execute(
-        select(Metric.kind, Metric.name, Insight.relative_change, Insight.kind)
+        select(Source.name, Metric.kind, Metric.name, Insight.relative_change, Insight.kind)
         .join(Metric, Metric.id == Insight.metric_id)
+        .join(Source, Source.id == Metric.source_id)
         .where(Insight.parent_id == insight.id)
         .order_by(Insight.id)
     ).all()
     return tuple(
-        f"{name} ({label(kind, name)}) {phrase(found)}"
-        if found == DetectionKind.OUTAGE
-        or (found == DetectionKind.TRACKING_BREAK and stopped(change))
-        else f"{name} ({label(kind, name)}) {'up' if change > 0 else 'down'} {abs(change):.0%}"
-        for kind, name, change, found in rows
+        (
+            source,
+            f"{name} ({label(kind, name)}) {phrase(found)}"
+            if found == DetectionKind.OUTAGE
+            or (found == DetectionKind.TRACKING_BREAK and stopped(change))
+            else f"{name} ({label(kind, name)}) {'up' if change > 0 else 'down'} {abs(change):.0%}",
+        )
+        for source, kind, name, change, found in rows
     )
+
+
+def _by_source(related: tuple[tuple[str, str], ...]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The story's lines grouped by source, in the order each source first comes."""
+    grouped: dict[str, list[str]] = {}
+    for source, line in related:
+        grouped.setdefault(source, []).append(line)
+    return tuple((source, tuple(lines)) for source, lines in grouped.items())
 
 
 def anomaly_span(start: datetime, last_hour: datetime) -> tuple[pd.Timestamp, pd.Timestamp]:
