@@ -131,8 +131,9 @@ def _trained_metrics(session: Session, hour: int, source_id: int | None) -> list
             Metric.first_hour <= hour + 1 - TRAINING_HOURS,
             or_(MetricWatch.scored_hour.is_(None), MetricWatch.scored_hour < hour),
         )
-        # A source's metrics come together: its insights are recorded and grouped at once.
-        .order_by(Metric.source_id, Metric.id)
+        # A source's metrics come together: its insights are recorded and grouped at once;
+        # and a workspace's sources, whose incidents of one hour are told as one.
+        .order_by(Source.workspace_id, Metric.source_id, Metric.id)
     )
     if source_id is not None:
         query = query.where(Metric.source_id == source_id)
@@ -155,11 +156,13 @@ def run_hour(
     """Score closed hour `hour` (epoch hours) for every trained metric, once per database.
 
     The steps: claim the hour; read the metrics due and their saved states; score them in
-    partitions (`score_partition`, on the configured executor); for each source, in one
+    partitions (`score_partition`, on the configured executor); for each workspace, in one
     transaction, save its detectors' states and what they expected of the hours they
-    judged (`insights.expectations`), record its insights and queue their alerts (grouped
-    into stories); then mark the hour done. A pass that dies leaves each source
-    either wholly recorded or untouched, and the next pass takes over what it left.
+    judged (`insights.expectations`), record its insights source by source, and queue
+    their alerts (grouped into stories, and its sources' incidents of one hour into one)
+    and the ends of the incidents it closed; then mark the hour done. A pass that dies
+    leaves each workspace either wholly recorded or untouched, and the next pass takes over
+    what it left.
 
     With `source_id`, only that source's metrics are scored and the hour is not claimed:
     that is how a backfilled source (`lantern demo`) catches up on its history, whose
@@ -185,17 +188,24 @@ def run_hour(
     result = RunResult(hour=hour)
     scored = _score(engine, settings, metrics, holding, hour)
     by_id = {row.id: row for row in metrics}
-    for _, outcomes in groupby(scored, key=lambda outcome: by_id[outcome.metric_id].source_id):
-        of_source = [(by_id[outcome.metric_id], outcome) for outcome in outcomes]
+    for _, of_workspace in groupby(scored, key=lambda one: by_id[one.metric_id].workspace_id):
         with session_scope(engine) as session:
-            opened = _record(session, of_source, hour, moment, source_id, result)
-            if source_id is not None:
-                for at in opened:
-                    group_and_alert(session, detected_at=at, now=moment, queue=False)
-            else:
-                if opened:
-                    result.alerts += queue_alerts(session, since=_alert_horizon(hour), now=moment)
-                queue_story_ends(session, source_id=of_source[0][0].source_id, now=moment)
+            opened: list[datetime] = []
+            for _, outcomes in groupby(
+                of_workspace, key=lambda one: by_id[one.metric_id].source_id
+            ):
+                of_source = [(by_id[outcome.metric_id], outcome) for outcome in outcomes]
+                opened_here = _record(session, of_source, hour, moment, source_id, result)
+                opened += opened_here
+                if source_id is not None:
+                    for at in opened_here:
+                        group_and_alert(session, detected_at=at, now=moment, queue=False)
+                else:
+                    queue_story_ends(session, source_id=of_source[0][0].source_id, now=moment)
+            if source_id is None and opened:
+                # once every source of the workspace is recorded: its sources' incidents of
+                # one hour are told as one (`insights.incidents.join_workspace_incidents`)
+                result.alerts += queue_alerts(session, since=_alert_horizon(hour), now=moment)
     if source_id is None:
         _finish(engine, hour, result, moment)
     _log_pass(result, stamp, worker, source_id, time.perf_counter() - started)
@@ -310,8 +320,9 @@ def _record(
     States and expectations are written in bulk (`save_states`, `record_expectations`);
     only the metrics with news go through the insights one by one. Returns the detection
     hours at which insights opened, oldest first. Nothing is queued here
-    (`queue_alerts=False`): alerts are queued once the whole source is recorded, so that
-    its insights of one hour are told as one story.
+    (`queue_alerts=False`): alerts are queued once the whole workspace is recorded, so that
+    a source's insights of one hour are told as one story, and its sources' incidents of
+    one hour as one incident.
     """
     opened: set[datetime] = set()
     judged: list[tuple[int, JudgedHours]] = []

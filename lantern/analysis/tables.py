@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 
 from lantern.detect import KINDS, EpisodeEvent
-from lantern.insights.service import SEVERITIES, STORY_WINDOW
+from lantern.insights.incidents import STORY_WINDOW
+from lantern.insights.service import SEVERITIES
 from lantern.metrics.keys import label
 
 SENSITIVITIES = ("low", "medium", "high")

@@ -417,19 +417,35 @@ class RootCauseChartOut(BaseModel):
     )
 
 
-class IncidentOut(BaseModel):
-    scope: Literal["source"] = Field(description="what went down together: the source")
-    metrics: int = Field(description="how many of the source's metrics are in the story")
+class IncidentSourceOut(BaseModel):
+    source_id: int
+    source_name: str
+    metrics: int = Field(description="how many of the source's metrics are in the incident")
     of: int = Field(
         description="the source's active metrics: trained, with events in the day before"
     )
-    since: datetime = Field(description="the earliest start of the story's insights")
+
+
+class IncidentOut(BaseModel):
+    scope: Literal["source", "workspace"] = Field(
+        description='what went down together: "source", most of one source\'s metrics; '
+        '"workspace", most of each of two or more sources\' of one workspace'
+    )
+    metrics: int = Field(description="how many metrics are in the incident, all sources")
+    of: int = Field(
+        description="its sources' active metrics: trained, with events in the day before"
+    )
+    since: datetime = Field(description="the earliest start of the incident's insights")
     ended_at: datetime | None = Field(
         description="when the last of its metrics was over; null while one still is not"
     )
     text: str = Field(
         description='one line: "web: 14 of 16 metrics went down or quiet together since '
-        '10:00 UTC — a broken pipeline, an expired key or a holiday?"'
+        '10:00 UTC — a broken pipeline, an expired key or a holiday?"; for a workspace, '
+        '"All 3 sources of workspace demo: 40 of 46 ..." or "web, ios: 30 of 34 ..."'
+    )
+    sources: list[IncidentSourceOut] = Field(
+        description="each source's part, the leader's source first (one for a source's)"
     )
 
 
@@ -491,7 +507,8 @@ class InsightSummary(BaseModel):
     incident: IncidentOut | None = Field(
         description="set on the insight that leads a story going down that covers most of "
         "its source's active metrics (at least half, and at least 3): a source-wide "
-        "incident, told in one alert; null otherwise"
+        "incident, or, with two or more sources of the workspace so at once, a "
+        "workspace-wide one, told in one alert; null otherwise"
     )
 
 

@@ -172,13 +172,14 @@ def list_insights(
     """Insights newest first by detection time, a page at a time.
 
     Only the story leads (insights not grouped under another) unless `metric_id` is
-    given, when every insight of that metric is listed. `since` is inclusive, `until`
+    given, when every insight of that metric is listed. With `source_id`, a workspace-wide
+    incident that holds the source's insights is listed too. `since` is inclusive, `until`
     exclusive, both on the detection time.
     """
     query = _summary_query().where(Insight.workspace_id == workspace_id)
     if source_id is not None:
         get_source(session, workspace_id=workspace_id, source_id=source_id)
-        query = query.where(Metric.source_id == source_id)
+        query = query.where(or_(Metric.source_id == source_id, _leads_source(source_id)))
     if metric_id is not None:
         _own_metric(session, metric_id, workspace_id)
         query = query.where(Insight.metric_id == metric_id)
@@ -209,6 +210,22 @@ def list_insights(
     return Page(
         items=items,
         next_cursor=encode_cursor(last["detected_at"], last["id"]) if more and last else None,
+    )
+
+
+def _leads_source(source_id: int) -> Any:
+    """The insight leads a workspace-wide incident that holds insights of the source: the
+    incident is the source's news too, though another source's metric leads it."""
+    child = aliased(Insight)
+    child_metric = aliased(Metric)
+    return Insight.id.in_(
+        select(child.parent_id)
+        .join(child_metric, child_metric.id == child.metric_id)
+        .where(
+            child_metric.source_id == source_id,
+            child.parent_id.is_not(None),
+            child.direction == "down",
+        )
     )
 
 

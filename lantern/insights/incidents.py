@@ -1,20 +1,27 @@
-"""Source-wide incidents: a story going down that covers most of its source's metrics.
+"""Source-wide and workspace-wide incidents: stories going down that cover most metrics.
 
 When a pipeline breaks, a key expires or a holiday empties the site, most of a source's
 metrics go down (or quiet) together. The hourly pass already groups the insights of one
 source opened together into one story (`service.group_and_alert`: a leader, the others
 pointing at it). A story going down is a **source-wide incident** when its metrics are at
 least INCIDENT_SHARE of the source's active metrics (trained, with events in the day before
-the story began) and at least INCIDENT_MIN_METRICS of them. It is computed on read, from
-the story as it stands: its alert says so and lists the metrics, the newsfeed and the
-insight's page say the same, and its end is told once, when every metric of the story is
-over (`service.queue_story_ends`).
+the story began) and at least INCIDENT_MIN_METRICS of them.
+
+When two or more sources of one workspace have such an incident together (in the same
+hour, or one within STORY_WINDOW of the other's start), they are one **workspace-wide
+incident** (`join_workspace_incidents`): the largest source's story leads, and the others'
+insights point at its leader, as any follower does. An incident is computed on read, from
+the story as it stands: its alert says so and lists the metrics source by source, the
+newsfeed and the insight's page say the same, and its end is told once, when every metric
+of every source in it is over (`service.queue_story_ends`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import distinct, func, or_, select
 from sqlalchemy.orm import Session
@@ -23,6 +30,8 @@ from lantern.insights.models import Insight
 from lantern.metrics.keys import MetricKind, display_name
 from lantern.metrics.models import Bucket, Metric
 from lantern.metrics.service import epoch_hour
+from lantern.notify.models import Notification
+from lantern.workspaces.models import Source, Workspace
 
 INCIDENT_MIN_METRICS = 3
 INCIDENT_SHARE = 0.5
@@ -34,24 +43,58 @@ ENDED = ("resolved", "accepted")
 # While an incident goes on, its metrics' drops are not adopted as their new normal
 # (`holding_metrics`); one that lasts longer than this is a new normal after all.
 INCIDENT_HOLD = timedelta(days=3)
+# Episodes starting this close together are taken for one story: a source's insights that
+# open within it of an earlier story's start follow that story (`service._earlier_story`),
+# and a source's incident that starts within it of another source's joins that incident.
+STORY_WINDOW = timedelta(hours=3)
 QUESTION = "a broken pipeline, an expired key or a holiday?"
 
 
 @dataclass(frozen=True, slots=True)
-class Incident:
-    """A story that is a source-wide incident: its metrics, out of the source's active ones."""
+class SourcePart:
+    """One source's share of an incident: its metrics in the story, of its active ones."""
 
+    source_id: int
     source_name: str
+    metrics: int  # distinct metrics of the source in the story
+    of: int  # the source's active metrics when its part began
+    names: tuple[str, ...]  # its metrics, as a person reads them, the leader's first
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """A story that is a source-wide incident, or a workspace-wide one (several sources).
+
+    `metrics` and `of` add up its sources' parts; `parts` has one per source, the
+    leader's first, then the larger ones.
+    """
+
+    source_name: str  # the leader's source
     metrics: int  # distinct metrics of the story
-    of: int  # the source's active metrics when the story began
+    of: int  # its sources' active metrics when the story began
     since: datetime  # the earliest start of the story's insights
     names: tuple[str, ...]  # the story's metrics, as a person reads them, leader first
     ended_at: datetime | None  # when its last metric was over; None while one still is not
     accepted: int  # metrics whose drop was accepted as their new normal
+    parts: tuple[SourcePart, ...]
+    workspace_name: str
+    # the workspace's sources that had active metrics when it began (at least those in it)
+    workspace_sources: int
 
     @property
     def scope(self) -> str:
-        return "source"
+        """ "source" for one source's incident, "workspace" for several sources'."""
+        return "workspace" if len(self.parts) > 1 else "source"
+
+    @property
+    def who(self) -> str:
+        """What went down: "web", "web, ios", or "All 3 sources of workspace demo"."""
+        if self.scope == "source":
+            return self.source_name
+        if len(self.parts) >= self.workspace_sources:
+            every = "Both" if len(self.parts) == 2 else f"All {len(self.parts)}"
+            return f"{every} sources of workspace {self.workspace_name}"
+        return ", ".join(part.source_name for part in self.parts)
 
     @property
     def text(self) -> str:
@@ -61,9 +104,7 @@ class Incident:
     @property
     def headline(self) -> str:
         """ "web: 14 of 16 metrics went down or quiet together"."""
-        return (
-            f"{self.source_name}: {self.metrics} of {self.of} metrics went down or quiet together"
-        )
+        return f"{self.who}: {self.metrics} of {self.of} metrics went down or quiet together"
 
     def as_dict(self) -> dict[str, object]:
         """What the API shows of it."""
@@ -74,6 +115,15 @@ class Incident:
             "since": self.since,
             "ended_at": self.ended_at,
             "text": self.text,
+            "sources": [
+                {
+                    "source_id": part.source_id,
+                    "source_name": part.source_name,
+                    "metrics": part.metrics,
+                    "of": part.of,
+                }
+                for part in self.parts
+            ],
         }
 
 
@@ -104,12 +154,36 @@ def active_metrics(session: Session, *, source_id: int, before: datetime) -> int
     )
 
 
+def sending_sources(session: Session, *, workspace_id: int, before: datetime) -> set[int]:
+    """The workspace's sources with active metrics (`active_metrics`) before `before`."""
+    hour = epoch_hour(before)
+    first = hour - int(ACTIVE_WINDOW.total_seconds() // 3600)
+    return {
+        int(source_id)
+        for source_id in session.scalars(
+            select(distinct(Metric.source_id))
+            .join(Bucket, Bucket.metric_id == Metric.id)
+            .join(Source, Source.id == Metric.source_id)
+            .where(
+                Source.workspace_id == workspace_id,
+                Metric.first_hour <= first - TRAINED_HOURS,
+                Bucket.hour >= first,
+                Bucket.hour < hour,
+                Bucket.count > 0,
+            )
+        )
+    }
+
+
 def story_incident(session: Session, leader: Insight) -> Incident | None:
-    """The incident the story led by `leader` is, or None (not a leader, up, or too few)."""
+    """The incident the story led by `leader` is, or None (not a leader, up, or too few).
+
+    The story's insights are taken source by source: the leader's source must be a
+    source-wide incident on its own (`is_incident`); the other sources' insights are there
+    because theirs was too (`join_workspace_incidents`), or as a source's late followers.
+    """
     if leader.parent_id is not None or leader.direction != "down":
         return None
-    from lantern.workspaces.models import Source
-
     rows = list(
         session.execute(
             select(Insight, Metric.kind, Metric.name, Metric.source_id, Source.name)
@@ -126,39 +200,159 @@ def story_incident(session: Session, leader: Insight) -> Incident | None:
     metric_ids = {row[0].metric_id for row in rows if row[1] != MetricKind.BREAKDOWN}
     if len(metric_ids) < INCIDENT_MIN_METRICS:
         return None
-    since = min(row[0].start for row in rows)
-    source_id, source_name = rows[0][3], rows[0][4]
-    of = max(active_metrics(session, source_id=source_id, before=since), len(metric_ids))
-    if not is_incident(len(metric_ids), of):
+    by_source: dict[int, list[Any]] = {}
+    for row in rows:
+        by_source.setdefault(row[3], []).append(row)
+    lead, *others = [_part(session, members) for members in by_source.values()]
+    if not is_incident(lead.metrics, lead.of):
         return None
+    parts = (lead, *sorted(others, key=lambda part: (-part.metrics, part.source_name)))
+    since = min(row[0].start for row in rows)
+    ended = [
+        row[0].ended_at for row in rows if row[0].status in ENDED and row[0].ended_at is not None
+    ]
+    workspace_name, sending = "", 1
+    if others:
+        workspace = session.get(Workspace, leader.workspace_id)
+        workspace_name = workspace.name if workspace is not None else ""
+        sending = len(
+            sending_sources(session, workspace_id=leader.workspace_id, before=since)
+            | {part.source_id for part in parts}
+        )
+    return Incident(
+        source_name=lead.source_name,
+        metrics=len(metric_ids),
+        of=sum(part.of for part in parts),
+        since=since,
+        names=tuple(name for part in parts for name in part.names),
+        ended_at=max(ended) if len(ended) == len(rows) else None,
+        accepted=len(
+            {row[0].metric_id for row in rows if row[0].status == "accepted"} & metric_ids
+        ),
+        parts=parts,
+        workspace_name=workspace_name,
+        workspace_sources=sending,
+    )
+
+
+def _part(session: Session, rows: Sequence[Any]) -> SourcePart:
+    """One source's rows of a story (Insight, metric kind, metric name, source id and name)
+    as its part: its metrics, of its active ones before its earliest start."""
+    source_id, source_name = rows[0][3], rows[0][4]
     names: list[str] = []
     seen: set[int] = set()
     for insight, kind, name, _, _ in rows:
         if kind != MetricKind.BREAKDOWN and insight.metric_id not in seen:
             seen.add(insight.metric_id)
             names.append(display_name(kind, name))
-    ended = [
-        row[0].ended_at for row in rows if row[0].status in ENDED and row[0].ended_at is not None
-    ]
-    last = max(ended) if len(ended) == len(rows) else None
-    accepted = len({row[0].metric_id for row in rows if row[0].status == "accepted"} & metric_ids)
-    return Incident(
-        source_name=source_name,
-        metrics=len(metric_ids),
-        of=of,
-        since=since,
-        names=tuple(names),
-        ended_at=last,
-        accepted=accepted,
+    since = min(row[0].start for row in rows)
+    of = max(active_metrics(session, source_id=source_id, before=since), len(seen))
+    return SourcePart(
+        source_id=source_id, source_name=source_name, metrics=len(seen), of=of, names=tuple(names)
     )
 
 
-def holding_metrics(session: Session, *, at: datetime) -> set[int]:
-    """The metrics whose open episode belongs to a source-wide incident still going on at
-    `at`, begun less than INCIDENT_HOLD before it: the hourly pass holds their new normal.
+def join_workspace_incidents(
+    session: Session, leaders: Sequence[Insight], *, detected_at: datetime
+) -> list[Insight]:
+    """Make the stories just formed at `detected_at` (their `leaders`, members already
+    pointing at them) that are source-wide incidents of one workspace one incident; returns
+    the leaders still owed an alert.
 
-    A day the whole source is low (a holiday, a broken pipeline) is then no new level: each
-    metric's drop ends when it is back, and the model learns nothing from it.
+    A workspace's new incidents join one of its incidents already told and still going on
+    whose start is within STORY_WINDOW of theirs (a source that went quiet a couple of hours
+    after another); else, when there are two or more, the largest source's (most active
+    metrics, then most metrics down) leads and the others' insights point at its leader.
+    """
+    found: dict[int, list[tuple[Insight, Incident]]] = {}
+    for leader in leaders:
+        incident = story_incident(session, leader)
+        if incident is not None:
+            found.setdefault(leader.workspace_id, []).append((leader, incident))
+    joined: set[int] = set()
+    for workspace_id, stories in found.items():
+        since = min(incident.since for _, incident in stories)
+        target = _told_incident(
+            session,
+            workspace_id=workspace_id,
+            since=since,
+            detected_at=detected_at,
+            not_ids={leader.id for leader, _ in stories},
+        )
+        if target is None:
+            if len(stories) < 2:
+                continue
+            target = max(stories, key=lambda pair: (pair[1].of, pair[1].metrics, -pair[0].id))[0]
+        for leader, _ in stories:
+            if leader is not target:
+                _hang(session, leader, under=target)
+                joined.add(leader.id)
+    session.flush()
+    return [leader for leader in leaders if leader.id not in joined]
+
+
+def _hang(session: Session, leader: Insight, *, under: Insight) -> None:
+    """The story led by `leader` follows `under`'s: each of its insights points at it."""
+    members = session.scalars(select(Insight).where(Insight.parent_id == leader.id)).all()
+    for insight in (leader, *members):
+        insight.parent_id = under.id
+
+
+def _told_incident(
+    session: Session,
+    *,
+    workspace_id: int,
+    since: datetime,
+    detected_at: datetime,
+    not_ids: set[int],
+) -> Insight | None:
+    """The leader of the workspace's incident whose alert is out (or held as history), still
+    going on, that began within STORY_WINDOW of `since`; the earliest told."""
+    told = (
+        select(Notification.id)
+        .where(Notification.insight_id == Insight.id, Notification.purpose == "alert")
+        .exists()
+    )
+    over = (
+        select(Notification.id)
+        .where(Notification.insight_id == Insight.id, Notification.purpose == "resolution")
+        .exists()
+    )
+    leaders = session.scalars(
+        select(Insight)
+        .where(
+            Insight.workspace_id == workspace_id,
+            Insight.parent_id.is_(None),
+            Insight.direction == "down",
+            Insight.detected_at <= detected_at,
+            # a story's members start within STORY_WINDOW of its leader
+            Insight.start >= since - 2 * STORY_WINDOW,
+            Insight.start <= since + 2 * STORY_WINDOW,
+            Insight.id.not_in(not_ids),
+            told,
+            ~over,
+        )
+        .order_by(Insight.detected_at, Insight.id)
+    ).all()
+    for leader in leaders:
+        incident = story_incident(session, leader)
+        if (
+            incident is not None
+            and incident.ended_at is None
+            and abs(incident.since - since) <= STORY_WINDOW
+        ):
+            return leader
+    return None
+
+
+def holding_metrics(session: Session, *, at: datetime) -> set[int]:
+    """The metrics whose open episode belongs to an incident (source- or workspace-wide)
+    still going on at `at`, begun less than INCIDENT_HOLD before it: the hourly pass holds
+    their new normal.
+
+    A day the whole source, or the whole workspace, is low (a holiday, a broken pipeline) is
+    then no new level: each metric's drop ends when it is back, whichever source it is of,
+    and the model learns nothing from it.
     """
     rows = session.execute(
         select(Insight.metric_id, func.coalesce(Insight.parent_id, Insight.id))

@@ -6,13 +6,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from lantern.breakdowns.read import root_cause_of
 from lantern.detect import feedback_bar
 from lantern.detect.kinds import DetectionKind
-from lantern.insights.incidents import ENDED, story_incident
+from lantern.insights.incidents import (
+    ENDED,
+    STORY_WINDOW,
+    join_workspace_incidents,
+    story_incident,
+)
 from lantern.insights.models import Insight, InsightCause, MetricWatch
 from lantern.insights.tracking import find_tracking_break
 from lantern.metrics.models import FlagChange
@@ -264,11 +269,13 @@ def record_events(
 
 
 def queue_story_ends(session: Session, *, source_id: int, now: datetime) -> int:
-    """Queue the one resolution of each of the source's incidents whose metrics are all over.
+    """Queue the one resolution of each incident whose metrics are all over, of the stories
+    of the source's insights this pass ended (`now` is the pass's moment).
 
-    Looks at the stories of the insights this pass ended (`now` is the pass's moment);
-    returns how many resolutions were queued. Only an incident whose alert went out (or
-    waits to) is owed its end: one found in history, or muted, is told nowhere.
+    A workspace-wide incident's insights of every source point at its leader, so the pass
+    of whichever source ends its last metric queues its end. Returns how many resolutions
+    were queued. Only an incident whose alert went out (or waits to) is owed its end: one
+    found in history, or muted, is told nowhere.
     """
     from lantern.metrics.models import Metric
 
@@ -337,7 +344,9 @@ def _lead_rank(insight: Insight, metric_kind: str) -> tuple[int, float]:
 def group_and_alert(
     session: Session, *, detected_at: datetime, now: datetime, queue: bool = True
 ) -> int:
-    """Queue alerts for the insights opened at `detected_at`, one per source and direction.
+    """Queue alerts for the insights opened at `detected_at`, one per source and direction,
+    and one for a workspace's sources that are each a source-wide incident together
+    (`incidents.join_workspace_incidents`).
 
     Returns how many alerts were queued (with `queue=False`, history: the leader's alert is
     recorded as skipped, never sent).
@@ -353,7 +362,7 @@ def group_and_alert(
     groups: dict[tuple[int, str], list[tuple[Insight, str]]] = {}
     for insight, source_id, metric_kind in rows:
         groups.setdefault((source_id, insight.direction), []).append((insight, metric_kind))
-    queued = 0
+    leaders: list[Insight] = []
     for (source_id, direction), members in groups.items():
         already = [i for i, _ in members if _has_alert(session, i.id)]
         if already:
@@ -371,6 +380,10 @@ def group_and_alert(
         for insight, _ in members:
             if insight is not leader:
                 insight.parent_id = leader.id
+        leaders.append(leader)
+    session.flush()
+    queued = 0
+    for leader in join_workspace_incidents(session, leaders, detected_at=detected_at):
         if queue:
             _queue(session, leader, "alert", now)
             queued += 1
@@ -407,29 +420,36 @@ def queue_alerts(session: Session, *, since: datetime, now: datetime) -> int:
     return sum(group_and_alert(session, detected_at=at, now=now) for at in hours)
 
 
-# Episodes of one source starting this close together are taken for one story.
-STORY_WINDOW = timedelta(hours=3)
-
-
 def _earlier_story(
     session: Session, source_id: int, direction: str, insight: Insight, detected_at: datetime
 ) -> Insight | None:
+    """The leader of the story told before `detected_at` that the source's `insight` follows:
+    one of the source's, started within STORY_WINDOW of it, or the workspace-wide incident
+    the source's earlier story joined."""
     from lantern.metrics.models import Metric
 
-    return session.scalars(
+    parent = aliased(Insight)
+    parent_metric = aliased(Metric)
+    found = session.scalars(
         select(Insight)
         .join(Metric, Metric.id == Insight.metric_id)
+        .outerjoin(parent, parent.id == Insight.parent_id)
+        .outerjoin(parent_metric, parent_metric.id == parent.metric_id)
         .where(
             Metric.source_id == source_id,
             Insight.direction == direction,
-            Insight.parent_id.is_(None),
+            # the source's story leaders, and its insights in another source's story
+            or_(Insight.parent_id.is_(None), parent_metric.source_id != source_id),
             Insight.detected_at < detected_at,
             Insight.start >= insight.start - STORY_WINDOW,
             Insight.start <= insight.start + STORY_WINDOW,
         )
-        .order_by(Insight.detected_at)
+        .order_by(Insight.detected_at, Insight.id)
         .limit(1)
     ).first()
+    if found is None or found.parent_id is None:
+        return found
+    return session.get(Insight, found.parent_id)
 
 
 def _has_alert(session: Session, insight_id: int) -> bool:

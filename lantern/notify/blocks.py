@@ -192,18 +192,42 @@ def _causes(message: InsightMessage) -> Blocks:
     return [{"type": "section", "text": _mrkdwn(text)}]
 
 
-# A source-wide incident's alert lists this many of its metrics, then "and N more".
+# An incident's alert lists this many of each source's metrics, then "and N more".
 INCIDENT_LISTED = 10
 
 
 def _incident_lines(message: InsightMessage) -> list[str]:
     """The incident's metrics, the leader first, each with its change: a bounded list."""
     lead = f"{message.metric_name} ({message.metric_kind}) {_change(message)}"
-    lines = [lead, *message.related]
+    return _bounded([lead, *message.related])
+
+
+def _bounded(lines: list[str]) -> list[str]:
     shown = [f"• {literal(line)}" for line in lines[:INCIDENT_LISTED]]
     if len(lines) > INCIDENT_LISTED:
         shown.append(f"and {len(lines) - INCIDENT_LISTED} more")
     return shown
+
+
+def _workspace_incident(message: InsightMessage, incident: Incident) -> Blocks:
+    """A workspace-wide incident's metrics, a section per source (the leader's first): its
+    count of its active metrics, then its metrics, each list bounded."""
+    lines = dict(message.related_by_source)
+    lead = f"{message.metric_name} ({message.metric_kind}) {_change(message)}"
+    blocks: Blocks = []
+    for i, part in enumerate(incident.parts):
+        own = list(lines.get(part.source_name, ()))
+        listed = _bounded([lead, *own] if i == 0 else own)
+        text = "\n".join(
+            [
+                *(["*The metrics*"] if i == 0 else []),
+                f"*{literal(part.source_name)}*: {part.metrics} of {part.of}",
+                *listed,
+            ]
+        )
+        block_id = "lantern_incident" if i == 0 else f"lantern_incident_{i + 1}"
+        blocks.append({"type": "section", "block_id": block_id, "text": _mrkdwn(text[:3000])})
+    return blocks
 
 
 def _tracking(message: InsightMessage) -> Blocks:
@@ -214,6 +238,8 @@ def _tracking(message: InsightMessage) -> Blocks:
 
 
 def _related(message: InsightMessage) -> Blocks:
+    if message.incident is not None and message.incident.scope == "workspace":
+        return _workspace_incident(message, message.incident)
     if message.incident is not None:
         text = "*The metrics*\n" + "\n".join(_incident_lines(message))
         return [{"type": "section", "block_id": "lantern_incident", "text": _mrkdwn(text[:3000])}]
@@ -288,11 +314,12 @@ def alert_blocks(message: InsightMessage) -> tuple[str, Blocks]:
     )
     incident = message.incident
     if incident is not None:
-        # one alert for the source: what it is first, then its largest change in full
+        # one alert for the source (or the workspace): what it is first, then its largest
+        # change in full
         text = f"{icon} {literal(incident.text)}".strip()
         title = incident.headline
         opening = (
-            f"{icon} *{literal(incident.source_name)}*: {incident.metrics} of {incident.of} "
+            f"{icon} *{literal(incident.who)}*: {incident.metrics} of {incident.of} "
             f"metrics went down or quiet together since {_when(incident.since)} — "
             f"{QUESTION}\n*Largest:* *{literal(message.metric_name)}* "
             f"({literal(message.metric_kind)}) {_change(message)}.\n"
@@ -354,12 +381,10 @@ def resolution_blocks(message: InsightMessage) -> tuple[str, Blocks]:
 
 
 def _incident_end(incident: Incident) -> tuple[str, Blocks]:
-    """The one reply that tells a source-wide incident is over: all its metrics are."""
+    """The one reply that tells an incident is over: all its metrics, of every source, are."""
     assert incident.ended_at is not None
     hours = max(1, round((incident.ended_at - incident.since).total_seconds() / 3600))
-    which = (
-        f"{literal(incident.source_name)}: the {incident.metrics} metrics that went down or quiet"
-    )
+    which = f"{literal(incident.who)}: the {incident.metrics} metrics that went down or quiet"
     if incident.accepted:
         back = incident.metrics - incident.accepted
         text = (

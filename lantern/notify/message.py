@@ -68,6 +68,7 @@ def build_message(
     start = span.start if span is not None else insight.start
     causes = possible_causes(insight_causes(session, insight_id=insight.id), start=start)
     incident = story_incident(session, insight)
+    related = _related(session, insight, incident=incident is not None)
     message = InsightMessage(
         insight_id=insight.id,
         metric_name=metric.name,
@@ -92,7 +93,8 @@ def build_message(
         ),
         dashboard_url=f"{settings.resolved_public_url.rstrip('/')}/insights/{insight.id}",
         ended_at=insight.ended_at,
-        related=_related(session, insight, incident=incident is not None),
+        related=tuple(line for _, line in related),
+        related_by_source=_by_source(related),
         chart_file=row.file_id if row.purpose == "alert" else None,
         owner=metric.owner,
         note=metric.note,
@@ -192,12 +194,14 @@ def actions_taken(session: Session, *, insight_id: int) -> tuple[ActionTaken, ..
     )
 
 
-def _related(session: Session, insight: Insight, *, incident: bool) -> tuple[str, ...]:
-    """The story's other metrics, each with its change; an incident's without the metrics
-    of breakdown values (it counts the source's metrics, and each value moved with its own)."""
+def _related(session: Session, insight: Insight, *, incident: bool) -> tuple[tuple[str, str], ...]:
+    """The insights of the story the insight leads, oldest first, each as its source's name
+    and a line: "Checkout (track event) down 40%"; an incident's without the metrics of
+    breakdown values (it counts the sources' metrics, and each value moved with its own)."""
     parent = aliased(Metric)  # a breakdown value's metric reads as its parent's kind
     query = (
         select(
+            Source.name,
             Metric.name,
             func.coalesce(parent.kind, Metric.kind),
             func.coalesce(parent.name, Metric.name),
@@ -205,6 +209,7 @@ def _related(session: Session, insight: Insight, *, incident: bool) -> tuple[str
             Insight.kind,
         )
         .join(Metric, Metric.id == Insight.metric_id)
+        .join(Source, Source.id == Metric.source_id)
         .outerjoin(parent, parent.id == Metric.parent_id)
         .where(Insight.parent_id == insight.id)
         .order_by(Insight.id)
@@ -213,12 +218,23 @@ def _related(session: Session, insight: Insight, *, incident: bool) -> tuple[str
         query = query.where(Metric.parent_id.is_(None))
     rows = session.execute(query).all()
     return tuple(
-        f"{name} ({label(kind, of)}) {phrase(found)}"
-        if found == DetectionKind.OUTAGE
-        or (found == DetectionKind.TRACKING_BREAK and stopped(change))
-        else f"{name} ({label(kind, of)}) {'up' if change > 0 else 'down'} {abs(change):.0%}"
-        for name, kind, of, change, found in rows
+        (
+            source,
+            f"{name} ({label(kind, of)}) {phrase(found)}"
+            if found == DetectionKind.OUTAGE
+            or (found == DetectionKind.TRACKING_BREAK and stopped(change))
+            else f"{name} ({label(kind, of)}) {'up' if change > 0 else 'down'} {abs(change):.0%}",
+        )
+        for source, name, kind, of, change, found in rows
     )
+
+
+def _by_source(related: tuple[tuple[str, str], ...]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The story's lines grouped by source, in the order each source first comes."""
+    grouped: dict[str, list[str]] = {}
+    for source, line in related:
+        grouped.setdefault(source, []).append(line)
+    return tuple((source, tuple(lines)) for source, lines in grouped.items())
 
 
 def anomaly_span(start: datetime, last_hour: datetime) -> tuple[pd.Timestamp, pd.Timestamp]:

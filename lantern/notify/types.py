@@ -84,7 +84,9 @@ class InsightMessage:
     causes: tuple[FlagChangeCause, ...]
     dashboard_url: str
     ended_at: datetime | None = None
-    related: tuple[str, ...] = ()  # other metrics of the source that moved with it
+    related: tuple[str, ...] = ()  # other metrics of its story (its source's, or its incident's)
+    # the same lines by source name, in the order each source first comes
+    related_by_source: tuple[tuple[str, tuple[str, ...]], ...] = ()
     measure: Measure = "count"  # what an hour holds: events, or the sum or average of values
     interactive: bool = False  # Slack can deliver its button clicks (a signing secret is set)
     actions: tuple[ActionTaken, ...] = ()  # buttons clicked so far, oldest first
@@ -94,7 +96,7 @@ class InsightMessage:
     span: SpanFigures | None = None  # the alert's figures, from the data its chart shows
     # the breakdown values that explain the change, or that it is broad (one line)
     root_cause: str | None = None
-    # the story it leads is a source-wide incident (`insights.incidents`)
+    # the story it leads is a source- or workspace-wide incident (`insights.incidents`)
     incident: Incident | None = None
     tracking_break: str | None = None  # why a tracking break is one, in one line
 

@@ -87,7 +87,8 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 def _incident(message: InsightMessage) -> dict[str, Any] | None:
-    """The source-wide incident the insight leads (`insights.incidents`), or None."""
+    """The source- or workspace-wide incident the insight leads (`insights.incidents`), or
+    None; `sources` gives each source's part, the leader's first."""
     incident = message.incident
     if incident is None:
         return None
@@ -99,6 +100,15 @@ def _incident(message: InsightMessage) -> dict[str, Any] | None:
         "ended_at": _iso(incident.ended_at),
         "names": list(incident.names),
         "text": incident.text,
+        "sources": [
+            {
+                "source": part.source_name,
+                "metrics": part.metrics,
+                "of": part.of,
+                "names": list(part.names),
+            }
+            for part in incident.parts
+        ],
     }
 
 

@@ -199,11 +199,20 @@ function insightCard(i) {
     i.tracking_break ? h("div", { class: "tracking-break" }, h("strong", {}, "Tracking break: "), i.tracking_break.text) : null);
 }
 
-// A story going down that covers most of its source's metrics: one incident for the source.
+// A story going down that covers most of its source's metrics: one incident for the source,
+// or for the workspace when two or more of its sources went down together.
 function incidentLine(incident) {
+  const scope = incident.scope === "workspace" ? "Workspace-wide incident: " : "Source-wide incident: ";
   return h("div", { class: "incident", "data-incident": incident.scope },
-    h("strong", {}, "Source-wide incident: "), incident.text,
+    h("strong", {}, scope), incident.text,
     incident.ended_at ? ` Over ${fmtTime(incident.ended_at)}.` : "");
+}
+
+// On the insight's page, a workspace-wide incident's sources, each with its share.
+function incidentSources(incident) {
+  if (incident.scope !== "workspace") return null;
+  return h("ul", { class: "incident-sources" }, incident.sources.map((s) =>
+    h("li", { "data-source": s.source_id }, h("strong", {}, s.source_name), `: ${s.metrics} of ${s.of} metrics`)));
 }
 
 // The root cause on an insight's page: its line, the values ranked, and each value told
@@ -407,7 +416,7 @@ async function insightPage() {
       h("p", {}, i.words.normal_range),
       h("p", {}, h("strong", {}, "Severity "), i.words.severity, ". ", h("strong", {}, "Status "), i.words.status, "."),
       h("p", { class: "next" }, h("strong", {}, "What to do: "), i.words.next_step)),
-    i.incident ? h("div", { class: "card", id: "incident" }, incidentLine(i.incident)) : null,
+    i.incident ? h("div", { class: "card", id: "incident" }, incidentLine(i.incident), incidentSources(i.incident)) : null,
     chart.node,
     i.tracking_break ? h("div", { class: "card", id: "tracking-break" }, h("h2", {}, "Tracking break"),
       h("p", {}, i.tracking_break.text),
