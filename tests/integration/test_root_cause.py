@@ -4,6 +4,7 @@ the insight opens, and the Slack alert, the newsfeed and the insight's API say t
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +32,10 @@ from tests.fakeslack import GOOD_TOKEN, FakeSlack
 
 VERSIONS = {"5.2": 0.45, "5.1.3": 0.35, "5.0": 0.2}
 PLATFORMS = {"iOS": 0.6, "Android": 0.4}
+
+# the version named, with a drop of 80-99%: at a quiet end hour a 92% drop of one version of
+# a few hundred events reads as anything from -85% to -95%
+NAMES_THE_DROP = re.compile("app version 5\\.2: \u2212(8|9)\\d%")
 
 
 def bearer(src: MadeSource) -> dict[str, str]:
@@ -82,7 +87,7 @@ def test_an_insight_names_the_version_that_stopped_in_its_api_its_card_and_its_s
     cause = one["root_cause"]
     assert cause["dimension"] == "app_version"
     assert not cause["broad"]
-    assert cause["text"].startswith("app version 5.2: \u22129")
+    assert NAMES_THE_DROP.match(cause["text"]), cause["text"]
     assert cause["text"].endswith("% of the drop)")
     named = [v for v in cause["values"] if v["named"]]
     assert [v["value"] for v in named] == ["5.2"]
@@ -202,7 +207,7 @@ def test_the_hourly_pass_opens_an_insight_on_breakdown_data_with_its_root_cause(
         "root_cause"
     ]
     assert cause is not None
-    assert cause["text"].startswith("app version 5.2: \u22129")
+    assert NAMES_THE_DROP.match(cause["text"]), cause["text"]
     flush_outbox(engine, settings, now=datetime.now(UTC))
     [alert] = fake_slack.top_level()
     assert "Checkout" in alert["text"]
@@ -219,7 +224,7 @@ def test_breakdowns_younger_than_their_metric_still_name_the_version(
     add_breakdown(engine, src, metric_id, versions.iloc[-10 * 24 :])
     insight_id = open_insight(engine, src, metric_id, start=start, detected_at=versions.index[-1])
     cause = client.get(f"/api/v1/insights/{insight_id}", headers=bearer(src)).json()["root_cause"]
-    assert cause["text"].startswith("app version 5.2: \u22129")
+    assert NAMES_THE_DROP.match(cause["text"]), cause["text"]
 
 
 def test_a_notebook_reads_each_insight_s_root_cause_line(engine: Engine) -> None:
@@ -231,5 +236,5 @@ def test_a_notebook_reads_each_insight_s_root_cause_line(engine: Engine) -> None
     plain = make_insight(engine, src, name="Search")
     insights = Lantern(engine).insights(source=src.name)
     mine = insights.loc[[insight_id, plain], "root_cause"]
-    assert mine[insight_id].startswith("app version 5.2: \u22129")
+    assert NAMES_THE_DROP.match(mine[insight_id]), mine[insight_id]
     assert mine[plain] == ""
