@@ -763,9 +763,10 @@ def _dispersion(counts: np.ndarray, mean: np.ndarray) -> float:
     one of its standard errors (``sqrt(2 / sum(weight))``) is taken, so that a quiet
     metric's chance excess over a few busy hours is no noise, and this is iterated to its
     fixed point (Breslow, N. E. 1984, Extra-Poisson variation in log-linear models,
-    Applied Statistics 33, 38-44, for the weights). (A mean of the unweighted estimates, trimmed of their top 5%, read
-    zero on most metrics below a few hundred events an hour, whatever their noise: the
-    trim cuts the long right tail of every hour's chi-square-like estimate.) The result
+    Applied Statistics 33, 38-44, for the weights). A mean of the unweighted estimates,
+    trimmed of their top 5%, read zero on most metrics below a few hundred events an hour
+    whatever their noise: the trim cuts the long right tail of every hour's
+    chi-square-like estimate. The result
     is inflated by `DISPERSION_INFLATE`, as in-sample residuals understate the error of
     a forecast, and never below `MODEL_ERROR` squared.
     """
