@@ -256,8 +256,23 @@ def open_together(
     engine: Engine, metrics: dict[str, tuple[MadeSource, list[int]]], at: pd.Timestamp
 ) -> int:
     """Outages of each source's metrics opened at `at` (started the hour before), recorded
-    and then grouped as the hourly pass does; returns the alerts queued."""
+    and then grouped as the hourly pass does; returns the alerts queued for these sources'
+    workspaces (the database may be shared with other tests' workspaces, whose insights
+    of the same hour the grouping takes too)."""
     found = Found(start=(at - pd.Timedelta(hours=1)).to_pydatetime(), detected_at=at)
+    workspaces = {src.workspace_id for src, _ in metrics.values()}
+
+    def alerts() -> int:
+        with session_scope(engine) as session:
+            return len(
+                session.scalars(
+                    select(Notification.id)
+                    .join(Insight, Insight.id == Notification.insight_id)
+                    .where(Insight.workspace_id.in_(workspaces), Notification.purpose == "alert")
+                ).all()
+            )
+
+    before = alerts()
     with session_scope(engine) as session:
         for src, ids in metrics.values():
             for metric_id in ids:
@@ -269,7 +284,8 @@ def open_together(
                     now=at,
                     queue_alerts=False,
                 )
-        return group_and_alert(session, detected_at=at.to_pydatetime(), now=at.to_pydatetime())
+        group_and_alert(session, detected_at=at.to_pydatetime(), now=at.to_pydatetime())
+    return alerts() - before
 
 
 def test_two_sources_incidents_of_one_hour_are_held_and_led_by_the_larger_source(
