@@ -364,3 +364,85 @@ def a_quiet_source_is_one_incident(
     [item] = api.get("/insights").json()["items"]
     assert (item["incident"]["metrics"], item["incident"]["of"]) == (5, 5)
     assert item["incident"]["ended_at"] is not None
+
+
+# Android makes 15% of the checkouts: when it drops by 60% the total moves by 9%.
+OS_SHARES = {"iOS": 0.85, "Android": 0.15}
+
+
+def test_an_android_drop_sent_by_analytics_python_is_told_by_its_value_s_own_alert(
+    fresh_engine: Engine, settings: Settings, fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    """Two weeks of Checkout split by OS (the test factories' buckets), then six hours sent
+    live by analytics-python with each phone's `context.os`; in the last four Android
+    checks out 60% less. With alerts per OS turned on through the API, Slack gets one
+    alert, for Android's own series; the total, 9% down, raises none."""
+    engine = fresh_engine
+    process, served = start_server(engine.url.render_as_string(hide_password=False), tmp_path)
+    try:
+        android_drop_is_told(engine, served, settings, fake_slack)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def android_drop_is_told(
+    engine: Engine, served: str, settings: Settings, fake_slack: FakeSlack
+) -> None:
+    from tests.factories import add_breakdown, make_metric
+
+    settings = settings.model_copy(update={"slack_base_url": fake_slack.api_url})
+    src = make_source(engine)
+    with session_scope(engine) as session:
+        connect_with_token(
+            session,
+            workspace_id=src.workspace_id,
+            bot_token=GOOD_TOKEN,
+            channel="alerts",
+            settings=settings,
+        )
+    end = pd.Timestamp.now(tz="UTC").floor("h") - pd.Timedelta(hours=1)
+    index = pd.date_range(end=end, periods=14 * 24, freq="h")
+    live = index > end - pd.Timedelta(hours=6)
+    drop = index > end - pd.Timedelta(hours=4)
+    rhythm = 0.75 + 0.25 * np.sin(index.hour.to_numpy() / 24 * 2 * np.pi)
+    rng = np.random.default_rng(21)
+    by_os = pd.DataFrame(
+        {
+            name: rng.poisson(400 * share * rhythm * np.where(drop & (name == "Android"), 0.4, 1))
+            for name, share in OS_SHARES.items()
+        },
+        index=index,
+    )
+    by_os.columns.name = "os"
+    metric_id = make_metric(engine, src, name="Checkout", counts=by_os.sum(axis=1)[~live])
+    add_breakdown(engine, src, metric_id, by_os[~live])
+    api = httpx.Client(
+        base_url=served + "/api/v1", headers={"Authorization": f"Bearer {src.token}"}
+    )
+    turned_on = api.put(f"/metrics/{metric_id}/breakdown-alerts", json={"dimensions": ["os"]})
+    assert turned_on.status_code == 200, turned_on.text
+
+    errors: list[Exception] = []
+    client = segment.Client(src.key, host=served, on_error=lambda e, _b: errors.append(e))
+    for hour, row in by_os[live].iterrows():
+        for name, count in row.items():
+            for k in range(int(count)):
+                at = pd.Timestamp(hour) + pd.Timedelta(seconds=int(k * 3600 / count))
+                client.track(
+                    "u", "Checkout", context={"os": {"name": name}}, timestamp=at.to_pydatetime()
+                )
+    client.flush()
+    client.shutdown()
+    assert errors == []
+
+    for passed in range(epoch_hour(index[live][0]), epoch_hour(end) + 1):
+        tick = datetime.fromtimestamp((passed + 1) * 3600, UTC) + timedelta(minutes=5)
+        run_hour(engine, settings, hour=passed, worker="e2e", now=tick)
+        flush_outbox(engine, settings, now=tick)
+
+    [alert] = fake_slack.top_level()
+    assert "Checkout \u2014 OS Android" in alert["text"], alert["text"]
+    told = {item["metric_label"] for item in api.get("/insights").json()["items"]}
+    assert "Checkout \u2014 OS Android" in told
+    assert "Checkout" not in told, told  # the total itself
