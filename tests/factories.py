@@ -149,6 +149,13 @@ def last_closed_hour() -> pd.Timestamp:
     return pd.Timestamp.now(tz="UTC").floor("h") - pd.Timedelta(hours=1)
 
 
+def closed_hour_at(hour: int) -> pd.Timestamp:
+    """The start of the latest closed hour that begins at `hour`:00 UTC: series that end there
+    put their episodes at the same hours of the day whenever the test runs."""
+    last = last_closed_hour()
+    return last - pd.Timedelta(hours=(last.hour - hour) % 24)
+
+
 def make_metric(
     engine: Engine,
     src: MadeSource,

@@ -7,13 +7,17 @@ pointing at it). A story going down is a **source-wide incident** when its metri
 least INCIDENT_SHARE of the source's active metrics (trained, with events in the day before
 the story began) and at least INCIDENT_MIN_METRICS of them.
 
-When two or more sources of one workspace have such an incident together (in the same
-hour, or one within STORY_WINDOW of the other's start), they are one **workspace-wide
-incident** (`join_workspace_incidents`): the largest source's story leads, and the others'
-insights point at its leader, as any follower does. An incident is computed on read, from
-the story as it stands: its alert says so and lists the metrics source by source, the
-newsfeed and the insight's page say the same, and its end is told once, when every metric
-of every source in it is over (`service.queue_story_ends`).
+When two or more sources of one workspace go down together (in the same hour, or one
+within STORY_WINDOW of the other's start) and one of them at least is such an incident,
+they are one **workspace-wide incident** (`join_workspace_incidents`) as long as, together,
+they still cover most of their sources' active metrics: the story told first leads (else
+the largest source's), and the others' insights point at its leader, as any follower does.
+An incident is computed on read, from the story as it stands: its alert says so and lists
+the metrics source by source, the newsfeed and the insight's page say the same, and its
+end is told once, when every metric of every source in it is over
+(`service.queue_story_ends`). A story told before it was one (a source's busiest metric,
+told alone an hour before the rest went quiet) is told so once, in its alert's thread
+(`service.group_and_alert`).
 """
 
 from __future__ import annotations
@@ -30,7 +34,6 @@ from lantern.insights.models import Insight
 from lantern.metrics.keys import MetricKind, display_name
 from lantern.metrics.models import Bucket, Metric
 from lantern.metrics.service import epoch_hour
-from lantern.notify.models import Notification
 from lantern.workspaces.models import Source, Workspace
 
 INCIDENT_MIN_METRICS = 3
@@ -175,27 +178,33 @@ def sending_sources(session: Session, *, workspace_id: int, before: datetime) ->
     }
 
 
-def story_incident(session: Session, leader: Insight) -> Incident | None:
-    """The incident the story led by `leader` is, or None (not a leader, up, or too few).
+def story_incident(
+    session: Session, leader: Insight, *, before: datetime | None = None
+) -> Incident | None:
+    """The incident the story led by `leader` is, or None (not a leader, up, or too few);
+    with `before`, the story as it stood before the insights detected from then on.
 
-    The story's insights are taken source by source: the leader's source must be a
-    source-wide incident on its own (`is_incident`); the other sources' insights are there
-    because theirs was too (`join_workspace_incidents`), or as a source's late followers.
+    The story's insights are taken source by source. It is an incident when one of its
+    sources at least is a source-wide incident on its own (`is_incident`) and, together,
+    its sources' metrics in it are still most of their active metrics: the other sources'
+    insights are there because they went down with it (`join_workspace_incidents`), or as
+    a source's late followers.
     """
     if leader.parent_id is not None or leader.direction != "down":
         return None
-    rows = list(
-        session.execute(
-            select(Insight, Metric.kind, Metric.name, Metric.source_id, Source.name)
-            .join(Metric, Metric.id == Insight.metric_id)
-            .join(Source, Source.id == Metric.source_id)
-            .where(or_(Insight.id == leader.id, Insight.parent_id == leader.id))
-            .order_by(Insight.id)
-        ).all()
+    query = (
+        select(Insight, Metric.kind, Metric.name, Metric.source_id, Source.name)
+        .join(Metric, Metric.id == Insight.metric_id)
+        .join(Source, Source.id == Metric.source_id)
+        .where(or_(Insight.id == leader.id, Insight.parent_id == leader.id))
+        .order_by(Insight.id)
     )
-    if not rows:
-        return None
+    if before is not None:
+        query = query.where(Insight.detected_at < before)
+    rows = list(session.execute(query).all())
     rows.sort(key=lambda row: row[0].id != leader.id)  # the leader first
+    if not rows or rows[0][0].id != leader.id:
+        return None
     # a breakdown value's metric moves with its parent: it is no metric more of the source
     metric_ids = {row[0].metric_id for row in rows if row[1] != MetricKind.BREAKDOWN}
     if len(metric_ids) < INCIDENT_MIN_METRICS:
@@ -204,9 +213,12 @@ def story_incident(session: Session, leader: Insight) -> Incident | None:
     for row in rows:
         by_source.setdefault(row[3], []).append(row)
     lead, *others = [_part(session, members) for members in by_source.values()]
-    if not is_incident(lead.metrics, lead.of):
-        return None
     parts = (lead, *sorted(others, key=lambda part: (-part.metrics, part.source_name)))
+    of = sum(part.of for part in parts)
+    if not any(is_incident(part.metrics, part.of) for part in parts):
+        return None
+    if not is_incident(len(metric_ids), of):
+        return None
     since = min(row[0].start for row in rows)
     ended = [
         row[0].ended_at for row in rows if row[0].status in ENDED and row[0].ended_at is not None
@@ -222,7 +234,7 @@ def story_incident(session: Session, leader: Insight) -> Incident | None:
     return Incident(
         source_name=lead.source_name,
         metrics=len(metric_ids),
-        of=sum(part.of for part in parts),
+        of=of,
         since=since,
         names=tuple(name for part in parts for name in part.names),
         ended_at=max(ended) if len(ended) == len(rows) else None,
@@ -250,99 +262,6 @@ def _part(session: Session, rows: Sequence[Any]) -> SourcePart:
     return SourcePart(
         source_id=source_id, source_name=source_name, metrics=len(seen), of=of, names=tuple(names)
     )
-
-
-def join_workspace_incidents(
-    session: Session, leaders: Sequence[Insight], *, detected_at: datetime
-) -> list[Insight]:
-    """Make the stories just formed at `detected_at` (their `leaders`, members already
-    pointing at them) that are source-wide incidents of one workspace one incident; returns
-    the leaders still owed an alert.
-
-    A workspace's new incidents join one of its incidents already told and still going on
-    whose start is within STORY_WINDOW of theirs (a source that went quiet a couple of hours
-    after another); else, when there are two or more, the largest source's (most active
-    metrics, then most metrics down) leads and the others' insights point at its leader.
-    """
-    found: dict[int, list[tuple[Insight, Incident]]] = {}
-    for leader in leaders:
-        incident = story_incident(session, leader)
-        if incident is not None:
-            found.setdefault(leader.workspace_id, []).append((leader, incident))
-    joined: set[int] = set()
-    for workspace_id, stories in found.items():
-        since = min(incident.since for _, incident in stories)
-        target = _told_incident(
-            session,
-            workspace_id=workspace_id,
-            since=since,
-            detected_at=detected_at,
-            not_ids={leader.id for leader, _ in stories},
-        )
-        if target is None:
-            if len(stories) < 2:
-                continue
-            target = max(stories, key=lambda pair: (pair[1].of, pair[1].metrics, -pair[0].id))[0]
-        for leader, _ in stories:
-            if leader is not target:
-                _hang(session, leader, under=target)
-                joined.add(leader.id)
-    session.flush()
-    return [leader for leader in leaders if leader.id not in joined]
-
-
-def _hang(session: Session, leader: Insight, *, under: Insight) -> None:
-    """The story led by `leader` follows `under`'s: each of its insights points at it."""
-    members = session.scalars(select(Insight).where(Insight.parent_id == leader.id)).all()
-    for insight in (leader, *members):
-        insight.parent_id = under.id
-
-
-def _told_incident(
-    session: Session,
-    *,
-    workspace_id: int,
-    since: datetime,
-    detected_at: datetime,
-    not_ids: set[int],
-) -> Insight | None:
-    """The leader of the workspace's incident whose alert is out (or held as history), still
-    going on, that began within STORY_WINDOW of `since`; the earliest told."""
-    told = (
-        select(Notification.id)
-        .where(Notification.insight_id == Insight.id, Notification.purpose == "alert")
-        .exists()
-    )
-    over = (
-        select(Notification.id)
-        .where(Notification.insight_id == Insight.id, Notification.purpose == "resolution")
-        .exists()
-    )
-    leaders = session.scalars(
-        select(Insight)
-        .where(
-            Insight.workspace_id == workspace_id,
-            Insight.parent_id.is_(None),
-            Insight.direction == "down",
-            Insight.detected_at <= detected_at,
-            # a story's members start within STORY_WINDOW of its leader
-            Insight.start >= since - 2 * STORY_WINDOW,
-            Insight.start <= since + 2 * STORY_WINDOW,
-            Insight.id.not_in(not_ids),
-            told,
-            ~over,
-        )
-        .order_by(Insight.detected_at, Insight.id)
-    ).all()
-    for leader in leaders:
-        incident = story_incident(session, leader)
-        if (
-            incident is not None
-            and incident.ended_at is None
-            and abs(incident.since - since) <= STORY_WINDOW
-        ):
-            return leader
-    return None
 
 
 def holding_metrics(session: Session, *, at: datetime) -> set[int]:

@@ -12,12 +12,8 @@ from sqlalchemy.orm import Session, aliased
 from lantern.breakdowns.read import root_cause_of
 from lantern.detect import feedback_bar
 from lantern.detect.kinds import DetectionKind
-from lantern.insights.incidents import (
-    ENDED,
-    STORY_WINDOW,
-    join_workspace_incidents,
-    story_incident,
-)
+from lantern.insights.incidents import ENDED, STORY_WINDOW, story_incident
+from lantern.insights.joining import join_workspace_incidents
 from lantern.insights.models import Insight, InsightCause, MetricWatch
 from lantern.insights.tracking import find_tracking_break
 from lantern.metrics.models import FlagChange
@@ -345,11 +341,14 @@ def group_and_alert(
     session: Session, *, detected_at: datetime, now: datetime, queue: bool = True
 ) -> int:
     """Queue alerts for the insights opened at `detected_at`, one per source and direction,
-    and one for a workspace's sources that are each a source-wide incident together
-    (`incidents.join_workspace_incidents`).
+    and one for a workspace's sources that go down together with a source-wide incident
+    (`joining.join_workspace_incidents`).
 
-    Returns how many alerts were queued (with `queue=False`, history: the leader's alert is
-    recorded as skipped, never sent).
+    A story already told that these insights make an incident (its busiest metric was
+    told alone, the rest of its source or workspace went quiet an hour later) gets one
+    follow-up in its alert's thread (`queue_incident_news`). Returns how many alerts were
+    queued (with `queue=False`, history: the leader's alert is recorded as skipped, never
+    sent, and nothing follows it).
     """
     from lantern.metrics.models import Metric
 
@@ -363,6 +362,7 @@ def group_and_alert(
     for insight, source_id, metric_kind in rows:
         groups.setdefault((source_id, insight.direction), []).append((insight, metric_kind))
     leaders: list[Insight] = []
+    grown: dict[int, Insight] = {}  # stories told before that take in insights of this hour
     for (source_id, direction), members in groups.items():
         already = [i for i, _ in members if _has_alert(session, i.id)]
         if already:
@@ -372,6 +372,7 @@ def group_and_alert(
             # A total or a neighbour that moved a few hours after a story already told.
             for insight, _ in members:
                 insight.parent_id = earlier.id
+            grown[earlier.id] = earlier
             continue
         audible = [(i, k) for i, k in members if not i.muted]
         if not audible:
@@ -382,8 +383,16 @@ def group_and_alert(
                 insight.parent_id = leader.id
         leaders.append(leader)
     session.flush()
+    owed = join_workspace_incidents(session, leaders, detected_at=detected_at)
+    new_ids = {leader.id for leader in leaders}
+    for leader in leaders:
+        # a story told before that the new ones joined
+        if leader.parent_id is not None and leader.parent_id not in new_ids:
+            told = session.get(Insight, leader.parent_id)
+            if told is not None:
+                grown[told.id] = told
     queued = 0
-    for leader in join_workspace_incidents(session, leaders, detected_at=detected_at):
+    for leader in owed:
         if queue:
             _queue(session, leader, "alert", now)
             queued += 1
@@ -392,6 +401,45 @@ def group_and_alert(
             # insight has had its alert (`queue_alerts` passes over it).
             held = _queue(session, leader, "alert", now)
             held.status, held.error = "skipped", "found while catching up on history: not sent"
+    if queue:
+        queue_incident_news(session, list(grown.values()), detected_at=detected_at, now=now)
+    return queued
+
+
+def queue_incident_news(
+    session: Session, leaders: list[Insight], *, detected_at: datetime, now: datetime
+) -> int:
+    """Queue the one follow-up (`incident`) of each of these told stories that the insights
+    detected at `detected_at` made an incident: its alert did not say so.
+
+    Each story is told it once, whatever it grows into after (the alert's thread, the
+    newsfeed and the end count every metric). Returns how many were queued.
+    """
+    queued = 0
+    for leader in leaders:
+        alert = session.scalar(
+            select(Notification.status)
+            .where(Notification.insight_id == leader.id, Notification.purpose == "alert")
+            .limit(1)
+        )
+        if alert is None or alert == "skipped":
+            continue  # history, or muted: told nowhere
+        said = session.scalar(
+            select(Notification.id)
+            .where(
+                Notification.insight_id == leader.id,
+                Notification.purpose.in_(("incident", "resolution")),
+            )
+            .limit(1)
+        )
+        if said is not None:
+            continue
+        if story_incident(session, leader) is None:
+            continue
+        if story_incident(session, leader, before=detected_at) is not None:
+            continue  # its alert told it
+        _queue(session, leader, "incident", now)
+        queued += 1
     return queued
 
 

@@ -149,6 +149,10 @@ class Notifier(Protocol):
         self, message: InsightMessage, *, channel: str, thread_ts: str, notification_id: int
     ) -> SentMessage: ...
 
+    def post_incident(
+        self, message: InsightMessage, *, channel: str, thread_ts: str, notification_id: int
+    ) -> SentMessage: ...
+
     def post_digest(
         self, text: str, blocks: list[dict[str, Any]], *, channel: str, notification_id: int
     ) -> SentMessage: ...

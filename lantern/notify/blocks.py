@@ -358,6 +358,24 @@ def update_blocks(message: InsightMessage) -> tuple[str, Blocks]:
     ]
 
 
+def incident_blocks(message: InsightMessage) -> tuple[str, Blocks]:
+    """The thread reply when a story told first as smaller (a source's busiest metric,
+    alone) has become an incident: what it is now, then its metrics as its alert lists them."""
+    incident = message.incident
+    assert incident is not None
+    icon = ICONS.get(message.severity, "")
+    text = f"Now a {incident.scope}-wide incident: {literal(incident.text)}"
+    opening = (
+        f"{icon} *Now a {incident.scope}-wide incident:* *{literal(incident.who)}*: "
+        f"{incident.metrics} of {incident.of} metrics went down or quiet together since "
+        f"{_when(incident.since)} — {QUESTION}"
+    ).strip()
+    return text, [
+        {"type": "section", "block_id": "lantern_now_incident", "text": _mrkdwn(opening)},
+        *_related(message),
+    ]
+
+
 def resolution_blocks(message: InsightMessage) -> tuple[str, Blocks]:
     """The thread reply when the episode is over."""
     incident = message.incident

@@ -43,7 +43,7 @@ class SlackStep:
     """What one outbox row owes Slack, and where it goes."""
 
     row_id: int  # the delivery id, in the message's metadata
-    purpose: str  # alert | chart | update | resolution | digest | summary
+    purpose: str  # alert | chart | update | incident | resolution | digest | summary
     target: str  # the channel
     thread_ts: str | None  # the alert's ts, for a reply or a chart
     since: datetime  # how far back a reconcile looks
@@ -51,6 +51,8 @@ class SlackStep:
     message: InsightMessage | None = None
     chart: bytes | None = None
     listing: tuple[str, list[dict[str, Any]]] | None = None  # a digest's or summary's text, blocks
+    # an incident's follow-up: its alert as it reads now, and the alert's row id (chat.update)
+    rewrite: tuple[InsightMessage, int] | None = None
 
 
 class SlackChannel:
@@ -104,9 +106,28 @@ class SlackChannel:
                 notification_id=step.row_id,
                 title=f"{step.message.metric_name}: last 7 days",
             )
+        if step.purpose == "incident":
+            sent = self.notifier.post_incident(
+                step.message, channel=target, thread_ts=step.thread_ts, notification_id=step.row_id
+            )
+            self._rewrite(step, target)
+            return sent
         return self.notifier.post_reply(
             step.message, channel=target, thread_ts=step.thread_ts, notification_id=step.row_id
         )
+
+    def _rewrite(self, step: SlackStep, target: str) -> None:
+        """The alert rewritten in place to say what its story now is (chat.update), once its
+        follow-up is in the thread: a failure is logged, the follow-up tells it all the same."""
+        if step.rewrite is None or step.thread_ts is None:
+            return
+        message, alert_id = step.rewrite
+        try:
+            self.notifier.update_alert(
+                message, channel=target, ts=step.thread_ts, notification_id=alert_id
+            )
+        except NotifyError as exc:
+            log.warning("the alert of notification %s was not rewritten: %s", alert_id, exc)
 
     def _post_alert(self, step: SlackStep, target: str) -> SentMessage:
         """The alert with its chart in it: the chart is uploaded first (once), then shown.
@@ -234,6 +255,9 @@ class SlackLane:
             if alert.status != "sent" or not alert.ts:
                 return "waiting"  # the alert goes first; this waits for its thread
             thread_ts, target = alert.ts, alert.channel or self.channel
+            if row.purpose == "incident" and _told_itself(session, alert, row):
+                row.status, row.error = "skipped", "its alert, sent after, told the incident"
+                return "skipped"
         row.channel = target
         step = SlackStep(
             row_id=row.id,
@@ -253,7 +277,24 @@ class SlackLane:
             return replace(step, listing=listing)
         pictured = row.purpose == "chart" or (row.purpose == "alert" and row.file_id is None)
         message, chart = build_message(session, row, self.settings, with_chart=pictured)
+        if row.purpose == "incident":
+            return self._incident(session, row, replace(step, message=message))
         return replace(step, message=message, chart=chart)
+
+    def _incident(
+        self, session: Session, row: Notification, step: SlackStep
+    ) -> SlackStep | Settled:
+        """An incident's follow-up, with its alert as it now reads (unless a summary told it)."""
+        assert step.message is not None
+        if step.message.incident is None:
+            # read again, its metrics' activity says otherwise (late events): nothing to tell
+            row.status, row.error = "skipped", "its story is no longer an incident"
+            return "skipped"
+        alert = _alert_of(session, row)
+        if alert is None or _in_summary(session, alert):
+            return step
+        message, _ = build_message(session, alert, self.settings, with_chart=False)
+        return replace(step, rewrite=(message, alert.id))
 
     def sent(self, session: Session, row: Notification, where: SentMessage, now: datetime) -> None:
         """The row is in Slack: keep where, clear the workspace's error, queue what follows."""
@@ -366,6 +407,32 @@ def _urgent(insight: Insight) -> bool:
         and told is not None
         and told.get("detected_as") == "outage"
         and told.get("renamed_to") is None
+    )
+
+
+def _in_summary(session: Session, alert: Notification) -> bool:
+    """Whether the alert was told in the summary of the quiet hours (its ts is the summary's)."""
+    return (
+        session.scalar(
+            select(Notification.id)
+            .where(
+                Notification.purpose == "summary",
+                Notification.channel == alert.channel,
+                Notification.ts == alert.ts,
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def _told_itself(session: Session, alert: Notification, row: Notification) -> bool:
+    """Whether the alert, posted on its own once the follow-up `row` was queued (held for the
+    quiet hours, say), already said its story was an incident: it is built when sent."""
+    return (
+        alert.sent_at is not None
+        and alert.sent_at >= row.created_at
+        and not _in_summary(session, alert)
     )
 
 

@@ -43,7 +43,7 @@ class Notification(DeliveryState, Base):
         ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
     )
     insight_id: Mapped[int] = mapped_column(ForeignKey("insights.id", ondelete="CASCADE"))
-    # alert | chart | update | resolution | digest
+    # alert | chart | update | incident | resolution | digest | summary
     purpose: Mapped[str] = mapped_column(String(16))
     sequence: Mapped[int] = mapped_column(Integer, default=0)
     channel: Mapped[str | None] = mapped_column(String(100), default=None)

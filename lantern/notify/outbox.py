@@ -2,8 +2,9 @@
 
 A row is one step about an insight: an alert (its chart uploaded just before and shown in
 it; shared into its thread instead, as a `chart` row, only if Slack refused the image),
-an update or a resolution (replies in that thread), a workspace's daily `digest`
-(`notify.digest`) or the `summary` of its quiet hours (`notify.summary`). The
+an update, an incident's follow-up (the story it told is now an incident: a reply that
+also rewrites the alert) or a resolution (replies in that thread), a workspace's daily
+`digest` (`notify.digest`) or the `summary` of its quiet hours (`notify.summary`). The
 workspace's policy may hold a row: for its quiet hours (`next_attempt_at` moves to their
 end), for their summary, or, a low-severity alert, for the digest. The rows about an
 insight are also fanned out to the workspace's webhooks (`notify.webhooks`), a delivery

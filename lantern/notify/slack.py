@@ -26,7 +26,13 @@ from lantern.notify.base import (
     UnknownOutcome,
     WorkspaceNotifyError,
 )
-from lantern.notify.blocks import alert_blocks, resolution_blocks, test_blocks, update_blocks
+from lantern.notify.blocks import (
+    alert_blocks,
+    incident_blocks,
+    resolution_blocks,
+    test_blocks,
+    update_blocks,
+)
 from lantern.notify.types import InsightMessage
 
 METADATA_EVENT = "lantern_notification"
@@ -172,6 +178,13 @@ class SlackNotifier:
         """An update or the resolution, in the alert's thread."""
         builder = update_blocks if message.status in ("open", "updated") else resolution_blocks
         text, blocks = builder(message)
+        return self._post(channel, text, blocks, notification_id, thread_ts=thread_ts)
+
+    def post_incident(
+        self, message: InsightMessage, *, channel: str, thread_ts: str, notification_id: int
+    ) -> SentMessage:
+        """The follow-up in the alert's thread: the story it told is now an incident."""
+        text, blocks = incident_blocks(message)
         return self._post(channel, text, blocks, notification_id, thread_ts=thread_ts)
 
     def update_alert(

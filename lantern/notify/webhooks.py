@@ -2,9 +2,10 @@
 
 A team routes Lantern to Teams, PagerDuty or its own bot by adding a webhook (a URL; Lantern
 makes the secret and shows it once). Each outbox row about an insight (its alert, a louder
-update, its end) becomes one delivery per webhook of the workspace, fanned out when the
-outbox is flushed. Each webhook is a lane of the outbox (`WebhookLane`), delivered by its
-one driver (`notify.driver`) as Slack is, under the same guarantees.
+update, its story now an incident, its end) becomes one delivery per webhook of the
+workspace, fanned out when the outbox is flushed. Each webhook is a lane of the outbox
+(`WebhookLane`), delivered by its one driver (`notify.driver`) as Slack is, under the
+same guarantees.
 
 The request. `POST <url>` with `Content-Type: application/json` and
 
@@ -62,7 +63,7 @@ from lantern.notify.types import InsightMessage
 
 log = logging.getLogger(__name__)
 
-PURPOSES = ("alert", "update", "resolution")
+PURPOSES = ("alert", "update", "incident", "resolution")
 MAX_WEBHOOKS = 10  # per workspace
 TIMEOUT_SECONDS = 10.0
 
@@ -77,7 +78,7 @@ def event_of(purpose: str, status: str) -> str:
     """The event name of an outbox row about an insight in `status`."""
     if purpose == "alert":
         return "insight.opened"
-    if purpose == "update":
+    if purpose in ("update", "incident"):  # louder, or its story is now an incident
         return "insight.updated"
     return "insight.accepted" if status == "accepted" else "insight.resolved"
 

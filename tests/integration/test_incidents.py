@@ -22,21 +22,32 @@ from lantern.notify.connection import connect_with_token
 from lantern.notify.models import Notification
 from lantern.notify.outbox import flush_outbox
 from lantern.pipeline import run_hour
-from tests.factories import MadeSource, last_closed_hour, make_metric, make_source, open_story
+from tests.factories import (
+    MadeSource,
+    closed_hour_at,
+    last_closed_hour,
+    make_metric,
+    make_source,
+    open_story,
+)
 from tests.fakeslack import GOOD_TOKEN, FakeSlack
 
 METRICS = 20
 DAYS = 14
 QUIET_HOURS = 6
 BACK_HOURS = 4
+# The tests that run the hourly pass end their series at this hour of the day (UTC), so a
+# run at any time sees the same hours: a metric quiet at night is told an hour or two later
+# than by day, and that decides which alert tells what.
+END_HOUR = 12
 
 
 def rhythm(end: pd.Timestamp, *, peak: float, seed: int) -> pd.Series:
     """Hourly counts with a daily rhythm and Poisson noise over DAYS days ending at `end`.
 
     Busy enough at every hour (at least 64 events an hour) for an hour of silence to be
-    told at once whatever the time of day the test runs: metrics quiet at night are told
-    an hour or two later, and a story's alert counts only those already told (see
+    told at once whatever the hour it falls in: metrics quiet at night are told an hour or
+    two later, and a story's alert counts only those already told (see
     docs/how-it-works.md, "Stories and source-wide incidents").
     """
     index = pd.date_range(end=end, periods=DAYS * 24, freq="h")
@@ -58,13 +69,12 @@ def slack_source(engine: Engine, settings: Settings) -> MadeSource:
 
 
 def source_with_quiet_hours(
-    engine: Engine, settings: Settings, *, quiet: int
+    engine: Engine, settings: Settings, *, quiet: int, end: pd.Timestamp
 ) -> tuple[MadeSource, pd.Timestamp]:
-    """METRICS metrics of one source, of which `quiet` send nothing for QUIET_HOURS hours
-    that end BACK_HOURS before the last closed hour; returns the source and the first quiet
+    """METRICS metrics of one source up to `end`, of which `quiet` send nothing for
+    QUIET_HOURS hours that end BACK_HOURS before it; returns the source and the first quiet
     hour."""
     src = slack_source(engine, settings)
-    end = last_closed_hour()
     first_quiet = end - pd.Timedelta(hours=QUIET_HOURS + BACK_HOURS - 1)
     for i in range(METRICS):
         counts = rhythm(end, peak=80 + 10 * i, seed=i)
@@ -75,12 +85,12 @@ def source_with_quiet_hours(
 
 
 def live_hours(
-    engine: Engine, settings: Settings, fake: FakeSlack, first: pd.Timestamp
+    engine: Engine, settings: Settings, fake: FakeSlack, first: pd.Timestamp, end: pd.Timestamp
 ) -> dict[int, int]:
-    """Run the hourly pass from two hours before `first` to the last closed hour, flushing the
-    outbox after each as the scheduler does; returns Slack's top-level messages after each."""
+    """Run the hourly pass from two hours before `first` to `end`, flushing the outbox after
+    each as the scheduler does; returns Slack's top-level messages after each."""
     seen = {}
-    for hour in range(epoch_hour(first) - 2, epoch_hour(last_closed_hour()) + 1):
+    for hour in range(epoch_hour(first) - 2, epoch_hour(end) + 1):
         now = hour_index(hour + 1).to_pydatetime() + timedelta(minutes=5)
         run_hour(engine, settings, hour=hour, worker="test", now=now)
         flush_outbox(engine, settings, now=now)
@@ -103,8 +113,9 @@ def test_a_whole_source_quiet_for_hours_is_one_incident_alert_and_one_end(
     fresh_engine: Engine, settings: Settings, fake_slack: FakeSlack
 ) -> None:
     settings = settings.model_copy(update={"slack_base_url": fake_slack.api_url})
-    src, first_quiet = source_with_quiet_hours(fresh_engine, settings, quiet=METRICS)
-    seen = live_hours(fresh_engine, settings, fake_slack, first_quiet)
+    end = closed_hour_at(END_HOUR)
+    src, first_quiet = source_with_quiet_hours(fresh_engine, settings, quiet=METRICS, end=end)
+    seen = live_hours(fresh_engine, settings, fake_slack, first_quiet, end)
 
     [alert] = fake_slack.top_level()
     # told within the hour after the first quiet hour closed
@@ -139,8 +150,9 @@ def test_two_metrics_of_twenty_going_quiet_are_an_ordinary_story(
     fresh_engine: Engine, settings: Settings, fake_slack: FakeSlack
 ) -> None:
     settings = settings.model_copy(update={"slack_base_url": fake_slack.api_url})
-    src, first_quiet = source_with_quiet_hours(fresh_engine, settings, quiet=2)
-    live_hours(fresh_engine, settings, fake_slack, first_quiet)
+    end = closed_hour_at(END_HOUR)
+    src, first_quiet = source_with_quiet_hours(fresh_engine, settings, quiet=2, end=end)
+    live_hours(fresh_engine, settings, fake_slack, first_quiet, end)
 
     [alert] = fake_slack.top_level()  # the two moved together: one story
     assert "metrics went down or quiet together" not in alert["text"]
@@ -264,11 +276,12 @@ LOW_HOURS = 30  # a calendar day of a far-away time zone, and the night after it
 LOW_BACK_HOURS = 10
 
 
-def source_with_a_low_day(engine: Engine, settings: Settings, *, low: int) -> pd.Timestamp:
-    """Six metrics of one source, of which `low` run at 30% for LOW_HOURS hours and come
-    back LOW_BACK_HOURS before the last closed hour; returns the first low hour."""
+def source_with_a_low_day(
+    engine: Engine, settings: Settings, *, low: int, end: pd.Timestamp
+) -> pd.Timestamp:
+    """Six metrics of one source up to `end`, of which `low` run at 30% for LOW_HOURS hours
+    and come back LOW_BACK_HOURS before it; returns the first low hour."""
     src = slack_source(engine, settings)
-    end = last_closed_hour()
     first_low = end - pd.Timedelta(hours=LOW_HOURS + LOW_BACK_HOURS - 1)
     for i in range(6):
         counts = rhythm(end, peak=150 + 10 * i, seed=i)
@@ -295,8 +308,9 @@ def test_a_day_the_whole_source_is_low_is_told_once_and_teaches_no_new_normal(
     fresh_engine: Engine, settings: Settings, fake_slack: FakeSlack
 ) -> None:
     settings = settings.model_copy(update={"slack_base_url": fake_slack.api_url})
-    first_low = source_with_a_low_day(fresh_engine, settings, low=6)
-    live_hours(fresh_engine, settings, fake_slack, first_low)
+    end = closed_hour_at(END_HOUR)
+    first_low = source_with_a_low_day(fresh_engine, settings, low=6, end=end)
+    live_hours(fresh_engine, settings, fake_slack, first_low, end)
 
     found = statuses(fresh_engine)
     # every metric's drop ended when it came back: none adopted as its new normal, and the
@@ -313,7 +327,8 @@ def test_one_metric_low_as_long_is_adopted_as_its_new_normal(
     fresh_engine: Engine, settings: Settings, fake_slack: FakeSlack
 ) -> None:
     settings = settings.model_copy(update={"slack_base_url": fake_slack.api_url})
-    first_low = source_with_a_low_day(fresh_engine, settings, low=1)
-    live_hours(fresh_engine, settings, fake_slack, first_low)
+    end = closed_hour_at(END_HOUR)
+    first_low = source_with_a_low_day(fresh_engine, settings, low=1, end=end)
+    live_hours(fresh_engine, settings, fake_slack, first_low, end)
 
     assert ("Event 00", "down", "accepted") in statuses(fresh_engine)

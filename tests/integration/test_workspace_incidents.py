@@ -26,10 +26,16 @@ from lantern.notify.connection import connect_with_token
 from lantern.notify.models import Notification
 from lantern.notify.outbox import flush_outbox
 from lantern.workspaces.models import Source
-from tests.factories import MadeSource, last_closed_hour, make_metric, make_source
+from tests.factories import (
+    MadeSource,
+    closed_hour_at,
+    last_closed_hour,
+    make_metric,
+    make_source,
+)
 from tests.fakeslack import GOOD_TOKEN, FakeSlack
 from tests.fakewebhook import Receiver
-from tests.integration.test_incidents import live_hours, purposes, rhythm
+from tests.integration.test_incidents import END_HOUR, live_hours, purposes, rhythm
 
 # each source's metrics: web is the largest (and made last), so its story leads the
 # workspace's incident
@@ -64,22 +70,24 @@ def fill(
     sizes: dict[str, int],
     quiet: dict[str, tuple[pd.Timestamp, int]],
     *,
+    end: pd.Timestamp,
     seed: int = 0,
     level: float = 0.0,
 ) -> None:
-    """Each source's metrics, busy at every hour (at least 64 events), up to the last closed
-    hour; those of a source named in `quiet` run at `level` (0: send nothing) for its
-    (first hour, hours)."""
-    end = last_closed_hour()
+    """Each source's metrics, busy at every hour (at least 64 events), up to `end`; those of
+    a source named in `quiet`, or a metric named there ("Ios event 04"), run at `level` (0:
+    send nothing) for its (first hour, hours)."""
     for k, (name, size) in enumerate(sizes.items()):
         for i in range(size):
+            metric = f"{name.title()} event {i:02d}"
             counts = rhythm(end, peak=100 + 10 * i, seed=seed + 100 * k + i)
-            if name in quiet:
-                first, hours = quiet[name]
+            window = quiet.get(metric, quiet.get(name))
+            if window is not None:
+                first, hours = window
                 gone = (counts.index >= first) & (counts.index < first + pd.Timedelta(hours=hours))
                 low = np.random.default_rng(seed + 50 + 100 * k + i).poisson(counts[gone] * level)
                 counts[gone] = low
-            make_metric(engine, made[name], name=f"{name.title()} event {i:02d}", counts=counts)
+            make_metric(engine, made[name], name=metric, counts=counts)
 
 
 def ends(fake: FakeSlack, alert: dict[str, object]) -> list[str]:
@@ -108,10 +116,13 @@ def test_a_day_every_source_of_a_workspace_is_low_is_one_alert_one_end_and_no_ne
 ) -> None:
     settings = settings.model_copy(update={"slack_base_url": fake_slack.api_url})
     made = workspace_of(fresh_engine, settings, SOURCES)
-    first = last_closed_hour() - pd.Timedelta(hours=LOW_HOURS + BACK_HOURS - 1)
+    # ending at 12:00 UTC, two of ios's five metrics are told low in the hour web's and
+    # android's stories are incidents, the other three an hour later: ios is in it all the same
+    end = closed_hour_at(END_HOUR)
+    first = end - pd.Timedelta(hours=LOW_HOURS + BACK_HOURS - 1)
     low = {name: (first, LOW_HOURS) for name in SOURCES}
-    fill(fresh_engine, made, SOURCES, low, level=0.3)  # a holiday: 30% of the usual
-    live_hours(fresh_engine, settings, fake_slack, first)
+    fill(fresh_engine, made, SOURCES, low, end=end, level=0.3)  # a holiday: 30% of the usual
+    live_hours(fresh_engine, settings, fake_slack, first, end)
 
     web = made["web"]
     [alert] = fake_slack.top_level()
@@ -129,11 +140,11 @@ def test_a_day_every_source_of_a_workspace_is_low_is_one_alert_one_end_and_no_ne
     ]
     assert listed[0] == [("web", "7")]
     assert sorted(listed[1:]) == [[("android", "4")], [("ios", "5")]]
-    [end] = ends(fake_slack, alert)
-    assert end.startswith(
+    [over] = ends(fake_slack, alert)
+    assert over.startswith(
         f"All 3 sources of workspace {web.workspace}: the 16 metrics that went down or quiet "
         "together are back to normal after"
-    ), end
+    ), over
     assert purposes(fresh_engine, web.workspace_id) == ["alert", "resolution"]
 
     # every metric of every source was held: each drop ended when it was back, none was
@@ -162,21 +173,95 @@ def test_a_day_every_source_of_a_workspace_is_low_is_one_alert_one_end_and_no_ne
     assert item["related"] == 15
 
 
+def test_a_metric_told_alone_an_hour_before_its_whole_workspace_goes_low_leads_the_incident(
+    fresh_engine: Engine,
+    fresh_client: TestClient,
+    settings: Settings,
+    fake_slack: FakeSlack,
+    receiver: Receiver,
+) -> None:
+    settings = settings.model_copy(update={"slack_base_url": fake_slack.api_url})
+    made = workspace_of(fresh_engine, settings, SOURCES)
+    hook = fresh_client.post(
+        "/api/v1/webhooks",
+        json={"url": receiver.url},
+        headers={"Authorization": f"Bearer {made['web'].token}"},
+    )
+    assert hook.status_code == 201, hook.text
+    receiver.secret = hook.json()["secret"]
+    end = closed_hour_at(END_HOUR)
+    first = end - pd.Timedelta(hours=LOW_HOURS + BACK_HOURS - 1)
+    # a holiday: ios's busiest metric is low an hour before every other metric of the workspace
+    low = {name: (first, LOW_HOURS) for name in SOURCES}
+    low["Ios event 04"] = (first - pd.Timedelta(hours=1), LOW_HOURS + 1)
+    fill(fresh_engine, made, SOURCES, low, end=end, level=0.3)
+    live_hours(fresh_engine, settings, fake_slack, first - pd.Timedelta(hours=1), end)
+
+    ios, web = made["ios"], made["web"]
+    [alert] = fake_slack.top_level()  # told alone, then rewritten as what it became
+    assert alert.get("edited") is True
+    whole = rf"All 3 sources of workspace {web.workspace}: (\d+) of 16 metrics went down or quiet"
+    assert re.match(rf":red_circle: {whole} together since", str(alert["text"])), alert["text"]
+    news, end_reply = ends(fake_slack, alert)
+    assert re.match(rf"Now a workspace-wide incident: {whole} together since", news), news
+    [reply] = [m for m in fake_slack.replies(str(alert["ts"])) if m["text"] == news]
+    # its metrics source by source, as an incident's alert lists them: the leader's first
+    listed = [
+        re.findall(r"^\*(\w+)\*: \d+ of (\d+)$", b["text"]["text"], flags=re.M)
+        for b in reply["blocks"]
+        if re.fullmatch(r"lantern_incident(_\d+)?", str(b.get("block_id", "")))
+    ]
+    assert listed == [[("ios", "5")], [("web", "7")], [("android", "4")]]
+    assert end_reply.startswith(
+        f"All 3 sources of workspace {web.workspace}: the 16 metrics that went down or quiet "
+        "together are back to normal after"
+    ), end_reply
+    assert purposes(fresh_engine, web.workspace_id) == ["alert", "incident", "resolution"]
+
+    # the metric told first leads; every metric of every source was held through the day
+    rows = insight_rows(fresh_engine, web.workspace_id)
+    assert len(rows) == 16
+    assert [source for source, _, _, leads in rows if leads] == ["ios"]
+    assert {(direction, status) for _, direction, status, _ in rows} == {("down", "resolved")}
+
+    headers = {"Authorization": f"Bearer {ios.token}"}
+    [item] = fresh_client.get("/api/v1/insights", headers=headers).json()["items"]
+    assert (item["metric_label"], item["related"]) == ("Ios event 04", 15)
+    incident = item["incident"]
+    assert incident["scope"] == "workspace" and (incident["metrics"], incident["of"]) == (16, 16)
+    assert [(s["source_name"], s["metrics"]) for s in incident["sources"]] == [
+        ("ios", 5),
+        ("web", 7),
+        ("android", 4),
+    ]
+    assert incident["ended_at"] is not None
+    # a webhook hears the same: opened, then updated once as the incident, then over
+    bodies = [r["body"] for r in receiver.received]
+    assert [body["event"] for body in bodies] == [
+        "insight.opened",
+        "insight.updated",
+        "insight.resolved",
+    ]
+    assert bodies[0]["insight"]["incident"] is None
+    assert bodies[1]["insight"]["incident"]["scope"] == "workspace"
+
+
 def test_a_second_source_going_quiet_two_hours_later_joins_the_incident_without_an_alert(
     fresh_engine: Engine, fresh_client: TestClient, settings: Settings, fake_slack: FakeSlack
 ) -> None:
     settings = settings.model_copy(update={"slack_base_url": fake_slack.api_url})
     made = workspace_of(fresh_engine, settings, SOURCES)
-    first = last_closed_hour() - pd.Timedelta(hours=11)
+    end = closed_hour_at(END_HOUR)
+    first = end - pd.Timedelta(hours=11)
     quiet = {"web": (first, 6), "ios": (first + pd.Timedelta(hours=2), 5)}
-    fill(fresh_engine, made, SOURCES, quiet, seed=7)
-    live_hours(fresh_engine, settings, fake_slack, first)
+    fill(fresh_engine, made, SOURCES, quiet, end=end, seed=7)
+    live_hours(fresh_engine, settings, fake_slack, first, end)
 
     web = made["web"]
     [alert] = fake_slack.top_level()  # told when web went quiet, as web's alone
     assert str(alert["text"]).startswith(":red_circle: web: 7 of 7 metrics"), alert["text"]
-    [end] = ends(fake_slack, alert)  # one end, once ios is back too
-    assert end.startswith("web, ios: the 12 metrics that went down or quiet together"), end
+    [over] = ends(fake_slack, alert)  # one end, once ios is back too
+    assert over.startswith("web, ios: the 12 metrics that went down or quiet together"), over
     assert purposes(fresh_engine, web.workspace_id) == ["alert", "resolution"]
     rows = insight_rows(fresh_engine, web.workspace_id)
     assert {source for source, *_ in rows} == {"web", "ios"}
@@ -194,14 +279,15 @@ def test_one_source_of_three_going_quiet_stays_a_source_incident(
 ) -> None:
     settings = settings.model_copy(update={"slack_base_url": fake_slack.api_url})
     made = workspace_of(fresh_engine, settings, SOURCES)
-    first = last_closed_hour() - pd.Timedelta(hours=9)
-    fill(fresh_engine, made, SOURCES, {"ios": (first, 6)}, seed=3)
-    live_hours(fresh_engine, settings, fake_slack, first)
+    end = closed_hour_at(END_HOUR)
+    first = end - pd.Timedelta(hours=9)
+    fill(fresh_engine, made, SOURCES, {"ios": (first, 6)}, end=end, seed=3)
+    live_hours(fresh_engine, settings, fake_slack, first, end)
 
     [alert] = fake_slack.top_level()
     assert str(alert["text"]).startswith(":red_circle: ios: 5 of 5 metrics went down"), alert
-    [end] = ends(fake_slack, alert)
-    assert end.startswith("ios: the 5 metrics that went down or quiet together are back")
+    [over] = ends(fake_slack, alert)
+    assert over.startswith("ios: the 5 metrics that went down or quiet together are back")
     headers = {"Authorization": f"Bearer {made['ios'].token}"}
     [item] = fresh_client.get("/api/v1/insights", headers=headers).json()["items"]
     assert item["incident"]["scope"] == "source"
@@ -212,19 +298,20 @@ def test_two_workspaces_quiet_at_the_same_hour_are_two_incidents(
     fresh_engine: Engine, settings: Settings, fake_slack: FakeSlack
 ) -> None:
     settings = settings.model_copy(update={"slack_base_url": fake_slack.api_url})
-    first = last_closed_hour() - pd.Timedelta(hours=9)
+    end = closed_hour_at(END_HOUR)
+    first = end - pd.Timedelta(hours=9)
     spaces = []
     for seed in (11, 12):
         made = workspace_of(fresh_engine, settings, {"web": 5})
-        fill(fresh_engine, made, {"web": 5}, {"web": (first, 6)}, seed=seed)
+        fill(fresh_engine, made, {"web": 5}, {"web": (first, 6)}, end=end, seed=seed)
         spaces.append(made["web"])
-    live_hours(fresh_engine, settings, fake_slack, first)
+    live_hours(fresh_engine, settings, fake_slack, first, end)
 
     alerts = fake_slack.top_level()
     assert sorted(str(a["text"])[:34] for a in alerts) == [":red_circle: web: 5 of 5 metrics w"] * 2
     for alert in alerts:
-        [end] = ends(fake_slack, alert)
-        assert end.startswith("web: the 5 metrics that went down or quiet together")
+        [over] = ends(fake_slack, alert)
+        assert over.startswith("web: the 5 metrics that went down or quiet together")
     for src in spaces:
         assert purposes(fresh_engine, src.workspace_id) == ["alert", "resolution"]
         assert [leads for *_, leads in insight_rows(fresh_engine, src.workspace_id)].count(
@@ -391,3 +478,109 @@ def test_a_webhook_is_told_the_workspace_incident_once_with_each_sources_metrics
         ("web", 4, 4, [f"Web {i}" for i in range(4)]),
         ("ios", 3, 3, [f"Ios {i}" for i in range(3)]),
     ]
+
+
+def test_a_smaller_drop_of_another_source_in_the_hour_of_an_incident_joins_it_if_most_are_down(
+    engine: Engine,
+) -> None:
+    web = make_source(engine, name="web")
+    ios = make_source(engine, name="ios", workspace=web.workspace)
+    web_ids = [make_metric(engine, web, name=f"Web {i}") for i in range(4)]
+    ios_ids = [make_metric(engine, ios, name=f"Ios {i}") for i in range(5)]
+    at = last_closed_hour() - pd.Timedelta(hours=2)
+    # two of ios's five are no incident of their own, but with web's four, 6 of 9 went down
+    assert open_together(engine, {"web": (web, web_ids), "ios": (ios, ios_ids[:2])}, at) == 1
+    with session_scope(engine) as session:
+        [leader] = session.scalars(
+            select(Insight).where(
+                Insight.workspace_id == web.workspace_id, Insight.parent_id.is_(None)
+            )
+        ).all()
+        assert leader.metric_id in web_ids
+        incident = story_incident(session, leader)
+        assert incident is not None
+        assert [(p.source_name, p.metrics, p.of) for p in incident.parts] == [
+            ("web", 4, 4),
+            ("ios", 2, 5),
+        ]
+        assert incident.text.startswith(f"Both sources of workspace {web.workspace}: 6 of 9")
+
+
+def test_a_told_drop_of_a_few_metrics_is_not_what_a_later_incident_joins(engine: Engine) -> None:
+    web = make_source(engine, name="web")
+    ios = make_source(engine, name="ios", workspace=web.workspace)
+    web_ids = [make_metric(engine, web, name=f"Web {i}") for i in range(4)]
+    ios_ids = [make_metric(engine, ios, name=f"Ios {i}") for i in range(10)]
+    at = last_closed_hour() - pd.Timedelta(hours=3)
+    assert open_together(engine, {"ios": (ios, ios_ids[:2])}, at) == 1
+    # web's four an hour later: with ios's two, 6 of 14 would be no incident, so web's own
+    later = at + pd.Timedelta(hours=1)
+    assert open_together(engine, {"web": (web, web_ids)}, later) == 1
+    with session_scope(engine) as session:
+        leaders = session.scalars(
+            select(Insight)
+            .where(Insight.workspace_id == web.workspace_id, Insight.parent_id.is_(None))
+            .order_by(Insight.id)
+        ).all()
+        incidents = [story_incident(session, leader) for leader in leaders]
+        assert [i.scope if i else None for i in incidents] == [None, "source"]
+        assert purposes(engine, web.workspace_id) == ["alert", "alert"]
+
+
+def one_source_in_slack(
+    engine: Engine, settings: Settings, size: int
+) -> tuple[MadeSource, list[int]]:
+    made = workspace_of(engine, settings, {"web": size})
+    web = made["web"]
+    return web, [make_metric(engine, web, name=f"Web {i}") for i in range(size)]
+
+
+def test_a_source_told_by_one_metric_then_quiet_is_told_once_in_its_thread_as_an_incident(
+    fresh_engine: Engine, settings: Settings, fake_slack: FakeSlack
+) -> None:
+    settings = settings.model_copy(update={"slack_base_url": fake_slack.api_url})
+    web, ids = one_source_in_slack(fresh_engine, settings, 6)
+    at = last_closed_hour() - pd.Timedelta(hours=4)
+    assert open_together(fresh_engine, {"web": (web, ids[:1])}, at) == 1
+    flush_outbox(fresh_engine, settings, now=at.to_pydatetime() + timedelta(minutes=5))
+    [alert] = fake_slack.top_level()
+    assert str(alert["text"]).startswith(":red_circle: Web 0 (track event, web) went silent")
+    # four more go quiet an hour later: no second alert, one reply that says what it is
+    later = at + pd.Timedelta(hours=1)
+    assert open_together(fresh_engine, {"web": (web, ids[1:5])}, later) == 0
+    flush_outbox(fresh_engine, settings, now=later.to_pydatetime() + timedelta(minutes=5))
+    [alert] = fake_slack.top_level()
+    assert alert.get("edited") is True  # rewritten as the incident's alert
+    assert str(alert["text"]).startswith(":red_circle: web: 5 of 6 metrics went down or quiet")
+    [news] = ends(fake_slack, alert)
+    assert news.startswith("Now a source-wide incident: web: 5 of 6 metrics went down or quiet")
+    # the last one an hour after: one more of the incident, told nothing more
+    last = later + pd.Timedelta(hours=1)
+    assert open_together(fresh_engine, {"web": (web, ids[5:])}, last) == 0
+    flush_outbox(fresh_engine, settings, now=last.to_pydatetime() + timedelta(minutes=5))
+    assert ends(fake_slack, alert) == [news]
+    assert purposes(fresh_engine, web.workspace_id) == ["alert", "incident"]
+
+
+def test_an_alert_sent_once_its_story_is_an_incident_says_so_and_is_not_followed_up(
+    fresh_engine: Engine, settings: Settings, fake_slack: FakeSlack
+) -> None:
+    settings = settings.model_copy(update={"slack_base_url": fake_slack.api_url})
+    web, ids = one_source_in_slack(fresh_engine, settings, 5)
+    at = last_closed_hour() - pd.Timedelta(hours=3)
+    # Slack out of reach while both hours are grouped (a pass catching up, say)
+    assert open_together(fresh_engine, {"web": (web, ids[:1])}, at) == 1
+    later = at + pd.Timedelta(hours=1)
+    assert open_together(fresh_engine, {"web": (web, ids[1:])}, later) == 0
+    flush_outbox(fresh_engine, settings, now=later.to_pydatetime() + timedelta(minutes=5))
+
+    [alert] = fake_slack.top_level()
+    assert str(alert["text"]).startswith(":red_circle: web: 5 of 5 metrics went down or quiet")
+    assert ends(fake_slack, alert) == []
+    with session_scope(fresh_engine) as session:
+        rows = session.execute(
+            select(Notification.purpose, Notification.status)
+            .where(Notification.workspace_id == web.workspace_id)
+            .order_by(Notification.id)
+        ).all()
+    assert [tuple(row) for row in rows] == [("alert", "sent"), ("incident", "skipped")]

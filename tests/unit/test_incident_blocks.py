@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from lantern.insights.incidents import Incident, SourcePart, is_incident
-from lantern.notify.blocks import alert_blocks, resolution_blocks
+from lantern.notify.blocks import alert_blocks, incident_blocks, resolution_blocks
 from lantern.notify.types import InsightMessage
 
 SINCE = datetime(2026, 3, 2, 10, tzinfo=UTC)
@@ -156,3 +156,29 @@ def test_a_workspace_incidents_end_is_one_reply_for_all_its_sources() -> None:
         "All 3 sources of workspace demo: the 30 metrics that went down or quiet together are "
         "back to normal after 26 h."
     )
+
+
+def test_a_story_told_smaller_is_told_once_in_its_thread_that_it_is_now_an_incident() -> None:
+    text, blocks = incident_blocks(workspace_incident(sending=3))
+    assert text == (
+        "Now a workspace-wide incident: All 3 sources of workspace demo: 30 of 34 metrics "
+        "went down or quiet together since 10:00 UTC — a broken pipeline, an expired key or "
+        "a holiday?"
+    )
+    assert blocks[0]["text"]["text"].startswith(
+        ":red_circle: *Now a workspace-wide incident:* *All 3 sources of workspace demo*: "
+        "30 of 34 metrics went down or quiet together since <!date^"
+    )
+    # then its metrics as the incident's alert lists them, source by source
+    assert [b.get("block_id") for b in blocks[1:]] == [
+        "lantern_incident",
+        "lantern_incident_2",
+        "lantern_incident_3",
+    ]
+    assert blocks[1:] == [
+        b
+        for b in alert_blocks(workspace_incident(sending=3))[1]
+        if b.get("block_id", "").startswith("lantern_incident")
+    ]
+    source_text, _ = incident_blocks(MESSAGE)
+    assert source_text.startswith("Now a source-wide incident: web: 14 of 16 metrics went down")
