@@ -425,10 +425,11 @@ def android_drop_is_told(
 
     errors: list[Exception] = []
     client = segment.Client(src.key, host=served, on_error=lambda e, _b: errors.append(e))
-    for hour, row in by_os[live].iterrows():
-        for name, count in row.items():
-            for k in range(int(count)):
-                at = pd.Timestamp(hour) + pd.Timedelta(seconds=int(k * 3600 / count))
+    sent = by_os[live]
+    for hour, counts in zip(pd.DatetimeIndex(sent.index), sent.to_numpy(), strict=True):
+        for name, count in zip(by_os.columns, counts.tolist(), strict=True):
+            for k in range(count):
+                at = hour + pd.Timedelta(seconds=int(k * 3600 / count))
                 client.track(
                     "u", "Checkout", context={"os": {"name": name}}, timestamp=at.to_pydatetime()
                 )
