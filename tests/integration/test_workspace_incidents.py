@@ -8,8 +8,7 @@ to a Slack-compatible server after each pass as the scheduler does.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import numpy as np
 import pandas as pd
@@ -35,7 +34,7 @@ from tests.factories import (
 )
 from tests.fakeslack import GOOD_TOKEN, FakeSlack
 from tests.fakewebhook import Receiver
-from tests.integration.test_incidents import END_HOUR, live_hours, purposes, rhythm
+from tests.integration.test_incidents import END_HOUR, Event, Found, live_hours, purposes, rhythm
 
 # each source's metrics: web is the largest (and made last), so its story leads the
 # workspace's incident
@@ -317,26 +316,6 @@ def test_two_workspaces_quiet_at_the_same_hour_are_two_incidents(
         assert [leads for *_, leads in insight_rows(fresh_engine, src.workspace_id)].count(
             True
         ) == 1
-
-
-@dataclass(frozen=True)
-class Found:
-    start: datetime
-    detected_at: datetime
-    kind: str = "outage"
-    direction: str = "down"
-    observed: float = 0.0
-    expected: float = 100.0
-    lower: float = 80.0
-    upper: float = 120.0
-    relative_change: float = -1.0
-    score: float = 9.0
-
-
-@dataclass(frozen=True)
-class Event:
-    status: str
-    detection: Found
 
 
 def open_together(
