@@ -27,6 +27,7 @@ from lantern.dashboard.feed import give_feedback, silence_metric_of
 from lantern.db.session import session_scope
 from lantern.errors import BadRequest, Forbidden
 from lantern.notify.base import NotifyError
+from lantern.notify.delivery import in_summary
 from lantern.notify.interactivity import signing_secret
 from lantern.notify.message import build_message
 from lantern.notify.models import Notification, SlackAction, SlackConnection
@@ -115,22 +116,6 @@ def parse_click(body: bytes) -> Click | None:
     )
 
 
-def _is_summary(session: Session, click: Click) -> bool:
-    """Whether the message is a summary of quiet hours: its alerts share its ts, not its buttons."""
-    return (
-        session.scalar(
-            select(Notification.id)
-            .where(
-                Notification.purpose == "summary",
-                Notification.channel == click.channel,
-                Notification.ts == click.message_ts,
-            )
-            .limit(1)
-        )
-        is not None
-    )
-
-
 def apply_click(
     session: Session, *, click: Click, secret: str, settings: Settings, now: datetime
 ) -> int:
@@ -149,7 +134,7 @@ def apply_click(
         )
         .limit(1)
     ).first()
-    if alert is None or _is_summary(session, click):
+    if alert is None or in_summary(session, channel=click.channel, ts=click.message_ts):
         raise Forbidden("this message is not an alert Lantern posted: nothing was changed")
     connection = session.get(SlackConnection, alert.workspace_id)
     expected = signing_secret(connection, settings) if connection is not None else None

@@ -291,7 +291,7 @@ class SlackLane:
             row.status, row.error = "skipped", "its story is no longer an incident"
             return "skipped"
         alert = _alert_of(session, row)
-        if alert is None or _in_summary(session, alert):
+        if alert is None or in_summary(session, channel=alert.channel, ts=alert.ts):
             return step
         message, _ = build_message(session, alert, self.settings, with_chart=False)
         return replace(step, rewrite=(message, alert.id))
@@ -410,15 +410,16 @@ def _urgent(insight: Insight) -> bool:
     )
 
 
-def _in_summary(session: Session, alert: Notification) -> bool:
-    """Whether the alert was told in the summary of the quiet hours (its ts is the summary's)."""
+def in_summary(session: Session, *, channel: str | None, ts: str | None) -> bool:
+    """Whether the Slack message at (channel, ts) is a summary of quiet hours: the alerts it
+    tells share its ts."""
     return (
         session.scalar(
             select(Notification.id)
             .where(
                 Notification.purpose == "summary",
-                Notification.channel == alert.channel,
-                Notification.ts == alert.ts,
+                Notification.channel == channel,
+                Notification.ts == ts,
             )
             .limit(1)
         )
@@ -432,7 +433,7 @@ def _told_itself(session: Session, alert: Notification, row: Notification) -> bo
     return (
         alert.sent_at is not None
         and alert.sent_at >= row.created_at
-        and not _in_summary(session, alert)
+        and not in_summary(session, channel=alert.channel, ts=alert.ts)
     )
 
 
