@@ -794,8 +794,11 @@ class _Run:
         episode = self.state.episode
         if episode is None or c is None or grade <= episode.get("grade", len(LEVELS) - 1):
             return
-        if c.direction != episode["direction"]:
-            return  # another movement than the episode's: not what it would tell
+        cycle = c.kind == episode["kind"] == DetectionKind.SEASONALITY_CHANGE
+        if c.direction != episode["direction"] and not cycle:
+            # another movement than the episode's: not what it would tell (a change of the
+            # daily cycle has no direction of its own, only the sign of its last day's net)
+            return
         told = episode["told"]
         episode = {**episode, "grade": grade}
         if not told and grade >= self._level_of(episode["kind"]):

@@ -343,17 +343,16 @@ def wandering(seed: int) -> pd.Series:
     return noisy(lam * np.exp(np.repeat(walk, DAY)), seed=seed)
 
 
-def test_days_that_wander_are_no_change_of_trend() -> None:
+def test_days_that_wander_are_no_change_of_trend_and_rarely_an_alert() -> None:
     # fourteen daily blocks scatter by their own wandering: the hinge's standard error is
     # measured on a dozen degrees of freedom, and read as Student's t it is not a trend
-    # change every week or two (twenty of them on these twelve metrics on the normal law)
-    trends = [
-        (seed, e.at)
-        for seed in range(12)
-        for e in alerts(wandering(seed))
-        if e.detection.kind == "trend_change"
-    ]
-    assert len(trends) <= 8, trends
+    # change every week or two (twenty of them on these twelve metrics on the normal law);
+    # nor is a wandering day a level shift: over the 84 metric-weeks judged, fewer alerts
+    # of any kind than the 15 of a cycle that copied the last weeks' bumps
+    found = [(seed, e.detection.kind, e.at) for seed in range(12) for e in alerts(wandering(seed))]
+    trends = [f for f in found if f[1] == "trend_change"]
+    assert len(trends) <= 12, trends
+    assert len(found) <= 14, found
 
 
 def test_one_unusual_evening_in_the_first_week_is_not_expected_again_a_week_later() -> None:

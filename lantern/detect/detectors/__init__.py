@@ -15,7 +15,7 @@ module                     class                           kinds
 `evidence`                 `Evidence` (shared window sums)
 `spike`                    `SpikeDetector` (and bursts)    spike
 `low_run`                  `LowRunDetector`                outage, drop
-`level`                    `LevelShiftDetector`            level_shift
+`level`                    `LevelShiftDetector`            level_shift (outage near zero)
 `trend`                    `TrendChangeDetector`           trend_change
 `seasonality`              `SeasonalityChangeDetector`     seasonality_change (24 h)
 `cycle`                    `CycleChangeDetector`           seasonality_change (week on week)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lantern.detect.detectors.evidence import Evidence
+from lantern.detect.detectors.low_run import OUTAGE_SHARE
 from lantern.detect.kinds import DetectionKind
 from lantern.detect.verdicts import Candidate, score_from_z
 
@@ -35,10 +36,13 @@ class LevelShiftDetector:
     be large enough, and the window must be rarely this far off for this metric
     (`Evidence.rare_total`, against its last four weeks). The variance of a sum of counts
     is the negative binomial's (Lawless 1987); the windows follow the CUSUM idea of judging
-    a run on its sum (Page 1954).
+    a run on its sum (Page 1954). A window fallen to `OUTAGE_SHARE` of its expectation or
+    less is the metric stopping, and is reported as an outage (hours that the low-run
+    detector's own tests did not yet tell, such as a quiet revenue's first hours without
+    an order).
     """
 
-    kinds = (DetectionKind.LEVEL_SHIFT,)
+    kinds = (DetectionKind.LEVEL_SHIFT, DetectionKind.OUTAGE)
 
     def __init__(self, params: LevelParams) -> None:
         self.params = params
@@ -77,8 +81,11 @@ class LevelShiftDetector:
             for j in np.flatnonzero(hit):
                 if out[j] is None:
                     direction = "up" if lr[j] > 0 else "down"
+                    # a level that fell to near nothing is the metric stopping: an outage
+                    stopped = direction == "down" and obs[j] <= OUTAGE_SHARE * exp[j]
+                    kind = DetectionKind.OUTAGE if stopped else DetectionKind.LEVEL_SHIFT
                     out[j] = Candidate(
-                        DetectionKind.LEVEL_SHIFT.value,
+                        kind.value,
                         direction,
                         k - 1,
                         obs[j],
