@@ -56,7 +56,7 @@ STATEMENT = (
 WITH fresh AS (
     INSERT INTO seen_messages (source_id, digest, seen_second)
     SELECT s, d, %(seen_second)s
-    FROM unnest(%(seen_source)b::int[], %(seen_digest)b::bytea[]) AS t(s, d)
+    FROM unnest(%(seen_source)b::int[], %(seen_digest)b::bigint[]) AS t(s, d)
     ORDER BY s, d
     ON CONFLICT DO NOTHING
     RETURNING source_id, digest
@@ -65,7 +65,7 @@ candidates AS (
     SELECT c.source_id, c.minute, c.shape, c.combo, c.hour, c.value, c.digest IS NULL
         OR (c.source_id, c.digest) IN (SELECT source_id, digest FROM fresh) AS counted
     FROM unnest(
-        %(cand_source)b::int[], %(cand_minute)b::int[], %(cand_digest)b::bytea[],
+        %(cand_source)b::int[], %(cand_minute)b::int[], %(cand_digest)b::bigint[],
         %(cand_shape)b::int[], %(cand_combo)b::int[], %(cand_hour)b::int[],
         %(cand_value)b::float8[]
     ) AS c(source_id, minute, digest, shape, combo, hour, value)
@@ -143,7 +143,7 @@ shown_rows AS (
             AS recent
         FROM unnest(
             %(shown_request)b::int[], %(shown_pos)b::int[], %(shown_source)b::int[],
-            %(shown_digest)b::bytea[], %(shown_received)b::timestamp[],
+            %(shown_digest)b::bigint[], %(shown_received)b::timestamp[],
             %(shown_accepted)b::bool[], %(shown_reason)b::text[], %(shown_event)b::text[]
         ) AS e(request, pos, source_id, digest, received_at, accepted, reason, event)
         WHERE NOT e.accepted OR e.digest IS NULL
@@ -270,7 +270,7 @@ def write_at_once(
     results: Sequence[IngestResult],
     unique: Sequence[list[Verdict]],
     per_request: int,
-) -> dict[int, set[bytes]] | None:
+) -> dict[int, set[int]] | None:
     """Write a group in one statement; returns the digests that were new, per source.
 
     `unique` holds each request's accepted events without repeats inside the group.
@@ -282,10 +282,10 @@ def write_at_once(
     combos = Combos()
     cand_combo: list[int] = []
     seen_source: list[int] = []
-    seen_digest: list[bytes] = []
+    seen_digest: list[int] = []
     cand_source: list[int] = []
     cand_minute: list[int] = []
-    cand_digest: list[bytes | None] = []
+    cand_digest: list[int | None] = []
     cand_shape: list[int] = []
     cand_hour: list[int] = []
     cand_value: list[float | None] = []
@@ -356,7 +356,7 @@ def write_at_once(
         rows = fetch_all(
             connection.execution_options(isolation_level="AUTOCOMMIT"), STATEMENT, params
         )
-    fresh: dict[int, set[bytes]] = {request.source_id: set() for request in requests}
+    fresh: dict[int, set[int]] = {request.source_id: set() for request in requests}
     for source, digest in rows:
-        fresh[source].add(bytes(digest))
+        fresh[source].add(digest)
     return fresh
