@@ -189,11 +189,11 @@ def store(engine: Engine, *, requests: list[Judged]) -> list[IngestResult]:
         with write_serialized(engine), engine.begin() as connection:
             refuse_dimensions(connection, reasons=refusals, now=seen_at)
     with write_serialized(engine), engine.begin() as connection:
-        fresh = {
-            source_id: _new_digests(connection, source_id, sorted(found), seen_at)
+        repeated = {
+            source_id: found - _new_digests(connection, source_id, sorted(found), seen_at)
             for source_id, found in digests.items()
         }
-        counted_per_request = _count(requests, results, unique, fresh)
+        counted_per_request = _count(requests, results, unique, repeated)
         # The group's increments summed per source, metric key and hour, in one pass over
         # the events; metric ids are looked up once per key, not once per event.
         cells: dict[int, dict[tuple[MetricKey, int], list[float]]] = {}
@@ -278,13 +278,13 @@ def _count(
     requests: list[Judged],
     results: list[IngestResult],
     unique: list[list[Verdict]],
-    fresh: dict[int, set[int]],
+    repeated: dict[int, set[int]],
 ) -> list[list[Verdict]]:
     """Each request's counted events: no message id, or one not seen before; the rest repeat."""
     counted_per_request = []
     for request, result, kept in zip(requests, results, unique, strict=True):
-        new = fresh[request.source_id]
-        counted = [v for v in kept if v.digest is None or v.digest in new]
+        again = repeated.get(request.source_id)
+        counted = [v for v in kept if v.digest not in again] if again else kept
         result.duplicates += len(kept) - len(counted)
         result.accepted = len(counted)
         counted_per_request.append(counted)
