@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import struct
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -216,8 +217,14 @@ def digest_of(text: str) -> int:
     against n remembered ones (at a billion ids, one event in 18 billion is taken for a
     repeat).
     """
-    full = hashlib.blake2b(text.encode(), digest_size=16).digest()
-    return int.from_bytes(full[:8], "big", signed=True)
+    value: int = _first_8(_blake2b(text.encode(), digest_size=16).digest())[0]
+    return value
+
+
+_blake2b = hashlib.blake2b
+# A signed big-endian integer from a digest's first 8 bytes, without slicing them out
+# (this runs for every event: it was a third of the digest's cost).
+_first_8 = struct.Struct(">q").unpack_from
 
 
 def message_digest(message_id: Any) -> int | None:
