@@ -159,8 +159,11 @@ shown_rows AS (
     WHERE recent <= %(per_request)s
     ORDER BY request, NOT accepted, pos
 )
--- The repeats: usually none, where the new ids were one row each to read.
-SELECT s, d FROM offered EXCEPT ALL SELECT source_id, digest FROM fresh
+-- The repeats: usually none, where the new ids were one row each to read; looked for
+-- only when fewer ids were new than were offered.
+SELECT s, d FROM offered
+WHERE (SELECT count(*) FROM fresh) < (SELECT count(*) FROM offered)
+    AND (s, d) NOT IN (SELECT source_id, digest FROM fresh)
 """.replace(
         "{BUCKET_ROWS}",
         bucket_upsert("SELECT metric_id, hour, n, v, q FROM increments ORDER BY metric_id, hour"),
