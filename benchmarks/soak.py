@@ -149,7 +149,8 @@ def prefill(url: str, source_id: int, rows: int) -> None:
                 connection.execute(
                     text(
                         "INSERT INTO seen_messages (source_id, digest, seen_second) "
-                        "SELECT :source, decode(md5(random()::text || g::text), 'hex'), "
+                        "SELECT :source, "
+                        "('x' || md5(random()::text || g::text))::bit(64)::bigint, "
                         ":now - 1800 - g % 26 * 3600 "
                         "FROM generate_series(1, :rows) AS g ON CONFLICT DO NOTHING"
                     ),
@@ -157,7 +158,10 @@ def prefill(url: str, source_id: int, rows: int) -> None:
                 )
                 return
             for start in range(0, rows, 100_000):
-                digests = sorted(os.urandom(16) for _ in range(min(100_000, rows - start)))
+                digests = sorted(
+                    int.from_bytes(os.urandom(8), "big", signed=True)
+                    for _ in range(min(100_000, rows - start))
+                )
                 connection.execute(
                     text("INSERT INTO seen_messages VALUES (:source, :digest, :seen)"),
                     [

@@ -274,23 +274,22 @@ def add_to_breakdowns(
 ) -> None:
     """Add (events, events with a value, value sum) to breakdown buckets `(value_id,
     metric_id, hour)`."""
-    if not increments:
+    add_breakdown_rows(connection, [(*key, *value) for key, value in sorted(increments.items())])
+
+
+def add_breakdown_rows(
+    connection: Connection, rows: list[tuple[int, int, int, int, int, float]]
+) -> None:
+    """`add_to_breakdowns` for rows (value_id, metric_id, hour, events, events with a
+    value, value sum) already summed per key and in key order (the order rows are locked)."""
+    if not rows:
         return
-    rows = sorted(increments.items())
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql(
-            _FROM_ARRAYS,
-            (
-                [key[0] for key, _ in rows],
-                [key[1] for key, _ in rows],
-                [key[2] for key, _ in rows],
-                [value[0] for _, value in rows],
-                [value[1] for _, value in rows],
-                [value[2] for _, value in rows],
-            ),
+            _FROM_ARRAYS, tuple(list(column) for column in zip(*rows, strict=True))
         )
     else:
-        connection.exec_driver_sql(_FROM_VALUES, [(*key, *value) for key, value in rows])
+        connection.exec_driver_sql(_FROM_VALUES, rows)
 
 
 def add_default_dimensions(session: Session, *, source_id: int) -> None:

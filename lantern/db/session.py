@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from lantern.config import get_settings
+from lantern.db.arrays import register_packed
 from lantern.db.checkpoint import WAL_AUTOCHECKPOINT_PAGES
 from lantern.db.dialect import SQLITE_LOWER, sqlite_lower
 
@@ -67,7 +68,14 @@ def make_engine(url: str) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    event.listen(engine, "connect", _postgres_adapters)
+    return engine
+
+
+def _postgres_adapters(dbapi_connection: Any, _record: Any) -> None:
+    # Packed arrays (ingest's statement) travel as they are.
+    register_packed(dbapi_connection.adapters)
 
 
 def get_engine(url: str | None = None) -> Engine:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
+import numpy as np
 from sqlalchemy.engine import Connection
 
 from lantern.breakdowns.service import (
@@ -31,8 +32,8 @@ from lantern.metrics.keys import MetricKey, MetricKind
 NOT_SPLIT = frozenset({MetricKind.VALUE.value, MetricKind.MEAN.value})
 CARRY_VALUE = frozenset({MetricKind.TRACK.value, MetricKind.EXPERIMENT.value})
 Dims = tuple[tuple[int, str], ...]
-# (value id, metric id, hour) -> (events, events with a value, their sum)
-Rows = dict[tuple[int, int, int], tuple[int, int, float]]
+# (value id, metric id, hour, events, events with a value, their sum)
+Row = tuple[int, int, int, int, int, float]
 
 
 def find_refusals(requests: Sequence[Judged], unique: Sequence[list[Verdict]]) -> dict[int, str]:
@@ -101,9 +102,9 @@ class BreakdownCells:
         *,
         metric_ids: dict[int, dict[MetricKey, int]],
         refused: set[int],
-    ) -> tuple[Rows, dict[int, KnownValues]]:
-        """Rows to add, new values admitted within the cap; and the dimensions' values to
-        remember after commit."""
+    ) -> tuple[list[Row], dict[int, KnownValues]]:
+        """Rows to add in key order, new values admitted within the cap; and the
+        dimensions' values to remember after commit."""
         wanted: dict[int, dict[str, None]] = {}
         for summed in self.cells.values():
             # in the order the events came: the first values met are the ones admitted
@@ -115,21 +116,78 @@ class BreakdownCells:
             connection, wanted={d: list(values) for d, values in wanted.items()}
         )
         learned.update({dimension_id: KnownValues(refused=True) for dimension_id in refused})
-        rows: dict[tuple[int, int, int], list[float]] = {}
-        for source_id, summed in self.cells.items():
-            ids = metric_ids[source_id]
-            value_ids: dict[Dims, list[int]] = {}
-            for (key, dims, hour), (count, valued, value_sum) in summed.items():
-                targets = value_ids.get(dims)
-                if targets is None:
-                    targets = value_ids[dims] = [found[p] for p in dims if p in found]
-                metric_id = ids[key]
-                for value_id in targets:
-                    cell = rows.get((value_id, metric_id, hour))
-                    if cell is None:
-                        rows[(value_id, metric_id, hour)] = [count, valued, value_sum]
-                    else:
-                        cell[0] += count
-                        cell[1] += valued
-                        cell[2] += value_sum
-        return {k: (int(c), int(n), float(v)) for k, (c, n, v) in rows.items()}, learned
+        return spread(self.cells, metric_ids=metric_ids, value_ids=found), learned
+
+
+def spread(
+    cells: dict[int, dict[tuple[MetricKey, Dims, int], list[float]]],
+    *,
+    metric_ids: dict[int, dict[MetricKey, int]],
+    value_ids: dict[tuple[int, str], int],
+) -> list[Row]:
+    """Each cell added to the row of each of its dimension values: (value id, metric id,
+    hour, events, events with a value, their sum), summed per key, in key order.
+
+    A cell goes to 3 to 5 rows, so this is the group's largest loop: it runs on arrays
+    (a cell's values repeated, sorted stably by key, summed per key in the order the
+    cells came, so each sum adds the same numbers in the same order a loop would).
+    """
+    combos: dict[Dims, int] = {}
+    targets: list[list[int]] = []
+    metric: list[int] = []
+    combo: list[int] = []
+    hour: list[int] = []
+    sums: list[list[float]] = [[], [], []]
+    events, valued, value_sum = sums
+    for source_id, summed in cells.items():
+        ids = metric_ids[source_id]
+        for (key, dims, at), (count, carried, total) in summed.items():
+            number = combos.get(dims)
+            if number is None:
+                number = combos[dims] = len(targets)
+                targets.append([value_ids[p] for p in dims if p in value_ids])
+            metric.append(ids[key])
+            combo.append(number)
+            hour.append(at)
+            events.append(count)
+            valued.append(carried)
+            value_sum.append(total)
+    if not metric:
+        return []
+    widths = np.array([len(t) for t in targets], dtype=np.int64)
+    flat = np.array([v for t in targets for v in t], dtype=np.int64)
+    starts = np.cumsum(widths) - widths
+    per_cell = widths[np.array(combo, dtype=np.int64)]
+    cell = np.repeat(np.arange(len(metric)), per_cell)
+    if not len(cell):
+        return []
+    # the position of each repeat within its cell's values
+    first = np.repeat(np.cumsum(per_cell) - per_cell, per_cell)
+    within = np.arange(len(cell)) - first
+    value_id = flat[starts[np.array(combo, dtype=np.int64)][cell] + within]
+    metric_id = np.array(metric, dtype=np.int64)[cell]
+    hours = np.array(hour, dtype=np.int64)[cell]
+    order = np.lexsort((hours, metric_id, value_id))  # stable: cells keep their order
+    value_id, metric_id, hours, cell = value_id[order], metric_id[order], hours[order], cell[order]
+    new = np.empty(len(cell), dtype=bool)
+    new[0] = True
+    new[1:] = (
+        (value_id[1:] != value_id[:-1])
+        | (metric_id[1:] != metric_id[:-1])
+        | (hours[1:] != hours[:-1])
+    )
+    group = np.cumsum(new) - 1
+    heads = np.flatnonzero(new)
+    # bincount adds each group's numbers one by one, in order, from 0.0
+    added = [np.bincount(group, weights=np.array(column)[cell]) for column in sums]
+    return list(
+        zip(
+            value_id[heads].tolist(),
+            metric_id[heads].tolist(),
+            hours[heads].tolist(),
+            added[0].astype(np.int64).tolist(),
+            added[1].astype(np.int64).tolist(),
+            added[2].tolist(),
+            strict=True,
+        )
+    )

@@ -2,13 +2,15 @@
 
 Pure functions with no I/O. Whatever leaves this module has already lost everything
 personal: user and anonymous ids, traits, ip, user agent, device ids and every property
-but a numeric ``value``/``revenue``. The only thing kept of the ``messageId`` is a digest.
+but a numeric ``value``/``revenue``. The only thing kept of the ``messageId`` is a digest
+(a 64-bit integer).
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import struct
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -59,7 +61,7 @@ class Verdict:
     accepted: bool
     kind: str | None
     reason: str | None = None
-    digest: bytes | None = None
+    digest: int | None = None
     hour: int = 0
     increments: list[tuple[MetricKey, float | None]] = field(default_factory=list)
     flag: tuple[str, int, datetime] | None = None
@@ -205,14 +207,34 @@ def _name(value: Any) -> str | None:
     return None
 
 
-def message_digest(message_id: Any) -> bytes | None:
-    """A 16-byte digest of a message id, or None when there is no usable id."""
+def digest_of(text: str) -> int:
+    """The digest ingest remembers of a message id: a signed 64-bit integer.
+
+    It is the first 8 bytes of the id's 16-byte BLAKE2b digest (what was stored before
+    migration 0018, so the ids remembered then are still recognised). An integer key
+    makes the message-id table's rows and comparisons smaller than a 16-byte string; two
+    ids of one source share a digest with a chance of about n / 2^64 for each new id
+    against n remembered ones (at a billion ids, one event in 18 billion is taken for a
+    repeat).
+    """
+    value: int = _first_8(_blake2b(text.encode(), digest_size=16).digest())[0]
+    return value
+
+
+_blake2b = hashlib.blake2b
+# A signed big-endian integer from a digest's first 8 bytes, without slicing them out
+# (this runs for every event: it was a third of the digest's cost).
+_first_8 = struct.Struct(">q").unpack_from
+
+
+def message_digest(message_id: Any) -> int | None:
+    """The digest of a message id (`digest_of`), or None when there is no usable id."""
     if message_id is None or isinstance(message_id, _CONTAINER_TYPES):
         return None
     text = str(message_id)
     if not text:
         return None
-    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+    return digest_of(text)
 
 
 def _launchdarkly(event_name: str, props: dict[str, Any]) -> tuple[str, str] | None:
@@ -342,7 +364,7 @@ def judge_in(event: Any, window: Window, spec: Spec | None = None) -> Verdict:
         if len(text) > MAX_MESSAGE_ID:
             return Verdict(False, kind, reason="messageId is longer than 100 characters")
         if text and not isinstance(message_id, _CONTAINER_TYPES):
-            digest = hashlib.blake2b(text.encode(), digest_size=16).digest()
+            digest = digest_of(text)
     if kind == "alias":
         if not event.get("userId") or not event.get("previousId"):
             return Verdict(False, kind, reason="alias call needs userId and previousId")

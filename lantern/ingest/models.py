@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, LargeBinary, String
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lantern.db.base import Base, UTCDateTime
@@ -14,10 +14,12 @@ from lantern.db.base import Base, UTCDateTime
 class SeenMessage(Base):
     """A message id already counted for a source, kept for the dedupe horizon.
 
-    Only a 16-byte digest of the id is stored: ids are opaque and could carry anything.
-    A row is written for every event, so it is kept small: the second it was first seen
-    (since the Unix epoch, a 4-byte integer on SQLite) rather than a timestamp; the hourly
-    purge (`lantern.ingest.dedupe`) walks the index on it from its oldest end.
+    Only a digest of the id is stored, a 64-bit integer (`events.digest_of`): ids are
+    opaque and could carry anything. A row is written for every event, so it is kept
+    small: an integer key rather than a 16-byte string (migration 0018), and the second it
+    was first seen (since the Unix epoch, a 4-byte integer on SQLite) rather than a
+    timestamp; the hourly purge (`lantern.ingest.dedupe`) walks the index on it from its
+    oldest end.
     """
 
     __tablename__ = "seen_messages"
@@ -27,7 +29,7 @@ class SeenMessage(Base):
     source_id: Mapped[int] = mapped_column(
         ForeignKey("sources.id", ondelete="CASCADE"), primary_key=True
     )
-    digest: Mapped[bytes] = mapped_column(LargeBinary(16), primary_key=True)
+    digest: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     seen_second: Mapped[int] = mapped_column(BigInteger, index=True)
 
 

@@ -31,6 +31,7 @@ import orjson
 from sqlalchemy import Engine
 
 from lantern.breakdowns.service import breakdown_upsert, value_ids
+from lantern.db.arrays import BoolArray, Float8Array, Int4Array, Int8Array, packed
 from lantern.db.dialect import fetch_all
 from lantern.ingest.breakdowns import CARRY_VALUE, NOT_SPLIT
 from lantern.ingest.dedupe import seen_second
@@ -44,6 +45,7 @@ from lantern.metrics.service import (
     metric_ids,
 )
 
+NAN = float("nan")
 # The arrays describing the events offered to the debug view, one value per event.
 SHOWN_COLUMNS = ("request", "pos", "source", "digest", "received", "accepted", "reason", "event")
 # How many of a request's last events are offered to the debug view, of which the last
@@ -53,22 +55,27 @@ SHOWN_CANDIDATES = 10
 # %(name)b: binary parameters, which psycopg packs without escaping each array element.
 STATEMENT = (
     """
-WITH fresh AS (
+WITH offered AS MATERIALIZED (
+    SELECT * FROM unnest(%(seen_source)b::int[], %(seen_digest)b::bigint[]) AS t(s, d)
+),
+fresh AS (
     INSERT INTO seen_messages (source_id, digest, seen_second)
-    SELECT s, d, %(seen_second)s
-    FROM unnest(%(seen_source)b::int[], %(seen_digest)b::bytea[]) AS t(s, d)
+    SELECT s, d, %(seen_second)s FROM offered
     ORDER BY s, d
     ON CONFLICT DO NOTHING
     RETURNING source_id, digest
 ),
+-- An event without a message id comes with `named` false (its digest is a 0 read as
+-- none), and one without a value with NaN (no value is: ingest refuses NaN).
 candidates AS (
-    SELECT c.source_id, c.minute, c.shape, c.combo, c.hour, c.value, c.digest IS NULL
-        OR (c.source_id, c.digest) IN (SELECT source_id, digest FROM fresh) AS counted
+    SELECT c.source_id, c.minute, c.shape, c.combo, c.hour, nullif(c.value, 'NaN') AS value,
+        NOT c.named OR (c.source_id, c.digest) IN (SELECT source_id, digest FROM fresh)
+        AS counted
     FROM unnest(
-        %(cand_source)b::int[], %(cand_minute)b::int[], %(cand_digest)b::bytea[],
-        %(cand_shape)b::int[], %(cand_combo)b::int[], %(cand_hour)b::int[],
-        %(cand_value)b::float8[]
-    ) AS c(source_id, minute, digest, shape, combo, hour, value)
+        %(cand_source)b::int[], %(cand_minute)b::int[], %(cand_named)b::bool[],
+        %(cand_digest)b::bigint[], %(cand_shape)b::int[], %(cand_combo)b::int[],
+        %(cand_hour)b::int[], %(cand_value)b::float8[]
+    ) AS c(source_id, minute, named, digest, shape, combo, hour, value)
 ),
 shape_rows AS MATERIALIZED (
     SELECT * FROM unnest(
@@ -143,7 +150,7 @@ shown_rows AS (
             AS recent
         FROM unnest(
             %(shown_request)b::int[], %(shown_pos)b::int[], %(shown_source)b::int[],
-            %(shown_digest)b::bytea[], %(shown_received)b::timestamp[],
+            %(shown_digest)b::bigint[], %(shown_received)b::timestamp[],
             %(shown_accepted)b::bool[], %(shown_reason)b::text[], %(shown_event)b::text[]
         ) AS e(request, pos, source_id, digest, received_at, accepted, reason, event)
         WHERE NOT e.accepted OR e.digest IS NULL
@@ -152,7 +159,11 @@ shown_rows AS (
     WHERE recent <= %(per_request)s
     ORDER BY request, NOT accepted, pos
 )
-SELECT source_id, digest FROM fresh
+-- The repeats: usually none, where the new ids were one row each to read; looked for
+-- only when fewer ids were new than were offered.
+SELECT s, d FROM offered
+WHERE (SELECT count(*) FROM fresh) < (SELECT count(*) FROM offered)
+    AND (s, d) NOT IN (SELECT source_id, digest FROM fresh)
 """.replace(
         "{BUCKET_ROWS}",
         bucket_upsert("SELECT metric_id, hour, n, v, q FROM increments ORDER BY metric_id, hour"),
@@ -270,8 +281,9 @@ def write_at_once(
     results: Sequence[IngestResult],
     unique: Sequence[list[Verdict]],
     per_request: int,
-) -> dict[int, set[bytes]] | None:
-    """Write a group in one statement; returns the digests that were new, per source.
+) -> dict[int, set[int]] | None:
+    """Write a group in one statement; returns the digests already remembered (the
+    repeats), per source.
 
     `unique` holds each request's accepted events without repeats inside the group.
     Returns None, having written nothing, when an event needs the general path
@@ -282,13 +294,14 @@ def write_at_once(
     combos = Combos()
     cand_combo: list[int] = []
     seen_source: list[int] = []
-    seen_digest: list[bytes] = []
+    seen_digest: list[int] = []
     cand_source: list[int] = []
     cand_minute: list[int] = []
-    cand_digest: list[bytes | None] = []
+    cand_named: list[bool] = []
+    cand_digest: list[int] = []
     cand_shape: list[int] = []
     cand_hour: list[int] = []
-    cand_value: list[float | None] = []
+    cand_value: list[float] = []
     req: dict[str, list[int]] = {"source": [], "minute": [], "rejected": [], "duplicates": []}
     shown: dict[str, list[Any]] = defaultdict(list)
     for number, (request, result, kept) in enumerate(zip(requests, results, unique, strict=True)):
@@ -313,12 +326,17 @@ def write_at_once(
             if digest is not None:
                 seen_source.append(source)
                 seen_digest.append(digest)
+                cand_named.append(True)
+                cand_digest.append(digest)
+            else:
+                cand_named.append(False)
+                cand_digest.append(0)
             cand_source.append(source)
             cand_minute.append(minute)
-            cand_digest.append(digest)
             cand_shape.append(shaped[0])
             cand_hour.append(verdict.hour)
-            cand_value.append(shaped[1])
+            value = shaped[1]
+            cand_value.append(NAN if value is None else value)
         received = request.received_at.astimezone(UTC).replace(tzinfo=None)
         rejected = [(i, v) for i, v in enumerate(request.verdicts) if not v.accepted]
         for pos, verdict in list(enumerate(kept))[-SHOWN_CANDIDATES:] + rejected[-per_request:]:
@@ -333,20 +351,21 @@ def write_at_once(
     params: dict[str, Any] = {
         "seen_second": seen_second(max(r.received_at for r in requests)),
         "per_request": per_request,
-        "seen_source": seen_source,
-        "seen_digest": seen_digest,
-        "cand_source": cand_source,
-        "cand_minute": cand_minute,
-        "cand_digest": cand_digest,
-        "cand_shape": cand_shape,
-        "cand_hour": cand_hour,
-        "cand_value": cand_value,
+        "seen_source": packed(Int4Array, seen_source),
+        "seen_digest": packed(Int8Array, seen_digest),
+        "cand_source": packed(Int4Array, cand_source),
+        "cand_minute": packed(Int4Array, cand_minute),
+        "cand_named": packed(BoolArray, cand_named),
+        "cand_digest": packed(Int8Array, cand_digest),
+        "cand_shape": packed(Int4Array, cand_shape),
+        "cand_hour": packed(Int4Array, cand_hour),
+        "cand_value": packed(Float8Array, cand_value),
         "shape_number": shapes.number,
         "shape_metric": shapes.metric,
         "shape_valued": shapes.valued,
         "shape_split": shapes.split,
         "shape_carries": shapes.carries,
-        "cand_combo": cand_combo,
+        "cand_combo": packed(Int4Array, cand_combo),
         "combo_number": combos.number,
         "combo_value": combos.value,
         **{f"req_{name}": values for name, values in req.items()},
@@ -356,7 +375,7 @@ def write_at_once(
         rows = fetch_all(
             connection.execution_options(isolation_level="AUTOCOMMIT"), STATEMENT, params
         )
-    fresh: dict[int, set[bytes]] = {request.source_id: set() for request in requests}
+    repeated: dict[int, set[int]] = {request.source_id: set() for request in requests}
     for source, digest in rows:
-        fresh[source].add(bytes(digest))
-    return fresh
+        repeated[source].add(digest)
+    return repeated

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from lantern.breakdowns.dimensions import Spec
-from lantern.breakdowns.service import add_to_breakdowns, refuse_dimensions, value_ids
+from lantern.breakdowns.service import add_breakdown_rows, refuse_dimensions, value_ids
 from lantern.config import Settings
 from lantern.db.dialect import fetch_all, insert_for
 from lantern.db.session import write_serialized
@@ -56,8 +56,8 @@ def judge_payload(
 
 
 def _new_digests(
-    connection: Connection, source_id: int, digests: list[bytes], now: datetime
-) -> set[bytes]:
+    connection: Connection, source_id: int, digests: list[int], now: datetime
+) -> set[int]:
     """Record message digests; return those not seen before (the others are repeats).
 
     This runs for every event, so it is one statement written for each engine rather
@@ -70,12 +70,12 @@ def _new_digests(
         rows = fetch_all(
             connection,
             "INSERT INTO seen_messages (source_id, digest, seen_second) "
-            "SELECT %s, d, %s FROM unnest(%s::bytea[]) AS d "
+            "SELECT %s, d, %s FROM unnest(%s::bigint[]) AS d "
             "ON CONFLICT DO NOTHING RETURNING digest",
             (source_id, stamp, digests),
         )
-        return {bytes(row[0]) for row in rows}
-    fresh: set[bytes] = set()
+        return {row[0] for row in rows}
+    fresh: set[int] = set()
     for start in range(0, len(digests), SQLITE_ROWS_PER_INSERT):
         chunk = digests[start : start + SQLITE_ROWS_PER_INSERT]
         values = ",".join(["(?, ?, ?)"] * len(chunk))
@@ -151,7 +151,7 @@ def store(engine: Engine, *, requests: list[Judged]) -> list[IngestResult]:
     results = [IngestResult() for _ in requests]
     # Repeats inside the group count once, like repeats across requests.
     unique: list[list[Verdict]] = []
-    digests: dict[int, set[bytes]] = defaultdict(set)
+    digests: dict[int, set[int]] = defaultdict(set)
     for request, result in zip(requests, results, strict=True):
         claimed = digests[request.source_id]
         kept: list[Verdict] = []
@@ -189,11 +189,11 @@ def store(engine: Engine, *, requests: list[Judged]) -> list[IngestResult]:
         with write_serialized(engine), engine.begin() as connection:
             refuse_dimensions(connection, reasons=refusals, now=seen_at)
     with write_serialized(engine), engine.begin() as connection:
-        fresh = {
-            source_id: _new_digests(connection, source_id, sorted(found), seen_at)
+        repeated = {
+            source_id: found - _new_digests(connection, source_id, sorted(found), seen_at)
             for source_id, found in digests.items()
         }
-        counted_per_request = _count(requests, results, unique, fresh)
+        counted_per_request = _count(requests, results, unique, repeated)
         # The group's increments summed per source, metric key and hour, in one pass over
         # the events; metric ids are looked up once per key, not once per event.
         cells: dict[int, dict[tuple[MetricKey, int], list[float]]] = {}
@@ -240,7 +240,7 @@ def store(engine: Engine, *, requests: list[Judged]) -> list[IngestResult]:
             metric_ids={source_id: found.ids for source_id, found, _ in committed},
             refused=set(refusals),
         )
-        add_to_breakdowns(connection, split_rows)
+        add_breakdown_rows(connection, split_rows)
         for source_id in sorted(flags):
             _record_flags(connection, source_id, flags[source_id])
         _record_debug(connection, requests, counted_per_request, results)
@@ -278,13 +278,13 @@ def _count(
     requests: list[Judged],
     results: list[IngestResult],
     unique: list[list[Verdict]],
-    fresh: dict[int, set[bytes]],
+    repeated: dict[int, set[int]],
 ) -> list[list[Verdict]]:
     """Each request's counted events: no message id, or one not seen before; the rest repeat."""
     counted_per_request = []
     for request, result, kept in zip(requests, results, unique, strict=True):
-        new = fresh[request.source_id]
-        counted = [v for v in kept if v.digest is None or v.digest in new]
+        again = repeated.get(request.source_id)
+        counted = [v for v in kept if v.digest not in again] if again else kept
         result.duplicates += len(kept) - len(counted)
         result.accepted = len(counted)
         counted_per_request.append(counted)

@@ -1,8 +1,10 @@
-"""Message ids are remembered for the dedupe horizon, purged hourly, and survive the upgrade."""
+"""Message ids are remembered for the dedupe horizon, purged hourly, and survive the upgrades."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import random
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,6 +25,8 @@ from tests.helpers import totals
 
 # The revision before message ids were stamped with a second number.
 BEFORE_SECONDS = "9b471d9b8a39"
+# The revision before message ids were remembered as 64-bit integers.
+BEFORE_INTEGER_DIGESTS = "1a5b6c7d8e9f"
 
 
 def basic(key: str) -> dict[str, str]:
@@ -100,7 +104,7 @@ def test_the_purge_removes_every_old_row_even_beyond_one_chunk(
             [
                 {
                     "source_id": src.id,
-                    "digest": uuid.uuid4().bytes,
+                    "digest": random.getrandbits(64) - 2**63,
                     "seen_second": seen_second(long_ago),
                 }
                 for _ in range(dedupe.PURGE_CHUNK_ROWS + 7)
@@ -118,11 +122,17 @@ def test_the_scheduler_purges_message_ids_every_hour(settings: Settings, engine:
     assert second - first == timedelta(hours=1)
 
 
+def old_digest(message_id: str) -> bytes:
+    """The 16-byte digest of a message id, as ingest stored it before migration 0018."""
+    return hashlib.blake2b(message_id.encode(), digest_size=16).digest()
+
+
 def _insert_old_shape(engine: Engine, src: MadeSource, message_id: str, at: datetime) -> None:
+    """A message id as ingest stored it before 0006: a 16-byte digest and a timestamp."""
     with engine.begin() as connection:
         connection.execute(
             text("INSERT INTO seen_messages (source_id, digest, seen_at) VALUES (:s, :d, :t)"),
-            {"s": src.id, "d": message_digest(message_id), "t": at.replace(tzinfo=None)},
+            {"s": src.id, "d": old_digest(message_id), "t": at.replace(tzinfo=None)},
         )
 
 
@@ -155,9 +165,11 @@ def test_message_ids_remembered_before_the_upgrade_are_still_repeats_after_it(
     assert totals(fresh_engine, src.id) == {}
 
 
-def test_downgrading_keeps_each_message_id_with_the_time_it_was_seen(
+def test_downgrading_keeps_each_remembered_row_with_the_time_it_was_seen(
     fresh_engine: Engine,
 ) -> None:
+    # The 16-byte digest cannot be rebuilt from the 8 bytes kept since 0018: the row and
+    # its time are kept, with those 8 bytes.
     src = make_source(fresh_engine)
     at = datetime(2026, 11, 29, 10, 42, 7, tzinfo=UTC)
     remember_at(fresh_engine, src.id, "m-1", at)
@@ -168,5 +180,43 @@ def test_downgrading_keeps_each_message_id_with_the_time_it_was_seen(
     with fresh_engine.connect() as connection:
         rows = connection.execute(text("SELECT digest, seen_at FROM seen_messages")).all()
     assert [(bytes(digest), str(stamp)[:19]) for digest, stamp in rows] == [
-        (message_digest("m-1"), "2026-11-29 10:42:07")
+        (old_digest("m-1")[:8], "2026-11-29 10:42:07")
     ]
+
+
+def test_message_ids_remembered_as_16_byte_digests_are_still_repeats_after_the_upgrade(
+    fresh_engine: Engine, tmp_path: Any
+) -> None:
+    src = make_source(fresh_engine)
+    config = alembic_config(fresh_engine)
+    with fresh_engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, BEFORE_INTEGER_DIGESTS)
+    seen = datetime(2026, 11, 29, 10, 42, 7, tzinfo=UTC)
+    message_id = str(uuid.uuid4())
+    with fresh_engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO seen_messages (source_id, digest, seen_second) VALUES (:s, :d, :t)"),
+            [
+                {"s": src.id, "d": old_digest(message_id), "t": seen_second(seen)},
+                {"s": src.id, "d": old_digest("other"), "t": seen_second(seen) + 1},
+            ],
+        )
+    upgrade(fresh_engine)
+    with fresh_engine.connect() as connection:
+        rows = connection.execute(select(SeenMessage.digest, SeenMessage.seen_second)).all()
+    assert sorted(rows) == sorted(
+        [
+            (message_digest(message_id), seen_second(seen)),
+            (message_digest("other"), seen_second(seen) + 1),
+        ]
+    )
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=fresh_engine.url.render_as_string(hide_password=False),
+        scheduler_enabled=False,
+    )
+    with TestClient(create_app(settings, fresh_engine)) as client:
+        again = client.post("/v1/track", json=track(message_id), headers=basic(src.key))
+    assert again.json()["duplicates"] == 1
+    assert totals(fresh_engine, src.id) == {}
