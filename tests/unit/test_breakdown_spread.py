@@ -63,6 +63,9 @@ def test_each_value_row_sums_its_cells_exactly_as_adding_them_in_turn_would() ->
 
 
 def test_cells_whose_values_have_no_row_add_nothing() -> None:
-    cells = {1: {(("track", "E"), ((1, "unknown"),), 490_000): [3, 0, 0.0]}}
+    dims: Dims = ((1, "unknown"),)
+    cells: dict[int, dict[tuple[MetricKey, Dims, int], list[float]]] = {
+        1: {(("track", "E"), dims, 490_000): [3, 0, 0.0]}
+    }
     assert spread(cells, metric_ids={1: {("track", "E"): 7}}, value_ids={}) == []
     assert spread({}, metric_ids={}, value_ids={}) == []
