@@ -671,7 +671,7 @@ def _day_levels(raw: np.ndarray, typical: np.ndarray | None) -> np.ndarray:
     constant offset: ``log1p(f c) - log1p(c)`` is ``log f`` at a busy hour but nearer
     zero at an hour of a few events. So with ``typical``, the mean count of each hour of
     the day, a day's level is the factor ``f`` whose offsets have the day's mean offset
-    (by bisection on ``log f``), spread over its hours as that factor would: a Sunday at
+    (by Newton's method on ``log f``), spread over its hours as that factor would: a Sunday at
     a third of the weekdays is a third at each hour, not a third at noon and less than
     that at night.
     """
@@ -679,18 +679,29 @@ def _day_levels(raw: np.ndarray, typical: np.ndarray | None) -> np.ndarray:
     if typical is None or not (typical > 0).any():
         return np.repeat(level, DAY)
     base = np.log1p(typical)
-    low, high = np.full(level.shape, -12.0), np.full(level.shape, 12.0)
+    # Newton's method on the mean offset, which is increasing and convex in log f, kept
+    # inside a bracket that every step narrows (a step outside it bisects instead)
+    low, high = np.full(level.shape, -LOG_FACTOR_BOUND), np.full(level.shape, LOG_FACTOR_BOUND)
+    log_factor = np.clip(level, low, high)
     for _ in range(LEVEL_STEPS):
-        middle = (low + high) / 2
-        offsets = np.log1p(np.exp(middle)[:, None] * typical[None, :]) - base[None, :]
-        above = offsets.mean(axis=1) > level
-        high, low = np.where(above, middle, high), np.where(above, low, middle)
-    factor = np.exp((low + high) / 2)
+        scaled = np.exp(log_factor)[:, None] * typical[None, :]
+        gap = (np.log1p(scaled) - base[None, :]).mean(axis=1) - level
+        above = gap > 0
+        high, low = np.where(above, log_factor, high), np.where(above, low, log_factor)
+        slope = (scaled / (1.0 + scaled)).mean(axis=1)
+        step = log_factor - gap / np.maximum(slope, 1e-12)
+        inside = (step > low) & (step < high)
+        log_factor = np.where(inside, step, (low + high) / 2)
+        if np.all(np.abs(gap) < 1e-12):
+            break
+    factor = np.exp(log_factor)
     return (np.log1p(factor[:, None] * typical[None, :]) - base[None, :]).reshape(-1)
 
 
-# halvings of the bracket [-12, 12] of a day's log factor (`_day_levels`): to 1.4e-6
-LEVEL_STEPS = 24
+# a day's log factor is sought in [-bound, bound] (`_day_levels`), by at most this many
+# Newton steps (from a start at the day's mean offset it takes four to six)
+LOG_FACTOR_BOUND = 12.0
+LEVEL_STEPS = 12
 # the share of white noise's variance that its 5-hour smooth (weights 1, 2, 3, 2, 1) keeps
 SMOOTH_SHARE = 19.0 / 81.0
 
