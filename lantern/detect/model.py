@@ -632,8 +632,7 @@ def _one_week(
     from how rough the hours are about their smooth, which holds the overdispersion that
     the Poisson variance leaves out.
     """
-    by_day = raw.reshape(WEEK // DAY, DAY)
-    target = np.repeat(by_day.mean(axis=1), DAY)
+    target = _day_levels(raw, None)
     rough = float(np.mean((raw - smooth) ** 2)) / ROUGH_SHARE
     return target, np.maximum(noise, rough)
 

@@ -127,6 +127,29 @@ def old_digest(message_id: str) -> bytes:
     return hashlib.blake2b(message_id.encode(), digest_size=16).digest()
 
 
+def downgrade_to(engine: Engine, revision: str) -> None:
+    """Take the schema back to `revision`, keeping its data."""
+    config = alembic_config(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+
+
+def duplicates_when_sent_again(
+    engine: Engine, tmp_path: Any, src: MadeSource, message_id: str
+) -> int:
+    """The duplicates a server on `engine` counts in a track call with `message_id`."""
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=engine.url.render_as_string(hide_password=False),
+        scheduler_enabled=False,
+    )
+    with TestClient(create_app(settings, engine)) as client:
+        again = client.post("/v1/track", json=track(message_id), headers=basic(src.key))
+    duplicates: int = again.json()["duplicates"]
+    return duplicates
+
+
 def _insert_old_shape(engine: Engine, src: MadeSource, message_id: str, at: datetime) -> None:
     """A message id as ingest stored it before 0006: a 16-byte digest and a timestamp."""
     with engine.begin() as connection:
@@ -142,10 +165,7 @@ def test_message_ids_remembered_before_the_upgrade_are_still_repeats_after_it(
     # The source is made with today's tables (the models are today's), then the schema
     # goes back to before the change, keeping it.
     src = make_source(fresh_engine)
-    config = alembic_config(fresh_engine)
-    with fresh_engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, BEFORE_SECONDS)
+    downgrade_to(fresh_engine, BEFORE_SECONDS)
     now = datetime.now(UTC)
     message_id = str(uuid.uuid4())
     _insert_old_shape(fresh_engine, src, message_id, now - timedelta(hours=2))
@@ -154,14 +174,7 @@ def test_message_ids_remembered_before_the_upgrade_are_still_repeats_after_it(
     with fresh_engine.connect() as connection:
         stamps = sorted(connection.scalars(select(SeenMessage.seen_second)))
     assert stamps == [seen_second(now - timedelta(hours=30)), seen_second(now - timedelta(hours=2))]
-    settings = Settings(
-        data_dir=tmp_path,
-        database_url=fresh_engine.url.render_as_string(hide_password=False),
-        scheduler_enabled=False,
-    )
-    with TestClient(create_app(settings, fresh_engine)) as client:
-        again = client.post("/v1/track", json=track(message_id), headers=basic(src.key))
-    assert again.json()["duplicates"] == 1
+    assert duplicates_when_sent_again(fresh_engine, tmp_path, src, message_id) == 1
     assert totals(fresh_engine, src.id) == {}
 
 
@@ -173,10 +186,7 @@ def test_downgrading_keeps_each_remembered_row_with_the_time_it_was_seen(
     src = make_source(fresh_engine)
     at = datetime(2026, 11, 29, 10, 42, 7, tzinfo=UTC)
     remember_at(fresh_engine, src.id, "m-1", at)
-    config = alembic_config(fresh_engine)
-    with fresh_engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, BEFORE_SECONDS)
+    downgrade_to(fresh_engine, BEFORE_SECONDS)
     with fresh_engine.connect() as connection:
         rows = connection.execute(text("SELECT digest, seen_at FROM seen_messages")).all()
     assert [(bytes(digest), str(stamp)[:19]) for digest, stamp in rows] == [
@@ -188,10 +198,7 @@ def test_message_ids_remembered_as_16_byte_digests_are_still_repeats_after_the_u
     fresh_engine: Engine, tmp_path: Any
 ) -> None:
     src = make_source(fresh_engine)
-    config = alembic_config(fresh_engine)
-    with fresh_engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, BEFORE_INTEGER_DIGESTS)
+    downgrade_to(fresh_engine, BEFORE_INTEGER_DIGESTS)
     seen = datetime(2026, 11, 29, 10, 42, 7, tzinfo=UTC)
     message_id = str(uuid.uuid4())
     with fresh_engine.begin() as connection:
@@ -211,12 +218,5 @@ def test_message_ids_remembered_as_16_byte_digests_are_still_repeats_after_the_u
             (message_digest("other"), seen_second(seen) + 1),
         ]
     )
-    settings = Settings(
-        data_dir=tmp_path,
-        database_url=fresh_engine.url.render_as_string(hide_password=False),
-        scheduler_enabled=False,
-    )
-    with TestClient(create_app(settings, fresh_engine)) as client:
-        again = client.post("/v1/track", json=track(message_id), headers=basic(src.key))
-    assert again.json()["duplicates"] == 1
+    assert duplicates_when_sent_again(fresh_engine, tmp_path, src, message_id) == 1
     assert totals(fresh_engine, src.id) == {}
