@@ -49,8 +49,10 @@ def _installed_from_wheel(tmp_path: Path) -> Path:
     )
     (site / "test_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     pip = [sys.executable, "-m", "pip", "--python", str(python)]
+    # --ignore-installed: pip 23 running for another interpreter still sees its own venv,
+    # whose editable Lantern it would take for this one and install nothing
     subprocess.run(
-        [*pip, "install", "-q", "--no-deps", "--no-index", str(wheel)],
+        [*pip, "install", "-q", "--no-deps", "--no-index", "--ignore-installed", str(wheel)],
         check=True,
         capture_output=True,
     )

@@ -24,6 +24,7 @@ from tests.factories import (
     MadeSource,
     add_breakdown,
     add_insight,
+    closed_hour_at,
     last_closed_hour,
     make_events,
     make_insight,
@@ -34,11 +35,20 @@ from tests.factories import (
 from tests.fakeslack import GOOD_TOKEN, FakeSlack
 
 QUIET_HOURS = 4
+# the histories end at 15:00 UTC, whenever the tests run: their quiet hours fall in the
+# rhythm's afternoon, as the tests mean them to (ended at night, the last four hours of a
+# metric at a tenth of its peak are too few events to tell a stop of half of them)
+END_HOUR = 15
+
+
+def series_end() -> pd.Timestamp:
+    """The last hour of the tests' histories: the latest closed hour at `END_HOUR`."""
+    return closed_hour_at(END_HOUR)
 
 
 def catch_up(engine: Engine, settings: Settings, src: MadeSource) -> None:
     """The source's whole history through the hourly pass, as a backfilled source's."""
-    run_hour(engine, settings, hour=epoch_hour(last_closed_hour()), worker="t", source_id=src.id)
+    run_hour(engine, settings, hour=epoch_hour(series_end()), worker="t", source_id=src.id)
 
 
 def insights_of(engine: Engine, src: MadeSource) -> dict[str, list[Insight]]:
@@ -80,7 +90,7 @@ def test_an_event_that_stops_while_its_source_keeps_sending_is_a_tracking_break(
     engine: Engine, settings: Settings
 ) -> None:
     src = make_source(engine)
-    end = last_closed_hour()
+    end = series_end()
     make_events(
         engine,
         src,
@@ -103,7 +113,7 @@ def test_an_event_that_stops_as_a_new_name_starts_at_its_volume_names_the_pair(
     engine: Engine, settings: Settings
 ) -> None:
     src = make_source(engine)
-    end = last_closed_hour()
+    end = series_end()
     old = rhythm(end, seed=4)
     ids = make_events(
         engine,
@@ -127,7 +137,7 @@ def test_the_only_event_of_a_source_renamed_is_a_tracking_break_naming_the_pair(
     engine: Engine, settings: Settings
 ) -> None:
     src = make_source(engine)
-    old = rhythm(last_closed_hour(), seed=8)
+    old = rhythm(series_end(), seed=8)
     make_events(
         engine,
         src,
@@ -140,7 +150,7 @@ def test_the_only_event_of_a_source_renamed_is_a_tracking_break_naming_the_pair(
 
 def test_a_whole_source_going_quiet_stays_an_outage(engine: Engine, settings: Settings) -> None:
     src = make_source(engine)
-    end = last_closed_hour()
+    end = series_end()
     make_events(
         engine,
         src,
@@ -184,7 +194,7 @@ def version_split(
 def version_history(engine: Engine, src: MadeSource, *, search_stops_too: bool) -> None:
     """Checkout from app versions 5.1 and 5.2, of which 5.2 stops sending it in the last
     hours; Search from both, 5.2's stopping too when `search_stops_too`."""
-    end = last_closed_hour()
+    end = series_end()
     shares = {"5.1": 0.55, "5.2": 0.45}
     checkout = rhythm(end, peak=300, seed=12)
     search = rhythm(end, peak=200, seed=13)
@@ -239,7 +249,7 @@ def test_a_renamed_event_is_told_as_a_tracking_break_on_slack_and_in_the_api(
             channel="alerts",
             settings=settings,
         )
-    end = last_closed_hour()
+    end = series_end()
     old = rhythm(end, seed=16)
     make_events(
         engine,
