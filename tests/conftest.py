@@ -2,7 +2,8 @@
 
 Each engine is migrated once per session (once per pytest-xdist worker). Tests isolate
 themselves by creating their own workspace and source (see `tests/factories.py`), which also
-lets a live server in another thread see their rows.
+lets a live server in another thread see their rows. A test that needs a database of its
+own (`fresh_engine`) gets a copy of a template migrated once per session and engine.
 
 Under pytest-xdist (`-n 2 --dist loadgroup`, as `scripts/test.py` runs it), the tests that
 share a module-scoped fixture run on one worker, so that fixture is built once per module
@@ -12,6 +13,7 @@ share a module-scoped fixture run on one worker, so that fixture is built once p
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import threading
 import time
@@ -141,13 +143,50 @@ def empty_database_url(database_url: str, tmp_path: Path) -> Iterator[str]:
     drop_database_later(admin, name)
 
 
-@pytest.fixture
-def fresh_engine(empty_database_url: str) -> Iterator[Engine]:
-    """A migrated database of its own, for tests of jobs that see every workspace's rows."""
-    engine = make_engine(empty_database_url)
+@pytest.fixture(scope="session")
+def migrated_template(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A database migrated to the head revision that no test writes to, once per engine.
+
+    `fresh_engine` copies it (a file copy on SQLite, `CREATE DATABASE ... TEMPLATE` on
+    PostgreSQL) instead of running every migration again for each test: the same schema and
+    rows in a fraction of the time. Yields the SQLite file's path or the PostgreSQL name.
+    """
+    if database_url.startswith("sqlite"):
+        path = tmp_path_factory.mktemp("template") / "lantern.db"
+        engine = make_engine(f"sqlite:///{path}")
+        upgrade(engine)
+        engine.dispose()  # the last connection closed checkpoints the WAL into the file
+        yield str(path)
+        return
+    admin = _postgres_or_skip()
+    name = f"lantern_template_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = make_engine(admin.url.set(database=name).render_as_string(hide_password=False))
     upgrade(engine)
+    engine.dispose()  # PostgreSQL copies a template only while nobody is connected to it
+    yield name
+    drop_database_later(admin, name)
+
+
+@pytest.fixture
+def fresh_engine(database_url: str, migrated_template: str, tmp_path: Path) -> Iterator[Engine]:
+    """A migrated database of its own, for tests of jobs that see every workspace's rows."""
+    if database_url.startswith("sqlite"):
+        path = tmp_path / "fresh.db"
+        shutil.copyfile(migrated_template, path)
+        engine = make_engine(f"sqlite:///{path}")
+        yield engine
+        engine.dispose()
+        return
+    admin = _postgres_or_skip()
+    name = f"lantern_fresh_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{migrated_template}"'))
+    engine = make_engine(admin.url.set(database=name).render_as_string(hide_password=False))
     yield engine
     engine.dispose()
+    drop_database_later(admin, name)
 
 
 @pytest.fixture
