@@ -2,7 +2,8 @@
 
 Each engine is migrated once per session (once per pytest-xdist worker). Tests isolate
 themselves by creating their own workspace and source (see `tests/factories.py`), which also
-lets a live server in another thread see their rows.
+lets a live server in another thread see their rows. A test that needs a database of its
+own (`fresh_engine`) gets a copy of a template migrated once per session and engine.
 
 Under pytest-xdist (`-n 2 --dist loadgroup`, as `scripts/test.py` runs it), the tests that
 share a module-scoped fixture run on one worker, so that fixture is built once per module
@@ -12,6 +13,7 @@ share a module-scoped fixture run on one worker, so that fixture is built once p
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import threading
 import time
@@ -25,6 +27,7 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
 
 from lantern.api.app import create_app
 from lantern.config import Settings
@@ -55,12 +58,24 @@ def drop_database_later(admin: Engine, name: str) -> None:
     _DROPS.submit(_drop, admin, name)
 
 
+# Per process (each pytest-xdist worker): the migrated database of each engine, and the
+# template `fresh_engine` copies.
+_MIGRATED: dict[str, str] = {}
+_TEMPLATES: dict[str, str] = {}
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    if "postgresql" in _TEMPLATES:
+        drop_database_later(
+            create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT"), _TEMPLATES["postgresql"]
+        )
     _DROPS.shutdown(wait=True)
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> Iterator[None]:
     """Under pytest-xdist, keep the tests that share a module-scoped fixture on one worker.
 
     Their group is the module and the engine, so the two engines' halves of a module still
@@ -68,9 +83,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     browser, is then built once per half). A module whose fixture must be built only once
     (a Dask cluster) names its group itself with `pytest.mark.xdist_group`, which wins.
     `--dist loadgroup` honours the groups; any other test goes to whichever worker is free.
+    The groups are marked before pytest-xdist's own hook reads them.
+
+    pytest-xdist hands out the groups first (the largest first), then single tests in the
+    order collected: a minute-long test collected last would keep one worker busy after the
+    other has finished. So once every other hook has ordered the items (pytest keeps each
+    engine's tests together: a worker that switches engines builds its database again), the
+    tests marked `slow` are moved to the front, each engine's still together.
     """
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
+    if config.pluginmanager.hasplugin("xdist"):
+        _group_by_module_fixture(items)
+    yield
+    if config.pluginmanager.hasplugin("xdist"):
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable
+
+
+def _group_by_module_fixture(items: list[pytest.Item]) -> None:
     for item in items:
         info = getattr(item, "_fixtureinfo", None)
         if info is None or item.get_closest_marker("xdist_group") is not None:
@@ -116,15 +144,21 @@ def postgres_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The URL of a migrated database, once per engine."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'lantern.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    return url
+    """The URL of a migrated database, once per engine.
+
+    Built once per process and engine, even when the tests of the two engines alternate on a
+    worker (pytest would otherwise build a new one at each change of engine).
+    """
+    if request.param not in _MIGRATED:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'lantern.db'}"
+        else:
+            url = request.getfixturevalue("postgres_url")
+        engine = make_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        _MIGRATED[request.param] = url
+    return _MIGRATED[request.param]
 
 
 @pytest.fixture
@@ -141,13 +175,57 @@ def empty_database_url(database_url: str, tmp_path: Path) -> Iterator[str]:
     drop_database_later(admin, name)
 
 
-@pytest.fixture
-def fresh_engine(empty_database_url: str) -> Iterator[Engine]:
-    """A migrated database of its own, for tests of jobs that see every workspace's rows."""
-    engine = make_engine(empty_database_url)
+def migrated_template(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A database migrated to the head revision that no test writes to, once per engine.
+
+    `fresh_engine` copies it (a file copy on SQLite, `CREATE DATABASE ... TEMPLATE` on
+    PostgreSQL) instead of running every migration again for each test: the same schema and
+    rows in a fraction of the time. Returns the SQLite file's path or the PostgreSQL name;
+    the PostgreSQL one is dropped when the session ends.
+    """
+    engine_name = make_url(database_url).get_backend_name()
+    if engine_name in _TEMPLATES:
+        return _TEMPLATES[engine_name]
+    if engine_name == "sqlite":
+        path = tmp_path_factory.mktemp("template") / "lantern.db"
+        engine = make_engine(f"sqlite:///{path}")
+        upgrade(engine)
+        engine.dispose()  # the last connection closed checkpoints the WAL into the file
+        _TEMPLATES[engine_name] = str(path)
+        return str(path)
+    admin = _postgres_or_skip()
+    name = f"lantern_template_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    engine = make_engine(admin.url.set(database=name).render_as_string(hide_password=False))
     upgrade(engine)
+    engine.dispose()  # PostgreSQL copies a template only while nobody is connected to it
+    _TEMPLATES[engine_name] = name
+    return name
+
+
+@pytest.fixture
+def fresh_engine(
+    database_url: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Engine]:
+    """A migrated database of its own, for tests of jobs that see every workspace's rows."""
+    template = migrated_template(database_url, tmp_path_factory)
+    if database_url.startswith("sqlite"):
+        path = tmp_path / "fresh.db"
+        shutil.copyfile(template, path)
+        engine = make_engine(f"sqlite:///{path}")
+        yield engine
+        engine.dispose()
+        return
+    admin = _postgres_or_skip()
+    name = f"lantern_fresh_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    engine = make_engine(admin.url.set(database=name).render_as_string(hide_password=False))
     yield engine
     engine.dispose()
+    drop_database_later(admin, name)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,17 +70,36 @@ def start_server(
     raise RuntimeError("lantern serve did not answer /healthz within 30 s")
 
 
-@pytest.fixture(scope="module")
-def served(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The base URL of a `lantern serve` process on the test database, one per module.
+Server = tuple[subprocess.Popen[bytes], str]
 
-    A test that needs a server of its own (other settings, or one it stops) starts it with
-    `start_server`; the tests sharing this one each work in a workspace of their own.
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[dict[str, Server]]:
+    """The `lantern serve` processes of this session by database URL; stopped at its end."""
+    running: dict[str, Server] = {}
+    yield running
+    for process, _ in running.values():
+        process.terminate()
+    for process, _ in running.values():
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def served(
+    database_url: str, servers: dict[str, Server], tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """The base URL of a `lantern serve` process on the test database, one per engine.
+
+    Started once per engine in each pytest-xdist worker and shared by the tests of every
+    module: each of them works in a workspace of its own. A test that needs a server of its
+    own (other settings, or one it stops) starts it with `start_server`.
     """
-    process, url = start_server(database_url, tmp_path_factory.mktemp("served"))
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
+    if database_url not in servers:
+        process, url = start_server(database_url, tmp_path_factory.mktemp("served"))
+        # what it prints over the whole session is read, so that a full pipe never blocks it
+        threading.Thread(target=process.communicate, daemon=True).start()
+        servers[database_url] = (process, url)
+    return servers[database_url][1]
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import numpy as np
 import pandas as pd
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
@@ -46,6 +47,7 @@ def events(index: pd.DatetimeIndex, values: np.ndarray, kind: str, name: str) ->
     return out
 
 
+@pytest.mark.slow
 def test_an_injected_drop_is_one_slack_alert_with_its_chart_and_one_reply_when_over(
     fresh_client: TestClient, fresh_engine: Engine, settings: Settings, fake_slack: FakeSlack
 ) -> None:

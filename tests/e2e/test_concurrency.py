@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import Engine
 
 from tests.e2e.conftest import start_server
@@ -44,6 +45,7 @@ def hammer(url: str, key: str, hour: datetime) -> None:
         list(pool.map(one_thread, range(THREADS)))
 
 
+@pytest.mark.slow
 def test_many_threads_and_processes_on_one_hour_count_exactly(
     database_url: str, engine: Engine, tmp_path: Path
 ) -> None:

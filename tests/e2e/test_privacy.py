@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 import segment.analytics as segment
 from sqlalchemy import Engine, inspect, text
 
@@ -80,6 +81,7 @@ def database_text(engine: Engine) -> str:
     return "\n".join(parts)
 
 
+@pytest.mark.slow
 def test_pii_in_every_field_reaches_no_table_log_or_debug_view(
     database_url: str, engine: Engine, tmp_path: Path
 ) -> None:

@@ -17,6 +17,7 @@ from lantern.insights.models import DetectionRun
 from tests.e2e.conftest import start_server
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["serve", "worker"])
 def test_the_hourly_pass_runs_on_its_own_after_start_up(
     empty_database_url: str, tmp_path: Path, how: str

@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import httpx
+import pytest
 
 from tests.e2e.conftest import start_server
 
@@ -46,6 +47,7 @@ def _open_after(sockets: list[socket.socket], seconds: float) -> list[socket.soc
     return list(open_.values())
 
 
+@pytest.mark.slow
 def test_the_servers_log_holds_no_client_address_and_no_query_string(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -74,6 +76,7 @@ def test_the_servers_log_holds_no_client_address_and_no_query_string(
     assert f"POST /v1/batch {refused.status_code}" in log
 
 
+@pytest.mark.slow
 def test_idle_connections_are_closed_and_healthz_answers_through_a_flood_of_them(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -101,6 +104,7 @@ def test_idle_connections_are_closed_and_healthz_answers_through_a_flood_of_them
         _stop(process)
 
 
+@pytest.mark.slow
 def test_a_request_whose_body_stalls_gets_a_408_and_the_connection_is_closed(
     database_url: str, tmp_path: Path
 ) -> None:

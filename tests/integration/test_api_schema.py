@@ -87,6 +87,7 @@ def seed(engine: Engine) -> tuple[str, dict[str, int]]:
     return src.token, {"source_id": src.id, "metric_id": metric_id, "insight_id": insight_id}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 def test_every_api_operation_answers_within_its_documented_schema(
     spec_app: FastAPI, engine: Engine, mode: GenerationMode

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine
 
 from tests.factories import make_source
@@ -41,6 +42,7 @@ def test_a_source_name_taken_a_missing_source_and_a_rotation_of_one_are_one_line
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
+@pytest.mark.slow
 def test_a_wrong_setting_an_unreachable_database_and_an_unknown_revision_are_one_line_errors(
     database_url: str, tmp_path: Path
 ) -> None:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -43,6 +44,7 @@ def sensitivities(database_url: str) -> dict[str, str]:
     return found
 
 
+@pytest.mark.slow
 def test_a_workspace_made_by_user_create_or_token_create_takes_the_configured_sensitivity(
     empty_database_url: str, tmp_path: Path
 ) -> None:
@@ -65,6 +67,7 @@ def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_with_one_workspace_every_command_acts_on_it_and_its_login_sees_the_new_source(
     empty_database_url: str, tmp_path: Path
 ) -> None:
@@ -95,6 +98,7 @@ def test_with_one_workspace_every_command_acts_on_it_and_its_login_sees_the_new_
     assert sensitivities(empty_database_url) == {"demo": "medium"}
 
 
+@pytest.mark.slow
 def test_with_several_workspaces_a_command_that_does_not_name_one_says_how_to(
     empty_database_url: str, tmp_path: Path
 ) -> None:

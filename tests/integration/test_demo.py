@@ -7,6 +7,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine, select
 
 from lantern.accounts.service import authenticate
@@ -19,6 +20,7 @@ from lantern.metrics.models import FlagChange, Metric
 from lantern.notify.models import Notification
 
 
+@pytest.mark.slow
 def test_the_demo_history_holds_the_planted_outage_and_the_flag_change_as_its_cause(
     fresh_engine: Engine, settings: Settings
 ) -> None:
@@ -77,6 +79,7 @@ def test_the_demo_history_holds_the_planted_outage_and_the_flag_change_as_its_ca
         assert user.workspace_id == made.workspace_id
 
 
+@pytest.mark.slow
 def test_lantern_demo_prints_its_progress_and_summary_without_library_warnings(
     tmp_path: Path,
 ) -> None:

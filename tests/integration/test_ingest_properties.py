@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
+import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -215,6 +216,7 @@ def counted(engine: Engine, source_id: int) -> tuple[int, int]:
         HealthCheck.data_too_large,
     ],
 )
+@pytest.mark.slow
 @given(request=requests)
 def test_any_json_is_answered_without_a_5xx_and_what_is_accepted_is_counted(
     client: TestClient, engine: Engine, request: tuple[str, Any, str]

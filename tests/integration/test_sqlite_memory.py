@@ -65,6 +65,7 @@ def sqlite_memory_used() -> int:
     return int(library.sqlite3_memory_used())
 
 
+@pytest.mark.slow
 def test_all_sqlite_connections_together_hold_at_most_the_heap_limit(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'shared.db'}")
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from lantern.demo import STREAMS, Plan, counts, plan
 from lantern.detect import replay_series
@@ -28,6 +29,7 @@ def planted(timeline: Plan) -> dict[str, tuple[pd.Timestamp, pd.Timestamp, str]]
     }
 
 
+@pytest.mark.slow
 def test_the_demo_finds_what_it_planted_and_few_false_alarms() -> None:
     missed, false = [], []
     for end in ENDS:

@@ -59,6 +59,7 @@ def assert_monotone(files: list[Path]) -> int:
     return compared
 
 
+@pytest.mark.slow
 def test_every_episode_told_at_low_is_told_at_medium_and_at_high_on_a_bench_seed(
     bench: Path, tmp_path: Path
 ) -> None:
@@ -72,6 +73,7 @@ def test_every_episode_told_at_low_is_told_at_medium_and_at_high_on_a_bench_seed
     assert assert_monotone(files) >= 20
 
 
+@pytest.mark.slow
 def test_every_episode_told_at_low_is_told_at_medium_and_at_high_on_nab_counts(
     bench: Path, tmp_path: Path
 ) -> None:
