@@ -77,12 +77,23 @@ RETURN_EVENTS = 30
 RETURN_SHARE = 1 / 3
 RETURN_Z = 4.0
 RETURN_HOUR_Z = 3.0  # and no hour of them further than this from the old normal
+# and their total no further above (below, for a shift down) the old normal than this many
+# standard errors: hours a third of the way back but still clearly shifted are no return
+RETURN_NEAR_Z = 2.0
 # an open short episode goes on while its hours stay this far off, up or down, and this
 # significant; it is resolved after `RESOLVE_HOURS` hours back to normal
 STILL_UP = 1.3  # observed/expected of an hour still up
 STILL_DOWN = 0.75  # observed/expected of an hour still down
 STILL_SCORE = 1.3  # -log10 p of an hour still off (p of 5%)
 RESOLVE_HOURS = 2
+# nor while the hours since its last abnormal one are, together, still off its way: by this
+# many standard errors (one-sided 5%, as `STILL_SCORE`) and by `STILL_UP` or `STILL_DOWN`.
+# An hour of a quiet metric says little, their total more: a doubling at 25 an hour is no
+# hour-by-hour anomaly after its first, and was resolved to be found again the next day
+STILL_Z = 1.645
+# the hours of a count expecting this many events or more each are judged one by one: their
+# Poisson noise alone no longer hides a `STILL_UP` change ((STILL_Z / log STILL_UP)^2)
+QUIET_HOUR = (STILL_Z / np.log(STILL_UP)) ** 2
 # a short episode (spike, drop, outage) that begins within this many hours of the end of
 # the last one in the same direction, and is not much larger than it, is the same
 # turbulence again: followed, not told (a metric that bursts every few hours is one
@@ -643,7 +654,9 @@ class _Run:
         if abnormal:
             episode = {**episode, "last_abnormal": u}
             self.state = replace(s, episode=episode)
-        if u - episode["last_abnormal"] >= RESOLVE_HOURS:
+        if u - episode["last_abnormal"] >= RESOLVE_HOURS and not self._still_off(
+            i, u - episode["last_abnormal"], x, mu, evidence, episode["direction"]
+        ):
             masks = (
                 *tuple(m for m in s.masks if m[1] >= 0),
                 (episode["start"], episode["last_abnormal"]),
@@ -677,6 +690,23 @@ class _Run:
             self.state = replace(s, episode=episode)
             return False
         return False
+
+    @staticmethod
+    def _still_off(
+        i: int, length: int, x: np.ndarray, mu: np.ndarray, evidence: Evidence, direction: str
+    ) -> bool:
+        """Whether the ``length`` hours ending at hour ``i`` of a quiet count (`QUIET_HOUR`)
+        are, together, still off in ``direction`` (`STILL_Z`)."""
+        recent = slice(i - length + 1, i + 1)
+        seen, expected = float(np.nansum(x[recent])), float(mu[recent].sum())
+        if evidence.kind != "count" or expected / length >= QUIET_HOUR:
+            return False  # each hour tells for itself
+        z = float(evidence.total_z(np.array([i]), length, seen=True)[0])
+        if not np.isfinite(z):
+            return False
+        if direction == "up":
+            return z >= STILL_Z and seen >= STILL_UP * expected
+        return z <= -STILL_Z and seen <= STILL_DOWN * expected
 
     def _open(self, u: int, c: Candidate, told: Candidate | None, grade: int) -> bool:
         s = self.state
@@ -861,8 +891,13 @@ class _Run:
         back = sign * (shift - change)
         # every hour back, not only their sum: a moved cycle's day sums to the old normal
         every = bool(np.abs(hourly).max() < RETURN_HOUR_Z)
+        # (a mean's hours are not independent enough for their mean's standard error)
+        near = model.kind != "count" or sign * change < RETURN_NEAR_Z * spread
         return bool(
-            every and sign * change < RETURN_SHARE * sign * shift and back >= RETURN_Z * spread
+            every
+            and near
+            and sign * change < RETURN_SHARE * sign * shift
+            and back >= RETURN_Z * spread
         )
 
     def _prune(self, masks: tuple[tuple[int, int], ...], u: int) -> tuple[tuple[int, int], ...]:

@@ -67,6 +67,21 @@ def test_a_drop_that_reverts_is_resolved_and_never_adopted_as_normal() -> None:
     assert len([e for e in events if e.status == "opened"]) == 1
 
 
+@pytest.mark.parametrize("seed", [0, 1, 3, 10])
+def test_a_quiet_metric_that_doubles_is_one_alert_not_resolved_and_found_again(seed: int) -> None:
+    # at 25 events an hour, an hour of a doubled metric is no anomaly on its own after the
+    # first; together they are, and the episode stays open until it is adopted
+    lam = expected_volume(25.0)
+    start = CHANGE + 12
+    lam[start:] *= 2.0
+    lam[start + 4] *= 1.6  # a busy first hour: the episode opens as a spike
+    events = replay_series(noisy(lam, seed=seed, cv=0.16))
+    statuses = [(e.status, e.detection.kind) for e in events]
+    assert [status for status, _ in statuses] == ["opened", "updated", "accepted"], statuses
+    assert statuses[-1] == ("accepted", "level_shift")
+    assert hour(start) <= events[0].at <= hour(start + 6)
+
+
 def bursty(seed: int, weeks: int = 5) -> tuple[np.ndarray, np.ndarray]:
     """Counts whose bursts recur: a few times a week an hour runs 3 to 6 times its rhythm."""
     rng = np.random.default_rng(seed)
