@@ -279,10 +279,10 @@ def timed_pass(url: str, folder: str, hour: int, executor: str, dask: str | None
     detector_seconds = [0.0]
     judged = stream.score_batch_judged
 
-    def timed_judged(*args: Any) -> Any:
+    def timed_judged(*args: Any, **kwargs: Any) -> Any:
         began = time.perf_counter()
         try:
-            return judged(*args)
+            return judged(*args, **kwargs)
         finally:
             detector_seconds[0] += time.perf_counter() - began
 
@@ -382,6 +382,12 @@ def _report(label: str, figures: dict[str, Any]) -> None:
         f"outcome digest {figures['digest']}; load average {_load()}",
         flush=True,
     )
+    if figures["failures"]:
+        # a pass whose metrics failed times the failures, not the detector
+        raise SystemExit(
+            f"{figures['failures']} of {figures['metrics']} metrics failed in the pass "
+            f"({label}): its time is not a pass's; run_hour logs why"
+        )
     if figures["scoring"] is not None:
         rest = figures["seconds"] - figures["scoring"]
         states = figures["scoring"] - figures["detector"]
