@@ -68,6 +68,10 @@ TREND_SETTLE = 7 * DAY
 # `NEW_NORMAL_DAYS` have passed
 NEW_NORMAL_VAR = 0.04
 NEW_NORMAL_DAYS = 14
+# while the new normal is that young, the metric coming back to the normal before it ends
+# the adopted change (`_Run._back_to_former`): a holiday, a campaign or a three-day jam
+# adopted after a day is over when it ends, not a new drop
+FORMER_HOURS = NEW_NORMAL_DAYS * DAY
 # a level shift is over when its last hours are back near the old normal (`_returned`):
 # the last `RETURN_HOURS` (more, up to a day, until the old normal expects `RETURN_EVENTS`
 # events of them) must have come back to within `RETURN_SHARE` of the shift, by at least
@@ -144,6 +148,10 @@ class MetricState:
     # incident (most of its source down together): a lasting change is not adopted as the
     # new normal while it is set, so a day the whole source is low teaches no new level
     holding: bool = False
+    # the normal before the last adopted lasting change, while a return to it would still
+    # be that change's end (`_Run._back_to_former`): its model (`Baseline.to_dict`), anchor,
+    # cycle, slope and trend flags, the accepted episode and the hour it stops counting
+    former: dict[str, Any] | None = None
 
     def to_bytes(self) -> bytes:
         """JSON bytes, for the service to keep between passes.
@@ -613,6 +621,8 @@ class _Run:
                 return False
             if candidate.kind != DetectionKind.OUTAGE and u < s.quiet_until:
                 return False
+            if self._back_to_former(u, i, x, mu, candidate):
+                return True
             if candidate.kind in PERSISTENT and u < s.settled_until:
                 return False
             if candidate.kind == DetectionKind.TREND_CHANGE and u < s.settled_until + TREND_SETTLE:
@@ -633,8 +643,19 @@ class _Run:
                 and u - episode["start"] >= DAY
             ):
                 self._emit("accepted", u, episode)
+                former = {
+                    "model": s.model.to_dict() if s.model is not None else None,
+                    "anchor": s.anchor,
+                    "reshaped": s.reshaped,
+                    "prior_slope": s.prior_slope,
+                    "trending": s.trending,
+                    "settled_until": s.settled_until,
+                    "until": u + FORMER_HOURS,
+                    "episode": episode,
+                }
                 self.state = replace(
                     s,
+                    former=former,
                     episode=None,
                     anchor=episode["start"],
                     reshaped=True,
@@ -690,6 +711,58 @@ class _Run:
             self.state = replace(s, episode=episode)
             return False
         return False
+
+    def _back_to_former(self, u: int, i: int, x: np.ndarray, mu: np.ndarray, c: Candidate) -> bool:
+        """Whether hour u's verdict is the metric back at the normal it had before its last
+        adopted change, less than `FORMER_HOURS` ago; if so that change is over: `resolved`,
+        the old normal restored (the adopted hours masked) and nothing new told.
+
+        Only a short verdict (a spike or a drop) is such a return, and only when its hours
+        have come back as a level shift's return asks (`_returned`, against the old model,
+        the shift being from it to the current one), each of them nearer the old normal
+        than the new. A lasting change back towards the old normal stays news (a second
+        level shift); a count's silence is never a return (the outage is told however low
+        the old normal was). Judged only where a detector found something: a check at every
+        hour of the two weeks, on the last six hours, took a moved cycle's quiet nights for
+        returns and raised the bench's false alerts by half.
+        """
+        s = self.state
+        former = s.former
+        model = s.model
+        if former is None or u >= former["until"] or former["model"] is None or model is None:
+            return False
+        if c.kind in PERSISTENT or (c.kind == DetectionKind.OUTAGE and model.kind == "count"):
+            return False
+        old_model = Baseline.from_dict(former["model"])
+        old = old_model.expected(np.arange(u - i, u - i + len(x)))
+        if s.kind == "value" and model.kind == "count":
+            old = old / model.unit  # pseudo-counts, as ``x`` and ``mu``
+        length = int(c.start_offset) + 1
+        span = slice(i - length + 1, i + 1)
+        # the way the adopted normal moved the metric, at these hours
+        moved = "up" if mu[span].sum() > old[span].sum() else "down"
+        if c.direction == moved:
+            return False
+        accepted = former["episode"]
+        if not self._returned(
+            i, x, old, {"direction": moved}, model=old_model, hours=length, shifted=mu
+        ):
+            return False
+        adopted = (int(accepted["start"]), u - length)
+        self._emit("resolved", u, accepted)
+        self.state = replace(
+            s,
+            former=None,
+            model=old_model,
+            anchor=former["anchor"],
+            reshaped=former["reshaped"],
+            prior_slope=former["prior_slope"],
+            trending=former["trending"],
+            settled_until=former["settled_until"],
+            masks=self._prune((*tuple(m for m in s.masks if m[1] >= 0), adopted), u),
+            refit_due=True,
+        )
+        return True
 
     @staticmethod
     def _still_off(
@@ -854,21 +927,44 @@ class _Run:
             return 0.0
         return NEW_NORMAL_VAR * DAY / max(t - anchor, DAY)
 
-    def _returned(self, i: int, x: np.ndarray, mu: np.ndarray, episode: dict[str, Any]) -> bool:
-        """Whether a level shift is over: its last hours are back at the old normal."""
-        model = self.state.model
+    def _returned(
+        self,
+        i: int,
+        x: np.ndarray,
+        mu: np.ndarray,
+        episode: dict[str, Any],
+        *,
+        model: Baseline | None = None,
+        hours: int | None = None,
+        shifted: np.ndarray | None = None,
+    ) -> bool:
+        """Whether a level shift is over: its last hours are back at the old normal (``mu``,
+        of ``model``, the current one unless given).
+
+        By default the last `RETURN_HOURS` (more for a quiet count) and the episode's shift;
+        with ``hours`` and ``shifted`` (the new normal, aligned to ``mu``) the last
+        ``hours``, the shift from ``mu`` to ``shifted``, and each hour nearer ``mu`` than
+        ``shifted`` instead of within `RETURN_HOUR_Z` of ``mu`` (the old model's spread is
+        no measure of a normal it no longer fits: `_back_to_former`).
+        """
+        model = model or self.state.model
         if model is None:
             return False
-        hours = RETURN_HOURS
-        if model.kind == "count":
-            while hours < DAY and np.nansum(mu[i - hours + 1 : i + 1]) < RETURN_EVENTS:
-                hours += 1
+        if hours is None:
+            hours = RETURN_HOURS
+            if model.kind == "count":
+                while hours < DAY and np.nansum(mu[i - hours + 1 : i + 1]) < RETURN_EVENTS:
+                    hours += 1
         recent = slice(i - hours + 1, i + 1)
         seen, expected = x[recent], mu[recent]
         if not np.isfinite(seen).all():
             return False
         if model.kind == "count":
-            shift = np.log((episode["observed"] + 0.5) / (episode["expected"] + 0.5))
+            shift = (
+                np.log((episode["observed"] + 0.5) / (episode["expected"] + 0.5))
+                if shifted is None
+                else np.log((shifted[recent].sum() + 0.5) / (expected.sum() + 0.5))
+            )
             change = float(np.log((seen.sum() + 0.5) / (expected.sum() + 0.5)))
             spread = float(np.sqrt(1.0 / (expected.sum() + 0.5) + model.dispersion / hours))
             hourly = np.log((seen + 0.5) / (expected + 0.5)) / np.sqrt(
@@ -876,7 +972,11 @@ class _Run:
             )
         else:
             scale = float(np.abs(expected).mean()) + model.dispersion
-            shift = (episode["observed"] - episode["expected"]) / scale
+            shift = (
+                (episode["observed"] - episode["expected"]) / scale
+                if shifted is None
+                else float((shifted[recent] - expected).mean()) / scale
+            )
             change = float((seen - expected).mean()) / scale
             if self.own is None:
                 spread = model.dispersion / scale / np.sqrt(hours)
@@ -891,6 +991,14 @@ class _Run:
         back = sign * (shift - change)
         # every hour back, not only their sum: a moved cycle's day sums to the old normal
         every = bool(np.abs(hourly).max() < RETURN_HOUR_Z)
+        if shifted is not None:
+            new = shifted[recent]
+            if model.kind == "count":
+                to_old = np.abs(np.log((seen + 0.5) / (expected + 0.5)))
+                to_new = np.abs(np.log((seen + 0.5) / (new + 0.5)))
+            else:
+                to_old, to_new = np.abs(seen - expected), np.abs(seen - new)
+            every = bool((to_old < to_new).all())
         # (a mean's hours are not independent enough for their mean's standard error)
         near = model.kind != "count" or sign * change < RETURN_NEAR_Z * spread
         return bool(

@@ -147,6 +147,22 @@ def _open_insight(session: Session, metric_id: int, key: str, direction: str) ->
     )
 
 
+def _accepted_insight(session: Session, metric_id: int, key: str, direction: str) -> Insight | None:
+    """The metric's newest insight adopted as its new normal, of the episode's fingerprint
+    or else of its direction: detection ends such an episode (`resolved`) when the metric
+    comes back to the normal before it within two weeks (`lantern.detect.stream`)."""
+    newest = (
+        select(Insight)
+        .where(Insight.metric_id == metric_id, Insight.status == "accepted")
+        .order_by(Insight.id.desc())
+        .limit(1)
+    )
+    found = session.scalar(newest.where(Insight.fingerprint == key))
+    if found is not None:
+        return found
+    return session.scalar(newest.where(Insight.direction == direction))
+
+
 def _attach_causes(session: Session, insight: Insight, source_id: int) -> None:
     changes = session.scalars(
         select(FlagChange.id).where(
@@ -230,6 +246,9 @@ def record_events(
             opened += 1
             continue
         insight = _open_insight(session, metric.id, key, found.direction)
+        if insight is None and event.status == "resolved":
+            # a change adopted as the new normal that ended back at the old one
+            insight = _accepted_insight(session, metric.id, key, found.direction)
         if insight is None:
             continue
         if event.status == "updated":

@@ -111,6 +111,26 @@ def test_a_drop_that_lasts_is_followed_as_a_level_shift_and_its_end_is_told(
     assert notifications(engine, metric) == ["alert", "resolution"]
 
 
+def test_a_change_adopted_as_normal_that_ends_back_at_the_old_normal_is_told_over(
+    engine: Engine,
+) -> None:
+    # detection ends an adopted change when the metric comes back to the normal before it
+    # (`resolved` after `accepted`): the insight says so and the thread is told again
+    metric = metric_of(engine, make_source(engine))
+    back = START + timedelta(days=9)
+    with session_scope(engine) as session:
+        for status, found, at in (
+            ("opened", Found(direction="up"), START + timedelta(hours=2)),
+            ("accepted", Found(direction="up"), START + timedelta(hours=26)),
+            ("resolved", Found(direction="up", detected_at=back), back),
+        ):
+            record_events(session, metric=metric, events=[Event(status, found)], watch=None, now=at)
+    with session_scope(engine) as session:
+        insight = session.scalars(select(Insight).where(Insight.metric_id == metric.id)).one()
+        assert (insight.status, insight.ended_at) == ("resolved", back)
+    assert notifications(engine, metric) == ["alert", "resolution", "resolution"]
+
+
 def test_a_muted_metric_is_scored_but_nobody_is_told(engine: Engine) -> None:
     metric = metric_of(engine, make_source(engine))
     with session_scope(engine) as session:

@@ -386,3 +386,49 @@ def test_one_unusual_evening_in_the_first_week_is_not_expected_again_a_week_late
         told += [(seed, e.at, e.detection.kind) for e in alerts(series) if e.at < hour(10 * DAY)]
     # chance alone still makes an afternoon or an evening of the second week look low
     assert len(told) <= 2, told
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_a_change_adopted_after_a_day_that_ends_days_later_is_resolved_not_a_new_drop(
+    seed: int,
+) -> None:
+    # a promotion quadruples a metric for eight days: adopted as the new normal after a
+    # day, it ends back at the old normal, which is the change's end, not a new "drop"
+    lam = expected_volume(300.0, weeks=5)
+    start, end = CHANGE + 10, CHANGE + 10 + 8 * DAY
+    lam[start:end] *= 4.0
+    events = replay_series(noisy(lam, seed=seed))
+    statuses = [(e.status, e.detection.direction, e.at) for e in events]
+    assert [status for status, _, _ in statuses][-2:] == ["accepted", "resolved"], statuses
+    assert [status for status, _, _ in statuses].count("opened") == 1, statuses
+    assert all(direction == "up" for _, direction, _ in statuses)
+    assert hour(start) <= events[0].at <= hour(start + 6)
+    assert hour(end) <= events[-1].at <= hour(end + 8), statuses
+
+
+def test_a_measurement_that_settles_high_for_days_and_comes_back_is_one_episode() -> None:
+    # a road's travel time triples for three days of works, then the works end
+    rng = np.random.default_rng(5)
+    hours = np.arange(5 * 168)
+    level = 120.0 + 40.0 * np.sin(2 * np.pi * (hours % DAY) / DAY)
+    start, end = CHANGE + 8, CHANGE + 8 + 3 * DAY
+    level[start:end] *= 3.0
+    values = level * np.exp(rng.normal(0.0, 0.06, len(hours)))
+    series = pd.Series(values, index=pd.date_range(START, periods=len(hours), freq="h"))
+    events = replay_series(series, kind="mean")
+    statuses = [(e.status, e.detection.direction, e.at) for e in events]
+    assert [status for status, _, _ in statuses][-2:] == ["accepted", "resolved"], statuses
+    assert [status for status, _, _ in statuses].count("opened") == 1, statuses
+    assert hour(end) <= events[-1].at <= hour(end + 8), statuses
+
+
+def test_a_metric_that_falls_silent_after_an_adopted_rise_is_an_outage() -> None:
+    # silence is never "back to normal", however low the normal before the rise was
+    lam = expected_volume(30.0, weeks=5)
+    start = CHANGE + 10
+    lam[start:] *= 2.0
+    silent = start + 3 * DAY
+    lam[silent : silent + 12] = 0.0
+    found = alerts(noisy(lam, seed=2, cv=0.1))
+    assert [e.detection.kind for e in found][-1] == "outage", found
+    assert hour(silent) <= found[-1].at <= hour(silent + 8)
