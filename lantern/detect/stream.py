@@ -157,10 +157,15 @@ class MetricState:
         """JSON bytes, for the service to keep between passes.
 
         The model is left out of `asdict`'s walk, which would copy its every value only to
-        be replaced by `Baseline.to_dict` (half the hourly pass's own time went there).
+        be replaced by `Baseline.to_dict` (half the hourly pass's own time went there), and
+        so is the former normal (plain JSON already), which is written only when there is
+        one: a state without it reads as it did before the field existed.
         """
-        data = asdict(replace(self, model=None))
+        data = asdict(replace(self, model=None, former=None))
         data["model"] = self.model.to_dict() if self.model else None
+        del data["former"]
+        if self.former is not None:
+            data["former"] = self.former
         return json.dumps(data, separators=(",", ":")).encode()
 
     @classmethod
@@ -454,6 +459,8 @@ class _Run:
         self.within = within if self.counts is not None else None
         # each judged hour's own standard deviation under the model judging it (`_judge`)
         self.own: np.ndarray | None = None
+        # the former normal's model, built from the state once (`_former_model`)
+        self._former_cache: tuple[dict[str, Any], Baseline] | None = None
         self.hours = origin + np.arange(len(values))
         self.events: list[EpisodeEvent] = []
         # episodes are found and followed at the most sensitive setting, whatever the
@@ -733,19 +740,26 @@ class _Run:
             return False
         if c.kind in PERSISTENT or (c.kind == DetectionKind.OUTAGE and model.kind == "count"):
             return False
-        old_model = Baseline.from_dict(former["model"])
-        old = old_model.expected(np.arange(u - i, u - i + len(x)))
-        if s.kind == "value" and model.kind == "count":
-            old = old / model.unit  # pseudo-counts, as ``x`` and ``mu``
+        old_model = self._former_model(former)
         length = int(c.start_offset) + 1
         span = slice(i - length + 1, i + 1)
+        old = old_model.expected(np.arange(u - length + 1, u + 1))
+        if s.kind == "value" and model.kind == "count":
+            old = old / model.unit  # pseudo-counts, as ``x`` and ``mu``
         # the way the adopted normal moved the metric, at these hours
-        moved = "up" if mu[span].sum() > old[span].sum() else "down"
+        moved = "up" if mu[span].sum() > old.sum() else "down"
         if c.direction == moved:
             return False
         accepted = former["episode"]
         if not self._returned(
-            i, x, old, {"direction": moved}, model=old_model, hours=length, shifted=mu
+            length - 1,
+            x[span],
+            old,
+            {"direction": moved},
+            model=old_model,
+            hours=length,
+            shifted=mu[span],
+            own=None if self.own is None else self.own[span],
         ):
             return False
         adopted = (int(accepted["start"]), u - length)
@@ -763,6 +777,14 @@ class _Run:
             refit_due=True,
         )
         return True
+
+    def _former_model(self, former: dict[str, Any]) -> Baseline:
+        """The model of the normal before the adopted change (built once per run)."""
+        cached = self._former_cache
+        if cached is None or cached[0] is not former:
+            cached = (former, Baseline.from_dict(former["model"]))
+            self._former_cache = cached
+        return cached[1]
 
     @staticmethod
     def _still_off(
@@ -937,6 +959,7 @@ class _Run:
         model: Baseline | None = None,
         hours: int | None = None,
         shifted: np.ndarray | None = None,
+        own: np.ndarray | None = None,
     ) -> bool:
         """Whether a level shift is over: its last hours are back at the old normal (``mu``,
         of ``model``, the current one unless given).
@@ -978,13 +1001,14 @@ class _Run:
                 else float((shifted[recent] - expected).mean()) / scale
             )
             change = float((seen - expected).mean()) / scale
-            if self.own is None:
+            own = self.own if own is None and shifted is None else own
+            if own is None:
                 spread = model.dispersion / scale / np.sqrt(hours)
                 hourly = (seen - expected) / model.dispersion
             else:
                 # a mean's hours, each of its own spread: the mean change's is their root
                 # sum of squares over the hours
-                own = self.own[recent]
+                own = own[recent]
                 spread = float(np.sqrt((own**2).sum())) / hours / scale
                 hourly = (seen - expected) / own
         sign = 1.0 if episode["direction"] == "up" else -1.0

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lantern.detect import replay_series, validate_series
+from lantern.detect import MetricState, advance, new_state, replay_series, validate_series
 from lantern.detect.tails import rarity
 from tests.unit.test_detect import CHANGE, START, expected_volume, noisy
 
@@ -404,6 +404,29 @@ def test_a_change_adopted_after_a_day_that_ends_days_later_is_resolved_not_a_new
     assert all(direction == "up" for _, direction, _ in statuses)
     assert hour(start) <= events[0].at <= hour(start + 6)
     assert hour(end) <= events[-1].at <= hour(end + 8), statuses
+
+
+def test_the_normal_before_an_adopted_change_survives_the_state_s_bytes() -> None:
+    # the live pass stores the state between hours: fed five hours at a time through its
+    # bytes, the promotion's end is found as the replay finds it
+    lam = expected_volume(300.0, weeks=5)
+    lam[CHANGE + 10 : CHANGE + 10 + 8 * DAY] *= 4.0
+    series = noisy(lam, seed=1)
+    state = new_state(series.index[0])
+    live = []
+    carried = False
+    for end in range(8 * DAY, len(series), 5):
+        state, events = advance(state, series.iloc[: end + 1], series.index[end])
+        carried = carried or state.former is not None
+        state = MetricState.from_bytes(state.to_bytes())
+        live.extend(events)
+    state, events = advance(state, series, series.index[-1])
+    live.extend(events)
+    replayed = replay_series(series)
+    assert carried and "resolved" in [e.status for e in replayed]
+    assert [(e.status, e.at, e.detection) for e in live] == [
+        (e.status, e.at, e.detection) for e in replayed
+    ]
 
 
 def test_a_measurement_that_settles_high_for_days_and_comes_back_is_one_episode() -> None:

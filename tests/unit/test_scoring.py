@@ -53,9 +53,12 @@ def test_a_partition_pickles_and_a_metric_whose_state_cannot_be_used_is_skipped_
 
 def full_walk(state: MetricState) -> bytes:
     """A state's bytes as `dataclasses.asdict` of the whole state gives them, the model
-    then replaced by its own dict: what states were always stored as."""
+    then replaced by its own dict: what states were always stored as (the former normal,
+    last, only when there is one)."""
     data = asdict(state)
     data["model"] = state.model.to_dict() if state.model else None
+    if data["former"] is None:
+        del data["former"]
     return json.dumps(data, separators=(",", ":")).encode()
 
 
