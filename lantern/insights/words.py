@@ -45,7 +45,10 @@ STATUS_MEANINGS = {
     "open": "open: going on now; Lantern tells you if it grows and when it ends",
     "updated": "updated: still going on, and larger than when first told",
     "resolved": "resolved: over; the metric is back in its normal range",
-    "accepted": "accepted: the change lasted, so Lantern now takes it as the new normal",
+    "accepted": (
+        "accepted: the change lasted, so Lantern now takes it as the new normal "
+        "(and tells you if the metric comes back to the old one within two weeks)"
+    ),
 }
 
 
