@@ -28,6 +28,7 @@ rules (F1, false alerts a week per series, NAB standard score).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import subprocess
 import sys
@@ -227,6 +228,12 @@ def main() -> None:
         help="how Lantern reads NAB's hourly means",
     )
     args = parser.parse_args()
+    missing = [name for name in ("sesd", "ruptures") if importlib.util.find_spec(name) is None]
+    if missing:
+        sys.exit(
+            f"the peer detectors need {', '.join(missing)}: pip install -e '.[bench]' "
+            "(the `bench` extra), then run this again"
+        )
 
     rows: list[tuple[str, int, dict[str, object]]] = []
     with ProcessPoolExecutor(args.jobs) as pool:
