@@ -236,6 +236,10 @@ def fit_baseline(
     window = good & (hours >= start)
     if window.sum() < 6:
         window = good & (hours >= fit_hour - 6 * DAY)
+    if window.sum() < 6:
+        # every recent hour is an episode's (an adopted change ended back at the old normal
+        # and a new one opened at once): the level is read from what the fit may learn from
+        window = good
     # after a change of cycle less than a week old, STL's last cycle mixes old and new
     # hours; take the cycle as it was before the change and correct it below
     fresh = reshaped and anchor is not None and hours[-1] - anchor < WEEK

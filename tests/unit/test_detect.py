@@ -356,3 +356,19 @@ def test_a_quiet_metrics_forecast_is_not_dragged_down_by_one_empty_hour_last_wee
     with_gap = counts.copy()
     with_gap[odd] = 0.0
     assert forecast(with_gap) >= 0.75 * forecast(counts)
+
+
+def test_a_model_whose_last_two_weeks_are_all_episodes_still_expects_the_metrics_level() -> None:
+    # an adopted change that ended back at the old normal masks its days, and a new
+    # episode opening at once masks the rest: the level comes from the hours left
+    lam = expected_volume(400.0)
+    values = noisy(lam, seed=3).to_numpy()
+    hours = np.arange(len(values))
+    fit_hour = len(values)
+    usable = hours < fit_hour - 15 * 24
+    model = fit_baseline(hours, values, usable, kind="count", fit_hour=fit_hour)
+    expected = model.expected(hours[: usable.sum()])
+    assert np.isfinite(model.level)
+    # the model still expects what the metric did, day by day, within a tenth
+    ratio = expected.sum() / values[: usable.sum()].sum()
+    assert 0.9 < ratio < 1.1, ratio
