@@ -636,7 +636,9 @@ class _Run:
                 return False
             return self._open(u, candidate, told, grade)
         if episode["kind"] in PERSISTENT:
-            if episode["kind"] == DetectionKind.LEVEL_SHIFT and self._returned(i, x, mu, episode):
+            if episode["kind"] == DetectionKind.LEVEL_SHIFT and self._returned(
+                i, x, mu, episode, own=self.own
+            ):
                 masks = (
                     *tuple(m for m in s.masks if m[1] >= 0),
                     (episode["start"], u - RETURN_HOURS),
@@ -650,8 +652,9 @@ class _Run:
                 and u - episode["start"] >= DAY
             ):
                 self._emit("accepted", u, episode)
+                assert s.model is not None  # the model the episode was judged by
                 former = {
-                    "model": s.model.to_dict() if s.model is not None else None,
+                    "model": s.model.to_dict(),
                     "anchor": s.anchor,
                     "reshaped": s.reshaped,
                     "prior_slope": s.prior_slope,
@@ -736,7 +739,7 @@ class _Run:
         s = self.state
         former = s.former
         model = s.model
-        if former is None or u >= former["until"] or former["model"] is None or model is None:
+        if former is None or u >= former["until"] or model is None:
             return False
         if c.kind in PERSISTENT or (c.kind == DetectionKind.OUTAGE and model.kind == "count"):
             return False
@@ -968,7 +971,8 @@ class _Run:
         with ``hours`` and ``shifted`` (the new normal, aligned to ``mu``) the last
         ``hours``, the shift from ``mu`` to ``shifted``, and each hour nearer ``mu`` than
         ``shifted`` instead of within `RETURN_HOUR_Z` of ``mu`` (the old model's spread is
-        no measure of a normal it no longer fits: `_back_to_former`).
+        no measure of a normal it no longer fits: `_back_to_former`). ``own`` (aligned to
+        ``mu``) is each hour's own standard deviation, for a mean weighed by its events.
         """
         model = model or self.state.model
         if model is None:
@@ -1001,7 +1005,6 @@ class _Run:
                 else float((shifted[recent] - expected).mean()) / scale
             )
             change = float((seen - expected).mean()) / scale
-            own = self.own if own is None and shifted is None else own
             if own is None:
                 spread = model.dispersion / scale / np.sqrt(hours)
                 hourly = (seen - expected) / model.dispersion

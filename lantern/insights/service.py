@@ -116,44 +116,23 @@ def _queue(session: Session, insight: Insight, purpose: str, now: datetime) -> N
     return row
 
 
-def _open_insight(session: Session, metric_id: int, key: str, direction: str) -> Insight | None:
-    """The open insight an episode's later event is about.
+def _open_insight(
+    session: Session,
+    metric_id: int,
+    key: str,
+    direction: str,
+    statuses: tuple[str, ...] = ("open", "updated"),
+) -> Insight | None:
+    """The open insight an episode's later event is about (or, with ``statuses``, the one
+    in those statuses).
 
-    Its fingerprint's, or else the metric's newest open one in that direction: a metric has
-    one episode at a time, and a drop that lasts is followed on as a level shift, so its
+    Its fingerprint's, or else the metric's newest one in that direction: a metric has one
+    episode at a time, and a drop that lasts is followed on as a level shift, so its
     update, end or acceptance names a kind other than the one it opened with.
     """
-    found = session.scalar(
-        select(Insight)
-        .where(
-            Insight.metric_id == metric_id,
-            Insight.fingerprint == key,
-            Insight.status.in_(("open", "updated")),
-        )
-        .order_by(Insight.id.desc())
-        .limit(1)
-    )
-    if found is not None:
-        return found
-    return session.scalar(
-        select(Insight)
-        .where(
-            Insight.metric_id == metric_id,
-            Insight.direction == direction,
-            Insight.status.in_(("open", "updated")),
-        )
-        .order_by(Insight.id.desc())
-        .limit(1)
-    )
-
-
-def _accepted_insight(session: Session, metric_id: int, key: str, direction: str) -> Insight | None:
-    """The metric's newest insight adopted as its new normal, of the episode's fingerprint
-    or else of its direction: detection ends such an episode (`resolved`) when the metric
-    comes back to the normal before it within two weeks (`lantern.detect.stream`)."""
     newest = (
         select(Insight)
-        .where(Insight.metric_id == metric_id, Insight.status == "accepted")
+        .where(Insight.metric_id == metric_id, Insight.status.in_(statuses))
         .order_by(Insight.id.desc())
         .limit(1)
     )
@@ -248,7 +227,8 @@ def record_events(
         insight = _open_insight(session, metric.id, key, found.direction)
         if insight is None and event.status == "resolved":
             # a change adopted as the new normal that ended back at the old one
-            insight = _accepted_insight(session, metric.id, key, found.direction)
+            # (detection ends it when the metric comes back within two weeks)
+            insight = _open_insight(session, metric.id, key, found.direction, ("accepted",))
         if insight is None:
             continue
         if event.status == "updated":
