@@ -254,7 +254,7 @@ def test_a_measured_value_that_collapses_for_an_hour_is_a_drop_and_one_that_jump
 ) -> None:
     # road speed: 63 km/h give or take 1.5, a jam halves it for an hour; then a load time
     # that jumps by half for an hour. A ratio to the level (a count's 2.5x) means nothing
-    # for an average: the hour is judged by its own spread and its change as a share
+    # for an average: the hour is judged by its own spread and its normal range
     rng = np.random.default_rng(seed)
     hours = np.arange(5 * 168)
     speed = 63 + 2 * np.sin(2 * np.pi * hours / DAY) + rng.normal(0, 1.5, len(hours))
@@ -274,6 +274,29 @@ def test_a_measured_value_that_collapses_for_an_hour_is_a_drop_and_one_that_jump
         for e in alerts(pd.Series(load_ms, index=index), kind="mean")
     ]
     assert found == [("spike", "up", hour(slow + 1))]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_latency_that_never_leaves_a_narrow_range_is_told_when_it_jumps_by_a_fifth(
+    seed: int,
+) -> None:
+    # a request latency that never leaves 44-47 ms jumps to 53 ms for an hour: a fifth of
+    # its level, which is no share of anything (a latency's floor is arbitrary), and three
+    # times the width of everything it did for weeks. It was untold while a measurement's
+    # hour also had to move by 30% of its level; an hour at 47 ms, inside its range, is not
+    rng = np.random.default_rng(seed)
+    hours = np.arange(5 * 168)
+    latency = 45.5 + 0.5 * np.sin(2 * np.pi * hours / DAY) + rng.normal(0, 0.35, len(hours))
+    index = pd.date_range(START, periods=len(hours), freq="h", tz="UTC")
+    slow = CHANGE + 20 + seed
+    latency[slow] = 47.0
+    assert alerts(pd.Series(latency, index=index), kind="mean") == []
+    latency[slow + 3 * DAY] = 53.2
+    found = [
+        (e.detection.kind, e.detection.direction, e.at)
+        for e in alerts(pd.Series(latency, index=index), kind="mean")
+    ]
+    assert found == [("spike", "up", hour(slow + 3 * DAY + 1))]
 
 
 def feedback_series() -> tuple[pd.Series, dict[str, int]]:

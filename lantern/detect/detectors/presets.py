@@ -27,7 +27,13 @@ class Preset:
 SENSITIVITY: dict[str, Preset] = {
     "low": Preset(
         spike=SpikeParams(
-            score=9, ratio=3.0, min_events=10, rarity=4.5, value_change=0.4, value_range=1.5
+            score=9,
+            ratio=3.0,
+            min_events=10,
+            rarity=4.5,
+            value_change=0.4,
+            value_range=1.5,
+            value_far=3.0,
         ),
         low_run=LowRunParams(outage_score=7, drop_score=10, drop_ratio=0.35, rarity=4.5),
         level=LevelParams(score=9, change=0.40, rarity=6.0),
@@ -37,7 +43,13 @@ SENSITIVITY: dict[str, Preset] = {
     ),
     "medium": Preset(
         spike=SpikeParams(
-            score=7, ratio=2.5, min_events=10, rarity=4.0, value_change=0.3, value_range=1.0
+            score=7,
+            ratio=2.5,
+            min_events=10,
+            rarity=4.0,
+            value_change=0.3,
+            value_range=1.0,
+            value_far=2.0,
         ),
         low_run=LowRunParams(outage_score=5.5, drop_score=8, drop_ratio=0.45, rarity=4.0),
         level=LevelParams(score=7, change=0.30, rarity=5.0),
@@ -47,7 +59,13 @@ SENSITIVITY: dict[str, Preset] = {
     ),
     "high": Preset(
         spike=SpikeParams(
-            score=5.5, ratio=2.0, min_events=4, rarity=3.5, value_change=0.2, value_range=0.6
+            score=5.5,
+            ratio=2.0,
+            min_events=4,
+            rarity=3.5,
+            value_change=0.2,
+            value_range=0.6,
+            value_far=1.5,
         ),
         low_run=LowRunParams(outage_score=4.5, drop_score=6, drop_ratio=0.55, rarity=3.5),
         level=LevelParams(score=5.5, change=0.22, rarity=4.5),

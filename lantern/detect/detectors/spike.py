@@ -33,6 +33,8 @@ class SpikeParams:
     rarity: float  # least -log10 p of the departure against the metric's own recent weeks
     value_change: float  # least |change| of a measured value, as a share of its level
     value_range: float  # least |change| of a measured value, as a share of its normal range
+    # a change this many times its normal range needs no share of its level
+    value_far: float
 
 
 class SpikeDetector:
@@ -73,7 +75,7 @@ class SpikeDetector:
             spread = evidence.dispersion if own is None else own
             up = up_score(px, pmu, spread, "value")
             down = down_score(px, pmu, spread, "value")
-            least = self.value_least(evidence, pmu, own)
+            least = VALUE_SPIKE_SIGMAS * spread
             maybe = ((up >= p.score) | (down >= p.score)) & (np.abs(px - pmu) >= least)
             return [
                 self.value_at(evidence, int(i)) if evidence.usable[i] and maybe[j] else None
@@ -91,19 +93,6 @@ class SpikeDetector:
                 out.append(self.burst(evidence, int(i)))
         return out
 
-    def value_least(
-        self, evidence: Evidence, mu: np.ndarray, own: np.ndarray | None = None
-    ) -> np.ndarray:
-        """The least departure of a measured value's hour: three of its standard deviations
-        (``own``, a mean's hours' by their events; else the model's one), and
-        `SpikeParams.value_change` of its level (`value_at` asks, besides, for a share of
-        its normal range)."""
-        spread = evidence.dispersion
-        sigmas = spread if own is None else own
-        return np.maximum(
-            VALUE_SPIKE_SIGMAS * sigmas, self.params.value_change * (np.abs(mu) + spread)
-        )
-
     def value_at(self, evidence: Evidence, i: int) -> Candidate | None:
         """A measured value's hour far above its expectation (a spike) or far below it (a
         drop of one hour: a speed that collapses in a jam), judged once the next hour is
@@ -111,19 +100,25 @@ class SpikeDetector:
         if i < 1 or not evidence.usable[i - 1]:
             return None
         x, mu, up, down = evidence.hourly(i - 1)
-        own = None if evidence.spread is None else np.array([evidence.spread_at(i - 1)])
-        least = float(self.value_least(evidence, np.array([mu]), own)[0])
+        p = self.params
+        spread = evidence.dispersion if evidence.spread is None else evidence.spread_at(i - 1)
         upward = up >= down
         score = up if upward else down
-        if score < self.params.score or abs(x - mu) < least:
+        departure = abs(x - mu)
+        if score < p.score or departure < VALUE_SPIKE_SIGMAS * spread:
             return None
         now, expected = evidence.x[i], evidence.mu[i]
-        if abs(now - expected) > VALUE_BACK * abs(x - mu):
+        if abs(now - expected) > VALUE_BACK * departure:
             return None
         # a measurement's own tail is all there is to go by: its Gaussian model knows
         # nothing of how often a price or a load time jumps, so it waits for three days
         # of history since the current normal
-        if abs(x - mu) < self.params.value_range * normal_range(evidence, i - 1):
+        width = normal_range(evidence, i - 1)
+        if departure < p.value_range * width:
+            return None
+        # a share of its level, unless far beyond anything it did lately: a latency that
+        # never leaves 44-47 ms and jumps to 53 has changed, though only by a fifth
+        if departure < p.value_change * (abs(mu) + spread) and departure < p.value_far * width:
             return None
         if not evidence.rare_total(
             i - 1, 1, up=upward, least=self.params.rarity, needs_history=True
