@@ -101,8 +101,11 @@ QUIET_HOUR = (STILL_Z / np.log(STILL_UP)) ** 2
 # a short episode (spike, drop, outage) that begins within this many hours of the end of
 # the last one in the same direction, and is not much larger than it, is the same
 # turbulence again: followed, not told (a metric that bursts every few hours is one
-# incident); much larger is twice as far from expectation (`_size`, for counts a ratio)
-REPEAT_HOURS = DAY
+# incident); much larger is twice as far from expectation (`_size`, for counts a ratio).
+# Less than a day: the same hour the next day is a new incident (a road jammed two
+# mornings running, a nightly job failing twice), and the metric's own tail leaves the
+# day before out (`detectors.evidence.TAIL_GAP`), so the repeat rule alone hid it
+REPEAT_HOURS = DAY - 1
 REPEAT_LARGER = 2.0
 _NS_PER_HOUR = 3_600_000_000_000
 YOUNG_ERROR = 0.07
