@@ -31,6 +31,7 @@ from lantern.detect.detectors import (
     Evidence,
     graded_candidates,
 )
+from lantern.detect.detectors.trend import TREND_DAYS
 from lantern.detect.kinds import PERSISTENT, SHORT_LIMIT, DetectionKind
 from lantern.detect.model import DAY, FIT_DAYS, WEEK, Baseline, empty_as_zero, fit_baseline
 from lantern.detect.series import (
@@ -63,6 +64,11 @@ SETTLE_HOURS: dict[str, int] = {
 # a model re-learning its level after a lasting change drifts for a week before its slope
 # settles: a trend change is heard of that much later than a level
 TREND_SETTLE = 7 * DAY
+# a trend change bends away from the line of the last `TREND_DAYS` daily blocks: a metric
+# with fewer days than that has no such line, and its missing first blocks (which the test
+# allows for gaps) left a young model's first weekends to bend it (a quiet demo metric
+# whose second weekend ran low was told as a trend change down on its twelfth day)
+TREND_HISTORY = TREND_DAYS * DAY
 # the variance (log scale) of a new normal's level learned from one day of it; it shrinks
 # as the new normal accumulates days and is added to the model's error until
 # `NEW_NORMAL_DAYS` have passed
@@ -635,8 +641,13 @@ class _Run:
                 return True
             if candidate.kind in PERSISTENT and u < s.settled_until:
                 return False
-            if candidate.kind == DetectionKind.TREND_CHANGE and u < s.settled_until + TREND_SETTLE:
+            young = self._young(u)
+            if candidate.kind == DetectionKind.TREND_CHANGE and (
+                u < s.settled_until + TREND_SETTLE or young
+            ):
                 return False
+            if young and told is not None and told.kind == DetectionKind.TREND_CHANGE:
+                told = None  # followed as what the most sensitive setting found, untold
             return self._open(u, candidate, told, grade)
         if episode["kind"] in PERSISTENT:
             if episode["kind"] == DetectionKind.LEVEL_SHIFT and self._returned(
@@ -930,6 +941,8 @@ class _Run:
             # another movement than the episode's: not what it would tell (a change of the
             # daily cycle has no direction of its own, only the sign of its last day's net)
             return
+        if c.kind == DetectionKind.TREND_CHANGE and self._young(u):
+            return  # no trend to bend from yet (`TREND_HISTORY`)
         told = episode["told"]
         episode = {**episode, "grade": grade}
         if not told and grade >= self._level_of(episode["kind"]):
@@ -940,6 +953,10 @@ class _Run:
         self.state = replace(self.state, episode=episode)
         if not told and episode["told"]:
             self._emit("opened", u, episode)
+
+    def _young(self, u: int) -> bool:
+        """Whether hour u comes before the metric has the days a trend change is judged on."""
+        return u - self.state.first_hour < TREND_HISTORY
 
     def _level_of(self, kind: str) -> int:
         """The setting (index in `LEVELS`) an episode of ``kind`` is told at: the metric's

@@ -323,6 +323,31 @@ def test_a_latency_that_never_leaves_a_narrow_range_is_told_when_it_jumps_by_a_f
     assert found == [("spike", "up", hour(slow + 3 * DAY + 1))]
 
 
+def test_a_quiet_metric_is_told_no_trend_change_before_it_has_the_days_to_judge_one() -> None:
+    # a few invitations a day on weekdays, fewer at weekends (the demo's "Invite Sent");
+    # by chance its second week runs high and its second weekend low. The trend test bends
+    # a line through fourteen daily blocks, and with a young model's one-weekend rhythm
+    # the missing first blocks it allows for gaps let that chance bend it: six of these
+    # twelve metrics were told a trend change down on their 12th or 13th day
+    from lantern.demo import rhythm
+
+    index = pd.date_range("2026-09-28", periods=5 * 168, freq="h", tz="UTC")  # a Monday
+    day = np.arange(len(index)) // DAY
+    chance = np.ones(len(index))
+    for d, f in {7: 1.4, 8: 1.25, 9: 1.25, 10: 1.3, 11: 0.9, 12: 0.6, 13: 0.2}.items():
+        chance[day == d] = f
+    lam = 3.0 * rhythm(index, "business") * chance
+    young = []
+    for seed in range(12):
+        series = pd.Series(np.random.default_rng(seed).poisson(lam).astype(float), index=index)
+        young += [
+            (seed, e.at)
+            for e in alerts(series)
+            if e.detection.kind == "trend_change" and e.at < index[0] + pd.Timedelta(days=14)
+        ]
+    assert young == []
+
+
 def feedback_series() -> tuple[pd.Series, dict[str, int]]:
     """Seven weeks with a small spike (threefold: it clears `medium`, not `low`) on day 10,
     another four weeks later (beyond the first's reach in the metric's own tail), and a
