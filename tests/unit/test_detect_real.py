@@ -323,6 +323,31 @@ def test_a_latency_that_never_leaves_a_narrow_range_is_told_when_it_jumps_by_a_f
     assert found == [("spike", "up", hour(slow + 3 * DAY + 1))]
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_night_hour_as_busy_as_the_rush_is_told_though_inside_the_days_range(
+    seed: int,
+) -> None:
+    # a road's occupancy runs from 5% at night to 12% at the evening rush; one night hour
+    # jumps to 11% (an incident): within the range of the day, yet nowhere near what that
+    # hour ever does. It departs by three quarters of the range's width, and was untold
+    # while a measurement's hour had to depart by a whole width; an hour 2.5 points off,
+    # a third of the width, stays untold
+    rng = np.random.default_rng(seed)
+    hours = np.arange(5 * 168)
+    occupancy = 8.5 + 3.5 * np.cos(2 * np.pi * (hours - 18) / DAY) + rng.normal(0, 0.4, len(hours))
+    index = pd.date_range(START, periods=len(hours), freq="h", tz="UTC")
+    night = CHANGE + 10 * DAY + 3 + seed
+    assert occupancy[night] < 6.5
+    occupancy[night - 3 * DAY] += 2.5
+    assert alerts(pd.Series(occupancy, index=index), kind="mean") == []
+    occupancy[night] += 5.5
+    found = [
+        (e.detection.kind, e.detection.direction, e.at)
+        for e in alerts(pd.Series(occupancy, index=index), kind="mean")
+    ]
+    assert found == [("spike", "up", hour(night + 1))]
+
+
 def test_a_quiet_metric_is_told_no_trend_change_before_it_has_the_days_to_judge_one() -> None:
     # a few invitations a day on weekdays, fewer at weekends (the demo's "Invite Sent");
     # by chance its second week runs high and its second weekend low. The trend test bends
