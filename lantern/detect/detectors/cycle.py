@@ -118,13 +118,16 @@ class CycleChangeDetector:
 def _jitter(ev: Evidence, k: int) -> np.ndarray:
     """Mean squared hour-to-hour change of the week-on-week log ratio, in units of its
     variance, over the `CYCLE_HISTORY` hours before the last k of each judged hour."""
-    p = np.arange(WEEK + 1, len(ev.x))
+    # each hour p from WEEK + 1 on, the hour before it, and both a week before
+    end = len(ev.x)
+    hour, before = slice(WEEK + 1, end), slice(WEEK, end - 1)
+    week, week_before = slice(1, end - WEEK), slice(0, end - WEEK - 1)
     usable = ev.usable
-    all_usable = usable[p] & usable[p - 1] & usable[p - WEEK] & usable[p - WEEK - 1]
+    all_usable = usable[hour] & usable[before] & usable[week] & usable[week_before]
     lr = ev.log_ratio
-    step = (lr[p] - lr[p - WEEK]) - (lr[p - 1] - lr[p - WEEK - 1])
-    poisson = [1.0 / (ev.mu[q] + LOG_OFFSET) for q in (p, p - 1, p - WEEK, p - WEEK - 1)]
-    var = np.sum(poisson, axis=0) + 4 * ev.noise + 2 * CYCLE_ERROR**2
+    step = (lr[hour] - lr[week]) - (lr[before] - lr[week_before])
+    poisson = [1.0 / (ev.mu[q] + LOG_OFFSET) for q in (hour, before, week, week_before)]
+    var = poisson[0] + poisson[1] + poisson[2] + poisson[3] + 4 * ev.noise + 2 * CYCLE_ERROR**2
     pad = np.zeros(WEEK + 2)
     ratio = np.concatenate([pad, np.where(all_usable, step**2 / var, 0.0)])
     count = np.concatenate([pad, all_usable.astype(float)])

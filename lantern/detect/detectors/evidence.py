@@ -113,44 +113,58 @@ class Evidence:
         self.bulk_x = (
             np.minimum(self.x, BULK_RATIO * self.mu + BULK_SLACK) if kind == "count" else self.x
         )
-        hour_z = self.log_ratio * np.sqrt(self.weight)
-        self._prefix = {
-            name: np.concatenate([[0.0], np.cumsum(arr)])
-            for name, arr in {
-                "x": self.x,
-                "bulk_x": self.bulk_x,
-                "seen_x": self.seen_x,
-                "seen_mu": self.seen_mu,
-                "mu": self.mu,
-                "mu2": self.mu**2,
-                "usable": usable.astype(float),
-                "weight": self.weight,
-                "weighted_log_ratio": self.weight * self.log_ratio,
-                "weighted_log_ratio2": self.weight * self.log_ratio**2,
-                "above": (self.weight > 0) & (hour_z > SIDE_Z),
-                "below": (self.weight > 0) & (hour_z < -SIDE_Z),
-                "recent": (usable if recent is None else recent).astype(float),
-            }.items()
-        }
-        # without past outages to leave out, the calm hours are the recent ones
-        self._prefix["calm"] = (
-            self._prefix["recent"]
-            if calm is None
-            else np.concatenate([[0.0], np.cumsum(calm.astype(float))])
-        )
-        if self.spread is not None:
-            # each hour's precision, and its residual weighted by it: usable, and seen
+        self._seen = seen
+        # each window statistic's prefix sums, computed on first use (`_prefix_of`):
+        # most judged days read only a few of them
+        self._prefix: dict[str, np.ndarray] = {}
+        # the judged hours' indices plus one: where their windows stop
+        self._stops = np.arange(first + 1, len(x) + 1)
+        self._judged = len(x) - first
+
+    def _source(self, name: str) -> np.ndarray:
+        """The hourly array whose sums over windows ``name`` stands for."""
+        if name in ("above", "below"):
+            hour_z = self.log_ratio * np.sqrt(self.weight)
+            side = hour_z > SIDE_Z if name == "above" else hour_z < -SIDE_Z
+            return (self.weight > 0) & side
+        if name == "recent":
+            return (self.usable if self.recent is None else self.recent).astype(float)
+        if name == "calm":
+            # without past outages to leave out, the calm hours are the recent ones
+            return self._source("recent") if self.calm is None else self.calm.astype(float)
+        if name.endswith("precision") or name.endswith("precise_resid"):
+            # each hour's precision, and its residual weighted by it: usable, or seen
+            assert self.spread is not None
+            seen = name.startswith("seen_")
+            on = self._seen if seen else self.usable
             precision = 1.0 / self.spread**2
-            for prefix, (on, resid) in {
-                "": (usable, self.x - self.mu),
-                "seen_": (seen, self.seen_x - self.seen_mu),
-            }.items():
-                self._prefix[prefix + "precision"] = np.concatenate(
-                    [[0.0], np.cumsum(np.where(on, precision, 0.0))]
-                )
-                self._prefix[prefix + "precise_resid"] = np.concatenate(
-                    [[0.0], np.cumsum(np.where(on, precision * resid, 0.0))]
-                )
+            if name.endswith("precision"):
+                return np.where(on, precision, 0.0)
+            resid = self.seen_x - self.seen_mu if seen else self.x - self.mu
+            return np.where(on, precision * resid, 0.0)
+        return {
+            "x": lambda: self.x,
+            "bulk_x": lambda: self.bulk_x,
+            "seen_x": lambda: self.seen_x,
+            "seen_mu": lambda: self.seen_mu,
+            "mu": lambda: self.mu,
+            "mu2": lambda: self.mu**2,
+            "usable": lambda: self.usable.astype(float),
+            "weight": lambda: self.weight,
+            "weighted_log_ratio": lambda: self.weight * self.log_ratio,
+            "weighted_log_ratio2": lambda: self.weight * self.log_ratio**2,
+        }[name]()
+
+    def _prefix_of(self, name: str) -> np.ndarray:
+        """The prefix sums of ``name`` (`_source`), with a leading zero."""
+        prefix = self._prefix.get(name)
+        if prefix is None:
+            if name == "calm" and self.calm is None:
+                prefix = self._prefix_of("recent")
+            else:
+                prefix = np.concatenate([[0.0], np.cumsum(self._source(name))])
+            self._prefix[name] = prefix
+        return prefix
 
     @property
     def end(self) -> int:
@@ -162,10 +176,20 @@ class Evidence:
         """How many hours are judged."""
         return len(self.x) - self.first
 
-    def window(self, name: str, length: int, back: int | np.ndarray = 0) -> np.ndarray:
-        """Sums of ``name`` over ``length`` hours ending ``back`` hours before each judged hour."""
-        stop = np.maximum(np.arange(self.first, self.end) + 1 - back, 0)
-        return self._prefix[name][stop] - self._prefix[name][np.maximum(stop - length, 0)]
+    def window(self, name: str, length: int | np.ndarray, back: int | np.ndarray = 0) -> np.ndarray:
+        """Sums of ``name`` over ``length`` hours ending ``back`` hours before each judged hour
+        (a column of lengths gives a row of sums per length)."""
+        prefix = self._prefix.get(name)
+        if prefix is None:
+            prefix = self._prefix_of(name)
+        if type(length) is int and type(back) is int:
+            last = self.first + 1 - back
+            if last >= length:
+                # every window lies inside the arrays: the same differences, by slices
+                n = self._judged
+                return prefix[last : last + n] - prefix[last - length : last - length + n]
+        stop = np.maximum(self._stops - back, 0)
+        return prefix[stop] - prefix[np.maximum(stop - length, 0)]
 
     def spread_at(self, i: int) -> float:
         """The standard deviation of hour ``i`` on the Gaussian path (a count's dispersion)."""
@@ -235,7 +259,7 @@ class Evidence:
         return (s - m) / nn / (np.abs(m / nn) + self.dispersion)
 
     def weighted_shift(
-        self, m: np.ndarray, n: np.ndarray, length: int, back: int | np.ndarray
+        self, m: np.ndarray, n: np.ndarray, length: int | np.ndarray, back: int | np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """(relative shift, its variance) of windows of hours of their own spread: the
         precision-weighted mean residual over the scale changes are measured against (the
@@ -247,21 +271,24 @@ class Evidence:
         return shift / scale, 1.0 / weight / scale**2
 
     def window_z(
-        self, length: int, back: int = 0, inflate: float = LOW_VOLUME_ERROR
+        self, length: int | np.ndarray, back: int = 0, inflate: float = LOW_VOLUME_ERROR
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(log ratio, z, observed/h, expected/h) of ``length`` hours ending ``back`` before
-        each judged hour (zero where the window is not full)."""
+        each judged hour (zero where the window is not full); a column of lengths gives a
+        row of each per length."""
         s, m = self.window("x", length, back), self.window("mu", length, back)
         n = self.window("usable", length, back)
         nn = np.maximum(n, 1)
-        lr = self.sum_log_ratio(s, m, n)
         if self.kind == "count":
+            offset_m = m + LOG_OFFSET
+            lr = np.log((s + LOG_OFFSET) / offset_m)  # `sum_log_ratio`
             # the forecast of a quiet metric errs about as much as its counts scatter
             mu2 = self.window("mu2", length, back)
-            var = inflate / (m + LOG_OFFSET) + self.noise * mu2 / (m + LOG_OFFSET) ** 2
+            var = inflate / offset_m + self.noise * mu2 / offset_m**2
         elif self.spread is not None:
             lr, var = self.weighted_shift(m, n, length, back)
         else:
+            lr = self.sum_log_ratio(s, m, n)
             var = (self.dispersion / (np.abs(m / nn) + self.dispersion)) ** 2 / nn
         z = lr / np.sqrt(var + self.window_error**2)
         if self.kind == "count":
@@ -312,7 +339,7 @@ class Evidence:
         names = ("x", "mu", "usable")
         if seen:
             names = ("seen_x", "seen_mu", "calm" if calm else "recent")
-        s, m, n = (self._prefix[name][stop] - self._prefix[name][lo] for name in names)
+        s, m, n = (self._prefix_of(name)[stop] - self._prefix_of(name)[lo] for name in names)
         return s, m, n >= length
 
     def total_z(
@@ -342,8 +369,8 @@ class Evidence:
         stop = np.asarray(stops) + 1
         lo = np.maximum(stop - length, 0)
         prefix = "seen_" if seen else ""
-        weight = self._prefix[prefix + "precision"]
-        resid = self._prefix[prefix + "precise_resid"]
+        weight = self._prefix_of(prefix + "precision")
+        resid = self._prefix_of(prefix + "precise_resid")
         return (resid[stop] - resid[lo]) / np.sqrt(np.maximum(weight[stop] - weight[lo], 1e-300))
 
     def run_z(self, lo: int, hi: int) -> float:

@@ -13,6 +13,7 @@ from lantern.detect.verdicts import Candidate, score_from_z
 
 LEVEL_WINDOWS = (3, 6, 12, 24)  # hours; the shortest window that finds a shift names its start
 THIRD_AGREEMENT = 2  # each third of a window must move by at least 1/this of the least change
+_LENGTHS = np.array(LEVEL_WINDOWS)[:, None]
 
 
 @dataclass(frozen=True)
@@ -51,12 +52,15 @@ class LevelShiftDetector:
         """Level shifts over the last 6, 12 and 24 hours, each third of the window agreeing."""
         p = self.params
         out: list[Candidate | None] = [None] * evidence.judged
-        for k in LEVEL_WINDOWS:
-            lr, z, obs, exp = evidence.window_z(k)
-            score = score_from_z(z)
-            hit = (np.abs(lr) >= p.change) & (score >= p.score)
-            if not hit.any():
-                continue  # most hours: no need to look at the thirds
+        # every window length at once, a row each
+        lrs, zs, observed, expected = evidence.window_z(_LENGTHS)
+        scores = score_from_z(zs)
+        hits = (np.abs(lrs) >= p.change) & (scores >= p.score)
+        for row in np.flatnonzero(hits.any(axis=1)):
+            # (most hours: no window to look at the thirds of)
+            k = LEVEL_WINDOWS[row]
+            lr, z, obs, exp = lrs[row], zs[row], observed[row], expected[row]
+            score, hit = scores[row], hits[row]
             third = k // 3
             parts = np.stack(
                 [evidence.window_log_ratio(third, back) for back in (0, third, 2 * third)]

@@ -46,7 +46,15 @@ class LowRunDetector:
 
     def scan(self, evidence: Evidence) -> list[Candidate | None]:
         """The outage or drop ending at each judged hour, or None."""
-        return [self.at(evidence, i) for i in range(evidence.first, evidence.end)]
+        # a run ends at an hour only where that hour is low itself: the rest are None at once
+        hours = slice(evidence.first, evidence.end)
+        low = evidence.usable[hours] & (
+            evidence.x[hours] < self.params.drop_ratio * evidence.mu[hours]
+        )
+        return [
+            self.at(evidence, evidence.first + j) if is_low else None
+            for j, is_low in enumerate(low.tolist())
+        ]
 
     def at(self, evidence: Evidence, i: int) -> Candidate | None:
         """An outage or a drop run ending at hour i."""

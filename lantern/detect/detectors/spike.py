@@ -83,14 +83,22 @@ class SpikeDetector:
             ]
         up = up_score(x, mu, evidence.dispersion, evidence.kind)
         maybe = (up >= p.score) & (x >= p.ratio * mu) & (x - mu >= p.min_events)
+        # a burst ends only at an hour back near expectation after one above it (`burst`)
+        before = hours - 1
+        ended = (x <= BURST_END * np.maximum(mu, SPIKE_FLOOR)) & (
+            evidence.x[before] > evidence.mu[before]
+        )
         out: list[Candidate | None] = []
-        for j, i in enumerate(hours):
-            if not evidence.usable[i]:
+        usable = evidence.usable[hours]
+        for j, i in enumerate(hours.tolist()):
+            if not usable[j]:
                 out.append(None)
             elif maybe[j]:
-                out.append(self.at(evidence, int(i)))
+                out.append(self.at(evidence, i))
+            elif ended[j] and evidence.kind == "count":
+                out.append(self.burst(evidence, i))
             else:
-                out.append(self.burst(evidence, int(i)))
+                out.append(None)
         return out
 
     def value_at(self, evidence: Evidence, i: int) -> Candidate | None:

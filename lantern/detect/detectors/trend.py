@@ -20,6 +20,23 @@ OLDEST_BEND = 7  # days back of the oldest hinge tried
 MISSING_DAYS = 2  # most blocks that may be missing (not full) from the fourteen
 
 
+def _hinge_design() -> np.ndarray:
+    """The designs of the hinge fits (`TrendChangeDetector.fit`), one per hinge and step:
+    (intercept, day, hinge or step) over the `TREND_DAYS` blocks, the oldest first."""
+    time = np.arange(TREND_DAYS, dtype=float)
+    regressors = [np.maximum(time - k, 0.0) for k in _BENDS]
+    regressors += [(time > k).astype(float) for k in _STEPS]
+    return np.stack([np.stack([np.ones(TREND_DAYS), time, r]) for r in regressors])
+
+
+# the days of the hinges tried, then of the steps they must beat
+_BENDS = np.arange(TREND_DAYS - 1 - OLDEST_BEND, TREND_DAYS - NEWEST_BEND)
+_STEPS = np.arange(TREND_DAYS - 1 - OLDEST_BEND, TREND_DAYS - 1)
+_DESIGN = _hinge_design()
+# hours before each judged one at which the daily blocks end, the oldest first
+_BLOCK_BACK = ((TREND_DAYS - 1 - np.arange(TREND_DAYS)) * DAY)[:, None]
+
+
 @dataclass(frozen=True)
 class TrendParams:
     """What a sensitivity asks of a trend change."""
@@ -72,18 +89,11 @@ class TrendChangeDetector:
         p = self.params
         n_out = evidence.judged
         days = TREND_DAYS
-        # block 0 is the oldest; all blocks at once
-        back = ((days - 1 - np.arange(days)) * DAY)[:, None]
-        lr, var, full = evidence.block(DAY, back)
+        lr, var, full = evidence.block(DAY, _BLOCK_BACK)
         w = np.where(full, 1.0 / (var + TREND_ERROR**2), 0.0)
-        time = np.arange(days, dtype=float)
         enough = (w > 0).sum(0) >= days - MISSING_DAYS
-        bends = range(days - 1 - OLDEST_BEND, days - NEWEST_BEND)
-        steps = range(days - 1 - OLDEST_BEND, days - 1)
-        regressors = [np.maximum(time - k, 0.0) for k in bends]
-        regressors += [(time > k).astype(float) for k in steps]
-        design = np.stack([np.stack([np.ones(days), time, r]) for r in regressors])
-        c, se, rss, dof = _wls_last(design, lr, w)
+        bends = _BENDS
+        c, se, rss, dof = _wls_last(_DESIGN, lr, w)
         nb = len(bends)
         z = np.where(enough, c[:nb] / se[:nb], 0.0)
         pick = np.argmax(np.abs(z), axis=0)
@@ -91,7 +101,7 @@ class TrendChangeDetector:
         best_z = z[pick, cols]
         found = np.abs(best_z) > 0
         best_c = np.where(found, c[pick, cols], 0.0)
-        best_k = np.where(found, np.asarray(bends)[pick], 0)
+        best_k = np.where(found, bends[pick], 0)
         best_rss = np.where(found, rss[pick, cols], np.inf)
         step_rss = rss[nb:].min(0)
         score = _hinge_score(best_z, dof[pick, cols] if p.student else np.zeros(n_out))
