@@ -30,6 +30,7 @@ narrow one (`Baseline.spread`).
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,7 @@ from typing import Any
 import numpy as np
 from statsmodels.tsa.seasonal import STL
 
+from lantern.detect import arrays
 from lantern.detect.series import SeriesKind
 
 DAY = 24
@@ -211,7 +213,7 @@ def fit_baseline(
         typical = np.zeros(DAY)
         for h in range(DAY):
             seen = pseudo[(hours % DAY == h) & usable & np.isfinite(pseudo)]
-            typical[h] = np.median(seen) if seen.size else 0.0
+            typical[h] = arrays.median(seen) if seen.size else 0.0
         values = empty_as_zero(pseudo, typical[hours % DAY])
         kind = "count"
     y = transform(values, kind)
@@ -229,7 +231,7 @@ def fit_baseline(
     # one week cannot tell a trend from the days of the week (STL(24)'s trend follows them,
     # a line through a week ending on a quiet weekend falls): a young model's cycle is
     # taken from the hours as they are, its trend from the deseasonalised days
-    trend = _weekly_trend(filled) if weekly else np.median(filled[good])
+    trend = _weekly_trend(filled) if weekly else arrays.median(filled[good])
     detrended = filled - trend
 
     start = max(fit_hour - LEVEL_DAYS * DAY, anchor if anchor is not None else -(2**62))
@@ -267,10 +269,10 @@ def fit_baseline(
         sums = np.bincount(hod, weights=resid, minlength=DAY)
         counts = np.bincount(hod, minlength=DAY)
         # shrink as a normal prior of sd 0.3 would: little at high volume, much at low
-        noise = float(np.mean(1.0 / (values[after] + 1.0))) if kind == "count" else 0.0
+        noise = arrays.mean(1.0 / (values[after] + 1.0)) if kind == "count" else 0.0
         correction = sums / (counts + (noise + 0.005) / 0.09)
         profile = profile + correction[np.arange(WEEK) % DAY]
-        profile -= profile.mean()
+        profile -= arrays.mean(profile)
         deseason = y - profile[hours % WEEK]
         level = _level(hours[window], deseason[window], slope, fit_hour)
     fitted = level + slope * (hours - fit_hour) + profile[hours % WEEK]
@@ -285,7 +287,7 @@ def fit_baseline(
     else:
         scale = 1.0
         resid = y[window] - fitted[window]
-        dispersion = float(1.4826 * np.median(np.abs(resid - np.median(resid))) + 1e-9)
+        dispersion = float(1.4826 * arrays.median(np.abs(resid - arrays.median(resid))) + 1e-9)
     by_events = None
     if events is not None:
         by_events = mean_noise(hours, y, fitted, good, window, events, events_spread)
@@ -294,7 +296,7 @@ def fit_baseline(
         fit_hour=int(fit_hour),
         level=float(level),
         slope=slope,
-        profile=tuple(float(v) for v in profile),
+        profile=tuple(profile.tolist()),
         scale=scale,
         dispersion=dispersion,
         weekly=weekly,
@@ -334,7 +336,7 @@ def mean_noise(
     known = np.isfinite(resid) & np.isfinite(n) & (n > 0)
     if np.count_nonzero(known) < MIN_COUNTED_HOURS:
         return None
-    r = resid[known] - np.median(resid[known])
+    r = resid[known] - arrays.median(resid[known])
     n, squares = n[known], r**2
     pooled = _pooled_within(n, within[window][known]) if within is not None else None
     if pooled is None:
@@ -376,7 +378,7 @@ def _within_from_differences(
     x = (1.0 / counts[DAY:][pair]) + (1.0 / counts[:-DAY][pair])
     if np.ptp(x) <= 0:
         return 0.0
-    intercept, slope = float(np.mean(squares)), 0.0
+    intercept, slope = arrays.mean(squares), 0.0
     for _ in range(VARIANCE_ITERATIONS):
         w = 1.0 / np.maximum(intercept + slope * x, 1e-300) ** 2
         sw, sx, sxx = w.sum(), (w * x).sum(), (w * x * x).sum()
@@ -394,13 +396,13 @@ def _between(squares: np.ndarray, counts: np.ndarray, sigma2: float) -> float:
     """``tau^2 >= 0`` with ``median(squares / (tau^2 + sigma2 / counts)) = MEDIAN_CHI2_1``,
     by bisection (the median falls as ``tau^2`` grows)."""
     own = sigma2 / counts
-    if np.median(squares / own) <= MEDIAN_CHI2_1:
+    if arrays.median(squares / own) <= MEDIAN_CHI2_1:
         return 0.0
     # at this bound every ratio is below squares / bound, whose median is MEDIAN_CHI2_1
-    low, high = 0.0, float(np.median(squares)) / MEDIAN_CHI2_1
+    low, high = 0.0, arrays.median(squares) / MEDIAN_CHI2_1
     for _ in range(48):
         middle = (low + high) / 2
-        if np.median(squares / (middle + own)) > MEDIAN_CHI2_1:
+        if arrays.median(squares / (middle + own)) > MEDIAN_CHI2_1:
             low = middle
         else:
             high = middle
@@ -482,7 +484,6 @@ def _isolated(hours: np.ndarray, y: np.ndarray, seen: np.ndarray) -> np.ndarray:
     copied into the next week's expectation and read there as an outage.
     """
     n = len(y)
-    idx = np.arange(n)
     # each hour's difference from the same hour the day before, for the scale
     day_diff = np.full(n, np.nan)
     both = seen[DAY:] & seen[:-DAY]
@@ -497,11 +498,16 @@ def _isolated(hours: np.ndarray, y: np.ndarray, seen: np.ndarray) -> np.ndarray:
     below = np.ones(n, dtype=bool)
     after = np.zeros(n, dtype=bool)
     for lag in (-WEEK, -DAY, DAY, WEEK):
-        src = idx + lag
-        ok = (src >= 0) & (src < n)
-        ok[ok] &= seen[src[ok]]
+        # each hour against the same hour ``lag`` away, where that one exists and was seen
+        here, there = (
+            (slice(0, max(n - lag, 0)), slice(lag, n))
+            if lag > 0
+            else (slice(-lag, n), slice(0, max(n + lag, 0)))
+        )
+        ok = np.zeros(n, dtype=bool)
+        ok[here] = seen[there]
         diff = np.zeros(n)
-        diff[ok] = y[ok] - y[src[ok]]
+        diff[here] = y[here] - y[there]
         above &= ~ok | (diff > bar)
         below &= ~ok | (diff < -bar)
         if lag > 0:
@@ -552,7 +558,7 @@ def _weekly_trend(y: np.ndarray) -> np.ndarray:
     """
     n_days = len(y) // DAY
     start = len(y) - n_days * DAY
-    means = y[start:].reshape(n_days, DAY).mean(axis=1)
+    means = arrays.row_means(y[start:].reshape(n_days, DAY))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         daily = np.asarray(STL(means, period=7).fit().trend)
@@ -610,10 +616,10 @@ def _weekly_profile(
         centre = smooth
     else:
         centre = _shrunk_smooth(raw, smooth, noise, typical)
-    signal = max(float(np.mean((raw - smooth) ** 2) - np.mean(noise)), 1e-6)
+    signal = max(arrays.mean((raw - smooth) ** 2) - arrays.mean(noise), 1e-6)
     weekly = centre + signal / (signal + noise) * (raw - smooth)
     profile = daily[slot_hod] + weekly
-    return profile - profile.mean()
+    return profile - arrays.mean(profile)
 
 
 # the share of white noise's variance that the mean square of (x - its 5-hour smooth)
@@ -637,7 +643,7 @@ def _one_week(
     the Poisson variance leaves out.
     """
     target = _day_levels(raw, None)
-    rough = float(np.mean((raw - smooth) ** 2)) / ROUGH_SHARE
+    rough = arrays.mean((raw - smooth) ** 2) / ROUGH_SHARE
     return target, np.maximum(noise, rough)
 
 
@@ -661,7 +667,7 @@ def _shrunk_smooth(
     """
     target = _day_levels(raw, typical)
     smooth_noise = noise * SMOOTH_SHARE
-    by_day = ((smooth - target) ** 2 - smooth_noise).reshape(WEEK // DAY, DAY).mean(axis=1)
+    by_day = arrays.row_means(((smooth - target) ** 2 - smooth_noise).reshape(WEEK // DAY, DAY))
     signal = np.repeat(np.maximum(by_day, 1e-6), DAY)
     return target + signal / (signal + smooth_noise) * (smooth - target)
 
@@ -678,7 +684,7 @@ def _day_levels(raw: np.ndarray, typical: np.ndarray | None) -> np.ndarray:
     a third of the weekdays is a third at each hour, not a third at noon and less than
     that at night.
     """
-    level = raw.reshape(WEEK // DAY, DAY).mean(axis=1)
+    level = arrays.row_means(raw.reshape(WEEK // DAY, DAY))
     if typical is None or not (typical > 0).any():
         return np.repeat(level, DAY)
     base = np.log1p(typical)
@@ -688,10 +694,10 @@ def _day_levels(raw: np.ndarray, typical: np.ndarray | None) -> np.ndarray:
     log_factor = np.clip(level, low, high)
     for _ in range(LEVEL_STEPS):
         scaled = np.exp(log_factor)[:, None] * typical[None, :]
-        gap = (np.log1p(scaled) - base[None, :]).mean(axis=1) - level
+        gap = arrays.row_means(np.log1p(scaled) - base[None, :]) - level
         above = gap > 0
         high, low = np.where(above, log_factor, high), np.where(above, low, log_factor)
-        slope = (scaled / (1.0 + scaled)).mean(axis=1)
+        slope = arrays.row_means(scaled / (1.0 + scaled))
         step = log_factor - gap / np.maximum(slope, 1e-12)
         inside = (step > low) & (step < high)
         log_factor = np.where(inside, step, (low + high) / 2)
@@ -786,7 +792,9 @@ def _young_value_profile(
     daily = np.zeros(DAY)
     daily[hours[-DAY:] % DAY] = seasonal[-DAY:]
     profile = daily[np.arange(WEEK) % DAY]
-    sums = np.bincount(phase[good], weights=(rest - np.median(rest[good]))[good], minlength=WEEK)
+    sums = np.bincount(
+        phase[good], weights=(rest - arrays.median(rest[good]))[good], minlength=WEEK
+    )
     counts = np.bincount(phase[good], minlength=WEEK)
     kernel = np.ones(5) / 5
     wrap = np.concatenate([sums[-2:], sums, sums[:2]])
@@ -795,7 +803,7 @@ def _young_value_profile(
         np.convolve(wrapn, kernel, "valid"), 1e-9
     )
     profile = profile + smooth * (counts / (counts + 0.25))
-    return profile - profile.mean()
+    return profile - arrays.mean(profile)
 
 
 def _slope(hours: np.ndarray, deseason: np.ndarray, fit_hour: int) -> float | None:
@@ -804,8 +812,14 @@ def _slope(hours: np.ndarray, deseason: np.ndarray, fit_hour: int) -> float | No
     if len(days) < 4:
         return None
     centre = -days.astype(float) * DAY
-    i, j = np.triu_indices(len(days), 1)
-    return float(np.median((means[j] - means[i]) / (centre[j] - centre[i])))
+    i, j = _pairs(len(days))
+    return arrays.median((means[j] - means[i]) / (centre[j] - centre[i]))
+
+
+@functools.cache
+def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair of indices i < j below n (`np.triu_indices`), kept for reuse."""
+    return np.triu_indices(n, 1)
 
 
 def _level(hours: np.ndarray, deseason: np.ndarray, slope: float, fit_hour: int) -> float:
@@ -813,16 +827,21 @@ def _level(hours: np.ndarray, deseason: np.ndarray, slope: float, fit_hour: int)
     detrended = deseason - slope * (hours - fit_hour)
     days, means = _day_means(hours, detrended, fit_hour)
     if len(days) < 3:
-        return float(detrended.mean())
-    return float(np.median(means))
+        return arrays.mean(detrended)
+    return arrays.median(means)
 
 
 def _day_means(
     hours: np.ndarray, values: np.ndarray, fit_hour: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """(days back from ``fit_hour``, each day's mean of ``values``)."""
+    # hours ascend, so the days back descend: each new day starts where the day changes
     day = (fit_hour - 1 - hours) // DAY
-    days, which = np.unique(day, return_inverse=True)
+    new_day = np.empty(len(day), dtype=bool)
+    new_day[:1] = True
+    np.not_equal(day[1:], day[:-1], out=new_day[1:])
+    days = day[new_day][::-1]
+    which = len(days) - np.cumsum(new_day)
     sums = np.bincount(which, weights=values, minlength=len(days))
     return days, sums / np.maximum(np.bincount(which, minlength=len(days)), 1)
 

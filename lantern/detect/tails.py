@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lantern.detect import arrays
 from lantern.detect.verdicts import MAX_SCORE
 
 TAIL_QUANTILE = 0.9  # the tail is fitted to the scores above this quantile of the history
@@ -65,16 +66,16 @@ def rarity(
 def _rarity_one(seen: np.ndarray, value: float, least_scale: float | None) -> float:
     """`rarity` of one value against one row of finite history."""
     n = seen.size
-    threshold = float(np.quantile(seen, TAIL_QUANTILE))
+    threshold = arrays.quantile(seen, TAIL_QUANTILE)
     above = seen[seen > threshold]
     if value <= threshold:
         p = (np.count_nonzero(seen >= value) + 1) / (n + 1)
     else:
         if least_scale is None:
-            bulk = 1.4826 * float(np.median(np.abs(seen - np.median(seen))))
+            bulk = 1.4826 * arrays.median(np.abs(seen - arrays.median(seen)))
             least_scale = NORMAL_EXCESS * bulk
         if above.size:
-            scale = max(float(np.mean(above - threshold)), least_scale, 1e-9)
+            scale = max(arrays.mean(above - threshold), least_scale, 1e-9)
             share = above.size / (n + 1)
         else:
             # nothing in the history beyond its upper decile (a calm metric's scores are
