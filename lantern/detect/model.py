@@ -604,7 +604,7 @@ def _weekly_profile(
     pooled = np.where(dof >= MIN_SCATTER_DOF, pooled, 0.0)
     typical = None
     if counts is not None:
-        c = np.where(good, np.nan_to_num(counts), 0.0)
+        c = np.where(good, counts, 0.0)  # (good hours have counts: their log is finite)
         typical = np.bincount(hod, weights=c, minlength=DAY) / np.maximum(n_day, 1)
         pooled = np.maximum(pooled, typical / (typical + 1.0) ** 2)
     noise = pooled[slot_hod] / np.maximum(n, 1)
@@ -701,7 +701,7 @@ def _day_levels(raw: np.ndarray, typical: np.ndarray | None) -> np.ndarray:
         step = log_factor - gap / np.maximum(slope, 1e-12)
         inside = (step > low) & (step < high)
         log_factor = np.where(inside, step, (low + high) / 2)
-        if np.all(np.abs(gap) < 1e-12):
+        if (np.abs(gap) < 1e-12).all():
             break
     factor = np.exp(log_factor)
     return (np.log1p(factor[:, None] * typical[None, :]) - base[None, :]).reshape(-1)
@@ -746,16 +746,22 @@ def _slot_means(
     grid = _arranged(hours, values, good, size)
     count = np.isfinite(grid).sum(axis=0)
     rows = grid.shape[0]
-    cols = (np.arange(size)[:, None] + np.arange(-neighbours, neighbours + 1)) % size
-    near = grid[:, cols].transpose(1, 0, 2).reshape(size, -1)
+    near = grid[:, _neighbour_slots(size, neighbours)].transpose(1, 0, 2).reshape(size, -1)
     median, in_reach = _column_medians(near.T)
     dev = grid - median
     absdev = np.abs(dev).reshape(rows, size // group, group).transpose(1, 0, 2)
     spread = 1.4826 * _column_medians(absdev.reshape(size // group, -1).T)[0].repeat(group)
     bound = ROBUST_WIDTH * np.where(np.isfinite(spread) & (spread > 0), spread, np.inf)
-    grid = np.where((in_reach >= 3)[None, :], median + np.clip(dev, -bound, bound), grid)
+    pulled = median + np.minimum(np.maximum(dev, -bound), bound)  # (np.clip, unwrapped)
+    grid = np.where((in_reach >= 3)[None, :], pulled, grid)
     sums = np.where(np.isfinite(grid), grid, 0.0).sum(axis=0)
     return np.where(count > 0, sums / np.maximum(count, 1), 0.0)
+
+
+@functools.cache
+def _neighbour_slots(size: int, neighbours: int) -> np.ndarray:
+    """Each slot's own index and its ``neighbours`` either side, wrapping (size x 2n+1)."""
+    return (np.arange(size)[:, None] + np.arange(-neighbours, neighbours + 1)) % size
 
 
 def _column_medians(grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -764,13 +770,16 @@ def _column_medians(grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     By one sort (NaN sorts last), not `np.nanmedian`, which costs ten times as much on the
     small grids a refit has.
     """
-    ordered = np.sort(grid, axis=0)
+    rows, width = grid.shape
     count = np.isfinite(grid).sum(axis=0)
-    cols = np.arange(grid.shape[1])
-    lo, hi = np.maximum((count - 1) // 2, 0), np.maximum(count // 2, 0)
-    if grid.shape[0] == 0:
-        return np.full(grid.shape[1], np.nan), count
-    median = (ordered[lo, cols] + ordered[np.minimum(hi, grid.shape[0] - 1), cols]) / 2
+    if rows == 0:
+        return np.full(width, np.nan), count
+    # the middle two of each column's finite values (one where their count is odd), read
+    # from the sorted grid by flat index: row * width + column
+    ordered = np.sort(grid, axis=0).ravel()
+    cols = np.arange(width)
+    lo, hi = np.maximum(count - 1, 0) // 2 * width + cols, count // 2 * width + cols
+    median = (ordered[lo] + ordered[hi]) / 2
     return np.where(count > 0, median, np.nan), count
 
 
@@ -868,15 +877,15 @@ def _dispersion(counts: np.ndarray, mean: np.ndarray) -> float:
     if busy.sum() < DAY:
         return MODEL_ERROR**2
     y, m = counts[busy], mean[busy]
+    resid, square, poisson = y - m, m**2, 1.0 / m
     phi = 0.0
     for _ in range(DISPERSION_STEPS):
-        sd = np.sqrt(m + phi * m**2)
-        dev = np.clip(y - m, -DISPERSION_BOUND * sd, DISPERSION_BOUND * sd)
-        weight = 1.0 / (1.0 / m + max(phi, MODEL_ERROR**2)) ** 2
-        excess = (dev**2 - m) / m**2
-        sure = float(np.sum(weight * excess) / np.sum(weight)) - float(
-            np.sqrt(2.0 / np.sum(weight))
-        )
+        bound = DISPERSION_BOUND * np.sqrt(m + phi * square)
+        dev = np.minimum(np.maximum(resid, -bound), bound)  # (np.clip, without its wrapper)
+        weight = 1.0 / (poisson + max(phi, MODEL_ERROR**2)) ** 2
+        excess = (dev**2 - m) / square
+        total = float(weight.sum())
+        sure = float((weight * excess).sum()) / total - float(np.sqrt(2.0 / total))
         last, phi = phi, max(sure, 0.0)
         if abs(phi - last) <= 0.01 * phi:
             break

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,11 +58,15 @@ class CycleChangeDetector:
         out: list[Candidate | None] = [None] * ev.judged
         if ev.kind != "count":
             return out
-        now = np.arange(ev.first, ev.end)[:, None] - np.arange(k)[::-1][None, :]
+        now = _window_hours(ev.first, ev.end, k)
         then = now - WEEK
         both_usable = ev.usable[now] & ev.usable[then]
         d = ev.log_ratio[now] - ev.log_ratio[then]
-        var = 1.0 / (ev.mu[now] + LOG_OFFSET) + 1.0 / (ev.mu[then] + LOG_OFFSET)
+        # each hour's Poisson variance of its log ratio, for the hours the windows read
+        poisson = np.zeros(len(ev.mu))
+        start = ev.first - k + 1 - WEEK
+        poisson[start:] = 1.0 / (ev.mu[start:] + LOG_OFFSET)
+        var = poisson[now] + poisson[then]
         w = np.where(both_usable, 1.0 / (var + 2 * ev.noise + CYCLE_ERROR**2), 0.0)
         # less the weighted line through the window
         time = np.arange(k, dtype=float)[None, :]
@@ -69,9 +74,10 @@ class CycleChangeDetector:
         safe = np.maximum(sw, 1e-12)
         tm = (w * time).sum(1, keepdims=True) / safe
         dm = (w * d).sum(1, keepdims=True) / safe
-        sxx = np.maximum((w * (time - tm) ** 2).sum(1, keepdims=True), 1e-12)
-        slope = (w * (time - tm) * (d - dm)).sum(1, keepdims=True) / sxx
-        e = d - dm - slope * (time - tm)
+        centred = time - tm
+        sxx = np.maximum((w * centred**2).sum(1, keepdims=True), 1e-12)
+        slope = (w * centred * (d - dm)).sum(1, keepdims=True) / sxx
+        e = d - dm - slope * centred
         half = k // 2
         w1, w2, e1, e2 = w[:, :half], w[:, half:], e[:, :half], e[:, half:]
         ww = w1 + w2
@@ -84,11 +90,12 @@ class CycleChangeDetector:
         # which comparing data with data does not suffer), down to `CYCLE_MIN_SCALE`
         pairs = np.maximum(((w1 > 0) & (w2 > 0)).sum(1), 1)
         scale = np.maximum(np.maximum(within / pairs, _jitter(ev, k)), CYCLE_MIN_SCALE)
-        q = np.minimum(ww * pattern**2 / scale[:, None], CYCLE_CAP).sum(1)
+        power = ww * pattern**2
+        q = np.minimum(power / scale[:, None], CYCLE_CAP).sum(1)
         n = both_usable.sum(1)
         dof = np.maximum(half - 2, 1)
         score = np.minimum(-np.log10(np.maximum(special.chdtrc(dof, q), 1e-300)), MAX_SCORE)
-        amplitude = np.sqrt((ww * pattern**2).sum(1) / np.maximum(ww.sum(1), 1e-12))
+        amplitude = np.sqrt(power.sum(1) / np.maximum(ww.sum(1), 1e-12))
         zed = pattern * np.sqrt(ww / scale[:, None])
         above, below = (zed > SIDE_Z).sum(1), (zed < -SIDE_Z).sum(1)
         hit = (
@@ -113,6 +120,12 @@ class CycleChangeDetector:
                 float(score[j]),
             )
         return out
+
+
+@functools.cache
+def _window_hours(first: int, end: int, k: int) -> np.ndarray:
+    """The ``k`` hours of the window ending at each judged hour, one row each, in order."""
+    return np.arange(first, end)[:, None] - np.arange(k)[::-1][None, :]
 
 
 def _jitter(ev: Evidence, k: int) -> np.ndarray:

@@ -86,14 +86,17 @@ class Evidence:
         self.first = first
         self.window_error = window_error
         self.raw_x, self.raw_mu = x, mu
-        self.x = np.where(usable, np.nan_to_num(x), 0.0)
+        seen = np.isfinite(x)
+        if (usable & ~seen).any():
+            self.x = np.where(usable, np.nan_to_num(x), 0.0)
+        else:
+            self.x = np.where(usable, x, 0.0)  # (the same: a usable hour is seen)
         self.mu = np.where(usable, mu, 0.0)
         self.usable = usable
         self.recent = recent
         self.calm = calm
         # episodes' hours included: what the metric did, however it was judged then
-        seen = np.isfinite(x)
-        self.seen_x = np.where(seen, np.nan_to_num(x), 0.0)
+        self.seen_x = np.where(seen, x, 0.0)
         self.seen_mu = np.where(seen, mu, 0.0)
         self.dispersion = dispersion
         if kind == "count":

@@ -83,11 +83,10 @@ class SpikeDetector:
             ]
         up = up_score(x, mu, evidence.dispersion, evidence.kind)
         maybe = (up >= p.score) & (x >= p.ratio * mu) & (x - mu >= p.min_events)
-        # a burst ends only at an hour back near expectation after one above it (`burst`)
-        before = hours - 1
-        ended = (x <= BURST_END * np.maximum(mu, SPIKE_FLOOR)) & (
-            evidence.x[before] > evidence.mu[before]
-        )
+        # a burst ends only at an hour back near expectation after two above it (`burst`)
+        ended = x <= BURST_END * np.maximum(mu, SPIKE_FLOOR)
+        for back in range(1, BURST_MIN_HOURS + 1):
+            ended &= evidence.x[hours - back] > evidence.mu[hours - back]
         out: list[Candidate | None] = []
         usable = evidence.usable[hours]
         for j, i in enumerate(hours.tolist()):
