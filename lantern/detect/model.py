@@ -746,11 +746,17 @@ def _slot_means(
     grid = _arranged(hours, values, good, size)
     count = np.isfinite(grid).sum(axis=0)
     rows = grid.shape[0]
-    near = grid[:, _neighbour_slots(size, neighbours)].transpose(1, 0, 2).reshape(size, -1)
-    median, in_reach = _column_medians(near.T)
+    if neighbours:
+        near = grid[:, _neighbour_slots(size, neighbours)].transpose(1, 0, 2).reshape(size, -1)
+        median, in_reach = _column_medians(near.T)
+    else:
+        median, in_reach = _column_medians(grid)  # each slot's values are its own column
     dev = grid - median
-    absdev = np.abs(dev).reshape(rows, size // group, group).transpose(1, 0, 2)
-    spread = 1.4826 * _column_medians(absdev.reshape(size // group, -1).T)[0].repeat(group)
+    if group > 1:
+        absdev = np.abs(dev).reshape(rows, size // group, group).transpose(1, 0, 2)
+        spread = 1.4826 * _column_medians(absdev.reshape(size // group, -1).T)[0].repeat(group)
+    else:
+        spread = 1.4826 * _column_medians(np.abs(dev))[0]
     bound = ROBUST_WIDTH * np.where(np.isfinite(spread) & (spread > 0), spread, np.inf)
     pulled = median + np.minimum(np.maximum(dev, -bound), bound)  # (np.clip, unwrapped)
     grid = np.where((in_reach >= 3)[None, :], pulled, grid)

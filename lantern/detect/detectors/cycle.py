@@ -62,10 +62,8 @@ class CycleChangeDetector:
         then = now - WEEK
         both_usable = ev.usable[now] & ev.usable[then]
         d = ev.log_ratio[now] - ev.log_ratio[then]
-        # each hour's Poisson variance of its log ratio, for the hours the windows read
-        poisson = np.zeros(len(ev.mu))
-        start = ev.first - k + 1 - WEEK
-        poisson[start:] = 1.0 / (ev.mu[start:] + LOG_OFFSET)
+        # each hour's Poisson variance of its log ratio
+        poisson = 1.0 / (ev.mu + LOG_OFFSET)
         var = poisson[now] + poisson[then]
         w = np.where(both_usable, 1.0 / (var + 2 * ev.noise + CYCLE_ERROR**2), 0.0)
         # less the weighted line through the window
@@ -89,7 +87,7 @@ class CycleChangeDetector:
         # dispersion promises (a young model's includes its own misfit of the cycle,
         # which comparing data with data does not suffer), down to `CYCLE_MIN_SCALE`
         pairs = np.maximum(((w1 > 0) & (w2 > 0)).sum(1), 1)
-        scale = np.maximum(np.maximum(within / pairs, _jitter(ev, k)), CYCLE_MIN_SCALE)
+        scale = np.maximum(np.maximum(within / pairs, _jitter(ev, k, poisson)), CYCLE_MIN_SCALE)
         power = ww * pattern**2
         q = np.minimum(power / scale[:, None], CYCLE_CAP).sum(1)
         n = both_usable.sum(1)
@@ -128,9 +126,10 @@ def _window_hours(first: int, end: int, k: int) -> np.ndarray:
     return np.arange(first, end)[:, None] - np.arange(k)[::-1][None, :]
 
 
-def _jitter(ev: Evidence, k: int) -> np.ndarray:
+def _jitter(ev: Evidence, k: int, poisson: np.ndarray) -> np.ndarray:
     """Mean squared hour-to-hour change of the week-on-week log ratio, in units of its
-    variance, over the `CYCLE_HISTORY` hours before the last k of each judged hour."""
+    variance, over the `CYCLE_HISTORY` hours before the last k of each judged hour
+    (``poisson``: each hour's Poisson variance of its log ratio)."""
     # each hour p from WEEK + 1 on, the hour before it, and both a week before
     end = len(ev.x)
     hour, before = slice(WEEK + 1, end), slice(WEEK, end - 1)
@@ -139,8 +138,14 @@ def _jitter(ev: Evidence, k: int) -> np.ndarray:
     all_usable = usable[hour] & usable[before] & usable[week] & usable[week_before]
     lr = ev.log_ratio
     step = (lr[hour] - lr[week]) - (lr[before] - lr[week_before])
-    poisson = [1.0 / (ev.mu[q] + LOG_OFFSET) for q in (hour, before, week, week_before)]
-    var = poisson[0] + poisson[1] + poisson[2] + poisson[3] + 4 * ev.noise + 2 * CYCLE_ERROR**2
+    var = (
+        poisson[hour]
+        + poisson[before]
+        + poisson[week]
+        + poisson[week_before]
+        + 4 * ev.noise
+        + 2 * CYCLE_ERROR**2
+    )
     pad = np.zeros(WEEK + 2)
     ratio = np.concatenate([pad, np.where(all_usable, step**2 / var, 0.0)])
     count = np.concatenate([pad, all_usable.astype(float)])

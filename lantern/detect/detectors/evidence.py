@@ -50,6 +50,33 @@ TAIL_HOURS = 26 * DAY
 # hours left out between that history and the judged window: a change under way for a
 # while before its window must not be its own precedent
 TAIL_GAP = DAY
+# the window statistics every judged day reads (`Evidence.window`): summed together
+EVERY_DAY = (
+    "x",
+    "mu",
+    "usable",
+    "mu2",
+    "bulk_x",
+    "weight",
+    "weighted_log_ratio",
+    "weighted_log_ratio2",
+    "above",
+    "below",
+)
+
+
+# the indices of the last hours of windows: an array, or a range (read by slices)
+Stops = np.ndarray | range
+
+
+def _span_sums(prefix: np.ndarray, stops: Stops, length: int) -> np.ndarray:
+    """Sums of the ``length`` hours ending at each index in ``stops``, from ``prefix`` (the
+    prefix sums with a leading zero); a window reaching before the first hour starts there."""
+    if isinstance(stops, range) and stops.step == 1 and stops.start + 1 >= length:
+        first, end = stops.start + 1, stops.stop + 1
+        return prefix[first:end] - prefix[first - length : end - length]
+    stop = np.asarray(stops) + 1
+    return prefix[stop] - prefix[np.maximum(stop - length, 0)]
 
 
 class Evidence:
@@ -117,12 +144,15 @@ class Evidence:
             np.minimum(self.x, BULK_RATIO * self.mu + BULK_SLACK) if kind == "count" else self.x
         )
         self._seen = seen
-        # each window statistic's prefix sums, computed on first use (`_prefix_of`):
-        # most judged days read only a few of them
-        self._prefix: dict[str, np.ndarray] = {}
         # the judged hours' indices plus one: where their windows stop
         self._stops = np.arange(first + 1, len(x) + 1)
         self._judged = len(x) - first
+        # each window statistic's prefix sums, with a leading zero: those every judged day
+        # reads as the rows of one cumulative sum, the others on first use (`_prefix_of`)
+        sums = np.empty((len(EVERY_DAY), len(x) + 1))
+        sums[:, 0] = 0.0
+        np.cumsum(np.stack([self._source(name) for name in EVERY_DAY]), axis=1, out=sums[:, 1:])
+        self._prefix: dict[str, np.ndarray] = dict(zip(EVERY_DAY, sums, strict=True))
 
     def _source(self, name: str) -> np.ndarray:
         """The hourly array whose sums over windows ``name`` stands for."""
@@ -145,18 +175,16 @@ class Evidence:
                 return np.where(on, precision, 0.0)
             resid = self.seen_x - self.seen_mu if seen else self.x - self.mu
             return np.where(on, precision * resid, 0.0)
-        return {
-            "x": lambda: self.x,
-            "bulk_x": lambda: self.bulk_x,
-            "seen_x": lambda: self.seen_x,
-            "seen_mu": lambda: self.seen_mu,
-            "mu": lambda: self.mu,
-            "mu2": lambda: self.mu**2,
-            "usable": lambda: self.usable.astype(float),
-            "weight": lambda: self.weight,
-            "weighted_log_ratio": lambda: self.weight * self.log_ratio,
-            "weighted_log_ratio2": lambda: self.weight * self.log_ratio**2,
-        }[name]()
+        if name == "mu2":
+            return self.mu**2
+        if name == "usable":
+            return self.usable.astype(float)
+        if name == "weighted_log_ratio":
+            return self.weight * self.log_ratio
+        if name == "weighted_log_ratio2":
+            return self.weight * self.log_ratio**2
+        source: np.ndarray = getattr(self, name)  # x, mu, bulk_x, seen_x, seen_mu, weight
+        return source
 
     def _prefix_of(self, name: str) -> np.ndarray:
         """The prefix sums of ``name`` (`_source`), with a leading zero."""
@@ -332,22 +360,18 @@ class Evidence:
         return lr, var, n >= FULL_SHARE * length
 
     def _totals(
-        self, stops: np.ndarray, length: int, *, seen: bool, calm: bool = False
+        self, stops: Stops, length: int, *, seen: bool, calm: bool = False
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(observed, expected, every hour counts) of the ``length`` hours ending at each
         index in ``stops``: usable hours, or (``seen``) hours seen since the current normal
         (``calm``: outside past outages)."""
-        stop = np.asarray(stops) + 1
-        lo = np.maximum(stop - length, 0)
         names = ("x", "mu", "usable")
         if seen:
             names = ("seen_x", "seen_mu", "calm" if calm else "recent")
-        s, m, n = (self._prefix_of(name)[stop] - self._prefix_of(name)[lo] for name in names)
+        s, m, n = (_span_sums(self._prefix_of(name), stops, length) for name in names)
         return s, m, n >= length
 
-    def total_z(
-        self, stops: np.ndarray, length: int, *, seen: bool, calm: bool = False
-    ) -> np.ndarray:
+    def total_z(self, stops: Stops, length: int, *, seen: bool, calm: bool = False) -> np.ndarray:
         """The z of the totals of ``length`` hours ending at each index in ``stops``: of the
         log ratio for counts, of the mean difference for values; NaN where an hour is out
         of use (``seen``: where it is unseen or before the current normal; ``calm``: or in
@@ -361,7 +385,7 @@ class Evidence:
         return np.where(full, z, np.nan)
 
     def _value_z(
-        self, stops: np.ndarray, length: int, s: np.ndarray, m: np.ndarray, *, seen: bool
+        self, stops: Stops, length: int, s: np.ndarray, m: np.ndarray, *, seen: bool
     ) -> np.ndarray:
         """The z of the ``length`` hours ending at each index in ``stops`` on the Gaussian
         path, whose observed and expected sums are ``s`` and ``m``: their summed residual
@@ -369,12 +393,10 @@ class Evidence:
         precision-weighted residual ``sum(r / s^2) / sqrt(sum(1 / s^2))``."""
         if self.spread is None:
             return (s - m) / (self.dispersion * np.sqrt(length))
-        stop = np.asarray(stops) + 1
-        lo = np.maximum(stop - length, 0)
         prefix = "seen_" if seen else ""
-        weight = self._prefix_of(prefix + "precision")
-        resid = self._prefix_of(prefix + "precise_resid")
-        return (resid[stop] - resid[lo]) / np.sqrt(np.maximum(weight[stop] - weight[lo], 1e-300))
+        weight = _span_sums(self._prefix_of(prefix + "precision"), stops, length)
+        resid = _span_sums(self._prefix_of(prefix + "precise_resid"), stops, length)
+        return resid / np.sqrt(np.maximum(weight, 1e-300))
 
     def run_z(self, lo: int, hi: int) -> float:
         """The z of the usable hours lo..hi-1 on the Gaussian path (`_value_z`'s)."""
@@ -383,7 +405,7 @@ class Evidence:
             return float((total - expected) / (self.dispersion * np.sqrt(hi - lo)))
         return float(self._value_z(np.array([hi - 1]), hi - lo, total, expected, seen=False)[0])
 
-    def total_score(self, stops: np.ndarray, length: int, *, up: bool, seen: bool) -> np.ndarray:
+    def total_score(self, stops: Stops, length: int, *, up: bool, seen: bool) -> np.ndarray:
         """The model's tail score (-log10 p, as `verdicts` computes it, uncapped)
         of the totals of ``length`` hours ending at each index in ``stops``, in direction
         ``up``; NaN as in `total_z`."""
@@ -419,8 +441,7 @@ class Evidence:
         waits (``lasting``), as does a short event that ``needs_history``.
         """
         last = i - length - TAIL_GAP
-        past = np.arange(last - TAIL_HOURS + 1, last + 1)
-        past = past[past >= length - 1]
+        past = range(max(last - TAIL_HOURS + 1, length - 1), last + 1)
         now_at = np.array([i])
         if lasting:
             sign = 1.0 if up else -1.0

@@ -77,6 +77,8 @@ class LevelShiftDetector:
                 )
                 hit &= np.abs(lr) >= p.change
             for j in np.flatnonzero(hit):
+                if out[j] is not None:
+                    continue  # a shorter window found this hour's shift first
                 # a window as far off as this must be rare for this metric, not only for
                 # the model: real metrics wander more than any noise model allows
                 hit[j] = evidence.rare_total(
