@@ -504,14 +504,11 @@ def _isolated(hours: np.ndarray, y: np.ndarray, seen: np.ndarray) -> np.ndarray:
             if lag > 0
             else (slice(-lag, n), slice(0, max(n + lag, 0)))
         )
-        ok = np.zeros(n, dtype=bool)
-        ok[here] = seen[there]
-        diff = np.zeros(n)
-        diff[here] = y[here] - y[there]
-        above &= ~ok | (diff > bar)
-        below &= ~ok | (diff < -bar)
+        unseen, diff, limit = ~seen[there], y[here] - y[there], bar[here]
+        above[here] &= unseen | (diff > limit)
+        below[here] &= unseen | (diff < -limit)
         if lag > 0:
-            after |= ok
+            after[here] |= seen[there]
     return seen & after & (above | below)
 
 
@@ -537,13 +534,19 @@ def _stand_in(
     if good[before].any() or not (good & ~before).any():
         return filled
     out = filled.copy()
-    for i in np.flatnonzero(before):
-        weeks = -(-(anchor - hours[i]) // WEEK)
-        src = i + weeks * WEEK
-        while src < len(y) and not good[src]:
-            src += WEEK
-        if src < len(y):
-            out[i] = y[src] - slope * (hours[src] - hours[i])
+    # each hour before the anchor from the first good hour at its phase after the anchor,
+    # all of them a week further at a time
+    at = np.flatnonzero(before)
+    src = at + -(-(anchor - hours[at]) // WEEK) * WEEK
+    searching = src < len(y)
+    searching[searching] = ~good[src[searching]]
+    while searching.any():
+        src[searching] += WEEK
+        searching &= src < len(y)
+        searching[searching] = ~good[src[searching]]
+    found = src < len(y)
+    at, src = at[found], src[found]
+    out[at] = y[src] - slope * (hours[src] - hours[at])
     return out
 
 
