@@ -61,6 +61,9 @@ class CycleChangeDetector:
         now = _window_hours(ev.first, ev.end, k)
         then = now - WEEK
         both_usable = ev.usable[now] & ev.usable[then]
+        n = both_usable.sum(1)
+        if not (n >= FULL_SHARE * k).any():
+            return out  # no window has the hours to be judged on, this week and the last
         d = ev.log_ratio[now] - ev.log_ratio[then]
         # each hour's Poisson variance of its log ratio
         poisson = 1.0 / (ev.mu + LOG_OFFSET)
@@ -90,7 +93,6 @@ class CycleChangeDetector:
         scale = np.maximum(np.maximum(within / pairs, _jitter(ev, k, poisson)), CYCLE_MIN_SCALE)
         power = ww * pattern**2
         q = np.minimum(power / scale[:, None], CYCLE_CAP).sum(1)
-        n = both_usable.sum(1)
         dof = np.maximum(half - 2, 1)
         score = np.minimum(-np.log10(np.maximum(special.chdtrc(dof, q), 1e-300)), MAX_SCORE)
         amplitude = np.sqrt(power.sum(1) / np.maximum(ww.sum(1), 1e-12))

@@ -92,6 +92,9 @@ class TrendChangeDetector:
         lr, var, full = evidence.block(DAY, _BLOCK_BACK)
         w = np.where(full, 1.0 / (var + TREND_ERROR**2), 0.0)
         enough = (w > 0).sum(0) >= days - MISSING_DAYS
+        if not enough.any():
+            # no hour has the days to be judged on (a young metric, a young new normal)
+            return TrendFit(np.zeros(n_out), np.zeros(n_out, dtype=bool), [None] * n_out)
         bends = _BENDS
         c, se, rss, dof = _wls_last(_DESIGN, lr, w)
         nb = len(bends)
