@@ -144,6 +144,7 @@ class Evidence:
             np.minimum(self.x, BULK_RATIO * self.mu + BULK_SLACK) if kind == "count" else self.x
         )
         self._seen = seen
+        self._hour_z: np.ndarray | None = None  # each hour's z, for `above` and `below`
         # the judged hours' indices plus one: where their windows stop
         self._stops = np.arange(first + 1, len(x) + 1)
         self._judged = len(x) - first
@@ -157,8 +158,9 @@ class Evidence:
     def _source(self, name: str) -> np.ndarray:
         """The hourly array whose sums over windows ``name`` stands for."""
         if name in ("above", "below"):
-            hour_z = self.log_ratio * np.sqrt(self.weight)
-            side = hour_z > SIDE_Z if name == "above" else hour_z < -SIDE_Z
+            if self._hour_z is None:
+                self._hour_z = self.log_ratio * np.sqrt(self.weight)
+            side = self._hour_z > SIDE_Z if name == "above" else self._hour_z < -SIDE_Z
             return (self.weight > 0) & side
         if name == "recent":
             return (self.usable if self.recent is None else self.recent).astype(float)

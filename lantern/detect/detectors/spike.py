@@ -83,10 +83,15 @@ class SpikeDetector:
             ]
         up = up_score(x, mu, evidence.dispersion, evidence.kind)
         maybe = (up >= p.score) & (x >= p.ratio * mu) & (x - mu >= p.min_events)
-        # a burst ends only at an hour back near expectation after two above it (`burst`)
+        # a burst ends only at an hour back near expectation after two above it (`burst`),
+        # and not where those two are too few to judge and the hour before them is low
         ended = x <= BURST_END * np.maximum(mu, SPIKE_FLOOR)
         for back in range(1, BURST_MIN_HOURS + 1):
             ended &= evidence.x[hours - back] > evidence.mu[hours - back]
+        pair = evidence.x[hours - 2] + evidence.x[hours - 1]
+        pair_expected = np.maximum(evidence.mu[hours - 2] + evidence.mu[hours - 1], 2 * SPIKE_FLOOR)
+        too_few = (pair < p.ratio * pair_expected) | (pair - pair_expected < p.min_events)
+        ended &= ~(too_few & (evidence.x[hours - 3] <= evidence.mu[hours - 3]))
         out: list[Candidate | None] = []
         usable = evidence.usable[hours]
         for j, i in enumerate(hours.tolist()):
