@@ -19,17 +19,21 @@ def _sum(values: np.ndarray) -> float:
 
 
 def mean(values: np.ndarray) -> float:
-    """`np.mean` of a non-empty 1-D float array (the same sum, divided by the count)."""
+    """`np.mean` of a 1-D float array (the same sum, divided by the count); NaN if empty."""
+    if values.size == 0:
+        return float("nan")
     return _sum(values) / values.size
 
 
 def median(values: np.ndarray) -> float:
-    """`np.median` of a non-empty 1-D float array: NaN if any value is NaN.
+    """`np.median` of a 1-D float array: NaN if it is empty or any value is NaN.
 
     The middle order statistics come from one partition, as numpy's own do, and the two
     of an even count are averaged as its mean would (their sum over two).
     """
     n = values.size
+    if n == 0:
+        return float("nan")
     half = n // 2
     if n % 2:
         part = np.partition(values, (half, n - 1))
