@@ -239,7 +239,17 @@ def advance(
     For a mean, ``counts`` are the events behind each hour's average and ``within`` the
     variance of their values within the hour (both optional, `validate_counts`).
     """
-    clean = validate_series(series, kind=state.kind)
+    return _advance_valid(state, validate_series(series, kind=state.kind), now, counts, within)
+
+
+def _advance_valid(
+    state: MetricState,
+    clean: pd.Series,
+    now: pd.Timestamp,
+    counts: pd.Series | None,
+    within: pd.Series | None,
+) -> tuple[MetricState, list[EpisodeEvent]]:
+    """`advance` on a series `validate_series` has already returned."""
     n, spread = _support(clean, state.kind, counts, within)
     origin = hour_number(clean.index[0])
     return advance_array(state, origin, clean.to_numpy(), hour_number(now), n, spread)
@@ -350,7 +360,7 @@ def replay_series(
     state = new_state(clean.index[0], kind=kind, sensitivity=sensitivity, stagger=stagger)
     if raised:
         state = replace(state, raised=tuple(sorted(raised.items())))
-    _, events = advance(state, clean, clean.index[-1], counts=counts, within=within)
+    _, events = _advance_valid(state, clean, clean.index[-1], counts, within)
     return events
 
 
