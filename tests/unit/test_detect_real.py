@@ -22,6 +22,15 @@ def hour(n: int) -> pd.Timestamp:
     return START + pd.Timedelta(hours=n)
 
 
+def told_of_measurement(values: np.ndarray) -> list[tuple[str, str, pd.Timestamp]]:
+    """(kind, direction, hour) of each alert on hourly averages from `START`, at `medium`."""
+    index = pd.date_range(START, periods=len(values), freq="h", tz="UTC")
+    return [
+        (e.detection.kind, e.detection.direction, e.at)
+        for e in alerts(pd.Series(values, index=index), kind="mean")
+    ]
+
+
 def test_a_level_shift_then_a_spike_and_a_second_shift_are_three_alerts() -> None:
     # no blind week after a lasting change: the spike three days later and the second
     # shift six days later are reported, each as what it is
@@ -208,11 +217,7 @@ def test_a_jam_at_the_same_hour_the_next_day_is_told_again(seed: int) -> None:
     speed[first] = 34.0
     speed[first + DAY] = 40.0
     speed[first + 2 * DAY] = 38.0
-    index = pd.date_range(START, periods=len(hours), freq="h", tz="UTC")
-    found = [
-        (e.detection.kind, e.detection.direction, e.at)
-        for e in alerts(pd.Series(speed, index=index), kind="mean")
-    ]
+    found = told_of_measurement(speed)
     assert found == [
         ("drop", "down", hour(first + 1)),
         ("drop", "down", hour(first + DAY + 1)),
@@ -284,19 +289,12 @@ def test_a_measured_value_that_collapses_for_an_hour_is_a_drop_and_one_that_jump
     speed = 63 + 2 * np.sin(2 * np.pi * hours / DAY) + rng.normal(0, 1.5, len(hours))
     jam = CHANGE + 8 + seed
     speed[jam] = 34.0
-    index = pd.date_range(START, periods=len(hours), freq="h", tz="UTC")
-    found = [
-        (e.detection.kind, e.detection.direction, e.at)
-        for e in alerts(pd.Series(speed, index=index), kind="mean")
-    ]
+    found = told_of_measurement(speed)
     assert found == [("drop", "down", hour(jam + 1))]  # told once the next hour is back
     load_ms = 250 + 40 * np.sin(2 * np.pi * hours / DAY) + rng.normal(0, 8, len(hours))
     slow = CHANGE + 30 + seed
     load_ms[slow] *= 1.6
-    found = [
-        (e.detection.kind, e.detection.direction, e.at)
-        for e in alerts(pd.Series(load_ms, index=index), kind="mean")
-    ]
+    found = told_of_measurement(load_ms)
     assert found == [("spike", "up", hour(slow + 1))]
 
 
@@ -311,15 +309,11 @@ def test_a_latency_that_never_leaves_a_narrow_range_is_told_when_it_jumps_by_a_f
     rng = np.random.default_rng(seed)
     hours = np.arange(5 * 168)
     latency = 45.5 + 0.5 * np.sin(2 * np.pi * hours / DAY) + rng.normal(0, 0.35, len(hours))
-    index = pd.date_range(START, periods=len(hours), freq="h", tz="UTC")
     slow = CHANGE + 20 + seed
     latency[slow] = 47.0
-    assert alerts(pd.Series(latency, index=index), kind="mean") == []
+    assert told_of_measurement(latency) == []
     latency[slow + 3 * DAY] = 53.2
-    found = [
-        (e.detection.kind, e.detection.direction, e.at)
-        for e in alerts(pd.Series(latency, index=index), kind="mean")
-    ]
+    found = told_of_measurement(latency)
     assert found == [("spike", "up", hour(slow + 3 * DAY + 1))]
 
 
@@ -335,16 +329,12 @@ def test_a_night_hour_as_busy_as_the_rush_is_told_though_inside_the_days_range(
     rng = np.random.default_rng(seed)
     hours = np.arange(5 * 168)
     occupancy = 8.5 + 3.5 * np.cos(2 * np.pi * (hours - 18) / DAY) + rng.normal(0, 0.4, len(hours))
-    index = pd.date_range(START, periods=len(hours), freq="h", tz="UTC")
     night = CHANGE + 10 * DAY + 3 + seed
     assert occupancy[night] < 6.5
     occupancy[night - 3 * DAY] += 2.5
-    assert alerts(pd.Series(occupancy, index=index), kind="mean") == []
+    assert told_of_measurement(occupancy) == []
     occupancy[night] += 5.5
-    found = [
-        (e.detection.kind, e.detection.direction, e.at)
-        for e in alerts(pd.Series(occupancy, index=index), kind="mean")
-    ]
+    found = told_of_measurement(occupancy)
     assert found == [("spike", "up", hour(night + 1))]
 
 
