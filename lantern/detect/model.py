@@ -769,8 +769,11 @@ def _slot_means(
 
 @functools.cache
 def _neighbour_slots(size: int, neighbours: int) -> np.ndarray:
-    """Each slot's own index and its ``neighbours`` either side, wrapping (size x 2n+1)."""
-    return (np.arange(size)[:, None] + np.arange(-neighbours, neighbours + 1)) % size
+    """Each slot's own index and its ``neighbours`` either side, wrapping (size x 2n+1;
+    shared between calls: read-only)."""
+    slots = (np.arange(size)[:, None] + np.arange(-neighbours, neighbours + 1)) % size
+    slots.setflags(write=False)
+    return slots
 
 
 def _column_medians(grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -836,8 +839,11 @@ def _slope(hours: np.ndarray, deseason: np.ndarray, fit_hour: int) -> float | No
 
 @functools.cache
 def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every pair of indices i < j below n (`np.triu_indices`), kept for reuse."""
-    return np.triu_indices(n, 1)
+    """Every pair of indices i < j below n (`np.triu_indices`), kept for reuse (read-only)."""
+    i, j = np.triu_indices(n, 1)
+    i.setflags(write=False)
+    j.setflags(write=False)
+    return i, j
 
 
 def _level(hours: np.ndarray, deseason: np.ndarray, slope: float, fit_hour: int) -> float:

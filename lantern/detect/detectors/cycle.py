@@ -124,8 +124,11 @@ class CycleChangeDetector:
 
 @functools.cache
 def _window_hours(first: int, end: int, k: int) -> np.ndarray:
-    """The ``k`` hours of the window ending at each judged hour, one row each, in order."""
-    return np.arange(first, end)[:, None] - np.arange(k)[::-1][None, :]
+    """The ``k`` hours of the window ending at each judged hour, one row each, in order
+    (shared between calls: read-only)."""
+    hours = np.arange(first, end)[:, None] - np.arange(k)[::-1][None, :]
+    hours.setflags(write=False)
+    return hours
 
 
 def _jitter(ev: Evidence, k: int, poisson: np.ndarray) -> np.ndarray:

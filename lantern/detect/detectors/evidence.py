@@ -165,8 +165,9 @@ class Evidence:
         if name == "recent":
             return (self.usable if self.recent is None else self.recent).astype(float)
         if name == "calm":
-            # without past outages to leave out, the calm hours are the recent ones
-            return self._source("recent") if self.calm is None else self.calm.astype(float)
+            # (without past outages to leave out, `_prefix_of` reads the recent hours' sums)
+            assert self.calm is not None
+            return self.calm.astype(float)
         if name.endswith("precision") or name.endswith("precise_resid"):
             # each hour's precision, and its residual weighted by it: usable, or seen
             assert self.spread is not None
@@ -193,6 +194,7 @@ class Evidence:
         prefix = self._prefix.get(name)
         if prefix is None:
             if name == "calm" and self.calm is None:
+                # without past outages to leave out, the calm hours are the recent ones
                 prefix = self._prefix_of("recent")
             else:
                 prefix = np.concatenate([[0.0], np.cumsum(self._source(name))])
