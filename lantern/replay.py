@@ -8,8 +8,9 @@ import sys
 import zlib
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeAlias
 
 import click
 import pandas as pd
@@ -19,6 +20,8 @@ from lantern.detect import SeriesError, replay_series, validate_series
 from lantern.detect.series import SeriesKind, validate_counts
 
 POOL_THRESHOLD = 8  # below this many series a process pool costs more than it saves
+# a file's validated series and, for a mean with a count column, the events behind each hour
+Table: TypeAlias = tuple[pd.Series, pd.Series | None]
 
 
 def read_series(path: Path, *, kind: SeriesKind = "count") -> pd.Series:
@@ -26,7 +29,7 @@ def read_series(path: Path, *, kind: SeriesKind = "count") -> pd.Series:
     return read_table(path, kind=kind)[0]
 
 
-def read_table(path: Path, *, kind: SeriesKind = "count") -> tuple[pd.Series, pd.Series | None]:
+def read_table(path: Path, *, kind: SeriesKind = "count") -> Table:
     """Read a ``timestamp,value[,count]`` CSV: the validated hourly series and, for a mean
     with a ``count`` column, the events behind each hour's average (None without one);
     raise SeriesError saying what is wrong."""
@@ -96,18 +99,29 @@ def alerts_of(
     path: Path, kind: SeriesKind, sensitivity: str, feedback: dict[str, int] | None = None
 ) -> list[dict[str, Any]]:
     """The JSON records of every alert (opened episode) of one CSV file."""
-    series, counts = read_table(path, kind=kind)
+    return alerts_of_table(path.stem, read_table(path, kind=kind), kind, sensitivity, feedback)
+
+
+def alerts_of_table(
+    name: str,
+    table: Table,
+    kind: SeriesKind,
+    sensitivity: str,
+    feedback: dict[str, int] | None = None,
+) -> list[dict[str, Any]]:
+    """The JSON records of every alert (opened episode) of a series read by `read_table`."""
+    series, counts = table
     events = replay_series(
         series,
         kind=kind,
         sensitivity=sensitivity,  # type: ignore[arg-type]
-        stagger=stagger_of(path.stem),
+        stagger=stagger_of(name),
         raised=feedback,
         counts=counts,
     )
     return [
         {
-            "series": path.stem,
+            "series": name,
             "detected_at": event.at.isoformat(),
             "kind": event.detection.kind,
             "start": pd.Timestamp(event.detection.start).isoformat(),  # type: ignore[arg-type]
@@ -121,22 +135,49 @@ def alerts_of(
     ]
 
 
-def _results(
-    files: list[Path], kind: SeriesKind, sensitivity: str, jobs: int, feedback: dict[str, int]
+def _checked(path: Path, kind: SeriesKind) -> Table | SeriesError:
+    """A file's table, or the error saying what is wrong with it (returned, not raised, so
+    that a pool hands back every file's verdict in order)."""
+    try:
+        return read_table(path, kind=kind)
+    except SeriesError as exc:
+        return exc
+
+
+def _read_all(files: list[Path], kind: SeriesKind, pool: ProcessPoolExecutor | None) -> list[Table]:
+    """Every file's table, read and checked before any is replayed (each file is read once:
+    these tables are what is replayed); a SeriesError names the first bad file."""
+    if pool is None:
+        checked = [_checked(path, kind) for path in files]
+    else:
+        checked = list(pool.map(_checked, files, [kind] * len(files), chunksize=8))
+    tables: list[Table] = []
+    for table in checked:
+        if isinstance(table, SeriesError):
+            raise table
+        tables.append(table)
+    return tables
+
+
+def _replayed(
+    files: list[Path],
+    tables: list[Table],
+    kind: SeriesKind,
+    sensitivity: str,
+    feedback: dict[str, int],
+    pool: ProcessPoolExecutor | None,
 ) -> Iterator[list[dict[str, Any]]]:
-    if jobs <= 1 or len(files) < POOL_THRESHOLD:
-        for path in files:
-            yield alerts_of(path, kind, sensitivity, feedback)
+    """Every file's alerts, in the files' order."""
+    names = [path.stem for path in files]
+    if pool is None:
+        for name, table in zip(names, tables, strict=True):
+            yield alerts_of_table(name, table, kind, sensitivity, feedback)
         return
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        yield from pool.map(
-            alerts_of,
-            files,
-            [kind] * len(files),
-            [sensitivity] * len(files),
-            [feedback] * len(files),
-            chunksize=4,
-        )
+    n = len(files)
+    # two series a task: the pool's last tasks end nearly together
+    yield from pool.map(
+        alerts_of_table, names, tables, [kind] * n, [sensitivity] * n, [feedback] * n, chunksize=2
+    )
 
 
 def _feedback(values: tuple[str, ...]) -> dict[str, int]:
@@ -223,19 +264,23 @@ def replay(
     """
     try:
         files = find_csvs(paths)
-        for path in files:  # fail before any work on an unreadable file
-            read_table(path, kind=kind)  # type: ignore[arg-type]
     except SeriesError as exc:
         raise click.UsageError(str(exc)) from None
     feedback = _feedback(feedback_options)
     workers = jobs or os.cpu_count() or 1
-    sink: IO[str] = out.open("w") if out else sys.stdout
-    try:
-        results = _results(files, kind, sensitivity, workers, feedback)  # type: ignore[arg-type]
-        for records in tqdm(results, total=len(files), unit="series", file=sys.stderr):
-            for record in records:
-                sink.write(json.dumps(record) + "\n")
-            sink.flush()
-    finally:
-        if out:
-            sink.close()
+    pooled = workers > 1 and len(files) >= POOL_THRESHOLD
+    with ProcessPoolExecutor(max_workers=workers) if pooled else nullcontext() as pool:
+        try:
+            tables = _read_all(files, kind, pool)  # type: ignore[arg-type]
+        except SeriesError as exc:
+            raise click.UsageError(str(exc)) from None
+        results = _replayed(files, tables, kind, sensitivity, feedback, pool)  # type: ignore[arg-type]
+        sink: IO[str] = out.open("w") if out else sys.stdout
+        try:
+            for records in tqdm(results, total=len(files), unit="series", file=sys.stderr):
+                for record in records:
+                    sink.write(json.dumps(record) + "\n")
+                sink.flush()
+        finally:
+            if out:
+                sink.close()

@@ -12,7 +12,7 @@ import pandas as pd
 from click.testing import CliRunner
 
 from lantern.cli import main
-from lantern.replay import replay
+from lantern.replay import POOL_THRESHOLD, replay
 
 START = pd.Timestamp("2026-01-05", tz="UTC")
 
@@ -124,3 +124,24 @@ def test_replay_applies_the_teams_feedback_and_names_a_bad_one(tmp_path: Path) -
     bad = CliRunner().invoke(replay, [str(tmp_path), "--feedback", "spikes=1"])
     assert bad.exit_code == 2
     assert "--feedback" in bad.output and "KIND=N" in bad.output
+
+
+def test_a_pooled_replay_checks_every_file_first_and_matches_one_process(tmp_path: Path) -> None:
+    # enough files for a process pool (`POOL_THRESHOLD`): they are read and checked in the
+    # pool, and the tables read there are what is replayed
+    for seed in range(POOL_THRESHOLD + 1):
+        write_csv(tmp_path / f"metric-{seed}.csv", series_with_outage(seed))
+    alone, pooled = tmp_path / "alone.jsonl", tmp_path / "pooled.jsonl"
+    for out, jobs in ((alone, "1"), (pooled, "2")):
+        result = CliRunner().invoke(replay, [str(tmp_path), "--out", str(out), "--jobs", jobs])
+        assert result.exit_code == 0, result.output
+    assert pooled.read_text() == alone.read_text()
+    assert len(pooled.read_text().splitlines()) == POOL_THRESHOLD + 1
+
+    # one bad file among them stops the replay before any series is replayed or written
+    (tmp_path / "metric-3.csv").write_text("timestamp,value\n2026-01-05T00:00:00Z,one\n")
+    out = tmp_path / "never.jsonl"
+    result = CliRunner().invoke(replay, [str(tmp_path), "--out", str(out), "--jobs", "2"])
+    assert result.exit_code == 2
+    assert "metric-3.csv" in result.output
+    assert not out.exists()
