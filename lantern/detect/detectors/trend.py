@@ -18,21 +18,23 @@ BEND_MARGIN = 4.0  # chi-square by which a bend must beat a step to rename a lev
 NEWEST_BEND = 2  # days back of the most recent hinge: a younger bend is a level's business
 OLDEST_BEND = 7  # days back of the oldest hinge tried
 MISSING_DAYS = 2  # most blocks that may be missing (not full) from the fourteen
+TIE = 1e-9  # relative difference of two hinges' z below which they are the same fit
 
 
-def _hinge_design() -> np.ndarray:
-    """The designs of the hinge fits (`TrendChangeDetector.fit`), one per hinge and step:
-    (intercept, day, hinge or step) over the `TREND_DAYS` blocks, the oldest first."""
-    time = np.arange(TREND_DAYS, dtype=float)
-    regressors = [np.maximum(time - k, 0.0) for k in _BENDS]
-    regressors += [(time > k).astype(float) for k in _STEPS]
-    return np.stack([np.stack([np.ones(TREND_DAYS), time, r]) for r in regressors])
+def _regressors() -> np.ndarray:
+    """The third regressor of each fit (`TrendChangeDetector.fit`), one row per hinge and
+    step, over the `TREND_DAYS` blocks, the oldest first; each fit also has an intercept
+    and the day (`_DAYS`)."""
+    hinges = [np.maximum(_DAYS - k, 0.0) for k in _BENDS]
+    steps = [(k < _DAYS).astype(float) for k in _STEPS]
+    return np.stack(hinges + steps)
 
 
+_DAYS = np.arange(TREND_DAYS, dtype=float)
 # the days of the hinges tried, then of the steps they must beat
 _BENDS = np.arange(TREND_DAYS - 1 - OLDEST_BEND, TREND_DAYS - NEWEST_BEND)
 _STEPS = np.arange(TREND_DAYS - 1 - OLDEST_BEND, TREND_DAYS - 1)
-_DESIGN = _hinge_design()
+_REGRESSORS = _regressors()
 # hours before each judged one at which the daily blocks end, the oldest first
 _BLOCK_BACK = ((TREND_DAYS - 1 - np.arange(TREND_DAYS)) * DAY)[:, None]
 
@@ -96,10 +98,10 @@ class TrendChangeDetector:
             # no hour has the days to be judged on (a young metric, a young new normal)
             return TrendFit(np.zeros(n_out), np.zeros(n_out, dtype=bool), [None] * n_out)
         bends = _BENDS
-        c, se, rss, dof = _wls_last(_DESIGN, lr, w)
+        c, se, rss, dof = _wls_last(_REGRESSORS, lr, w)
         nb = len(bends)
         z = np.where(enough, c[:nb] / se[:nb], 0.0)
-        pick = np.argmax(np.abs(z), axis=0)
+        pick = _strongest(z)
         cols = np.arange(n_out)
         best_z = z[pick, cols]
         found = np.abs(best_z) > 0
@@ -155,6 +157,17 @@ class TrendChangeDetector:
         )
 
 
+def _strongest(z: np.ndarray) -> np.ndarray:
+    """The row of each column's largest ``|z|``; of rows tied up to rounding (`TIE`), the
+    last. Hinges that missing days leave with the same fit tie (with the two days after a
+    hinge missing, it and the one a day older are fitted to the same days); the newest of
+    them is taken however the last bits of their floats fall: the bend as late as the
+    days seen allow, and its slope the steepest that reaches the level they show.
+    """
+    size = np.abs(z)[::-1]
+    return len(size) - 1 - np.argmax(size >= size.max(0) * (1.0 - TIE), axis=0)
+
+
 def _hinge_score(z: np.ndarray, dof: np.ndarray) -> np.ndarray:
     """-log10 p of a hinge's z: Student's t where its scale was measured, else normal.
 
@@ -171,30 +184,48 @@ def _hinge_score(z: np.ndarray, dof: np.ndarray) -> np.ndarray:
 
 
 def _wls_last(
-    design: np.ndarray, y: np.ndarray, w: np.ndarray
+    regressors: np.ndarray, y: np.ndarray, w: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Weighted least squares of each column of ``y`` (n x k) on each design (m x p x n).
+    """Weighted least squares of each column of ``y`` (n days x k hours, weights ``w``) on
+    an intercept, the day (`_DAYS`) and each row of ``regressors`` (m x n) in turn.
 
-    Returns, per design and column (m x k), the last coefficient, its standard error
-    (scaled up by the residual scatter when that exceeds the weights' promise), the
+    Returns, per regressor and column (m x k), the regressor's coefficient, its standard
+    error (scaled up by the residual scatter when that exceeds the weights' promise), the
     weighted residual sum of squares, and the residual degrees of freedom where that
-    scatter set the standard error (0 where the weights' promise held).
+    scatter set the standard error (0 where the weights' promise held); a fit whose normal
+    equations are singular has coefficient 0 and infinite error and residuals.
+
+    By the Frisch-Waugh-Lovell theorem, from weighted sums: the line (intercept and day)
+    is shared by every fit, so each regressor's coefficient is its covariance with ``y``
+    over its variance, both taken about the weighted line. Its error is the inverse of that
+    variance, the last diagonal element of the inverse normal matrix, whose determinant is
+    the line's times that variance.
     """
-    p = design.shape[1]
-    xtwx = np.einsum("min,mjn,nk->mkij", design, design, w)
-    xtwy = np.einsum("min,nk->mki", design, w * y)
-    good = np.linalg.det(xtwx) > 1e-9
-    xtwx[~good] = np.eye(p)
-    inv = np.linalg.inv(xtwx)
-    beta = np.einsum("mkij,mkj->mki", inv, xtwy)
-    resid = y[None] - np.einsum("mki,min->mnk", beta, design)
-    rss = (w[None] * resid**2).sum(1)
-    dof = np.maximum((w > 0).sum(0) - p, 1)
+    t = _DAYS
+    wy = w * y
+    s0, s1, s2 = w.sum(0), t @ w, (t * t) @ w
+    sy, sty = wy.sum(0), t @ wy
+    sr, srt, srr, sry = regressors @ w, (regressors * t) @ w, (regressors**2) @ w, regressors @ wy
+    line_det = s0 * s2 - s1 * s1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # the regressor's variance, and its covariance with y, about the weighted line
+        var_r = srr - (s2 * sr * sr - 2.0 * s1 * sr * srt + s0 * srt * srt) / line_det
+        cov_ry = sry - (s2 * sr * sy - s1 * (sr * sty + srt * sy) + s0 * srt * sty) / line_det
+        good = line_det * var_r > 1e-9
+        c = np.where(good, cov_ry / var_r, 0.0)
+        # the line's intercept and day under each fit, from y less the regressor's part
+        ry, rty = sy - c * sr, sty - c * srt
+        intercept = (s2 * ry - s1 * rty) / line_det
+        slope = (s0 * rty - s1 * ry) / line_det
+        se = np.sqrt(1.0 / var_r)
+    fitted = intercept[:, None] + slope[:, None] * t[None, :, None]
+    resid = y[None] - fitted - c[:, None, :] * regressors[:, :, None]
+    rss = np.where(good, (w[None] * resid**2).sum(1), np.inf)
+    dof = np.maximum((w > 0).sum(0) - 3, 1)
     scale = np.maximum(rss / dof, 1.0)
-    se = np.sqrt(inv[..., -1, -1] * scale)
     return (
-        np.where(good, beta[..., -1], 0.0),
-        np.where(good, se, np.inf),
-        np.where(good, rss, np.inf),
+        c,
+        np.where(good, se * np.sqrt(scale), np.inf),
+        rss,
         np.where(rss > dof, dof, 0).astype(float),
     )
