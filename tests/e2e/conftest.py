@@ -28,6 +28,17 @@ def shot(page: Page, name: str, database_url: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}-{engine}.png"), full_page=True)
 
 
+def log_in(page: Page, email: str, password: str) -> None:
+    """Log in on the login page the browser was sent to, and wait until the page the login
+    opens is ready: the login page had set its own ready flag, which must not count, or a
+    test acts on a page still loading (a chart drawn later moves the controls under it)."""
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/login" not in url)
+    page.wait_for_selector("body[data-ready='1']")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

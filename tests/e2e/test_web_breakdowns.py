@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from lantern.accounts.service import create_user
 from lantern.db import session_scope
 from lantern.workspaces.service import get_or_create_workspace
-from tests.e2e.conftest import PHONE, start_server
+from tests.e2e.conftest import PHONE, log_in, start_server
 from tests.factories import make_source
 
 PASSWORD = "lantern-browser-test"
@@ -30,10 +30,7 @@ def test_a_user_adds_a_property_breakdown_in_settings_and_is_told_why_a_personal
     try:
         page = browser.new_context().new_page()
         page.goto(served + "/settings")
-        page.fill("input[name=email]", email)
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_selector("body[data-ready='1']")
+        log_in(page, email, PASSWORD)
         page.click(f"button[data-breakdowns='{src.id}']")
         editor = page.locator("#breakdowns-editor")
         field = editor.locator("input[name=dimensions]")

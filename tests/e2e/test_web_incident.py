@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from lantern.accounts.service import create_user
 from lantern.db import session_scope
 from lantern.workspaces.service import get_or_create_workspace
-from tests.e2e.conftest import LAPTOP, PHONE, shot
+from tests.e2e.conftest import LAPTOP, PHONE, log_in, shot
 from tests.factories import last_closed_hour, make_metric, make_source, open_story
 
 PASSWORD = "lantern-browser-test"
@@ -36,10 +36,7 @@ def test_the_newsfeed_and_the_insight_page_name_a_source_wide_incident(
 
     page = browser.new_context(viewport=LAPTOP).new_page()
     page.goto(served + "/")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_selector("body[data-ready='1']")
+    log_in(page, email, PASSWORD)
     expect(page.locator(".insight[data-insight]")).to_have_count(1)  # one card for the source
     card = page.locator(f".insight[data-insight='{leader}']")
     line = card.locator(".incident")
@@ -80,10 +77,7 @@ def test_the_newsfeed_and_the_insight_page_name_a_workspace_wide_incident_and_it
     for viewport, device in ((LAPTOP, "laptop"), (PHONE, "phone")):
         page = browser.new_context(viewport=viewport).new_page()
         page.goto(served + "/")
-        page.fill("input[name=email]", email)
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_selector("body[data-ready='1']")
+        log_in(page, email, PASSWORD)
         # one card for the workspace: web's story leads, the others' hang under it
         expect(page.locator(".insight[data-insight]")).to_have_count(1)
         line = page.locator(f".insight[data-insight='{leaders[0]}'] .incident")

@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from lantern.accounts.service import create_user
 from lantern.db import session_scope
 from lantern.workspaces.service import get_or_create_workspace
-from tests.e2e.conftest import LAPTOP, PHONE, shot
+from tests.e2e.conftest import LAPTOP, PHONE, log_in, shot
 from tests.factories import (
     add_breakdown,
     breakdown_counts,
@@ -50,10 +50,7 @@ def test_the_newsfeed_and_the_insight_page_name_the_version_that_stopped_and_cha
 
     page.on("console", note)
     page.goto(served + "/")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_selector("body[data-ready='1']")
+    log_in(page, email, PASSWORD)
     card = page.locator(f".insight[data-insight='{insight_id}']")
     line = card.locator(".root-cause")
     expect(line).to_contain_text(re.compile("Root cause: app version 5\\.2: \u2212(8|9)\\d%"))

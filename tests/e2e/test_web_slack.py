@@ -16,7 +16,7 @@ from lantern.db import session_scope
 from lantern.notify.connection import connect_with_token
 from lantern.notify.outbox import flush_outbox
 from lantern.workspaces.service import get_or_create_workspace
-from tests.e2e.conftest import LAPTOP, PHONE, free_port, shot, start_server
+from tests.e2e.conftest import LAPTOP, PHONE, free_port, log_in, shot, start_server
 from tests.factories import make_insight, make_source
 from tests.fakeslack import GOOD_TOKEN, SIGNING_SECRET, Answer, FakeSlack
 from tests.fakewebhook import Receiver
@@ -52,10 +52,7 @@ def test_settings_show_why_an_alert_is_waiting_and_clear_once_it_is_delivered(
     try:
         page = browser.new_context().new_page()
         page.goto(served + "/settings")
-        page.fill("input[name=email]", email)
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_selector("body[data-ready='1']")
+        log_in(page, email, PASSWORD)
         card = page.locator("#slack")
         expect(card).to_contain_text("posting to #alerts")
         expect(card).to_contain_text(
@@ -89,10 +86,7 @@ def test_settings_say_why_slack_could_not_be_connected_when_slack_cannot_be_reac
             context = browser.new_context(viewport=viewport, is_mobile=viewport is PHONE)
             page = context.new_page()
             page.goto(served + "/settings")
-            page.fill("input[name=email]", email)
-            page.fill("input[name=password]", PASSWORD)
-            page.click("button[type=submit]")
-            page.wait_for_selector("body[data-ready='1']")
+            log_in(page, email, PASSWORD)
             page.fill("#slack input[name=bot_token]", GOOD_TOKEN)
             page.fill("#slack input[name=channel]", "#alerts")
             page.click("#slack form button[type=submit]")
@@ -130,10 +124,7 @@ def test_settings_warn_of_a_missing_public_url_and_set_buttons_webhooks_and_quie
     try:
         page = browser.new_context().new_page()
         page.goto(served + "/settings")
-        page.fill("input[name=email]", email)
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_selector("body[data-ready='1']")
+        log_in(page, email, PASSWORD)
         expect(page.locator("#public-url-warning")).to_contain_text("LANTERN_PUBLIC_URL is not set")
         expect(page.locator("#slack-buttons")).to_contain_text("only an “Open in Lantern” link")
         page.fill("#slack input[name=bot_token]", GOOD_TOKEN)

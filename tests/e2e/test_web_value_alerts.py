@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from lantern.accounts.service import create_user
 from lantern.db import session_scope
 from lantern.workspaces.service import get_or_create_workspace
-from tests.e2e.conftest import LAPTOP, PHONE, shot
+from tests.e2e.conftest import LAPTOP, PHONE, log_in, shot
 from tests.factories import add_breakdown, breakdown_counts, make_metric, make_source
 
 PASSWORD = "lantern-browser-test"
@@ -40,10 +40,7 @@ def test_a_user_watches_each_os_of_a_metric_and_finds_the_values_listed_under_it
 
     page.on("console", note)
     page.goto(f"{served}/metrics/{metric_id}")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_selector("body[data-ready='1']")
+    log_in(page, email, PASSWORD)
     card = page.locator("#value-alerts")
     expect(card.locator("h2")).to_have_text("Alerts per value")
     os_box = card.locator("input[name=dimension][value=os]")

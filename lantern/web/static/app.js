@@ -334,12 +334,13 @@ function rangeChart(metricId, { days = 7, around = null } = {}) {
     const start = new Date(end.getTime() - d * 86400e3);
     if (step === "day") start.setUTCHours(0, 0, 0, 0);
     const params = new URLSearchParams({ start: start.toISOString(), end: end.toISOString(), step });
+    // said before the data comes, so that the page below does not move when it does
+    fill(caption, step === "day"
+      ? "One point a day: each day's hourly figures averaged; hover for how many of its hours were outside the normal range."
+      : "One point an hour (UTC); the last, dashed, is the hour under way.");
     try {
       const series = await api("GET", `/metrics/${metricId}/series?${params}`);
       LanternChart.draw(box, series);
-      fill(caption, step === "day"
-        ? "One point a day: each day's hourly figures averaged; hover for how many of its hours were outside the normal range."
-        : "One point an hour (UTC); the last, dashed, is the hour under way.");
       box.dataset.points = String(series.points.length);
       box.dataset.step = series.step;
       box.dataset.anomalies = String(series.anomalies.length);
