@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, ViewportSize, sync_playwright
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
@@ -36,6 +36,15 @@ def log_in(page: Page, email: str, password: str) -> None:
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
     page.wait_for_url(lambda url: "/login" not in url)
+    page.wait_for_selector("body[data-ready='1']")
+
+
+def follow(page: Page, target: Locator) -> None:
+    """Click a link (or a card that opens a page) and wait until the page it opens is
+    ready: the page clicked on had set its own ready flag, which must not count."""
+    leaving = page.url
+    target.click()
+    page.wait_for_url(lambda url: url != leaving)
     page.wait_for_selector("body[data-ready='1']")
 
 

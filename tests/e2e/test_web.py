@@ -32,7 +32,7 @@ from lantern.metrics.service import epoch_hour
 from lantern.pipeline import run_hour
 from lantern.workspaces.models import Workspace
 from lantern.workspaces.service import create_api_token, get_or_create_workspace
-from tests.e2e.conftest import LAPTOP, PHONE, start_server
+from tests.e2e.conftest import LAPTOP, PHONE, follow, start_server
 from tests.e2e.conftest import shot as _shot
 from tests.factories import history_events, make_metric, make_source
 from tests.fakeslack import CLIENT_ID, CLIENT_SECRET, GOOD_CODE, FakeSlack
@@ -108,8 +108,7 @@ def test_a_new_user_logs_in_creates_a_source_and_watches_its_events_arrive(
     expect(page.locator("#sensitivity + span")).to_have_text("Saved: high.")
     _shot(page, "settings", database_url)
 
-    page.click("#sources a:has-text('web-app')")
-    page.wait_for_selector("body[data-ready='1']")
+    follow(page, page.locator("#sources a:has-text('web-app')"))
     expect(page.locator(".countdown")).to_have_text("waiting for events")
     expect(page.locator("#accepted")).to_contain_text("No events yet")
 
@@ -182,8 +181,7 @@ def test_with_history_an_insight_opens_from_the_newsfeed_with_its_chart_and_its_
     expect(card).to_contain_text(feed[0]["kind_label"])
     _shot(page, "newsfeed", database_url)
 
-    card.click()
-    page.wait_for_selector("body[data-ready='1']")
+    follow(page, card)
     expect(page).to_have_url(re.compile(r"/insights/\d+$"))
     chart = page.locator("#chart")
     expect(chart.locator("polyline.observed")).not_to_have_count(0)
@@ -201,8 +199,7 @@ def test_with_history_an_insight_opens_from_the_newsfeed_with_its_chart_and_its_
     metric = api.get(f"/insights/{insight_id}").json()["metric"]
     assert metric["muted"] is True
 
-    page.click("h1 a")
-    page.wait_for_selector("body[data-ready='1']")
+    follow(page, page.locator("h1 a"))
     expect(page.locator("[data-status]").first).to_have_text("muted")
     page.click("button[data-days='30']")
     expect(page.locator("button[data-days='30']")).to_have_attribute("aria-pressed", "true")

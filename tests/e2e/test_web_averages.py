@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from lantern.db import session_scope
 from lantern.workspaces.models import Workspace
 from lantern.workspaces.service import create_api_token, get_or_create_workspace
+from tests.e2e.conftest import follow
 from tests.e2e.test_web import LAPTOP, _log_in, _shot, _workspace_with_user
 from tests.factories import MadeSource, add_insight, last_closed_hour, make_metric
 
@@ -45,8 +46,7 @@ def test_an_average_metric_and_its_insight_are_shown_as_averages(
     expect(page.locator("#chart polyline.observed")).not_to_have_count(0)
     _shot(page, "insight-average", database_url)
 
-    page.click("h1 a")
-    page.wait_for_selector("body[data-ready='1']")
+    follow(page, page.locator("h1 a"))
     expect(page).to_have_url(re.compile(rf"/metrics/{metric_id}$"))
     expect(page.locator("#measure")).to_contain_text("average of the events' value")
     expect(page.locator("#chart polyline.observed")).not_to_have_count(0)

@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from lantern.db import session_scope
 from lantern.workspaces.models import Workspace
 from lantern.workspaces.service import create_api_token, get_or_create_workspace
-from tests.e2e.conftest import LAPTOP, PHONE, shot
+from tests.e2e.conftest import LAPTOP, PHONE, follow, shot
 from tests.e2e.test_web import _fits_width, _log_in, _workspace_with_user
 from tests.factories import history_events, last_closed_hour, make_insight, make_source
 
@@ -143,8 +143,7 @@ def test_an_insight_says_how_sure_its_range_what_its_labels_mean_and_what_to_do(
         assert _fits_width(page)
         shot(page, f"newsfeed-in-words{suffix}", database_url)
 
-        card.click()
-        page.wait_for_selector("body[data-ready='1']")
+        follow(page, card)
         meaning = page.locator("#meaning")
         expect(meaning).to_contain_text("How sure: Very unlikely to be chance: by chance")
         expect(meaning).to_contain_text("20 an hour observed over 3 hours")

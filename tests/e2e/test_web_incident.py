@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from lantern.accounts.service import create_user
 from lantern.db import session_scope
 from lantern.workspaces.service import get_or_create_workspace
-from tests.e2e.conftest import LAPTOP, PHONE, log_in, shot
+from tests.e2e.conftest import LAPTOP, PHONE, follow, log_in, shot
 from tests.factories import last_closed_hour, make_metric, make_source, open_story
 
 PASSWORD = "lantern-browser-test"
@@ -46,8 +46,7 @@ def test_the_newsfeed_and_the_insight_page_name_a_source_wide_incident(
     )
     shot(page, "newsfeed-incident", database_url)
 
-    card.click()
-    page.wait_for_selector("body[data-ready='1']")
+    follow(page, card)
     expect(page.locator("#incident")).to_contain_text("4 of 5 metrics went down or quiet")
     others = page.locator("h2", has_text="The incident's other metrics")
     expect(others).to_have_count(1)
@@ -88,8 +87,7 @@ def test_the_newsfeed_and_the_insight_page_name_a_workspace_wide_incident_and_it
         )
         shot(page, f"newsfeed-workspace-incident-{device}", database_url)
 
-        page.locator(f".insight[data-insight='{leaders[0]}']").click()
-        page.wait_for_selector("body[data-ready='1']")
+        follow(page, page.locator(f".insight[data-insight='{leaders[0]}']"))
         sources = page.locator("#incident .incident-sources li")
         # the leader's source first, then the larger, then by name
         expect(sources).to_have_text(

@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from lantern.accounts.service import create_user
 from lantern.db import session_scope
 from lantern.workspaces.service import get_or_create_workspace
-from tests.e2e.conftest import LAPTOP, PHONE, log_in, shot
+from tests.e2e.conftest import LAPTOP, PHONE, follow, log_in, shot
 from tests.factories import (
     add_breakdown,
     breakdown_counts,
@@ -58,8 +58,7 @@ def test_the_newsfeed_and_the_insight_page_name_the_version_that_stopped_and_cha
     text = line.inner_text().removeprefix("Root cause: ").strip()
     shot(page, "newsfeed-root-cause", database_url)
 
-    card.click()
-    page.wait_for_selector("body[data-ready='1']")
+    follow(page, card)
     cause = page.locator("#root-cause")
     # the page says what the card said, word for word
     expect(cause.locator(".root-cause-line")).to_have_text(text)

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from lantern.accounts.service import create_user
 from lantern.db import session_scope
 from lantern.workspaces.service import get_or_create_workspace
-from tests.e2e.conftest import LAPTOP, PHONE, log_in, shot
+from tests.e2e.conftest import LAPTOP, PHONE, follow, log_in, shot
 from tests.factories import add_insight, last_closed_hour, make_metric, make_source
 
 PASSWORD = "lantern-browser-test"
@@ -64,12 +64,10 @@ def test_the_newsfeed_and_the_insight_page_name_the_suspected_new_name(
     )
     shot(page, "newsfeed-tracking-break", database_url)
 
-    card.click()
-    page.wait_for_selector("body[data-ready='1']")
+    follow(page, card)
     told = page.locator("#tracking-break")
     expect(told).to_contain_text("renamed to 'Order Completed v2'?")
-    told.get_by_role("link", name="Open Order Completed v2").click()
-    page.wait_for_selector("body[data-ready='1']")
+    follow(page, told.get_by_role("link", name="Open Order Completed v2"))
     assert page.url.endswith(f"/metrics/{renamed}")
     page.go_back()
     page.wait_for_selector("body[data-ready='1']")

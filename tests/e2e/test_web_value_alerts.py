@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from lantern.accounts.service import create_user
 from lantern.db import session_scope
 from lantern.workspaces.service import get_or_create_workspace
-from tests.e2e.conftest import LAPTOP, PHONE, log_in, shot
+from tests.e2e.conftest import LAPTOP, PHONE, follow, log_in, shot
 from tests.factories import add_breakdown, breakdown_counts, make_metric, make_source
 
 PASSWORD = "lantern-browser-test"
@@ -63,8 +63,7 @@ def test_a_user_watches_each_os_of_a_metric_and_finds_the_values_listed_under_it
     page.set_viewport_size(LAPTOP)
 
     # the value's own page says whose events it counts and links back
-    values.get_by_role("link", name=ANDROID).click()
-    page.wait_for_selector("body[data-ready='1']")
+    follow(page, values.get_by_role("link", name=ANDROID))
     expect(page.locator("h1")).to_have_text(ANDROID)
     of = page.locator("#value-of")
     expect(of).to_contain_text("whose os is Android")
