@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from lantern.accounts.service import create_user
 from lantern.db import session_scope
 from lantern.workspaces.service import get_or_create_workspace
-from tests.e2e.conftest import LAPTOP, PHONE, log_in
+from tests.e2e.conftest import LAPTOP, PHONE, log_in, shot
 from tests.factories import make_metric, make_source
 
 PASSWORD = "lantern-browser-test"
@@ -28,9 +28,15 @@ new PerformanceObserver((list) => {
 """
 
 
+@pytest.mark.parametrize("days", [14, 2], ids=["two-weeks-old", "two-days-old"])
 @pytest.mark.parametrize("viewport", [LAPTOP, PHONE], ids=["laptop", "phone"])
 def test_a_metrics_page_does_not_move_when_its_chart_arrives(
-    browser: Browser, served: str, engine: Engine, viewport: ViewportSize
+    browser: Browser,
+    served: str,
+    engine: Engine,
+    database_url: str,
+    viewport: ViewportSize,
+    days: int,
 ) -> None:
     name = f"web-{uuid.uuid4().hex[:10]}"
     email = f"{name}@example.com"
@@ -38,7 +44,7 @@ def test_a_metrics_page_does_not_move_when_its_chart_arrives(
         workspace = get_or_create_workspace(session, name=name)
         create_user(session, workspace=workspace, email=email, password=PASSWORD)
     src = make_source(engine, workspace=name)
-    metric_id = make_metric(engine, src, name="Checkout Completed")
+    metric_id = make_metric(engine, src, name="Checkout Completed", days=days)
 
     page = browser.new_context(viewport=viewport).new_page()
     page.add_init_script(WATCH_SHIFTS)
@@ -46,6 +52,21 @@ def test_a_metrics_page_does_not_move_when_its_chart_arrives(
     log_in(page, email, PASSWORD)
     expect(page.locator("#chart polyline.observed")).not_to_have_count(0)
     expect(page.locator("#chart-caption")).to_contain_text("One point an hour")
+    note = page.locator("#chart .chart-note")
+    if days < 7:
+        # a week's chart of a younger metric says where its data begins, above the plot
+        expect(note).to_contain_text("has data since")
+        note_bottom = page.evaluate(
+            "document.querySelector('#chart .chart-note').getBoundingClientRect().bottom"
+        )
+        plot_top = page.evaluate(
+            "document.querySelector('#chart polyline.observed').getBoundingClientRect().top"
+        )
+        assert note_bottom <= plot_top + 0.5
+        width = "phone" if viewport == PHONE else "laptop"
+        shot(page, f"metric-young-{width}", database_url)
+    else:
+        expect(note).to_have_count(0)
     # the cards below the chart (its alerts, its insights) are where they were first drawn
     # (a shift score is the share of the screen that moved times how far: 0.015 was half
     # the screen moving by the 40 pixels the chart grew past its box, and its caption's line)

@@ -4,6 +4,10 @@
 const LanternChart = (() => {
   const NS = "http://www.w3.org/2000/svg";
   const PAD = { left: 52, right: 12, top: 10, bottom: 26 };
+  // room above the plot for the note of a range that starts after the metric's first data:
+  // a line, or two on a phone's narrow chart
+  const NOTE_ROOM = 28;
+  const NOTE_ROOM_NARROW = 46;
 
   function el(name, attrs, parent) {
     const node = document.createElementNS(NS, name);
@@ -57,6 +61,9 @@ const LanternChart = (() => {
       return;
     }
     const trimmed = firstData > 0;
+    // the note sits above the plot, inside the chart's own height: nothing below moves
+    const narrow = container.clientWidth < 640;
+    const pad = trimmed ? { ...PAD, top: narrow ? NOTE_ROOM_NARROW : NOTE_ROOM } : PAD;
     points = points.slice(firstData);
     if (trimmed) {
       const since = new Date(points[0].time).toLocaleDateString(undefined,
@@ -67,7 +74,7 @@ const LanternChart = (() => {
       container.appendChild(note);
     }
     const width = Math.max(container.clientWidth, 280);
-    const height = container.clientWidth < 640 ? 220 : 300;
+    const height = narrow ? 220 : 300;
     const svg = el("svg", { viewBox: `0 0 ${width} ${height}`, role: "img",
       "aria-label": "observed and expected values" }, container);
     const tooltip = document.createElement("div");
@@ -79,17 +86,17 @@ const LanternChart = (() => {
     let hi = 0;
     for (const p of points) hi = Math.max(hi, p.observed ?? 0, p.upper ?? 0, p.expected ?? 0);
     hi = hi * 1.08 || 1;
-    const x = (t) => PAD.left + ((t - t0) / Math.max(t1 - t0, 1)) * (width - PAD.left - PAD.right);
-    const y = (v) => height - PAD.bottom - (v / hi) * (height - PAD.top - PAD.bottom);
+    const x = (t) => pad.left + ((t - t0) / Math.max(t1 - t0, 1)) * (width - pad.left - pad.right);
+    const y = (v) => height - pad.bottom - (v / hi) * (height - pad.top - pad.bottom);
 
     const axis = el("g", { class: "axis" }, svg);
     for (const v of niceTicks(0, hi, 4)) {
-      el("line", { x1: PAD.left, x2: width - PAD.right, y1: y(v), y2: y(v) }, axis);
-      el("text", { x: PAD.left - 6, y: y(v) + 4, "text-anchor": "end" }, axis).textContent = fmt(v);
+      el("line", { x1: pad.left, x2: width - pad.right, y1: y(v), y2: y(v) }, axis);
+      el("text", { x: pad.left - 6, y: y(v) + 4, "text-anchor": "end" }, axis).textContent = fmt(v);
     }
     const days = (t1 - t0) / 86400e3;
     // the shortest step (in days) that leaves labels ~70 px apart
-    const perDay = (width - PAD.left - PAD.right) / Math.max(days, 1 / 24);
+    const perDay = (width - pad.left - pad.right) / Math.max(days, 1 / 24);
     const every = [0.25, 0.5, 1, 2, 7, 14, 28, 56].find((d) => d * perDay >= 70) || 91;
     const first = new Date(t0);
     first.setUTCHours(0, 0, 0, 0);
@@ -100,7 +107,7 @@ const LanternChart = (() => {
         ? d.toISOString().slice(11, 16)
         : d.toLocaleDateString(undefined, { month: "short", day: "numeric", timeZone: "UTC" });
       // a label at the right edge is right-aligned, so it is not cut off
-      const anchor = x(t) > width - PAD.right - 24 ? "end" : "middle";
+      const anchor = x(t) > width - pad.right - 24 ? "end" : "middle";
       el("text", { x: x(t), y: height - 8, "text-anchor": anchor }, axis).textContent = label;
     }
 
@@ -109,7 +116,7 @@ const LanternChart = (() => {
       const end = Math.min(a.end ? Date.parse(a.end) : t1, t1);
       if (end < t0 || start > t1) continue;
       const rect = el("rect", {
-        class: "anomaly", x: x(start), y: PAD.top, height: height - PAD.top - PAD.bottom,
+        class: "anomaly", x: x(start), y: pad.top, height: height - pad.top - pad.bottom,
         width: Math.max(x(end) - x(start), 3), "data-insight": a.insight_id,
       }, svg);
       el("title", {}, rect).textContent = `${a.kind} ${a.direction}`;
@@ -140,12 +147,12 @@ const LanternChart = (() => {
       el("title", {}, dot).textContent = daily ? "today so far" : "this hour so far";
     }
 
-    const cursor = el("line", { class: "cursor", y1: PAD.top, y2: height - PAD.bottom,
+    const cursor = el("line", { class: "cursor", y1: pad.top, y2: height - pad.bottom,
       visibility: "hidden" }, svg);
     svg.addEventListener("mousemove", (ev) => {
       const box = svg.getBoundingClientRect();
       const px = ((ev.clientX - box.left) / box.width) * width;
-      const t = t0 + ((px - PAD.left) / (width - PAD.left - PAD.right)) * (t1 - t0);
+      const t = t0 + ((px - pad.left) / (width - pad.left - pad.right)) * (t1 - t0);
       let best = points[0];
       for (const p of points) if (Math.abs(p.time - t) < Math.abs(best.time - t)) best = p;
       cursor.setAttribute("x1", x(best.time));
