@@ -37,6 +37,8 @@ def read_table(path: Path, *, kind: SeriesKind = "count") -> Table:
         frame = pd.read_csv(path)
     except FileNotFoundError:
         raise SeriesError(f"{path}: no such file") from None
+    except OSError as exc:  # a folder, a file this user may not read
+        raise SeriesError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise SeriesError(f"{path}: not a readable CSV ({exc})") from None
     missing = {"timestamp", "value"} - set(frame.columns)
@@ -79,7 +81,7 @@ def find_csvs(paths: tuple[Path, ...]) -> list[Path]:
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            inside = sorted(path.glob("*.csv"))
+            inside = sorted(p for p in path.glob("*.csv") if not p.is_dir())
             if not inside:
                 raise SeriesError(f"{path}: the folder holds no .csv file")
             found.extend(inside)

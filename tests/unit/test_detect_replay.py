@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -145,3 +146,22 @@ def test_a_pooled_replay_checks_every_file_first_and_matches_one_process(tmp_pat
     assert result.exit_code == 2
     assert "metric-3.csv" in result.output
     assert not out.exists()
+
+
+def test_replay_passes_over_a_folder_named_like_a_csv_and_names_an_unreadable_file(
+    tmp_path: Path,
+) -> None:
+    write_csv(tmp_path / "checkout.csv", series_with_outage(1))
+    (tmp_path / "exports.csv").mkdir()  # a folder, not a series
+    out = tmp_path / "alerts.jsonl"
+    result = CliRunner().invoke(replay, [str(tmp_path), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert {json.loads(line)["series"] for line in out.read_text().splitlines()} == {"checkout"}
+    # a file the replay cannot open (here a socket: it cannot be read, even by root) is
+    # named, with the reason, in one line, and nothing is replayed
+    with socket.socket(socket.AF_UNIX) as listening:
+        listening.bind(str(tmp_path / "live.csv"))
+        result = CliRunner().invoke(replay, [str(tmp_path)])
+    assert result.exit_code == 2
+    assert "live.csv: cannot be read" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
