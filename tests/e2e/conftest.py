@@ -8,17 +8,24 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Locator, Page, ViewportSize, sync_playwright
+from sqlalchemy import Engine
+
+from lantern.accounts.service import create_user
+from lantern.db import session_scope
+from lantern.workspaces.service import get_or_create_workspace
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 LAPTOP: ViewportSize = {"width": 1280, "height": 860}
 PHONE: ViewportSize = {"width": 390, "height": 844}
+PASSWORD = "lantern-browser-test"  # every browser test's user's
 
 
 def shot(page: Page, name: str, database_url: str) -> None:
@@ -28,7 +35,17 @@ def shot(page: Page, name: str, database_url: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}-{engine}.png"), full_page=True)
 
 
-def log_in(page: Page, email: str, password: str) -> None:
+def workspace_with_user(engine: Engine) -> tuple[str, str]:
+    """A new workspace and its user (password `PASSWORD`): (workspace name, email)."""
+    name = f"web-{uuid.uuid4().hex[:10]}"
+    email = f"{name}@example.com"
+    with session_scope(engine) as session:
+        workspace = get_or_create_workspace(session, name=name)
+        create_user(session, workspace=workspace, email=email, password=PASSWORD)
+    return name, email
+
+
+def log_in(page: Page, email: str, password: str = PASSWORD) -> None:
     """Log in on the login page the browser was sent to, and wait until the page the login
     opens is ready: the login page had set its own ready flag, which must not count, or a
     test acts on a page still loading (a chart drawn later moves the controls under it)."""

@@ -6,7 +6,6 @@ A screenshot of each page is saved under test-artifacts/ (laptop and phone width
 from __future__ import annotations
 
 import re
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -25,38 +24,31 @@ from playwright.sync_api import (
 )
 from sqlalchemy import Engine
 
-from lantern.accounts.service import create_user
 from lantern.config import Settings
 from lantern.db import session_scope
 from lantern.metrics.service import epoch_hour
 from lantern.pipeline import run_hour
 from lantern.workspaces.models import Workspace
 from lantern.workspaces.service import create_api_token, get_or_create_workspace
-from tests.e2e.conftest import LAPTOP, PHONE, follow, start_server
+from tests.e2e.conftest import (
+    LAPTOP,
+    PASSWORD,
+    PHONE,
+    follow,
+    log_in,
+    start_server,
+    workspace_with_user,
+)
 from tests.e2e.conftest import shot as _shot
 from tests.factories import history_events, make_metric, make_source
 from tests.fakeslack import CLIENT_ID, CLIENT_SECRET, GOOD_CODE, FakeSlack
-
-PASSWORD = "lantern-browser-test"
-
-
-def _workspace_with_user(engine: Engine) -> tuple[str, str]:
-    name = f"web-{uuid.uuid4().hex[:10]}"
-    email = f"{name}@example.com"
-    with session_scope(engine) as session:
-        workspace = get_or_create_workspace(session, name=name)
-        create_user(session, workspace=workspace, email=email, password=PASSWORD)
-    return name, email
 
 
 def _log_in(page: Page, served: str, email: str, next_path: str = "/") -> None:
     page.goto(served + next_path)
     expect(page).to_have_url(re.compile(r"/login\?next="))
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
+    log_in(page, email)
     expect(page).to_have_url(served + next_path)
-    page.wait_for_selector("body[data-ready='1']")
 
 
 def _fits_width(page: Page) -> bool:
@@ -81,7 +73,7 @@ def _csp_violations(page: Page) -> list[str]:
 def test_a_new_user_logs_in_creates_a_source_and_watches_its_events_arrive(
     browser: Browser, served: str, engine: Engine, database_url: str
 ) -> None:
-    _, email = _workspace_with_user(engine)
+    _, email = workspace_with_user(engine)
     context = browser.new_context(viewport=LAPTOP)
     page = context.new_page()
     violations = _csp_violations(page)
@@ -150,7 +142,7 @@ def _history(end: pd.Timestamp) -> pd.Series:
 def test_with_history_an_insight_opens_from_the_newsfeed_with_its_chart_and_its_metric_mutes(
     browser: Browser, served: str, engine: Engine, database_url: str, tmp_path: Path
 ) -> None:
-    name, email = _workspace_with_user(engine)
+    name, email = workspace_with_user(engine)
     with session_scope(engine) as session:
         workspace = session.get(Workspace, get_or_create_workspace(session, name=name).id)
         assert workspace is not None
@@ -252,7 +244,7 @@ def test_the_receive_insights_in_slack_button_connects_the_workspace_by_oauth(
         LANTERN_SLACK_BASE_URL=fake_slack.api_url,
     )
     try:
-        _, email = _workspace_with_user(engine)
+        _, email = workspace_with_user(engine)
         context = browser.new_context(viewport=LAPTOP)
         page = context.new_page()
         asked: list[dict[str, list[str]]] = []
@@ -294,7 +286,7 @@ def test_pages_send_a_visitor_without_a_session_to_the_login_page(served: str) -
 def test_logging_in_with_a_next_that_points_off_site_lands_on_the_newsfeed(
     browser: Browser, served: str, engine: Engine, hostile_next: str
 ) -> None:
-    _, email = _workspace_with_user(engine)
+    _, email = workspace_with_user(engine)
     context = browser.new_context(viewport=LAPTOP)
     page = context.new_page()
     # were the browser sent off site, it would get this page, never the network
@@ -312,7 +304,7 @@ def test_logging_in_with_a_next_that_points_off_site_lands_on_the_newsfeed(
 def test_logging_in_with_a_next_on_this_site_goes_there(
     browser: Browser, served: str, engine: Engine
 ) -> None:
-    _, email = _workspace_with_user(engine)
+    _, email = workspace_with_user(engine)
     context = browser.new_context(viewport=LAPTOP)
     page = context.new_page()
     _log_in(page, served, email, "/metrics?source_id=3")
@@ -324,7 +316,7 @@ def test_logging_in_with_a_next_on_this_site_goes_there(
 def test_the_metrics_page_pages_through_a_long_list_and_searches_it(
     browser: Browser, served: str, engine: Engine, database_url: str
 ) -> None:
-    name, email = _workspace_with_user(engine)
+    name, email = workspace_with_user(engine)
     src = make_source(engine, workspace=name)
     for number in range(60):
         make_metric(engine, src, name=f"Event {number:02d}", days=1)

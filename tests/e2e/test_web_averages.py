@@ -13,15 +13,15 @@ from sqlalchemy import Engine
 from lantern.db import session_scope
 from lantern.workspaces.models import Workspace
 from lantern.workspaces.service import create_api_token, get_or_create_workspace
-from tests.e2e.conftest import follow
-from tests.e2e.test_web import LAPTOP, _log_in, _shot, _workspace_with_user
+from tests.e2e.conftest import follow, workspace_with_user
+from tests.e2e.test_web import LAPTOP, _log_in, _shot
 from tests.factories import MadeSource, add_insight, last_closed_hour, make_metric
 
 
 def test_an_average_metric_and_its_insight_are_shown_as_averages(
     browser: Browser, served: str, engine: Engine, database_url: str
 ) -> None:
-    name, email = _workspace_with_user(engine)
+    name, email = workspace_with_user(engine)
     with session_scope(engine) as session:
         workspace = session.get(Workspace, get_or_create_workspace(session, name=name).id)
         assert workspace is not None

@@ -2,35 +2,25 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 from playwright.sync_api import Browser, expect
 from sqlalchemy import Engine
 
-from lantern.accounts.service import create_user
-from lantern.db import session_scope
-from lantern.workspaces.service import get_or_create_workspace
-from tests.e2e.conftest import PHONE, log_in, start_server
+from tests.e2e.conftest import PHONE, log_in, start_server, workspace_with_user
 from tests.factories import make_source
-
-PASSWORD = "lantern-browser-test"
 
 
 def test_a_user_adds_a_property_breakdown_in_settings_and_is_told_why_a_personal_one_is_refused(
     browser: Browser, engine: Engine, database_url: str, tmp_path: Path
 ) -> None:
-    name = f"web-{uuid.uuid4().hex[:10]}"
-    email = f"{name}@example.com"
-    with session_scope(engine) as session:
-        workspace = get_or_create_workspace(session, name=name)
-        create_user(session, workspace=workspace, email=email, password=PASSWORD)
+    name, email = workspace_with_user(engine)
     src = make_source(engine, workspace=name)
     process, served = start_server(database_url, tmp_path)
     try:
         page = browser.new_context().new_page()
         page.goto(served + "/settings")
-        log_in(page, email, PASSWORD)
+        log_in(page, email)
         page.click(f"button[data-breakdowns='{src.id}']")
         editor = page.locator("#breakdowns-editor")
         field = editor.locator("input[name=dimensions]")

@@ -17,8 +17,8 @@ from sqlalchemy import Engine
 from lantern.db import session_scope
 from lantern.workspaces.models import Workspace
 from lantern.workspaces.service import create_api_token, get_or_create_workspace
-from tests.e2e.conftest import LAPTOP, PHONE, follow, shot
-from tests.e2e.test_web import _fits_width, _log_in, _workspace_with_user
+from tests.e2e.conftest import LAPTOP, PHONE, follow, shot, workspace_with_user
+from tests.e2e.test_web import _fits_width, _log_in
 from tests.factories import history_events, last_closed_hour, make_insight, make_source
 
 
@@ -32,7 +32,7 @@ class Backfilled:
 
 def _backfilled(served: str, engine: Engine) -> Backfilled:
     """A source with 20 days of history sent to /v1/import and 60 live events this hour."""
-    name, email = _workspace_with_user(engine)
+    name, email = workspace_with_user(engine)
     with session_scope(engine) as session:
         workspace = session.get(Workspace, get_or_create_workspace(session, name=name).id)
         assert workspace is not None
@@ -126,7 +126,7 @@ def test_after_a_backfill_charts_sources_and_the_debug_view_tell_the_truth_at_bo
 def test_an_insight_says_how_sure_its_range_what_its_labels_mean_and_what_to_do(
     browser: Browser, served: str, engine: Engine, database_url: str
 ) -> None:
-    name, email = _workspace_with_user(engine)
+    name, email = workspace_with_user(engine)
     src = make_source(engine, workspace=name)
     insight_id = make_insight(engine, src)
     for suffix, viewport in (("", LAPTOP), ("-phone", PHONE)):

@@ -13,20 +13,14 @@ from sqlalchemy import Engine
 from lantern.accounts.service import create_user
 from lantern.db import session_scope
 from lantern.workspaces.service import get_or_create_workspace
-from tests.e2e.conftest import LAPTOP, PHONE, follow, log_in, shot
+from tests.e2e.conftest import LAPTOP, PASSWORD, PHONE, follow, log_in, shot, workspace_with_user
 from tests.factories import last_closed_hour, make_metric, make_source, open_story
-
-PASSWORD = "lantern-browser-test"
 
 
 def test_the_newsfeed_and_the_insight_page_name_a_source_wide_incident(
     browser: Browser, served: str, engine: Engine, database_url: str
 ) -> None:
-    name = f"web-{uuid.uuid4().hex[:10]}"
-    email = f"{name}@example.com"
-    with session_scope(engine) as session:
-        workspace = get_or_create_workspace(session, name=name)
-        create_user(session, workspace=workspace, email=email, password=PASSWORD)
+    name, email = workspace_with_user(engine)
     src = make_source(engine, workspace=name)
     metrics = [make_metric(engine, src, name=f"Event {i}") for i in range(5)]
     start = last_closed_hour() - pd.Timedelta(hours=3)
@@ -36,7 +30,7 @@ def test_the_newsfeed_and_the_insight_page_name_a_source_wide_incident(
 
     page = browser.new_context(viewport=LAPTOP).new_page()
     page.goto(served + "/")
-    log_in(page, email, PASSWORD)
+    log_in(page, email)
     expect(page.locator(".insight[data-insight]")).to_have_count(1)  # one card for the source
     card = page.locator(f".insight[data-insight='{leader}']")
     line = card.locator(".incident")
@@ -76,7 +70,7 @@ def test_the_newsfeed_and_the_insight_page_name_a_workspace_wide_incident_and_it
     for viewport, device in ((LAPTOP, "laptop"), (PHONE, "phone")):
         page = browser.new_context(viewport=viewport).new_page()
         page.goto(served + "/")
-        log_in(page, email, PASSWORD)
+        log_in(page, email)
         # one card for the workspace: web's story leads, the others' hang under it
         expect(page.locator(".insight[data-insight]")).to_have_count(1)
         line = page.locator(f".insight[data-insight='{leaders[0]}'] .incident")

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from playwright.sync_api import Browser, ViewportSize, expect
 from sqlalchemy import Engine
 
-from lantern.accounts.service import create_user
-from lantern.db import session_scope
-from lantern.workspaces.service import get_or_create_workspace
-from tests.e2e.conftest import LAPTOP, PHONE, log_in, shot
+from tests.e2e.conftest import LAPTOP, PHONE, log_in, shot, workspace_with_user
 from tests.factories import make_metric, make_source
-
-PASSWORD = "lantern-browser-test"
 
 # Sums the page's layout shifts (the Layout Instability API, as Chromium reports them to
 # the page) that no input of the user's caused, from the first paint on.
@@ -38,18 +31,14 @@ def test_a_metrics_page_does_not_move_when_its_chart_arrives(
     viewport: ViewportSize,
     days: int,
 ) -> None:
-    name = f"web-{uuid.uuid4().hex[:10]}"
-    email = f"{name}@example.com"
-    with session_scope(engine) as session:
-        workspace = get_or_create_workspace(session, name=name)
-        create_user(session, workspace=workspace, email=email, password=PASSWORD)
+    name, email = workspace_with_user(engine)
     src = make_source(engine, workspace=name)
     metric_id = make_metric(engine, src, name="Checkout Completed", days=days)
 
     page = browser.new_context(viewport=viewport).new_page()
     page.add_init_script(WATCH_SHIFTS)
     page.goto(f"{served}/metrics/{metric_id}")
-    log_in(page, email, PASSWORD)
+    log_in(page, email)
     expect(page.locator("#chart polyline.observed")).not_to_have_count(0)
     expect(page.locator("#chart-caption")).to_contain_text("One point an hour")
     note = page.locator("#chart .chart-note")

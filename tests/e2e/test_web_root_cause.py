@@ -5,15 +5,11 @@ expectation."""
 from __future__ import annotations
 
 import re
-import uuid
 
 from playwright.sync_api import Browser, ConsoleMessage, expect
 from sqlalchemy import Engine
 
-from lantern.accounts.service import create_user
-from lantern.db import session_scope
-from lantern.workspaces.service import get_or_create_workspace
-from tests.e2e.conftest import LAPTOP, PHONE, follow, log_in, shot
+from tests.e2e.conftest import LAPTOP, PHONE, follow, log_in, shot, workspace_with_user
 from tests.factories import (
     add_breakdown,
     breakdown_counts,
@@ -22,17 +18,11 @@ from tests.factories import (
     open_insight,
 )
 
-PASSWORD = "lantern-browser-test"
-
 
 def test_the_newsfeed_and_the_insight_page_name_the_version_that_stopped_and_chart_it(
     browser: Browser, served: str, engine: Engine, database_url: str
 ) -> None:
-    name = f"web-{uuid.uuid4().hex[:10]}"
-    email = f"{name}@example.com"
-    with session_scope(engine) as session:
-        workspace = get_or_create_workspace(session, name=name)
-        create_user(session, workspace=workspace, email=email, password=PASSWORD)
+    name, email = workspace_with_user(engine)
     src = make_source(engine, workspace=name)
     versions, start = breakdown_counts(
         {"5.2": 0.45, "5.1.3": 0.35, "5.0": 0.2}, change={"5.2": -0.92}, weeks=2
@@ -50,7 +40,7 @@ def test_the_newsfeed_and_the_insight_page_name_the_version_that_stopped_and_cha
 
     page.on("console", note)
     page.goto(served + "/")
-    log_in(page, email, PASSWORD)
+    log_in(page, email)
     card = page.locator(f".insight[data-insight='{insight_id}']")
     line = card.locator(".root-cause")
     expect(line).to_contain_text(re.compile("Root cause: app version 5\\.2: \u2212(8|9)\\d%"))

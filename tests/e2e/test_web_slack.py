@@ -3,25 +3,28 @@
 from __future__ import annotations
 
 import re
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from playwright.sync_api import Browser, expect
 from sqlalchemy import Engine
 
-from lantern.accounts.service import create_user
 from lantern.config import Settings
 from lantern.db import session_scope
 from lantern.notify.connection import connect_with_token
 from lantern.notify.outbox import flush_outbox
-from lantern.workspaces.service import get_or_create_workspace
-from tests.e2e.conftest import LAPTOP, PHONE, free_port, log_in, shot, start_server
+from tests.e2e.conftest import (
+    LAPTOP,
+    PHONE,
+    free_port,
+    log_in,
+    shot,
+    start_server,
+    workspace_with_user,
+)
 from tests.factories import make_insight, make_source
 from tests.fakeslack import GOOD_TOKEN, SIGNING_SECRET, Answer, FakeSlack
 from tests.fakewebhook import Receiver
-
-PASSWORD = "lantern-browser-test"
 
 
 def test_settings_show_why_an_alert_is_waiting_and_clear_once_it_is_delivered(
@@ -30,11 +33,7 @@ def test_settings_show_why_an_alert_is_waiting_and_clear_once_it_is_delivered(
     settings = Settings(
         data_dir=tmp_path, database_url=database_url, slack_base_url=fake_slack.api_url
     )
-    name = f"web-{uuid.uuid4().hex[:10]}"
-    email = f"{name}@example.com"
-    with session_scope(engine) as session:
-        workspace = get_or_create_workspace(session, name=name)
-        create_user(session, workspace=workspace, email=email, password=PASSWORD)
+    name, email = workspace_with_user(engine)
     src = make_source(engine, workspace=name)
     with session_scope(engine) as session:
         connect_with_token(
@@ -52,7 +51,7 @@ def test_settings_show_why_an_alert_is_waiting_and_clear_once_it_is_delivered(
     try:
         page = browser.new_context().new_page()
         page.goto(served + "/settings")
-        log_in(page, email, PASSWORD)
+        log_in(page, email)
         card = page.locator("#slack")
         expect(card).to_contain_text("posting to #alerts")
         expect(card).to_contain_text(
@@ -72,11 +71,7 @@ def test_settings_show_why_an_alert_is_waiting_and_clear_once_it_is_delivered(
 def test_settings_say_why_slack_could_not_be_connected_when_slack_cannot_be_reached(
     browser: Browser, engine: Engine, database_url: str, tmp_path: Path
 ) -> None:
-    name = f"web-{uuid.uuid4().hex[:10]}"
-    email = f"{name}@example.com"
-    with session_scope(engine) as session:
-        workspace = get_or_create_workspace(session, name=name)
-        create_user(session, workspace=workspace, email=email, password=PASSWORD)
+    _, email = workspace_with_user(engine)
     # a port nobody listens on: Slack "cannot be reached"
     process, served = start_server(
         database_url, tmp_path, LANTERN_SLACK_BASE_URL=f"http://127.0.0.1:{free_port()}/api/"
@@ -86,7 +81,7 @@ def test_settings_say_why_slack_could_not_be_connected_when_slack_cannot_be_reac
             context = browser.new_context(viewport=viewport, is_mobile=viewport is PHONE)
             page = context.new_page()
             page.goto(served + "/settings")
-            log_in(page, email, PASSWORD)
+            log_in(page, email)
             page.fill("#slack input[name=bot_token]", GOOD_TOKEN)
             page.fill("#slack input[name=channel]", "#alerts")
             page.click("#slack form button[type=submit]")
@@ -113,18 +108,14 @@ def test_settings_warn_of_a_missing_public_url_and_set_buttons_webhooks_and_quie
     fake_slack: FakeSlack,
     receiver: Receiver,
 ) -> None:
-    name = f"web-{uuid.uuid4().hex[:10]}"
-    email = f"{name}@example.com"
-    with session_scope(engine) as session:
-        workspace = get_or_create_workspace(session, name=name)
-        create_user(session, workspace=workspace, email=email, password=PASSWORD)
+    _, email = workspace_with_user(engine)
     process, served = start_server(
         database_url, tmp_path, LANTERN_SLACK_BASE_URL=fake_slack.api_url, LANTERN_PUBLIC_URL=""
     )
     try:
         page = browser.new_context().new_page()
         page.goto(served + "/settings")
-        log_in(page, email, PASSWORD)
+        log_in(page, email)
         expect(page.locator("#public-url-warning")).to_contain_text("LANTERN_PUBLIC_URL is not set")
         expect(page.locator("#slack-buttons")).to_contain_text("only an “Open in Lantern” link")
         page.fill("#slack input[name=bot_token]", GOOD_TOKEN)

@@ -3,28 +3,17 @@ page with a link to the suspected new name's metric."""
 
 from __future__ import annotations
 
-import uuid
-
 from playwright.sync_api import Browser, ConsoleMessage, expect
 from sqlalchemy import Engine
 
-from lantern.accounts.service import create_user
-from lantern.db import session_scope
-from lantern.workspaces.service import get_or_create_workspace
-from tests.e2e.conftest import LAPTOP, PHONE, follow, log_in, shot
+from tests.e2e.conftest import LAPTOP, PHONE, follow, log_in, shot, workspace_with_user
 from tests.factories import add_insight, last_closed_hour, make_metric, make_source
-
-PASSWORD = "lantern-browser-test"
 
 
 def test_the_newsfeed_and_the_insight_page_name_the_suspected_new_name(
     browser: Browser, served: str, engine: Engine, database_url: str
 ) -> None:
-    name = f"web-{uuid.uuid4().hex[:10]}"
-    email = f"{name}@example.com"
-    with session_scope(engine) as session:
-        workspace = get_or_create_workspace(session, name=name)
-        create_user(session, workspace=workspace, email=email, password=PASSWORD)
+    name, email = workspace_with_user(engine)
     src = make_source(engine, workspace=name)
     stopped = make_metric(engine, src, name="Order Completed", days=9)
     renamed = make_metric(engine, src, name="Order Completed v2", days=0.2)
@@ -54,7 +43,7 @@ def test_the_newsfeed_and_the_insight_page_name_the_suspected_new_name(
 
     page.on("console", note)
     page.goto(served + "/")
-    log_in(page, email, PASSWORD)
+    log_in(page, email)
     card = page.locator(f".insight[data-insight='{insight_id}']")
     expect(card).to_contain_text("Tracking break ↓")
     line = card.locator(".tracking-break")

@@ -3,29 +3,19 @@ listed as a metric of its own under the metric it splits."""
 
 from __future__ import annotations
 
-import uuid
-
 from playwright.sync_api import Browser, ConsoleMessage, expect
 from sqlalchemy import Engine
 
-from lantern.accounts.service import create_user
-from lantern.db import session_scope
-from lantern.workspaces.service import get_or_create_workspace
-from tests.e2e.conftest import LAPTOP, PHONE, follow, log_in, shot
+from tests.e2e.conftest import LAPTOP, PHONE, follow, log_in, shot, workspace_with_user
 from tests.factories import add_breakdown, breakdown_counts, make_metric, make_source
 
-PASSWORD = "lantern-browser-test"
 ANDROID = "Checkout Completed \u2014 OS Android"
 
 
 def test_a_user_watches_each_os_of_a_metric_and_finds_the_values_listed_under_it(
     browser: Browser, served: str, engine: Engine, database_url: str
 ) -> None:
-    name = f"web-{uuid.uuid4().hex[:10]}"
-    email = f"{name}@example.com"
-    with session_scope(engine) as session:
-        workspace = get_or_create_workspace(session, name=name)
-        create_user(session, workspace=workspace, email=email, password=PASSWORD)
+    name, email = workspace_with_user(engine)
     src = make_source(engine, workspace=name)
     platforms, _ = breakdown_counts({"iOS": 0.6, "Web": 0.25, "Android": 0.15}, dimension="os")
     metric_id = make_metric(engine, src, name="Checkout Completed", counts=platforms.sum(axis=1))
@@ -40,7 +30,7 @@ def test_a_user_watches_each_os_of_a_metric_and_finds_the_values_listed_under_it
 
     page.on("console", note)
     page.goto(f"{served}/metrics/{metric_id}")
-    log_in(page, email, PASSWORD)
+    log_in(page, email)
     card = page.locator("#value-alerts")
     expect(card.locator("h2")).to_have_text("Alerts per value")
     os_box = card.locator("input[name=dimension][value=os]")
