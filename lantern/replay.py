@@ -37,7 +37,7 @@ def read_table(path: Path, *, kind: SeriesKind = "count") -> Table:
         frame = pd.read_csv(path)
     except FileNotFoundError:
         raise SeriesError(f"{path}: no such file") from None
-    except OSError as exc:  # a folder, a file this user may not read
+    except OSError as exc:  # a socket, a file this user may not read
         raise SeriesError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise SeriesError(f"{path}: not a readable CSV ({exc})") from None
