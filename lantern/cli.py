@@ -29,7 +29,7 @@ def workspace_option(*, creates: bool) -> Any:
 
 
 class _LazyGroup(click.Group):
-    """A group whose heavier commands are imported only when run (or listed by --help).
+    """A group whose heavier commands are imported only when run or asked for their help.
 
     `replay` pulls in the detector (pandas, statsmodels, scipy): two seconds and 100 MB
     that every other command, and `serve`'s supervising process, can do without.
@@ -40,9 +40,36 @@ class _LazyGroup(click.Group):
         "token": "lantern.cli_accounts:token",
         "user": "lantern.cli_accounts:user",
     }
+    # the first sentence of each one's help, which `lantern --help` lists without
+    # importing it (a test checks that they are the commands' own)
+    summaries = {
+        "replay": "Replay detection over PATHS, hour by hour, as the live service would have "
+        "run it.",
+        "token": "Workspace API tokens, for scripts using the dashboard API.",
+        "user": "People who log in to the dashboard.",
+    }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The commands and their short help as click lists them, the lazy ones from
+        `summaries` rather than imported (`replay` alone takes a second to import)."""
+        commands: list[tuple[str, click.Command | None]] = []
+        for name in self.list_commands(ctx):
+            command = None if name in self.lazy else super().get_command(ctx, name)
+            if command is None or not command.hidden:
+                commands.append((name, command))
+        if not commands:
+            return
+        # click's own layout (`click.Group.format_commands`)
+        limit = formatter.width - 6 - max(len(name) for name, _ in commands)
+        rows = []
+        for name, command in commands:
+            listed = command or click.Command(name, help=self.summaries[name])
+            rows.append((name, listed.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         # an ordinary mistake (a name taken, a source that does not exist, a setting out
