@@ -75,7 +75,7 @@ The method
    are fitted on the Gaussian path with their own residual spread; a missing hour is
    missing, never zero. Given the events behind each hour (``counts``, and the variance
    of their values within it, ``within``), an hour of ``n`` events has the variance
-   ``tau^2 + sigma_w^2 / n`` (`model.mean_noise`: ``sigma_w^2`` pooled from the hours'
+   ``tau^2 + sigma_w^2 / n`` (`noise.mean_noise`: ``sigma_w^2`` pooled from the hours'
    sums of squares, else read from how day-over-day differences widen as ``n`` falls,
    as Davidian and Carroll (1987) estimate a variance function; ``tau^2`` by a robust
    moment equation), and every detector judges it by its own standard deviation, a window

@@ -9,7 +9,7 @@ and whenever an episode changes what "normal" means.
 
 A mean (``kind="mean"``) may come with the number of events behind each hour, and the
 variance of their values within it (``counts``, ``within``): its model then weighs each
-hour's noise by its events (`model.mean_noise`), and every detector judges the hour by its
+hour's noise by its events (`noise.mean_noise`), and every detector judges the hour by its
 own standard deviation (`Evidence`). Without them a mean is judged as it always was, with
 one standard deviation for every hour; other kinds take none.
 """
@@ -140,7 +140,7 @@ class MetricState:
     reshaped: bool = False  # whether the cycle is relearned from the anchor on
     prior_slope: float | None = None
     # whether a trend change has been accepted: from then on, a week into each new normal,
-    # the hours before it are stood in for along the model's slope (`model._stand_in`)
+    # the hours before it are stood in for along the model's slope (`hours.stand_in`)
     trending: bool = False
     refit_due: bool = False
     quiet_until: int = 0  # before this hour only outages are reported (kept for old states)

@@ -1,4 +1,4 @@
-"""An average's noise shrinks with the events behind each hour (`model.mean_noise`).
+"""An average's noise shrinks with the events behind each hour (`noise.mean_noise`).
 
 A checkout's average value over 250 orders at noon is known to within a percent or two;
 over one order at 3 a.m. it is one order's value, give or take half of it. The seeded
@@ -28,7 +28,8 @@ from lantern.detect import (
     replay_series,
     score_batch,
 )
-from lantern.detect.model import fit_baseline, mean_noise
+from lantern.detect.model import fit_baseline
+from lantern.detect.noise import mean_noise
 from lantern.detect.stream import hour_number
 from lantern.replay import replay
 from tests.factories import average_checkouts

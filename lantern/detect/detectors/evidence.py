@@ -10,7 +10,7 @@ departure is against the metric's own recent weeks (`rare_total`, see `tails`).
 
 On the Gaussian path (values that can go negative, and means) every hour has the model's
 one standard deviation (``dispersion``), unless ``spread`` gives each hour its own: a mean
-whose hours rest on different numbers of events (`model.mean_noise`). Each hour is then
+whose hours rest on different numbers of events (`noise.mean_noise`). Each hour is then
 scored by its own standard deviation, and a window by the precision-weighted mean of its
 residuals, ``sum(r_h / s_h^2) / sum(1 / s_h^2)``, whose variance is ``1 / sum(1 / s_h^2)``
 (generalised least squares of a level on independent hours; with one ``s`` for every hour
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lantern.detect.model import MODEL_ERROR
+from lantern.detect.noise import MODEL_ERROR
 from lantern.detect.series import SeriesKind
 from lantern.detect.tails import SCORE_TAIL_SCALE, rarity
 from lantern.detect.verdicts import (
