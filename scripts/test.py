@@ -4,12 +4,13 @@
     python3 scripts/test.py [pytest args]
 
 Needs only Python 3.11+. Creates ./.venv if missing, installs Lantern with its `dev`
-extra, installs Debian's Chromium for the browser tests when it is missing and we are
-root, checks the code (ruff check, ruff format --check, and mypy over lantern/, tests/ and
-scripts/: any finding fails the run), and runs pytest over tests/ on two worker processes
-(pytest-xdist; database tests run on SQLite and on PostgreSQL at 127.0.0.1:5432; with
-CI=true an unreachable PostgreSQL fails the run). Pytest arguments given replace tests/ and
-the checks; `-n 0` among them runs the tests in one process. The total time is printed last.
+extra at the versions of constraints.txt, installs Debian's Chromium for the browser
+tests when it is missing and we are root, checks the code (ruff check, ruff format
+--check, and mypy over lantern/, tests/ and scripts/: any finding fails the run), and runs
+pytest over tests/ on two worker processes (pytest-xdist; database tests run on SQLite and
+on PostgreSQL at 127.0.0.1:5432; with CI=true an unreachable PostgreSQL fails the run).
+Pytest arguments given replace tests/ and the checks; `-n 0` among them runs the tests in
+one process. The total time is printed last.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ def ensure_venv() -> None:
     if not PYTHON.exists():
         venv.EnvBuilder(with_pip=True).create(VENV)
     run(PYTHON, "-m", "pip", "install", "-q", "--upgrade", "pip")
-    run(PYTHON, "-m", "pip", "install", "-q", "-e", ".[dev]")
+    # the versions the suite and the docs' figures were last run with (constraints.txt)
+    run(PYTHON, "-m", "pip", "install", "-q", "-e", ".[dev]", "-c", "constraints.txt")
 
 
 def ensure_chromium() -> None:
