@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -136,9 +137,20 @@ def serve(host: str | None, port: int | None, workers: int, demo: bool) -> None:
     from lantern.api.server import serve as run_server
     from lantern.db.migrate import upgrade
 
+    if host is not None or port is not None:
+        # the address given here is the service's for everything that names it (the demo's
+        # "Dashboard:" line, links in Slack messages while LANTERN_PUBLIC_URL is unset),
+        # in this process and in the worker processes, which read their settings anew
+        os.environ.update(
+            {
+                name: str(value)
+                for name, value in (("LANTERN_HOST", host), ("LANTERN_PORT", port))
+                if value is not None
+            }
+        )
+        get_settings.cache_clear()
     settings = get_settings()
-    host = host or settings.host
-    port = port or settings.port
+    host, port = settings.host, settings.port
     url = settings.resolved_database_url
     upgrade()
     if demo:
