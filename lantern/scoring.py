@@ -94,7 +94,8 @@ def refit_hour(metric_id: int) -> int:
 
 def score_partition(partition: Partition) -> list[Outcome]:
     """Advance each metric's detector through its new hours; a failing metric is skipped."""
-    from lantern.detect.stream import MetricState, hour_stamp, score_batch_judged
+    from lantern.detect.state import MetricState, hour_stamp
+    from lantern.detect.stream import score_batch_judged
 
     states: dict[int, MetricState] = {}
     errors: dict[int, str] = {}
@@ -132,7 +133,7 @@ def score_partition(partition: Partition) -> list[Outcome]:
 def _state_of(metric: Scored) -> Any:
     """The metric's saved state, or a new one; its workspace's sensitivity, the team's
     feedback and whether a source-wide incident holds its new normal, in force."""
-    from lantern.detect.stream import MetricState, hour_stamp, new_state
+    from lantern.detect.state import MetricState, hour_stamp, new_state
 
     if metric.state is None:
         state = new_state(

@@ -55,7 +55,7 @@ The method
    rarer than the history itself says (`tails.rarity`, peaks over threshold as in SPOT;
    `Evidence.rare_total`). Spikes, drops and outages are judged on the model's uncapped
    tail score; level shifts and the 24-hour cycle test on their window statistic.
-5. **Episodes** (`stream`): one alert (``opened``) per episode. Short episodes (spike,
+5. **Episodes** (`episodes`): one alert (``opened``) per episode. Short episodes (spike,
    drop, outage) are kept out of the model and end ``resolved``; one that lasts becomes a
    level shift. A level shift whose last hours are back at the old normal, every hour of
    them and significantly so, is ``resolved`` then. Otherwise a lasting change is
@@ -118,16 +118,12 @@ from lantern.detect.series import (
     validate_counts,
     validate_series,
 )
+from lantern.detect.state import EpisodeEvent, MetricState, Sensitivity, feedback_bar, new_state
 from lantern.detect.stream import (
-    EpisodeEvent,
     JudgedHours,
-    MetricState,
-    Sensitivity,
     advance,
     advance_array,
     advance_judged,
-    feedback_bar,
-    new_state,
     replay_series,
     score_batch,
     score_batch_judged,

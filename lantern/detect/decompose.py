@@ -9,7 +9,7 @@ import pandas as pd
 
 from lantern.detect.model import FIT_DAYS, WEEK, fit_baseline
 from lantern.detect.series import SeriesKind, validate_series
-from lantern.detect.stream import hour_number
+from lantern.detect.state import hour_number
 
 
 @dataclass(frozen=True)

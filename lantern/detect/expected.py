@@ -7,16 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from lantern.detect.episodes import Run
 from lantern.detect.model import Baseline
 from lantern.detect.series import SeriesKind, validate_series
-from lantern.detect.stream import (
-    EpisodeEvent,
-    Sensitivity,
-    _Run,
-    _support,
-    hour_number,
-    new_state,
-)
+from lantern.detect.state import EpisodeEvent, Sensitivity, hour_number, new_state
+from lantern.detect.stream import _support
 
 
 @dataclass(frozen=True)
@@ -59,7 +54,7 @@ def replay_expected(
         span = slice(first - origin, stop - origin)
         expected[span], lower[span], upper[span] = mu, low, high
 
-    run = _Run(state, origin, clean.to_numpy(), trace=record, counts=n, within=spread)
+    run = Run(state, origin, clean.to_numpy(), trace=record, counts=n, within=spread)
     run.until(origin + len(clean) - 1)
     index = clean.index
     return Expectation(

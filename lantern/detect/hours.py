@@ -94,7 +94,7 @@ def stand_in(
     normal's own weeks carried back along its slope.
 
     Once the new normal has a week of its own, the old one no longer teaches the model
-    anything (`stream`), and `fill` copies the new weeks back over it. Copied as they are,
+    anything (`episodes`), and `fill` copies the new weeks back over it. Copied as they are,
     the weeks of a metric that keeps growing repeat as a sawtooth that the decomposition
     reads as a weekly cycle, and the growth vanishes from the trend; carried back along
     the slope the model has learned of the new normal (``slope``, per hour), they

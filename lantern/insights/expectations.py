@@ -25,8 +25,8 @@ from sqlalchemy import Connection, delete, func, select
 from sqlalchemy.orm import Session
 
 from lantern.detect import JudgedHours, MetricState, replay_expected, score_batch_judged
+from lantern.detect.episodes import FIT_HOURS
 from lantern.detect.series import TRAINING_DAYS
-from lantern.detect.stream import FIT_HOURS
 from lantern.insights.models import HourExpectation, MetricWatch
 from lantern.metrics.keys import series_kind
 from lantern.metrics.models import Bucket, Metric

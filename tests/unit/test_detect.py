@@ -17,7 +17,7 @@ from lantern.detect import (
     validate_series,
 )
 from lantern.detect.model import fit_baseline
-from lantern.detect.stream import hour_number
+from lantern.detect.state import hour_number
 
 START = pd.Timestamp("2026-01-05", tz="UTC")
 DAILY = np.array(

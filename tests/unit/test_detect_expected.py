@@ -14,7 +14,7 @@ from lantern.detect import (
     score_batch,
     score_batch_judged,
 )
-from lantern.detect.stream import hour_number
+from lantern.detect.state import hour_number
 from tests.unit.test_detect import CHANGE, expected_volume, noisy, with_change
 
 

@@ -375,7 +375,7 @@ def feedback_series() -> tuple[pd.Series, dict[str, int]]:
 
 
 def test_not_useful_on_small_spikes_stops_the_next_small_one_and_a_large_one_is_told() -> None:
-    from lantern.detect.stream import feedback_bar
+    from lantern.detect.state import feedback_bar
 
     series, at = feedback_series()
     before = [(e.detection.kind, e.at) for e in alerts(series)]

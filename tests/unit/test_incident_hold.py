@@ -7,7 +7,8 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from lantern.detect.stream import advance, new_state
+from lantern.detect.state import new_state
+from lantern.detect.stream import advance
 
 LOW_START = pd.Timestamp("2026-09-30", tz="UTC")
 

@@ -30,7 +30,7 @@ from lantern.detect import (
 )
 from lantern.detect.model import fit_baseline
 from lantern.detect.noise import mean_noise
-from lantern.detect.stream import hour_number
+from lantern.detect.state import hour_number
 from lantern.replay import replay
 from tests.factories import average_checkouts
 

@@ -9,7 +9,8 @@ from dataclasses import asdict, replace
 import numpy as np
 import pandas as pd
 
-from lantern.detect.stream import MetricState, hour_number, new_state, score_batch_judged
+from lantern.detect.state import MetricState, hour_number, new_state
+from lantern.detect.stream import score_batch_judged
 from lantern.scoring import Partition, Scored, score_partition
 
 DAYS = 30  # a month of history, of which the partition holds the last ten days

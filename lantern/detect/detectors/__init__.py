@@ -108,7 +108,7 @@ def graded_candidates(
     evidence: Evidence,
 ) -> tuple[list[list[Candidate | None]], list[int]]:
     """Each judged hour's verdict at each setting, from ``high`` to ``medium`` to ``low``
-    (`stream.LEVELS`), and its grade: how many of them find something there, each only where
+    (`state.LEVELS`), and its grade: how many of them find something there, each only where
     the more sensitive ones do (0 to 2; -1 where none does).
 
     One set of episodes is found and followed at the most sensitive setting whatever a
