@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from lantern.detect.model import FIT_DAYS, WEEK, fit_baseline
-from lantern.detect.series import SeriesKind, validate_series
+from lantern.detect.model import FIT_DAYS, fit_baseline
+from lantern.detect.series import WEEK, SeriesKind, validate_series
 from lantern.detect.state import hour_number
 
 

@@ -24,8 +24,8 @@ from lantern.detect.detectors import (
 )
 from lantern.detect.detectors.trend import TREND_DAYS
 from lantern.detect.kinds import PERSISTENT, SHORT_LIMIT, DetectionKind
-from lantern.detect.model import DAY, FIT_DAYS, WEEK, Baseline, empty_as_zero, fit_baseline
-from lantern.detect.series import TRAINING_DAYS, SeriesError
+from lantern.detect.model import FIT_DAYS, Baseline, empty_as_zero, fit_baseline
+from lantern.detect.series import DAY, TRAINING_DAYS, WEEK, SeriesError
 from lantern.detect.state import LEVELS, EpisodeEvent, MetricState, Status, hour_stamp
 from lantern.detect.verdicts import Candidate, Detection
 

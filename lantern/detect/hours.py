@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from lantern.detect.profile import MIN_SCATTER_DOF, arranged, column_medians
+from lantern.detect.series import DAY, WEEK
 
-DAY, WEEK = 24, 168
 ISOLATED_Z = 3.0  # day-to-day scatters beyond which an hour departs from a neighbour
 ISOLATED_FLOOR = 0.05  # least scatter (log) of an hour from day to day, for `isolated`
 

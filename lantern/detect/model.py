@@ -40,10 +40,8 @@ from lantern.detect import arrays
 from lantern.detect.hours import fill, isolated, stand_in
 from lantern.detect.noise import MODEL_ERROR, count_dispersion, mean_noise
 from lantern.detect.profile import weekly_profile, weekly_trend, young_value_profile
-from lantern.detect.series import SeriesKind
+from lantern.detect.series import DAY, WEEK, SeriesKind
 
-DAY = 24
-WEEK = 168
 FIT_DAYS = 28
 LEVEL_DAYS = 14
 MAX_SLOPE = 0.15 / DAY  # log change per hour; growth beyond 15%/day is not extrapolated

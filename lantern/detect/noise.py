@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from lantern.detect import arrays
+from lantern.detect.series import DAY
 
-DAY = 24
 MODEL_ERROR = 0.04  # relative error of an hour's forecast that no amount of data removes
 DISPERSION_BOUND = 4.0  # standard deviations at which an hour's deviation is winsorized
 DISPERSION_STEPS = 20  # at most, to the fixed point of `count_dispersion`'s winsorized estimate

@@ -16,8 +16,8 @@ import numpy as np
 from statsmodels.tsa.seasonal import STL
 
 from lantern.detect import arrays
+from lantern.detect.series import DAY, WEEK
 
-DAY, WEEK = 24, 168
 # loess jumps: STL evaluates its smoothers every few points and interpolates between them,
 # which changes the fit by far less than the noise and makes it ten times faster
 _STL_SPEED = {"seasonal_jump": 3, "trend_jump": 5, "low_pass_jump": 5}

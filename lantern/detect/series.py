@@ -9,6 +9,7 @@ import pandas as pd
 
 SeriesKind = Literal["count", "value", "mean"]
 
+DAY, WEEK = 24, 168  # hours
 TRAINING_DAYS = 7
 HOUR = pd.Timedelta(hours=1)
 TRAINING = pd.Timedelta(days=TRAINING_DAYS)

@@ -43,7 +43,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from lantern.detect.detectors.cycle import CycleChangeDetector, CycleParams
-from lantern.detect.detectors.evidence import DAY, WEEK, WINDOW_ERROR, Evidence
+from lantern.detect.detectors.evidence import WINDOW_ERROR, Evidence
 from lantern.detect.detectors.level import LevelParams, LevelShiftDetector
 from lantern.detect.detectors.low_run import LowRunDetector, LowRunParams
 from lantern.detect.detectors.presets import SENSITIVITY, Preset
@@ -52,6 +52,7 @@ from lantern.detect.detectors.spike import SpikeDetector, SpikeParams
 from lantern.detect.detectors.trend import TrendChangeDetector, TrendParams
 from lantern.detect.kinds import DetectionKind
 from lantern.detect.model import FIT_DAYS
+from lantern.detect.series import DAY, WEEK
 from lantern.detect.verdicts import Candidate
 
 # hours before the first judged one: the four weeks the model is fitted on, for the tails

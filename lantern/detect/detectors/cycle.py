@@ -8,8 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from lantern.detect.detectors.evidence import DAY, FULL_SHARE, LOG_OFFSET, WEEK, Evidence
+from lantern.detect.detectors.evidence import FULL_SHARE, LOG_OFFSET, Evidence
 from lantern.detect.kinds import DetectionKind
+from lantern.detect.series import DAY, WEEK
 from lantern.detect.verdicts import MAX_SCORE, Candidate
 
 CYCLE_WINDOW = 48  # hours a change of cycle is judged on, against the same hours a week before

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from lantern.detect.noise import MODEL_ERROR
-from lantern.detect.series import SeriesKind
+from lantern.detect.series import DAY, WEEK, SeriesKind
 from lantern.detect.tails import SCORE_TAIL_SCALE, rarity
 from lantern.detect.verdicts import (
     MAX_SCORE,
@@ -34,7 +34,6 @@ from lantern.detect.verdicts import (
     up_score,
 )
 
-DAY, WEEK = 24, 168
 WINDOW_ERROR = 0.04  # relative error of a window's forecast: seasonal and trend misfit
 LOW_VOLUME_ERROR = 1.4  # variance of a window's log ratio in units of its Poisson variance
 LOG_OFFSET = 0.5  # added to counts before a log ratio, so that an empty hour has one

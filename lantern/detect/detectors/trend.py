@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from lantern.detect.detectors.evidence import DAY, Evidence
+from lantern.detect.detectors.evidence import Evidence
 from lantern.detect.kinds import DetectionKind
+from lantern.detect.series import DAY
 from lantern.detect.verdicts import Candidate, score_from_z
 
 TREND_DAYS = 14  # daily blocks a trend change is judged on
