@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     )
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(default=8000, ge=1, le=65535)
     public_url: str | None = Field(default=None, description="Dashboard URL used in Slack links.")
 
     # the web server (`lantern serve`): a flood of idle or slow connections is cut short

@@ -22,7 +22,11 @@ def lantern(
         **settings,
     }
     return subprocess.run(
-        [sys.executable, "-m", "lantern", *args], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "lantern", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,  # a command that should have refused its input and started instead
     )
 
 
@@ -55,6 +59,7 @@ def test_a_wrong_setting_an_unreachable_database_and_an_unknown_revision_are_one
             "LANTERN_SENSITIVITY",
         ),
         (database_url, ("serve",), {"LANTERN_PORT": "eighty"}, "LANTERN_PORT"),
+        (database_url, ("serve",), {"LANTERN_PORT": "70000"}, "LANTERN_PORT: Input should be"),
         (
             database_url,
             ("serve",),
@@ -69,3 +74,13 @@ def test_a_wrong_setting_an_unreachable_database_and_an_unknown_revision_are_one
         assert says in result.stderr
         assert "Traceback" not in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+@pytest.mark.parametrize("port", ["999999", "0", "-1"])
+def test_a_port_out_of_range_is_refused_before_anything_starts(
+    database_url: str, tmp_path: Path, port: str
+) -> None:
+    result = lantern(database_url, tmp_path, "serve", "--port", port)
+    assert result.returncode == 2, result.stderr
+    assert "is not in the range 1<=x<=65535" in result.stderr
+    assert "Lantern" not in result.stdout  # nothing served, nothing migrated first
